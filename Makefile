@@ -1,0 +1,124 @@
+# Gatehouse. `make demo` and `make test` are the two entry points; each
+# installs what it needs (pinned Go tools into .tools/bin, npm packages) and
+# can be run again at any time.
+
+include tools.mk
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+TOOLS    := $(CURDIR)/.tools/bin
+OPA      := $(TOOLS)/opa
+CONFTEST := $(TOOLS)/conftest
+REGAL    := $(TOOLS)/regal
+
+# What goes into the bundle: the Rego packages and the data. Tests, conftest
+# checks and golden cases stay out. POLICY_SRC can point at another copy.
+POLICY_SRC   := policies
+REGO_DIRS    := $(addprefix $(POLICY_SRC)/,lib http postgres ssh)
+POLICY_DIRS  := $(REGO_DIRS) $(POLICY_SRC)/data
+ENTRYPOINTS  := gatehouse/http/decision gatehouse/postgres/decision gatehouse/ssh/decision
+CAPABILITIES := policies/capabilities.json
+BUNDLE       := build/bundle.tar.gz
+REVISION     ?= $(shell scripts/bundle-revision.sh)
+COVERAGE_THRESHOLD := 90
+
+# Optional signing: make bundle SIGNING_KEY=keys/private.pem [SIGNING_ALG=RS256]
+SIGNING_KEY ?=
+SIGNING_ALG ?= RS256
+SIGNING_FLAGS = $(if $(SIGNING_KEY),--signing-key $(abspath $(SIGNING_KEY)) --signing-alg $(SIGNING_ALG),)
+
+.PHONY: help
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+## ---- set-up -------------------------------------------------------------
+
+.PHONY: tools
+tools: $(OPA) $(CONFTEST) $(REGAL) ## Install the pinned opa, conftest and regal into .tools/bin
+
+$(OPA): tools.mk
+	scripts/install-go-tool.sh $(TOOLS) opa github.com/open-policy-agent/opa $(OPA_VERSION)
+$(CONFTEST): tools.mk
+	CGO_ENABLED=0 scripts/install-go-tool.sh $(TOOLS) conftest github.com/open-policy-agent/conftest $(CONFTEST_VERSION)
+$(REGAL): tools.mk
+	scripts/install-go-tool.sh $(TOOLS) regal github.com/open-policy-agent/regal $(REGAL_VERSION)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: deps
+deps: tools node_modules/.package-lock.json ## Install everything the build needs
+
+## ---- build --------------------------------------------------------------
+
+.PHONY: build
+build: node_modules/.package-lock.json ## Compile the TypeScript into dist/
+	npx tsc -p tsconfig.build.json
+
+.PHONY: bundle
+bundle: $(OPA) ## Compile policies/ to WASM: build/bundle.tar.gz (SIGNING_KEY=… signs it)
+	@# OPA signs only in bundle mode, where data paths follow the folders. The
+	@# staged bundle root holds the packages, and policies/data's contents at
+	@# its top, so policies/data/access/data.yaml is data.access either way.
+	@rm -rf $(BUNDLE).src && mkdir -p $(BUNDLE).src
+	@cp -r $(REGO_DIRS) $(BUNDLE).src/ && cp -r $(POLICY_SRC)/data/. $(BUNDLE).src/
+	cd $(BUNDLE).src && $(OPA) build -b . -t wasm $(addprefix -e ,$(ENTRYPOINTS)) \
+	  --capabilities $(abspath $(CAPABILITIES)) --ignore '*_test.rego' \
+	  --revision "$(REVISION)" $(SIGNING_FLAGS) -o $(abspath $(BUNDLE)).tmp
+	@rm -rf $(BUNDLE).src
+	@# A rename is atomic: a running gateway never reads a half-written bundle.
+	@mv $(BUNDLE).tmp $(BUNDLE)
+	@echo "built $(BUNDLE) at revision $(REVISION)"
+
+.PHONY: capabilities
+capabilities: $(OPA) node_modules/.package-lock.json ## Regenerate policies/capabilities.json (builtins the WASM engine supports)
+	node scripts/gen-capabilities.mjs --opa $(OPA) > $(CAPABILITIES).tmp
+	mv $(CAPABILITIES).tmp $(CAPABILITIES)
+
+## ---- checks -------------------------------------------------------------
+
+.PHONY: test
+test: deps policy-test conftest-test typecheck lint bundle ## Every check: policy tests, lint, conftest, typecheck, vitest
+	npx vitest run
+
+.PHONY: policy-test
+policy-test: $(OPA) $(REGAL) ## opa test with coverage, opa fmt, opa check, regal lint
+	$(OPA) test $(POLICY_DIRS)
+	@mkdir -p build
+	@$(OPA) test --coverage --threshold $(COVERAGE_THRESHOLD) $(POLICY_DIRS) > build/coverage.json \
+	  || { echo "opa test: coverage is below $(COVERAGE_THRESHOLD)% (report: build/coverage.json)"; exit 1; }
+	@echo "opa test: coverage $$(node -p 'JSON.parse(require("fs").readFileSync("build/coverage.json","utf8")).coverage.toFixed(1)')% (threshold $(COVERAGE_THRESHOLD)%)"
+	@unformatted=$$($(OPA) fmt --list policies); if [ -n "$$unformatted" ]; then echo "not formatted (run: $(OPA) fmt -w policies):"; echo "$$unformatted"; exit 1; fi
+	$(OPA) check --strict --capabilities $(CAPABILITIES) $(POLICY_DIRS)
+	$(REGAL) lint policies
+
+.PHONY: conftest-test
+conftest-test: $(CONFTEST) ## conftest verify, then the checks on the example configs
+	$(CONFTEST) verify --policy policies/conftest
+	$(CONFTEST) test --policy policies/conftest --namespace gatehouse.conftest.config examples/gatehouse.yaml
+	$(CONFTEST) test --policy policies/conftest --namespace gatehouse.conftest.envoy envoy/envoy.yaml
+
+.PHONY: typecheck
+typecheck: node_modules/.package-lock.json
+	npx tsc -p tsconfig.json --noEmit
+
+.PHONY: lint
+lint: node_modules/.package-lock.json
+	npx eslint .
+
+## ---- running ------------------------------------------------------------
+
+.PHONY: demo
+demo: deps build bundle ## Run the gateway on examples/gatehouse.yaml and print what to try
+	scripts/demo.sh
+
+.PHONY: bench-engine
+bench-engine: deps bundle ## p50/p99 µs and decisions/s per entrypoint
+	npx tsx bench/engine.ts
+
+.PHONY: clean
+clean:
+	rm -rf build dist .demo

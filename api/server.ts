@@ -1,0 +1,29 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Engine } from '../engine/engine.js';
+import { registerEvalRoutes } from './routes/eval.js';
+import { registerHealthRoutes } from './routes/health.js';
+
+export interface ApiServerOptions {
+  engine: Engine;
+  logger: Logger;
+}
+
+/** The HTTP API: health, metrics, and policy evaluation for custom integrations. */
+export function createApiServer({ engine, logger }: ApiServerOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: logger.child({ component: 'api' }) as FastifyBaseLogger,
+    // One log line per request would drown the decision logs that matter.
+    disableRequestLogging: true,
+    bodyLimit: 1024 * 1024,
+  });
+  registerHealthRoutes(app, engine);
+  registerEvalRoutes(app, engine);
+  return app;
+}
+
+/** Splits `host:port` (IPv6 in brackets) for listen(). */
+export function parseAddress(address: string): { host: string; port: number } {
+  const cut = address.lastIndexOf(':');
+  return { host: address.slice(0, cut).replace(/^\[|\]$/g, ''), port: Number(address.slice(cut + 1)) };
+}

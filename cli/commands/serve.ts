@@ -1,0 +1,35 @@
+import { Command } from 'commander';
+import { createApiServer, parseAddress } from '../../api/server.js';
+import { findPlaintextSecrets, loadConfig } from '../../engine/config/load.js';
+import { Engine } from '../../engine/engine.js';
+import { createLogger } from '../../engine/observability/logger.js';
+
+export function serveCommand(): Command {
+  return new Command('serve')
+    .description('Run the gateway: every listener the config enables, in one process.')
+    .requiredOption('-c, --config <file>', 'gatehouse.yaml to run with')
+    .action(async (options: { config: string }) => {
+      const config = loadConfig(options.config);
+      const logger = createLogger();
+      for (const path of findPlaintextSecrets(config)) {
+        logger.warn({ key: path }, `${path} is written in plain text in ${options.config}; use \${env:NAME} or \${file:path}`);
+      }
+
+      const engine = new Engine(config.policy, logger);
+      engine.metrics.withProcessMetrics();
+      await engine.start();
+
+      const api = createApiServer({ engine, logger });
+      await api.listen(parseAddress(config.listeners.api.address));
+      logger.info({ address: config.listeners.api.address }, 'gatehouse is serving');
+
+      const shutdown = async (signal: string): Promise<void> => {
+        logger.info({ signal }, 'shutting down');
+        await api.close();
+        await engine.stop();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void shutdown('SIGINT'));
+      process.once('SIGTERM', () => void shutdown('SIGTERM'));
+    });
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../engine/config/load.js';
+import { BundleError } from '../engine/bundle/errors.js';
+import { bundleCommand } from './commands/bundle.js';
+import { policyCommand } from './commands/policy.js';
+import { serveCommand } from './commands/serve.js';
+import { UsageError } from './io.js';
+
+const program = new Command('gatehouse')
+  .description('Policy-as-code access gateway for autonomous agents.')
+  .version('0.1.0')
+  .showHelpAfterError('(add --help for usage)')
+  .exitOverride()
+  .addCommand(serveCommand())
+  .addCommand(policyCommand())
+  .addCommand(bundleCommand());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.exitCode = reportError(err);
+}
+
+/** Known failures get one clear line and no stack trace; exit 2 means the user must fix something. */
+function reportError(err: unknown): number {
+  if (err instanceof CommanderError) return err.exitCode;
+  if (err instanceof ConfigError || err instanceof UsageError) {
+    console.error(`gatehouse: ${err.message}`);
+    return 2;
+  }
+  if (err instanceof BundleError) {
+    console.error(`gatehouse: bundle refused (${err.kind}): ${err.message}`);
+    return 1;
+  }
+  console.error(`gatehouse: ${(err as Error).stack ?? String(err)}`);
+  return 1;
+}

@@ -1,0 +1,163 @@
+# conftest checks for the Envoy bootstrap that fronts Gatehouse (envoy/envoy.yaml).
+#
+#   conftest test --policy policies/conftest --namespace gatehouse.conftest.envoy envoy/envoy.yaml
+#
+# Every HTTP connection manager in the file must send each request to Gatehouse's
+# ext_authz gRPC service before routing it, and must fail closed, visibly.
+package gatehouse.conftest.envoy
+
+_hcm_name := "envoy.filters.network.http_connection_manager"
+
+_hcm_type := "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+
+_ext_authz_name := "envoy.filters.http.ext_authz"
+
+_ext_authz_type := "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
+
+_router_name := "envoy.filters.http.router"
+
+_router_type := "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+
+# Every http_connection_manager in the document, by the location of its typed_config,
+# wherever it sits (any listener, any filter chain, default_filter_chain).
+http_connection_managers[location] := filter.typed_config if {
+	walk(input, [path, filter])
+	is_object(filter)
+	_hcm_filter(filter)
+	location := _location(array.concat(path, ["typed_config"]))
+}
+
+# An ext_authz http filter is present in every http_connection_manager.
+# METADATA
+# title: deny
+# description: >-
+#   conftest denials for envoy.yaml checks, one message per problem.
+#   The conftest query; each message names the offending key and the fix.
+# scope: document
+# entrypoint: true
+deny contains msg if {
+	some location, hcm in http_connection_managers
+	not _has_ext_authz(hcm)
+	msg := sprintf(
+		"%s: http_connection_manager has no %s http filter; add it before %s so Gatehouse checks every request",
+		[location, _ext_authz_name, _router_name],
+	)
+}
+
+# The file has at least one http_connection_manager: a bootstrap without one checks
+# nothing, and passing the rules above by having nothing to check is not a pass.
+deny contains msg if {
+	count(http_connection_managers) == 0
+	msg := sprintf(
+		"no %s found; route HTTP through one with an %s http filter before the router",
+		[_hcm_name, _ext_authz_name],
+	)
+}
+
+# The ext_authz filter is configured with its v3 typed_config.
+deny contains msg if {
+	some [location, i, filter] in _ext_authz_filters
+	object.get(filter, ["typed_config", "@type"], null) != _ext_authz_type
+	msg := sprintf(
+		"%s.http_filters[%d]: %s needs typed_config with \"@type\": %s",
+		[location, i, _ext_authz_name, _ext_authz_type],
+	)
+}
+
+# failure_mode_allow: false is written out, so fail-closed is visible in review.
+deny contains msg if {
+	some [location, i, filter] in _ext_authz_filters
+	not "failure_mode_allow" in object.keys(object.get(filter, "typed_config", {}))
+	msg := sprintf(
+		"%s.http_filters[%d]: %s does not set failure_mode_allow; write failure_mode_allow: false explicitly",
+		[location, i, _ext_authz_name],
+	)
+}
+
+deny contains msg if {
+	some [location, i, filter] in _ext_authz_filters
+	value := filter.typed_config.failure_mode_allow
+	value != false
+	msg := sprintf(
+		"%s.http_filters[%d]: failure_mode_allow is %s, so requests pass when Gatehouse cannot answer; set it to false",
+		[location, i, json.marshal(value)],
+	)
+}
+
+# ext_authz calls Gatehouse over gRPC, with a deadline.
+deny contains msg if {
+	some [location, i, filter] in _ext_authz_filters
+	not is_object(object.get(filter, ["typed_config", "grpc_service"], null))
+	msg := sprintf(
+		"%s.http_filters[%d]: %s has no grpc_service; call Gatehouse over gRPC (grpc_service.envoy_grpc.cluster_name: %s)",
+		[location, i, _ext_authz_name, "gatehouse_ext_authz"],
+	)
+}
+
+deny contains msg if {
+	some [location, i, filter] in _ext_authz_filters
+	grpc_service := filter.typed_config.grpc_service
+	is_object(grpc_service)
+	not "timeout" in object.keys(grpc_service)
+	msg := sprintf(
+		"%s.http_filters[%d]: grpc_service has no timeout; set grpc_service.timeout (e.g. 0.5s)",
+		[location, i],
+	)
+}
+
+# ext_authz runs before the router: a filter after the router never sees the request.
+deny contains msg if {
+	some [location, i, filter] in _ext_authz_filters
+	some j, router in _http_filters(http_connection_managers[location])
+	_router(router)
+	j < i
+	msg := sprintf(
+		"%s.http_filters[%d]: %s comes after %s at http_filters[%d]; move it before the router",
+		[location, i, _ext_authz_name, _router_name, j],
+	)
+}
+
+# No route, virtual host or cluster turns the check off.
+deny contains msg if {
+	walk(input, [path, per_filter])
+	path[count(path) - 1] == "typed_per_filter_config"
+	per_filter[_ext_authz_name].disabled == true
+	msg := sprintf(
+		"%s: %s is disabled here, so these requests skip Gatehouse; remove disabled: true",
+		[_location(array.concat(path, [_ext_authz_name])), _ext_authz_name],
+	)
+}
+
+# [hcm location, index in http_filters, filter] for every ext_authz filter
+_ext_authz_filters contains [location, i, filter] if {
+	some location, hcm in http_connection_managers
+	some i, filter in _http_filters(hcm)
+	_ext_authz(filter)
+}
+
+_has_ext_authz(hcm) if {
+	some filter in _http_filters(hcm)
+	_ext_authz(filter)
+}
+
+_http_filters(hcm) := hcm.http_filters if is_array(hcm.http_filters)
+
+else := []
+
+_hcm_filter(filter) if filter.name == _hcm_name
+
+_hcm_filter(filter) if filter.typed_config["@type"] == _hcm_type
+
+_ext_authz(filter) if filter.name == _ext_authz_name
+
+_ext_authz(filter) if filter.typed_config["@type"] == _ext_authz_type
+
+_router(filter) if filter.name == _router_name
+
+_router(filter) if filter.typed_config["@type"] == _router_type
+
+_location(path) := trim_prefix(concat("", [_segment(p) | some p in path]), ".")
+
+_segment(p) := sprintf("[%d]", [p]) if is_number(p)
+
+_segment(p) := concat("", [".", p]) if is_string(p)

@@ -1,0 +1,51 @@
+# METADATA
+# title: Gatehouse HTTP policy
+# description: |
+#   Decides each HTTP request Envoy's ext_authz filter checks. The input is
+#   the OPA-Envoy input document plus Gatehouse's common fields. GET, HEAD
+#   and OPTIONS need read access; every other method needs write access.
+#   A deny carries http_status 403, as the OPA-Envoy plugin expects.
+package gatehouse.http
+
+import data.gatehouse.lib.decision as lib
+
+# METADATA
+# description: The decision for an Envoy CheckRequest (see docs/architecture.md, policy contract).
+# scope: document
+# entrypoint: true
+default decision := {
+	"action": "deny",
+	"reasons": ["http policy reached no decision"],
+	"mask": [],
+	"http_status": 403,
+}
+
+decision := with_status(lib.make("http", request))
+
+with_status(result) := object.union(result, {"http_status": 403}) if result.action == "deny"
+
+else := result
+
+request := {
+	"access": needed,
+	"write_reason": concat("", [trim_space(concat(" ", [method, path])), " needs write access"]),
+	"denials": denials,
+}
+
+read_methods := {"GET", "HEAD", "OPTIONS"}
+
+default method := ""
+
+method := upper(input.attributes.request.http.method) if is_string(input.attributes.request.http.method)
+
+# The path without its query string: the query may carry secrets, and
+# reasons are shown to the caller and recorded.
+default path := ""
+
+path := split(input.attributes.request.http.path, "?")[0] if is_string(input.attributes.request.http.path)
+
+default needed := "write"
+
+needed := "read" if method in read_methods
+
+denials contains "HTTP request has no method (attributes.request.http.method)" if method == ""

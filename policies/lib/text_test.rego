@@ -1,0 +1,20 @@
+package gatehouse.lib.text_test
+
+import data.gatehouse.lib.text
+
+test_groups_phrase if {
+	text.groups_phrase({"a"}) == "group a has"
+	text.groups_phrase(["b", "a"]) == "groups a, b have"
+}
+
+test_plural if {
+	text.plural(["x"], "one", "many") == "one"
+	text.plural(["x", "y"], "one", "many") == "many"
+	text.plural([], "one", "many") == "many"
+}
+
+test_quoting if {
+	text.quote("a&b <c>") == "\"a&b <c>\""
+	text.quoted_list({"b", "a"}) == "[\"a\",\"b\"]"
+	text.quoted_list([]) == "[]"
+}

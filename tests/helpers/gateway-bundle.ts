@@ -1,0 +1,35 @@
+/**
+ * Builds the project's real policy bundle with `make bundle`, so tests
+ * compile exactly what the Makefile ships (entrypoints, capabilities, which
+ * folders go in) without restating the flags.
+ */
+import { execFileSync } from 'node:child_process';
+import { loadBundle } from '../../engine/bundle/bundle.js';
+import { CompiledPolicy } from '../../engine/policy/compiled-policy.js';
+import { PolicyEvaluator } from '../../engine/policy/evaluator.js';
+import { repoRoot } from './opa.js';
+
+export interface BundleBuild {
+  /** Where to write the bundle. */
+  out: string;
+  revision?: string;
+  /** A policies/ folder to build instead of the project's own (e.g. an edited copy). */
+  policySrc?: string;
+  signingKey?: string;
+  signingAlg?: string;
+}
+
+export function makeBundle({ out, revision = 'test', policySrc, signingKey, signingAlg }: BundleBuild): string {
+  const vars = [`BUNDLE=${out}`, `REVISION=${revision}`];
+  if (policySrc) vars.push(`POLICY_SRC=${policySrc}`);
+  if (signingKey) vars.push(`SIGNING_KEY=${signingKey}`, `SIGNING_ALG=${signingAlg ?? 'RS256'}`);
+  execFileSync('make', ['-s', '--no-print-directory', 'bundle', ...vars], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+  return out;
+}
+
+/** An evaluator running the project's bundle, as the gateway would. */
+export async function projectEvaluator(out: string): Promise<PolicyEvaluator> {
+  const evaluator = new PolicyEvaluator({ timeoutMs: 1000 });
+  evaluator.activate(await CompiledPolicy.load(await loadBundle(makeBundle({ out }))));
+  return evaluator;
+}

@@ -1,0 +1,4 @@
+# Pinned versions of the Go tools the build uses. This is the one place to bump them.
+OPA_VERSION      := v1.19.1
+CONFTEST_VERSION := v0.69.0
+REGAL_VERSION    := v0.42.0
