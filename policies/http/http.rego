@@ -8,9 +8,10 @@
 package gatehouse.http
 
 import data.gatehouse.lib.decision as lib
+import data.gatehouse.lib.text
 
 # METADATA
-# description: The decision for an Envoy CheckRequest (see docs/architecture.md, policy contract).
+# description: The decision for an Envoy CheckRequest; engine/policy/decision.ts checks its shape.
 # scope: document
 # entrypoint: true
 default decision := {
@@ -28,7 +29,10 @@ else := result
 
 request := {
 	"access": needed,
-	"write_reason": concat("", [trim_space(concat(" ", [method, path])), " needs write access"]),
+	"write_reason": concat("", [
+		trim_space(concat(" ", [method, text.clip(path, 200)])), override_note,
+		" needs write access",
+	]),
 	"denials": denials,
 }
 
@@ -46,6 +50,23 @@ path := split(input.attributes.request.http.path, "?")[0] if is_string(input.att
 
 default needed := "write"
 
-needed := "read" if method in read_methods
+needed := "read" if {
+	method in read_methods
+	count(overrides) == 0
+}
+
+# Method-override headers make many frameworks treat a request as another
+# method: a GET carrying one is never read access.
+override_headers := ["x-http-method-override", "x-http-method", "x-method-override"]
+
+overrides contains concat(": ", [name, value]) if {
+	some name in override_headers
+	value := input.attributes.request.http.headers[name]
+	upper(trim_space(value)) != method
+}
+
+default override_note := ""
+
+override_note := concat("", [" with ", concat(", ", sort(overrides))]) if count(overrides) > 0
 
 denials contains "HTTP request has no method (attributes.request.http.method)" if method == ""

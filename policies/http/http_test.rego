@@ -73,6 +73,25 @@ test_every_other_method_is_a_write if {
 	}
 }
 
+test_method_override_headers_make_a_write if {
+	base := request(support, crm_api, "GET", "/api/customers/42")
+	d := policy.decision with input as object.union(base, {"attributes": {"request": {"http": {"headers": {
+		"x-http-method-override": "DELETE",
+	}}}}})
+	d.reasons == [concat("", [
+		"group support-agents has read-only access to crm-api; ",
+		"GET /api/customers/42 with x-http-method-override: DELETE needs write access",
+	])]
+}
+
+test_method_override_to_the_same_method_is_still_read if {
+	base := request(support, crm_api, "GET", "/api/customers/42")
+	d := policy.decision with input as object.union(base, {"attributes": {"request": {"http": {"headers": {
+		"x-http-method": "get",
+	}}}}})
+	d.action == "allow"
+}
+
 test_reason_leaves_the_query_string_out if {
 	d := policy.decision with input as request(support, crm_api, "DELETE", "/api/customers/42?token=s3cr3t")
 	d.reasons == ["group support-agents has read-only access to crm-api; DELETE /api/customers/42 needs write access"]

@@ -121,7 +121,9 @@ write_grant_in(grants) if {
 	grant.access == "write"
 }
 
-no_grant_reason(ctx) := concat("", ["no grant gives ", text.quoted_list(ctx.groups), " access to ", ctx.target]) if {
+no_grant_reason(ctx) := concat("", [
+	"no grant gives ", text.clip(text.quoted_list(ctx.groups), 200), " access to ", ctx.target,
+]) if {
 	count(ctx.groups) > 0
 } else := concat("", ["identity ", ctx.subject, " is in no group, so no grant gives it access to ", ctx.target])
 

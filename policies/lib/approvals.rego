@@ -11,16 +11,9 @@
 #   then the one listed first.
 package gatehouse.lib.approvals
 
-# Defaults for keys a rule leaves out; they never make a rule weaker than
-# asking one approver.
-default_min := 1
-
-default_ttl_seconds := 900
-
-default_mode := "hold"
-
 # METADATA
 # description: The approval rules (data.access.approvals).
+# scope: document
 default rules := []
 
 rules := data.access.approvals
@@ -31,7 +24,7 @@ rules := data.access.approvals
 #   ("read" | "write") to a target of `kind` with `labels`, from a caller in
 #   `groups` (a set); null when none matches.
 strictest(rules, needed, kind, labels, groups) := rules[sort(keys)[0][2]] if {
-	keys := [[0 - object.get(rule, "min", default_min), object.get(rule, "ttl_seconds", default_ttl_seconds), i] |
+	keys := [[0 - object.get(rule, "min", 1), object.get(rule, "ttl_seconds", 900), i] |
 		some i, rule in rules
 		matches(object.get(rule, "match", {}), needed, kind, labels, groups)
 	]
@@ -39,12 +32,14 @@ strictest(rules, needed, kind, labels, groups) := rules[sort(keys)[0][2]] if {
 } else := null
 
 # METADATA
-# description: The decision's approval block for a rule.
+# description: |
+#   The decision's approval block for a rule. Keys a rule leaves out default
+#   to one approver, 900 seconds and hold: never weaker than asking a human.
 approval(rule) := {
 	"groups": object.get(rule, "approvers", []),
-	"min": object.get(rule, "min", default_min),
-	"ttl_seconds": object.get(rule, "ttl_seconds", default_ttl_seconds),
-	"mode": object.get(rule, "mode", default_mode),
+	"min": object.get(rule, "min", 1),
+	"ttl_seconds": object.get(rule, "ttl_seconds", 900),
+	"mode": object.get(rule, "mode", "hold"),
 }
 
 # METADATA

@@ -16,6 +16,7 @@ entry_keys_without_detectors := ["column", "field", "strategy"]
 
 # METADATA
 # description: The request target's mask entries, as written in data.access.masks.
+# scope: document
 default for_target := []
 
 for_target := data.access.masks[access.target_name]

@@ -31,3 +31,11 @@ quote(s) := concat("", ["\"", s, "\""])
 # METADATA
 # description: A sorted list of strings written like a JSON array, e.g. ["a","b"].
 quoted_list(names) := concat("", ["[", concat(",", [quote(name) | some name in sort(names)]), "]"])
+
+# METADATA
+# description: |
+#   s cut to at most n characters, marked with "..." when cut: reasons carry
+#   caller-supplied text (commands, paths, groups) into every audit event.
+clip(s, n) := concat("", [substring(s, 0, n), "..."]) if count(s) > n
+
+else := s

@@ -13,6 +13,12 @@ test_plural if {
 	text.plural([], "one", "many") == "many"
 }
 
+test_clip if {
+	text.clip("abcdef", 3) == "abc..."
+	text.clip("abc", 3) == "abc"
+	text.clip("日本語です", 2) == "日本..."
+}
+
 test_quoting if {
 	text.quote("a&b <c>") == "\"a&b <c>\""
 	text.quoted_list({"b", "a"}) == "[\"a\",\"b\"]"

@@ -12,7 +12,7 @@ import data.gatehouse.lib.access
 import data.gatehouse.lib.decision as lib
 
 # METADATA
-# description: The decision for input.postgres (see docs/architecture.md, policy contract).
+# description: The decision for input.postgres; engine/policy/decision.ts checks its shape.
 # scope: document
 # entrypoint: true
 default decision := {
@@ -81,9 +81,10 @@ denials contains reason if {
 # Note: `not is_array(input.x)` is undefined, not true, when input.x is missing.
 statements_given if is_array(input.postgres.statements)
 
-readonly_denied_functions contains lower(name) if {
-	some name in data.access.postgres.readonly_denied_functions
-}
+# Bare lowercase names (the data tests in policies/data check that).
+default readonly_denied_functions := []
+
+readonly_denied_functions := data.access.postgres.readonly_denied_functions
 
 # "pg_catalog.Set_Config" -> "set_config"
 base_name(function) := lower(parts[count(parts) - 1]) if parts := split(function, ".")

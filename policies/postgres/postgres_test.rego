@@ -208,6 +208,12 @@ test_readonly_denied_functions_for_read_grants if {
 	}
 }
 
+test_no_denied_functions_in_data_denies_none if {
+	d := postgres.decision with input as request(analyst, orders_db, [statement("select", true, [], ["pg_read_file"])])
+		with data.access.postgres as {}
+	d.action == "allow"
+}
+
 test_lookalike_function_names_are_allowed if {
 	d := postgres.decision with input as request(analyst, orders_db, [statement(
 		"select", true, [],

@@ -13,7 +13,7 @@ import data.gatehouse.lib.decision as lib
 import data.gatehouse.lib.text
 
 # METADATA
-# description: The decision for input.ssh (see docs/architecture.md, policy contract).
+# description: The decision for input.ssh; engine/policy/decision.ts checks its shape.
 # scope: document
 # entrypoint: true
 default decision := {
@@ -83,7 +83,7 @@ has_shell_metacharacter if {
 	contains(command, character)
 }
 
-write_reason := concat("", ["exec ", text.quote(command), " is not a read command"]) if {
+write_reason := concat("", ["exec ", text.quote(text.clip(command, 200)), " is not a read command"]) if {
 	request_type == "exec"
 } else := concat("", ["ssh ", text.quote(request_type), " requests need write access"])
 

@@ -62,6 +62,15 @@ test_other_commands_are_writes if {
 	}
 }
 
+test_long_commands_are_clipped_in_reasons if {
+	command := concat("", ["echo ", concat("", ["0123456789" | some _ in numbers.range(1, 30)])])
+	d := ssh.decision with input as exec(identity("gina@example.com", ["oncall"]), command)
+		with data.access.grants as read_grant
+	reason := d.reasons[0]
+	endswith(reason, "...\" is not a read command")
+	count(reason) < 300
+}
+
 test_write_command_on_prod_needs_two_approvers if {
 	ssh.decision == {
 		"action": "approve",

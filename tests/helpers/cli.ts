@@ -1,0 +1,40 @@
+/** Runs the gatehouse CLI from source, as a separate process, the way a user would. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { repoRoot } from './opa.js';
+
+const ENTRY = ['--import', 'tsx', 'cli/main.ts'];
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
+  const res = spawnSync(process.execPath, [...ENTRY, ...args], {
+    cwd: repoRoot,
+    input: options.input,
+    encoding: 'utf8',
+    env: { ...process.env, ...options.env },
+  });
+  if (res.error) throw res.error;
+  return { code: res.status ?? -1, stdout: res.stdout, stderr: res.stderr };
+}
+
+export function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { output: () => string } {
+  const child = spawn(process.execPath, [...ENTRY, ...args], { cwd: repoRoot, env: { ...process.env, ...env } });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  return Object.assign(child, { output: () => output });
+}
+
+/** A TCP port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
