@@ -75,14 +75,13 @@ bundle: $(OPA) ## Compile policies/ to WASM: build/bundle.tar.gz (SIGNING_KEY=â€
 
 .PHONY: capabilities
 capabilities: $(OPA) node_modules/.package-lock.json ## Regenerate policies/capabilities.json (builtins the WASM engine supports)
-	node scripts/gen-capabilities.mjs --opa $(OPA) > $(CAPABILITIES).tmp
-	mv $(CAPABILITIES).tmp $(CAPABILITIES)
+	node scripts/gen-capabilities.mjs --opa $(OPA) --out $(CAPABILITIES)
 
 ## ---- checks -------------------------------------------------------------
 
 .PHONY: test
 test: deps policy-test conftest-test typecheck lint bundle ## Every check: policy tests, lint, conftest, typecheck, vitest
-	npx vitest run
+	npx vitest run --reporter=default --reporter=json --outputFile.json=build/vitest-report.json
 
 .PHONY: policy-test
 policy-test: $(OPA) $(REGAL) ## opa test with coverage, opa fmt, opa check, regal lint
@@ -100,6 +99,14 @@ conftest-test: $(CONFTEST) ## conftest verify, then the checks on the example co
 	$(CONFTEST) verify --policy policies/conftest
 	$(CONFTEST) test --policy policies/conftest --namespace gatehouse.conftest.config examples/gatehouse.yaml
 	$(CONFTEST) test --policy policies/conftest --namespace gatehouse.conftest.envoy envoy/envoy.yaml
+	@# The known-bad files must fail, with the failures they were written for.
+	@out=$$($(CONFTEST) test --no-color --policy policies/conftest --namespace gatehouse.conftest.config policies/conftest/testdata/bad-gatehouse.yaml || true); \
+	  for want in 'written in plain text' 'has no approval block' 'recording.enabled is false' 'is used by 2 targets'; do \
+	    grep -q "$$want" <<<"$$out" || { echo "conftest did not flag bad-gatehouse.yaml for: $$want"; exit 1; }; done
+	@out=$$($(CONFTEST) test --no-color --policy policies/conftest --namespace gatehouse.conftest.envoy policies/conftest/testdata/bad-envoy.yaml || true); \
+	  for want in 'comes after envoy.filters.http.router' 'does not set failure_mode_allow' 'has no timeout' 'has no envoy.filters.http.ext_authz'; do \
+	    grep -q "$$want" <<<"$$out" || { echo "conftest did not flag bad-envoy.yaml for: $$want"; exit 1; }; done
+	@echo "conftest: the known-bad configs are refused"
 
 .PHONY: typecheck
 typecheck: node_modules/.package-lock.json

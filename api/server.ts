@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.js';
 import { registerEvalRoutes } from './routes/eval.js';
@@ -14,7 +14,7 @@ export function createApiServer({ engine, logger }: ApiServerOptions): FastifyIn
   const app = Fastify({
     loggerInstance: logger.child({ component: 'api' }) as FastifyBaseLogger,
     // One log line per request would drown the decision logs that matter.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
   });
   registerHealthRoutes(app, engine);

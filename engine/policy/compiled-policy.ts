@@ -1,6 +1,14 @@
 import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
+import { setFlagsFromString } from 'node:v8';
 import type { Bundle } from '../bundle/bundle.js';
 import { BundleError } from '../bundle/errors.js';
+
+// V8 compiles a WASM function on its first call, so the first decisions after
+// a reload would take milliseconds, close to the evaluation budget, and a
+// rarely taken path (a deny reason, an approval) would pay it later, on a
+// live request. Compiling the whole module when the bundle loads, before it
+// is swapped in, costs tens of milliseconds once, off the request path.
+setFlagsFromString('--no-wasm-lazy-compilation');
 
 /** 64 KiB WASM pages. A policy that needs more than 64 MiB for one decision is broken. */
 const INITIAL_PAGES = 16;
