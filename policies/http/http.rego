@@ -21,39 +21,47 @@ default decision := {
 	"http_status": 403,
 }
 
-decision := with_status(lib.make("http", request))
+decision := with_status(lib.make("http", {"access": needed, "denials": denials}))
 
 with_status(result) := object.union(result, {"http_status": 403}) if result.action == "deny"
 
 else := result
 
-request := {
-	"access": needed,
-	"write_reason": concat("", [
-		trim_space(concat(" ", [method, text.clip(path, 200)])), override_note,
-		" needs write access",
-	]),
-	"denials": denials,
-}
-
-read_methods := {"GET", "HEAD", "OPTIONS"}
+# METADATA
+# description: Why the request needs write access; lib.decision asks only to explain a denial.
+write_reason := concat("", [
+	trim_space(concat(" ", [method, text.clip(path, 200)])), override_note,
+	" needs write access",
+])
 
 default method := ""
 
-method := upper(input.attributes.request.http.method) if is_string(input.attributes.request.http.method)
+method := upper(name) if {
+	name := input.attributes.request.http.method
+	is_string(name)
+}
 
 # The path without its query string: the query may carry secrets, and
 # reasons are shown to the caller and recorded.
 default path := ""
 
-path := split(input.attributes.request.http.path, "?")[0] if is_string(input.attributes.request.http.path)
+path := split(full, "?")[0] if {
+	full := input.attributes.request.http.path
+	is_string(full)
+}
 
 default needed := "write"
 
 needed := "read" if {
-	method in read_methods
-	count(overrides) == 0
+	read_method(method)
+	not overridden(input.attributes.request.http.headers, method)
 }
+
+read_method("GET")
+
+read_method("HEAD")
+
+read_method("OPTIONS")
 
 # Method-override headers make many frameworks treat a request as another
 # method: a GET carrying one is never read access.
@@ -62,8 +70,18 @@ override_headers := ["x-http-method-override", "x-http-method", "x-method-overri
 overrides contains concat(": ", [name, value]) if {
 	some name in override_headers
 	value := input.attributes.request.http.headers[name]
-	upper(trim_space(value)) != method
+	overrides_method(value, method)
 }
+
+# overrides, as a yes or no: the names and values are only needed in a reason.
+# One body per header is cheaper in WASM than building override_headers.
+overridden(headers, method) if overrides_method(headers["x-http-method-override"], method)
+
+overridden(headers, method) if overrides_method(headers["x-http-method"], method)
+
+overridden(headers, method) if overrides_method(headers["x-method-override"], method)
+
+overrides_method(value, method) if upper(trim_space(value)) != method
 
 default override_note := ""
 

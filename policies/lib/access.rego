@@ -7,6 +7,10 @@
 #     read  - permits read access only
 #     write - permits read access, plus write access; for ssh, only the
 #             request types listed in ssh_requests (default: exec)
+#   Performance: the bundle runs as WASM, with nothing cached between
+#   decisions and functions never memoized. Facts several places need are
+#   rules, computed once per decision; helpers take what they need as
+#   arguments instead of looking rules up again inside loops.
 package gatehouse.lib.access
 
 import data.gatehouse.lib.text
@@ -17,8 +21,9 @@ import data.gatehouse.lib.text
 default identified := false
 
 identified if {
-	is_string(input.identity.sub)
-	input.identity.sub != ""
+	sub := input.identity.sub
+	is_string(sub)
+	sub != ""
 }
 
 # METADATA
@@ -30,42 +35,60 @@ subject := input.identity.sub if identified
 
 # METADATA
 # description: |
-#   The caller's groups, as a set of strings. Anything that is not a string
-#   is ignored, so a malformed claim can only ever reduce access.
-caller_groups contains group if {
+#   The caller's groups, as a list of strings. Anything that is not a string
+#   is ignored, so a malformed claim can only ever reduce access. A list
+#   rather than a set: for the few groups a caller has, a list is cheaper to
+#   build and to search in WASM than a set is to hash.
+caller_groups := [group |
 	some group in input.identity.groups
 	is_string(group)
-}
+]
 
 # METADATA
 # description: The target's name, or null when the request names none.
 # scope: document
 default target_name := null
 
-target_name := input.target.name if is_string(input.target.name)
+target_name := name if {
+	name := input.target.name
+	is_string(name)
+}
 
 # METADATA
 # description: The target's kind, or null when the request gives none.
 # scope: document
 default target_kind := null
 
-target_kind := input.target.kind if is_string(input.target.kind)
+target_kind := kind if {
+	kind := input.target.kind
+	is_string(kind)
+}
 
 # METADATA
 # description: The target's labels, or {} when the request gives none.
 # scope: document
 default target_labels := {}
 
-target_labels := input.target.labels if is_object(input.target.labels)
+target_labels := labels if {
+	labels := input.target.labels
+	is_object(labels)
+}
 
 # METADATA
 # description: |
 #   Grants that name the target and at least one of the caller's groups, in
 #   the order data.access.grants lists them.
-grants := [grant |
-	some grant in data.access.grants
-	target_name in grant.targets
-	names_any(grant.groups, caller_groups)
+# scope: document
+default grants := []
+
+grants := applicable(data.access.grants, target_name, caller_groups)
+
+# The target and groups are arguments, looked up once rather than once per
+# grant: in WASM every reference to a rule is a lookup of its own.
+applicable(all_grants, target, groups) := [grant |
+	some grant in all_grants
+	target in grant.targets
+	names_any(grant.groups, groups)
 ]
 
 names_any(names, groups) if {
@@ -75,19 +98,28 @@ names_any(names, groups) if {
 
 # METADATA
 # description: True when a write grant applies to the caller and target.
-has_write_grant if write_grant_in(grants)
+has_write_grant if {
+	some grant in grants
+	grant.access == "write"
+}
 
 # METADATA
 # description: |
-#   The grants that permit req (see lib.decision.make for the shape of req).
-permitting(grants, req) := [grant | some grant in grants; permits(grant, req)]
+#   The applicable grants that permit req (see lib.decision.make for the
+#   shape of req).
+permitting(req) := [grant | some grant in grants; permits(grant, req)]
 
 # METADATA
 # description: Whether grant permits the request req.
 # scope: document
 permits(grant, req) if {
 	req.access == "read"
-	grant.access in {"read", "write"}
+	grant.access == "read"
+}
+
+permits(grant, req) if {
+	req.access == "read"
+	grant.access == "write"
 }
 
 permits(grant, req) if {
@@ -104,48 +136,40 @@ request_type_listed(grant, req) if req.ssh_request in object.get(grant, "ssh_req
 
 # METADATA
 # description: |
-#   Why no grant applicable to the caller permits req, as a set of reasons;
-#   empty when the request is permitted. ctx is lib.decision.context.
-denials(ctx, req) := grant_denials(ctx, req, permitting(ctx.grants, req))
+#   Why no applicable grant permits req, as a set holding one reason. Only
+#   asked when permitting(req) is empty: these strings are built for denials
+#   only. write_reason says why req needs write access.
+refusals(req, write_reason) := {no_grant_reason} if {
+	count(grants) == 0
+} else := {read_only_reason(write_reason)} if {
+	not has_write_grant
+} else := {unlisted_reason(req)}
 
-grant_denials(ctx, req, permitted) := set() if {
-	count(permitted) > 0
-} else := {no_grant_reason(ctx)} if {
-	count(ctx.grants) == 0
-} else := {read_only_reason(ctx, req)} if {
-	not write_grant_in(ctx.grants)
-} else := {unlisted_reason(ctx, req)}
-
-write_grant_in(grants) if {
-	some grant in grants
-	grant.access == "write"
-}
-
-no_grant_reason(ctx) := concat("", [
-	"no grant gives ", text.clip(text.quoted_list(ctx.groups), 200), " access to ", ctx.target,
+no_grant_reason := concat("", [
+	"no grant gives ", text.clip(text.quoted_list({g | some g in caller_groups}), 200), " access to ", target_name,
 ]) if {
-	count(ctx.groups) > 0
-} else := concat("", ["identity ", ctx.subject, " is in no group, so no grant gives it access to ", ctx.target])
+	count(caller_groups) > 0
+} else := concat("", ["identity ", subject, " is in no group, so no grant gives it access to ", target_name])
 
 # Only read grants apply, and the request needs write access.
-read_only_reason(ctx, req) := concat("", [
-	text.groups_phrase(granted_groups(ctx)), " read-only access to ", ctx.target,
-	"; ", req.write_reason,
+read_only_reason(write_reason) := concat("", [
+	text.groups_phrase(granted_groups), " read-only access to ", target_name,
+	"; ", write_reason,
 ])
 
 # The caller's groups that an applicable grant names.
-granted_groups(ctx) := {group |
-	some grant in ctx.grants
+granted_groups contains group if {
+	some grant in grants
 	some group in grant.groups
-	group in ctx.groups
+	group in caller_groups
 }
 
 # Write grants apply but none permits this ssh request type.
-unlisted_reason(ctx, req) := concat("", [
+unlisted_reason(req) := concat("", [
 	text.plural(names, "grant ", "grants "), concat(", ", names),
 	text.plural(names, " does not allow ssh ", " do not allow ssh "),
-	req.ssh_request, " requests on ", ctx.target,
+	req.ssh_request, " requests on ", target_name,
 ]) if {
 	is_string(req.ssh_request)
-	names := sort([object.get(grant, "name", "(unnamed)") | some grant in ctx.grants; grant.access == "write"])
-} else := concat("", ["no grant permits ", text.quote(req.access), " access to ", ctx.target])
+	names := sort([object.get(grant, "name", "(unnamed)") | some grant in grants; grant.access == "write"])
+} else := concat("", ["no grant permits ", text.quote(req.access), " access to ", target_name])

@@ -22,12 +22,14 @@ test_grants_match_target_and_any_group if {
 
 test_non_string_groups_are_ignored if {
 	groups := access.caller_groups with input as {"identity": {"sub": "u", "groups": ["ok", 7, null, {"g": 1}]}}
-	groups == {"ok"}
+	groups == ["ok"]
 }
 
 test_groups_that_are_not_a_list_give_no_groups if {
 	groups := access.caller_groups with input as {"identity": {"sub": "u", "groups": "writers"}}
-	groups == set()
+	groups == []
+	nothing := access.caller_groups with input as {"identity": {"sub": "u"}}
+	nothing == []
 }
 
 test_identified_needs_a_non_empty_string_sub if {
@@ -72,32 +74,50 @@ test_write_grants_permit_listed_ssh_requests if {
 	access.permits(grants[2], {"access": "read", "ssh_request": "exec"})
 }
 
-ctx(groups, gs, target) := {"subject": "u", "groups": groups, "grants": gs, "target": target}
-
-test_no_denials_when_a_grant_permits if {
-	access.denials(ctx({"writers"}, [grants[1]], "a"), {"access": "write"}) == set()
+test_permitting_keeps_the_grants_that_permit if {
+	gs := access.permitting({"access": "write"}) with input as caller(["readers", "writers"], "a")
+		with data.access.grants as grants
+	grant_names(gs) == {"write-a"}
+	reads := access.permitting({"access": "read"}) with input as caller(["readers", "writers"], "a")
+		with data.access.grants as grants
+	grant_names(reads) == {"read-a", "write-a"}
 }
 
+# refusals is asked only when no applicable grant permits the request.
 test_no_grant_reason_lists_the_groups_sorted if {
-	access.denials(ctx({"z", "b"}, [], "a"), {"access": "read"}) == {"no grant gives [\"b\",\"z\"] access to a"}
+	reasons := access.refusals({"access": "read"}, "w") with input as caller(["z", "b"], "a")
+		with data.access.grants as []
+	reasons == {"no grant gives [\"b\",\"z\"] access to a"}
+}
+
+test_no_grant_reason_without_groups_names_the_subject if {
+	reasons := access.refusals({"access": "read"}, "w") with input as caller([], "a")
+		with data.access.grants as grants
+	reasons == {"identity u is in no group, so no grant gives it access to a"}
 }
 
 test_read_only_reason_names_the_granted_groups if {
-	one := access.denials(ctx({"readers", "x"}, [grants[0]], "a"), {"access": "write", "write_reason": "UPDATE writes t"})
+	write := {"access": "write"}
+	one := access.refusals(write, "UPDATE writes t") with input as caller(["readers", "x"], "a")
+		with data.access.grants as [grants[0]]
 	one == {"group readers has read-only access to a; UPDATE writes t"}
-	two := access.denials(ctx({"readers", "auditors"}, [grants[0]], "a"), {"access": "write", "write_reason": "w"})
+	two := access.refusals(write, "w") with input as caller(["readers", "auditors"], "a")
+		with data.access.grants as [grants[0]]
 	two == {"groups auditors, readers have read-only access to a; w"}
 }
 
 test_unlisted_reason_names_the_write_grants if {
 	req := {"access": "write", "ssh_request": "sftp"}
-	one := access.denials(ctx({"ops"}, [grants[2]], "b"), req)
+	one := access.refusals(req, "w") with input as caller(["ops"], "b")
+		with data.access.grants as [grants[2]]
 	one == {"grant ssh-b does not allow ssh sftp requests on b"}
-	two := access.denials(ctx({"ops", "writers"}, [grants[1], grants[2]], "b"), req)
+	two := access.refusals(req, "w") with input as caller(["ops", "writers"], "b")
+		with data.access.grants as [grants[1], grants[2]]
 	two == {"grants ssh-b, write-a do not allow ssh sftp requests on b"}
 }
 
 test_unknown_access_is_never_permitted if {
-	reasons := access.denials(ctx({"writers"}, [grants[1]], "a"), {"access": "admin"})
+	reasons := access.refusals({"access": "admin"}, "w") with input as caller(["writers"], "a")
+		with data.access.grants as [grants[1]]
 	reasons == {"no grant permits \"admin\" access to a"}
 }

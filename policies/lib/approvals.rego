@@ -22,14 +22,21 @@ rules := data.access.approvals
 # description: |
 #   The strictest of rules that matches a request needing `needed` access
 #   ("read" | "write") to a target of `kind` with `labels`, from a caller in
-#   `groups` (a set); null when none matches.
-strictest(rules, needed, kind, labels, groups) := rules[sort(keys)[0][2]] if {
-	keys := [[0 - object.get(rule, "min", 1), object.get(rule, "ttl_seconds", 900), i] |
-		some i, rule in rules
-		matches(object.get(rule, "match", {}), needed, kind, labels, groups)
-	]
-	count(keys) > 0
-} else := null
+#   `groups` (a list or set); null when none matches.
+strictest(rules, needed, kind, labels, groups) := strictest_of(rules, [i |
+	some i, rule in rules
+	matches(rule, needed, kind, labels, groups)
+])
+
+# The strictest of the rules at indices `matching`. Usually one rule or none
+# matches, and then there is nothing to sort.
+strictest_of(rules, matching) := null if {
+	count(matching) == 0
+} else := rules[matching[0]] if {
+	count(matching) == 1
+} else := rules[sort([[0 - object.get(rules[i], "min", 1), object.get(rules[i], "ttl_seconds", 900), i] |
+	some i in matching
+])[0][2]]
 
 # METADATA
 # description: |
@@ -43,27 +50,36 @@ approval(rule) := {
 }
 
 # METADATA
-# description: Whether the match block m of a rule holds for the request.
-matches(m, needed, kind, labels, groups) if {
-	labels_match(m, labels)
-	kinds_match(m, kind)
+# description: |
+#   Whether the match block of rule holds for the request; a rule without
+#   one matches every request. The checks that rule out most rules come
+#   first: most requests are reads, and most rules are for one kind.
+# scope: document
+matches(rule, _, _, _, _) if not rule.match
+
+matches(rule, needed, kind, labels, groups) if {
+	m := rule.match
 	access_match(m, needed)
+	kinds_match(m, kind)
+	labels_match(m, labels)
 	requester_match(m, groups)
 }
 
-labels_match(m, labels) if {
-	every key, value in object.get(m, "labels", {}) {
-		labels[key] == value
-	}
-}
+access_match(m, _) if not m.access
+
+access_match(m, needed) if m.access == needed
 
 kinds_match(m, _) if not m.kinds
 
 kinds_match(m, kind) if kind in m.kinds
 
-access_match(m, _) if not m.access
+labels_match(m, _) if not m.labels
 
-access_match(m, needed) if m.access == needed
+labels_match(m, labels) if {
+	every key, value in m.labels {
+		labels[key] == value
+	}
+}
 
 requester_match(m, _) if not m.requester_groups
 

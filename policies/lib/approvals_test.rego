@@ -55,14 +55,15 @@ test_ties_go_to_the_rule_listed_first if {
 }
 
 test_each_match_key_must_hold if {
-	m := rules[1].match
-	approvals.matches(m, "write", "postgres", {"env": "prod", "x": "y"}, {"agents"})
-	not approvals.matches(m, "read", "postgres", {"env": "prod"}, {"agents"})
-	not approvals.matches(m, "write", "http", {"env": "prod"}, {"agents"})
-	not approvals.matches(m, "write", "postgres", {"env": "staging"}, {"agents"})
-	not approvals.matches(m, "write", "postgres", {}, {"agents"})
-	not approvals.matches(m, "write", null, {"env": "prod"}, {"agents"})
-	not approvals.matches(m, "write", "postgres", {"env": "prod"}, {"humans"})
+	r := rules[1]
+	approvals.matches(r, "write", "postgres", {"env": "prod", "x": "y"}, {"agents"})
+	not approvals.matches(r, "read", "postgres", {"env": "prod"}, {"agents"})
+	not approvals.matches(r, "write", "http", {"env": "prod"}, {"agents"})
+	not approvals.matches(r, "write", "postgres", {"env": "staging"}, {"agents"})
+	not approvals.matches(r, "write", "postgres", {}, {"agents"})
+	not approvals.matches(r, "write", null, {"env": "prod"}, {"agents"})
+	not approvals.matches(r, "write", "postgres", {"env": "prod"}, {"humans"})
+	approvals.matches(r, "write", "postgres", {"env": "prod"}, ["bots", "agents"])
 }
 
 test_granted_id_needs_status_approved_and_an_id if {

@@ -16,85 +16,107 @@ rule := {
 	"approvers": ["leads"], "min": 1, "ttl_seconds": 60, "mode": "hold",
 }
 
-ctx := {
-	"identified": true, "subject": "u", "target": "db", "kind": "postgres", "labels": {},
-	"groups": {"ops"}, "grants": [write_grant], "masks": mask,
-	"approval_rules": [rule], "approved_id": null,
+access_data := {"grants": [write_grant], "masks": {"db": mask}, "approvals": [rule]}
+
+caller(groups) := {
+	"identity": {"sub": "u", "groups": groups},
+	"target": {"name": "db", "kind": "postgres", "labels": {}},
 }
 
-write := {"access": "write", "write_reason": "w", "denials": set()}
+ops := caller(["ops"])
 
-read := {"access": "read", "write_reason": "", "denials": set()}
+write := {"access": "write", "denials": set()}
+
+read := {"access": "read", "denials": set()}
 
 test_allow if {
-	decision.assemble("postgres", read, ctx) == {
+	decision.make("postgres", read) == {
 		"action": "allow",
 		"reasons": ["allowed by grant ops: read access to db"],
 		"mask": mask,
-	}
+	} with input as ops
+		with data.access as access_data
 }
 
 test_approve if {
-	decision.assemble("postgres", write, ctx) == {
+	decision.make("postgres", write) == {
 		"action": "approve",
 		"reasons": ["allowed by grant ops: write access to db", "approval required by rule r: writes need a lead."],
 		"mask": mask,
 		"approval": approval,
-	}
+	} with input as ops
+		with data.access as access_data
 }
 
 test_approved if {
-	decision.assemble("postgres", write, object.union(ctx, {"approved_id": "apr-1"})) == {
+	decision.make("postgres", write) == {
 		"action": "allow",
 		"reasons": ["allowed by grant ops: write access to db", "approved by approval apr-1 under rule r"],
 		"mask": mask,
-	}
+	} with input as object.union(ops, {"approval": {"id": "apr-1", "status": "approved"}})
+		with data.access as access_data
 }
 
 test_protocol_denials_deny_and_never_approve if {
 	req := object.union(write, {"denials": {"b: no", "a: no"}})
-	decision.assemble("postgres", req, ctx) == {"action": "deny", "reasons": ["a: no", "b: no"], "mask": []}
+	decision.make("postgres", req) == {"action": "deny", "reasons": ["a: no", "b: no"], "mask": []} with input as ops
+		with data.access as access_data
 }
 
 test_access_denials_are_added_to_protocol_denials if {
-	c := object.union(ctx, {"groups": {"readers"}, "grants": [read_grant]})
-	d := decision.assemble("postgres", object.union(write, {"denials": {"p"}}), c)
+	d := decision.make("postgres", object.union(write, {"denials": {"p"}})) with input as caller(["readers"])
+		with data.access as {"grants": [read_grant]}
+		with data.gatehouse.postgres.write_reason as "w"
 	d.reasons == ["group readers has read-only access to db; w", "p"]
 }
 
+test_a_protocol_without_write_reason_still_gets_a_reason if {
+	d := decision.make("other", write) with input as object.union(caller(["readers"]), {"target": {"kind": "other"}})
+		with data.access as {"grants": [read_grant]}
+	d.reasons == ["group readers has read-only access to db; the request needs write access"]
+}
+
 test_identity_is_checked_first if {
-	c := object.union(ctx, {"identified": false, "subject": null, "target": null})
-	d := decision.assemble("postgres", write, c)
+	d := decision.make("postgres", write) with input as {}
+		with data.access as access_data
 	d.reasons == ["request has no verified identity (identity.sub is missing)"]
 }
 
 test_target_is_checked_next if {
-	d := decision.assemble("postgres", write, object.union(ctx, {"target": null}))
+	d := decision.make("postgres", write) with input as object.remove(ops, ["target"])
+		with data.access as access_data
 	d.reasons == ["request names no target (target.name is missing)"]
 }
 
 test_target_kind_must_be_the_protocol if {
-	d := decision.assemble("ssh", read, ctx)
+	d := decision.make("ssh", read) with input as ops
+		with data.access as access_data
 	d.reasons == ["target db is of kind \"postgres\", not ssh"]
-}
-
-test_make_reads_the_context_from_input if {
-	d := decision.make("postgres", read) with input as {
-		"identity": {"sub": "u", "groups": ["ops"]},
-		"target": {"name": "db", "kind": "postgres", "labels": {}},
-	}
-		with data.access as {"grants": [write_grant], "masks": {"db": mask}}
-	d == {"action": "allow", "reasons": ["allowed by grant ops: read access to db"], "mask": mask}
+	untyped_target := object.union(object.remove(ops, ["target"]), {"target": {"name": "db"}})
+	untyped := decision.make("ssh", read) with input as untyped_target
+		with data.access as access_data
+	untyped.reasons == ["target db is of kind none, not ssh"]
 }
 
 test_unnamed_grants_and_rules_are_still_cited if {
-	# object.union merges nested objects, so drop the keys being replaced
-	c := object.union(object.remove(ctx, ["grants", "approval_rules"]), {
-		"grants": [object.remove(write_grant, ["name"])],
-		"approval_rules": [{"approvers": ["leads"]}],
-	})
-	decision.assemble("postgres", write, c).reasons == [
+	d := decision.make("postgres", write) with input as ops
+		with data.access as {
+			"grants": [object.remove(write_grant, ["name"])],
+			"approvals": [{"approvers": ["leads"]}],
+		}
+	d.reasons == [
 		"allowed by grant (unnamed): write access to db",
 		"approval required by rule (unnamed)",
 	]
 }
+
+# A reason that cannot be built must never turn into an allow: with no
+# permitting grant, the decision is then undefined (the protocol's default
+# denies).
+test_no_permitting_grant_never_allows if {
+	not decision.make("postgres", write) with input as caller(["readers"])
+		with data.access as {"grants": [read_grant]}
+		with data.gatehouse.lib.access.refusals as no_reason
+}
+
+no_reason(req, write_reason) := write_reason if req.no_such_field

@@ -27,8 +27,30 @@ test_any_exempt_group_lifts_a_mask if {
 }
 
 test_masks_are_looked_up_by_target if {
-	masks.for_target == entries with input as {"target": {"name": "db"}} with data.access.masks as {"db": entries}
-	masks.for_target == [] with input as {"target": {"name": "other"}} with data.access.masks as {"db": entries}
-	masks.for_target == [] with input as {"target": {"name": "db"}} with data.access.masks as null
+	caller := {"identity": {"sub": "u", "groups": ["dba"]}, "target": {"name": "db"}}
+	masks.for_caller == [
+		{"column": "s.t.ssn", "strategy": "redact"},
+		{"column": "s.t.notes", "strategy": "redact", "detectors": ["email"]},
+		{"column": "s.t.memo", "strategy": "hash"},
+		{"field": "items[*].secret", "strategy": "null"},
+	] with input as caller
+		with data.access.masks as {"db": entries}
+	masks.for_caller == [] with input as object.union(caller, {"target": {"name": "other"}})
+		with data.access.masks as {"db": entries}
+	masks.for_caller == [] with input as caller with data.access.masks as null
 	masks.applicable([], {"analysts"}) == []
+}
+
+test_entries_with_only_engine_keys_are_passed_on_as_they_are if {
+	clean := [
+		{"column": "s.t.c", "strategy": "redact"},
+		{"field": "f", "strategy": "hash", "detectors": ["email"]},
+	]
+	masks.applicable(clean, []) == clean
+	masks.applicable([{"column": "s.t.c", "field": "f", "strategy": "redact"}], []) == [
+		{"column": "s.t.c", "field": "f", "strategy": "redact"},
+	]
+	masks.applicable([{"column": "s.t.c", "detectors": ["email"], "strategy": "redact", "note": "x"}], []) == [
+		{"column": "s.t.c", "detectors": ["email"], "strategy": "redact"},
+	]
 }

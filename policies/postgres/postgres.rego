@@ -21,42 +21,49 @@ default decision := {
 	"mask": [],
 }
 
-decision := lib.make("postgres", request)
+decision := lib.make("postgres", {"access": needed, "denials": denials})
 
-request := {
-	"access": needed,
-	"write_reason": concat("; ", sort(write_reasons)),
-	"denials": denials,
-}
+# METADATA
+# description: Why the batch needs write access; lib.decision asks only to explain a denial.
+write_reason := concat("; ", sort(write_reasons))
 
 default statements := []
 
 statements := input.postgres.statements
 
+# Only whether some statement writes: the reasons are built (write_reason)
+# only to explain a denial.
 default needed := "read"
 
-needed := "write" if count(write_reasons) > 0
-
-# A statement is a write unless the parser says it is read-only; a missing
-# readonly flag counts as a write.
-write_reasons contains write_reason(statement) if {
+needed := "write" if {
 	some statement in statements
 	writes(statement)
 }
 
-writes(statement) if object.get(statement, "readonly", false) != true
+write_reasons contains statement_write_reason(statement) if {
+	some statement in statements
+	writes(statement)
+}
+
+# A statement is a write unless the parser says it is read-only; a missing
+# readonly flag counts as a write.
+writes(statement) if not statement.readonly == true
 
 writes(statement) if {
 	some table in statement.tables
 	table.access == "write"
 }
 
-write_reason(statement) := concat("", [verb(statement), " writes ", concat(", ", names)]) if {
+statement_write_reason(statement) := concat("", [verb(statement), " writes ", concat(", ", names)]) if {
 	names := sort({table_name(table) | some table in statement.tables; table.access == "write"})
 	count(names) > 0
 } else := concat("", [verb(statement), " is not read-only"])
 
-verb(statement) := upper(object.get(statement, "kind", "statement"))
+# A statement whose kind is missing or malformed is still named.
+verb(statement) := upper(kind) if {
+	kind := object.get(statement, "kind", "statement")
+	is_string(kind)
+} else := "STATEMENT"
 
 table_name(table) := concat(".", [table.schema, table.name]) if {
 	is_string(table.schema)

@@ -85,6 +85,11 @@ test_missing_readonly_flag_is_a_write if {
 	d.reasons == ["group analysts has read-only access to orders-db; VACUUM is not read-only"]
 }
 
+test_statement_with_a_malformed_kind_is_still_a_write if {
+	d := postgres.decision with input as request(analyst, orders_db, [{"kind": 5, "readonly": false, "tables": []}])
+	d.reasons == ["group analysts has read-only access to orders-db; STATEMENT is not read-only"]
+}
+
 test_unqualified_tables_and_several_writes_are_named if {
 	d := postgres.decision with input as request(analyst, orders_db, [
 		select_customers,
@@ -243,12 +248,14 @@ test_target_of_another_kind_is_denied if {
 	d.reasons == ["target crm-api is of kind \"http\", not postgres"]
 }
 
-# An incomplete context stands in for a lib that reaches no decision.
+# A make that is undefined stands in for a lib that reaches no decision.
 test_no_decision_is_a_deny if {
 	postgres.decision == {
 		"action": "deny",
 		"reasons": ["postgres policy reached no decision"],
 		"mask": [],
 	} with input as request(analyst, orders_db, [select_customers])
-		with data.gatehouse.lib.decision.context as {"identified": true}
+		with data.gatehouse.lib.decision.make as no_decision
 }
+
+no_decision(kind, req) := kind if req.no_such_field

@@ -191,6 +191,18 @@ test_read_commands_support_other_glob_syntax if {
 	}
 }
 
+test_star_globs_match_like_glob_match if {
+	commands := {"web-prod": ["ab*ba", "tail -n * /var/log/*.log", "a*b*c*d", "x**y"]}
+	every command in ["abba", "ab-ba", "tail -n 5 /var/log/app.log", "a1b2c3d", "abcd", "xy", "x-y"] {
+		d := ssh.decision with input as exec(sre, command) with data.access.read_commands as commands
+		d.action == "allow"
+	}
+	every command in ["aba", "tail -n 5 /var/log/app.txt", "a1c2b3d", "abc", "x"] {
+		d := ssh.decision with input as exec(sre, command) with data.access.read_commands as commands
+		d.action == "approve"
+	}
+}
+
 test_unknown_group_is_denied if {
 	d := ssh.decision with input as exec(identity("agent:report-bot", ["analysts"]), "uptime")
 	d == {"action": "deny", "reasons": ["no grant gives [\"analysts\"] access to web-prod"], "mask": []}
@@ -206,12 +218,14 @@ test_request_without_command_is_not_a_read_command if {
 	d.action == "approve"
 }
 
-# An incomplete context stands in for a lib that reaches no decision.
+# A make that is undefined stands in for a lib that reaches no decision.
 test_no_decision_is_a_deny if {
 	ssh.decision == {
 		"action": "deny",
 		"reasons": ["ssh policy reached no decision"],
 		"mask": [],
 	} with input as exec(sre, "uptime")
-		with data.gatehouse.lib.decision.context as {"identified": true}
+		with data.gatehouse.lib.decision.make as no_decision
 }
+
+no_decision(kind, req) := kind if req.no_such_field
