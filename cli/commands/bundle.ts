@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { loadBundle, readBundleFiles, type BundleVerification } from '../../engine/bundle/bundle.js';
+import { parseBundle, readBundleFiles, type BundleVerification } from '../../engine/bundle/bundle.js';
 import { BundleError } from '../../engine/bundle/errors.js';
 import { loadConfig } from '../../engine/config/load.js';
 import { describeSignature, verificationOf } from '../../engine/engine.js';
@@ -30,7 +30,7 @@ export function bundleCommand(): Command {
       const files = await readBundleFiles(path);
       let report: Record<string, unknown>;
       try {
-        const b = await loadBundle(path, verification);
+        const b = await parseBundle(files, verification);
         report = {
           revision: b.revision,
           entrypoints: [...b.entrypoints.keys()],
