@@ -68,7 +68,10 @@ export function configSchema(ctx: ReferenceContext) {
     });
 
   const recording = z.strictObject({ enabled: z.boolean() }).default({ enabled: true });
+  /** Escape hatch for a target whose decisions must go on when the audit store is down. */
+  const targetAudit = z.strictObject({ fail_open: z.boolean().default(false) }).default({ fail_open: false });
   const approval = z.strictObject({
+    /** Used when the policy's approval rule does not name a mode itself. */
     mode: z.enum(['hold', 'ticket']),
     timeout_seconds: z.int().positive().default(300),
   });
@@ -79,6 +82,7 @@ export function configSchema(ctx: ReferenceContext) {
     labels: z.record(z.string(), z.string()).default({}),
     recording,
     approval: approval.optional(),
+    audit: targetAudit,
   };
 
   const target = z.discriminatedUnion(
@@ -110,6 +114,75 @@ export function configSchema(ctx: ReferenceContext) {
     { error: 'expected kind to be one of postgres, ssh, http' },
   );
 
+  const jwtAlgorithm = z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']);
+
+  const issuer = z
+    .strictObject({
+      issuer: z.string().min(1),
+      audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+      jwks_uri: z.url({ protocol: /^https?$/, message: 'expected an http(s) URL' }).optional(),
+      jwks_file: path.optional(),
+      algorithms: z.array(jwtAlgorithm).min(1).default(['RS256', 'ES256']),
+      clock_skew_seconds: z.int().min(0).max(300).default(30),
+      required_claims: z.array(z.string().min(1)).default([]),
+      groups_claim: z.string().min(1).default('groups'),
+    })
+    .refine((i) => (i.jwks_uri === undefined) !== (i.jwks_file === undefined), {
+      message: 'give exactly one of jwks_uri or jwks_file',
+    });
+
+  const identity = z
+    .strictObject({
+      issuers: z.array(issuer).default([]),
+      /** Tokens longer than this are refused before any parsing. */
+      max_token_bytes: z.int().min(256).max(65_536).default(8192),
+      /** A local issuer for development (`gatehouse token`); never enable it in production. */
+      dev_issuer: z
+        .strictObject({
+          enabled: z.boolean().default(false),
+          key_file: path,
+          issuer: z.string().min(1).default('urn:gatehouse:dev'),
+          audience: z.string().min(1).default('gatehouse'),
+        })
+        .optional(),
+    })
+    .default({ issuers: [], max_token_bytes: 8192 });
+
+  const audit = z
+    .strictObject({
+      /** This process's chain; processes sharing a store need distinct streams. Defaults to host name and API port. */
+      stream: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/).optional(),
+      checkpoint: z
+        .strictObject({
+          /** Private key (PKCS#8 PEM, EC P-256 or Ed25519) that signs checkpoints; keep it apart from the store. */
+          key_file: path,
+          algorithm: z.enum(['ES256', 'EdDSA']).default('ES256'),
+          interval_seconds: z.int().min(1).max(86_400).default(60),
+          /** Also write the newest checkpoint here, e.g. on another volume, to anchor `audit verify`. */
+          export_file: path.optional(),
+        })
+        .optional(),
+      /** Group commit: at most this many events per durable write. */
+      max_batch: z.int().min(1).max(10_000).default(1000),
+    })
+    .default({ max_batch: 1000 });
+
+  const approvals = z
+    .strictObject({
+      /** Base URL put in status links, e.g. https://gatehouse.example.com; defaults to the API address. */
+      public_url: z.url({ protocol: /^https?$/ }).optional(),
+      webhook: z
+        .strictObject({
+          url: z.url({ protocol: /^https?$/, message: 'expected an http(s) URL' }),
+          /** HMAC-SHA256 key for the X-Gatehouse-Signature header. */
+          secret: secret,
+          format: z.enum(['json', 'slack']).default('json'),
+          timeout_ms: z.int().min(100).max(30_000).default(5000),
+        })
+        .optional(),
+    })
+    .default({});
+
   return z.strictObject({
     listeners: z
       .strictObject({
@@ -127,12 +200,15 @@ export function configSchema(ctx: ReferenceContext) {
         })
         .default(DEFAULT_ENTRYPOINTS),
     }),
+    identity,
+    audit,
+    approvals,
     store: z
       .union([
         z.strictObject({ sqlite: z.strictObject({ path }) }),
         z.strictObject({ postgres: z.strictObject({ url: secret }) }),
       ], { error: 'expected store to be either {sqlite: {path}} or {postgres: {url}}' })
-      .optional(),
+      .default({ sqlite: { path: resolve(ctx.baseDir, 'gatehouse.db') } }),
     targets: z
       .array(target)
       .default([])
@@ -152,3 +228,8 @@ export function configSchema(ctx: ReferenceContext) {
 export type GatehouseConfig = z.output<ReturnType<typeof configSchema>>;
 export type TargetConfig = GatehouseConfig['targets'][number];
 export type BundleSourceConfig = GatehouseConfig['policy']['bundle']['source'];
+export type IdentityConfig = GatehouseConfig['identity'];
+export type IssuerConfig = IdentityConfig['issuers'][number];
+export type AuditConfig = GatehouseConfig['audit'];
+export type ApprovalsConfig = GatehouseConfig['approvals'];
+export type StoreConfig = GatehouseConfig['store'];

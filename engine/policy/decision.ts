@@ -23,7 +23,8 @@ const approvalRequirement = z.strictObject({
   groups: z.array(z.string().min(1)).min(1),
   min: z.int().min(1).default(1),
   ttl_seconds: z.int().min(1).default(900),
-  mode: z.enum(['hold', 'ticket']).default('hold'),
+  // Absent when the rule names no mode: the target's config decides, then hold.
+  mode: z.enum(['hold', 'ticket']).optional(),
 });
 
 const headerMap = z.record(z.string(), z.union([z.string(), z.array(z.string())]));

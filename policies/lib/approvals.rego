@@ -41,12 +41,17 @@ strictest_of(rules, matching) := null if {
 # METADATA
 # description: |
 #   The decision's approval block for a rule. Keys a rule leaves out default
-#   to one approver, 900 seconds and hold: never weaker than asking a human.
-approval(rule) := {
+#   to one approver and 900 seconds. A rule without a mode leaves it out, so
+#   the target's config chooses hold or ticket (and the gateway holds when
+#   neither says).
+approval(rule) := object.union(approval_base(rule), {"mode": rule.mode}) if {
+	is_string(rule.mode)
+} else := approval_base(rule)
+
+approval_base(rule) := {
 	"groups": object.get(rule, "approvers", []),
 	"min": object.get(rule, "min", 1),
 	"ttl_seconds": object.get(rule, "ttl_seconds", 900),
-	"mode": object.get(rule, "mode", "hold"),
 }
 
 # METADATA

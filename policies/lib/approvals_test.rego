@@ -36,7 +36,7 @@ test_no_rule_matches if {
 test_a_rule_without_match_keys_matches_everything if {
 	catch_all := {"name": "all", "approvers": ["a"]}
 	approvals.strictest([catch_all], "read", "http", {}, set()) == catch_all
-	approvals.approval(catch_all) == {"groups": ["a"], "min": 1, "ttl_seconds": 900, "mode": "hold"}
+	approvals.approval(catch_all) == {"groups": ["a"], "min": 1, "ttl_seconds": 900}
 }
 
 test_strictest_rule_wins_by_min_then_ttl if {

@@ -1,0 +1,45 @@
+/**
+ * A verified caller, exactly as policy sees it (input.identity, design brief).
+ * `sub` is whoever presents the token and acts; `act` is the human it acts
+ * for, when the token says so (RFC 8693; see verifier.ts for the mapping).
+ */
+export interface Identity {
+  sub: string;
+  iss: string;
+  groups: string[];
+  agent: boolean;
+  act: { sub: string } | null;
+  /** The token's other claims, for policies that need them. */
+  claims: Record<string, unknown>;
+}
+
+/** Why a token was refused: one short reason a caller can act on, never a stack. */
+export type TokenRejection =
+  | 'malformed'
+  | 'too_large'
+  | 'unknown_issuer'
+  | 'algorithm_not_allowed'
+  | 'unknown_key'
+  | 'bad_signature'
+  | 'wrong_audience'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'issued_in_future'
+  | 'missing_claim'
+  | 'invalid_claim'
+  | 'jwks_unavailable';
+
+export class TokenError extends Error {
+  constructor(
+    readonly reason: TokenRejection,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TokenError';
+  }
+}
+
+export interface TokenVerifier {
+  /** Resolves to the identity, or rejects with a TokenError. */
+  verify(token: string): Promise<Identity>;
+}

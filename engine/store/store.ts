@@ -1,0 +1,147 @@
+/**
+ * The gateway's persistent state behind one interface: the audit chain, its
+ * signed checkpoints, and approval requests. Two backends implement it:
+ * SQLite (embedded, the default) and PostgreSQL (shared by several gateway
+ * processes). Both run the same test suite (tests/integration/store.test.ts).
+ *
+ * The store knows nothing of hashing or signing: the audit log computes the
+ * chain and hands over finished records, so both backends store bytes, not
+ * meaning.
+ */
+
+/** One link of an audit chain, as stored. */
+export interface AuditRecord {
+  /** The chain this record belongs to; each gateway process writes its own. */
+  stream: string;
+  /** 1, 2, 3, … within the stream, with no gaps. */
+  seq: number;
+  /** The previous record's hash (hex), or the stream's genesis hash for seq 1. */
+  prev: string;
+  /** SHA-256 (hex) over the canonical record; see engine/audit/chain.ts. */
+  hash: string;
+  /** Event time, milliseconds since the epoch (for --since/--until). */
+  time: number;
+  /** The event as canonical JSON text, byte for byte as it was hashed. */
+  event: string;
+}
+
+/** A signed statement that a stream's chain had `hash` at `seq`. */
+export interface CheckpointRecord {
+  stream: string;
+  seq: number;
+  hash: string;
+  time: number;
+  /** Compact JWS over {stream, seq, hash, time}. */
+  jws: string;
+}
+
+export interface AuditQuery {
+  stream?: string;
+  /** Only records with seq > afterSeq (requires stream). */
+  afterSeq?: number;
+  /** Event time bounds in ms since the epoch, inclusive. */
+  since?: number;
+  until?: number;
+}
+
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'revoked' | 'consumed';
+
+/** One approver's vote. */
+export interface ApprovalVote {
+  sub: string;
+  decision: 'approve' | 'deny';
+  comment: string | null;
+  at: string;
+}
+
+export interface ApprovalRecord {
+  id: string;
+  status: ApprovalStatus;
+  /** Bumped on every update; updates compare-and-set on it. */
+  version: number;
+  /** Who asked: sub of the caller, and the human it acts for. */
+  requester: { sub: string; iss: string; act: { sub: string } | null; groups: string[] };
+  target: string;
+  /** The action in canonical JSON, and its SHA-256 (hex). */
+  action: string;
+  action_hash: string;
+  reasons: string[];
+  groups: string[];
+  min: number;
+  mode: 'hold' | 'ticket';
+  created_at: string;
+  expires_at: string;
+  votes: ApprovalVote[];
+  /** Why it ended: the denier's reason, "expired", the revoker, … */
+  resolution: string | null;
+  resolved_at: string | null;
+  decision_id: string;
+  session_id: string;
+  policy_revision: string | null;
+}
+
+export interface ApprovalQuery {
+  status?: ApprovalStatus;
+  /** Only requests by this requester with this action hash. */
+  requester_sub?: string;
+  action_hash?: string;
+  /** Only records that expire at or before this ISO time. */
+  expires_before?: string;
+  limit?: number;
+}
+
+/** Thrown when a stream is already being written by another live process. */
+export class StreamBusyError extends Error {
+  constructor(readonly stream: string) {
+    super(`audit stream "${stream}" is being written by another gateway process; give each process its own audit.stream`);
+    this.name = 'StreamBusyError';
+  }
+}
+
+export interface Store {
+  /** Which backend, for logs and /health. */
+  readonly kind: 'sqlite' | 'postgres';
+
+  /** Applies the versioned migrations this build knows, in order, once each. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  // ---- audit ----------------------------------------------------------
+  /**
+   * Makes this process the only writer of `stream` until close() (a
+   * PostgreSQL advisory lock; SQLite, being one file on one machine, relies
+   * on its write lock). Throws StreamBusyError when another process holds it.
+   */
+  claimAuditStream(stream: string): Promise<void>;
+  /** The last record of a stream, or null when the stream is empty. */
+  auditHead(stream: string): Promise<{ seq: number; hash: string } | null>;
+  /**
+   * Appends records in one transaction and resolves only once it is durable
+   * (fsync'd). All or nothing. Records must continue the stream's head.
+   */
+  appendAudit(records: readonly AuditRecord[]): Promise<void>;
+  /** Records in (stream, seq) order, streamed in pages. */
+  readAudit(query?: AuditQuery): AsyncIterable<AuditRecord>;
+  auditStreams(): Promise<string[]>;
+  appendCheckpoint(checkpoint: CheckpointRecord): Promise<void>;
+  /** A stream's checkpoints in seq order (then time). */
+  checkpoints(stream: string): Promise<CheckpointRecord[]>;
+
+  // ---- approvals ------------------------------------------------------
+  createApproval(approval: ApprovalRecord): Promise<void>;
+  getApproval(id: string): Promise<ApprovalRecord | null>;
+  /** Newest first. */
+  listApprovals(query?: ApprovalQuery): Promise<ApprovalRecord[]>;
+  /**
+   * Replaces the record if its version is still `expectedVersion`, storing
+   * it with version + 1, and wakes every process's approval listeners.
+   * Returns the stored record, or null if someone else updated it first.
+   */
+  updateApproval(next: ApprovalRecord, expectedVersion: number): Promise<ApprovalRecord | null>;
+  /**
+   * Calls `listener` with the id of every approval updated by any process
+   * sharing this store (LISTEN/NOTIFY on PostgreSQL, in-process on SQLite).
+   * Returns an unsubscribe function.
+   */
+  onApprovalChange(listener: (id: string) => void): () => void;
+}
