@@ -1,6 +1,7 @@
 # Gatehouse. `make demo` and `make test` are the two entry points; each
-# installs what it needs (pinned Go tools into .tools/bin, npm packages) and
-# can be run again at any time.
+# installs what it needs (the PostgreSQL server package via apt-get when it is
+# missing, pinned Go tools into .tools/bin, npm packages) and can be run
+# again at any time.
 
 include tools.mk
 
@@ -52,6 +53,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 .PHONY: deps
 deps: tools node_modules/.package-lock.json ## Install everything the build needs
 
+.PHONY: system-deps
+system-deps: ## Install the PostgreSQL server with apt-get if missing (tests run a real one)
+	@scripts/install-system-deps.sh
+
 ## ---- build --------------------------------------------------------------
 
 .PHONY: build
@@ -80,7 +85,7 @@ capabilities: $(OPA) node_modules/.package-lock.json ## Regenerate policies/capa
 ## ---- checks -------------------------------------------------------------
 
 .PHONY: test
-test: deps policy-test conftest-test typecheck lint bundle ## Every check: policy tests, lint, conftest, typecheck, vitest
+test: system-deps deps policy-test conftest-test typecheck lint bundle ## Every check: policy tests, lint, conftest, typecheck, vitest
 	npx vitest run --reporter=default --reporter=json --outputFile.json=build/vitest-report.json
 
 .PHONY: policy-test
@@ -119,7 +124,7 @@ lint: node_modules/.package-lock.json
 ## ---- running ------------------------------------------------------------
 
 .PHONY: demo
-demo: deps build bundle ## Run the gateway on examples/gatehouse.yaml and print what to try
+demo: system-deps deps build bundle ## Run the gateway on examples/gatehouse.yaml and print what to try
 	scripts/demo.sh
 
 .PHONY: bench-engine

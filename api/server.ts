@@ -1,16 +1,21 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.js';
+import type { Gateway } from '../engine/gateway.js';
+import { registerApprovalRoutes } from './routes/approvals.js';
+import { registerAuthorizeRoutes } from './routes/authorize.js';
 import { registerEvalRoutes } from './routes/eval.js';
 import { registerHealthRoutes } from './routes/health.js';
 
 export interface ApiServerOptions {
   engine: Engine;
   logger: Logger;
+  /** The engine services; without them only health, metrics and eval are served. */
+  gateway?: Gateway;
 }
 
-/** The HTTP API: health, metrics, and policy evaluation for custom integrations. */
-export function createApiServer({ engine, logger }: ApiServerOptions): FastifyInstance {
+/** The HTTP API: health, metrics, policy evaluation, authorize, and approvals. */
+export function createApiServer({ engine, logger, gateway }: ApiServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger.child({ component: 'api' }) as FastifyBaseLogger,
     // One log line per request would drown the decision logs that matter.
@@ -19,6 +24,10 @@ export function createApiServer({ engine, logger }: ApiServerOptions): FastifyIn
   });
   registerHealthRoutes(app, engine);
   registerEvalRoutes(app, engine);
+  if (gateway) {
+    registerAuthorizeRoutes(app, gateway);
+    registerApprovalRoutes(app, gateway);
+  }
   return app;
 }
 

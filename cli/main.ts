@@ -2,9 +2,14 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../engine/config/load.js';
 import { BundleError } from '../engine/bundle/errors.js';
+import { ApiError } from './api-client.js';
+import { approvalsCommand } from './commands/approvals.js';
+import { auditCommand } from './commands/audit.js';
+import { authorizeCommand } from './commands/authorize.js';
 import { bundleCommand } from './commands/bundle.js';
 import { policyCommand } from './commands/policy.js';
 import { serveCommand } from './commands/serve.js';
+import { tokenCommand } from './commands/token.js';
 import { UsageError } from './io.js';
 
 const program = new Command('gatehouse')
@@ -14,7 +19,11 @@ const program = new Command('gatehouse')
   .exitOverride()
   .addCommand(serveCommand())
   .addCommand(policyCommand())
-  .addCommand(bundleCommand());
+  .addCommand(bundleCommand())
+  .addCommand(tokenCommand())
+  .addCommand(auditCommand())
+  .addCommand(authorizeCommand())
+  .addCommand(approvalsCommand());
 
 try {
   await program.parseAsync(process.argv);
@@ -28,6 +37,10 @@ function reportError(err: unknown): number {
   if (err instanceof ConfigError || err instanceof UsageError) {
     console.error(`gatehouse: ${err.message}`);
     return 2;
+  }
+  if (err instanceof ApiError) {
+    console.error(`gatehouse: ${err.message}`);
+    return 1;
   }
   if (err instanceof BundleError) {
     console.error(`gatehouse: bundle refused (${err.kind}): ${err.message}`);

@@ -5,6 +5,7 @@ import { loadConfig } from '../../engine/config/load.js';
 import { verificationOf } from '../../engine/engine.js';
 import { CompiledPolicy } from '../../engine/policy/compiled-policy.js';
 import { PolicyEvaluator } from '../../engine/policy/evaluator.js';
+import { callApi, expectJson } from '../api-client.js';
 import { printJson, readJsonInput, UsageError } from '../io.js';
 
 interface EvalOptions {
@@ -56,18 +57,5 @@ async function evalLocally(options: EvalOptions, input: unknown): Promise<unknow
 }
 
 async function evalOnServer(server: string, entrypoint: string, input: unknown): Promise<unknown> {
-  const url = new URL(`/v1/eval/${entrypoint.replace(/^\/+/, '')}`, server);
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ input }),
-    });
-  } catch (err) {
-    throw new UsageError(`cannot reach ${url.origin}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
-  }
-  const body = await response.json().catch(() => null);
-  if (!response.ok) throw new UsageError(`${url} answered ${response.status}: ${JSON.stringify(body)}`);
-  return body;
+  return expectJson(await callApi({ server, method: 'POST', path: `/v1/eval/${entrypoint.replace(/^\/+/, '')}`, body: { input } }));
 }

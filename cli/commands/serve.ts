@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { createApiServer, parseAddress } from '../../api/server.js';
 import { findPlaintextSecrets, loadConfig } from '../../engine/config/load.js';
-import { Engine } from '../../engine/engine.js';
+import { startGateway } from '../../engine/gateway.js';
 import { createLogger } from '../../engine/observability/logger.js';
 
 export function serveCommand(): Command {
@@ -15,18 +15,17 @@ export function serveCommand(): Command {
         logger.warn({ key: path }, `${path} is written in plain text in ${options.config}; use \${env:NAME} or \${file:path}`);
       }
 
-      const engine = new Engine(config.policy, logger);
-      engine.metrics.withProcessMetrics();
-      await engine.start();
-
-      const api = createApiServer({ engine, logger });
+      const gateway = await startGateway(config, logger);
+      const api = createApiServer({ engine: gateway.engine, logger, gateway });
       await api.listen(parseAddress(config.listeners.api.address));
       logger.info({ address: config.listeners.api.address }, 'gatehouse is serving');
 
       const shutdown = async (signal: string): Promise<void> => {
         logger.info({ signal }, 'shutting down');
+        // Held requests are ended (denied and audited) first, so the API can close without waiting minutes for them.
+        const stopping = gateway.stop();
         await api.close();
-        await engine.stop();
+        await stopping;
         process.exit(0);
       };
       process.once('SIGINT', () => void shutdown('SIGINT'));

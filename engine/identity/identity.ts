@@ -9,7 +9,10 @@ export interface Identity {
   groups: string[];
   agent: boolean;
   act: { sub: string } | null;
-  /** The token's other claims, for policies that need them. */
+  /**
+   * The token's verified claims, unchanged (exp, iat, jti and the whole act
+   * chain included), for policies that need more than the fields above.
+   */
   claims: Record<string, unknown>;
 }
 
@@ -19,6 +22,10 @@ export type TokenRejection =
   | 'too_large'
   | 'unknown_issuer'
   | 'algorithm_not_allowed'
+  /** The token names or carries its own key (jwk, jku, x5u, x5c): never trusted. */
+  | 'embedded_key'
+  /** A `crit` header: no JWS extension is understood, so none may be required. */
+  | 'unsupported_header'
   | 'unknown_key'
   | 'bad_signature'
   | 'wrong_audience'

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Action, FailureKind } from '../policy/decision.js';
 import type { BundleRejection } from '../bundle/errors.js';
+import type { TokenRejection } from '../identity/identity.js';
 
 /**
  * The engine's Prometheus metrics, on a registry of their own so that tests
@@ -58,6 +59,13 @@ export class EngineMetrics {
     registers: [this.registry],
   });
 
+  private readonly tokenRejections = new Counter({
+    name: 'gatehouse_token_rejections_total',
+    help: 'Bearer tokens refused, by reason.',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
   // Resolving a labelled child hashes its label values; the hot path caches them.
   private readonly histogramByEntrypoint = new Map<string, Histogram.Internal<'entrypoint'>>();
   private readonly decisionCounters = new Map<string, Counter.Internal>();
@@ -95,5 +103,9 @@ export class EngineMetrics {
 
   recordRejection(reason: BundleRejection): void {
     this.rejections.labels(reason).inc();
+  }
+
+  recordTokenRejection(reason: TokenRejection): void {
+    this.tokenRejections.labels(reason).inc();
   }
 }

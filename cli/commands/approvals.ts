@@ -1,0 +1,92 @@
+import { Command } from 'commander';
+import { callApi, expectJson, serverOf, tokenOf } from '../api-client.js';
+import { printJson } from '../io.js';
+
+interface Common {
+  server?: string;
+  token?: string;
+  json?: boolean;
+}
+
+interface ApprovalView {
+  id: string;
+  status: string;
+  target: string;
+  requester: { sub: string; act: { sub: string } | null };
+  reasons: string[];
+  groups: string[];
+  min: number;
+  approvals: number;
+  expires_at: string;
+  resolution: string | null;
+  action: unknown;
+  action_hash: string;
+}
+
+export function approvalsCommand(): Command {
+  const approvals = new Command('approvals')
+    .description('List and decide approval requests on a running gateway. Authenticates with your OIDC token.');
+
+  withCommon(approvals.command('list').description('Requests you may see (default: pending).'))
+    .option('--status <status>', 'pending, approved, denied, expired, revoked, consumed or all', 'pending')
+    .action(async (options: Common & { status: string }) => {
+      const body = (await request(options, 'GET', `/v1/approvals?status=${encodeURIComponent(options.status)}`)) as { approvals: ApprovalView[] };
+      if (options.json) return printJson(body);
+      if (body.approvals.length === 0) return void process.stdout.write(`no ${options.status === 'all' ? '' : `${options.status} `}approval requests\n`);
+      for (const a of body.approvals) process.stdout.write(`${a.id}  ${a.status.padEnd(8)}  ${a.target.padEnd(16)}  ${requester(a)}  ${a.approvals}/${a.min}  expires ${a.expires_at}\n`);
+    });
+
+  withCommon(approvals.command('show').description('One request in full.').argument('<id>'))
+    .action(async (id: string, options: Common) => {
+      const a = (await request(options, 'GET', `/v1/approvals/${encodeURIComponent(id)}`)) as ApprovalView;
+      if (options.json) return printJson(a);
+      printApproval(a);
+      process.stdout.write(`action (sha256 ${a.action_hash}):\n${JSON.stringify(a.action, null, 2)}\n`);
+    });
+
+  withCommon(approvals.command('approve').description('Approve a request (you must be in one of its approver groups, and not its requester).').argument('<id>'))
+    .option('--comment <text>', 'why, for the record')
+    .action(async (id: string, options: Common & { comment?: string }) => {
+      printResult(options, await request(options, 'POST', `/v1/approvals/${encodeURIComponent(id)}/approve`, options.comment ? { comment: options.comment } : {}));
+    });
+
+  withCommon(approvals.command('deny').description('Deny a request, with a reason the requester will see.').argument('<id>'))
+    .requiredOption('--reason <text>', 'why')
+    .action(async (id: string, options: Common & { reason: string }) => {
+      printResult(options, await request(options, 'POST', `/v1/approvals/${encodeURIComponent(id)}/deny`, { reason: options.reason }));
+    });
+
+  withCommon(approvals.command('revoke').description('Withdraw a pending or approved, not yet used, request.').argument('<id>'))
+    .option('--reason <text>', 'why')
+    .action(async (id: string, options: Common & { reason?: string }) => {
+      printResult(options, await request(options, 'POST', `/v1/approvals/${encodeURIComponent(id)}/revoke`, options.reason ? { reason: options.reason } : {}));
+    });
+
+  return approvals;
+}
+
+function withCommon(command: Command): Command {
+  return command
+    .option('-s, --server <url>', 'the gateway\'s API (default: $GATEHOUSE_SERVER or http://127.0.0.1:8181)')
+    .option('-t, --token <jwt>', 'your OIDC token (default: $GATEHOUSE_TOKEN)')
+    .option('--json', 'print JSON');
+}
+
+async function request(options: Common, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  return expectJson(await callApi({ server: serverOf(options.server), method, path, token: tokenOf(options.token), body }));
+}
+
+function requester(a: ApprovalView): string {
+  return a.requester.act ? `${a.requester.sub} for ${a.requester.act.sub}` : a.requester.sub;
+}
+
+function printApproval(a: ApprovalView): void {
+  process.stdout.write(`${a.id}: ${a.status}${a.resolution ? ` (${a.resolution})` : ''}\n`);
+  process.stdout.write(`  target:    ${a.target}\n  requester: ${requester(a)}\n  approvers: ${a.groups.join(', ')} (${a.approvals} of ${a.min})\n  expires:   ${a.expires_at}\n`);
+  for (const reason of a.reasons) process.stdout.write(`  - ${reason}\n`);
+}
+
+function printResult(options: Common, result: unknown): void {
+  if (options.json) printJson(result);
+  else printApproval(result as ApprovalView);
+}

@@ -1,0 +1,37 @@
+import type { Identity } from '../identity/identity.js';
+import type { ApprovalRecord } from '../store/store.js';
+
+/**
+ * Why `approver` may not vote on `approval`, or null when they may. The
+ * two-person rule: a human in one of the policy's approver groups, who is
+ * neither the requester nor the human the requesting agent acts for, and
+ * who has not voted on it already.
+ */
+export function approverRefusal(approval: ApprovalRecord, approver: Identity): string | null {
+  if (approver.agent || approver.act) {
+    return `${approver.sub} is an agent; approvals are for humans`;
+  }
+  const requester = approval.requester;
+  if (approver.sub === requester.sub) return `${approver.sub} requested this action and cannot approve it`;
+  if (approver.sub === requester.act?.sub) {
+    return `${approver.sub} is the human ${requester.sub} acts for and cannot approve their own agent's request`;
+  }
+  if (!approver.groups.some((g) => approval.groups.includes(g))) {
+    return `${approver.sub} is not in an approver group of this request (${approval.groups.join(', ')})`;
+  }
+  if (approval.votes.some((v) => v.sub === approver.sub)) return `${approver.sub} has already voted on this request`;
+  return null;
+}
+
+/** Whether `identity` is the one that asked: the same caller, acting for the same human. */
+export function isRequester(approval: ApprovalRecord, identity: Identity): boolean {
+  const r = approval.requester;
+  return r.sub === identity.sub && r.iss === identity.iss && (r.act?.sub ?? null) === (identity.act?.sub ?? null);
+}
+
+/** May `identity` withdraw the request: the requester, the human behind it, or an approver. */
+export function mayRevoke(approval: ApprovalRecord, identity: Identity): boolean {
+  if (isRequester(approval, identity)) return true;
+  if (!identity.agent && identity.sub === approval.requester.act?.sub) return true;
+  return !identity.agent && identity.groups.some((g) => approval.groups.includes(g));
+}

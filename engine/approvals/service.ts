@@ -1,0 +1,281 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Identity } from '../identity/identity.js';
+import type { ApprovalRequirement } from '../policy/decision.js';
+import type { ApprovalQuery, ApprovalRecord, ApprovalStatus, Store } from '../store/store.js';
+import { ApprovalError } from './errors.js';
+import { approverRefusal, isRequester, mayRevoke } from './rules.js';
+
+export type ApprovalTransition = 'requested' | 'vote' | 'approved' | 'denied' | 'expired' | 'revoked' | 'consumed';
+
+/** A state change, handed to the audit trail. */
+export interface ApprovalTransitionEvent {
+  approval: ApprovalRecord;
+  transition: ApprovalTransition;
+  /** Who caused it; null for the gateway itself (expiry, consumption). */
+  by: Identity | null;
+  reason: string | null;
+}
+
+export interface NewApproval {
+  requester: Identity;
+  target: string;
+  action: { text: string; hash: string };
+  requirement: ApprovalRequirement;
+  mode: 'hold' | 'ticket';
+  reasons: string[];
+  decisionId: string;
+  sessionId: string;
+  policyRevision: string | null;
+}
+
+export interface ApprovalServiceOptions {
+  store: Store;
+  /** Writes the audit event of a transition; a rejection is logged, never swallowed silently. */
+  recordTransition(event: ApprovalTransitionEvent): Promise<void>;
+  /** Told of every new request, e.g. to send the webhook. */
+  onRequested?(approval: ApprovalRecord): void;
+  logger: Logger;
+  now?: () => number;
+  /** How often due requests are expired. */
+  sweepIntervalMs?: number;
+  /** A held request also polls at this pace, in case a notification is lost. */
+  pollIntervalMs?: number;
+}
+
+const OPEN: ReadonlySet<ApprovalStatus> = new Set(['pending', 'approved']);
+const MAX_UPDATE_ATTEMPTS = 8;
+
+/**
+ * Just-in-time approvals: requests, votes (N of M, two-person rule), expiry,
+ * revocation, single-use consumption, and waiting for a decision. All state
+ * lives in the store, so any gateway process sharing it can act on any
+ * request, and every transition is audited.
+ */
+export class ApprovalService {
+  private readonly now: () => number;
+  private sweeper: NodeJS.Timeout | null = null;
+
+  constructor(private readonly options: ApprovalServiceOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  start(): void {
+    this.sweeper = setInterval(() => {
+      this.expireDue().catch((err: unknown) => this.options.logger.error({ err }, 'approval expiry sweep failed'));
+    }, this.options.sweepIntervalMs ?? 1000);
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+
+  async request(spec: NewApproval): Promise<ApprovalRecord> {
+    const created = this.now();
+    const { requester } = spec;
+    const approval: ApprovalRecord = {
+      id: randomUUID(),
+      status: 'pending',
+      version: 1,
+      requester: { sub: requester.sub, iss: requester.iss, act: requester.act, groups: requester.groups },
+      target: spec.target,
+      action: spec.action.text,
+      action_hash: spec.action.hash,
+      reasons: spec.reasons,
+      groups: spec.requirement.groups,
+      min: spec.requirement.min,
+      mode: spec.mode,
+      created_at: new Date(created).toISOString(),
+      expires_at: new Date(created + spec.requirement.ttl_seconds * 1000).toISOString(),
+      votes: [],
+      resolution: null,
+      resolved_at: null,
+      decision_id: spec.decisionId,
+      session_id: spec.sessionId,
+      policy_revision: spec.policyRevision,
+    };
+    await this.options.store.createApproval(approval);
+    await this.audit({ approval, transition: 'requested', by: requester, reason: null });
+    this.options.onRequested?.(approval);
+    return approval;
+  }
+
+  /** The request, with expiry applied if it is due. */
+  async get(id: string): Promise<ApprovalRecord> {
+    const approval = await this.options.store.getApproval(id);
+    if (!approval) throw new ApprovalError('not_found', `no approval request ${id}`);
+    return this.isDue(approval) ? await this.expire(approval, 'the approval window ended') : approval;
+  }
+
+  list(query: ApprovalQuery = {}): Promise<ApprovalRecord[]> {
+    return this.options.store.listApprovals(query);
+  }
+
+  /** One approver's vote. `min` approvals approve; one denial denies. */
+  async vote(id: string, approver: Identity, decision: 'approve' | 'deny', comment: string | null): Promise<ApprovalRecord> {
+    if (decision === 'deny' && !comment) throw new ApprovalError('invalid', 'a denial needs a reason');
+    await this.get(id); // expires it first if its window has ended
+    const at = new Date(this.now()).toISOString();
+    const { record, transition } = await this.update(id, (current) => {
+      if (this.isDue(current)) throw new ApprovalError('conflict', `approval ${id} has expired`);
+      if (current.status !== 'pending') {
+        throw new ApprovalError('conflict', `approval ${id} is ${current.status}, not pending`);
+      }
+      const refusal = approverRefusal(current, approver);
+      if (refusal) throw new ApprovalError('forbidden', refusal);
+      const votes = [...current.votes, { sub: approver.sub, decision, comment, at }];
+      const approvals = votes.filter((v) => v.decision === 'approve').length;
+      if (decision === 'deny') {
+        return { next: { ...current, votes, status: 'denied', resolution: `denied by ${approver.sub}: ${comment}`, resolved_at: at }, transition: 'denied' };
+      }
+      if (approvals >= current.min) {
+        return { next: { ...current, votes, status: 'approved', resolution: `approved by ${approvedBy(votes)}`, resolved_at: at }, transition: 'approved' };
+      }
+      return { next: { ...current, votes }, transition: 'vote' };
+    });
+    await this.audit({ approval: record, transition, by: approver, reason: comment });
+    return record;
+  }
+
+  async revoke(id: string, by: Identity, reason: string | null): Promise<ApprovalRecord> {
+    const at = new Date(this.now()).toISOString();
+    const { record } = await this.update(id, (current) => {
+      if (!OPEN.has(current.status)) throw new ApprovalError('conflict', `approval ${id} is ${current.status} and cannot be revoked`);
+      if (!mayRevoke(current, by)) {
+        throw new ApprovalError('forbidden', `${by.sub} may not revoke approval ${id}: only the requester, the human behind it, or an approver may`);
+      }
+      const resolution = `revoked by ${by.sub}${reason ? `: ${reason}` : ''}`;
+      return { next: { ...current, status: 'revoked', resolution, resolved_at: at }, transition: 'revoked' };
+    });
+    await this.audit({ approval: record, transition: 'revoked', by, reason });
+    return record;
+  }
+
+  /**
+   * The open request (pending or approved, not expired) by this caller for
+   * exactly this action, if any: a retry reuses it instead of asking again.
+   */
+  async findOpen(requester: Identity, actionHash: string): Promise<ApprovalRecord | null> {
+    const candidates = await this.options.store.listApprovals({ requester_sub: requester.sub, action_hash: actionHash });
+    for (const candidate of candidates) {
+      if (!OPEN.has(candidate.status) || !isRequester(candidate, requester)) continue;
+      if (this.isDue(candidate)) {
+        await this.expire(candidate, 'the approval window ended');
+        continue;
+      }
+      return candidate;
+    }
+    return null;
+  }
+
+  /**
+   * Spends an approved request on the one action it covers. Exactly one
+   * caller wins, even across processes; the rest get null.
+   */
+  async consume(approval: ApprovalRecord, requester: Identity): Promise<ApprovalRecord | null> {
+    if (approval.status !== 'approved' || !isRequester(approval, requester) || this.isDue(approval)) return null;
+    const at = new Date(this.now()).toISOString();
+    const consumed = await this.options.store.updateApproval(
+      { ...approval, status: 'consumed', resolution: `${approval.resolution ?? 'approved'}; used once`, resolved_at: at },
+      approval.version,
+    );
+    if (consumed) await this.audit({ approval: consumed, transition: 'consumed', by: requester, reason: null });
+    return consumed;
+  }
+
+  /**
+   * Waits until the request leaves `pending` (any process may decide it),
+   * up to timeoutMs; resolves with the record then, or null on timeout.
+   */
+  waitForResolution(id: string, timeoutMs: number, signal?: AbortSignal): Promise<ApprovalRecord | null> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const finish = (result: ApprovalRecord | null, error?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        unsubscribe();
+        clearInterval(poll);
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (error) reject(error instanceof Error ? error : new Error(String(error)));
+        else resolve(result);
+      };
+      const check = (): void => {
+        this.get(id).then((current) => {
+          if (current.status !== 'pending') finish(current);
+        }, (err: unknown) => finish(null, err));
+      };
+      const onAbort = (): void => finish(null);
+      const unsubscribe = this.options.store.onApprovalChange((changed) => {
+        if (changed === id) check();
+      });
+      const poll = setInterval(check, this.options.pollIntervalMs ?? 1000);
+      const timer = setTimeout(() => finish(null), timeoutMs);
+      signal?.addEventListener('abort', onAbort);
+      check(); // it may have been decided before we subscribed
+    });
+  }
+
+  /** Ends a still-pending request, e.g. when the caller holding it gives up. */
+  async expire(approval: ApprovalRecord, reason: string): Promise<ApprovalRecord> {
+    const at = new Date(this.now()).toISOString();
+    const { record, changed } = await this.update(approval.id, (current) => {
+      if (!OPEN.has(current.status)) return { next: null, transition: 'expired' };
+      return { next: { ...current, status: 'expired', resolution: reason, resolved_at: at }, transition: 'expired' };
+    });
+    // Several processes may race to expire it; only the one that did audits it.
+    if (changed) await this.audit({ approval: record, transition: 'expired', by: null, reason });
+    return record;
+  }
+
+  /** Expires every open request whose window has ended. */
+  async expireDue(): Promise<number> {
+    const before = new Date(this.now()).toISOString();
+    let expired = 0;
+    for (const status of ['pending', 'approved'] as const) {
+      for (const approval of await this.options.store.listApprovals({ status, expires_before: before })) {
+        await this.expire(approval, 'the approval window ended');
+        expired += 1;
+      }
+    }
+    return expired;
+  }
+
+  private isDue(approval: ApprovalRecord): boolean {
+    return OPEN.has(approval.status) && Date.parse(approval.expires_at) <= this.now();
+  }
+
+  /**
+   * Read, change, compare-and-set, retrying when another process got there
+   * first. `change` returns next = null to leave the record as it is.
+   */
+  private async update(
+    id: string,
+    change: (current: ApprovalRecord) => { next: ApprovalRecord | null; transition: ApprovalTransition },
+  ): Promise<{ record: ApprovalRecord; transition: ApprovalTransition; changed: boolean }> {
+    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt += 1) {
+      const current = await this.options.store.getApproval(id);
+      if (!current) throw new ApprovalError('not_found', `no approval request ${id}`);
+      const { next, transition } = change(current);
+      if (!next) return { record: current, transition, changed: false };
+      const stored = await this.options.store.updateApproval(next, current.version);
+      if (stored) return { record: stored, transition, changed: true };
+    }
+    throw new ApprovalError('conflict', `approval ${id} is being changed by others; try again`);
+  }
+
+  private async audit(event: ApprovalTransitionEvent): Promise<void> {
+    try {
+      await this.options.recordTransition(event);
+    } catch (err) {
+      this.options.logger.error({ err, approval: event.approval.id, transition: event.transition }, 'approval transition could not be audited');
+      throw err;
+    }
+  }
+}
+
+function approvedBy(votes: ApprovalRecord['votes']): string {
+  return votes.filter((v) => v.decision === 'approve').map((v) => v.sub).join(', ');
+}

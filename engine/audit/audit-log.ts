@@ -1,0 +1,175 @@
+import type { Logger } from 'pino';
+import type { AuditRecord, Store } from '../store/store.js';
+import { canonicalJson } from './canonical.js';
+import { EMPTY_HEAD, recordHash, type ChainHead } from './chain.js';
+
+export interface AuditLogOptions {
+  store: Store;
+  /** This process's chain (audit.stream). */
+  stream: string;
+  /** At most this many events per durable write (audit.max_batch). */
+  maxBatch: number;
+  logger: Logger;
+}
+
+/** Where an event landed: it is durable when append() resolves with this. */
+export interface AppendedEvent {
+  stream: string;
+  seq: number;
+  hash: string;
+}
+
+/** An append that did not become durable; the event is not in the chain. */
+export class AuditWriteError extends Error {
+  constructor(message: string, options?: { cause: unknown }) {
+    super(message, options);
+    this.name = 'AuditWriteError';
+  }
+}
+
+interface Pending {
+  event: string;
+  time: number;
+  resolve: (appended: AppendedEvent) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * The writer of one audit stream, with group commit: appends queue up while
+ * a write is in flight, and the next write takes up to `maxBatch` of them in
+ * one durable transaction. One write is in flight at a time, so the chain is
+ * always computed from the durable head and never forks; throughput comes
+ * from batching, not from concurrent writes.
+ */
+export class AuditLog {
+  readonly stream: string;
+  private readonly store: Store;
+  private readonly maxBatch: number;
+  private readonly logger: Logger;
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | null = null;
+  /** The last durable record; null until start(), and after a failed write until re-read. */
+  private durable: ChainHead | null = null;
+  private state: 'new' | 'open' | 'closing' | 'closed' = 'new';
+
+  constructor(options: AuditLogOptions) {
+    this.store = options.store;
+    this.stream = options.stream;
+    this.maxBatch = options.maxBatch;
+    this.logger = options.logger;
+  }
+
+  /** Claims the stream for this process and loads its head. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error('AuditLog.start() was already called');
+    await this.store.claimAuditStream(this.stream);
+    this.durable = await this.readHead();
+    this.state = 'open';
+    this.logger.info({ stream: this.stream, seq: this.durable.seq }, 'audit stream opened');
+  }
+
+  /**
+   * The last durable record (seq 0 and the genesis hash for an empty
+   * stream): what checkpoints sign. Null before start() and while a failed
+   * write has left the head to be re-read from the store.
+   */
+  get head(): ChainHead | null {
+    return this.durable;
+  }
+
+  /**
+   * Appends one event. Resolves once it is durable; rejects with
+   * AuditWriteError if the write failed, in which case the event is not in
+   * the chain and the caller must treat the decision as unaudited.
+   */
+  append(event: object): Promise<AppendedEvent> {
+    if (this.state !== 'open') {
+      return Promise.reject(new AuditWriteError(`audit stream "${this.stream}" is ${this.state === 'new' ? 'not started' : 'closed'}`));
+    }
+    let text: string;
+    try {
+      text = canonicalJson(event);
+    } catch (err) {
+      return Promise.reject(new AuditWriteError(`event is not JSON: ${(err as Error).message}`, { cause: err }));
+    }
+    const time = (event as { time?: unknown }).time;
+    return new Promise((resolve, reject) => {
+      this.queue.push({ event: text, time: typeof time === 'number' && Number.isFinite(time) ? time : Date.now(), resolve, reject });
+      this.flushing ??= this.drain();
+    });
+  }
+
+  /** Resolves when every event appended so far has been written (or has failed). */
+  async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
+  /** Writes what is queued, then refuses new events. Does not close the store. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closing';
+    await this.flush();
+    this.state = 'closed';
+  }
+
+  private async drain(): Promise<void> {
+    // Let every append made in the current tick join the first batch.
+    await Promise.resolve();
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.length <= this.maxBatch ? this.queue : this.queue.slice(0, this.maxBatch);
+        this.queue = batch === this.queue ? [] : this.queue.slice(this.maxBatch);
+        await this.write(batch);
+      }
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  private async write(batch: Pending[]): Promise<void> {
+    let head: ChainHead;
+    try {
+      head = this.durable ?? (this.durable = await this.readHead());
+    } catch (err) {
+      this.fail(batch, err);
+      return;
+    }
+
+    const records: AuditRecord[] = new Array(batch.length);
+    let { seq, hash } = head;
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
+      const prev = hash;
+      seq += 1;
+      hash = recordHash(this.stream, seq, prev, p.event);
+      records[i] = { stream: this.stream, seq, prev, hash, time: p.time, event: p.event };
+    }
+
+    try {
+      await this.store.appendAudit(records);
+    } catch (err) {
+      // The store is the truth: the write may or may not have landed (a lost
+      // commit acknowledgement), so the head is re-read before the next write.
+      this.durable = null;
+      this.fail(batch, err);
+      this.durable = await this.readHead().catch(() => null);
+      return;
+    }
+    this.durable = { seq, hash };
+    for (let i = 0; i < batch.length; i++) {
+      const r = records[i]!;
+      batch[i]!.resolve({ stream: this.stream, seq: r.seq, hash: r.hash });
+    }
+  }
+
+  private fail(batch: Pending[], err: unknown): void {
+    const message = (err as Error)?.message ?? String(err);
+    this.logger.error({ stream: this.stream, events: batch.length, err: message }, 'audit write failed');
+    const error = new AuditWriteError(`audit write to stream "${this.stream}" failed: ${message}`, { cause: err });
+    for (const p of batch) p.reject(error);
+  }
+
+  private async readHead(): Promise<ChainHead> {
+    return (await this.store.auditHead(this.stream)) ?? EMPTY_HEAD;
+  }
+}

@@ -1,0 +1,188 @@
+import type { KeyObject } from 'node:crypto';
+import type { CheckpointRecord, Store } from '../store/store.js';
+import { canonicalJson } from './canonical.js';
+import { GENESIS, recordHash } from './chain.js';
+import { CheckpointInvalid, sameClaim, verifyCheckpoint, type CheckpointClaim } from './checkpoint.js';
+
+export interface VerifyOptions {
+  store: Store;
+  /** Checks checkpoint signatures; without it checkpoints are only matched against the chain. */
+  publicKey?: KeyObject | null;
+  /**
+   * A checkpoint JWS kept apart from the store (audit.checkpoint.export_file).
+   * Its seq and hash must be in the chain, which is what catches a tail cut
+   * off together with its stored checkpoints.
+   */
+  anchor?: string | null;
+  /** Called every `progressEvery` records, for a progress line. */
+  onProgress?: (records: number) => void;
+  progressEvery?: number;
+}
+
+export interface StreamSummary {
+  stream: string;
+  /** Records checked, and the head they end at. */
+  records: number;
+  seq: number;
+  hash: string;
+  checkpoints: number;
+  /** Time of the newest checkpoint, ms since the epoch. */
+  lastCheckpoint: number | null;
+  anchored: boolean;
+}
+
+/** The first place the evidence stops adding up. */
+export interface VerifyFailure {
+  stream: string;
+  seq: number;
+  reason: string;
+}
+
+export interface VerifyReport {
+  streams: StreamSummary[];
+  failure: VerifyFailure | null;
+  /** True when checkpoints were found but no public key was given to check their signatures. */
+  signaturesUnchecked: boolean;
+}
+
+class Broken extends Error {
+  constructor(readonly seq: number, reason: string) {
+    super(reason);
+  }
+}
+
+/**
+ * Verifies every stream in the store, in one pass over the records with
+ * constant memory (plus one stream's checkpoints): contiguous seqs from 1,
+ * each prev linking to the record before, each hash recomputed, each event's
+ * text in its own canonical form (so a changed byte anywhere shows), each
+ * checkpoint signed by the key and matching the chain where it says, and the
+ * anchor, if any, present in its chain. Stops at the first problem.
+ */
+export async function verifyAudit(options: VerifyOptions): Promise<VerifyReport> {
+  const { store } = options;
+  const publicKey = options.publicKey ?? null;
+  const anchor = options.anchor ? await readAnchor(options.anchor, publicKey) : null;
+  const streams = await store.auditStreams();
+  if (anchor && !streams.includes(anchor.stream)) {
+    return {
+      streams: [],
+      signaturesUnchecked: false,
+      failure: { stream: anchor.stream, seq: 1, reason: `the anchor vouches for seq ${anchor.seq}, but the stream has no records at all` },
+    };
+  }
+
+  const summaries: StreamSummary[] = [];
+  let signaturesUnchecked = false;
+  let total = 0;
+  const every = options.progressEvery ?? 100_000;
+  for (const stream of streams.sort()) {
+    const checkpoints = await store.checkpoints(stream);
+    if (checkpoints.length > 0 && !publicKey) signaturesUnchecked = true;
+    try {
+      const summary = await verifyStream(store, stream, checkpoints, publicKey, anchor?.stream === stream ? anchor : null, () => {
+        if (++total % every === 0) options.onProgress?.(total);
+      });
+      summaries.push(summary);
+    } catch (err) {
+      if (!(err instanceof Broken)) throw err;
+      return { streams: summaries, signaturesUnchecked, failure: { stream, seq: err.seq, reason: err.message } };
+    }
+  }
+  return { streams: summaries, failure: null, signaturesUnchecked };
+}
+
+async function verifyStream(
+  store: Store,
+  stream: string,
+  checkpoints: CheckpointRecord[],
+  publicKey: KeyObject | null,
+  anchor: CheckpointClaim | null,
+  tick: () => void,
+): Promise<StreamSummary> {
+  if (publicKey) {
+    for (const cp of checkpoints) await checkSignature(cp, publicKey);
+  }
+  // Claims to match against the chain as the walk passes their seq: the
+  // stored checkpoints and the anchor, in seq order.
+  const claims = [...checkpoints, ...(anchor ? [{ ...anchor, anchor: true }] : [])].sort((a, b) => a.seq - b.seq);
+  let next = 0;
+  const matchClaims = (seq: number, hash: string): void => {
+    for (; next < claims.length && claims[next]!.seq <= seq; next++) {
+      const claim = claims[next]!;
+      if (claim.seq === seq && claim.hash === hash) continue;
+      const what = 'anchor' in claim ? 'the anchor checkpoint' : 'a stored checkpoint';
+      throw new Broken(claim.seq === 0 ? 1 : claim.seq, `${what} at seq ${claim.seq} has hash ${short(claim.hash)}, but the chain has ${short(claim.seq === seq ? hash : '?')} there (forged checkpoint, or the chain was rewritten)`);
+    }
+  };
+
+  let seq = 0;
+  let hash = GENESIS;
+  matchClaims(0, GENESIS);
+  for await (const r of store.readAudit({ stream })) {
+    const expected = seq + 1;
+    if (r.seq !== expected) {
+      throw new Broken(expected, r.seq > expected
+        ? `seq ${expected}${r.seq > expected + 1 ? `–${r.seq - 1}` : ''} missing: the next record is seq ${r.seq} (deleted records)`
+        : `seq ${r.seq} appears again after seq ${seq} (inserted or reordered records)`);
+    }
+    if (r.prev !== hash) throw new Broken(r.seq, `prev does not match the hash of seq ${seq} (inserted, deleted or reordered records)`);
+    let event: unknown;
+    try {
+      event = JSON.parse(r.event);
+    } catch {
+      throw new Broken(r.seq, 'the event is not valid JSON (edited)');
+    }
+    if (canonicalJson(event) !== r.event) throw new Broken(r.seq, 'the event text is not in canonical form (edited)');
+    const computed = recordHash(stream, r.seq, r.prev, r.event);
+    if (computed !== r.hash) throw new Broken(r.seq, 'the hash does not match the record (edited)');
+    const time = (event as { time?: unknown }).time;
+    if (typeof time === 'number' && time !== r.time) throw new Broken(r.seq, `the stored time ${r.time} differs from the event's time ${time} (edited)`);
+    seq = r.seq;
+    hash = r.hash;
+    matchClaims(seq, hash);
+    tick();
+  }
+
+  // Claims beyond the end: the tail was cut off.
+  if (next < claims.length) {
+    const claim = claims[next]!;
+    const what = 'anchor' in claim ? 'the anchor checkpoint' : 'a stored checkpoint';
+    throw new Broken(seq + 1, `the chain ends at seq ${seq}, but ${what} vouches for seq ${claim.seq}: records from seq ${seq + 1} on were removed (truncated)`);
+  }
+
+  const last = checkpoints.reduce<number | null>((t, cp) => (t === null || cp.time > t ? cp.time : t), null);
+  return { stream, records: seq, seq, hash, checkpoints: checkpoints.length, lastCheckpoint: last, anchored: anchor !== null };
+}
+
+async function checkSignature(cp: CheckpointRecord, publicKey: KeyObject): Promise<void> {
+  const at = cp.seq === 0 ? 1 : cp.seq;
+  let claim: CheckpointClaim;
+  try {
+    claim = await verifyCheckpoint(cp.jws, publicKey);
+  } catch (err) {
+    if (!(err instanceof CheckpointInvalid)) throw err;
+    throw new Broken(at, `the stored checkpoint at seq ${cp.seq}: ${err.message} (forged checkpoint)`);
+  }
+  if (!sameClaim(cp, claim)) {
+    throw new Broken(at, `the stored checkpoint at seq ${cp.seq} does not say what its signature says (signed seq ${claim.seq}, hash ${short(claim.hash)}; edited)`);
+  }
+}
+
+/** The anchor must verify before it can be trusted to say anything about the chain. */
+async function readAnchor(jws: string, publicKey: KeyObject | null): Promise<CheckpointClaim> {
+  if (!publicKey) throw new AnchorError('an anchor needs the public key to check its signature');
+  try {
+    return await verifyCheckpoint(jws, publicKey);
+  } catch (err) {
+    if (err instanceof CheckpointInvalid) throw new AnchorError(`the anchor is not valid: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The anchor itself is unusable (not a verification failure of the store). */
+export class AnchorError extends Error {}
+
+function short(hash: string): string {
+  return hash.length > 12 ? `${hash.slice(0, 12)}…` : hash;
+}

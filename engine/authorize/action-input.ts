@@ -1,0 +1,32 @@
+import type { TargetConfig } from '../config/schema.js';
+
+/** Input keys only the gateway may set: a caller that could set them could vouch for itself. */
+const GATEWAY_OWNED = ['identity', 'target', 'session', 'now_ns', 'approval'] as const;
+
+/** The key that carries each protocol's request (design brief, "Input"). */
+const PROTOCOL_KEY: Record<TargetConfig['kind'], string> = {
+  postgres: 'postgres',
+  ssh: 'ssh',
+  // The OPA-Envoy input document: attributes, parsed_path, parsed_query, parsed_body.
+  http: 'attributes',
+};
+
+export type ActionCheck = { ok: true; action: Record<string, unknown> } | { ok: false; problem: string };
+
+/** Checks that `action` is the protocol part of an input for a target of `kind`. */
+export function checkAction(action: unknown, kind: TargetConfig['kind']): ActionCheck {
+  if (typeof action !== 'object' || action === null || Array.isArray(action)) {
+    return { ok: false, problem: 'the action must be a JSON object, e.g. {"postgres": {...}}' };
+  }
+  const fields = action as Record<string, unknown>;
+  const owned = GATEWAY_OWNED.filter((key) => key in fields);
+  if (owned.length > 0) {
+    return { ok: false, problem: `the action must not set ${owned.join(', ')}: the gateway sets ${owned.length > 1 ? 'them' : 'it'} from verified facts` };
+  }
+  const key = PROTOCOL_KEY[kind];
+  const request = fields[key];
+  if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+    return { ok: false, problem: `a ${kind} target's action needs a "${key}" object` };
+  }
+  return { ok: true, action: fields };
+}

@@ -1,0 +1,322 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { canonicalAction, type CanonicalAction } from '../approvals/action.js';
+import type { ApprovalService } from '../approvals/service.js';
+import type { AppendedEvent, AuditLog } from '../audit/audit-log.js';
+import { decisionEvent, type DecisionFacts } from '../audit/events.js';
+import { nowNs } from '../clock.js';
+import type { GatehouseConfig, TargetConfig } from '../config/schema.js';
+import { TokenError, type Identity, type TokenVerifier } from '../identity/identity.js';
+import { failClosed, type Decision } from '../policy/decision.js';
+import type { Evaluation } from '../policy/evaluator.js';
+import type { ApprovalRecord } from '../store/store.js';
+import { checkAction } from './action-input.js';
+import { requestFacts } from './request-facts.js';
+
+export interface AuthorizeRequest {
+  /** The caller's bearer token, as presented. */
+  token: string | undefined;
+  target: string;
+  /** The protocol part of the policy input, e.g. {"postgres": {...}}. */
+  action: unknown;
+  sessionId?: string;
+  sourceIp?: string | null;
+}
+
+export interface AuthorizeHooks {
+  /** Called once when the request starts waiting for a human (hold mode). */
+  onHeld?(approval: ApprovalRecord): void;
+  /** Aborting ends a held wait early (the caller went away); the result is a deny. */
+  signal?: AbortSignal;
+}
+
+/** Why a request was refused before policy could decide it. */
+export type Refusal = 'unauthenticated' | 'unknown_target' | 'invalid_action';
+
+export interface AuthorizeResult {
+  decision: Decision;
+  decision_id: string;
+  identity: Identity | null;
+  /** The approval request this decision created, waited on or used. */
+  approval: ApprovalRecord | null;
+  /** Where the decision's audit event landed; null only for a fail-open target whose audit write failed. */
+  audit: AppendedEvent | null;
+  refused?: Refusal;
+}
+
+/** The policy engine as the authorizer needs it. */
+export interface PolicyEngine {
+  evaluate(entrypoint: string, input: unknown): Evaluation;
+}
+
+export interface AuthorizerOptions {
+  config: Pick<GatehouseConfig, 'targets' | 'policy'>;
+  verifier: TokenVerifier;
+  policy: PolicyEngine;
+  approvals: ApprovalService;
+  audit: AuditLog;
+  /** The URL where a caller can follow an approval request. */
+  statusUrl(approvalId: string): string;
+  logger: Logger;
+}
+
+/** Everything known about one request once identity, target and action are checked. */
+interface Request {
+  identity: Identity;
+  target: TargetConfig;
+  action: Record<string, unknown>;
+  canonical: CanonicalAction;
+  sessionId: string;
+  sourceIp: string | null;
+  entrypoint: string;
+}
+
+const DEFAULT_HOLD_SECONDS = 300;
+
+/**
+ * The one call every front end makes: authorize(token, target, action).
+ * It verifies identity, evaluates policy, handles approvals, and writes the
+ * audit event, in that order. Every path out of it, refusals included, is
+ * a decision with an audit event; a decision whose event cannot be written
+ * is denied (fail closed) unless its target opted out.
+ */
+export class Authorizer {
+  private readonly targets: Map<string, TargetConfig>;
+  /** Aborted at shutdown: held requests end (denied and audited) instead of outliving the audit log. */
+  private readonly closing = new AbortController();
+  private readonly inflight = new Set<Promise<AuthorizeResult>>();
+
+  constructor(private readonly options: AuthorizerOptions) {
+    this.targets = new Map(options.config.targets.map((t) => [t.name, t]));
+  }
+
+  async authorize(req: AuthorizeRequest, hooks: AuthorizeHooks = {}): Promise<AuthorizeResult> {
+    const signal = hooks.signal ? AbortSignal.any([hooks.signal, this.closing.signal]) : this.closing.signal;
+    const decision = this.decide(req, { ...hooks, signal });
+    this.inflight.add(decision);
+    try {
+      return await decision;
+    } finally {
+      this.inflight.delete(decision);
+    }
+  }
+
+  /** Ends held requests and waits until every decision in flight is audited. */
+  async close(): Promise<void> {
+    this.closing.abort();
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  private async decide(req: AuthorizeRequest, hooks: AuthorizeHooks): Promise<AuthorizeResult> {
+    const sessionId = req.sessionId ?? randomUUID();
+    const sourceIp = req.sourceIp ?? null;
+    const target = this.targets.get(req.target);
+
+    let identity: Identity;
+    try {
+      identity = await this.options.verifier.verify(req.token ?? '');
+    } catch (err) {
+      const reason = err instanceof TokenError ? `token rejected (${err.reason}): ${err.message}` : 'token could not be verified';
+      if (!(err instanceof TokenError)) this.options.logger.error({ err }, 'token verification failed unexpectedly');
+      return this.refuse('unauthenticated', reason, { identity: null, target, targetName: req.target, action: req.action, sessionId, sourceIp });
+    }
+    if (!target) {
+      return this.refuse('unknown_target', `no target named "${req.target}" is configured`, { identity, target, targetName: req.target, action: req.action, sessionId, sourceIp });
+    }
+    const checked = checkAction(req.action, target.kind);
+    if (!checked.ok) {
+      return this.refuse('invalid_action', checked.problem, { identity, target, targetName: req.target, action: req.action, sessionId, sourceIp });
+    }
+
+    const request: Request = {
+      identity,
+      target,
+      action: checked.action,
+      canonical: canonicalAction(target.name, checked.action),
+      sessionId,
+      sourceIp,
+      entrypoint: this.options.config.policy.entrypoints[target.kind],
+    };
+    const first = this.evaluate(request, null);
+    if (first.decision.action !== 'approve') return this.record(request, first, null);
+    return this.approve(request, first, hooks);
+  }
+
+  /** The policy asks for a human: use an approval already granted, or ask and (in hold mode) wait. */
+  private async approve(request: Request, first: Evaluation, hooks: AuthorizeHooks): Promise<AuthorizeResult> {
+    const { approvals } = this.options;
+    const requirement = first.decision.approval!;
+    const mode = requirement.mode ?? request.target.approval?.mode ?? 'hold';
+
+    let open: ApprovalRecord | null;
+    try {
+      open = await approvals.findOpen(request.identity, request.canonical.hash);
+    } catch (err) {
+      return this.failApproval(request, first, err);
+    }
+    if (open?.status === 'approved') return this.spend(request, open);
+
+    let pending = open;
+    if (!pending) {
+      try {
+        pending = await approvals.request({
+          requester: request.identity,
+          target: request.target.name,
+          action: request.canonical,
+          requirement: { ...requirement, mode },
+          mode,
+          reasons: first.decision.reasons,
+          decisionId: first.metadata.decision_id,
+          sessionId: request.sessionId,
+          policyRevision: first.metadata.bundle_revision,
+        });
+      } catch (err) {
+        return this.failApproval(request, first, err);
+      }
+    }
+
+    if (mode === 'ticket') {
+      return this.record(request, withDecision(first, denial(first.decision, [
+        `approval required: request ${pending.id} is pending with ${pending.groups.join(', ')}; follow it at ${this.options.statusUrl(pending.id)} and retry once it is approved`,
+      ])), pending);
+    }
+
+    hooks.onHeld?.(pending);
+    const holdMs = Math.min(
+      (request.target.approval?.timeout_seconds ?? DEFAULT_HOLD_SECONDS) * 1000,
+      Math.max(0, Date.parse(pending.expires_at) - Date.now()),
+    );
+    let resolved: ApprovalRecord | null;
+    try {
+      resolved = await approvals.waitForResolution(pending.id, holdMs, hooks.signal);
+    } catch (err) {
+      return this.failApproval(request, first, err);
+    }
+    if (!resolved) {
+      const why = this.closing.signal.aborted
+        ? 'the gateway shut down while the request was held'
+        : hooks.signal?.aborted ? 'the caller went away while held' : `no decision within ${Math.round(holdMs / 1000)} s`;
+      const ended = await approvals.expire(pending, why).catch(() => pending);
+      return this.record(request, withDecision(first, denial(first.decision, [`approval ${pending.id} was not granted: ${why}`])), ended);
+    }
+    if (resolved.status === 'approved') return this.spend(request, resolved);
+    return this.record(request, withDecision(first, denial(first.decision, [
+      `approval ${resolved.id} was ${resolved.status}${resolved.resolution ? `: ${resolved.resolution}` : ''}`,
+    ])), resolved);
+  }
+
+  /** Uses an approved request once and decides again with it in input.approval. */
+  private async spend(request: Request, approved: ApprovalRecord): Promise<AuthorizeResult> {
+    let consumed: ApprovalRecord | null;
+    try {
+      consumed = await this.options.approvals.consume(approved, request.identity);
+    } catch (err) {
+      return this.failApproval(request, this.evaluate(request, null), err);
+    }
+    if (!consumed) {
+      const evaluation = this.evaluate(request, null);
+      return this.record(request, withDecision(evaluation, denial(evaluation.decision, [`approval ${approved.id} was already used`])), approved);
+    }
+    const replay = this.evaluate(request, consumed);
+    if (replay.decision.action === 'allow') return this.record(request, replay, consumed);
+    return this.record(request, withDecision(replay, denial(replay.decision, [
+      `approval ${consumed.id} does not satisfy the policy any more`,
+    ])), consumed);
+  }
+
+  private evaluate(request: Request, approval: ApprovalRecord | null): Evaluation {
+    const { identity, target } = request;
+    return this.options.policy.evaluate(request.entrypoint, {
+      ...request.action,
+      identity,
+      target: { name: target.name, kind: target.kind, labels: target.labels },
+      session: { id: request.sessionId },
+      now_ns: nowNs(),
+      approval: approval ? { id: approval.id, status: 'approved' } : null,
+    });
+  }
+
+  private failApproval(request: Request, first: Evaluation, err: unknown): Promise<AuthorizeResult> {
+    this.options.logger.error({ err, target: request.target.name }, 'approval handling failed; denying');
+    return this.record(request, withDecision(first, failClosed('the approval service failed; the request is denied')), null);
+  }
+
+  private refuse(
+    refused: Refusal,
+    reason: string,
+    context: { identity: Identity | null; target: TargetConfig | undefined; targetName: string; action: unknown; sessionId: string; sourceIp: string | null },
+  ): Promise<AuthorizeResult> {
+    const decisionId = randomUUID();
+    const decision = failClosed(reason);
+    const kind = context.target?.kind ?? null;
+    const checked = kind ? checkAction(context.action, kind) : null;
+    const described = kind && checked?.ok ? requestFacts(kind, checked.action) : null;
+    const facts: DecisionFacts = {
+      identity: context.identity,
+      source_ip: context.sourceIp,
+      target: { name: context.targetName, kind, labels: context.target?.labels ?? {} },
+      request: described?.request ?? null,
+      summary: described?.summary ?? `refused: ${refused}`,
+      action: 'deny',
+      policy: { entrypoint: kind ? this.options.config.policy.entrypoints[kind] : null, bundle_revision: null, decision_id: decisionId, reasons: decision.reasons, failure: refused },
+      masked: [],
+      approval_id: null,
+      session_id: context.sessionId,
+      action_hash: null,
+    };
+    return this.append(facts, context.target, { decision, decision_id: decisionId, identity: context.identity, approval: null, refused });
+  }
+
+  private record(request: Request, evaluation: Evaluation, approval: ApprovalRecord | null): Promise<AuthorizeResult> {
+    const { decision, metadata } = evaluation;
+    const { request: facts, summary } = requestFacts(request.target.kind, request.action);
+    return this.append({
+      identity: request.identity,
+      source_ip: request.sourceIp,
+      target: { name: request.target.name, kind: request.target.kind, labels: request.target.labels },
+      request: facts,
+      summary,
+      action: decision.action,
+      policy: {
+        entrypoint: metadata.entrypoint,
+        bundle_revision: metadata.bundle_revision,
+        decision_id: metadata.decision_id,
+        reasons: decision.reasons,
+        failure: metadata.failure ?? null,
+      },
+      masked: [],
+      approval_id: approval?.id ?? null,
+      session_id: request.sessionId,
+      action_hash: request.canonical.hash,
+    }, request.target, { decision, decision_id: metadata.decision_id, identity: request.identity, approval });
+  }
+
+  /** Writes the decision's audit event; no durable event, no allow. */
+  private async append(
+    facts: DecisionFacts,
+    target: TargetConfig | undefined,
+    result: Omit<AuthorizeResult, 'audit'>,
+  ): Promise<AuthorizeResult> {
+    const { audit, logger } = this.options;
+    try {
+      return { ...result, audit: await audit.append(decisionEvent(facts, audit.stream)) };
+    } catch (err) {
+      if (target?.audit.fail_open) {
+        logger.error({ err, target: target.name, decision_id: result.decision_id }, 'AUDIT EVENT LOST: the decision stands because the target is configured with audit.fail_open');
+        return { ...result, audit: null };
+      }
+      logger.error({ err, decision_id: result.decision_id }, 'audit event could not be written; denying');
+      return { ...result, decision: failClosed('the audit trail is unavailable, so the request is denied'), audit: null };
+    }
+  }
+}
+
+function withDecision(evaluation: Evaluation, decision: Decision): Evaluation {
+  return { decision, metadata: evaluation.metadata };
+}
+
+/** A deny that keeps the policy's reasons and adds why it did not go through. */
+function denial(decision: Decision, why: string[]): Decision {
+  return { action: 'deny', reasons: [...decision.reasons, ...why], mask: [] };
+}
+

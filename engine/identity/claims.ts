@@ -1,0 +1,67 @@
+/**
+ * From a verified claim set to input.identity.
+ *
+ * Delegation follows RFC 8693 §4.1: a token {sub: "alice", act: {sub:
+ * "agent-1"}} is agent-1 acting for alice. Policy asks "who is doing this, and
+ * for whom", so the actor becomes identity.sub and the human identity.act:
+ * {sub: "agent-1", act: {sub: "alice"}, agent: true}. In a nested chain
+ * (act: {sub: "agent-2", act: {sub: "agent-1"}}) the outermost act is the
+ * current actor and the nested ones are prior actors; they stay visible in
+ * identity.claims.act, which like every claim is passed through unchanged.
+ */
+import type { JWTPayload } from 'jose';
+import { TokenError, type Identity } from './identity.js';
+
+export interface ClaimRules {
+  iss: string;
+  groupsClaim: string;
+}
+
+export function toIdentity(claims: JWTPayload, rules: ClaimRules): Identity {
+  const subject = claims.sub as unknown;
+  if (typeof subject !== 'string' || subject === '') throw new TokenError('invalid_claim', 'sub must be a non-empty string');
+  const groups = groupsOf(claims[rules.groupsClaim], rules.groupsClaim);
+
+  if (claims['act'] !== undefined) {
+    const actor = actorChain(claims['act']);
+    return { sub: actor, iss: rules.iss, groups, agent: true, act: { sub: subject }, claims };
+  }
+  const agent = claims['agent'];
+  if (agent !== undefined && typeof agent !== 'boolean') throw new TokenError('invalid_claim', 'agent must be true or false');
+  return { sub: subject, iss: rules.iss, groups, agent: agent === true, act: null, claims };
+}
+
+/** Validates every link of the act chain and returns the current (outermost) actor. */
+function actorChain(act: unknown): string {
+  let current: string | undefined;
+  for (let link = act, depth = 0; link !== undefined; depth++) {
+    if (typeof link !== 'object' || link === null || Array.isArray(link)) {
+      throw new TokenError('invalid_claim', `act${'.act'.repeat(depth)} must be an object with a sub`);
+    }
+    const { sub, act: prior } = link as { sub?: unknown; act?: unknown };
+    if (typeof sub !== 'string' || sub === '') {
+      throw new TokenError('invalid_claim', `act${'.act'.repeat(depth)}.sub must be a non-empty string`);
+    }
+    current ??= sub;
+    link = prior;
+  }
+  return current as string;
+}
+
+/** Groups as an array of strings, or one space-separated string (as OAuth's `scope`). */
+function groupsOf(value: unknown, claim: string): string[] {
+  if (value === undefined) return [];
+  if (typeof value === 'string') return value.split(' ').filter((g) => g !== '');
+  if (Array.isArray(value) && value.every((g) => typeof g === 'string')) return [...value];
+  throw new TokenError('invalid_claim', `${claim} must be an array of strings or a space-separated string`);
+}
+
+/**
+ * jose only looks at iat when a maximum token age is set; a token "issued" in
+ * the future means a skewed or forging issuer, so it is refused here.
+ */
+export function checkIssuedAt(claims: JWTPayload, nowSeconds: number, skewSeconds: number): void {
+  if (claims.iat !== undefined && claims.iat > nowSeconds + skewSeconds) {
+    throw new TokenError('issued_in_future', `token iat is more than ${skewSeconds}s in the future`);
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Versioned schema migrations for both backends. Each version is listed once
+ * with its SQL for each dialect, so the two schemas cannot drift apart in
+ * numbering. A migration is never edited once released: add a new version.
+ *
+ * The ledger is `schema_migrations(version, name, applied_at)`. Each migration
+ * runs in its own transaction together with its ledger row, so a crash leaves
+ * the database at a known version.
+ */
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: Record<Dialect, string>;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'audit, checkpoints, approvals',
+    sql: {
+      // STRICT: SQLite otherwise stores whatever type it is given. Events are
+      // ~1 KB, too big for a WITHOUT ROWID table to pay off.
+      sqlite: `
+        CREATE TABLE audit_records (
+          stream TEXT NOT NULL,
+          seq INTEGER NOT NULL CHECK (seq > 0),
+          prev TEXT NOT NULL,
+          hash TEXT NOT NULL,
+          time INTEGER NOT NULL,
+          event TEXT NOT NULL,
+          PRIMARY KEY (stream, seq)
+        ) STRICT;
+        CREATE TABLE audit_checkpoints (
+          id INTEGER PRIMARY KEY,
+          stream TEXT NOT NULL,
+          seq INTEGER NOT NULL,
+          hash TEXT NOT NULL,
+          time INTEGER NOT NULL,
+          jws TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX audit_checkpoints_stream ON audit_checkpoints (stream, seq, time);
+        CREATE TABLE approvals (
+          id TEXT PRIMARY KEY,
+          status TEXT NOT NULL,
+          requester_sub TEXT NOT NULL,
+          action_hash TEXT NOT NULL,
+          expires_at TEXT NOT NULL,
+          created_at TEXT NOT NULL,
+          version INTEGER NOT NULL,
+          doc TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX approvals_status_expires ON approvals (status, expires_at);
+        CREATE INDEX approvals_requester_action ON approvals (requester_sub, action_hash);
+        CREATE INDEX approvals_created ON approvals (created_at, id);
+      `,
+      // COLLATE "C" on the keys: streams and ids order byte-wise, as in
+      // SQLite, whatever the database's locale. event is text, not jsonb:
+      // the chain hashes its exact bytes.
+      postgres: `
+        CREATE TABLE audit_records (
+          stream text COLLATE "C" NOT NULL,
+          seq bigint NOT NULL CHECK (seq > 0),
+          prev text NOT NULL,
+          hash text NOT NULL,
+          time bigint NOT NULL,
+          event text NOT NULL,
+          PRIMARY KEY (stream, seq)
+        );
+        CREATE TABLE audit_checkpoints (
+          id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          stream text COLLATE "C" NOT NULL,
+          seq bigint NOT NULL,
+          hash text NOT NULL,
+          time bigint NOT NULL,
+          jws text NOT NULL
+        );
+        CREATE INDEX audit_checkpoints_stream ON audit_checkpoints (stream, seq, time);
+        CREATE TABLE approvals (
+          id text COLLATE "C" PRIMARY KEY,
+          status text NOT NULL,
+          requester_sub text NOT NULL,
+          action_hash text NOT NULL,
+          expires_at timestamptz NOT NULL,
+          created_at timestamptz NOT NULL,
+          version integer NOT NULL,
+          doc jsonb NOT NULL
+        );
+        CREATE INDEX approvals_status_expires ON approvals (status, expires_at);
+        CREATE INDEX approvals_requester_action ON approvals (requester_sub, action_hash);
+        CREATE INDEX approvals_created ON approvals (created_at, id);
+      `,
+    },
+  },
+];
+
+export interface AppliedMigration {
+  version: number;
+  name: string;
+}
+
+/** What a backend provides so that {@link runMigrations} can drive it. */
+export interface MigrationDriver {
+  readonly dialect: Dialect;
+  /** Runs `work` while no other process migrates the same database. */
+  exclusive(work: () => Promise<void>): Promise<void>;
+  /** Creates schema_migrations if it does not exist. */
+  ensureLedger(): Promise<void>;
+  applied(): Promise<AppliedMigration[]>;
+  /**
+   * Runs the SQL and records the version in one transaction. Returns false
+   * when the version turned out to be applied already (by a concurrent
+   * process the backend could not exclude beforehand).
+   */
+  apply(version: number, name: string, sql: string): Promise<boolean>;
+}
+
+export const LEDGER_SQL: Record<Dialect, string> = {
+  sqlite: `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+  ) STRICT`,
+  postgres: `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL
+  )`,
+};
+
+/** The migrations this build would apply to a database at `applied`; throws if the database is ahead or diverged. */
+export function pendingMigrations(applied: readonly AppliedMigration[], known: readonly Migration[] = MIGRATIONS): Migration[] {
+  const newest = known.at(-1)?.version ?? 0;
+  const ahead = applied.filter((m) => m.version > newest);
+  if (ahead.length > 0) {
+    const top = ahead.reduce((a, b) => (a.version > b.version ? a : b));
+    throw new Error(
+      `the store's schema is at version ${top.version} ("${top.name}"), newer than this build knows (${newest}); ` +
+        'run a gatehouse release at least as new as the one that migrated it, or restore a matching backup',
+    );
+  }
+  const byVersion = new Map(known.map((m) => [m.version, m]));
+  for (const m of applied) {
+    const ours = byVersion.get(m.version);
+    if (ours && ours.name !== m.name) {
+      throw new Error(`the store's schema version ${m.version} is "${m.name}", but this build's version ${m.version} is "${ours.name}"; the database was migrated by a different build`);
+    }
+  }
+  const done = new Set(applied.map((m) => m.version));
+  return known.filter((m) => !done.has(m.version));
+}
+
+export async function runMigrations(driver: MigrationDriver, known: readonly Migration[] = MIGRATIONS): Promise<void> {
+  await driver.exclusive(async () => {
+    await driver.ensureLedger();
+    for (const m of pendingMigrations(await driver.applied(), known)) {
+      await driver.apply(m.version, m.name, m.sql[driver.dialect]);
+    }
+  });
+}

@@ -1,0 +1,247 @@
+/**
+ * The shared store: PostgreSQL, for several gateway processes.
+ *
+ * Queries go through a pool. Two connections are kept apart from it because
+ * their state is per session: the LISTEN for approval changes (listener.ts)
+ * and the advisory locks that claim audit streams (stream-claims.ts).
+ * synchronous_commit is left at the server's setting (on), so a commit is
+ * acknowledged only once its WAL is flushed.
+ */
+import pg from 'pg';
+import type { Logger } from '../../observability/logger.js';
+import { LEDGER_SQL, runMigrations, type AppliedMigration, type MigrationDriver } from '../migrations.js';
+import {
+  ApprovalListeners,
+  AUDIT_HEAD_SQL,
+  AUDIT_STREAMS_SQL,
+  CHECKPOINTS_SQL,
+  GET_APPROVAL_SQL,
+  approvalFromRow,
+  approvalToRow,
+  auditPageSql,
+  auditRecordFromRow,
+  checkAuditBatch,
+  checkAuditQuery,
+  checkpointFromRow,
+  duplicateAudit,
+  insertApprovalSql,
+  listApprovalsSql,
+  notContinuingHead,
+  pagedAudit,
+  updateApprovalSql,
+  type BatchLink,
+} from '../queries.js';
+import type { ApprovalQuery, ApprovalRecord, AuditQuery, AuditRecord, CheckpointRecord, Store } from '../store.js';
+import { PgListener } from './listener.js';
+import { PgStreamClaims } from './stream-claims.js';
+
+const $ = (n: number) => `$${n}`;
+
+export const APPROVALS_CHANNEL = 'gatehouse_approvals';
+
+/** Serialises migrations across processes; a fixed key in the same namespace scheme as the stream claims. */
+const MIGRATION_LOCK = "hashtextextended('gatehouse.migrations', 0)";
+
+/**
+ * One statement, so one implicit transaction: all rows or none. The batch
+ * arrives as one array per column (a handful of parameters however many
+ * rows), and is inserted only if each stream's first record links to the
+ * stored row before it; otherwise nothing is inserted and the caller is told.
+ */
+const APPEND_SQL = `
+  INSERT INTO audit_records (stream, seq, prev, hash, time, event)
+  SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[])
+  WHERE NOT EXISTS (
+    SELECT 1 FROM unnest($7::text[], $8::int8[], $9::text[]) AS link(stream, seq, prev)
+    WHERE link.seq > 1 AND NOT EXISTS (
+      SELECT 1 FROM audit_records r WHERE r.stream = link.stream AND r.seq = link.seq - 1 AND r.hash = link.prev))`;
+
+export interface PostgresStoreOptions {
+  connectionString: string;
+  logger: Logger;
+}
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly #pool: pg.Pool;
+  readonly #logger: Logger;
+  readonly #listeners: ApprovalListeners;
+  readonly #listener: PgListener;
+  readonly #claims: PgStreamClaims;
+  #closed = false;
+
+  private constructor({ connectionString, logger }: PostgresStoreOptions) {
+    this.#logger = logger;
+    this.#pool = new pg.Pool({ connectionString });
+    // An idle client's error would otherwise be an unhandled 'error' event and end the process.
+    this.#pool.on('error', (err) => logger.warn({ err: { message: err.message } }, 'idle PostgreSQL store connection failed'));
+    this.#listeners = new ApprovalListeners(logger);
+    this.#listener = new PgListener({ connectionString, channel: APPROVALS_CHANNEL, logger, onNotify: (id) => this.#listeners.emit(id) });
+    this.#claims = new PgStreamClaims(connectionString, logger);
+  }
+
+  /**
+   * Connects, and LISTENs before resolving: a subscriber added after open()
+   * hears every change committed from then on.
+   */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const store = new PostgresStore({ ...options, logger: options.logger.child({ store: 'postgres' }) });
+    try {
+      await store.#listener.start();
+    } catch (err) {
+      await store.close();
+      throw new Error(`cannot connect to the PostgreSQL store: ${(err as Error).message}`, { cause: err });
+    }
+    return store;
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.#pool.connect();
+    try {
+      await runMigrations(this.#migrationDriver(client));
+    } finally {
+      client.release();
+    }
+  }
+
+  #migrationDriver(client: pg.PoolClient): MigrationDriver {
+    return {
+      dialect: 'postgres',
+      // A session lock around the whole run: even CREATE TABLE IF NOT EXISTS
+      // races with itself across sessions.
+      exclusive: async (work) => {
+        await client.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK})`);
+        try {
+          await work();
+        } finally {
+          await client.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`);
+        }
+      },
+      ensureLedger: async () => {
+        await client.query(LEDGER_SQL.postgres);
+      },
+      applied: async () => (await client.query<AppliedMigration>('SELECT version, name FROM schema_migrations ORDER BY version')).rows,
+      apply: async (version, name, sql) => {
+        await client.query('BEGIN');
+        try {
+          await client.query(sql);
+          await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())', [version, name]);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK');
+          throw err;
+        }
+        this.#logger.info({ version, name }, 'store migrated');
+        return true;
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listeners.clear();
+    await Promise.all([this.#listener.close(), this.#claims.close()]);
+    await this.#pool.end();
+  }
+
+  // ---- audit ----------------------------------------------------------
+
+  async claimAuditStream(stream: string): Promise<void> {
+    await this.#claims.claim(stream);
+  }
+
+  async auditHead(stream: string): Promise<{ seq: number; hash: string } | null> {
+    const { rows } = await this.#pool.query(AUDIT_HEAD_SQL($), [stream]);
+    const row = rows[0] as { seq: string; hash: string } | undefined;
+    return row ? { seq: Number(row.seq), hash: row.hash } : null;
+  }
+
+  async appendAudit(records: readonly AuditRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const links = checkAuditBatch(records);
+    await this.#claims.ensureHeld(links.map((l) => l.stream));
+    let inserted: number;
+    try {
+      const result = await this.#pool.query(APPEND_SQL, [
+        records.map((r) => r.stream),
+        records.map((r) => r.seq),
+        records.map((r) => r.prev),
+        records.map((r) => r.hash),
+        records.map((r) => r.time),
+        records.map((r) => r.event),
+        links.map((l) => l.stream),
+        links.map((l) => l.seq),
+        links.map((l) => l.prev),
+      ]);
+      inserted = result.rowCount ?? 0;
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') throw duplicateAudit(err);
+      throw err;
+    }
+    if (inserted !== records.length) throw notContinuingHead(await this.#brokenLink(links));
+  }
+
+  /** Which link failed, for the error message; only on the failure path. */
+  async #brokenLink(links: BatchLink[]): Promise<BatchLink> {
+    for (const link of links) {
+      if (link.seq === 1) continue;
+      const { rowCount } = await this.#pool.query('SELECT 1 FROM audit_records WHERE stream = $1 AND seq = $2 AND hash = $3', [link.stream, link.seq - 1, link.prev]);
+      if (!rowCount) return link;
+    }
+    return links[0]!;
+  }
+
+  readAudit(query: AuditQuery = {}): AsyncIterable<AuditRecord> {
+    checkAuditQuery(query);
+    return pagedAudit(async (after) => {
+      const { text, params } = auditPageSql($, query, after);
+      return (await this.#pool.query(text, params)).rows.map(auditRecordFromRow);
+    });
+  }
+
+  async auditStreams(): Promise<string[]> {
+    return (await this.#pool.query<{ stream: string }>(AUDIT_STREAMS_SQL)).rows.map((r) => r.stream);
+  }
+
+  async appendCheckpoint(c: CheckpointRecord): Promise<void> {
+    await this.#pool.query('INSERT INTO audit_checkpoints (stream, seq, hash, time, jws) VALUES ($1, $2, $3, $4, $5)', [c.stream, c.seq, c.hash, c.time, c.jws]);
+  }
+
+  async checkpoints(stream: string): Promise<CheckpointRecord[]> {
+    return (await this.#pool.query(CHECKPOINTS_SQL($), [stream])).rows.map(checkpointFromRow);
+  }
+
+  // ---- approvals ------------------------------------------------------
+
+  async createApproval(approval: ApprovalRecord): Promise<void> {
+    const { text, params } = insertApprovalSql($, approvalToRow(approval));
+    await this.#pool.query(text, params);
+  }
+
+  async getApproval(id: string): Promise<ApprovalRecord | null> {
+    const { rows } = await this.#pool.query(GET_APPROVAL_SQL($), [id]);
+    return rows[0] ? approvalFromRow(rows[0]) : null;
+  }
+
+  async listApprovals(query: ApprovalQuery = {}): Promise<ApprovalRecord[]> {
+    const { text, params } = listApprovalsSql($, query);
+    return (await this.#pool.query(text, params)).rows.map(approvalFromRow);
+  }
+
+  /**
+   * One statement, so the update and its NOTIFY commit together (a listener
+   * never hears of a change it cannot read yet) in one round trip.
+   */
+  async updateApproval(next: ApprovalRecord, expectedVersion: number): Promise<ApprovalRecord | null> {
+    const update = updateApprovalSql($, approvalToRow(next, expectedVersion + 1), expectedVersion);
+    const n = update.params.length;
+    const text = `WITH updated AS (${update.text}) SELECT doc, version, pg_notify(${$(n + 1)}, ${$(n + 2)}) FROM updated`;
+    const { rows } = await this.#pool.query(text, [...update.params, APPROVALS_CHANNEL, next.id]);
+    return rows[0] ? approvalFromRow(rows[0]) : null;
+  }
+
+  onApprovalChange(listener: (id: string) => void): () => void {
+    return this.#listeners.add(listener);
+  }
+}

@@ -1,0 +1,232 @@
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { canonicalAction } from '../../engine/approvals/action.js';
+import { ApprovalError } from '../../engine/approvals/errors.js';
+import { ApprovalService, type ApprovalTransitionEvent, type NewApproval } from '../../engine/approvals/service.js';
+import { ApprovalWebhook, signWebhook } from '../../engine/approvals/webhook.js';
+import { Secret } from '../../engine/config/secret.js';
+import type { Identity } from '../../engine/identity/identity.js';
+import { SqliteStore } from '../../engine/store/sqlite/sqlite-store.js';
+import { makeTempDir, removeDir } from '../helpers/opa.js';
+import { waitFor } from '../helpers/wait.js';
+
+const logger = pino({ level: 'silent' });
+
+function person(sub: string, groups: string[], extra: Partial<Identity> = {}): Identity {
+  return { sub, iss: 'urn:test', groups, agent: false, act: null, claims: {}, ...extra };
+}
+
+const agent = person('agent-sre-2', ['sre-agents'], { agent: true, act: { sub: 'alice' } });
+const alice = person('alice', ['dba']);
+const bob = person('bob', ['dba']);
+const carol = person('carol', ['dba']);
+const mallory = person('mallory', ['analysts']);
+
+const update = canonicalAction('orders-db', { postgres: { text: 'UPDATE orders SET status = 1 WHERE id = 7' } });
+
+function newApproval(overrides: Partial<NewApproval> = {}): NewApproval {
+  return {
+    requester: agent,
+    target: 'orders-db',
+    action: update,
+    requirement: { groups: ['dba'], min: 1, ttl_seconds: 900 },
+    mode: 'hold',
+    reasons: ['approval required by rule prod-writes-need-dba'],
+    decisionId: 'decision-1',
+    sessionId: 'session-1',
+    policyRevision: 'rev-1',
+    ...overrides,
+  };
+}
+
+let dir: string;
+let store: SqliteStore;
+let transitions: ApprovalTransitionEvent[];
+let clock: number;
+let service: ApprovalService;
+
+beforeEach(() => {
+  dir = makeTempDir('gatehouse-approvals-');
+  store = SqliteStore.open({ path: join(dir, 'store.db'), logger });
+  transitions = [];
+  clock = Date.parse('2026-11-22T10:00:00Z');
+  service = new ApprovalService({
+    store,
+    logger,
+    now: () => clock,
+    pollIntervalMs: 50,
+    recordTransition: async (event) => {
+      transitions.push(event);
+    },
+  });
+});
+
+beforeEach(async () => {
+  await store.migrate();
+});
+
+afterEach(async () => {
+  service.stop();
+  await store.close();
+  removeDir(dir);
+});
+
+async function refusal(promise: Promise<unknown>): Promise<ApprovalError> {
+  const err = await promise.then(() => null, (e: unknown) => e);
+  expect(err).toBeInstanceOf(ApprovalError);
+  return err as ApprovalError;
+}
+
+describe('approval requests', () => {
+  it('records who asked, the exact action and its hash, and audits the request', async () => {
+    const approval = await service.request(newApproval());
+    expect(approval).toMatchObject({
+      status: 'pending',
+      requester: { sub: 'agent-sre-2', act: { sub: 'alice' } },
+      action: update.text,
+      action_hash: update.hash,
+      groups: ['dba'],
+      min: 1,
+      expires_at: '2026-11-22T10:15:00.000Z',
+    });
+    expect(update.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(await store.getApproval(approval.id)).toEqual(approval);
+    expect(transitions.map((t) => t.transition)).toEqual(['requested']);
+  });
+
+  it('binds to the exact action: another statement or target hashes differently', () => {
+    expect(canonicalAction('orders-db', { postgres: { text: 'UPDATE orders SET status = 1 WHERE id = 8' } }).hash).not.toBe(update.hash);
+    expect(canonicalAction('staging-db', { postgres: { text: 'UPDATE orders SET status = 1 WHERE id = 7' } }).hash).not.toBe(update.hash);
+    // Key order is not meaning: the canonical form is the same.
+    expect(canonicalAction('orders-db', { b: 1, a: 2 }).hash).toBe(canonicalAction('orders-db', { a: 2, b: 1 }).hash);
+  });
+});
+
+describe('the two-person rule', () => {
+  it('refuses the requesting agent, the human it acts for, non-approvers and agents', async () => {
+    const { id } = await service.request(newApproval());
+    expect((await refusal(service.vote(id, { ...agent, groups: ['dba'] }, 'approve', null))).message).toMatch(/agent/);
+    expect((await refusal(service.vote(id, alice, 'approve', null))).message).toMatch(/alice is the human agent-sre-2 acts for/);
+    expect((await refusal(service.vote(id, mallory, 'approve', null))).code).toBe('forbidden');
+    const requester = person('agent-sre-2', ['dba']);
+    expect((await refusal(service.vote(id, requester, 'approve', null))).message).toMatch(/requested this action/);
+    expect((await service.get(id)).status).toBe('pending');
+  });
+
+  it('needs min distinct approvers (N of M), and one voter counts once', async () => {
+    const { id } = await service.request(newApproval({ requirement: { groups: ['dba'], min: 2, ttl_seconds: 900 } }));
+    expect((await service.vote(id, bob, 'approve', 'looks right')).status).toBe('pending');
+    expect((await refusal(service.vote(id, bob, 'approve', null))).message).toMatch(/already voted/);
+    const approved = await service.vote(id, carol, 'approve', null);
+    expect(approved.status).toBe('approved');
+    expect(approved.resolution).toBe('approved by bob, carol');
+    expect(transitions.map((t) => t.transition)).toEqual(['requested', 'vote', 'approved']);
+  });
+
+  it('denies on one denial, with the reason, and a denial needs a reason', async () => {
+    const { id } = await service.request(newApproval());
+    expect((await refusal(service.vote(id, bob, 'deny', null))).code).toBe('invalid');
+    const denied = await service.vote(id, bob, 'deny', 'not during the freeze');
+    expect(denied).toMatchObject({ status: 'denied', resolution: 'denied by bob: not during the freeze' });
+    expect((await refusal(service.vote(id, carol, 'approve', null))).code).toBe('conflict');
+  });
+});
+
+describe('single use, expiry and revocation', () => {
+  it('is consumed once, by the requester only', async () => {
+    const { id } = await service.request(newApproval());
+    const approved = await service.vote(id, bob, 'approve', null);
+    expect(await service.consume(approved, person('agent-sre-2', ['sre-agents'], { agent: true, act: { sub: 'someone-else' } }))).toBeNull();
+    const [first, second] = await Promise.all([service.consume(approved, agent), service.consume(approved, agent)]);
+    expect([first, second].filter((r) => r !== null)).toHaveLength(1);
+    expect((await service.get(id)).status).toBe('consumed');
+    expect(await service.findOpen(agent, update.hash)).toBeNull();
+  });
+
+  it('expires at the end of its window, audited once, and cannot be approved after', async () => {
+    const { id } = await service.request(newApproval({ requirement: { groups: ['dba'], min: 1, ttl_seconds: 60 } }));
+    clock += 61_000;
+    expect(await service.expireDue()).toBe(1);
+    expect(await service.expireDue()).toBe(0);
+    expect((await service.get(id)).status).toBe('expired');
+    expect((await refusal(service.vote(id, bob, 'approve', null))).code).toBe('conflict');
+    expect(transitions.filter((t) => t.transition === 'expired')).toHaveLength(1);
+  });
+
+  it('treats a request past its window as expired even before the sweep', async () => {
+    const { id } = await service.request(newApproval({ requirement: { groups: ['dba'], min: 1, ttl_seconds: 60 } }));
+    const approved = await service.vote(id, bob, 'approve', null);
+    clock += 61_000;
+    expect(await service.consume(approved, agent)).toBeNull();
+    expect((await service.get(id)).status).toBe('expired');
+  });
+
+  it('may be revoked by the requester, the human behind it, or an approver, not by others', async () => {
+    const first = await service.request(newApproval());
+    expect((await refusal(service.revoke(first.id, mallory, null))).code).toBe('forbidden');
+    expect(await service.revoke(first.id, alice, 'changed my mind')).toMatchObject({ status: 'revoked', resolution: 'revoked by alice: changed my mind' });
+    const second = await service.request(newApproval());
+    await service.vote(second.id, bob, 'approve', null);
+    expect((await service.revoke(second.id, carol, null)).status).toBe('revoked');
+    expect((await refusal(service.revoke(second.id, carol, null))).code).toBe('conflict');
+  });
+});
+
+describe('waiting for a decision', () => {
+  it('resolves the moment another caller decides, and with null on timeout', async () => {
+    const { id } = await service.request(newApproval());
+    const waiting = service.waitForResolution(id, 10_000);
+    await service.vote(id, bob, 'approve', null);
+    expect((await waiting)?.status).toBe('approved');
+
+    const other = await service.request(newApproval({ action: canonicalAction('orders-db', { postgres: { text: 'SELECT 1' } }) }));
+    expect(await service.waitForResolution(other.id, 100)).toBeNull();
+  });
+
+  it('ends early when its signal aborts', async () => {
+    const { id } = await service.request(newApproval());
+    const controller = new AbortController();
+    const waiting = service.waitForResolution(id, 60_000, controller.signal);
+    controller.abort();
+    expect(await waiting).toBeNull();
+  });
+});
+
+describe('the webhook', () => {
+  it('posts a signed payload, in JSON or Slack form', async () => {
+    const received: Array<{ headers: IncomingMessage['headers']; body: string }> = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    try {
+      const approval = await service.request(newApproval());
+      for (const format of ['json', 'slack'] as const) {
+        new ApprovalWebhook({ url, secret: new Secret('hook-secret', 'test'), format, timeout_ms: 2000 }, logger).notify(approval, `http://gw/v1/approvals/${approval.id}`);
+      }
+      await waitFor(() => received.length === 2, 'two webhook deliveries');
+      for (const { headers, body } of received) {
+        const timestamp = headers['x-gatehouse-timestamp'] as string;
+        expect(headers['x-gatehouse-signature']).toBe(`v1=${signWebhook('hook-secret', timestamp, body)}`);
+        expect(headers['x-gatehouse-signature']).not.toBe(`v1=${signWebhook('other-secret', timestamp, body)}`);
+      }
+      const bodies = received.map((r) => JSON.parse(r.body) as Record<string, unknown>);
+      const json = bodies.find((b) => b.type === 'approval.requested') as { approval: Record<string, unknown> };
+      expect(json.approval).toMatchObject({ id: approval.id, action_hash: update.hash, groups: ['dba'], status_url: `http://gw/v1/approvals/${approval.id}` });
+      const slack = bodies.find((b) => 'blocks' in b) as { text: string; blocks: unknown[] };
+      expect(slack.text).toBe('Approval needed: agent-sre-2 (for alice) on orders-db');
+      expect(JSON.stringify(slack.blocks)).toContain(approval.id);
+    } finally {
+      server.close();
+    }
+  });
+});

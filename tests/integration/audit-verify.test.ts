@@ -1,0 +1,252 @@
+import Database from 'better-sqlite3';
+import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordHash } from '../../engine/audit/chain.js';
+import { checkpointPayload } from '../../engine/audit/checkpoint.js';
+import { FileCheckpointKey, generateCheckpointKey } from '../../engine/audit/key-source.js';
+import { runCli, startCli } from '../helpers/cli.js';
+import { openSqlite, writeTrail, type WrittenTrail } from '../helpers/audit.js';
+import { makeTempDir, removeDir } from '../helpers/opa.js';
+import { waitFor } from '../helpers/wait.js';
+
+// One real trail (30 events, checkpoints at seq 0, 10, 20 and 30, the last
+// also exported as the anchor); each test tampers with its own copy of the
+// SQLite file, the way someone with write access to the store could.
+let dir: string;
+let trail: WrittenTrail;
+let copies = 0;
+beforeAll(async () => {
+  dir = makeTempDir('gatehouse-audit-verify-');
+  trail = await writeTrail(dir);
+});
+afterAll(() => removeDir(dir));
+
+/** A copy of the trail's database with `tamper` applied, and a config naming it. */
+function tampered(tamper: (db: Database.Database) => void): string {
+  const n = ++copies;
+  const dbPath = join(dir, `copy-${n}.db`);
+  copyFileSync(trail.dbPath, dbPath);
+  const db = new Database(dbPath);
+  tamper(db);
+  db.close();
+  const configPath = join(dir, `copy-${n}.yaml`);
+  writeFileSync(configPath, readFileSync(trail.configPath, 'utf8').replace(trail.dbPath, dbPath));
+  return configPath;
+}
+
+function verify(configPath: string, ...args: string[]) {
+  return runCli(['audit', 'verify', '--config', configPath, ...args]);
+}
+
+function expectFailureAt(result: ReturnType<typeof runCli>, seq: number, why: RegExp): void {
+  expect(result.code, result.stdout + result.stderr).toBe(1);
+  const line = result.stderr.trim();
+  expect(line.split('\n')).toHaveLength(1);
+  expect(line).toMatch(new RegExp(`^gatehouse: audit verification failed: stream "s1", seq ${seq}: `));
+  expect(line).toMatch(why);
+}
+
+/** Moves seq >= at up by one, in two steps so no step collides with the primary key. */
+function makeRoomAt(db: Database.Database, at: number): void {
+  db.prepare('UPDATE audit_records SET seq = seq + 1000000 WHERE seq >= ?').run(at);
+  db.prepare('UPDATE audit_records SET seq = seq - 999999 WHERE seq >= 1000000').run();
+}
+
+type Row = { seq: number; prev: string; hash: string; time: number; event: string };
+const row = (db: Database.Database, seq: number) => db.prepare('SELECT seq, prev, hash, time, event FROM audit_records WHERE stream = ? AND seq = ?').get('s1', seq) as Row;
+
+describe('gatehouse audit verify', () => {
+  it('accepts the untampered trail, with and without the anchor', () => {
+    const plain = verify(trail.configPath);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).toMatch(/stream s1: 30 record\(s\), head seq 30 [0-9a-f]{16}…; 4 checkpoint\(s\) with valid signatures/);
+    expect(plain.stdout).toMatch(/audit trail verified: 1 stream\(s\), 30 record\(s\)/);
+    const anchored = verify(trail.configPath, '--anchor', trail.exportPath);
+    expect(anchored.code, anchored.stderr).toBe(0);
+    expect(anchored.stdout).toMatch(/anchor matches/);
+  });
+
+  it('catches one changed byte in an event', () => {
+    const config = tampered((db) => db.prepare("UPDATE audit_records SET event = replace(event, '/orders/7\"', '/orders/8\"') WHERE seq = 7").run());
+    expectFailureAt(verify(config), 7, /hash does not match/);
+  });
+
+  it('catches an edit that leaves the event out of canonical form', () => {
+    const config = tampered((db) => db.prepare("UPDATE audit_records SET event = replace(event, '{\"action\":', '{ \"action\":') WHERE seq = 12").run());
+    expectFailureAt(verify(config), 12, /not in canonical form/);
+  });
+
+  it('catches an inserted event, even one with a correct hash of its own', () => {
+    const config = tampered((db) => {
+      // Make room at seq 5, then insert a well-formed record linked to seq 4.
+      makeRoomAt(db, 5);
+      const before = row(db, 4);
+      const event = before.event.replace('/orders/4"', '/orders/secret"');
+      db.prepare('INSERT INTO audit_records (stream, seq, prev, hash, time, event) VALUES (?, ?, ?, ?, ?, ?)')
+        .run('s1', 5, before.hash, recordHash('s1', 5, before.hash, event), before.time, event);
+    });
+    expectFailureAt(verify(config), 6, /prev does not match/);
+  });
+
+  it('catches an inserted event when the whole chain after it was re-hashed, by the checkpoints', () => {
+    const config = tampered((db) => {
+      makeRoomAt(db, 5);
+      const four = row(db, 4);
+      db.prepare('INSERT INTO audit_records (stream, seq, prev, hash, time, event) VALUES (?, ?, ?, ?, ?, ?)').run('s1', 5, '', '', four.time, four.event);
+      let prev = four.hash;
+      for (let seq = 5; seq <= 31; seq++) {
+        const r = row(db, seq);
+        const hash = recordHash('s1', seq, prev, r.event);
+        db.prepare('UPDATE audit_records SET prev = ?, hash = ? WHERE stream = ? AND seq = ?').run(prev, hash, 's1', seq);
+        prev = hash;
+      }
+    });
+    expectFailureAt(verify(config), 10, /stored checkpoint at seq 10 has hash/);
+  });
+
+  it('catches a deleted event', () => {
+    const config = tampered((db) => db.prepare('DELETE FROM audit_records WHERE seq = 5').run());
+    expectFailureAt(verify(config), 5, /seq 5 missing/);
+  });
+
+  it('catches two events swapped', () => {
+    const config = tampered((db) => {
+      db.prepare('UPDATE audit_records SET seq = 1000 WHERE seq = 5').run();
+      db.prepare('UPDATE audit_records SET seq = 5 WHERE seq = 6').run();
+      db.prepare('UPDATE audit_records SET seq = 6 WHERE seq = 1000').run();
+    });
+    expectFailureAt(verify(config), 5, /prev does not match/);
+  });
+
+  it('catches a checkpoint signed by another key', async () => {
+    const otherKeyPath = join(dir, 'other.pem');
+    writeFileSync(otherKeyPath, generateCheckpointKey('ES256').privatePem);
+    const other = await FileCheckpointKey.load(otherKeyPath, 'ES256');
+    const store = await openSqlite(trail.dbPath);
+    const ten = (await store.checkpoints('s1')).find((c) => c.seq === 10)!;
+    await store.close();
+    const jws = await other.sign(checkpointPayload({ ...ten, time: ten.time + 1 }));
+    const config = tampered((db) => db.prepare('INSERT INTO audit_checkpoints (stream, seq, hash, time, jws) VALUES (?, ?, ?, ?, ?)').run('s1', 10, ten.hash, ten.time + 1, jws));
+    expectFailureAt(verify(config), 10, /signature does not verify/);
+  });
+
+  it('catches a validly signed checkpoint whose hash is not the chain\'s', async () => {
+    const key = await FileCheckpointKey.load(trail.keyPath, 'ES256');
+    const claim = { stream: 's1', seq: 15, hash: 'f'.repeat(64), time: Date.now() };
+    const jws = await key.sign(checkpointPayload(claim));
+    const config = tampered((db) => db.prepare('INSERT INTO audit_checkpoints (stream, seq, hash, time, jws) VALUES (?, ?, ?, ?, ?)').run(claim.stream, claim.seq, claim.hash, claim.time, jws));
+    expectFailureAt(verify(config), 15, /checkpoint at seq 15 has hash ffffffffffff/);
+  });
+
+  it('catches a checkpoint row edited to say something other than its signature', () => {
+    const config = tampered((db) => db.prepare('UPDATE audit_checkpoints SET seq = 11 WHERE seq = 10').run());
+    expectFailureAt(verify(config), 11, /does not say what its signature says/);
+  });
+
+  it('catches a truncated tail only with the anchor', () => {
+    const config = tampered((db) => {
+      db.prepare('DELETE FROM audit_records WHERE seq > 15').run();
+      db.prepare('DELETE FROM audit_checkpoints WHERE seq > 15').run();
+    });
+    expect(verify(config).code).toBe(0);
+    expectFailureAt(verify(config, '--anchor', trail.exportPath), 16, /chain ends at seq 15, but the anchor checkpoint vouches for seq 30/);
+    // The anchor may also be given as the JWS itself.
+    const jws = (JSON.parse(readFileSync(trail.exportPath, 'utf8')) as { jws: string }).jws;
+    expectFailureAt(verify(config, '--anchor', jws), 16, /truncated/);
+  });
+
+  it('catches a truncated tail whose checkpoints were left behind, without the anchor', () => {
+    const config = tampered((db) => db.prepare('DELETE FROM audit_records WHERE seq > 25').run());
+    expectFailureAt(verify(config), 26, /a stored checkpoint vouches for seq 30/);
+  });
+
+  it('refuses an anchor that does not verify', async () => {
+    const otherKeyPath = join(dir, 'other-anchor.pem');
+    writeFileSync(otherKeyPath, generateCheckpointKey('ES256').privatePem);
+    const other = await FileCheckpointKey.load(otherKeyPath, 'ES256');
+    const forged = await other.sign(checkpointPayload({ stream: 's1', seq: 30, hash: 'f'.repeat(64), time: 1 }));
+    const res = verify(trail.configPath, '--anchor', forged);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/anchor is not valid: signature does not verify/);
+  });
+
+  it('explains usage mistakes with exit 2', () => {
+    const res = verify(trail.configPath, '--anchor', join(dir, 'nope.json'));
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/cannot read --anchor .*nope\.json \(ENOENT\)/);
+    expect(verify(trail.configPath, '--public-key', join(dir, 'nope.pem')).stderr).toMatch(/cannot read --public-key/);
+  });
+});
+
+describe('gatehouse audit export', () => {
+  it('writes one OCSF event per line, or full chain records', () => {
+    const ocsf = runCli(['audit', 'export', '--config', trail.configPath]);
+    expect(ocsf.code, ocsf.stderr).toBe(0);
+    const events = ocsf.stdout.trim().split('\n').map((l) => JSON.parse(l) as { class_uid: number; message: string });
+    expect(events).toHaveLength(30);
+    expect(events[0]).toMatchObject({ class_uid: 4002, message: 'GET /orders/1' });
+
+    const jsonl = runCli(['audit', 'export', '--config', trail.configPath, '--format', 'jsonl', '--stream', 's1']);
+    const records = jsonl.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; prev: string; hash: string; event: string });
+    expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(recordHash('s1', 2, records[1]!.prev, records[1]!.event)).toBe(records[1]!.hash);
+  });
+
+  it('filters by time, absolute or relative', () => {
+    // sampleFacts(i) happened at 1_750_000_000_000 + i s.
+    const since = new Date(1_750_000_000_000 + 11_000).toISOString();
+    const until = new Date(1_750_000_000_000 + 20_000).toISOString();
+    const window = runCli(['audit', 'export', '--config', trail.configPath, '--since', since, '--until', until]);
+    expect(window.stdout.trim().split('\n')).toHaveLength(10);
+    const recent = runCli(['audit', 'export', '--config', trail.configPath, '--since', '15m']);
+    expect(recent.code).toBe(0);
+    expect(recent.stdout).toBe('');
+  });
+
+  it('refuses a time it cannot read', () => {
+    const res = runCli(['audit', 'export', '--config', trail.configPath, '--since', 'yesterday']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/--since "yesterday": expected an ISO time/);
+  });
+});
+
+describe('gatehouse audit tail', () => {
+  it('prints the newest events, then follows new ones', async () => {
+    const config = tampered(() => undefined);
+    const dbPath = config.replace(/\.yaml$/, '.db');
+    const child = startCli(['audit', 'tail', '--config', config, '-n', '2']);
+    try {
+      await waitFor(() => child.output().includes('/orders/30'), 'the newest events');
+      expect(child.output()).toContain('/orders/29');
+      expect(child.output()).not.toContain('/orders/28"');
+
+      const store = await openSqlite(dbPath);
+      const head = (await store.auditHead('s1'))!;
+      const event = '{"message":"GET /orders/31","time":1}';
+      await store.appendAudit([{ stream: 's1', seq: 31, prev: head.hash, hash: recordHash('s1', 31, head.hash, event), time: 1, event }]);
+      await store.close();
+      await waitFor(() => child.output().includes('/orders/31'), 'the followed event');
+    } finally {
+      child.kill('SIGINT');
+    }
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(0);
+  });
+});
+
+describe('gatehouse audit keygen', () => {
+  it('writes a private key readable only by its owner and prints the public key', () => {
+    const out = join(dir, 'new-key.pem');
+    const res = runCli(['audit', 'keygen', '--out', out, '--alg', 'EdDSA']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(readFileSync(out, 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    expect(res.stderr).not.toContain('PRIVATE KEY');
+
+    const again = runCli(['audit', 'keygen', '--out', out]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already exists; not overwriting/);
+  });
+});
