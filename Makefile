@@ -131,6 +131,18 @@ demo: system-deps deps build bundle ## Run the gateway on examples/gatehouse.yam
 bench-engine: deps bundle ## p50/p99 µs and decisions/s per entrypoint
 	npx tsx bench/engine.ts
 
+.PHONY: bench-approvals
+bench-approvals: system-deps deps ## Approve → held request resumes, per store backend, against the bare wake-up
+	npx tsx bench/approvals.ts
+
+.PHONY: bench-store
+bench-store: system-deps deps ## Store appends/s by batch size, and reads/s, per backend
+	npx tsx bench/store.ts
+
+.PHONY: bench-audit
+bench-audit: system-deps deps ## Durable audit events/s through AuditLog vs raw store writes, and audit verify events/s over 1M events
+	npx tsx bench/audit.ts
+
 .PHONY: clean
 clean:
 	rm -rf build dist .demo

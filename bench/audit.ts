@@ -61,7 +61,7 @@ function chained(stream: string, texts: readonly string[], firstSeq = 1, prev = 
   return texts.map((event, i) => {
     const seq = firstSeq + i;
     const hash = recordHash(stream, seq, prev, event);
-    const record = { stream, seq, prev, hash, time: 1_750_000_000_000 + seq, event };
+    const record = { stream, seq, prev, hash, time: (JSON.parse(event) as { time: number }).time, event };
     prev = hash;
     return record;
   });

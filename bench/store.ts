@@ -37,7 +37,7 @@ async function run(name: string, store: Store): Promise<void> {
   }
   const started = process.hrtime.bigint();
   let read = 0;
-  for await (const _ of store.readAudit()) read++;
+  for await (const record of store.readAudit()) read += record.seq > 0 ? 1 : 0;
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   console.log(`${name.padEnd(8)} readAudit:          ${Math.round(read / seconds).toLocaleString('en').padStart(8)} records/s (${read} records)`);
 }

@@ -214,6 +214,7 @@ export class ApprovalService {
       const poll = setInterval(check, this.options.pollIntervalMs ?? 1000);
       const timer = setTimeout(() => finish(null), timeoutMs);
       signal?.addEventListener('abort', onAbort);
+      if (signal?.aborted) return finish(null);
       check(); // it may have been decided before we subscribed
     });
   }

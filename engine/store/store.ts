@@ -108,9 +108,10 @@ export interface Store {
 
   // ---- audit ----------------------------------------------------------
   /**
-   * Makes this process the only writer of `stream` until close() (a
-   * PostgreSQL advisory lock; SQLite, being one file on one machine, relies
-   * on its write lock). Throws StreamBusyError when another process holds it.
+   * Makes this process the only writer of `stream` until close(): a
+   * PostgreSQL advisory lock; on SQLite, a check among the stores of this
+   * process (SQLite serves one process; a second one's appends would still
+   * be refused by the chain check). Throws StreamBusyError when it is taken.
    */
   claimAuditStream(stream: string): Promise<void>;
   /** The last record of a stream, or null when the stream is empty. */

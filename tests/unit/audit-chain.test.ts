@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../engine/audit/canonical.js';
@@ -15,6 +16,19 @@ describe('canonical JSON', () => {
     expect(() => canonicalJson(undefined)).toThrow(/JSON value/);
     expect(() => canonicalJson({ n: Number.NaN })).toThrow(/NaN/);
     expect(() => canonicalJson('\ud800')).toThrow(/surrogate/);
+    expect(() => canonicalJson({ a: 'x\udc00' })).toThrow(/surrogate/);
+    expect(canonicalJson('\ud83d\ude00')).toBe('"\ud83d\ude00"'.replace(/\\u([0-9a-f]{4})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))));
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    expect(() => canonicalJson(cycle)).toThrow(/nested deeper/);
+  });
+
+  it('agrees with the canonicalize package (the reference implementation) on any JSON', () => {
+    fc.assert(fc.property(fc.jsonValue(), (value) => {
+      expect(canonicalJson(value)).toBe(canonicalize(value));
+    }), { numRuns: 2000 });
+    const odd = { z: undefined, y: [undefined, 1], x: new Date(0), '\u00e9': 1, e: 1, '\ud83d\ude00': 2, '\uff61': 3 };
+    expect(canonicalJson(odd)).toBe(canonicalize(odd));
   });
 
   it('is a fixed point: canonical text parses back to the same text', () => {

@@ -16,7 +16,9 @@ describe('decision schema', () => {
       mask: [{ column: 'public.customers.ssn', strategy: 'redact' }, { field: 'notes', detectors: ['email'], strategy: 'hash' }],
       approval: { groups: ['dba'] },
     });
-    expect(approve.approval).toEqual({ groups: ['dba'], min: 1, ttl_seconds: 900, mode: 'hold' });
+    // No mode: the target's config chooses, then hold (engine/authorize).
+    expect(approve.approval).toEqual({ groups: ['dba'], min: 1, ttl_seconds: 900 });
+    expect(decisionSchema.parse({ action: 'approve', approval: { groups: ['dba'], mode: 'ticket' } }).approval?.mode).toBe('ticket');
   });
 
   it('accepts the OPA-Envoy fields an HTTP decision may carry', () => {

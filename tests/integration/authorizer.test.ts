@@ -1,0 +1,180 @@
+/**
+ * authorize() in process, with real parts: the compiled bundle, dev-issuer
+ * tokens checked by the real verifier, the SQLite store, the audit log.
+ * The paths the end-to-end test does not reach: refusals, hold timeouts,
+ * a caller that goes away, and an audit trail that cannot be written.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ApprovalService } from '../../engine/approvals/service.js';
+import { AuditLog } from '../../engine/audit/audit-log.js';
+import { Authorizer } from '../../engine/authorize/authorizer.js';
+import { parseConfig } from '../../engine/config/load.js';
+import type { GatehouseConfig } from '../../engine/config/schema.js';
+import { Engine } from '../../engine/engine.js';
+import { mintDevToken } from '../../engine/identity/dev-issuer.js';
+import { createTokenVerifier } from '../../engine/identity/verifier.js';
+import { SqliteStore } from '../../engine/store/sqlite/sqlite-store.js';
+import { makeBundle } from '../helpers/gateway-bundle.js';
+import { makeTempDir, removeDir, repoRoot } from '../helpers/opa.js';
+import { waitFor } from '../helpers/wait.js';
+
+const logger = pino({ level: 'silent' });
+const action = (name: string) => JSON.parse(readFileSync(join(repoRoot, 'examples/actions', name), 'utf8')) as Record<string, unknown>;
+
+let bundleDir: string;
+beforeAll(() => {
+  bundleDir = makeTempDir('gatehouse-authorizer-bundle-');
+  makeBundle({ out: join(bundleDir, 'bundle.tar.gz'), revision: 'authorizer' });
+  return () => removeDir(bundleDir);
+});
+
+let dir: string;
+let config: GatehouseConfig;
+let store: SqliteStore;
+let audit: AuditLog;
+let approvals: ApprovalService;
+let engine: Engine;
+let authorizer: Authorizer;
+
+beforeEach(async () => {
+  dir = makeTempDir('gatehouse-authorizer-');
+  const file = join(dir, 'gatehouse.yaml');
+  writeFileSync(file, `
+policy:
+  bundle:
+    source: ${join(bundleDir, 'bundle.tar.gz')}
+identity:
+  dev_issuer:
+    enabled: true
+    key_file: dev.jwk
+targets:
+  - name: orders-db
+    kind: postgres
+    labels: {env: prod, data: pii}
+    upstream: {address: 127.0.0.1:5432, database: orders}
+    credentials: {username: u, password: "\${env:PW}"}
+    approval: {mode: hold, timeout_seconds: 1}
+  - name: staging-db
+    kind: postgres
+    labels: {env: staging}
+    upstream: {address: 127.0.0.1:5432, database: orders}
+    credentials: {username: u, password: "\${env:PW}"}
+    audit: {fail_open: true}
+`);
+  config = parseConfig(readFileSync(file, 'utf8'), file, { PW: 'x' });
+  store = SqliteStore.open({ path: join(dir, 'store.db'), logger });
+  await store.migrate();
+  audit = new AuditLog({ store, stream: 'test', maxBatch: 100, logger });
+  await audit.start();
+  approvals = new ApprovalService({ store, logger, pollIntervalMs: 50, recordTransition: async () => undefined });
+  engine = new Engine(config.policy, logger);
+  await engine.start();
+  authorizer = new Authorizer({
+    config,
+    verifier: createTokenVerifier(config.identity),
+    policy: engine,
+    approvals,
+    audit,
+    statusUrl: (id) => `http://gw/v1/approvals/${id}`,
+    logger,
+  });
+});
+
+afterEach(async () => {
+  await authorizer.close();
+  await audit.close().catch(() => undefined);
+  await store.close().catch(() => undefined);
+  await engine.stop();
+  removeDir(dir);
+});
+
+const token = (sub: string, groups: string[], act?: string) =>
+  mintDevToken(config.identity.dev_issuer, { sub, groups, ttlSeconds: 300, ...(act && { act }) });
+
+async function storedEvents(): Promise<Array<Record<string, unknown>>> {
+  const events = [];
+  for await (const record of store.readAudit({ stream: 'test' })) events.push(JSON.parse(record.event) as Record<string, unknown>);
+  return events;
+}
+
+describe('refusals', () => {
+  it('refuses a missing token, an unknown target and a malformed action, each audited', async () => {
+    const analyst = await token('agent-a', ['analysts']);
+    const noToken = await authorizer.authorize({ token: undefined, target: 'orders-db', action: action('orders-select.json') });
+    expect(noToken).toMatchObject({ refused: 'unauthenticated', decision: { action: 'deny' } });
+    expect(noToken.decision.reasons[0]).toMatch(/^token rejected \(malformed\)/);
+
+    const unknown = await authorizer.authorize({ token: analyst, target: 'nope', action: action('orders-select.json') });
+    expect(unknown).toMatchObject({ refused: 'unknown_target', decision: { action: 'deny', reasons: ['no target named "nope" is configured'] } });
+
+    const spoofed = await authorizer.authorize({ token: analyst, target: 'orders-db', action: { ...action('orders-select.json'), identity: { sub: 'root' } } });
+    expect(spoofed.refused).toBe('invalid_action');
+    expect(spoofed.decision.reasons[0]).toContain('must not set identity');
+    const wrongShape = await authorizer.authorize({ token: analyst, target: 'orders-db', action: { ssh: {} } });
+    expect(wrongShape.decision.reasons[0]).toBe('a postgres target\'s action needs a "postgres" object');
+
+    const events = await storedEvents();
+    expect(events).toHaveLength(4);
+    expect(events.every((e) => e.disposition === 'Blocked')).toBe(true);
+    expect(events.map((e) => (e.actor as { user: { uid: string | null } }).user.uid)).toEqual([null, 'agent-a', 'agent-a', 'agent-a']);
+  });
+});
+
+describe('holding for approval', () => {
+  it('denies when nobody decides in time, and the request expires', async () => {
+    const sre = await token('agent-sre-2', ['sre-agents'], 'alice');
+    let heldId: string | undefined;
+    const result = await authorizer.authorize({ token: sre, target: 'orders-db', action: action('orders-update.json') }, {
+      onHeld: (approval) => (heldId = approval.id),
+    });
+    expect(result.decision.action).toBe('deny');
+    expect(result.decision.reasons.at(-1)).toBe(`approval ${heldId} was not granted: no decision within 1 s`);
+    expect((await approvals.get(heldId!)).status).toBe('expired');
+    expect((await storedEvents()).at(-1)).toMatchObject({ disposition: 'Blocked', unmapped: { approval_id: heldId } });
+  });
+
+  it('ends the hold when the caller goes away', async () => {
+    const sre = await token('agent-sre-2', ['sre-agents'], 'alice');
+    const gone = new AbortController();
+    const pending = authorizer.authorize({ token: sre, target: 'orders-db', action: action('orders-update.json') }, {
+      signal: gone.signal,
+      onHeld: () => gone.abort(),
+    });
+    const result = await pending;
+    expect(result.decision.reasons.at(-1)).toMatch(/the caller went away while held$/);
+    expect(result.approval?.status).toBe('expired');
+  });
+
+  it('ends held requests at shutdown, denied and audited', async () => {
+    const sre = await token('agent-sre-2', ['sre-agents'], 'alice');
+    let held = false;
+    const pending = authorizer.authorize({ token: sre, target: 'orders-db', action: action('orders-update.json') }, { onHeld: () => (held = true) });
+    await waitFor(() => held, 'the request to be held');
+    await authorizer.close();
+    const result = await pending;
+    expect(result.decision.reasons.at(-1)).toMatch(/the gateway shut down while the request was held$/);
+    expect(result.audit).not.toBeNull();
+  });
+});
+
+describe('fail closed on the audit trail', () => {
+  it('denies an allowed request whose audit event cannot be written', async () => {
+    const analyst = await token('agent-a', ['analysts']);
+    expect((await authorizer.authorize({ token: analyst, target: 'orders-db', action: action('orders-select.json') })).decision.action).toBe('allow');
+    await store.close(); // the store is gone: appends now fail for real
+    const result = await authorizer.authorize({ token: analyst, target: 'orders-db', action: action('orders-select.json') });
+    expect(result.decision).toEqual({ action: 'deny', reasons: ['the audit trail is unavailable, so the request is denied'], mask: [] });
+    expect(result.audit).toBeNull();
+  });
+
+  it('lets a fail-open target through, without an event', async () => {
+    const analyst = await token('agent-a', ['analysts']);
+    await store.close();
+    const result = await authorizer.authorize({ token: analyst, target: 'staging-db', action: action('orders-select.json') });
+    expect(result.decision.action).toBe('allow');
+    expect(result.audit).toBeNull();
+  });
+});
