@@ -103,6 +103,41 @@ deny contains msg if {
 	)
 }
 
+# Warnings: settings that are right for a laptop and wrong for production.
+# METADATA
+# title: warn
+# description: >-
+#   conftest warnings for gatehouse.yaml: allowed, but weaker evidence or
+#   trust than production wants. Each names the key and the fix.
+# scope: document
+# entrypoint: true
+warn contains msg if {
+	input.identity.dev_issuer.enabled == true
+	msg := concat("", [
+		"identity.dev_issuer.enabled is true: tokens minted by `gatehouse token` are trusted; ",
+		"development only, configure identity.issuers for production",
+	])
+}
+
+# Without signed checkpoints, truncating the audit trail's tail goes unnoticed (AU-9).
+warn contains msg if {
+	not is_object(object.get(input, ["audit", "checkpoint"], null))
+	msg := concat("", [
+		"audit.checkpoint is not set: the audit chain is not signed; ",
+		"set audit.checkpoint.key_file (gatehouse audit keygen)",
+	])
+}
+
+# A decision whose audit event is lost still goes through on such a target (AU-5).
+warn contains msg if {
+	some i, target in targets
+	target.audit.fail_open == true
+	msg := sprintf(
+		"%s has audit.fail_open: true: its decisions stand when their audit event cannot be written",
+		[_target_label(i)],
+	)
+}
+
 _target_label(i) := sprintf("target %q (targets[%d])", [targets[i].name, i]) if {
 	is_string(targets[i].name)
 } else := sprintf("targets[%d] (no name)", [i])

@@ -274,3 +274,30 @@ test_unique_target_names_allowed if {
 		not contains(msg, "unique name")
 	}
 }
+
+test_dev_issuer_warned if {
+	some msg in config.warn with input as {"identity": {"dev_issuer": {"enabled": true, "key_file": "k"}}}
+	contains(msg, "identity.dev_issuer.enabled is true")
+}
+
+test_dev_issuer_disabled_not_warned if {
+	warnings := config.warn with input as {"identity": {"dev_issuer": {"enabled": false}}}
+	every msg in warnings {
+		not contains(msg, "dev_issuer")
+	}
+}
+
+test_missing_checkpoint_warned if {
+	some msg in config.warn with input as {}
+	startswith(msg, "audit.checkpoint is not set")
+}
+
+test_checkpoint_set_not_warned if {
+	warnings := config.warn with input as {"audit": {"checkpoint": {"key_file": "k"}}}
+	count(warnings) == 0
+}
+
+test_fail_open_target_warned if {
+	some msg in config.warn with input as {"targets": [{"name": "db", "audit": {"fail_open": true}}]}
+	startswith(msg, `target "db" (targets[0]) has audit.fail_open: true: `)
+}
