@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../engine/config/load.js';
 import { BundleError } from '../engine/bundle/errors.js';
+import { UnresolvedSecretError } from '../engine/config/secret.js';
 import { ApiError } from './api-client.js';
 import { approvalsCommand } from './commands/approvals.js';
 import { auditCommand } from './commands/audit.js';
@@ -34,7 +35,7 @@ try {
 /** Known failures get one clear line and no stack trace; exit 2 means the user must fix something. */
 function reportError(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode;
-  if (err instanceof ConfigError || err instanceof UsageError) {
+  if (err instanceof ConfigError || err instanceof UsageError || err instanceof UnresolvedSecretError) {
     console.error(`gatehouse: ${err.message}`);
     return 2;
   }

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { keyIdOf, generateCheckpointKey, publicKeyFromPem, type CheckpointAlgorithm } from '../../engine/audit/key-source.js';
 import { AnchorError, verifyAudit, type StreamSummary } from '../../engine/audit/verify.js';
-import { loadConfig } from '../../engine/config/load.js';
+import { readConfig } from '../config.js';
 import type { GatehouseConfig } from '../../engine/config/schema.js';
 import { openStore } from '../../engine/store/open-store.js';
 import type { AuditQuery, AuditRecord, Store } from '../../engine/store/store.js';
@@ -26,7 +26,7 @@ export function auditCommand(): Command {
     .option('--anchor <file|jws>', 'a checkpoint kept apart from the store (audit.checkpoint.export_file, or the JWS itself): catches a truncated tail')
     .option('--public-key <pem>', 'checkpoint public key (default: derived from audit.checkpoint.key_file)')
     .action(async (options: { config: string; anchor?: string; publicKey?: string }) => {
-      const config = loadConfig(options.config);
+      const config = readConfig(options.config);
       const publicKey = verificationKey(config, options.publicKey);
       const anchor = options.anchor ? readAnchor(options.anchor) : null;
       if (anchor && !publicKey) throw new UsageError('--anchor needs a public key: give --public-key or configure audit.checkpoint.key_file');
@@ -69,7 +69,7 @@ export function auditCommand(): Command {
     .option('--until <time>', 'only events at or before this time')
     .option('--stream <name>', 'only this stream')
     .action(async (options: { config: string; format: 'ocsf' | 'jsonl'; since?: string; until?: string; stream?: string }) => {
-      const config = loadConfig(options.config);
+      const config = readConfig(options.config);
       const query: AuditQuery = {};
       if (options.stream) query.stream = options.stream;
       if (options.since) query.since = parseTimeArg(options.since, '--since');
@@ -99,7 +99,7 @@ export function auditCommand(): Command {
     .option('--stream <name>', 'only this stream (default: every stream)')
     .option('-n, --lines <n>', 'how many of the newest events to print first, per stream', '10')
     .action(async (options: { config: string; stream?: string; lines: string }) => {
-      const config = loadConfig(options.config);
+      const config = readConfig(options.config);
       const lines = Number(options.lines);
       if (!Number.isSafeInteger(lines) || lines < 0) throw new UsageError(`-n ${options.lines}: expected a whole number of events`);
       const stop = new AbortController();

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { parseBundle, readBundleFiles, type BundleVerification } from '../../engine/bundle/bundle.js';
 import { BundleError } from '../../engine/bundle/errors.js';
-import { loadConfig } from '../../engine/config/load.js';
+import { readConfig } from '../config.js';
 import { describeSignature, verificationOf } from '../../engine/engine.js';
 import { printJson, UsageError } from '../io.js';
 
@@ -52,7 +52,7 @@ export function bundleCommand(): Command {
 
 function verificationFrom(options: InspectOptions): BundleVerification | undefined {
   if (options.key && options.config) throw new UsageError('give --key or --config, not both');
-  if (options.config) return verificationOf(loadConfig(options.config).policy);
+  if (options.config) return verificationOf(readConfig(options.config).policy);
   if (!options.key) return undefined;
   let key: string;
   try {

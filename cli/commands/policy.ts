@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { loadBundle } from '../../engine/bundle/bundle.js';
 import { nowNs } from '../../engine/clock.js';
-import { loadConfig } from '../../engine/config/load.js';
+import { readConfig } from '../config.js';
 import { verificationOf } from '../../engine/engine.js';
 import { CompiledPolicy } from '../../engine/policy/compiled-policy.js';
 import { PolicyEvaluator } from '../../engine/policy/evaluator.js';
@@ -44,7 +44,7 @@ Examples:
 }
 
 async function evalLocally(options: EvalOptions, input: unknown): Promise<unknown> {
-  const config = options.config ? loadConfig(options.config) : undefined;
+  const config = options.config ? readConfig(options.config) : undefined;
   const source = config?.policy.bundle.source;
   if (source?.kind === 'http' && !options.bundle) {
     throw new UsageError(`the config's bundle comes from ${source.url}; pass --bundle or --server`);

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { loadConfig } from '../../engine/config/load.js';
+import { readConfig } from '../config.js';
 import { DevIssuerError, MAX_DEV_TOKEN_TTL_SECONDS, mintDevToken } from '../../engine/identity/dev-issuer.js';
 import { parseDurationSeconds } from '../duration.js';
 import { UsageError } from '../io.js';
@@ -33,7 +33,7 @@ Prints only the token on standard output, e.g.
       if (options.act !== undefined && options.human) {
         throw new UsageError('--act and --human exclude each other: with --act the subject is an agent acting for that human');
       }
-      const config = loadConfig(options.config);
+      const config = readConfig(options.config);
       if (!config.identity.dev_issuer?.enabled) {
         throw new UsageError(`the dev issuer is not enabled in ${options.config}; set identity.dev_issuer: {enabled: true, key_file: ...} (development only)`);
       }

@@ -15,7 +15,12 @@ export class ConfigError extends Error {
   }
 }
 
-export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatehouseConfig {
+export interface LoadOptions {
+  /** Leave secrets that cannot be resolved for later (commands that may not need them); see Secret.unresolved. */
+  deferUnresolvedSecrets?: boolean;
+}
+
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatehouseConfig {
   const path = resolve(file);
   let text: string;
   try {
@@ -23,10 +28,10 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   } catch (err) {
     throw new ConfigError(path, [`cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`]);
   }
-  return parseConfig(text, path, env);
+  return parseConfig(text, path, env, options);
 }
 
-export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv = process.env): GatehouseConfig {
+export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatehouseConfig {
   const lines = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: false, lineCounter: lines });
   if (doc.errors.length > 0) {
@@ -37,7 +42,7 @@ export function parseConfig(text: string, path: string, env: NodeJS.ProcessEnv =
       return `line ${line}, column ${col}: ${e.code} (invalid YAML)`;
     }));
   }
-  const result = configSchema({ baseDir: dirname(path), env }).safeParse(doc.toJS() ?? {});
+  const result = configSchema({ baseDir: dirname(path), env, ...options }).safeParse(doc.toJS() ?? {});
   if (!result.success) throw new ConfigError(path, result.error.issues.map(describeIssue));
   return result.data;
 }

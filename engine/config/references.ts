@@ -8,6 +8,11 @@ export interface ReferenceContext {
   /** Relative `${file:…}` paths are relative to the config file's folder. */
   baseDir: string;
   env: NodeJS.ProcessEnv;
+  /**
+   * Commands other than `serve` set this: a secret they cannot resolve
+   * becomes an error only when it is used (Secret.unresolved).
+   */
+  deferUnresolvedSecrets?: boolean;
 }
 
 export type Resolved = { ok: true; value: string; origin: string } | { ok: false; problem: string };

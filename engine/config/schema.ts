@@ -19,6 +19,7 @@ const HOST_PORT = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 export function configSchema(ctx: ReferenceContext) {
   const secret = z.string().min(1).transform((raw, check) => {
     const resolved = resolveReference(raw, ctx);
+    if (!resolved.ok && ctx.deferUnresolvedSecrets) return Secret.unresolved(resolved.problem);
     if (!resolved.ok) {
       check.addIssue({ code: 'custom', message: resolved.problem });
       return z.NEVER;
