@@ -1,0 +1,126 @@
+/**
+ * The authorize and approvals routes on a gateway started the way `serve`
+ * starts it (startGateway), driven with fastify's inject: the HTTP contract
+ * (statuses, bodies, streaming) and its refusals.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiServer } from '../../api/server.js';
+import { generateCheckpointKey } from '../../engine/audit/key-source.js';
+import { loadConfig } from '../../engine/config/load.js';
+import type { GatehouseConfig } from '../../engine/config/schema.js';
+import { startGateway, type Gateway } from '../../engine/gateway.js';
+import { mintDevToken } from '../../engine/identity/dev-issuer.js';
+import { makeBundle } from '../helpers/gateway-bundle.js';
+import { makeTempDir, removeDir, repoRoot } from '../helpers/opa.js';
+import { waitFor } from '../helpers/wait.js';
+
+const logger = pino({ level: 'silent' });
+const action = (name: string) => JSON.parse(readFileSync(join(repoRoot, 'examples/actions', name), 'utf8')) as Record<string, unknown>;
+
+let dir: string;
+let config: GatehouseConfig;
+let gateway: Gateway;
+let app: FastifyInstance;
+
+beforeAll(async () => {
+  dir = makeTempDir('gatehouse-api-authorize-');
+  makeBundle({ out: join(dir, 'bundle.tar.gz'), revision: 'api-authorize' });
+  writeFileSync(join(dir, 'checkpoint.pem'), generateCheckpointKey('EdDSA').privatePem, { mode: 0o600 });
+  writeFileSync(join(dir, 'gatehouse.yaml'), `
+policy:
+  bundle:
+    source: bundle.tar.gz
+identity:
+  dev_issuer: {enabled: true, key_file: dev.jwk}
+audit:
+  checkpoint: {key_file: checkpoint.pem, algorithm: EdDSA}
+approvals:
+  public_url: https://gatehouse.example.com
+targets:
+  - name: orders-db
+    kind: postgres
+    labels: {env: prod, data: pii}
+    upstream: {address: 127.0.0.1:5432, database: orders}
+    credentials: {username: u, password: "\${env:PW}"}
+    approval: {mode: hold, timeout_seconds: 30}
+`);
+  config = loadConfig(join(dir, 'gatehouse.yaml'), { PW: 'x' });
+  gateway = await startGateway(config, logger);
+  app = createApiServer({ engine: gateway.engine, logger, gateway });
+});
+
+afterAll(async () => {
+  await app.close();
+  await gateway.stop();
+  removeDir(dir);
+});
+
+const bearer = async (sub: string, groups: string[], extra: { act?: string; agent?: boolean } = {}) =>
+  `Bearer ${await mintDevToken(config.identity.dev_issuer, { sub, groups, ttlSeconds: 300, ...extra })}`;
+
+describe('POST /v1/authorize', () => {
+  it('answers a decision with where its audit event landed', async () => {
+    const res = await app.inject({
+      method: 'POST', url: '/v1/authorize',
+      headers: { authorization: await bearer('agent-a', ['analysts']) },
+      payload: { target: 'orders-db', action: action('orders-select.json'), session_id: 'sess-1' },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({
+      decision: { action: 'allow' },
+      identity: { sub: 'agent-a', act: null, groups: ['analysts'] },
+      approval: null,
+      audit: { stream: gateway.audit.stream, seq: expect.any(Number) as number },
+    });
+  });
+
+  it('answers 401 without a valid token, 404 for an unknown target, 400 for a bad body', async () => {
+    const noToken = await app.inject({ method: 'POST', url: '/v1/authorize', payload: { target: 'orders-db', action: action('orders-select.json') } });
+    expect(noToken.statusCode).toBe(401);
+    expect(noToken.json()).toMatchObject({ refused: 'unauthenticated', decision: { action: 'deny' } });
+    const unknown = await app.inject({ method: 'POST', url: '/v1/authorize', headers: { authorization: await bearer('a', []) }, payload: { target: 'x', action: {} } });
+    expect(unknown.statusCode).toBe(404);
+    const bad = await app.inject({ method: 'POST', url: '/v1/authorize', payload: { target: 'orders-db' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toEqual({ error: 'the body must be {"target": "<name>", "action": {...}, "session_id"?: "<id>"}' });
+  });
+
+  it('streams a held line with the approval, then the decision', async () => {
+    const sre = await bearer('agent-sre-2', ['sre-agents'], { act: 'alice' });
+    const pending = app.inject({
+      method: 'POST', url: '/v1/authorize',
+      headers: { authorization: sre, accept: 'application/x-ndjson' },
+      payload: { target: 'orders-db', action: action('orders-update.json') },
+    });
+    const id = await waitFor(async () => (await gateway.approvals.list({ status: 'pending' }))[0]?.id, 'the request to be held');
+    const denied = await app.inject({ method: 'POST', url: `/v1/approvals/${id}/deny`, headers: { authorization: await bearer('bob', ['dba'], { agent: false }) }, payload: { reason: 'not now' } });
+    expect(denied.statusCode).toBe(200);
+    const res = await pending;
+    expect(res.headers['content-type']).toContain('application/x-ndjson');
+    const lines = res.body.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l.status)).toEqual(['held', 'decided']);
+    expect(lines[0]).toMatchObject({ approval: { id, status: 'pending', status_url: `https://gatehouse.example.com/v1/approvals/${id}` } });
+    expect(lines[1]).toMatchObject({ decision: { action: 'deny' }, approval: { id, status: 'denied', resolution: 'denied by bob: not now' } });
+  });
+});
+
+describe('/v1/approvals', () => {
+  it('needs a token, says what is missing, and hides requests from strangers', async () => {
+    expect((await app.inject({ method: 'GET', url: '/v1/approvals' })).statusCode).toBe(401);
+    const bob = await bearer('bob', ['dba'], { agent: false });
+    expect((await app.inject({ method: 'GET', url: '/v1/approvals/nope', headers: { authorization: bob } })).statusCode).toBe(404);
+    const [request] = await gateway.approvals.list({ status: 'denied' });
+    const stranger = await app.inject({ method: 'GET', url: `/v1/approvals/${request!.id}`, headers: { authorization: await bearer('eve', ['analysts'], { agent: false }) } });
+    expect(stranger.statusCode).toBe(403);
+    const noReason = await app.inject({ method: 'POST', url: `/v1/approvals/${request!.id}/deny`, headers: { authorization: bob }, payload: {} });
+    expect(noReason.statusCode).toBe(400);
+    const again = await app.inject({ method: 'POST', url: `/v1/approvals/${request!.id}/approve`, headers: { authorization: bob } });
+    expect(again.statusCode).toBe(409);
+    const list = await app.inject({ method: 'GET', url: '/v1/approvals?status=all', headers: { authorization: bob } });
+    expect((list.json() as { approvals: Array<{ id: string }> }).approvals.map((a) => a.id)).toContain(request!.id);
+  });
+});
