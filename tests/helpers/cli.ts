@@ -38,3 +38,17 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+/** Starts `gatehouse serve` and resolves once its /health answers 200. */
+export async function startServe(configFile: string, api: string, env: NodeJS.ProcessEnv = {}): Promise<ReturnType<typeof startCli>> {
+  const server = startCli(['serve', '--config', configFile], env);
+  const until = Date.now() + 30_000;
+  for (;;) {
+    if ((await fetch(`${api}/health`).catch(() => null))?.ok) return server;
+    if (server.exitCode !== null || Date.now() > until) {
+      server.kill();
+      throw new Error(`gatehouse serve did not come up:\n${server.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

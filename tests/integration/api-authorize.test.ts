@@ -3,7 +3,7 @@
  * starts it (startGateway), driven with fastify's inject: the HTTP contract
  * (statuses, bodies, streaming) and its refusals.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -14,12 +14,13 @@ import { loadConfig } from '../../engine/config/load.js';
 import type { GatehouseConfig } from '../../engine/config/schema.js';
 import { startGateway, type Gateway } from '../../engine/gateway.js';
 import { mintDevToken } from '../../engine/identity/dev-issuer.js';
+import { exampleAction } from '../helpers/actions.js';
 import { makeBundle } from '../helpers/gateway-bundle.js';
-import { makeTempDir, removeDir, repoRoot } from '../helpers/opa.js';
+import { makeTempDir, removeDir } from '../helpers/opa.js';
 import { waitFor } from '../helpers/wait.js';
 
 const logger = pino({ level: 'silent' });
-const action = (name: string) => JSON.parse(readFileSync(join(repoRoot, 'examples/actions', name), 'utf8')) as Record<string, unknown>;
+const action = exampleAction;
 
 let dir: string;
 let config: GatehouseConfig;

@@ -3,15 +3,15 @@
  * carries where its audit event landed, and that event must be in the
  * store, intact and chained, after the process is killed mid-stream.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SqliteStore } from '../../engine/store/sqlite/sqlite-store.js';
-import { freePort, runCli, startCli } from '../helpers/cli.js';
+import { exampleAction } from '../helpers/actions.js';
+import { freePort, runCli, startServe } from '../helpers/cli.js';
 import { makeBundle } from '../helpers/gateway-bundle.js';
-import { makeTempDir, removeDir, repoRoot } from '../helpers/opa.js';
-import { waitFor } from '../helpers/wait.js';
+import { makeTempDir, removeDir } from '../helpers/opa.js';
 
 interface Receipt {
   decision_id: string;
@@ -21,7 +21,7 @@ interface Receipt {
 let dir: string;
 let api: string;
 const configFile = () => join(dir, 'gatehouse.yaml');
-const action = JSON.parse(readFileSync(join(repoRoot, 'examples/actions/orders-select.json'), 'utf8')) as unknown;
+const action = exampleAction('orders-select.json');
 
 beforeAll(async () => {
   dir = makeTempDir('gatehouse-kill9-');
@@ -61,11 +61,7 @@ targets:
 
 afterAll(() => removeDir(dir));
 
-async function serve(): Promise<ReturnType<typeof startCli>> {
-  const server = startCli(['serve', '--config', configFile()]);
-  await waitFor(async () => (await fetch(`${api}/health`).catch(() => null))?.ok, `the server to start:\n${server.output()}`, 30_000);
-  return server;
-}
+const serve = () => startServe(configFile(), api);
 
 /** Sends decisions from `workers` concurrent callers until the server dies; returns every acknowledged one. */
 async function load(token: string, workers: number, onAck: (count: number) => void): Promise<Receipt[]> {

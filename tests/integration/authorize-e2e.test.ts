@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, runCli, startCli, type CliResult } from '../helpers/cli.js';
+import { freePort, runCli, startCli, startServe, type CliResult } from '../helpers/cli.js';
 import { makeBundle } from '../helpers/gateway-bundle.js';
 import { makeTempDir, removeDir } from '../helpers/opa.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
@@ -93,10 +93,7 @@ beforeAll(async () => {
   token('--sub', 'warm-up'); // creates the dev issuer key before two servers race to
   for (const [i, port] of ports.entries()) {
     api.push(`http://127.0.0.1:${port}`);
-    servers.push(startCli(['serve', '--config', config(i)], env()));
-  }
-  for (const [i, url] of api.entries()) {
-    await waitFor(async () => (await fetch(`${url}/health`).catch(() => null))?.ok, `server ${i} to be healthy:\n${servers[i]!.output()}`, 30_000);
+    servers.push(await startServe(config(i), api[i]!, env()));
   }
 }, 120_000);
 

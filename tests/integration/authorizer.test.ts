@@ -17,12 +17,13 @@ import { Engine } from '../../engine/engine.js';
 import { mintDevToken } from '../../engine/identity/dev-issuer.js';
 import { createTokenVerifier } from '../../engine/identity/verifier.js';
 import { SqliteStore } from '../../engine/store/sqlite/sqlite-store.js';
+import { exampleAction } from '../helpers/actions.js';
 import { makeBundle } from '../helpers/gateway-bundle.js';
-import { makeTempDir, removeDir, repoRoot } from '../helpers/opa.js';
+import { makeTempDir, removeDir } from '../helpers/opa.js';
 import { waitFor } from '../helpers/wait.js';
 
 const logger = pino({ level: 'silent' });
-const action = (name: string) => JSON.parse(readFileSync(join(repoRoot, 'examples/actions', name), 'utf8')) as Record<string, unknown>;
+const action = exampleAction;
 
 let bundleDir: string;
 beforeAll(() => {
