@@ -163,7 +163,7 @@ export class Authorizer {
           requester: request.identity,
           target: request.target.name,
           action: request.canonical,
-          requirement: { ...requirement, mode },
+          requirement,
           mode,
           reasons: first.decision.reasons,
           decisionId: first.metadata.decision_id,
