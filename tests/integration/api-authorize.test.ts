@@ -4,6 +4,8 @@
  * (statuses, bodies, streaming) and its refusals.
  */
 import { writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -23,12 +25,23 @@ const logger = pino({ level: 'silent' });
 const action = exampleAction;
 
 let dir: string;
+let webhook: Server;
+const deliveries: Array<{ signature: string; body: Record<string, unknown> }> = [];
 let config: GatehouseConfig;
 let gateway: Gateway;
 let app: FastifyInstance;
 
 beforeAll(async () => {
   dir = makeTempDir('gatehouse-api-authorize-');
+  webhook = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      deliveries.push({ signature: String(req.headers['x-gatehouse-signature']), body: JSON.parse(body) as Record<string, unknown> });
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
   makeBundle({ out: join(dir, 'bundle.tar.gz'), revision: 'api-authorize' });
   writeFileSync(join(dir, 'checkpoint.pem'), generateCheckpointKey('EdDSA').privatePem, { mode: 0o600 });
   writeFileSync(join(dir, 'gatehouse.yaml'), `
@@ -41,6 +54,9 @@ audit:
   checkpoint: {key_file: checkpoint.pem, algorithm: EdDSA}
 approvals:
   public_url: https://gatehouse.example.com
+  webhook:
+    url: http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook
+    secret: \${env:HOOK_SECRET}
 targets:
   - name: orders-db
     kind: postgres
@@ -49,7 +65,7 @@ targets:
     credentials: {username: u, password: "\${env:PW}"}
     approval: {mode: hold, timeout_seconds: 30}
 `);
-  config = loadConfig(join(dir, 'gatehouse.yaml'), { PW: 'x' });
+  config = loadConfig(join(dir, 'gatehouse.yaml'), { PW: 'x', HOOK_SECRET: 'hook-secret' });
   gateway = await startGateway(config, logger);
   app = createApiServer({ engine: gateway.engine, logger, gateway });
 });
@@ -57,6 +73,7 @@ targets:
 afterAll(async () => {
   await app.close();
   await gateway.stop();
+  webhook.close();
   removeDir(dir);
 });
 
@@ -106,6 +123,11 @@ describe('POST /v1/authorize', () => {
     expect(lines.map((l) => l.status)).toEqual(['held', 'decided']);
     expect(lines[0]).toMatchObject({ approval: { id, status: 'pending', status_url: `https://gatehouse.example.com/v1/approvals/${id}` } });
     expect(lines[1]).toMatchObject({ decision: { action: 'deny' }, approval: { id, status: 'denied', resolution: 'denied by bob: not now' } });
+
+    // The new request was announced on the signed webhook.
+    const delivery = await waitFor(() => deliveries.find((d) => (d.body.approval as { id: string }).id === id), 'the webhook delivery');
+    expect(delivery.body).toMatchObject({ type: 'approval.requested', approval: { target: 'orders-db', groups: ['dba'] } });
+    expect(delivery.signature).toMatch(/^v1=[0-9a-f]{64}$/);
   });
 });
 
