@@ -26,6 +26,15 @@ const program = new Command('gatehouse')
   .addCommand(authorizeCommand())
   .addCommand(approvalsCommand());
 
+// Added commands do not inherit these settings; without them a subcommand's
+// usage mistake would exit 1 from inside commander, past reportError.
+(function inherit(command: Command): void {
+  for (const sub of command.commands) {
+    sub.exitOverride().showHelpAfterError('(add --help for usage)');
+    inherit(sub);
+  }
+})(program);
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
@@ -34,7 +43,8 @@ try {
 
 /** Known failures get one clear line and no stack trace; exit 2 means the user must fix something. */
 function reportError(err: unknown): number {
-  if (err instanceof CommanderError) return err.exitCode;
+  // Commander has printed its message; 0 is --help or --version, anything else is a usage mistake.
+  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
   if (err instanceof ConfigError || err instanceof UsageError || err instanceof UnresolvedSecretError) {
     console.error(`gatehouse: ${err.message}`);
     return 2;

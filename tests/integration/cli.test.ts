@@ -85,9 +85,17 @@ describe('gatehouse serve', () => {
 });
 
 it('has --help on every command', () => {
-  for (const args of [[], ['serve'], ['policy', 'eval'], ['bundle', 'inspect']]) {
+  for (const args of [[], ['serve'], ['policy', 'eval'], ['bundle', 'inspect'], ['token'], ['authorize'], ['approvals', 'approve'], ['audit', 'verify'], ['audit', 'export']]) {
     const res = runCli([...args, '--help']);
     expect(res.code, args.join(' ')).toBe(0);
     expect(res.stdout).toMatch(/^Usage: gatehouse/);
+  }
+});
+
+it('exits 2 on a usage mistake in any subcommand', () => {
+  for (const args of [['audit', 'export', '-c', 'x.yaml', '--format', 'xml'], ['approvals', 'bogus'], ['authorize', '--input', 'a.json']]) {
+    const res = runCli(args);
+    expect(res.code, args.join(' ')).toBe(2);
+    expect(res.stderr).toMatch(/^error: /);
   }
 });
