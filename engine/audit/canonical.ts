@@ -23,11 +23,11 @@ const MAX_DEPTH = 100;
 function serialize(value: unknown, depth: number): string | undefined {
   switch (typeof value) {
     case 'string':
-      if (LONE_SURROGATE.test(value)) throw new TypeError('Lone surrogate is not allowed');
-      return JSON.stringify(value);
+      return quote(value);
     case 'number':
       if (!Number.isFinite(value)) throw new TypeError(`${value} is not allowed in JSON`);
-      return JSON.stringify(value);
+      // A finite number's ECMAScript string form, which is also JSON.stringify's (-0 gives "0").
+      return String(value);
     case 'boolean':
       return value ? 'true' : 'false';
     case 'object':
@@ -47,17 +47,73 @@ function serialize(value: unknown, depth: number): string | undefined {
     return `${out}]`;
   }
   const object = value as Record<string, unknown>;
-  // Default sort compares UTF-16 code units, which is what RFC 8785 asks for.
-  const keys = Object.keys(object).sort();
+  const keys = sortKeys(Object.keys(object));
   let out = '{';
-  for (const key of keys) {
+  let first = true;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
     const text = serialize(object[key], depth + 1);
     if (text === undefined) continue;
-    if (out.length > 1) out += ',';
-    out += `${serialize(key, depth)}:${text}`;
+    if (first) first = false;
+    else out += ',';
+    out += member(key) + text;
   }
   return `${out}}`;
 }
+
+/**
+ * Sorts in place by UTF-16 code units, which is what RFC 8785 asks for and
+ * what both `<` on strings and Array.prototype.sort's default order compare.
+ * An event's objects have a few keys to a few dozen: insertion sort does
+ * those without sort()'s per-call setup.
+ */
+function sortKeys(keys: string[]): string[] {
+  const n = keys.length;
+  if (n > 32) return keys.sort();
+  for (let i = 1; i < n; i++) {
+    const key = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > key) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = key;
+  }
+  return keys;
+}
+
+/**
+ * A string's JSON form. Most strings in an event need no escape and have no
+ * surrogate at all: they are their own text between quotes, which is exactly
+ * what JSON.stringify would give, without its per-call cost.
+ */
+function quote(text: string): string {
+  if (!MAY_NEED_ESCAPE.test(text)) return `"${text}"`;
+  if (LONE_SURROGATE.test(text)) throw new TypeError('Lone surrogate is not allowed');
+  return JSON.stringify(text);
+}
+
+/**
+ * `"key":` for an object key. Events reuse a small set of keys, so their
+ * quoted forms are kept; the cache is bounded, since keys can come from data
+ * (target labels), and holds only keys that passed quote().
+ */
+function member(key: string): string {
+  let text = MEMBERS.get(key);
+  if (text === undefined) {
+    text = `${quote(key)}:`;
+    if (MEMBERS.size < MAX_MEMBERS && key.length <= MAX_MEMBER_LENGTH) MEMBERS.set(key, text);
+  }
+  return text;
+}
+
+const MEMBERS = new Map<string, string>();
+const MAX_MEMBERS = 2048;
+const MAX_MEMBER_LENGTH = 64;
+
+/** What JSON.stringify escapes (control characters, quote, backslash) and any surrogate, paired or not. */
+// eslint-disable-next-line no-control-regex -- the control characters are what is looked for
+const MAY_NEED_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 
 /** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;

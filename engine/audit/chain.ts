@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 
 /** The `prev` of every stream's first record: there is nothing before it. */
 export const GENESIS = '0'.repeat(64);
@@ -24,7 +24,38 @@ export const EMPTY_HEAD: ChainHead = Object.freeze({ seq: 0, hash: GENESIS });
  * safe integer's decimal form is its canonical number form.
  */
 export function recordHash(stream: string, seq: number, prev: string, eventJson: string): string {
-  return createHash('sha256')
-    .update(`{"event":${eventJson},"prev":"${prev}","seq":${seq},"stream":${JSON.stringify(stream)}}`)
-    .digest('hex');
+  return finishRecordHash(startRecordHash(eventJson), stream, seq, prev);
+}
+
+/**
+ * recordHash in two steps, for a writer that has the event before it knows
+ * where in the chain it goes: the canonical record starts with the event, so
+ * the event's bytes (nearly all of them) can be hashed as soon as it is
+ * appended, and only the short tail once seq and prev are known.
+ *
+ * The parts are hashed one after the other rather than joined into one
+ * string first. The bytes are the same: the parts next to the event text
+ * begin and end with ASCII, so no boundary splits a surrogate pair. And the
+ * event text is then flattened once, in place, instead of being copied into
+ * a larger string that is thrown away (see AuditLog.append).
+ */
+export function startRecordHash(eventJson: string): Hash {
+  return createHash('sha256').update('{"event":').update(eventJson);
+}
+
+/** Completes a startRecordHash() hash; each one can be finished once. */
+export function finishRecordHash(started: Hash, stream: string, seq: number, prev: string): string {
+  return started.update(`,"prev":"${prev}","seq":${seq},"stream":${streamText(stream)}}`).digest('hex');
+}
+
+let lastStream = '';
+let lastStreamText = '""';
+
+/** JSON.stringify(stream), remembered for the stream last asked for: a writer asks for its own every time. */
+function streamText(stream: string): string {
+  if (stream !== lastStream) {
+    lastStreamText = JSON.stringify(stream);
+    lastStream = stream;
+  }
+  return lastStreamText;
 }

@@ -106,3 +106,20 @@ describe('approval events', () => {
     expect(JSON.stringify(approvalEvent({ approval, transition: 'consumed' }, 's'))).not.toContain('{"q":1}');
   });
 });
+
+describe('caller-named kinds', () => {
+  it('does not mistake Object.prototype names for known activities', async () => {
+    const { decisionEvent } = await import('../../engine/audit/events.js');
+    const facts = {
+      identity: null, source_ip: null,
+      target: { name: 'db', kind: 'postgres' as const, labels: {} },
+      request: { protocol: 'postgres' as const, database: 'd', role: 'r', text: 'x', statement_kinds: ['constructor'] },
+      summary: 'x', action: 'deny' as const,
+      policy: { entrypoint: 'e', bundle_revision: null, decision_id: 'd', reasons: [] },
+      masked: [], approval_id: null, session_id: 's', action_hash: null,
+    };
+    expect(decisionEvent(facts, 's')).toMatchObject({ activity_id: 99, activity_name: 'constructor' });
+    const http = { ...facts, target: { ...facts.target, kind: 'http' as const }, request: { protocol: 'http' as const, method: 'toString', path: '/', host: null } };
+    expect(decisionEvent(http, 's')).toMatchObject({ activity_id: 99 });
+  });
+});

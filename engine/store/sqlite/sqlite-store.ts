@@ -37,6 +37,7 @@ import {
   pagedAudit,
   updateApprovalSql,
   type AuditCursor,
+  type BatchLink,
 } from '../queries.js';
 import {
   StreamBusyError,
@@ -49,6 +50,8 @@ import {
 } from '../store.js';
 
 const q = () => '?';
+
+type AppendAuditTransaction = Database.Transaction<(records: readonly AuditRecord[], links: readonly BatchLink[]) => void>;
 
 /** How long a write waits for another connection's lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -74,6 +77,8 @@ export class SqliteStore implements Store {
   readonly #shared: SharedFile;
   readonly #key: string;
   #closed = false;
+  /** The audit append transaction, prepared on first use and kept: the audit log calls it once per batch. */
+  #appendAudit: AppendAuditTransaction | null = null;
 
   private constructor(db: Database.Database, key: string, logger: Logger) {
     this.#db = db;
@@ -172,20 +177,28 @@ export class SqliteStore implements Store {
   async appendAudit(records: readonly AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
     const links = checkAuditBatch(records);
-    const linkStmt = this.#db.prepare('SELECT 1 FROM audit_records WHERE stream = ? AND seq = ? AND hash = ?');
-    const insert = this.#db.prepare('INSERT INTO audit_records (stream, seq, prev, hash, time, event) VALUES (?, ?, ?, ?, ?, ?)');
-    const append = this.#db.transaction(() => {
-      for (const link of links) {
-        if (link.seq > 1 && !linkStmt.get(link.stream, link.seq - 1, link.prev)) throw notContinuingHead(link);
-      }
-      for (const r of records) insert.run(r.stream, r.seq, r.prev, r.hash, r.time, r.event);
-    });
+    this.#appendAudit ??= this.#prepareAppendAudit();
     try {
-      append.immediate();
+      // BEGIN IMMEDIATE … COMMIT: one durable transaction per batch.
+      this.#appendAudit.immediate(records, links);
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw duplicateAudit(err);
       throw err;
     }
+  }
+
+  #prepareAppendAudit(): AppendAuditTransaction {
+    const link = this.#db.prepare('SELECT 1 FROM audit_records WHERE stream = ? AND seq = ? AND hash = ?');
+    const insert = this.#db.prepare('INSERT INTO audit_records (stream, seq, prev, hash, time, event) VALUES (?, ?, ?, ?, ?, ?)');
+    return this.#db.transaction((records: readonly AuditRecord[], links: readonly BatchLink[]) => {
+      for (const l of links) {
+        if (l.seq > 1 && !link.get(l.stream, l.seq - 1, l.prev)) throw notContinuingHead(l);
+      }
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i]!;
+        insert.run(r.stream, r.seq, r.prev, r.hash, r.time, r.event);
+      }
+    });
   }
 
   readAudit(query: AuditQuery = {}): AsyncIterable<AuditRecord> {
