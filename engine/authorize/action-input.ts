@@ -30,3 +30,23 @@ export function checkAction(action: unknown, kind: TargetConfig['kind']): Action
   }
   return { ok: true, action: fields };
 }
+
+/** Headers that carry a caller's credentials: they differ on every retry and must never be stored. */
+const CREDENTIAL_HEADERS = /^(?:authorization|proxy-authorization|cookie|x-api-key)$/i;
+
+/**
+ * The part of an action an approval binds to and stores. For HTTP the
+ * caller's credential headers are left out: an approval record, its webhook
+ * and the API show the action, and a ticket's retry carries a fresh token.
+ */
+export function approvableAction(action: Record<string, unknown>, kind: TargetConfig['kind']): Record<string, unknown> {
+  if (kind !== 'http') return action;
+  const attributes = action.attributes as { request?: { http?: { headers?: unknown } } };
+  const headers = attributes.request?.http?.headers;
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) return action;
+  const kept = Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.test(name)));
+  return {
+    ...action,
+    attributes: { ...attributes, request: { ...attributes.request, http: { ...attributes.request!.http, headers: kept } } },
+  };
+}

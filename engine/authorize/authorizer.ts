@@ -10,7 +10,7 @@ import { TokenError, type Identity, type TokenVerifier } from '../identity/ident
 import { failClosed, type Decision } from '../policy/decision.js';
 import type { Evaluation } from '../policy/evaluator.js';
 import type { ApprovalRecord } from '../store/store.js';
-import { checkAction } from './action-input.js';
+import { approvableAction, checkAction } from './action-input.js';
 import { requestFacts } from './request-facts.js';
 
 export interface AuthorizeRequest {
@@ -132,7 +132,7 @@ export class Authorizer {
       identity,
       target,
       action: checked.action,
-      canonical: canonicalAction(target.name, checked.action),
+      canonical: canonicalAction(target.name, approvableAction(checked.action, target.kind)),
       sessionId,
       sourceIp,
       entrypoint: this.options.config.policy.entrypoints[target.kind],
