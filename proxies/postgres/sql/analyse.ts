@@ -1,0 +1,127 @@
+/**
+ * SQL text → statement facts, with the real PostgreSQL parser (libpg-query,
+ * PostgreSQL's own grammar compiled to WebAssembly). One entry per
+ * statement; an empty query (or only comments / semicolons) gives none.
+ *
+ * Anything the parser rejects, and any tree the walk cannot read, is a
+ * SqlAnalysisError, never a partial result: the proxy denies it.
+ */
+import { loadModule, parseSync } from 'libpg-query';
+import type { StatementFacts } from './facts.js';
+import { ALWAYS_READONLY, explainAnalyzes, statementKind, transactionReadonly } from './kinds.js';
+import { walkTree } from './walk.js';
+
+export type { StatementFacts, TableAccess, TableFact } from './facts.js';
+
+type Json = Record<string, unknown>;
+
+export class SqlAnalysisError extends Error {
+  override name = 'SqlAnalysisError';
+  /**
+   * 1-based character position of the error in the text, as PostgreSQL's
+   * ErrorResponse "P" field counts, when the parser gave one.
+   */
+  readonly position: number | undefined;
+  constructor(message: string, position?: number, options?: ErrorOptions) {
+    super(message, options);
+    this.position = position;
+  }
+}
+
+let loaded: Promise<void> | undefined;
+
+/** Loads the parser's WebAssembly module once; analyseSqlSync needs it done. */
+export function loadSqlParser(): Promise<void> {
+  loaded ??= loadModule().catch((error: unknown) => {
+    loaded = undefined;
+    throw error;
+  });
+  return loaded;
+}
+
+export async function analyseSql(text: string): Promise<StatementFacts[]> {
+  await loadSqlParser();
+  return analyseSqlSync(text);
+}
+
+/** As analyseSql, once loadSqlParser() has resolved (the hot path: no promise per query). */
+export function analyseSqlSync(text: string): StatementFacts[] {
+  if (text === '') return []; // the parser refuses an empty string; blanks and comments parse to no statements
+  // The parser reads a C string: it would stop at a NUL and never see what follows.
+  if (text.includes('\0')) throw new SqlAnalysisError('SQL text contains a NUL character');
+  let tree: { stmts?: Array<{ stmt?: unknown }> };
+  try {
+    tree = parseSync(text) as typeof tree;
+  } catch (error) {
+    throw parseError(error);
+  }
+  try {
+    return (tree.stmts ?? []).map((raw, i) => {
+      const node = raw.stmt as Json | undefined;
+      const type = node ? Object.keys(node)[0] : undefined;
+      const body = type ? (node?.[type] as Json | undefined) : undefined;
+      if (!type || !body) throw new SqlAnalysisError(`statement ${i + 1} is empty in the parse tree`);
+      return analyseStatement(type, body);
+    });
+  } catch (error) {
+    if (error instanceof SqlAnalysisError) throw error;
+    throw new SqlAnalysisError(`could not analyse the parse tree: ${(error as Error).message}`, undefined, { cause: error });
+  }
+}
+
+function analyseStatement(type: string, body: Json): StatementFacts {
+  const kind = statementKind(type, body);
+  if (type === 'ExplainStmt') return analyseExplain(body);
+
+  const tree = walkTree({ [type]: body });
+  const facts: StatementFacts = { kind, readonly: false, tables: tree.tables, functions: tree.functions };
+  const plainQuery = !tree.modifies && !tree.into && !tree.locks;
+  switch (type) {
+    case 'SelectStmt':
+    case 'PrepareStmt':
+    case 'DeclareCursorStmt':
+      facts.readonly = plainQuery;
+      break;
+    case 'CopyStmt':
+      // COPY … TO STDOUT only; TO 'file' writes a server file, PROGRAM runs a command.
+      facts.readonly = plainQuery && body.is_from !== true && body.is_program !== true && body.filename === undefined;
+      if (body.is_program === true) facts.program = true;
+      break;
+    case 'TransactionStmt':
+      facts.readonly = transactionReadonly(body);
+      break;
+    case 'VariableSetStmt':
+    case 'VariableShowStmt':
+      facts.readonly = ALWAYS_READONLY.has(type);
+      facts.setting = typeof body.name === 'string' ? body.name.toLowerCase() : 'all';
+      break;
+    default:
+      facts.readonly = ALWAYS_READONLY.has(type);
+  }
+  return facts;
+}
+
+/**
+ * Plain EXPLAIN plans its statement without running it: read-only, its
+ * tables read. EXPLAIN ANALYZE runs it: the statement's own facts. The
+ * functions are listed either way (the planner may evaluate some).
+ */
+function analyseExplain(body: Json): StatementFacts {
+  const query = body.query as Json | undefined;
+  const type = query ? Object.keys(query)[0] : undefined;
+  const inner = type ? (query?.[type] as Json | undefined) : undefined;
+  if (!type || !inner) throw new SqlAnalysisError('EXPLAIN has no statement in the parse tree');
+  const explained = analyseStatement(type, inner);
+  if (explainAnalyzes(body.options)) return { ...explained, kind: 'explain' };
+  const tables = new Map(explained.tables.map((t) => [`${t.schema}\0${t.name}`, { ...t, access: 'read' as const }]));
+  return { kind: 'explain', readonly: true, tables: [...tables.values()], functions: explained.functions };
+}
+
+function parseError(error: unknown): SqlAnalysisError {
+  const message = error instanceof Error ? error.message : String(error);
+  const details = (error as { sqlDetails?: { cursorPosition?: number } } | undefined)?.sqlDetails;
+  const cursor = details?.cursorPosition;
+  // libpg-query reports PostgreSQL's character position, made 0-based.
+  const position = typeof cursor === 'number' && cursor >= 0 ? cursor + 1 : undefined;
+  return new SqlAnalysisError(`SQL could not be parsed: ${message}`, position, { cause: error });
+}

@@ -1,0 +1,144 @@
+/**
+ * The kind of a top-level statement, from its parse-tree node type, and
+ * which kinds can be read-only at all. Unknown node types still get a kind
+ * (CreateFooStmt → "create", AlterFooStmt → "alter", DropFooStmt → "drop",
+ * anything else in snake_case) and are never read-only.
+ */
+
+type Json = Record<string, unknown>;
+
+const FIXED_KINDS: Readonly<Record<string, string>> = {
+  SelectStmt: 'select',
+  InsertStmt: 'insert',
+  UpdateStmt: 'update',
+  DeleteStmt: 'delete',
+  MergeStmt: 'merge',
+  CopyStmt: 'copy',
+  TruncateStmt: 'truncate',
+  ExplainStmt: 'explain',
+  DoStmt: 'do',
+  CallStmt: 'call',
+  LockStmt: 'lock',
+  VariableShowStmt: 'show',
+  PrepareStmt: 'prepare',
+  ExecuteStmt: 'execute',
+  DeallocateStmt: 'deallocate',
+  DeclareCursorStmt: 'declare',
+  ClosePortalStmt: 'close',
+  ListenStmt: 'listen',
+  UnlistenStmt: 'unlisten',
+  NotifyStmt: 'notify',
+  DiscardStmt: 'discard',
+  CheckPointStmt: 'checkpoint',
+  LoadStmt: 'load',
+  ReindexStmt: 'reindex',
+  ClusterStmt: 'cluster',
+  RefreshMatViewStmt: 'refresh',
+  CommentStmt: 'comment',
+  SecLabelStmt: 'security_label',
+  ConstraintsSetStmt: 'set_constraints',
+  ReassignOwnedStmt: 'reassign_owned',
+  ImportForeignSchemaStmt: 'import_foreign_schema',
+  // CREATE-like statements whose node name does not start with Create.
+  ViewStmt: 'create',
+  IndexStmt: 'create',
+  RuleStmt: 'create',
+  DefineStmt: 'create',
+  CompositeTypeStmt: 'create',
+  CreatedbStmt: 'create',
+  DropdbStmt: 'drop',
+  DropOwnedStmt: 'drop',
+  RenameStmt: 'alter',
+};
+
+const TRANSACTION_KINDS: Readonly<Record<string, string>> = {
+  TRANS_STMT_BEGIN: 'begin',
+  TRANS_STMT_START: 'begin',
+  TRANS_STMT_COMMIT: 'commit',
+  TRANS_STMT_ROLLBACK: 'rollback',
+  TRANS_STMT_SAVEPOINT: 'savepoint',
+  TRANS_STMT_RELEASE: 'release',
+  TRANS_STMT_ROLLBACK_TO: 'rollback_to',
+  TRANS_STMT_PREPARE: 'prepare_transaction',
+  TRANS_STMT_COMMIT_PREPARED: 'commit_prepared',
+  TRANS_STMT_ROLLBACK_PREPARED: 'rollback_prepared',
+};
+
+export function statementKind(type: string, body: Json): string {
+  switch (type) {
+    case 'TransactionStmt':
+      return TRANSACTION_KINDS[String(body.kind)] ?? 'transaction';
+    case 'VariableSetStmt':
+      return String(body.kind).startsWith('VAR_RESET') ? 'reset' : 'set';
+    case 'GrantStmt':
+    case 'GrantRoleStmt':
+      return body.is_grant === true ? 'grant' : 'revoke';
+    case 'FetchStmt':
+      return body.ismove === true ? 'move' : 'fetch';
+    case 'VacuumStmt':
+      return body.is_vacuumcmd === true ? 'vacuum' : 'analyze';
+  }
+  const fixed = FIXED_KINDS[type];
+  if (fixed) return fixed;
+  const base = type.replace(/Stmt$/, '');
+  for (const verb of ['Create', 'Alter', 'Drop']) if (base.startsWith(verb)) return verb.toLowerCase();
+  return base.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+}
+
+/** Statements that change nothing and end no transaction, whatever they name. */
+export const ALWAYS_READONLY = new Set(['VariableShowStmt', 'FetchStmt', 'ClosePortalStmt', 'DeallocateStmt', 'ListenStmt', 'UnlistenStmt']);
+
+/**
+ * BEGIN / START TRANSACTION are read-only unless they ask for READ WRITE;
+ * SAVEPOINT, RELEASE and ROLLBACK TO keep the transaction (and its
+ * read-only mode). COMMIT, ROLLBACK and the two-phase commands end it, so a
+ * client could use them to leave a read-only transaction the gateway opened:
+ * they are not read-only.
+ */
+export function transactionReadonly(body: Json): boolean {
+  switch (body.kind) {
+    case 'TRANS_STMT_BEGIN':
+    case 'TRANS_STMT_START':
+      return !asksReadWrite(body.options);
+    case 'TRANS_STMT_SAVEPOINT':
+    case 'TRANS_STMT_RELEASE':
+    case 'TRANS_STMT_ROLLBACK_TO':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** A `transaction_read_only` option other than 1 (READ WRITE is 0, which the JSON omits). */
+function asksReadWrite(options: unknown): boolean {
+  if (!Array.isArray(options)) return false;
+  return options.some((option) => {
+    const def = (option as Json | undefined)?.DefElem as Json | undefined;
+    if (def?.defname !== 'transaction_read_only') return false;
+    const ival = ((def.arg as Json | undefined)?.A_Const as Json | undefined)?.ival as Json | undefined;
+    return ival?.ival !== 1;
+  });
+}
+
+/**
+ * Whether an EXPLAIN runs its statement: an `analyze` option that is absent
+ * or not clearly false. Values PostgreSQL reads as false: false/off/no/0.
+ */
+export function explainAnalyzes(options: unknown): boolean {
+  if (!Array.isArray(options)) return false;
+  return options.some((option) => {
+    const def = (option as Json | undefined)?.DefElem as Json | undefined;
+    if (def?.defname !== 'analyze') return false;
+    const arg = def.arg as Json | undefined;
+    if (arg === undefined) return true;
+    const str = (arg.String as Json | undefined)?.sval;
+    if (typeof str === 'string') return !['false', 'off', 'no', '0', 'of', 'n', 'f'].includes(str.toLowerCase());
+    if (isObject(arg.Integer)) return arg.Integer.ival !== undefined && arg.Integer.ival !== 0;
+    if (isObject(arg.Boolean)) return arg.Boolean.boolval === true;
+    return true; // something unexpected: assume it runs
+  });
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null;
+}

