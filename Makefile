@@ -143,6 +143,10 @@ bench-store: system-deps deps ## Store appends/s by batch size, and reads/s, per
 bench-audit: system-deps deps ## Durable audit events/s through AuditLog vs raw store writes, and audit verify events/s over 1M events
 	npx tsx bench/audit.ts
 
+.PHONY: bench-pg-fuzz
+bench-pg-fuzz: deps ## Frontend parser fuzz: 1M generated inputs (only messages or FrontendProtocolError), inputs/s and MB/s vs pg-protocol's backend Parser
+	npx tsx bench/pg-frontend-fuzz.ts
+
 .PHONY: clean
 clean:
 	rm -rf build dist .demo
