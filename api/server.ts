@@ -6,6 +6,7 @@ import { registerApprovalRoutes } from './routes/approvals.js';
 import { registerAuthorizeRoutes } from './routes/authorize.js';
 import { registerEvalRoutes } from './routes/eval.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerSessionRoutes } from './routes/sessions.js';
 
 export interface ApiServerOptions {
   engine: Engine;
@@ -14,7 +15,7 @@ export interface ApiServerOptions {
   gateway?: Gateway;
 }
 
-/** The HTTP API: health, metrics, policy evaluation, authorize, and approvals. */
+/** The HTTP API: health, metrics, policy evaluation, authorize, approvals, and sessions. */
 export function createApiServer({ engine, logger, gateway }: ApiServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger.child({ component: 'api' }) as FastifyBaseLogger,
@@ -27,6 +28,7 @@ export function createApiServer({ engine, logger, gateway }: ApiServerOptions): 
   if (gateway) {
     registerAuthorizeRoutes(app, gateway);
     registerApprovalRoutes(app, gateway);
+    registerSessionRoutes(app, { store: gateway.store, verifier: gateway.verifier, viewerGroups: gateway.recorder.settings.viewer_groups });
   }
   return app;
 }

@@ -10,6 +10,7 @@ import { authorizeCommand } from './commands/authorize.js';
 import { bundleCommand } from './commands/bundle.js';
 import { policyCommand } from './commands/policy.js';
 import { serveCommand } from './commands/serve.js';
+import { sessionsCommand } from './commands/sessions.js';
 import { tokenCommand } from './commands/token.js';
 import { UsageError } from './io.js';
 
@@ -24,7 +25,8 @@ const program = new Command('gatehouse')
   .addCommand(tokenCommand())
   .addCommand(auditCommand())
   .addCommand(authorizeCommand())
-  .addCommand(approvalsCommand());
+  .addCommand(approvalsCommand())
+  .addCommand(sessionsCommand());
 
 // Added commands do not inherit these settings; without them a subcommand's
 // usage mistake would exit 1 from inside commander, past reportError.

@@ -71,6 +71,10 @@ export class Engine {
     return this.evaluator.evaluate(entrypoint, input);
   }
 
+  revision(): string | null {
+    return this.evaluator.policy?.revision ?? null;
+  }
+
   status(): PolicyStatus {
     const active = this.evaluator.policy;
     return {

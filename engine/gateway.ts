@@ -12,6 +12,7 @@ import { Engine } from './engine.js';
 import { devIssuerWarning } from './identity/dev-issuer.js';
 import type { TokenVerifier } from './identity/identity.js';
 import { createTokenVerifier } from './identity/verifier.js';
+import { SessionRecorder } from './recording/recorder.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 
@@ -23,8 +24,14 @@ export interface Gateway {
   audit: AuditLog;
   approvals: ApprovalService;
   authorizer: Authorizer;
+  /** Session recordings: proxies open() one per session and append() per statement. */
+  recorder: SessionRecorder;
   statusUrl(approvalId: string): string;
-  /** Stops in dependency order: decisions in flight, approvals, the audit log (flushed), a final checkpoint, the store, policy. */
+  /**
+   * Stops in dependency order: decisions in flight, session recordings
+   * (open sessions ended, flushed), approvals, the audit log (flushed), a
+   * final checkpoint, the store, policy.
+   */
   stop(): Promise<void>;
 }
 
@@ -69,14 +76,25 @@ export async function startGateway(config: GatehouseConfig, logger: Logger): Pro
     });
     approvals.start();
 
+    const recorder = new SessionRecorder({
+      store,
+      settings: config.recordings,
+      targets: config.targets,
+      gateway: audit.stream,
+      logger,
+      registry: engine.metrics.registry,
+    });
+    started.unshift(() => recorder.close());
+
     const authorizer = new Authorizer({ config, verifier, policy: engine, approvals, audit, statusUrl, logger });
     await engine.start();
     logger.info({ store: store.kind, audit_stream: audit.stream, checkpoints: checkpoint ? `every ${checkpoint.interval_seconds} s` : 'off' }, 'engine services started');
 
     return {
-      engine, verifier, store, audit, approvals, authorizer, statusUrl,
+      engine, verifier, store, audit, approvals, authorizer, recorder, statusUrl,
       async stop() {
         await authorizer.close();
+        await recorder.close();
         approvals.stop();
         await audit.close();
         await checkpointer?.stop();

@@ -3,6 +3,8 @@ import { createApiServer, parseAddress } from '../../api/server.js';
 import { findPlaintextSecrets, loadConfig } from '../../engine/config/load.js';
 import { startGateway } from '../../engine/gateway.js';
 import { createLogger } from '../../engine/observability/logger.js';
+import { postgresRecordings } from '../../proxies/postgres/recordings.js';
+import { startPostgresProxy } from '../../proxies/postgres/server.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -18,11 +20,23 @@ export function serveCommand(): Command {
       const gateway = await startGateway(config, logger);
       const api = createApiServer({ engine: gateway.engine, logger, gateway });
       await api.listen(parseAddress(config.listeners.api.address));
-      logger.info({ address: config.listeners.api.address }, 'gatehouse is serving');
+      const postgres = config.listeners.postgres
+        ? await startPostgresProxy({
+          listener: config.listeners.postgres,
+          targets: config.targets,
+          authorizer: gateway.authorizer,
+          logger,
+          statusUrl: (id) => gateway.statusUrl(id),
+          recordings: postgresRecordings(gateway.recorder),
+        })
+        : null;
+      logger.info({ address: config.listeners.api.address, postgres: postgres?.address ?? null }, 'gatehouse is serving');
 
       const shutdown = async (signal: string): Promise<void> => {
         logger.info({ signal }, 'shutting down');
         // Held requests are ended (denied and audited) first, so the API can close without waiting minutes for them.
+        // The proxy first: its sessions' last statements still reach the recorder and the audit log.
+        await postgres?.close();
         const stopping = gateway.stop();
         await api.close();
         await stopping;

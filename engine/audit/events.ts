@@ -211,6 +211,53 @@ export function decisionEvent(facts: DecisionFacts, stream: string): AuditEvent 
   return event;
 }
 
+/** What a front end reports once an allowed request's results were masked. */
+export interface MaskingFacts {
+  event_id?: string;
+  time?: number;
+  identity: Identity;
+  target: { name: string; kind: Protocol; labels: Record<string, string> };
+  /** The decision whose mask plan was applied: its event carries the policy and the request. */
+  decision_id: string;
+  session_id: string;
+  summary: string;
+  /** Rows (postgres) or bodies (http) the plan was applied to. */
+  records: number;
+  masked: MaskCount[];
+}
+
+/**
+ * Masking counts arrive after the decision (its event is written before the
+ * request runs, so nothing runs unaudited): a second event, in the same
+ * class, linked by the decision id. Counts only, never values.
+ */
+export function maskingEvent(facts: MaskingFacts, stream: string): AuditEvent {
+  const cls = PROTOCOL_CLASSES[facts.target.kind];
+  const masked = facts.masked.slice();
+  if (masked.length > 1) masked.sort(byColumnThenDetector);
+  return {
+    class_uid: cls.class_uid,
+    class_name: cls.class_name,
+    category_uid: cls.category_uid,
+    category_name: cls.category_name,
+    activity_id: 99,
+    activity_name: 'Masked',
+    type_uid: cls.class_uid * 100 + 99,
+    type_name: `${cls.class_name}: Masked`,
+    time: facts.time ?? Date.now(),
+    metadata: metadata(facts.event_id, stream),
+    severity_id: 1,
+    severity: 'Informational',
+    status_id: 1,
+    status: 'Success',
+    message: facts.summary,
+    actor: { user: userOf(facts.identity), idp: { name: facts.identity.iss }, session: { uid: facts.session_id } },
+    dst_endpoint: { name: facts.target.name, svc_name: facts.target.kind },
+    policy: { uid: facts.decision_id },
+    unmapped: { decision_id: facts.decision_id, records: facts.records, masked },
+  };
+}
+
 /** Entity Management (3004): the approval record is the managed entity. */
 export function approvalEvent(facts: ApprovalTransitionFacts, stream: string): AuditEvent {
   const a = facts.approval;

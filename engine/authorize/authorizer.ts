@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { canonicalAction, type CanonicalAction } from '../approvals/action.js';
 import type { ApprovalService } from '../approvals/service.js';
 import type { AppendedEvent, AuditLog } from '../audit/audit-log.js';
-import { decisionEvent, type DecisionFacts } from '../audit/events.js';
+import { decisionEvent, maskingEvent, type DecisionFacts, type MaskCount } from '../audit/events.js';
 import { nowNs } from '../clock.js';
 import type { GatehouseConfig, TargetConfig } from '../config/schema.js';
 import { TokenError, type Identity, type TokenVerifier } from '../identity/identity.js';
@@ -11,11 +11,23 @@ import { failClosed, type Decision } from '../policy/decision.js';
 import type { Evaluation } from '../policy/evaluator.js';
 import type { ApprovalRecord } from '../store/store.js';
 import { approvableAction, checkAction } from './action-input.js';
+import { DecisionCache } from './decision-cache.js';
 import { requestFacts } from './request-facts.js';
 
 export interface AuthorizeRequest {
   /** The caller's bearer token, as presented. */
   token: string | undefined;
+  /**
+   * An identity this front end verified earlier in the same session
+   * (`authenticate`); the token is then not verified again. A session-based
+   * protocol (Postgres, SSH) logs in once and decides many requests.
+   */
+  identity?: Identity;
+  /**
+   * Set only when the decision depends on nothing but what the key encodes:
+   * the first evaluation is then reused for the same key and bundle revision.
+   */
+  cacheKey?: string;
   target: string;
   /** The protocol part of the policy input, e.g. {"postgres": {...}}. */
   action: unknown;
@@ -28,6 +40,13 @@ export interface AuthorizeHooks {
   onHeld?(approval: ApprovalRecord): void;
   /** Aborting ends a held wait early (the caller went away); the result is a deny. */
   signal?: AbortSignal;
+  /**
+   * Called with an allow before its audit event is written: the front end
+   * says whether it can enforce it (a mask plan it cannot apply, say). A
+   * reason turns the allow into a deny, so the audit trail records what was
+   * enforced. It can only take away, never allow.
+   */
+  enforce?(decision: Decision): Promise<string | null>;
 }
 
 /** Why a request was refused before policy could decide it. */
@@ -47,6 +66,8 @@ export interface AuthorizeResult {
 /** The policy engine as the authorizer needs it. */
 export interface PolicyEngine {
   evaluate(entrypoint: string, input: unknown): Evaluation;
+  /** The active bundle's revision; without it nothing is cached. */
+  revision?(): string | null;
 }
 
 export interface AuthorizerOptions {
@@ -69,6 +90,7 @@ interface Request {
   sessionId: string;
   sourceIp: string | null;
   entrypoint: string;
+  enforce: AuthorizeHooks['enforce'];
 }
 
 const DEFAULT_HOLD_SECONDS = 300;
@@ -85,6 +107,7 @@ export class Authorizer {
   /** Aborted at shutdown: held requests end (denied and audited) instead of outliving the audit log. */
   private readonly closing = new AbortController();
   private readonly inflight = new Set<Promise<AuthorizeResult>>();
+  private readonly cache = new DecisionCache();
 
   constructor(private readonly options: AuthorizerOptions) {
     this.targets = new Map(options.config.targets.map((t) => [t.name, t]));
@@ -107,18 +130,77 @@ export class Authorizer {
     await Promise.allSettled([...this.inflight]);
   }
 
+  /**
+   * Verifies a session's token once, at login. A refusal is audited like any
+   * other decision (the action, if given, says what the caller was after).
+   */
+  async authenticate(req: Omit<AuthorizeRequest, 'identity' | 'cacheKey'>): Promise<{ identity: Identity } | { identity: null; result: AuthorizeResult }> {
+    const verified = await this.verify(req.token);
+    if (verified.identity) return { identity: verified.identity };
+    const sessionId = req.sessionId ?? randomUUID();
+    const result = await this.refuse('unauthenticated', verified.reason, {
+      identity: null, target: this.targets.get(req.target), targetName: req.target, action: req.action, sessionId, sourceIp: req.sourceIp ?? null,
+    });
+    return { identity: null, result };
+  }
+
+  /**
+   * Denies a request the front end could not turn into a policy input (SQL
+   * the parser rejects, say), with the same audit event as any refusal.
+   */
+  refuseInvalid(req: AuthorizeRequest & { identity: Identity }, reason: string): Promise<AuthorizeResult> {
+    return this.refuse('invalid_action', reason, {
+      identity: req.identity, target: this.targets.get(req.target), targetName: req.target, action: req.action,
+      sessionId: req.sessionId ?? randomUUID(), sourceIp: req.sourceIp ?? null,
+    });
+  }
+
+  /**
+   * Records what an allowed request's mask plan did (counts per column and
+   * detector). The rows have gone by then, so a failed write cannot deny
+   * anything: it is logged loudly instead.
+   */
+  async recordMasking(facts: { identity: Identity; target: string; sessionId: string; decisionId: string; summary: string; records: number; masked: MaskCount[] }): Promise<void> {
+    const target = this.targets.get(facts.target);
+    if (!target || facts.masked.length === 0) return;
+    try {
+      await this.options.audit.append(maskingEvent({
+        identity: facts.identity,
+        target: { name: target.name, kind: target.kind, labels: target.labels },
+        decision_id: facts.decisionId,
+        session_id: facts.sessionId,
+        summary: facts.summary.length > 200 ? `${facts.summary.slice(0, 200)}…` : facts.summary,
+        records: facts.records,
+        masked: facts.masked,
+      }, this.options.audit.stream));
+    } catch (err) {
+      this.options.logger.error({ err, decision_id: facts.decisionId }, 'AUDIT EVENT LOST: masking counts could not be written');
+    }
+  }
+
+  private async verify(token: string | undefined): Promise<{ identity: Identity; reason?: never } | { identity: null; reason: string }> {
+    try {
+      return { identity: await this.options.verifier.verify(token ?? '') };
+    } catch (err) {
+      if (!(err instanceof TokenError)) this.options.logger.error({ err }, 'token verification failed unexpectedly');
+      return { identity: null, reason: err instanceof TokenError ? `token rejected (${err.reason}): ${err.message}` : 'token could not be verified' };
+    }
+  }
+
   private async decide(req: AuthorizeRequest, hooks: AuthorizeHooks): Promise<AuthorizeResult> {
     const sessionId = req.sessionId ?? randomUUID();
     const sourceIp = req.sourceIp ?? null;
     const target = this.targets.get(req.target);
 
     let identity: Identity;
-    try {
-      identity = await this.options.verifier.verify(req.token ?? '');
-    } catch (err) {
-      const reason = err instanceof TokenError ? `token rejected (${err.reason}): ${err.message}` : 'token could not be verified';
-      if (!(err instanceof TokenError)) this.options.logger.error({ err }, 'token verification failed unexpectedly');
-      return this.refuse('unauthenticated', reason, { identity: null, target, targetName: req.target, action: req.action, sessionId, sourceIp });
+    if (req.identity) {
+      identity = req.identity;
+    } else {
+      const verified = await this.verify(req.token);
+      if (!verified.identity) {
+        return this.refuse('unauthenticated', verified.reason, { identity: null, target, targetName: req.target, action: req.action, sessionId, sourceIp });
+      }
+      identity = verified.identity;
     }
     if (!target) {
       return this.refuse('unknown_target', `no target named "${req.target}" is configured`, { identity, target, targetName: req.target, action: req.action, sessionId, sourceIp });
@@ -136,8 +218,9 @@ export class Authorizer {
       sessionId,
       sourceIp,
       entrypoint: this.options.config.policy.entrypoints[target.kind],
+      enforce: hooks.enforce,
     };
-    const first = this.evaluate(request, null);
+    const first = this.firstEvaluation(request, req.cacheKey);
     if (first.decision.action !== 'approve') return this.record(request, first, null);
     return this.approve(request, first, hooks);
   }
@@ -224,6 +307,17 @@ export class Authorizer {
     ])), consumed);
   }
 
+  private firstEvaluation(request: Request, cacheKey: string | undefined): Evaluation {
+    const { policy } = this.options;
+    if (cacheKey === undefined || !policy.revision) return this.evaluate(request, null);
+    const key = `${request.target.name}\0${cacheKey}`;
+    const cached = this.cache.get(key, policy.revision());
+    if (cached) return cached;
+    const evaluation = this.evaluate(request, null);
+    this.cache.set(key, evaluation);
+    return evaluation;
+  }
+
   private evaluate(request: Request, approval: ApprovalRecord | null): Evaluation {
     const { identity, target } = request;
     return this.options.policy.evaluate(request.entrypoint, {
@@ -267,7 +361,8 @@ export class Authorizer {
     return this.append(facts, context.target, { decision, decision_id: decisionId, identity: context.identity, approval: null, refused });
   }
 
-  private record(request: Request, evaluation: Evaluation, approval: ApprovalRecord | null): Promise<AuthorizeResult> {
+  private async record(request: Request, evaluated: Evaluation, approval: ApprovalRecord | null): Promise<AuthorizeResult> {
+    const evaluation = await this.enforceable(request, evaluated);
     const { decision, metadata } = evaluation;
     const { request: facts, summary } = requestFacts(request.target.kind, request.action);
     return this.append({
@@ -289,6 +384,18 @@ export class Authorizer {
       session_id: request.sessionId,
       action_hash: request.canonical.hash,
     }, request.target, { decision, decision_id: metadata.decision_id, identity: request.identity, approval });
+  }
+
+  private async enforceable(request: Request, evaluation: Evaluation): Promise<Evaluation> {
+    if (evaluation.decision.action !== 'allow' || !request.enforce) return evaluation;
+    let refusal: string | null;
+    try {
+      refusal = await request.enforce(evaluation.decision);
+    } catch (err) {
+      this.options.logger.error({ err, target: request.target.name }, 'the front end could not prepare to enforce a decision; denying');
+      refusal = 'the gateway could not prepare to enforce the decision';
+    }
+    return refusal === null ? evaluation : withDecision(evaluation, { action: 'deny', reasons: [refusal], mask: [] });
   }
 
   /** Writes the decision's audit event; no durable event, no allow. */

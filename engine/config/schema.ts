@@ -184,10 +184,41 @@ export function configSchema(ctx: ReferenceContext) {
     })
     .default({});
 
+  /** Session recordings (engine/recording): how they are written, and who may read them on the API. */
+  const recordings = z
+    .strictObject({
+      /** Members of these groups may read every session on /v1/sessions; others see only their own. */
+      viewer_groups: z.array(z.string().min(1)).default([]),
+      /** Entries per store write: a full batch is written at once, a partial one after flush_interval_ms. */
+      max_batch: z.int().min(1).max(10_000).default(500),
+      flush_interval_ms: z.int().min(10).max(60_000).default(250),
+      /** Entries held in memory while the store cannot be written; beyond this, new entries are dropped (logged, counted, marked on the session). */
+      max_queue: z.int().min(1000).max(10_000_000).default(100_000),
+    })
+    .default({ viewer_groups: [], max_batch: 500, flush_interval_ms: 250, max_queue: 100_000 });
+
   return z.strictObject({
     listeners: z
       .strictObject({
         api: z.strictObject({ address: hostPort.default('127.0.0.1:8181') }).default({ address: '127.0.0.1:8181' }),
+        /** The Postgres proxy; it listens only when this section is present. */
+        postgres: z
+          .strictObject({
+            address: hostPort.default('127.0.0.1:15432'),
+            tls: z
+              .strictObject({
+                cert_file: path,
+                key_file: path,
+                /** Refuse clients that do not ask for TLS (the JWT travels as the password). */
+                required: z.boolean().default(false),
+              })
+              .optional(),
+            /** Larger client messages close that connection (SQLSTATE 54000). */
+            max_message_bytes: z.int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
+            /** How long to wait for the database when a client logs in. */
+            connect_timeout_ms: z.int().min(100).max(60_000).default(5000),
+          })
+          .optional(),
       })
       .default({ api: { address: '127.0.0.1:8181' } }),
     policy: z.strictObject({
@@ -204,6 +235,7 @@ export function configSchema(ctx: ReferenceContext) {
     identity,
     audit,
     approvals,
+    recordings,
     store: z
       .union([
         z.strictObject({ sqlite: z.strictObject({ path }) }),
@@ -228,9 +260,12 @@ export function configSchema(ctx: ReferenceContext) {
 
 export type GatehouseConfig = z.output<ReturnType<typeof configSchema>>;
 export type TargetConfig = GatehouseConfig['targets'][number];
+export type PostgresTargetConfig = Extract<TargetConfig, { kind: 'postgres' }>;
+export type PostgresListenerConfig = NonNullable<GatehouseConfig['listeners']['postgres']>;
 export type BundleSourceConfig = GatehouseConfig['policy']['bundle']['source'];
 export type IdentityConfig = GatehouseConfig['identity'];
 export type IssuerConfig = IdentityConfig['issuers'][number];
 export type AuditConfig = GatehouseConfig['audit'];
 export type ApprovalsConfig = GatehouseConfig['approvals'];
 export type StoreConfig = GatehouseConfig['store'];
+export type RecordingsConfig = GatehouseConfig['recordings'];

@@ -94,6 +94,76 @@ export const MIGRATIONS: readonly Migration[] = [
       `,
     },
   },
+  {
+    version: 2,
+    name: 'session recordings',
+    sql: {
+      // Times are ms since the epoch, as in audit_records. An entry is JSON
+      // text in its session's format; decision is copied out of it so that
+      // denies can be counted without parsing. Entries are ~0.3–1 KB and read
+      // by (session_id, seq) ranges, so they are clustered on that key.
+      sqlite: `
+        CREATE TABLE session_recordings (
+          id TEXT PRIMARY KEY,
+          protocol TEXT NOT NULL,
+          format TEXT NOT NULL,
+          target TEXT NOT NULL,
+          target_kind TEXT NOT NULL,
+          sub TEXT NOT NULL,
+          act_sub TEXT,
+          groups TEXT NOT NULL,
+          source_ip TEXT,
+          gateway TEXT NOT NULL,
+          started_at INTEGER NOT NULL,
+          ended_at INTEGER,
+          end_reason TEXT,
+          dropped_entries INTEGER NOT NULL DEFAULT 0
+        ) STRICT;
+        CREATE INDEX session_recordings_started ON session_recordings (started_at, id);
+        CREATE INDEX session_recordings_target ON session_recordings (target, started_at, id);
+        CREATE INDEX session_recordings_sub ON session_recordings (sub, started_at);
+        CREATE INDEX session_recordings_act_sub ON session_recordings (act_sub, started_at);
+        CREATE TABLE session_entries (
+          session_id TEXT NOT NULL,
+          seq INTEGER NOT NULL CHECK (seq > 0),
+          time INTEGER NOT NULL,
+          decision TEXT,
+          entry TEXT NOT NULL,
+          PRIMARY KEY (session_id, seq)
+        ) STRICT, WITHOUT ROWID;
+      `,
+      postgres: `
+        CREATE TABLE session_recordings (
+          id text COLLATE "C" PRIMARY KEY,
+          protocol text NOT NULL,
+          format text NOT NULL,
+          target text COLLATE "C" NOT NULL,
+          target_kind text NOT NULL,
+          sub text NOT NULL,
+          act_sub text,
+          groups text NOT NULL,
+          source_ip text,
+          gateway text NOT NULL,
+          started_at bigint NOT NULL,
+          ended_at bigint,
+          end_reason text,
+          dropped_entries integer NOT NULL DEFAULT 0
+        );
+        CREATE INDEX session_recordings_started ON session_recordings (started_at, id);
+        CREATE INDEX session_recordings_target ON session_recordings (target, started_at, id);
+        CREATE INDEX session_recordings_sub ON session_recordings (sub, started_at);
+        CREATE INDEX session_recordings_act_sub ON session_recordings (act_sub, started_at);
+        CREATE TABLE session_entries (
+          session_id text COLLATE "C" NOT NULL,
+          seq bigint NOT NULL CHECK (seq > 0),
+          time bigint NOT NULL,
+          decision text,
+          entry text NOT NULL,
+          PRIMARY KEY (session_id, seq)
+        );
+      `,
+    },
+  },
 ];
 
 export interface AppliedMigration {

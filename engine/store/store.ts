@@ -1,6 +1,6 @@
 /**
  * The gateway's persistent state behind one interface: the audit chain, its
- * signed checkpoints, and approval requests. Two backends implement it:
+ * signed checkpoints, approval requests, and session recordings. Two backends implement it:
  * SQLite (embedded, the default) and PostgreSQL (shared by several gateway
  * processes). Both run the same test suite (tests/integration/store.test.ts).
  *
@@ -90,6 +90,73 @@ export interface ApprovalQuery {
   limit?: number;
 }
 
+/** Where an audit event is stored: its stream and sequence number. */
+export interface AuditRef {
+  stream: string;
+  seq: number;
+}
+
+/**
+ * One recorded session's header, as stored. Written when the session opens
+ * and written again (an upsert) when it closes or loses entries; only the
+ * mutable fields (ended_at, end_reason, dropped_entries) change.
+ */
+export interface SessionRecordingRow {
+  /** The session id, as in the audit events' actor.session.uid. */
+  id: string;
+  /** The wire protocol: "postgres" (later "ssh", "http"). */
+  protocol: string;
+  /** The entries' format, e.g. "gatehouse.postgres-transcript.v1". */
+  format: string;
+  target: string;
+  target_kind: string;
+  sub: string;
+  /** The human the agent acts for, if any. */
+  act_sub: string | null;
+  groups: string[];
+  source_ip: string | null;
+  /** The audit stream of the gateway process that recorded it (where its decisions are). */
+  gateway: string;
+  /** ms since the epoch. */
+  started_at: number;
+  ended_at: number | null;
+  end_reason: string | null;
+  /** Entries the recorder had to drop (store unavailable too long, invalid input): gaps in seq. */
+  dropped_entries: number;
+}
+
+/** One transcript entry, as stored: the entry is JSON in the session's format. */
+export interface SessionEntryRecord {
+  session_id: string;
+  /** 1, 2, 3, … within the session. */
+  seq: number;
+  /** ms since the epoch. */
+  time: number;
+  /** The decision the entry records, when its format has one (for the deny counts). */
+  decision: 'allow' | 'deny' | 'approve' | null;
+  entry: string;
+}
+
+/** What the recorder writes in one transaction. Idempotent: a retried batch changes nothing twice. */
+export interface RecordingBatch {
+  sessions: readonly SessionRecordingRow[];
+  entries: readonly SessionEntryRecord[];
+}
+
+/** A session header with counts over its entries. */
+export interface SessionSummary extends SessionRecordingRow {
+  entries: number;
+  denies: number;
+}
+
+export interface SessionQuery {
+  target?: string;
+  /** Sessions of this caller: its sub, or the human it acted for. */
+  who?: string;
+  /** Newest first; at most this many. */
+  limit?: number;
+}
+
 /** Thrown when a stream is already being written by another live process. */
 export class StreamBusyError extends Error {
   constructor(readonly stream: string) {
@@ -145,4 +212,19 @@ export interface Store {
    * Returns an unsubscribe function.
    */
   onApprovalChange(listener: (id: string) => void): () => void;
+
+  // ---- session recordings ---------------------------------------------
+  /**
+   * Writes session headers (upserted) and entries (inserted once; an entry
+   * already stored is left as it is) in one durable transaction. Safe to
+   * retry after a failure whose outcome is unknown.
+   */
+  appendRecordings(batch: RecordingBatch): Promise<void>;
+  /** Newest first (started_at, then id). */
+  listSessions(query?: SessionQuery): Promise<SessionSummary[]>;
+  getSession(id: string): Promise<SessionSummary | null>;
+  /** One page of a session's entries in seq order, after `afterSeq` (default 0). */
+  sessionEntries(id: string, page?: { afterSeq?: number; limit?: number }): Promise<SessionEntryRecord[]>;
+  /** The audit records at these places (those that exist), for linking entries to their decisions. */
+  auditRecordsAt(refs: readonly AuditRef[]): Promise<AuditRecord[]>;
 }

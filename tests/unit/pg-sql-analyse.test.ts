@@ -78,18 +78,91 @@ describe('bypasses a read-only role must not get through', () => {
     expect(one('WITH i AS (INSERT INTO audit_log VALUES (1) RETURNING 1) SELECT 1')).toMatchObject({ readonly: false, tables: [write('audit_log')] });
   });
 
-  it('COMMIT, ROLLBACK and BEGIN READ WRITE are not read-only (they leave a read-only transaction)', () => {
-    expect(analyseSqlSync('COMMIT; DELETE FROM orders')).toEqual([
-      { kind: 'commit', readonly: false, tables: [], functions: [] },
+  it('transaction control is read-only unless it asks for READ WRITE; COMMIT is decided with the rest of the batch', () => {
+    expect(analyseSqlSync('BEGIN READ ONLY; SELECT 1; COMMIT; DELETE FROM orders')).toEqual([
+      { kind: 'begin', readonly: true, tables: [], functions: [] },
+      { kind: 'select', readonly: true, tables: [], functions: [] },
+      { kind: 'commit', readonly: true, tables: [], functions: [] },
       { kind: 'delete', readonly: false, tables: [write('orders')], functions: [] },
     ]);
-    expect(one('END')).toMatchObject({ kind: 'commit', readonly: false });
-    expect(one('ROLLBACK')).toMatchObject({ kind: 'rollback', readonly: false });
+    for (const sql of ['BEGIN', 'START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY', 'END', 'COMMIT AND CHAIN', 'ROLLBACK', 'ABORT', 'SAVEPOINT a', 'RELEASE a', 'ROLLBACK TO a']) {
+      const facts = one(sql);
+      expect(facts.readonly, sql).toBe(true);
+      expect(facts.read_write, sql).toBeUndefined();
+    }
+    expect(one('END')).toMatchObject({ kind: 'commit' });
+    expect(one('BEGIN READ WRITE')).toEqual({ kind: 'begin', readonly: false, read_write: true, tables: [], functions: [] });
+    expect(one('START TRANSACTION READ WRITE')).toMatchObject({ kind: 'begin', readonly: false, read_write: true });
+    // READ ONLY then READ WRITE: PostgreSQL applies the last one.
+    expect(one('BEGIN READ ONLY, READ WRITE')).toMatchObject({ readonly: false, read_write: true });
+    // Two-phase commands act on prepared transactions, possibly others'.
+    expect(one("PREPARE TRANSACTION 'x'")).toMatchObject({ kind: 'prepare_transaction', readonly: false });
     expect(one("COMMIT PREPARED 'x'")).toMatchObject({ kind: 'commit_prepared', readonly: false });
-    expect(one('BEGIN READ WRITE')).toMatchObject({ kind: 'begin', readonly: false });
-    expect(one('BEGIN')).toMatchObject({ kind: 'begin', readonly: true });
-    expect(one('START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY')).toMatchObject({ kind: 'begin', readonly: true });
-    expect(one('SAVEPOINT a')).toMatchObject({ kind: 'savepoint', readonly: true });
+    expect(one("ROLLBACK PREPARED 'x'")).toMatchObject({ kind: 'rollback_prepared', readonly: false });
+  });
+
+  it('settings that can turn read-only mode off are read_write', () => {
+    for (const sql of [
+      'SET TRANSACTION READ WRITE',
+      'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ WRITE',
+      'SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE',
+      'SET default_transaction_read_only = off',
+      'SET default_transaction_read_only TO DEFAULT',
+      "SET SESSION default_transaction_read_only = 'no'",
+      'SET transaction_read_only = 0',
+      'SET LOCAL transaction_read_only TO false',
+      'SET transaction_read_only FROM CURRENT',
+      'RESET transaction_read_only',
+      'RESET default_transaction_read_only',
+      'RESET ALL',
+      'DISCARD ALL',
+    ]) {
+      const facts = one(sql);
+      expect(facts.read_write, sql).toBe(true);
+      expect(facts.readonly, sql).toBe(false);
+    }
+    expect(one('SET TRANSACTION READ WRITE')).toMatchObject({ kind: 'set', setting: 'transaction' });
+    expect(one('SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE')).toMatchObject({ setting: 'session characteristics' });
+    expect(one('RESET ALL')).toEqual({ kind: 'reset', readonly: false, read_write: true, setting: 'all', tables: [], functions: [] });
+    expect(one('DISCARD ALL')).toEqual({ kind: 'discard', readonly: false, read_write: true, tables: [], functions: [] });
+    for (const sql of [
+      'SET TRANSACTION READ ONLY',
+      'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ',
+      'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY',
+      'SET default_transaction_read_only = on',
+      'SET transaction_read_only TO true',
+      'SET transaction_read_only = 1',
+      'DISCARD PLANS',
+      'RESET statement_timeout',
+    ]) {
+      expect(one(sql).read_write, sql).toBeUndefined();
+    }
+  });
+
+  it('SET reports its setting and a single constant value, lowercase; never read-only', () => {
+    expect(one("SET client_encoding = 'UTF8'")).toEqual({ kind: 'set', readonly: false, setting: 'client_encoding', value: 'utf8', tables: [], functions: [] });
+    expect(one("SET NAMES 'SJIS'")).toMatchObject({ setting: 'client_encoding', value: 'sjis' });
+    expect(one('SET extra_float_digits = 3')).toMatchObject({ setting: 'extra_float_digits', value: '3' });
+    expect(one('SET extra_float_digits = 0')).toMatchObject({ value: '0' });
+    expect(one('SET x.y = 1.5')).toMatchObject({ setting: 'x.y', value: '1.5' });
+    expect(one("SET LOCAL statement_timeout = '5s'")).toMatchObject({ setting: 'statement_timeout', value: '5s' });
+    expect(one('SET application_name TO psql')).toMatchObject({ setting: 'application_name', value: 'psql' });
+    expect(one("SET TIME ZONE 'UTC'")).toMatchObject({ setting: 'timezone', value: 'utc' });
+    // Lists, DEFAULT and expressions have no single value.
+    expect(one('SET datestyle = iso, mdy')).not.toHaveProperty('value');
+    expect(one('SET statement_timeout TO DEFAULT')).not.toHaveProperty('value');
+    expect(one("SET TIME ZONE INTERVAL '+01:00' HOUR TO MINUTE")).not.toHaveProperty('value');
+    expect(one('SET ROLE admin')).toMatchObject({ kind: 'set', readonly: false, setting: 'role', value: 'admin' });
+    expect(one('SET SESSION AUTHORIZATION DEFAULT')).toMatchObject({ kind: 'set', readonly: false, setting: 'session_authorization' });
+    expect(one('RESET ROLE')).toMatchObject({ kind: 'reset', readonly: false, setting: 'role' });
+    expect(one('SHOW ALL')).toEqual({ kind: 'show', readonly: true, setting: 'all', tables: [], functions: [] });
+  });
+
+  it('LISTEN and UNLISTEN are reads, NOTIFY is not', () => {
+    expect(one('LISTEN jobs')).toMatchObject({ kind: 'listen', readonly: true });
+    expect(one('UNLISTEN *')).toMatchObject({ kind: 'unlisten', readonly: true });
+    expect(one("NOTIFY jobs, 'run'")).toMatchObject({ kind: 'notify', readonly: false });
+    expect(one("SELECT pg_notify('jobs', 'run')").functions).toEqual(['pg_notify']);
   });
 
   it('other ways to write from a read: FOR UPDATE, PREPARE, EXECUTE, CALL, LOCK', () => {
@@ -100,6 +173,98 @@ describe('bypasses a read-only role must not get through', () => {
     expect(one('CALL refund(42)')).toEqual({ kind: 'call', readonly: false, tables: [], functions: ['refund'] });
     expect(one('LOCK TABLE orders IN ACCESS EXCLUSIVE MODE')).toMatchObject({ kind: 'lock', readonly: false });
     expect(one('COPY (DELETE FROM orders RETURNING *) TO STDOUT')).toMatchObject({ kind: 'copy', readonly: false, tables: [write('orders')] });
+    expect(one('DECLARE c CURSOR FOR SELECT * FROM orders FOR UPDATE')).toMatchObject({ kind: 'declare', readonly: false });
+    expect(one('DECLARE c CURSOR FOR SELECT * FROM orders')).toMatchObject({ kind: 'declare', readonly: true });
+    expect(one('EXPLAIN ANALYZE WITH d AS (DELETE FROM orders RETURNING id) SELECT count(*) FROM d')).toMatchObject({ kind: 'explain', readonly: false, tables: [write('orders')] });
+    expect(one('EXPLAIN ANALYZE EXECUTE p(1)')).toMatchObject({ kind: 'explain', readonly: false });
+    expect(one('EXPLAIN EXECUTE p(1)')).toMatchObject({ kind: 'explain', readonly: true });
+  });
+});
+
+describe('derived_columns: values RowDescription does not attribute to a column', () => {
+  const derived = (sql: string) => one(sql).derived_columns;
+
+  it('is left out for bare column references, stars and expressions without columns', () => {
+    for (const sql of [
+      'SELECT ssn FROM customers',
+      'SELECT c.ssn, c.email AS e FROM public.customers c',
+      'SELECT c.* FROM customers c',
+      'SELECT * FROM customers',
+      'TABLE customers',
+      'SELECT count(*), now(), 1 FROM customers',
+      'SELECT ssn FROM customers WHERE upper(email) = $1 ORDER BY lower(name)',
+      'SELECT x FROM (SELECT ssn AS x FROM customers) s',
+      'WITH w AS (SELECT ssn FROM customers) SELECT ssn FROM w',
+      'DELETE FROM customers RETURNING ssn, *',
+      'COPY customers FROM STDIN',
+      "COPY customers TO PROGRAM 'cat'",
+    ]) {
+      expect(one(sql), sql).not.toHaveProperty('derived_columns');
+    }
+  });
+
+  it('lists the columns inside expressions in the select list', () => {
+    expect(derived('SELECT upper(ssn) FROM customers')).toEqual(['ssn']);
+    expect(derived("SELECT ssn || '' AS s FROM customers")).toEqual(['ssn']);
+    expect(derived('SELECT c.ssn::text, c.id FROM customers c')).toEqual(['ssn']);
+    expect(derived('SELECT CASE WHEN c.vip THEN c."SSN" END FROM customers c')).toEqual(['ssn', 'vip']);
+    expect(derived('SELECT (SELECT ssn FROM customers LIMIT 1)')).toEqual(['ssn']);
+    expect(derived('SELECT string_agg(email, \',\') FROM customers')).toEqual(['email']);
+  });
+
+  it('reports a whole-row reference as *', () => {
+    expect(derived('SELECT row_to_json(c) FROM customers c')).toEqual(['*', 'c']);
+    expect(derived('SELECT (c.*)::text FROM customers c')).toEqual(['*']);
+    expect(derived('SELECT c.*::text FROM customers c')).toEqual(['*']);
+    expect(derived('SELECT to_jsonb(customers) FROM public.customers')).toEqual(['*', 'customers']);
+    expect(derived('SELECT count(c.*) FROM customers c')).toEqual(['*']);
+    expect(derived('SELECT (c).ssn FROM customers c')).toEqual(['*', 'c']);
+    // Bare, but a whole row all the same: one composite column.
+    expect(derived('SELECT c FROM customers c')).toEqual(['*', 'c']);
+    expect(derived('DELETE FROM customers RETURNING customers')).toEqual(['*', 'customers']);
+  });
+
+  it('looks at every query level: subqueries, CTEs, set operations, RETURNING, PREPARE, DECLARE', () => {
+    expect(derived('SELECT x FROM (SELECT upper(ssn) AS x FROM customers) s')).toEqual(['ssn']);
+    expect(derived('WITH w AS (SELECT md5(ssn) AS h FROM customers) SELECT h FROM w')).toEqual(['ssn']);
+    expect(derived('SELECT id FROM orders WHERE note IN (SELECT upper(ssn) FROM customers)')).toEqual(['ssn']);
+    expect(derived('UPDATE customers SET name = upper(name) RETURNING lower(ssn)')).toEqual(['ssn']);
+    expect(derived('PREPARE p AS SELECT upper(ssn) FROM customers')).toEqual(['ssn']);
+    expect(derived('DECLARE cur CURSOR FOR SELECT upper(ssn) FROM customers')).toEqual(['ssn']);
+    // Set operations: RowDescription describes the first branch only.
+    expect(derived("SELECT 'x' UNION SELECT ssn FROM customers")).toEqual(['ssn']);
+    expect(derived('SELECT name FROM customers UNION ALL SELECT c.ssn FROM customers c')).toEqual(['ssn']);
+    expect(derived('SELECT id FROM a UNION SELECT id FROM b EXCEPT SELECT * FROM c')).toEqual(['*', 'id']);
+    expect(derived('SELECT name FROM customers UNION SELECT name FROM customers')).toEqual(['name']);
+  });
+
+  it('follows aliases down: a subquery or CTE column can hide the masked one', () => {
+    expect(derived('SELECT upper(x) FROM (SELECT ssn AS x FROM customers) s')).toEqual(['ssn', 'x']);
+    expect(derived('WITH w AS (SELECT c.ssn AS x FROM customers c) SELECT x || \'\' FROM w')).toEqual(['ssn', 'x']);
+    // Renaming by position cannot be followed by name: any column.
+    expect(derived('SELECT upper(b) FROM customers AS c(a, b)')).toEqual(['*', 'b']);
+    expect(derived('WITH w(a) AS (SELECT * FROM customers) SELECT a || \'\' FROM w')).toEqual(['*', 'a']);
+  });
+
+  it('counts columns turned into rows: VALUES, FROM functions, merged join columns', () => {
+    expect(derived('SELECT v FROM customers c, unnest(ARRAY[c.ssn]) AS u(v)')).toEqual(['ssn']);
+    expect(derived('SELECT v FROM customers c, json_each_text(row_to_json(c)) j(k, v)')).toEqual(['*', 'c']);
+    expect(derived('SELECT v FROM customers c, LATERAL (VALUES (c.ssn)) AS t(v)')).toEqual(['*', 'ssn']);
+    expect(derived("SELECT * FROM customers c, XMLTABLE('/r' PASSING c.doc COLUMNS a text) x")).toEqual(['doc']);
+    expect(derived('SELECT ssn FROM customers FULL JOIN leads USING (ssn)')).toEqual(['ssn']);
+    expect(derived('SELECT * FROM customers NATURAL JOIN leads')).toEqual(['*']);
+  });
+
+  it('COPY … TO STDOUT has no RowDescription: everything it sends', () => {
+    expect(derived('COPY customers TO STDOUT')).toEqual(['*']);
+    expect(derived('COPY public.customers (ssn, name) TO STDOUT')).toEqual(['name', 'ssn']);
+    expect(derived('COPY (SELECT ssn, email FROM customers) TO STDOUT')).toEqual(['email', 'ssn']);
+    expect(derived('COPY (SELECT * FROM customers) TO STDOUT')).toEqual(['*']);
+  });
+
+  it('is left out for EXPLAIN, which returns a plan', () => {
+    expect(one('EXPLAIN SELECT upper(ssn) FROM customers')).not.toHaveProperty('derived_columns');
+    expect(one('EXPLAIN ANALYZE SELECT upper(ssn) FROM customers')).not.toHaveProperty('derived_columns');
   });
 });
 

@@ -31,7 +31,30 @@ import {
   updateApprovalSql,
   type BatchLink,
 } from '../queries.js';
-import type { ApprovalQuery, ApprovalRecord, AuditQuery, AuditRecord, CheckpointRecord, Store } from '../store.js';
+import {
+  ENTRY_COLUMNS,
+  GET_SESSION_SQL,
+  SESSION_COLUMNS,
+  checkRecordingBatch,
+  entryFromRow,
+  listSessionsSql,
+  sessionEntriesSql,
+  sessionFromRow,
+  sessionUpsertSet,
+} from '../recordings.js';
+import type {
+  ApprovalQuery,
+  ApprovalRecord,
+  AuditQuery,
+  AuditRecord,
+  AuditRef,
+  CheckpointRecord,
+  RecordingBatch,
+  SessionEntryRecord,
+  SessionQuery,
+  SessionSummary,
+  Store,
+} from '../store.js';
 import { PgListener } from './listener.js';
 import { PgStreamClaims } from './stream-claims.js';
 
@@ -55,6 +78,30 @@ const APPEND_SQL = `
     SELECT 1 FROM unnest($7::text[], $8::int8[], $9::text[]) AS link(stream, seq, prev)
     WHERE link.seq > 1 AND NOT EXISTS (
       SELECT 1 FROM audit_records r WHERE r.stream = link.stream AND r.seq = link.seq - 1 AND r.hash = link.prev))`;
+
+/**
+ * A recorder batch in one statement, so one transaction and one round trip:
+ * the headers are upserted and the entries inserted (ones already stored are
+ * left alone, so a retried batch is harmless), each from one array per
+ * column. The two parts touch different tables, so neither needs to see the
+ * other's rows.
+ */
+const SESSION_TYPES = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int8', 'int8', 'text', 'int4'] as const;
+const ENTRY_TYPES = ['text', 'int8', 'int8', 'text', 'text'] as const;
+const APPEND_RECORDINGS_SQL = `
+  WITH sessions AS (
+    INSERT INTO session_recordings (${SESSION_COLUMNS.join(', ')})
+    SELECT * FROM unnest(${SESSION_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})
+    ${sessionUpsertSet('GREATEST')}
+  )
+  INSERT INTO session_entries (${ENTRY_COLUMNS.join(', ')})
+  SELECT * FROM unnest(${ENTRY_TYPES.map((t, i) => `$${SESSION_TYPES.length + i + 1}::${t}[]`).join(', ')})
+  ON CONFLICT (session_id, seq) DO NOTHING`;
+
+const AUDIT_AT_SQL = `
+  SELECT r.stream, r.seq, r.prev, r.hash, r.time, r.event
+  FROM unnest($1::text[], $2::int8[]) AS ref(stream, seq)
+  JOIN audit_records r ON r.stream = ref.stream AND r.seq = ref.seq`;
 
 export interface PostgresStoreOptions {
   connectionString: string;
@@ -243,5 +290,56 @@ export class PostgresStore implements Store {
 
   onApprovalChange(listener: (id: string) => void): () => void {
     return this.#listeners.add(listener);
+  }
+
+  // ---- session recordings ---------------------------------------------
+
+  async appendRecordings(batch: RecordingBatch): Promise<void> {
+    if (batch.sessions.length === 0 && batch.entries.length === 0) return;
+    checkRecordingBatch(batch);
+    const s = batch.sessions;
+    const e = batch.entries;
+    await this.#pool.query(APPEND_RECORDINGS_SQL, [
+      s.map((r) => r.id),
+      s.map((r) => r.protocol),
+      s.map((r) => r.format),
+      s.map((r) => r.target),
+      s.map((r) => r.target_kind),
+      s.map((r) => r.sub),
+      s.map((r) => r.act_sub),
+      s.map((r) => JSON.stringify(r.groups)),
+      s.map((r) => r.source_ip),
+      s.map((r) => r.gateway),
+      s.map((r) => r.started_at),
+      s.map((r) => r.ended_at),
+      s.map((r) => r.end_reason),
+      s.map((r) => r.dropped_entries),
+      e.map((r) => r.session_id),
+      e.map((r) => r.seq),
+      e.map((r) => r.time),
+      e.map((r) => r.decision),
+      e.map((r) => r.entry),
+    ]);
+  }
+
+  async listSessions(query: SessionQuery = {}): Promise<SessionSummary[]> {
+    const { text, params } = listSessionsSql($, query);
+    return (await this.#pool.query(text, params)).rows.map(sessionFromRow);
+  }
+
+  async getSession(id: string): Promise<SessionSummary | null> {
+    const { rows } = await this.#pool.query(GET_SESSION_SQL($), [id]);
+    return rows[0] ? sessionFromRow(rows[0]) : null;
+  }
+
+  async sessionEntries(id: string, page: { afterSeq?: number; limit?: number } = {}): Promise<SessionEntryRecord[]> {
+    const { text, params } = sessionEntriesSql($, id, page);
+    return (await this.#pool.query(text, params)).rows.map(entryFromRow);
+  }
+
+  async auditRecordsAt(refs: readonly AuditRef[]): Promise<AuditRecord[]> {
+    if (refs.length === 0) return [];
+    const { rows } = await this.#pool.query(AUDIT_AT_SQL, [refs.map((r) => r.stream), refs.map((r) => r.seq)]);
+    return rows.map(auditRecordFromRow);
   }
 }

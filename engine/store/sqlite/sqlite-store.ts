@@ -40,18 +40,37 @@ import {
   type BatchLink,
 } from '../queries.js';
 import {
+  ENTRY_COLUMNS,
+  GET_SESSION_SQL,
+  SESSION_COLUMNS,
+  checkRecordingBatch,
+  entryFromRow,
+  entryRowValues,
+  listSessionsSql,
+  sessionEntriesSql,
+  sessionFromRow,
+  sessionRowValues,
+  sessionUpsertSet,
+} from '../recordings.js';
+import {
   StreamBusyError,
   type ApprovalQuery,
   type ApprovalRecord,
   type AuditQuery,
   type AuditRecord,
+  type AuditRef,
   type CheckpointRecord,
+  type RecordingBatch,
+  type SessionEntryRecord,
+  type SessionQuery,
+  type SessionSummary,
   type Store,
 } from '../store.js';
 
 const q = () => '?';
 
 type AppendAuditTransaction = Database.Transaction<(records: readonly AuditRecord[], links: readonly BatchLink[]) => void>;
+type AppendRecordingsTransaction = Database.Transaction<(batch: RecordingBatch) => void>;
 
 /** How long a write waits for another connection's lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -79,6 +98,8 @@ export class SqliteStore implements Store {
   #closed = false;
   /** The audit append transaction, prepared on first use and kept: the audit log calls it once per batch. */
   #appendAudit: AppendAuditTransaction | null = null;
+  /** The recordings append transaction, prepared on first use: the recorder calls it once per batch. */
+  #appendRecordings: AppendRecordingsTransaction | null = null;
 
   private constructor(db: Database.Database, key: string, logger: Logger) {
     this.#db = db;
@@ -250,5 +271,53 @@ export class SqliteStore implements Store {
 
   onApprovalChange(listener: (id: string) => void): () => void {
     return this.#listeners.add(listener);
+  }
+
+  // ---- session recordings ---------------------------------------------
+
+  async appendRecordings(batch: RecordingBatch): Promise<void> {
+    if (batch.sessions.length === 0 && batch.entries.length === 0) return;
+    checkRecordingBatch(batch);
+    this.#appendRecordings ??= this.#prepareAppendRecordings();
+    // One durable (fsync'd) transaction per batch, like the audit append.
+    this.#appendRecordings.immediate(batch);
+  }
+
+  #prepareAppendRecordings(): AppendRecordingsTransaction {
+    const upsert = this.#db.prepare(
+      `INSERT INTO session_recordings (${SESSION_COLUMNS.join(', ')}) VALUES (${SESSION_COLUMNS.map(() => '?').join(', ')}) ${sessionUpsertSet('max')}`,
+    );
+    const insert = this.#db.prepare(
+      `INSERT INTO session_entries (${ENTRY_COLUMNS.join(', ')}) VALUES (${ENTRY_COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (session_id, seq) DO NOTHING`,
+    );
+    return this.#db.transaction((batch: RecordingBatch) => {
+      for (const s of batch.sessions) upsert.run(...sessionRowValues(s));
+      for (const e of batch.entries) insert.run(...entryRowValues(e));
+    });
+  }
+
+  async listSessions(query: SessionQuery = {}): Promise<SessionSummary[]> {
+    const { text, params } = listSessionsSql(q, query);
+    return (this.#db.prepare(text).all(...params) as Record<string, unknown>[]).map(sessionFromRow);
+  }
+
+  async getSession(id: string): Promise<SessionSummary | null> {
+    const row = this.#db.prepare(GET_SESSION_SQL(q)).get(id) as Record<string, unknown> | undefined;
+    return row ? sessionFromRow(row) : null;
+  }
+
+  async sessionEntries(id: string, page: { afterSeq?: number; limit?: number } = {}): Promise<SessionEntryRecord[]> {
+    const { text, params } = sessionEntriesSql(q, id, page);
+    return (this.#db.prepare(text).all(...params) as Record<string, unknown>[]).map(entryFromRow);
+  }
+
+  async auditRecordsAt(refs: readonly AuditRef[]): Promise<AuditRecord[]> {
+    const get = this.#db.prepare('SELECT stream, seq, prev, hash, time, event FROM audit_records WHERE stream = ? AND seq = ?');
+    const out: AuditRecord[] = [];
+    for (const ref of refs) {
+      const row = get.get(ref.stream, ref.seq) as Record<string, unknown> | undefined;
+      if (row) out.push(auditRecordFromRow(row));
+    }
+    return out;
   }
 }

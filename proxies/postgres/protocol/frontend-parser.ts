@@ -43,7 +43,8 @@ export interface FrontendParserOptions {
 }
 
 export type FrontendPhase = 'startup' | 'regular' | 'cancel';
-export type FrontendMessageCallback = (message: FrontendMessage) => void;
+/** `raw` is the whole message as sent (type byte and length included), for forwarding it unchanged. */
+export type FrontendMessageCallback = (message: FrontendMessage, raw: Buffer) => void;
 
 const NAMES: Record<number, string> = {
   0x51: 'Query', 0x50: 'Parse', 0x42: 'Bind', 0x44: 'Describe', 0x45: 'Execute', 0x53: 'Sync', 0x48: 'Flush',
@@ -265,7 +266,7 @@ export class FrontendParser {
           this.need = 1 + length;
           break;
         }
-        onMessage(this.regular(code, data, pos + 5, next));
+        onMessage(this.regular(code, data, pos + 5, next), data.subarray(pos, next));
         pos = next;
       } else if (this.phaseNow === 'startup') {
         if (end - pos < 4) {
@@ -282,7 +283,7 @@ export class FrontendParser {
           this.need = length;
           break;
         }
-        onMessage(this.startup(data, pos + 4, next, end - next));
+        onMessage(this.startup(data, pos + 4, next, end - next), data.subarray(pos, next));
         pos = next;
       } else {
         throw violation('unexpected data after CancelRequest');

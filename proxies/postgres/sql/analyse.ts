@@ -8,7 +8,7 @@
  */
 import { loadModule, parseSync } from 'libpg-query';
 import type { StatementFacts } from './facts.js';
-import { ALWAYS_READONLY, explainAnalyzes, statementKind, transactionReadonly } from './kinds.js';
+import { ALWAYS_READONLY, explainAnalyzes, readWriteSetting, settingValue, statementKind, transactionReadonly, transactionReadWrite } from './kinds.js';
 import { walkTree } from './walk.js';
 
 export type { StatementFacts, TableAccess, TableFact } from './facts.js';
@@ -89,15 +89,28 @@ function analyseStatement(type: string, body: Json): StatementFacts {
       break;
     case 'TransactionStmt':
       facts.readonly = transactionReadonly(body);
+      if (transactionReadWrite(body)) facts.read_write = true;
       break;
-    case 'VariableSetStmt':
-    case 'VariableShowStmt':
-      facts.readonly = ALWAYS_READONLY.has(type);
+    case 'VariableSetStmt': {
+      // Never read-only: policy decides which settings a read-only caller may change.
       facts.setting = typeof body.name === 'string' ? body.name.toLowerCase() : 'all';
+      const value = settingValue(body);
+      if (value !== undefined) facts.value = value;
+      if (readWriteSetting(body)) facts.read_write = true;
+      break;
+    }
+    case 'VariableShowStmt':
+      facts.readonly = true;
+      facts.setting = typeof body.name === 'string' ? body.name.toLowerCase() : 'all';
+      break;
+    case 'DiscardStmt':
+      // DISCARD ALL runs RESET ALL, which resets default_transaction_read_only.
+      if (body.target === 'DISCARD_ALL') facts.read_write = true;
       break;
     default:
       facts.readonly = ALWAYS_READONLY.has(type);
   }
+  if (tree.derivedColumns) facts.derived_columns = tree.derivedColumns;
   return facts;
 }
 
@@ -112,6 +125,8 @@ function analyseExplain(body: Json): StatementFacts {
   const inner = type ? (query?.[type] as Json | undefined) : undefined;
   if (!type || !inner) throw new SqlAnalysisError('EXPLAIN has no statement in the parse tree');
   const explained = analyseStatement(type, inner);
+  // EXPLAIN returns a plan, not the statement's rows: no derived_columns.
+  delete explained.derived_columns;
   if (explainAnalyzes(body.options)) return { ...explained, kind: 'explain' };
   const tables = new Map(explained.tables.map((t) => [`${t.schema}\0${t.name}`, { ...t, access: 'read' as const }]));
   return { kind: 'explain', readonly: true, tables: [...tables.values()], functions: explained.functions };

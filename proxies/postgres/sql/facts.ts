@@ -2,8 +2,15 @@
  * The statement facts the Postgres proxy puts in `input.postgres.statements`
  * (design brief, "Input"): what one statement does, as the real PostgreSQL
  * parser reads it. policies/postgres/postgres.rego reads `kind`, `readonly`,
- * `tables[].{schema,name,access}` and `functions`; the other fields are
- * there for policies that want them.
+ * `read_write`, `tables[].{schema,name,access}`, `functions`, `program`,
+ * `setting` and `value`. `derived_columns` is for the proxy's masking, not
+ * for policy. Optional fields are left out when they do not apply, so the
+ * common SELECT carries only the four required ones.
+ *
+ * Caching: libpg-query's fingerprint ignores constants, and `read_write` and
+ * `value` come from constants (`BEGIN READ ONLY` and `BEGIN READ WRITE`, or
+ * `SET client_encoding = 'UTF8'` and `= 'SJIS'`, share a fingerprint). A
+ * decision cache must key on these facts, not on the fingerprint alone.
  */
 
 export type TableAccess = 'read' | 'write';
@@ -27,8 +34,13 @@ export interface StatementFacts {
   /**
    * True only for statements that can change nothing: a plain SELECT (no
    * INTO, no FOR UPDATE/SHARE, no data-modifying WITH), SHOW, plain EXPLAIN,
-   * EXPLAIN ANALYZE of a read, FETCH, … Everything else, including
-   * statements the analyser does not know, is false.
+   * EXPLAIN ANALYZE of a read, FETCH, LISTEN, BEGIN / START TRANSACTION
+   * without READ WRITE, SAVEPOINT, RELEASE, ROLLBACK TO, COMMIT and ROLLBACK
+   * (they end a transaction, but a read-only caller's transaction holds
+   * nothing to commit, and a message is decided as a whole; see
+   * transactionReadonly in kinds.ts).
+   * Everything else, including SET and RESET and statements the analyser
+   * does not know, is false: policy decides which settings are harmless.
    */
   readonly: boolean;
   /** Each table once per access; a table both read and written appears twice. CTE names are not tables. */
@@ -42,8 +54,59 @@ export interface StatementFacts {
   functions: string[];
   /** COPY … TO PROGRAM / FROM PROGRAM: the server runs a shell command. */
   program?: true;
-  /** SET, RESET and SHOW: the parameter, lowercase ("search_path", "transaction", "all"). */
+  /**
+   * The statement asks for read-write transactions, or can turn read-only
+   * mode off: BEGIN / START TRANSACTION … READ WRITE, SET TRANSACTION and
+   * SET SESSION CHARACTERISTICS AS TRANSACTION … READ WRITE, SET of
+   * transaction_read_only or default_transaction_read_only to anything but
+   * on/true/yes/1 (including TO DEFAULT and FROM CURRENT), RESET of either,
+   * RESET ALL and DISCARD ALL. Such a statement is never `readonly`.
+   */
+  read_write?: true;
+  /**
+   * SET, RESET and SHOW: the parameter, lowercase ("search_path", "role",
+   * "all" for RESET ALL / SHOW ALL; "transaction", "session characteristics"
+   * and "transaction snapshot" for SET TRANSACTION …, SET SESSION
+   * CHARACTERISTICS AS TRANSACTION … and SET TRANSACTION SNAPSHOT).
+   */
   setting?: string;
+  /**
+   * SET with a single constant value: that value as a lowercase string
+   * (`SET client_encoding = 'UTF8'` → "utf8", `SET extra_float_digits = 3` →
+   * "3"). Left out for lists (`SET search_path = a, b`), DEFAULT, FROM
+   * CURRENT and other expressions.
+   */
+  value?: string;
+  /**
+   * For masking: lowercase names of the columns whose values can reach the
+   * client in a result column PostgreSQL does not attribute to a table
+   * column in RowDescription (table OID 0), so the proxy cannot mask them
+   * by OID; "*" stands for any column of a table (a whole-row reference).
+   * Left out when there are none (most statements). Collected, at any query
+   * level (subqueries, CTEs, set operations, PREPARE, DECLARE):
+   * - columns referenced anywhere inside a select-list or RETURNING entry
+   *   that is not a bare column reference: `upper(ssn)`, `ssn || ''`,
+   *   `ssn::text`, `(SELECT ssn …)`, `CASE … END`, aggregates;
+   * - a whole-row reference, in an expression or bare: `row_to_json(c)`,
+   *   `to_jsonb(customers)`, `(c.*)::text`, `count(c.*)`, `SELECT c FROM
+   *   customers c` → "*" (and the name, in case it is a column);
+   * - every entry of a set operation's branches after the first
+   *   (RowDescription describes the first branch only): `SELECT 'x' UNION
+   *   SELECT ssn …` → "ssn", `… UNION SELECT * …` → "*";
+   * - columns in VALUES lists and in FROM-clause functions (`unnest(ARRAY[c.ssn])`,
+   *   XMLTABLE, JSON_TABLE), which turn columns into rows;
+   * - merged join columns (`USING (ssn)`; NATURAL joins → "*");
+   * - everything COPY … TO STDOUT sends (COPY has no RowDescription): its
+   *   column list, "*" for a whole table, or every column its query names;
+   * - and, once any of the above is found, because a subquery or CTE alias
+   *   can hide a column (`SELECT upper(x) FROM (SELECT ssn AS x …) s`): the
+   *   bare select-list columns of every FROM subquery and CTE, and "*" when
+   *   an alias renames columns by position (`AS s(a, b)`, `WITH w(a) AS …`).
+   * Bare references (`SELECT ssn`, `c.ssn`, `c.*`, `*`) of the top-level
+   * query are not listed: RowDescription names their table and column.
+   * Not listed for EXPLAIN, which returns a plan rather than rows.
+   */
+  derived_columns?: string[];
 }
 
 /** Where an unqualified table name is reported (PostgreSQL's default search_path). */

@@ -85,15 +85,24 @@ export function statementKind(type: string, body: Json): string {
   return base.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
 }
 
-/** Statements that change nothing and end no transaction, whatever they name. */
+/**
+ * Statements that change nothing and end no transaction, whatever they name.
+ * LISTEN and UNLISTEN only subscribe this session to notifications: a read
+ * (NOTIFY, which signals other sessions, is not read-only).
+ */
 export const ALWAYS_READONLY = new Set(['VariableShowStmt', 'FetchStmt', 'ClosePortalStmt', 'DeallocateStmt', 'ListenStmt', 'UnlistenStmt']);
 
 /**
- * BEGIN / START TRANSACTION are read-only unless they ask for READ WRITE;
- * SAVEPOINT, RELEASE and ROLLBACK TO keep the transaction (and its
- * read-only mode). COMMIT, ROLLBACK and the two-phase commands end it, so a
- * client could use them to leave a read-only transaction the gateway opened:
- * they are not read-only.
+ * BEGIN / START TRANSACTION are read-only unless they ask for READ WRITE.
+ * SAVEPOINT, RELEASE and ROLLBACK TO keep the transaction and its mode.
+ * COMMIT and ROLLBACK (AND CHAIN or not) end it: they change nothing a
+ * read-only caller could have written, and policy decides a message's
+ * statements together, so a COMMIT cannot let a later write in the same
+ * message through. (A proxy that also enforces read-only mode on the server
+ * must do it per session, with default_transaction_read_only, which only
+ * the read_write statements can change; not by wrapping messages in BEGIN
+ * READ ONLY, which a COMMIT ends.) The two-phase commands act on prepared
+ * transactions, possibly other sessions': not read-only.
  */
 export function transactionReadonly(body: Json): boolean {
   switch (body.kind) {
@@ -103,10 +112,17 @@ export function transactionReadonly(body: Json): boolean {
     case 'TRANS_STMT_SAVEPOINT':
     case 'TRANS_STMT_RELEASE':
     case 'TRANS_STMT_ROLLBACK_TO':
+    case 'TRANS_STMT_COMMIT':
+    case 'TRANS_STMT_ROLLBACK':
       return true;
     default:
       return false;
   }
+}
+
+/** BEGIN / START TRANSACTION … READ WRITE. */
+export function transactionReadWrite(body: Json): boolean {
+  return (body.kind === 'TRANS_STMT_BEGIN' || body.kind === 'TRANS_STMT_START') && asksReadWrite(body.options);
 }
 
 /** A `transaction_read_only` option other than 1 (READ WRITE is 0, which the JSON omits). */
@@ -118,6 +134,47 @@ function asksReadWrite(options: unknown): boolean {
     const ival = ((def.arg as Json | undefined)?.A_Const as Json | undefined)?.ival as Json | undefined;
     return ival?.ival !== 1;
   });
+}
+
+/** The settings that decide whether a transaction may write. */
+const READ_ONLY_SETTINGS = new Set(['transaction_read_only', 'default_transaction_read_only']);
+
+/** Values PostgreSQL reads as true, as settingValue reports them; anything else might be false. */
+const TRUE_VALUES = new Set(['on', 'true', 'yes', '1']);
+
+/**
+ * Whether a SET / RESET (VariableSetStmt) can turn read-only mode off:
+ * SET TRANSACTION / SESSION CHARACTERISTICS … READ WRITE; SET of
+ * transaction_read_only or default_transaction_read_only to anything but a
+ * plain true value (TO DEFAULT and FROM CURRENT may be off); RESET of
+ * either; RESET ALL.
+ */
+export function readWriteSetting(body: Json): boolean {
+  if (body.kind === 'VAR_RESET_ALL') return true;
+  if (body.kind === 'VAR_SET_MULTI') return asksReadWrite(body.args);
+  const name = typeof body.name === 'string' ? body.name.toLowerCase() : '';
+  if (!READ_ONLY_SETTINGS.has(name)) return false;
+  if (body.kind !== 'VAR_SET_VALUE') return true;
+  const value = settingValue(body);
+  return value === undefined || !TRUE_VALUES.has(value);
+}
+
+/**
+ * The value of `SET name = <one constant>`, lowercase: a string, identifier
+ * or keyword as written, a number as its digits. undefined for anything
+ * else (lists, DEFAULT, FROM CURRENT, intervals, SET TRANSACTION …).
+ */
+export function settingValue(body: Json): string | undefined {
+  if (body.kind !== 'VAR_SET_VALUE' || !Array.isArray(body.args) || body.args.length !== 1) return undefined;
+  const constant = (body.args[0] as Json | undefined)?.A_Const as Json | undefined;
+  if (!isObject(constant)) return undefined;
+  const str = (constant.sval as Json | undefined)?.sval;
+  if (typeof str === 'string') return str.toLowerCase();
+  if (isObject(constant.ival)) return String(typeof constant.ival.ival === 'number' ? constant.ival.ival : 0);
+  const fval = (constant.fval as Json | undefined)?.fval;
+  if (typeof fval === 'string') return fval.toLowerCase();
+  if (isObject(constant.boolval)) return constant.boolval.boolval === true ? 'true' : 'false';
+  return undefined;
 }
 
 /**

@@ -14,6 +14,12 @@
  * struct bare (`DeleteStmt.relation` is a RangeVar body). Field names are
  * lowerCamel and node types UpperCamel, which tells the two apart.
  *
+ * The same pass collects the columns a result can carry without
+ * RowDescription naming their source (facts.ts, `derived_columns`): each
+ * frame carries flags saying whether it sits in such an expression
+ * (DERIVED), inside a FROM subquery or CTE (SOURCE), in a set operation's
+ * later branch (BRANCH), or is a select list (LIST).
+ *
  * The walk uses an explicit stack, not recursion, so a deeply nested tree
  * cannot overflow the JavaScript stack.
  */
@@ -28,6 +34,8 @@ export interface TreeFacts {
   into: boolean;
   /** FOR UPDATE / FOR NO KEY UPDATE / FOR SHARE / FOR KEY SHARE somewhere. */
   locks: boolean;
+  /** facts.ts `derived_columns`: sorted, lowercase; absent when there are none. */
+  derivedColumns?: string[];
 }
 
 type Json = Record<string, unknown>;
@@ -75,11 +83,28 @@ const BARE_FIELDS: Readonly<Record<string, string>> = {
 /** DROP of these object types names tables (or table-like relations). */
 const DROPPED_RELATIONS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE', 'OBJECT_SEQUENCE', 'OBJECT_INDEX']);
 
+/** Every column reference here is derived: inside an expression whose result has no source column. */
+const DERIVED = 1;
+/** Inside a FROM subquery or a CTE, whose output columns an alias can rename. */
+const SOURCE = 2;
+/** This SelectStmt is a set operation's branch after the first: its select list is derived. */
+const BRANCH = 4;
+/** This list is a select list or RETURNING list: its ResTargets are result columns. */
+const LIST = 8;
+
+/** FROM items that turn expressions (and the columns in them) into rows. */
+const ROW_FUNCTIONS = new Set(['RangeFunction', 'RangeTableFunc', 'JsonTable']);
+
+/** FROM items whose alias can rename the columns by position: `AS s(a, b)`. */
+const RENAMING_ALIASES = new Set(['RangeVar', 'RangeSubselect', 'JoinExpr']);
+
 interface Frame {
   value: unknown;
   access: TableAccess;
   /** CTE names visible here: an unqualified read of one of them is not a table. */
   ctes: ReadonlySet<string>;
+  /** DERIVED | SOURCE | BRANCH | LIST. */
+  flags: number;
 }
 
 const noCtes: ReadonlySet<string> = new Set();
@@ -116,6 +141,7 @@ export function walkTree(root: unknown): TreeFacts {
   const facts: TreeFacts = { tables: [], functions: [], modifies: false, into: false, locks: false };
   const seenTables = new Set<string>();
   const seenFunctions = new Set<string>();
+  const columns = new DerivedColumns();
 
   const addTable = (schema: string, name: string, access: TableAccess): void => {
     const key = `${access}\0${schema}\0${name}`;
@@ -128,15 +154,17 @@ export function walkTree(root: unknown): TreeFacts {
     const name = rv.relname;
     if (typeof name !== 'string') throw new TreeShapeError('a table reference has no name');
     const schema = typeof rv.schemaname === 'string' ? rv.schemaname : undefined;
+    columns.range(name);
+    columns.alias(rv.alias, true);
     if (schema === undefined && access === 'read' && ctes.has(name)) return;
     addTable(schema ?? (rv.relpersistence === 't' ? 'pg_temp' : defaultSchema), name, access);
   };
 
-  const stack: Frame[] = [{ value: root, access: 'read', ctes: noCtes }];
+  const stack: Frame[] = [{ value: root, access: 'read', ctes: noCtes, flags: 0 }];
   for (let frame = stack.pop(); frame; frame = stack.pop()) {
-    const { value, access, ctes } = frame;
+    const { value, access, ctes, flags } = frame;
     if (Array.isArray(value)) {
-      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], access, ctes });
+      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], access, ctes, flags });
       continue;
     }
     if (!isObject(value)) continue;
@@ -148,6 +176,20 @@ export function walkTree(root: unknown): TreeFacts {
     // A table reference, wrapped or bare (a struct field of type RangeVar).
     if (type === 'RangeVar' || (type === undefined && typeof body.relname === 'string')) {
       addRangeVar(body, access, ctes);
+      continue;
+    }
+    // A column: only its name matters, and only where it is derived.
+    if (type === 'ColumnRef') {
+      if (flags & DERIVED) columns.derived(body.fields);
+      continue;
+    }
+    // A result column: a bare column reference is described by
+    // RowDescription; anything else is an expression over its columns.
+    if (type === 'ResTarget' && flags & LIST) {
+      const val = isObject(body.val) ? body.val : undefined;
+      const ref = val && isObject(val.ColumnRef) ? val.ColumnRef : undefined;
+      if (ref && !(flags & DERIVED)) columns.bare(ref.fields, (flags & SOURCE) !== 0);
+      else if (val) stack.push({ value: val, access: 'read', ctes, flags: (flags & SOURCE) | DERIVED });
       continue;
     }
     if (type === 'FuncCall') {
@@ -168,6 +210,18 @@ export function walkTree(root: unknown): TreeFacts {
       }
     }
 
+    // Derived columns: what this node makes derived for its children, and
+    // the names a whole-row reference or a merged join column can use.
+    let inherited = flags & (DERIVED | SOURCE);
+    if (type !== undefined && ROW_FUNCTIONS.has(type)) inherited |= DERIVED;
+    // COPY … TO STDOUT (not a file or a program): rows with no RowDescription.
+    if (type === 'CopyStmt' && body.is_from !== true && body.is_program !== true && body.filename === undefined) {
+      inherited |= DERIVED;
+      columns.copied(body.attlist, isObject(body.relation));
+    }
+    if (type !== undefined) columns.alias(body.alias, RENAMING_ALIASES.has(type));
+    if (type === 'JoinExpr') columns.merged(body.usingClause, body.isNatural === true);
+
     // WITH: CTE names hide tables of the same name, in the main query and
     // (for WITH RECURSIVE, or for later CTEs) inside the CTEs themselves.
     const children: Frame[] = [];
@@ -180,13 +234,30 @@ export function walkTree(root: unknown): TreeFacts {
       entries.forEach((entry, i) => {
         if (!entry) throw new TreeShapeError('a WITH clause holds something other than a CTE');
         const visible = withClause.recursive === true ? scope : new Set([...ctes, ...names.slice(0, i)]);
-        children.push({ value: entry.ctequery, access: 'read', ctes: visible });
+        columns.cte(names[i] as string, entry.aliascolnames);
+        children.push({ value: entry.ctequery, access: 'read', ctes: visible, flags: inherited | SOURCE });
       });
     }
 
     const writes = type === undefined ? undefined : WRITE_FIELDS[type];
     for (const [field, child] of Object.entries(body)) {
       if (field === 'withClause' || child === null || typeof child !== 'object') continue;
+      let childFlags = inherited;
+      let childValue: unknown = child;
+      if (type === 'SelectStmt') {
+        if (field === 'targetList') childFlags |= LIST | (flags & BRANCH ? DERIVED : 0);
+        else if (field === 'valuesLists') childFlags |= DERIVED;
+        else if (field === 'larg') childFlags |= flags & BRANCH;
+        else if (field === 'rarg') childFlags |= BRANCH;
+      } else if (type === 'RangeSubselect' && field === 'subquery') {
+        childFlags |= SOURCE;
+      } else if (field === 'returningList') {
+        childFlags |= LIST;
+      } else if (field === 'returningClause' && isObject(child)) {
+        // PostgreSQL 18: RETURNING [WITH (OLD AS o, NEW AS n)] exprs
+        childFlags |= LIST;
+        childValue = child.exprs;
+      }
       let childAccess: TableAccess = 'read';
       if (field === 'intoClause' || writes?.includes(field)) childAccess = 'write';
       else if (type === 'CopyStmt' && field === 'relation' && body.is_from === true) childAccess = 'write';
@@ -194,10 +265,112 @@ export function walkTree(root: unknown): TreeFacts {
       // passes on the access of the field that holds it.
       else if (type === undefined) childAccess = access;
       const bare = type === undefined ? undefined : BARE_FIELDS[`${type}.${field}`];
-      children.push({ value: bare ? { [bare]: child } : child, access: childAccess, ctes: scope });
+      children.push({ value: bare ? { [bare]: childValue } : childValue, access: childAccess, ctes: scope, flags: childFlags });
     }
     // Reversed, so the walk goes in text order (functions are listed as they appear).
     for (let i = children.length - 1; i >= 0; i--) stack.push(children[i] as Frame);
   }
+  const derived = columns.result();
+  if (derived) facts.derivedColumns = derived;
   return facts;
+}
+
+/** The String in a ColumnRef field or name list: `{"String": {"sval": "c"}}`. */
+function svalOf(node: unknown): string | undefined {
+  const sval = isObject(node) && isObject(node.String) ? node.String.sval : undefined;
+  return typeof sval === 'string' ? sval : undefined;
+}
+
+/**
+ * Collects facts.ts `derived_columns`. Nothing is allocated until a
+ * statement has something to collect: most statements have nothing.
+ */
+class DerivedColumns {
+  /** Lowercase column names (and "*") found derived. */
+  private found: Set<string> | undefined;
+  /** Single-name references (as written) that are a whole row if a FROM item has that name. */
+  private wholeRowIfRange: Set<string> | undefined;
+  /** The same, from bare result columns: a whole row there is derived too. */
+  private bareWholeRowIfRange: Set<string> | undefined;
+  /** Bare result columns of FROM subqueries and CTEs: an alias above can hide them. */
+  private sourceColumns: Set<string> | undefined;
+  /** Names a whole-row reference can use: tables, aliases, CTEs (as written). */
+  private ranges: Set<string> | undefined;
+  /** Some alias renames columns by position. */
+  private renames = false;
+
+  private add(name: string): void {
+    (this.found ??= new Set()).add(name.toLowerCase());
+  }
+
+  /** A ColumnRef inside a derived expression: `c.ssn` → ssn, `c.*` → *, `c` → c (and * if c is a FROM item). */
+  derived(fields: unknown): void {
+    if (!Array.isArray(fields) || fields.length === 0) throw new TreeShapeError('a column reference has no fields');
+    const last: unknown = fields[fields.length - 1];
+    if (isObject(last) && 'A_Star' in last) {
+      this.add('*');
+      return;
+    }
+    const name = svalOf(last);
+    if (name === undefined) throw new TreeShapeError('a column reference has a field that is not a name');
+    this.add(name);
+    if (fields.length === 1) (this.wholeRowIfRange ??= new Set()).add(name);
+  }
+
+  /** A result column that is a bare ColumnRef (`ssn`, `c.ssn`, `c.*`, `*`, or a whole row `c`). */
+  bare(fields: unknown, inSource: boolean): void {
+    if (!Array.isArray(fields) || fields.length === 0) throw new TreeShapeError('a column reference has no fields');
+    const name = svalOf(fields[fields.length - 1]);
+    if (name === undefined) return; // c.* or *: RowDescription names each column
+    if (fields.length === 1) (this.bareWholeRowIfRange ??= new Set()).add(name);
+    if (inSource) (this.sourceColumns ??= new Set()).add(name.toLowerCase());
+  }
+
+  range(name: string): void {
+    (this.ranges ??= new Set()).add(name);
+  }
+
+  /** A FROM item's alias (a bare Alias struct): its name, and whether it renames columns. */
+  alias(alias: unknown, canRename: boolean): void {
+    if (!isObject(alias)) return;
+    if (typeof alias.aliasname === 'string') this.range(alias.aliasname);
+    if (canRename && Array.isArray(alias.colnames) && alias.colnames.length > 0) this.renames = true;
+  }
+
+  cte(name: string, aliasColumns: unknown): void {
+    this.range(name);
+    if (Array.isArray(aliasColumns) && aliasColumns.length > 0) this.renames = true;
+  }
+
+  /** JOIN … USING (a, b): merged columns (a COALESCE for FULL JOIN, a cast when the types differ); NATURAL: all of them. */
+  merged(using: unknown, natural: boolean): void {
+    if (natural) this.add('*');
+    if (!Array.isArray(using)) return;
+    for (const item of using) {
+      const name = svalOf(item);
+      if (name !== undefined) this.add(name);
+    }
+  }
+
+  /** COPY … TO: its columns, or the whole table. */
+  copied(attlist: unknown, hasTable: boolean): void {
+    if (Array.isArray(attlist) && attlist.length > 0) this.merged(attlist, false);
+    else if (hasTable) this.add('*');
+  }
+
+  result(): string[] | undefined {
+    const ranges = this.ranges;
+    if (ranges) {
+      for (const name of this.wholeRowIfRange ?? []) if (ranges.has(name)) this.add('*');
+      for (const name of this.bareWholeRowIfRange ?? []) {
+        if (!ranges.has(name)) continue;
+        this.add('*');
+        this.add(name);
+      }
+    }
+    if (!this.found) return undefined;
+    for (const name of this.sourceColumns ?? []) this.found.add(name);
+    if (this.renames) this.found.add('*');
+    return [...this.found].sort();
+  }
 }

@@ -1,0 +1,135 @@
+/**
+ * One column's mask rule, compiled once per result into a function
+ * `string -> string | null` (null is SQL NULL / JSON null), and the counts
+ * the audit event needs.
+ *
+ * Compiling resolves everything a row should not pay for: detector names
+ * (an unknown one throws, and the caller denies the statement), the hash
+ * key, the redaction markers. Per value, a whole-value rule is one call; a
+ * detector rule scans and rebuilds the string only when something matched,
+ * and otherwise returns the very same string, so a caller can tell
+ * "unchanged" with `===` and keep the original bytes.
+ *
+ * Counting: a whole-value rule counts values, a detector rule counts spans
+ * per detector. Only numbers are kept, never a value. A masker belongs to
+ * one result stream: its counters are not shared safely between concurrent
+ * ones.
+ */
+import type { MaskCount } from '../audit/events.js';
+import { resolveDetectors, scanSpans, type DetectorName } from './detectors.js';
+import { MaskRuleError } from './errors.js';
+import { createHasher, partial, REDACTED, redactMarker, type HashKey, type Hasher, type MaskStrategy } from './strategies.js';
+
+export interface MaskRuleSpec {
+  strategy: MaskStrategy;
+  /** Absent or empty: the rule masks the whole value (an empty list masking nothing would fail open). */
+  detectors?: readonly string[] | undefined;
+}
+
+export interface MaskerOptions {
+  /** Required when the strategy is "hash". */
+  hashKey?: HashKey | undefined;
+}
+
+export type MaskFunction = (value: string) => string | null;
+
+export interface ColumnMasker {
+  readonly strategy: MaskStrategy;
+  /** The rule's detectors, validated; empty when it masks whole values. */
+  readonly detectors: readonly DetectorName[];
+  /** Masks one non-NULL value. Returns `value` itself when nothing in it matched. */
+  readonly mask: MaskFunction;
+  /**
+   * Counts a value masked without being read: the caller replaced it itself
+   * (a type that cannot hold the marker became NULL, a constant marker was
+   * written without decoding the value).
+   */
+  countValue(): void;
+  /** Non-zero counts since creation or the last reset, for the audit event. */
+  counts(column: string): MaskCount[];
+  reset(): void;
+}
+
+/** Throws MaskRuleError (UnknownDetectorError, a missing or short hash key). */
+export function compileMasker(rule: MaskRuleSpec, options: MaskerOptions = {}): ColumnMasker {
+  const detectors = resolveDetectors(rule.detectors ?? []);
+  let hasher: Hasher | null = null;
+  if (rule.strategy === 'hash') {
+    if (options.hashKey === undefined) throw new MaskRuleError('a "hash" mask rule needs a hash key, and none is configured');
+    hasher = createHasher(options.hashKey);
+  }
+  return new CompiledMasker(rule.strategy, detectors.map((d) => d.name), hasher);
+}
+
+class CompiledMasker implements ColumnMasker {
+  readonly mask: MaskFunction;
+  private values = 0;
+  private readonly spans: number[];
+
+  constructor(
+    readonly strategy: MaskStrategy,
+    readonly detectors: readonly DetectorName[],
+    hasher: Hasher | null,
+  ) {
+    this.spans = detectors.map(() => 0);
+    this.mask = detectors.length === 0 ? this.wholeValue(hasher) : this.bySpan(hasher);
+  }
+
+  private wholeValue(hasher: Hasher | null): MaskFunction {
+    switch (this.strategy) {
+      case 'redact':
+        return () => { this.values++; return REDACTED; };
+      case 'partial':
+        return (value) => { this.values++; return partial(value); };
+      case 'hash': {
+        const hash = hasher!;
+        return (value) => { this.values++; return hash(value); };
+      }
+      case 'null':
+        return () => { this.values++; return null; };
+    }
+  }
+
+  private bySpan(hasher: Hasher | null): MaskFunction {
+    const detectors = resolveDetectors(this.detectors);
+    const slot = Object.fromEntries(this.detectors.map((d, i) => [d, i])) as Record<DetectorName, number>;
+    const markers = Object.fromEntries(this.detectors.map((d) => [d, redactMarker(d)])) as Record<DetectorName, string>;
+    const replace: (text: string, detector: DetectorName) => string =
+      this.strategy === 'partial' ? partial
+        : this.strategy === 'hash' ? hasher!
+          : (_text, detector) => markers[detector];
+    const isNull = this.strategy === 'null';
+    const spans = this.spans;
+    return (value) => {
+      const found = scanSpans(value, detectors);
+      if (found.length === 0) return value;
+      for (const s of found) spans[slot[s.detector]]!++;
+      if (isNull) return null; // any match nulls the whole value: its remains would still identify it
+      let out = '';
+      let pos = 0;
+      for (const s of found) {
+        out += value.slice(pos, s.start) + replace(value.slice(s.start, s.end), s.detector);
+        pos = s.end;
+      }
+      return out + value.slice(pos);
+    };
+  }
+
+  countValue(): void {
+    this.values++;
+  }
+
+  counts(column: string): MaskCount[] {
+    const out: MaskCount[] = [];
+    if (this.values > 0) out.push({ column, detector: null, count: this.values });
+    this.detectors.forEach((detector, i) => {
+      if (this.spans[i]! > 0) out.push({ column, detector, count: this.spans[i]! });
+    });
+    return out;
+  }
+
+  reset(): void {
+    this.values = 0;
+    this.spans.fill(0);
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * What the proxies hand the session recorder, per protocol.
+ *
+ * No type here has a free-form payload: every field is a fixed name with a
+ * primitive meaning (a count, a duration, an identifier, the statement the
+ * client sent, the policy's reasons). A proxy cannot hand over row values
+ * because there is no field to put them in; the recorder also copies only
+ * these fields, checked, at run time (see postgres-transcript.ts), so a
+ * wider object that TypeScript's structural typing lets through loses its
+ * extra keys.
+ *
+ * Adding a protocol (SSH as asciicast v2, HTTP as HAR-shaped exchanges)
+ * means adding its input and entry types to the two maps below and a format
+ * (like postgres-transcript.ts) to formats.ts; the recorder, the store, the
+ * API and the CLI stay as they are.
+ */
+import type { DecisionAction, MaskCount } from '../audit/events.js';
+import type { AuditRef } from '../store/store.js';
+
+export type { AuditRef, DecisionAction, MaskCount };
+
+/** The protocols that record sessions today. */
+export type RecordingProtocol = 'postgres';
+
+/** Who the session belongs to: the verified caller (engine Identity fits). */
+export interface SessionIdentity {
+  sub: string;
+  groups: readonly string[];
+  /** The human the agent acts for (RFC 8693), if any. */
+  act?: { sub: string } | null;
+}
+
+/** What a proxy knows when a session starts. */
+export interface SessionOpen<P extends RecordingProtocol = RecordingProtocol> {
+  /** The id every decision of the session carries (audit actor.session.uid); unique, e.g. a UUID. */
+  session_id: string;
+  /** The configured target's name. */
+  target: string;
+  target_kind: 'postgres' | 'ssh' | 'http';
+  identity: SessionIdentity;
+  source_ip: string | null;
+  protocol: P;
+  /** ms since the epoch (Date.now()). */
+  started_at: number;
+}
+
+export interface SessionClose {
+  /** ms since the epoch (Date.now()). */
+  ended_at: number;
+  /** One line, e.g. "client closed", "terminated by the gateway", "upstream lost". */
+  reason?: string;
+}
+
+/** An error the server (or the proxy) answered a statement with: the primary message only, never DETAIL, HINT, WHERE or CONTEXT. */
+export interface StatementError {
+  /** Five-character SQLSTATE, e.g. "23505" or "42501". */
+  sqlstate: string;
+  message: string;
+}
+
+/**
+ * One statement as the Postgres proxy saw it through. Everything here is
+ * either the client's own input (the SQL text), the gateway's decision, or a
+ * count; nothing is taken from the rows the server sent back.
+ */
+export interface PostgresStatementRecord {
+  /** When the statement arrived, ms since the epoch; when absent, now minus duration_ms (append() is called as it finishes). */
+  time?: number;
+  /** The SQL text exactly as the client sent it (simple Query, or Parse for extended). */
+  statement: string;
+  decision: DecisionAction;
+  /** The policy's reasons, as audited. */
+  reasons: readonly string[];
+  /** The decision's id: the audit event's policy.uid. */
+  decision_id: string;
+  /** Where the decision's audit event landed (AuthorizeResult.audit); null when it was lost (a fail-open target). */
+  audit: AuditRef | null;
+  approval_id?: string | null;
+  /** From receiving the statement to the end of its answer (for a deny: to the error). */
+  duration_ms: number;
+  /** Rows returned or affected; null when unknown or the statement did not run. */
+  rows: number | null;
+  /** The server's CommandComplete tag, e.g. "SELECT 3", "INSERT 0 1". */
+  command_tag?: string | null;
+  error?: StatementError | null;
+  /** How many values each mask rule changed: counts only. */
+  masked: readonly MaskCount[];
+}
+
+/** A Postgres transcript entry as stored and shown. Every key is always present. */
+export interface PostgresTranscriptEntry {
+  seq: number;
+  /** ms since the epoch. */
+  time: number;
+  statement: string;
+  /** Set when the statement was longer than the recorder keeps (MAX_STATEMENT_CHARS). */
+  statement_truncated?: true;
+  decision: DecisionAction;
+  reasons: string[];
+  decision_id: string;
+  audit: AuditRef | null;
+  approval_id: string | null;
+  duration_ms: number;
+  rows: number | null;
+  command_tag: string | null;
+  error: StatementError | null;
+  masked: MaskCount[];
+}
+
+/** What a proxy appends, per protocol. */
+export interface EntryInputs {
+  postgres: PostgresStatementRecord;
+}
+
+/** What is stored, per protocol. */
+export interface Entries {
+  postgres: PostgresTranscriptEntry;
+}
+
+/** One open session's recording: what a proxy holds for the life of a connection. */
+export interface SessionRecording<P extends RecordingProtocol = RecordingProtocol> {
+  readonly session_id: string;
+  /** False when the target has `recording.enabled: false` (or the recorder is stopping): append and close do nothing. */
+  readonly enabled: boolean;
+  /** Entries accepted so far (the last seq given out). */
+  readonly appended: number;
+  /**
+   * Records one entry. Never throws and never waits: the entry is checked,
+   * copied and queued, and written with others in the background. An entry
+   * that fails the checks is dropped, logged and counted, and the session
+   * is marked as having lost entries.
+   */
+  append(entry: EntryInputs[P]): void;
+  /** Ends the session. Idempotent; entries appended afterwards are dropped (and counted). */
+  close(end: SessionClose): void;
+}

@@ -1,0 +1,177 @@
+/**
+ * A decision's mask plan, made ready for one statement's results: rules
+ * compiled once, `schema.table.column` names resolved to the (table OID,
+ * attribute number) pairs RowDescription carries, and the statement checked
+ * for ways around the plan that the proxy could not mask (an expression over
+ * a masked column, COPY). What cannot be masked is refused, never passed.
+ */
+import type { MaskCount } from '../../../engine/audit/events.js';
+import { findSpans } from '../../../engine/masking/detectors.js';
+import { compileMasker, type ColumnMasker } from '../../../engine/masking/masker.js';
+import { MaskRuleError } from '../../../engine/masking/errors.js';
+import type { HashKey } from '../../../engine/masking/strategies.js';
+import type { MaskRule } from '../../../engine/policy/decision.js';
+import type { Field } from '../protocol/backend-decode.js';
+import { DataRowRewriter } from '../protocol/data-row.js';
+import type { StatementFacts } from '../sql/analyse.js';
+import type { Catalog } from '../upstream/catalog.js';
+import type { RowMasking } from '../session/statement-state.js';
+
+export type { Catalog } from '../upstream/catalog.js';
+
+export interface ResultMasking {
+  /** How rows with these columns are rewritten; null when none of them is masked. */
+  forColumns(fields: readonly Field[]): RowMasking | null;
+  /** An ErrorResponse or NoticeResponse with anything that could quote a value taken out. */
+  scrubMessage(message: Buffer): Buffer;
+  /** Counts since the last call, for the recording and the audit trail; never values. */
+  takeCounts(): MaskCount[];
+}
+
+interface CompiledRule {
+  column: string;
+  masker: ColumnMasker;
+}
+
+/** Every detector: an error message of a masked statement is scanned for all of them. */
+const ALL_DETECTORS = ['email', 'payment_card', 'us_ssn', 'phone', 'iban', 'jwt', 'aws_access_key', 'private_key'];
+
+export async function prepareMasking(
+  rules: readonly MaskRule[],
+  statements: readonly StatementFacts[],
+  catalog: Catalog,
+  hashKey: HashKey,
+): Promise<{ masking: ResultMasking } | { refusal: string }> {
+  const byOrigin = new Map<string, CompiledRule>();
+  const byName = new Map<string, CompiledRule>();
+  const compiled: CompiledRule[] = [];
+  for (const rule of rules) {
+    if (rule.column === undefined) continue; // "field" rules are for HTTP bodies
+    let masker: ColumnMasker;
+    try {
+      masker = compileMasker({ strategy: rule.strategy, detectors: rule.detectors }, { hashKey });
+    } catch (err) {
+      if (err instanceof MaskRuleError) return { refusal: `mask rule for ${rule.column} is unusable: ${err.message}` };
+      throw err;
+    }
+    const entry = { column: rule.column, masker };
+    compiled.push(entry);
+    const parts = rule.column.split('.');
+    if (parts.length === 1) {
+      byName.set(parts[0]!, entry);
+      continue;
+    }
+    const [schema, table, column] = parts.length === 2 ? ['public', parts[0]!, parts[1]!] : [parts[0]!, parts[1]!, parts.slice(2).join('.')];
+    const origin = await catalog.columnKey(schema, table, column);
+    if (origin !== null) byOrigin.set(origin, entry);
+  }
+  if (compiled.length === 0) return { masking: NO_COLUMNS };
+
+  const leak = findLeak(compiled.map((c) => c.column), statements);
+  if (leak) return { refusal: leak };
+  return { masking: new StatementMasking(compiled, byOrigin, byName) };
+}
+
+/**
+ * PostgreSQL names a result column's table and attribute only when the
+ * column is the table column itself (through views and subqueries too).
+ * An expression over a masked column (`upper(ssn)`, `row_to_json(c)`), or a
+ * COPY of a masked table, returns the value where no plan can find it.
+ */
+function findLeak(columns: string[], statements: readonly StatementFacts[]): string | null {
+  const masked = new Map(columns.map((c) => {
+    const parts = c.split('.');
+    return [parts[parts.length - 1]!, parts.length > 1 ? parts[parts.length - 2]! : null] as const;
+  }));
+  const maskedTables = new Set([...masked.values()].filter((t): t is string => t !== null));
+  for (const statement of statements) {
+    const reads = statement.tables.filter((t) => t.access === 'read' && (maskedTables.has(t.name) || maskedTables.size === 0));
+    if (statement.kind === 'copy' && reads.length > 0) {
+      return `COPY would return masked columns of ${reads.map((t) => t.name).join(', ')} unmasked; SELECT them instead`;
+    }
+    for (const name of statement.derived_columns ?? []) {
+      if (name === '*' && reads.length > 0) {
+        return `an expression over a whole row of ${reads.map((t) => t.name).join(', ')} would return masked columns unmasked; select the columns themselves`;
+      }
+      if (masked.has(name)) {
+        return `an expression over masked column ${name} would return it unmasked; select the column itself to get it masked`;
+      }
+    }
+  }
+  return null;
+}
+
+class StatementMasking implements ResultMasking {
+  constructor(
+    private readonly rules: CompiledRule[],
+    private readonly byOrigin: Map<string, CompiledRule>,
+    private readonly byName: Map<string, CompiledRule>,
+  ) {}
+
+  forColumns(fields: readonly Field[]): RowMasking | null {
+    const maskers: (ColumnMasker | undefined)[] = fields.map((f) =>
+      (f.tableID !== 0 ? this.byOrigin.get(`${f.tableID}:${f.columnID}`) : undefined)?.masker ?? this.byName.get(f.name)?.masker);
+    if (!maskers.some((m) => m !== undefined)) return null;
+    return new DataRowRewriter(maskers, fields.map((f) => (f.format === 'binary' ? 1 : 0)), fields.map((f) => f.dataTypeID));
+  }
+
+  scrubMessage(message: Buffer): Buffer {
+    return scrubNoticeFields(message);
+  }
+
+  takeCounts(): MaskCount[] {
+    const counts: MaskCount[] = [];
+    for (const rule of this.rules) {
+      counts.push(...rule.masker.counts(rule.column));
+      rule.masker.reset();
+    }
+    return counts;
+  }
+}
+
+/** A plan with only HTTP rules masks nothing here, but still scrubs nothing either. */
+const NO_COLUMNS: ResultMasking = {
+  forColumns: () => null,
+  scrubMessage: (message) => message,
+  takeCounts: () => [],
+};
+
+/**
+ * Rebuilds an ErrorResponse/NoticeResponse: the primary message keeps its
+ * words but not its quoted values or detected PII; detail, context and
+ * internal query (which quote rows and literals) are dropped.
+ */
+function scrubNoticeFields(message: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let pos = 5;
+  while (pos < message.length && message[pos] !== 0) {
+    const field = message[pos]!;
+    const end = message.indexOf(0, pos + 1);
+    if (end === -1) break;
+    const value = message.toString('utf8', pos + 1, end);
+    pos = end + 1;
+    const kind = String.fromCharCode(field);
+    if (kind === 'D' || kind === 'W' || kind === 'q' || kind === 'p') continue;
+    const kept = kind === 'M' ? scrubText(value) : value;
+    parts.push(Buffer.from(`${kind}${kept}\0`, 'utf8'));
+  }
+  parts.push(Buffer.from([0]));
+  const body = Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = message[0]!;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+function scrubText(text: string): string {
+  const quoted = text.replace(/"(?:[^"]|"")*"/g, '"[REDACTED]"');
+  const spans = findSpans(quoted, ALL_DETECTORS);
+  let out = '';
+  let pos = 0;
+  for (const span of spans) {
+    out += `${quoted.slice(pos, span.start)}[REDACTED:${span.detector}]`;
+    pos = span.end;
+  }
+  return out + quoted.slice(pos);
+}

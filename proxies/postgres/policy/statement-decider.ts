@@ -1,0 +1,115 @@
+/**
+ * Turns SQL the client sent into one engine decision: statement facts from
+ * the real PostgreSQL parser, the `postgres` action of the design brief,
+ * and a cache key that lets the engine reuse a decision.
+ *
+ * The cache key is the statement facts themselves (plus the caller's groups
+ * and the session's database and role), not the query fingerprint: the
+ * facts are exactly what the policy reads of a statement, and a fingerprint
+ * ignores constants that facts can carry (a SET's value, say). Facts are
+ * memoised by exact text, so a repeated statement is parsed once.
+ */
+import type { AuthorizeResult, Authorizer } from '../../../engine/authorize/authorizer.js';
+import type { Identity } from '../../../engine/identity/identity.js';
+import type { Decision } from '../../../engine/policy/decision.js';
+import { analyseSqlSync, SqlAnalysisError, type StatementFacts } from '../sql/analyse.js';
+
+export interface SessionContext {
+  target: string;
+  database: string;
+  role: string;
+  identity: Identity;
+  sessionId: string;
+  sourceIp: string | null;
+}
+
+export type Protocol = 'simple' | 'extended';
+
+export interface StatementDecision {
+  result: AuthorizeResult;
+  statements: StatementFacts[];
+  /** Set when the SQL could not be parsed (the decision is then a deny). */
+  parseError?: SqlAnalysisError;
+}
+
+export interface DecideOptions {
+  facts?: StatementFacts[];
+  /** Aborting ends a wait for approval (a CancelRequest); the statement is then denied. */
+  signal?: AbortSignal;
+  /** Called when the statement starts waiting for a human. */
+  onHeld?(approvalId: string): void;
+  /** See AuthorizeHooks.enforce: the proxy's last word on an allow, before it is audited. */
+  enforce?(decision: Decision, statements: StatementFacts[]): Promise<string | null>;
+}
+
+const MEMO_LIMIT = 2000;
+
+export class StatementDecider {
+  private readonly memo = new Map<string, { facts: StatementFacts[]; key: string } | SqlAnalysisError>();
+  private readonly groupsKey: string;
+
+  constructor(
+    private readonly authorizer: Pick<Authorizer, 'authorize' | 'refuseInvalid'>,
+    private readonly session: SessionContext,
+  ) {
+    // The policy names the subject only when the caller has no groups (in its reasons): then the subject is part of the key.
+    const { groups, sub } = session.identity;
+    this.groupsKey = groups.length > 0 ? JSON.stringify([...groups].sort()) : JSON.stringify({ sub });
+  }
+
+  /**
+   * Decides `sql` (one message's worth: all its statements together).
+   * `facts` stands in for parsing when the request is not SQL (a FunctionCall).
+   */
+  async decide(sql: string, protocol: Protocol, options: DecideOptions = {}): Promise<StatementDecision> {
+    const analysed = options.facts ? { facts: options.facts, key: undefined } : this.analyse(sql);
+    const { session } = this;
+    if (analysed instanceof SqlAnalysisError) {
+      // Still a decision with an audit event; policy is not asked about text it could not read.
+      const result = await this.authorizer.refuseInvalid(
+        { token: undefined, identity: session.identity, target: session.target, action: this.action(sql, protocol, []), sessionId: session.sessionId, sourceIp: session.sourceIp },
+        `the SQL could not be parsed: ${analysed.message}`,
+      );
+      return { result, statements: [], parseError: analysed };
+    }
+    const result = await this.authorizer.authorize(
+      {
+        token: undefined,
+        identity: session.identity,
+        target: session.target,
+        action: this.action(sql, protocol, analysed.facts),
+        sessionId: session.sessionId,
+        sourceIp: session.sourceIp,
+        cacheKey: analysed.key === undefined ? undefined : `${protocol}\0${analysed.key}`,
+      },
+      {
+        signal: options.signal,
+        onHeld: options.onHeld ? (approval) => options.onHeld!(approval.id) : undefined,
+        enforce: options.enforce ? (decision) => options.enforce!(decision, analysed.facts) : undefined,
+      },
+    );
+    return { result, statements: analysed.facts };
+  }
+
+  private action(text: string, protocol: Protocol, statements: StatementFacts[]) {
+    const { database, role } = this.session;
+    return { postgres: { database, role, protocol, text, statements } };
+  }
+
+  private analyse(sql: string): { facts: StatementFacts[]; key: string } | SqlAnalysisError {
+    const known = this.memo.get(sql);
+    if (known) return known;
+    let analysed: { facts: StatementFacts[]; key: string } | SqlAnalysisError;
+    try {
+      const facts = analyseSqlSync(sql);
+      const { database, role } = this.session;
+      analysed = { facts, key: `${database}\0${role}\0${this.groupsKey}\0${JSON.stringify(facts)}` };
+    } catch (error) {
+      if (!(error instanceof SqlAnalysisError)) throw error;
+      analysed = error;
+    }
+    if (this.memo.size >= MEMO_LIMIT) this.memo.delete(this.memo.keys().next().value!);
+    this.memo.set(sql, analysed);
+    return analysed;
+  }
+}

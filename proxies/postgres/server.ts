@@ -1,0 +1,99 @@
+/**
+ * The Postgres proxy's listener: accepts clients, hands each to a
+ * ClientSession, and owns what sessions share (cancel keys, catalog pools,
+ * the TLS context). It is a thin front end: every decision is the engine's.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createSecureContext } from 'node:tls';
+import type { Logger } from 'pino';
+import type { Authorizer } from '../../engine/authorize/authorizer.js';
+import type { PostgresListenerConfig, PostgresTargetConfig, TargetConfig } from '../../engine/config/schema.js';
+import { CancelKeys } from './cancel-keys.js';
+import { loadSqlParser } from './sql/analyse.js';
+import { ClientSession, splitAddress, type SessionRecordings } from './session/client-session.js';
+import { CatalogPool } from './upstream/catalog.js';
+
+export interface PostgresProxyOptions {
+  listener: PostgresListenerConfig;
+  targets: readonly TargetConfig[];
+  authorizer: Authorizer;
+  logger: Logger;
+  statusUrl(approvalId: string): string;
+  recordings: SessionRecordings;
+}
+
+export interface PostgresProxy {
+  /** host:port actually bound (port 0 in config picks a free one). */
+  address: string;
+  close(): Promise<void>;
+}
+
+export async function startPostgresProxy(options: PostgresProxyOptions): Promise<PostgresProxy> {
+  const { listener, logger } = options;
+  await loadSqlParser(); // decisions parse synchronously from here on
+  const targets = new Map(
+    options.targets.filter((t): t is PostgresTargetConfig => t.kind === 'postgres').map((t) => [t.name, t]),
+  );
+  const catalogs = new Map<string, CatalogPool>();
+  const sessions = new Set<Socket>();
+  const tls = listener.tls
+    ? {
+      context: createSecureContext({ cert: readFileSync(listener.tls.cert_file), key: readFileSync(listener.tls.key_file) }),
+      required: listener.tls.required,
+    }
+    : null;
+  const deps = {
+    targets,
+    authorizer: options.authorizer,
+    cancelKeys: new CancelKeys(),
+    tls,
+    maxMessageBytes: listener.max_message_bytes,
+    connectTimeoutMs: listener.connect_timeout_ms,
+    // Per process: hashes are stable within a gateway's lifetime only.
+    hashKey: randomBytes(32),
+    logger: logger.child({ component: 'postgres-proxy' }),
+    statusUrl: options.statusUrl,
+    recordings: options.recordings,
+    catalogs(target: PostgresTargetConfig): CatalogPool {
+      let pool = catalogs.get(target.name);
+      if (!pool) {
+        const [host, port] = splitAddress(target.upstream.address);
+        pool = new CatalogPool({
+          host, port, database: target.upstream.database, user: target.credentials.username,
+          password: target.credentials.password.reveal(), ssl: target.upstream.tls,
+        });
+        catalogs.set(target.name, pool);
+      }
+      return pool;
+    },
+  };
+
+  const server: Server = createServer((socket) => {
+    sessions.add(socket);
+    socket.once('close', () => sessions.delete(socket));
+    new ClientSession(socket, deps);
+  });
+  const [host, port] = splitAddress(listener.address);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = server.address() as AddressInfo;
+  const address = `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
+  logger.info({ address, targets: [...targets.keys()] }, 'postgres proxy listening');
+
+  return {
+    address,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sessions) socket.destroy();
+      await closed;
+      await Promise.all([...catalogs.values()].map((pool) => pool.end()));
+    },
+  };
+}

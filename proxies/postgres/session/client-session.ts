@@ -1,0 +1,292 @@
+/**
+ * One client connection from its first byte to its last: TLS and protocol
+ * negotiation, the JWT as cleartext password, the upstream login, then the
+ * relay. Anything malformed ends this connection with a FATAL the client can
+ * read, and nothing else.
+ */
+import { randomUUID } from 'node:crypto';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { Logger } from 'pino';
+import { serialize } from 'pg-protocol';
+import type { Authorizer } from '../../../engine/authorize/authorizer.js';
+import type { PostgresTargetConfig } from '../../../engine/config/schema.js';
+import type { Identity } from '../../../engine/identity/identity.js';
+import type { HashKey } from '../../../engine/masking/strategies.js';
+import type { CancelKeys } from '../cancel-keys.js';
+import { StatementDecider } from '../policy/statement-decider.js';
+import {
+  authenticationCleartextPassword, authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion,
+  readyForQuery, REQUEST_REFUSED, SSL_ACCEPTED,
+} from '../protocol/backend-writer.js';
+import { FrontendParser, readPasswordMessage } from '../protocol/frontend-parser.js';
+import { FrontendProtocolError, type FrontendMessage, type StartupMessage } from '../protocol/frontend-messages.js';
+import type { CatalogPool } from '../upstream/catalog.js';
+import { openUpstream, UpstreamError, type UpstreamSession } from '../upstream/upstream-connection.js';
+import { Inbox } from './inbox.js';
+import { parseLoginName } from './login-name.js';
+import { ProtocolMisuse, Relay, type StatementRecord } from './relay.js';
+
+export interface SessionDeps {
+  targets: ReadonlyMap<string, PostgresTargetConfig>;
+  authorizer: Authorizer;
+  cancelKeys: CancelKeys;
+  catalogs(target: PostgresTargetConfig): CatalogPool;
+  tls: { context: SecureContext; required: boolean } | null;
+  maxMessageBytes: number;
+  hashKey: HashKey;
+  connectTimeoutMs: number;
+  logger: Logger;
+  statusUrl(approvalId: string): string;
+  /** The session recording, when the target records. */
+  recordings: SessionRecordings;
+}
+
+export interface SessionInfo {
+  sessionId: string;
+  target: PostgresTargetConfig;
+  identity: Identity;
+  sourceIp: string | null;
+}
+
+export interface SessionRecordings {
+  open(info: SessionInfo): { statement(record: StatementRecord): void; close(reason: string): void } | null;
+}
+
+/** Startup parameters passed on to the server; others (`options`, `replication`, GUCs) could change what a statement does. */
+const FORWARDED_PARAMETERS = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'];
+const NEWEST_MINOR = 0;
+
+export class ClientSession {
+  readonly sessionId = randomUUID();
+  private client: Socket;
+  private readonly parser: FrontendParser;
+  private readonly inbox: Inbox;
+  private phase: 'startup' | 'password' | 'relay' | 'closed' = 'startup';
+  private startup: StartupMessage | null = null;
+  private relay: Relay | null = null;
+  private upstream: UpstreamSession | null = null;
+  private releaseKey: (() => void) | null = null;
+  private readonly sourceIp: string | null;
+
+  constructor(socket: Socket, private readonly deps: SessionDeps) {
+    this.client = socket;
+    this.sourceIp = socket.remoteAddress ?? null;
+    this.parser = new FrontendParser({ maxMessageSize: deps.maxMessageBytes });
+    this.inbox = new Inbox((m, raw) => this.handleStartup(m, raw), (err) => this.fail(err));
+    socket.setNoDelay(true);
+    this.listen(socket);
+  }
+
+  private listen(socket: Socket): void {
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.parser.parse(chunk, (message, raw) => this.inbox.push(message, raw));
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+    socket.on('error', () => this.close('client connection error'));
+    socket.on('close', () => this.close('the client disconnected'));
+  }
+
+  /** A CancelRequest named this session. */
+  cancel(): void {
+    this.relay?.cancel();
+  }
+
+  // ── startup ───────────────────────────────────────────────────────────
+
+  private handleStartup(message: FrontendMessage, raw: Buffer): Promise<void> | void {
+    switch (message.type) {
+      case 'sslRequest':
+        return this.startTls();
+      case 'gssEncRequest':
+        this.client.write(REQUEST_REFUSED);
+        return;
+      case 'cancelRequest':
+        this.deps.cancelKeys.cancel(message.processId, message.secretKey);
+        this.client.end();
+        return;
+      case 'startup':
+        return this.askPassword(message);
+      case 'authenticationResponse':
+        if (this.phase === 'password') return this.login(readPasswordMessage(message));
+        break;
+    }
+    void raw;
+    throw new ProtocolMisuse(`unexpected ${message.type} message before login`);
+  }
+
+  private startTls(): void {
+    if (!this.deps.tls) {
+      this.client.write(REQUEST_REFUSED);
+      return;
+    }
+    this.client.write(SSL_ACCEPTED);
+    const plain = this.client;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('close');
+    plain.removeAllListeners('error');
+    const secure = new TLSSocket(plain, { isServer: true, secureContext: this.deps.tls.context });
+    secure.on('secureConnect', () => undefined);
+    this.client = secure;
+    this.listen(secure);
+  }
+
+  private askPassword(startup: StartupMessage): void {
+    if (this.deps.tls?.required && !(this.client instanceof TLSSocket)) {
+      throw fatal('28000', 'this gateway requires TLS: connect with sslmode=require');
+    }
+    if (startup.parameters.has('replication')) throw fatal('0A000', 'replication connections are not supported through gatehouse');
+    const unknownOptions = [...startup.parameters.keys()].filter((k) => k.startsWith('_pq_.'));
+    if (startup.minorVersion > NEWEST_MINOR || unknownOptions.length > 0) {
+      this.client.write(negotiateProtocolVersion(NEWEST_MINOR, unknownOptions));
+    }
+    const encoding = startup.parameters.get('client_encoding');
+    if (encoding !== undefined && !/^(?:utf-?8|unicode)$/i.test(encoding.replaceAll(/['"_]/g, ''))) {
+      // The analyser and the masks read UTF-8; in SJIS or BIG5 a quote can hide inside a character.
+      throw fatal('22023', `client_encoding ${encoding} is not supported through gatehouse; use UTF8`);
+    }
+    if (!startup.parameters.get('user')) throw fatal('28000', 'no user given: connect as user=<target> or user=<role>@<target>');
+    this.startup = startup;
+    this.phase = 'password';
+    this.client.write(authenticationCleartextPassword());
+  }
+
+  private async login(token: string): Promise<void> {
+    const startup = this.startup!;
+    const user = startup.parameters.get('user')!;
+    const name = parseLoginName(user);
+    const targetName = 'problem' in name ? user : name.target;
+    const action = { postgres: { database: startup.parameters.get('database') ?? '', role: '', protocol: 'simple', text: '-- login', statements: [] } };
+    const authenticated = await this.deps.authorizer.authenticate({ token, target: targetName, action, sessionId: this.sessionId, sourceIp: this.sourceIp });
+    if (!authenticated.identity) throw fatal('28P01', `gatehouse refused the token: ${authenticated.result.decision.reasons.join('; ')}`);
+    if ('problem' in name) throw fatal('28000', name.problem);
+
+    const target = this.deps.targets.get(name.target);
+    if (!target) {
+      const refused = await this.deps.authorizer.authorize({ token: undefined, identity: authenticated.identity, target: name.target, action, sessionId: this.sessionId, sourceIp: this.sourceIp });
+      throw fatal('28000', refused.decision.reasons.join('; ') || `no postgres target named "${name.target}"`);
+    }
+    const database = startup.parameters.get('database');
+    if (database !== undefined && database !== target.upstream.database && database !== target.name && database !== user) {
+      throw fatal('3D000', `target ${target.name} serves database "${target.upstream.database}", not "${database}"`);
+    }
+
+    const [host, port] = splitAddress(target.upstream.address);
+    const parameters: Record<string, string> = {};
+    for (const key of FORWARDED_PARAMETERS) {
+      const value = startup.parameters.get(key);
+      if (value !== undefined) parameters[key] = value;
+    }
+    try {
+      this.upstream = await openUpstream({
+        host, port, database: target.upstream.database, username: target.credentials.username,
+        password: () => target.credentials.password.reveal(), tls: target.upstream.tls,
+        parameters, role: name.role, connectTimeoutMs: this.deps.connectTimeoutMs,
+      });
+    } catch (err) {
+      if (!(err instanceof UpstreamError)) throw err;
+      this.deps.logger.error({ target: target.name, err: err.message }, 'upstream login failed');
+      throw fatal(err.sqlState === '42704' || err.sqlState === '42501' ? '28000' : '08006', `gatehouse cannot open ${target.name}: ${err.message}`);
+    }
+    this.startRelay({ sessionId: this.sessionId, target, identity: authenticated.identity, sourceIp: this.sourceIp }, name.role ?? target.credentials.username, token);
+  }
+
+  private startRelay(info: SessionInfo, role: string, token: string): void {
+    const upstream = this.upstream!;
+    const key = this.deps.cancelKeys.issue(this);
+    this.releaseKey = key.release;
+    const recording = this.deps.recordings.open(info);
+    const [host, port] = splitAddress(info.target.upstream.address);
+    this.relay = new Relay(this.client, upstream.socket, {
+      decider: new StatementDecider(this.deps.authorizer, {
+        target: info.target.name, database: info.target.upstream.database, role,
+        identity: info.identity, sessionId: info.sessionId, sourceIp: info.sourceIp,
+      }),
+      catalog: this.deps.catalogs(info.target).session(),
+      hashKey: this.deps.hashKey,
+      logger: this.deps.logger,
+      statusUrl: this.deps.statusUrl,
+      onStatement: (record) => {
+        recording?.statement(record);
+        if (record.masked.length > 0) {
+          void this.deps.authorizer.recordMasking({
+            identity: info.identity, target: info.target.name, sessionId: info.sessionId, decisionId: record.decisionId,
+            summary: record.sql, records: record.rows ?? 0, masked: record.masked,
+          });
+        }
+      },
+      expiresAtMs: typeof info.identity.claims.exp === 'number' ? info.identity.claims.exp * 1000 : null,
+      onExpired: async () => {
+        // Verified again only to audit the refusal as any login with an expired token would be.
+        const again = await this.deps.authorizer.authenticate({ token, target: info.target.name, sessionId: info.sessionId, sourceIp: info.sourceIp, action: { postgres: {} } });
+        const why = again.identity ? 'the session outlived its token' : again.result.decision.reasons.join('; ');
+        this.fail(fatal('28P01', `${why}; reconnect with a fresh token`));
+      },
+      cancelUpstream: () => sendCancel(host, port, upstream.processId, upstream.secretKey),
+      onEnd: (reason) => {
+        recording?.close(reason);
+        this.close(reason);
+      },
+    });
+    this.phase = 'relay';
+    this.client.cork();
+    this.client.write(authenticationOk());
+    for (const status of upstream.parameterStatus) this.client.write(status);
+    this.client.write(backendKeyData(key.processId, key.secretKey));
+    this.client.write(readyForQuery('I'));
+    this.client.uncork();
+    const relay = this.relay;
+    this.inbox.handleWith((message, raw) => relay.fromClient(message, raw));
+    upstream.socket.resume();
+  }
+
+  // ── ending ────────────────────────────────────────────────────────────
+
+  private fail(err: unknown): void {
+    if (err instanceof FatalError || err instanceof FrontendProtocolError || err instanceof ProtocolMisuse) {
+      const code = err instanceof FatalError ? err.code : err instanceof FrontendProtocolError ? err.sqlState : '08P01';
+      this.deps.logger.info({ session: this.sessionId, code, reason: err.message }, 'postgres client connection refused');
+      if (this.phase !== 'closed' && this.client.writable) this.client.end(errorResponse({ severity: 'FATAL', code, message: err.message }));
+    } else {
+      this.deps.logger.error({ session: this.sessionId, err }, 'postgres session failed');
+      if (this.phase !== 'closed' && this.client.writable) {
+        this.client.end(errorResponse({ severity: 'FATAL', code: 'XX000', message: 'gatehouse hit an internal error; the session is closed' }));
+      }
+    }
+    this.close('error');
+  }
+
+  private close(reason: string): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    this.inbox.stop();
+    this.releaseKey?.();
+    this.relay?.end(reason);
+    this.upstream?.socket.destroy();
+    if (!this.client.destroyed) this.client.end();
+  }
+}
+
+class FatalError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+function fatal(code: string, message: string): FatalError {
+  return new FatalError(code, message);
+}
+
+export function splitAddress(address: string): [string, number] {
+  const colon = address.lastIndexOf(':');
+  return [address.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), Number(address.slice(colon + 1))];
+}
+
+/** A CancelRequest to the server, on a connection of its own, as the protocol has it. */
+function sendCancel(host: string, port: number, processId: number, secretKey: number): void {
+  const socket = tcpConnect({ host, port }, () => socket.end(serialize.cancel(processId, secretKey)));
+  socket.on('error', () => undefined);
+}

@@ -1,0 +1,68 @@
+/**
+ * What the client is owed, in order. Every message forwarded to the server
+ * leaves an entry saying which backend messages answer it; every answer the
+ * proxy makes up itself (a denial) is an entry too, so it reaches the client
+ * exactly where the server's answer would have been.
+ */
+import type { Portal, PreparedStatement, RunningStatement } from './statement-state.js';
+
+export type Pending =
+  /** Query, Sync and FunctionCall: everything up to and including ReadyForQuery. */
+  | { kind: 'ready'; running: RunningStatement | null }
+  | { kind: 'parseComplete' }
+  | { kind: 'bindComplete' }
+  | { kind: 'closeComplete' }
+  /** `internal`: the proxy asked, to learn a portal's columns; the client never sees the answer. */
+  | { kind: 'describe'; statement: PreparedStatement | null; portal: Portal | null; internal: boolean }
+  /** `portal`: its row masking, set by the answer to a Describe sent before the Execute. */
+  | { kind: 'execute'; running: RunningStatement; portal: Portal }
+  /**
+   * A denied statement's stand-in (Relay DENIED_STAND_IN): the server's error
+   * is replaced by `denial`; `extended` stands in for a Parse (the server then
+   * skips to Sync), else for a Query or FunctionCall (its ReadyForQuery is passed on).
+   */
+  | { kind: 'denied'; denial: Buffer; extended: boolean }
+  /** Made by the proxy; produced when it reaches the head, so ReadyForQuery carries the status of that moment. */
+  | { kind: 'synthetic'; produce: () => Buffer[] };
+
+export class PendingResponses {
+  private readonly entries: Pending[] = [];
+  private head = 0;
+
+  get first(): Pending | undefined {
+    return this.entries[this.head];
+  }
+
+  get empty(): boolean {
+    return this.head >= this.entries.length;
+  }
+
+  push(entry: Pending): void {
+    this.entries.push(entry);
+  }
+
+  shift(): Pending | undefined {
+    const entry = this.entries[this.head];
+    if (entry === undefined) return undefined;
+    this.entries[this.head++] = undefined as unknown as Pending;
+    // Compact now and then instead of shifting the array on every message.
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries.splice(0, this.head);
+      this.head = 0;
+    }
+    return entry;
+  }
+
+  /**
+   * After an error in an extended-protocol message the server ignores
+   * everything up to Sync; so are the answers the proxy would have given.
+   * Returns false when no Sync has been forwarded yet.
+   */
+  dropUntilReady(): boolean {
+    while (!this.empty) {
+      if (this.first!.kind === 'ready') return true;
+      this.shift();
+    }
+    return false;
+  }
+}

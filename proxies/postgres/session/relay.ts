@@ -1,0 +1,483 @@
+/**
+ * A logged-in session: client messages are decided and forwarded, server
+ * messages are relayed back, masked where the decision says so. The server's
+ * bytes are forwarded as they came except DataRows of masked columns and
+ * error texts of masked statements; what the proxy says itself (denials)
+ * is queued in PendingResponses so it lands where the server's answer would.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { serialize } from 'pg-protocol';
+import type { MaskCount } from '../../../engine/audit/events.js';
+import type { HashKey } from '../../../engine/masking/strategies.js';
+import { prepareMasking, type Catalog, type ResultMasking } from '../masking/result-masking.js';
+import type { Protocol, StatementDecider, StatementDecision } from '../policy/statement-decider.js';
+import { decodeCommandTag, decodeError, decodeRowDescription } from '../protocol/backend-decode.js';
+import { BackendFramer } from '../protocol/backend-framer.js';
+import { errorResponse, noticeResponse, type ErrorFields, type TransactionStatus } from '../protocol/backend-writer.js';
+import type { FrontendMessage, FunctionCall } from '../protocol/frontend-messages.js';
+import type { StatementFacts } from '../sql/analyse.js';
+import { PendingResponses, type Pending } from './pending-responses.js';
+import type { DecidedSql, Portal, PreparedStatement, RunningStatement } from './statement-state.js';
+
+/** A finished statement, as the session recording keeps it (never row values). */
+export interface StatementRecord {
+  sql: string;
+  decision: 'allow' | 'deny' | 'approve';
+  reasons: string[];
+  decisionId: string;
+  audit: { stream: string; seq: number } | null;
+  approvalId: string | null;
+  durationMs: number;
+  rows: number | null;
+  commandTag: string | null;
+  error: { sqlstate: string; message: string } | null;
+  masked: MaskCount[];
+}
+
+export interface RelayOptions {
+  decider: StatementDecider;
+  catalog: Catalog;
+  /** Keys the "hash" mask strategy, so hashes cannot be reversed by hashing guesses. */
+  hashKey: HashKey;
+  logger: Logger;
+  statusUrl(approvalId: string): string;
+  /** Called once per finished statement (allowed or denied). */
+  onStatement(record: StatementRecord): void;
+  /** Where CancelRequests for this session go (the upstream server's own key). */
+  cancelUpstream(): void;
+  /** Called when either side closes; the session tears down the other. */
+  onEnd(reason: string): void;
+  /** When the login token expires (ms since the epoch); the session ends at its next statement after that. */
+  expiresAtMs: number | null;
+  /** Ends the session because the token expired (audited by the session). */
+  onExpired(): Promise<void>;
+}
+
+const INSUFFICIENT_PRIVILEGE = '42501';
+
+/**
+ * What the server gets in place of a denied statement: it fails in parse
+ * analysis and touches nothing, so the server's transaction state follows
+ * the denial as it follows any error (an open transaction block is aborted,
+ * and COMMIT rolls back). The client sees the denial, not this error.
+ */
+const DENIED_STAND_IN = "SELECT 'gatehouse denied the statement'::pg_catalog.int4";
+
+const CODE = {
+  parseComplete: 0x31, bindComplete: 0x32, closeComplete: 0x33,
+  dataRow: 0x44, rowDescription: 0x54, noData: 0x6e, parameterDescription: 0x74,
+  commandComplete: 0x43, portalSuspended: 0x73, emptyQuery: 0x49, ready: 0x5a,
+  error: 0x45, notice: 0x4e, parameterStatus: 0x53, notification: 0x41,
+} as const;
+
+export class Relay {
+  private readonly pending = new PendingResponses();
+  private readonly statements = new Map<string, PreparedStatement>();
+  private readonly portals = new Map<string, Portal>();
+  private readonly framer = new BackendFramer();
+  private status: TransactionStatus = 'I';
+  /** The proxy denied a message of this extended-protocol batch: the rest, up to Sync, is not run. */
+  private discarding = false;
+  /** The server reported an error before the batch's Sync was forwarded: it ignores what follows up to Sync. */
+  private serverSkipping = false;
+  private held: AbortController | null = null;
+  private ended = false;
+
+  constructor(
+    private readonly client: Socket,
+    private readonly upstream: Socket,
+    private readonly options: RelayOptions,
+  ) {
+    upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
+    upstream.on('close', () => this.end('the database closed the connection'));
+    upstream.on('error', (err) => this.end(`database connection error: ${err.message}`));
+  }
+
+  /** A CancelRequest with this session's key: ends a wait for approval, and cancels what the server is running. */
+  cancel(): void {
+    this.held?.abort();
+    this.options.cancelUpstream();
+  }
+
+  end(reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.held?.abort();
+    this.upstream.destroy();
+    this.options.onEnd(reason);
+  }
+
+  // ── client → server ───────────────────────────────────────────────────
+
+  fromClient(message: FrontendMessage, raw: Buffer): Promise<void> | void {
+    switch (message.type) {
+      case 'query':
+        return this.query(message.sql, raw);
+      case 'parse':
+        return this.discarding ? undefined : this.parse(message.name, message.sql, raw);
+      case 'bind':
+        if (this.discarding) return;
+        this.bind(message.portal, message.statement, raw);
+        return;
+      case 'describe':
+        if (this.discarding) return;
+        this.forward(raw, {
+          kind: 'describe',
+          statement: message.target === 'S' ? this.statements.get(message.name) ?? null : null,
+          portal: message.target === 'P' ? this.portals.get(message.name) ?? null : null,
+          internal: false,
+        });
+        return;
+      case 'execute':
+        if (this.discarding) return;
+        this.execute(message.portal, raw);
+        return;
+      case 'close':
+        if (this.discarding) return;
+        (message.target === 'S' ? this.statements : this.portals).delete(message.name);
+        this.forward(raw, { kind: 'closeComplete' });
+        return;
+      case 'sync':
+        this.discarding = false;
+        this.serverSkipping = false;
+        this.forward(raw, { kind: 'ready', running: null });
+        return;
+      case 'flush':
+        if (!this.discarding) this.upstream.write(raw);
+        return;
+      case 'functionCall':
+        return this.functionCall(message, raw);
+      case 'copyData':
+      case 'copyDone':
+      case 'copyFail':
+        // Part of a COPY FROM STDIN that was decided as a statement.
+        this.upstream.write(raw);
+        return;
+      case 'terminate':
+        this.upstream.end(raw);
+        this.end('the client ended the session');
+        return;
+      default:
+        throw new ProtocolMisuse(`unexpected ${message.type} message during a session`);
+    }
+  }
+
+  private async query(sql: string, raw: Buffer): Promise<void> {
+    if (sql.trim() === '') {
+      // Runs nothing; the server answers EmptyQueryResponse.
+      this.forward(raw, { kind: 'ready', running: null });
+      return;
+    }
+    const decided = await this.decide(sql, 'simple');
+    if (!decided) return;
+    if (decided.decision.action !== 'allow') {
+      this.refuse(decided, false, serialize.query(DENIED_STAND_IN));
+      return;
+    }
+    this.forward(raw, { kind: 'ready', running: running(decided) });
+  }
+
+  private async parse(name: string, sql: string, raw: Buffer): Promise<void> {
+    const decided = await this.decide(sql, 'extended');
+    if (!decided) return;
+    if (decided.decision.action !== 'allow') {
+      // Flush: a client that sent Parse and Flush waits for the answer before its Sync.
+      this.refuse(decided, true, Buffer.concat([serialize.parse({ name, text: DENIED_STAND_IN }), serialize.flush()]));
+      this.discarding = true;
+      return;
+    }
+    this.statements.set(name, { ...decided, name });
+    this.forward(raw, { kind: 'parseComplete' });
+  }
+
+  private bind(portalName: string, statementName: string, raw: Buffer): void {
+    const statement = this.statements.get(statementName);
+    // An unknown statement is the server's to refuse ("does not exist"); nothing runs.
+    if (statement) this.portals.set(portalName, { name: portalName, statement, rows: null, described: false });
+    this.forward(raw, { kind: 'bindComplete' });
+  }
+
+  private execute(portalName: string, raw: Buffer): void {
+    const portal = this.portals.get(portalName);
+    if (!portal) {
+      this.upstream.write(raw); // the server refuses it: no such portal
+      return;
+    }
+    if (portal.statement.masking && !portal.described) {
+      // Masking needs the portal's columns; ask for them without telling the client.
+      portal.described = true;
+      this.forward(serialize.describe({ type: 'P', name: portalName }), { kind: 'describe', statement: null, portal, internal: true });
+    }
+    // The portal's row masking is read when its rows come (inExecute), not now: the answer to
+    // the Describe ahead of this Execute (the proxy's or the client's) may still be on its way.
+    this.forward(raw, { kind: 'execute', running: running(portal.statement), portal });
+  }
+
+  private async functionCall(call: FunctionCall, raw: Buffer): Promise<void> {
+    const name = await this.options.catalog.functionName(call.functionOid);
+    const fact: StatementFacts = { kind: 'function_call', readonly: false, tables: [], functions: [name ?? `oid:${call.functionOid}`] };
+    const decided = await this.decide(`-- FunctionCall ${name ?? 'unknown function'} (oid ${call.functionOid})`, 'extended', [fact]);
+    if (!decided) return;
+    if (decided.decision.action !== 'allow') {
+      this.refuse(decided, false, serialize.query(DENIED_STAND_IN));
+      return;
+    }
+    this.forward(raw, { kind: 'ready', running: running(decided) });
+  }
+
+  /** The denied statement never reaches the server; its stand-in fails there, and the client gets the denial. */
+  private refuse(decided: DecidedSql, extended: boolean, standIn: Buffer): void {
+    this.forward(standIn, { kind: 'denied', denial: this.denial(decided), extended });
+    this.record(decided, Date.now(), null);
+  }
+
+  /** Decides, with the mask plan prepared before the decision is audited; null when the session ended meanwhile. */
+  private async decide(sql: string, protocol: Protocol, facts?: StatementFacts[]): Promise<DecidedSql | null> {
+    if (this.options.expiresAtMs !== null && Date.now() >= this.options.expiresAtMs) {
+      await this.options.onExpired();
+      return null;
+    }
+    this.held = new AbortController();
+    let masking: ResultMasking | null = null;
+    let outcome: StatementDecision;
+    try {
+      outcome = await this.options.decider.decide(sql, protocol, {
+        facts,
+        signal: this.held.signal,
+        onHeld: (approvalId) => this.heldNotice(approvalId),
+        // What cannot be masked is refused here, so the audit event says deny too.
+        enforce: async (decision, statements) => {
+          if (decision.mask.length === 0) return null;
+          const prepared = await prepareMasking(decision.mask, statements, this.options.catalog, this.options.hashKey);
+          if ('refusal' in prepared) return prepared.refusal;
+          masking = prepared.masking;
+          return null;
+        },
+      });
+    } finally {
+      this.held = null;
+    }
+    if (this.ended) return null;
+    const { result, statements } = outcome;
+    return {
+      sql,
+      decision: result.decision,
+      decisionId: result.decision_id,
+      audit: result.audit ? { stream: result.audit.stream, seq: result.audit.seq } : null,
+      approvalId: result.approval?.id ?? null,
+      statements,
+      masking: result.decision.action === 'allow' ? masking : null,
+    };
+  }
+
+  private heldNotice(approvalId: string): void {
+    this.client.write(noticeResponse({
+      severity: 'NOTICE',
+      code: '00000',
+      message: `statement held for approval ${approvalId}; it runs once a human approves it`,
+      hint: `follow it at ${this.options.statusUrl(approvalId)}; cancelling the query (Ctrl-C) withdraws it`,
+    }));
+  }
+
+  private denial(decided: DecidedSql): Buffer {
+    const fields: ErrorFields = {
+      severity: 'ERROR',
+      code: INSUFFICIENT_PRIVILEGE,
+      message: `gatehouse denied the statement: ${decided.decision.reasons.join('; ') || 'no reason given'}`,
+      detail: `decision ${decided.decisionId}`,
+    };
+    if (decided.approvalId) fields.hint = `approval ${decided.approvalId}: ${this.options.statusUrl(decided.approvalId)}`;
+    return errorResponse(fields);
+  }
+
+  private forward(raw: Buffer, expect: Pending): void {
+    this.upstream.write(raw);
+    if (!this.serverSkipping) this.pending.push(expect);
+  }
+
+  /** The proxy's own answer, in its place in the response stream. */
+  private answer(produce: () => Buffer[]): void {
+    this.pending.push({ kind: 'synthetic', produce });
+    this.flushSynthetic();
+  }
+
+  private flushSynthetic(): void {
+    let head = this.pending.first;
+    while (head?.kind === 'synthetic') {
+      this.pending.shift();
+      for (const message of head.produce()) this.client.write(message);
+      head = this.pending.first;
+    }
+  }
+
+  // ── server → client ───────────────────────────────────────────────────
+
+  private fromServer(chunk: Buffer): void {
+    this.client.cork();
+    try {
+      this.framer.push(chunk, (code, message) => this.serverMessage(code, message));
+    } catch (err) {
+      // A row the proxy cannot read (or mask) is not forwarded: the session ends instead.
+      this.options.logger.error({ err }, 'unreadable message from the database; closing the session');
+      this.end('unreadable message from the database');
+    } finally {
+      this.client.uncork();
+    }
+  }
+
+  private serverMessage(code: number, message: Buffer): void {
+    const head = this.pending.first;
+    // Asynchronous messages can come at any time and answer nothing.
+    if (code === CODE.notice || code === CODE.parameterStatus || code === CODE.notification || head === undefined) {
+      this.client.write(code === CODE.notice ? this.scrub(head, message) : message);
+      return;
+    }
+    switch (head.kind) {
+      case 'ready':
+        this.inReady(head.running, code, message);
+        return;
+      case 'execute':
+        this.inExecute(head.running, head.portal, code, message);
+        return;
+      case 'describe':
+        this.inDescribe(head, code, message);
+        return;
+      case 'denied':
+        this.inDenied(head, code, message);
+        return;
+      default:
+        this.client.write(message);
+        if (code === CODE.error) this.extendedError();
+        else this.done();
+    }
+  }
+
+  /** The stand-in's answer: its error becomes the denial; only its ReadyForQuery passes as it is. */
+  private inDenied(head: Extract<Pending, { kind: 'denied' }>, code: number, message: Buffer): void {
+    if (code === CODE.error) {
+      this.client.write(head.denial);
+      if (head.extended) this.extendedError();
+    } else if (code === CODE.ready && !head.extended) {
+      this.status = String.fromCharCode(message[5]!) as TransactionStatus;
+      this.client.write(message);
+      this.done();
+    } else if (head.extended) {
+      // Cannot happen (the stand-in always fails); if it did, the client still gets the denial.
+      this.client.write(head.denial);
+      this.done();
+    }
+  }
+
+  private inReady(run: RunningStatement | null, code: number, message: Buffer): void {
+    if (code === CODE.dataRow) {
+      if (run) run.rows++;
+      this.client.write(run?.result ? run.result.rewrite(message) : message);
+      return;
+    }
+    if (code === CODE.rowDescription && run?.decided.masking) {
+      run.result = run.decided.masking.forColumns(decodeRowDescription(message));
+    } else if (code === CODE.commandComplete && run) {
+      run.commandTag = decodeCommandTag(message);
+      run.result = null;
+    } else if (code === CODE.error) {
+      message = this.scrub(this.pending.first, message);
+      if (run) run.error = decodeError(message);
+    } else if (code === CODE.ready) {
+      this.status = String.fromCharCode(message[5]!) as TransactionStatus;
+      this.client.write(message);
+      if (run) this.record(run.decided, run.startedAt, run);
+      this.done();
+      return;
+    }
+    this.client.write(message);
+  }
+
+  private inExecute(run: RunningStatement, portal: Portal, code: number, message: Buffer): void {
+    if (code === CODE.dataRow) {
+      run.rows++;
+      this.client.write(portal.rows ? portal.rows.rewrite(message) : message);
+      return;
+    }
+    if (code === CODE.commandComplete || code === CODE.portalSuspended || code === CODE.emptyQuery) {
+      if (code === CODE.commandComplete) run.commandTag = decodeCommandTag(message);
+      this.client.write(message);
+      this.record(run.decided, run.startedAt, run);
+      this.done();
+      return;
+    }
+    if (code === CODE.error) {
+      message = this.scrub(this.pending.first, message);
+      run.error = decodeError(message);
+      this.client.write(message);
+      this.record(run.decided, run.startedAt, run);
+      this.extendedError();
+      return;
+    }
+    this.client.write(message); // COPY traffic
+  }
+
+  private inDescribe(head: Extract<Pending, { kind: 'describe' }>, code: number, message: Buffer): void {
+    if (!head.internal) this.client.write(message);
+    if (code === CODE.error) {
+      if (head.internal) this.client.write(message);
+      this.extendedError();
+      return;
+    }
+    if (code === CODE.parameterDescription) return; // a statement's Describe: RowDescription or NoData follows
+    if (code === CODE.rowDescription && head.portal) {
+      const masking = head.portal.statement.masking;
+      head.portal.described = true;
+      head.portal.rows = masking ? masking.forColumns(decodeRowDescription(message)) : null;
+    }
+    this.done();
+  }
+
+  /** The head entry is answered; anything the proxy queued behind it goes out now. */
+  private done(): void {
+    this.pending.shift();
+    this.flushSynthetic();
+  }
+
+  private extendedError(): void {
+    this.pending.shift();
+    if (!this.pending.dropUntilReady()) this.serverSkipping = true;
+  }
+
+  /** Errors and notices of a masked statement can quote a value (`invalid input syntax: "078-05-1120"`). */
+  private scrub(head: Pending | undefined, message: Buffer): Buffer {
+    const masking = head && (head.kind === 'ready' || head.kind === 'execute') ? head.running?.decided.masking : null;
+    return masking ? masking.scrubMessage(message) : message;
+  }
+
+  private record(decided: DecidedSql, startedAt: number, run: RunningStatement | null): void {
+    this.options.onStatement({
+      sql: decided.sql,
+      decision: decided.decision.action,
+      reasons: decided.decision.reasons,
+      decisionId: decided.decisionId,
+      audit: decided.audit,
+      approvalId: decided.approvalId,
+      durationMs: Date.now() - startedAt,
+      rows: run ? rowsOf(run) : null,
+      commandTag: run?.commandTag ?? null,
+      error: run?.error ?? null,
+      masked: decided.masking?.takeCounts() ?? [],
+    });
+  }
+}
+
+/** A client broke the protocol in a way the parser cannot see (a message out of place). */
+export class ProtocolMisuse extends Error {
+  override name = 'ProtocolMisuse';
+}
+
+function running(decided: DecidedSql): RunningStatement {
+  return { decided, startedAt: Date.now(), rows: 0, commandTag: null, error: null, result: null };
+}
+
+/** The count in the command tag ("SELECT 3", "UPDATE 2", "INSERT 0 1") or the rows seen. */
+function rowsOf(run: RunningStatement): number {
+  const count = run.commandTag?.match(/ (\d+)$/);
+  return count ? Number(count[1]) : run.rows;
+}

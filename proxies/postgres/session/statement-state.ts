@@ -1,0 +1,48 @@
+/**
+ * What the proxy keeps per prepared statement, portal and running
+ * statement: the decision made at Parse (or Query) travels with them, so a
+ * Bind or Execute is never decided again, and never without a decision.
+ */
+import type { Decision } from '../../../engine/policy/decision.js';
+import type { StatementFacts } from '../sql/analyse.js';
+import type { ResultMasking } from '../masking/result-masking.js';
+
+export interface DecidedSql {
+  sql: string;
+  decision: Decision;
+  decisionId: string;
+  /** Where the decision's audit event is (null when it could not be written for a fail-open target). */
+  audit: { stream: string; seq: number } | null;
+  approvalId: string | null;
+  statements: StatementFacts[];
+  /** Null when the decision masks nothing (the common case: rows pass through untouched). */
+  masking: ResultMasking | null;
+}
+
+export interface PreparedStatement extends DecidedSql {
+  name: string;
+}
+
+export interface Portal {
+  name: string;
+  statement: PreparedStatement;
+  /** Row masking for this portal's columns, once its RowDescription is known. */
+  rows: RowMasking | null;
+  described: boolean;
+}
+
+/** How one result's DataRows are rewritten; null columns pass through untouched. */
+export interface RowMasking {
+  rewrite(dataRow: Buffer): Buffer;
+}
+
+/** One statement (a Query message, or an Execute) from start to completion, for the recording. */
+export interface RunningStatement {
+  decided: DecidedSql;
+  startedAt: number;
+  rows: number;
+  commandTag: string | null;
+  error: { sqlstate: string; message: string } | null;
+  /** The current result's row masking (a Query can return several results). */
+  result: RowMasking | null;
+}

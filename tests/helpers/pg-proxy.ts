@@ -1,0 +1,165 @@
+/**
+ * A whole Postgres path for tests: a real PostgreSQL (Debian's package)
+ * seeded with PII, the project's policy bundle, and `gatehouse serve` with
+ * the Postgres proxy in front of it. The gateway logs in upstream with SCRAM
+ * (orders-db) or MD5 (orders-md5), as only it knows the passwords; agents
+ * log in with a dev-issuer JWT as their password.
+ */
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { freePort, runCli, startServe, type startCli } from './cli.js';
+import { makeBundle } from './gateway-bundle.js';
+import { makeTempDir, removeDir } from './opa.js';
+import { postgresBinDir, startPostgres, type PostgresServer } from './postgres.js';
+
+export const SCRAM_PASSWORD = 'scram-secret-0f3a';
+export const MD5_PASSWORD = 'md5-secret-77c1';
+
+/** Customers with PII; orders whose notes hide PII in free text. */
+export const SEED_SQL = `
+CREATE TABLE customers (
+  id int PRIMARY KEY, name text NOT NULL, email text NOT NULL, ssn text NOT NULL, phone text, notes text, created_at date NOT NULL DEFAULT '2026-01-01'
+);
+CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers, amount numeric(10,2) NOT NULL, notes text);
+INSERT INTO customers VALUES
+  (1, 'Ada Lovelace', 'ada@example.com', '078-05-1120', '+1 415 555 0101', 'prefers email'),
+  (2, 'Alan Turing', 'alan@example.org', '219-09-9999', '+44 20 7946 0958', 'card 4111 1111 1111 1111 on file'),
+  (3, 'Grace Hopper', 'grace@example.net', '457-55-5462', '+1 212 555 0199', NULL);
+INSERT INTO orders VALUES
+  (10, 1, 42.50, 'ship to ada@example.com'),
+  (11, 2, 10.00, 'call +1 415 555 0101 before delivery'),
+  (12, 3, 99.99, 'gift wrap');
+`;
+
+export interface ProxyStack {
+  pg: PostgresServer;
+  dir: string;
+  /** The gateway's config file. */
+  config: string;
+  api: string;
+  proxyPort: number;
+  serve: ReturnType<typeof startCli>;
+  /** A fresh dev-issuer token. */
+  token(sub: string, groups: string[]): string;
+  /** node-postgres settings for an agent connecting through the proxy. */
+  clientConfig(user: string, token: string): pg.ClientConfig;
+  /** Runs psql through the proxy; `input` goes to stdin. */
+  psql(user: string, token: string, args: string[], input?: string): SpawnSyncReturns<string>;
+  /** A superuser connection straight to the database, to check what really happened. */
+  direct(): Promise<pg.Client>;
+  stop(): Promise<void>;
+}
+
+export interface ProxyStackOptions {
+  /** Extra YAML under the postgres listener. */
+  listenerYaml?: string;
+  approvalMode?: 'hold' | 'ticket';
+  approvalTimeoutSeconds?: number;
+}
+
+export async function startProxyStack(options: ProxyStackOptions = {}): Promise<ProxyStack> {
+  const dir = makeTempDir('gatehouse-pg-proxy-');
+  const server = await startPostgres({
+    hba: [
+      'host all gatehouse_orders 127.0.0.1/32 scram-sha-256',
+      'host all gatehouse_md5 127.0.0.1/32 md5',
+    ],
+  });
+  try {
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    await admin.query('CREATE DATABASE orders');
+    await admin.query(`CREATE ROLE gatehouse_orders LOGIN PASSWORD '${SCRAM_PASSWORD}'`);
+    await admin.query(`SET password_encryption = 'md5'`);
+    await admin.query(`CREATE ROLE gatehouse_md5 LOGIN PASSWORD '${MD5_PASSWORD}'`);
+    await admin.end();
+    const orders = new pg.Client({ connectionString: server.urlFor('orders') });
+    await orders.connect();
+    await orders.query(SEED_SQL);
+    await orders.query('GRANT ALL ON ALL TABLES IN SCHEMA public TO gatehouse_orders, gatehouse_md5');
+    await orders.end();
+
+    makeBundle({ out: join(dir, 'bundle.tar.gz') });
+    const apiPort = await freePort();
+    const proxyPort = await freePort();
+    const pgAddress = new URL(server.url).host;
+    const config = join(dir, 'gatehouse.yaml');
+    writeFileSync(config, `
+listeners:
+  api:
+    address: 127.0.0.1:${apiPort}
+  postgres:
+    address: 127.0.0.1:${proxyPort}
+${options.listenerYaml ?? ''}
+policy:
+  bundle:
+    source: bundle.tar.gz
+identity:
+  dev_issuer:
+    enabled: true
+    key_file: dev-issuer.jwk
+store:
+  sqlite:
+    path: gatehouse.db
+targets:
+  - name: orders-db
+    kind: postgres
+    labels: {env: prod, data: pii}
+    upstream: {address: ${pgAddress}, database: orders}
+    credentials:
+      username: gatehouse_orders
+      password: \${env:ORDERS_DB_PASSWORD}
+    approval: {mode: ${options.approvalMode ?? 'hold'}, timeout_seconds: ${options.approvalTimeoutSeconds ?? 60}}
+  - name: orders-md5
+    kind: postgres
+    labels: {env: staging}
+    upstream: {address: ${pgAddress}, database: orders}
+    credentials:
+      username: gatehouse_md5
+      password: \${env:MD5_DB_PASSWORD}
+`);
+    const env = { ORDERS_DB_PASSWORD: SCRAM_PASSWORD, MD5_DB_PASSWORD: MD5_PASSWORD };
+    const api = `http://127.0.0.1:${apiPort}`;
+    const serve = await startServe(config, api, env);
+    const bin = postgresBinDir();
+
+    return {
+      pg: server,
+      dir,
+      config,
+      api,
+      proxyPort,
+      serve,
+      token(sub, groups) {
+        const res = runCli(['token', '-c', config, '--sub', sub, '--groups', groups.join(',')]);
+        if (res.code !== 0) throw new Error(`gatehouse token failed: ${res.stderr}`);
+        return res.stdout.trim();
+      },
+      clientConfig(user, token) {
+        return { host: '127.0.0.1', port: proxyPort, user, password: token, database: 'orders' };
+      },
+      psql(user, token, args, input) {
+        return spawnSync(join(bin, 'psql'), ['-X', '-h', '127.0.0.1', '-p', String(proxyPort), '-U', user, '-d', 'orders', ...args], {
+          input, encoding: 'utf8', env: { ...process.env, PGPASSWORD: token, PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10' }, timeout: 60_000,
+        });
+      },
+      async direct() {
+        const client = new pg.Client({ connectionString: server.urlFor('orders') });
+        await client.connect();
+        return client;
+      },
+      async stop() {
+        serve.kill('SIGTERM');
+        await new Promise((resolve) => (serve.exitCode !== null ? resolve(null) : serve.once('exit', resolve)));
+        await server.stop();
+        removeDir(dir);
+      },
+    };
+  } catch (err) {
+    await server.stop();
+    removeDir(dir);
+    throw err;
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * Mask strategies (redact, partial, hash, null) and the compiled column
+ * masker: whole values and detector spans, "unchanged" as the same string,
+ * counts per column and detector, and rules that cannot be enforced.
+ */
+import { createSecretKey } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { MaskRuleError, UnknownDetectorError } from '../../engine/masking/errors.js';
+import { compileMasker } from '../../engine/masking/masker.js';
+import {
+  createHasher, HASH_HEX_CHARS, HASH_PREFIX, maskShape, MIN_HASH_KEY_BYTES, partial, REDACTED, redactMarker,
+} from '../../engine/masking/strategies.js';
+
+const KEY = 'k'.repeat(32);
+
+describe('redact', () => {
+  it('is a fixed marker, naming the detector for a span', () => {
+    expect(redactMarker(null)).toBe('[REDACTED]');
+    expect(REDACTED).toBe('[REDACTED]');
+    expect(redactMarker('email')).toBe('[REDACTED:email]');
+  });
+});
+
+describe('partial', () => {
+  it('keeps the last 4 of cards, SSNs and phones, and their punctuation', () => {
+    expect(partial('4111 1111 1111 1111', 'payment_card')).toBe('**** **** **** 1111');
+    expect(partial('4111111111111111', 'payment_card')).toBe('************1111');
+    expect(partial('123-45-6789', 'us_ssn')).toBe('***-**-6789');
+    expect(partial('+1 (415) 555-2671', 'phone')).toBe('+* (***) ***-2671');
+  });
+
+  it('keeps the first character and the domain of an email', () => {
+    expect(partial('jane.doe@example.com', 'email')).toBe('j***@example.com');
+    expect(partial('j@example.com', 'email')).toBe('***@example.com');
+    expect(partial('😀x@example.com', 'email')).toBe('😀***@example.com');
+  });
+
+  it('keeps an IBAN\'s country code and an access key\'s prefix', () => {
+    expect(partial('DE89 3704 0044 0532 0130 00', 'iban')).toBe('DE** **** **** **** **30 00');
+    expect(partial('AKIAIOSFODNN7EXAMPLE', 'aws_access_key')).toBe('AKIA************MPLE');
+  });
+
+  it('keeps nothing of a secret', () => {
+    expect(partial('eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln', 'jwt')).toBe('[REDACTED:jwt]');
+    expect(partial('wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 'aws_secret_key')).toBe('[REDACTED:aws_secret_key]');
+    expect(partial('-----BEGIN PRIVATE KEY-----\n…', 'private_key')).toBe('[REDACTED:private_key]');
+  });
+
+  it('masks a whole value as an email when it is one, otherwise all but the last 4', () => {
+    expect(partial('jane.doe@example.com')).toBe('j***@example.com');
+    expect(partial('Jonathan Smith')).toBe('******** *mith');
+    expect(partial('078-05-1120')).toBe('***-**-1120');
+    expect(partial('not an @ email.com')).toBe('*** ** @ ****l.com');
+  });
+
+  it('fully masks short values: never half or more revealed', () => {
+    expect(partial('1234')).toBe('****');
+    expect(partial('1234567')).toBe('*******');
+    expect(partial('12345678')).toBe('****5678');
+    expect(partial('')).toBe('');
+    expect(partial('--')).toBe('--');
+    expect(maskShape('AKIA1234', 4, 4)).toBe('********');
+  });
+
+  it('masks one "*" per code point, never splitting a surrogate pair', () => {
+    expect(partial('Zoë 🚀🚀 Müller-Lüdenscheidt')).toBe('*** ** ******-********eidt');
+    expect(partial('ab🚀cdefgh🚀')).toBe('******fgh🚀');
+    const masked = partial('😀😀😀😀😀😀😀😀😀');
+    expect(masked).toBe('*****😀😀😀😀');
+    expect(Buffer.from(masked, 'utf8').toString('utf8')).toBe(masked); // well-formed UTF-16
+  });
+});
+
+describe('hash', () => {
+  it('is a keyed, truncated HMAC-SHA256 with a prefix', () => {
+    const hash = createHasher(KEY);
+    const h = hash('123-45-6789');
+    expect(h).toMatch(new RegExp(`^${HASH_PREFIX}[0-9a-f]{${HASH_HEX_CHARS}}$`));
+    expect(hash('123-45-6789')).toBe(h); // deterministic: joins and GROUP BY still work
+    expect(hash('123-45-6788')).not.toBe(h);
+    expect(createHasher('j'.repeat(32))('123-45-6789')).not.toBe(h); // keyed
+  });
+
+  it('accepts raw bytes and KeyObjects, and the same key gives the same hash', () => {
+    const bytes = Buffer.from(KEY, 'utf8');
+    expect(createHasher(bytes)('x')).toBe(createHasher(KEY)('x'));
+    expect(createHasher(createSecretKey(bytes))('x')).toBe(createHasher(KEY)('x'));
+    expect(createHasher(new Uint8Array(bytes))('x')).toBe(createHasher(KEY)('x'));
+  });
+
+  it('refuses keys shorter than the minimum', () => {
+    expect(() => createHasher('x'.repeat(MIN_HASH_KEY_BYTES - 1))).toThrow(MaskRuleError);
+    expect(() => createHasher(Buffer.alloc(0))).toThrow(/at least 16 bytes/);
+    expect(() => createHasher('x'.repeat(MIN_HASH_KEY_BYTES))).not.toThrow();
+  });
+});
+
+describe('compileMasker, whole values', () => {
+  it('applies each strategy to the whole value and counts values', () => {
+    const redact = compileMasker({ strategy: 'redact' });
+    expect(redact.mask('078-05-1120')).toBe('[REDACTED]');
+    const part = compileMasker({ strategy: 'partial' });
+    expect(part.mask('jane@example.com')).toBe('j***@example.com');
+    const hash = compileMasker({ strategy: 'hash' }, { hashKey: KEY });
+    expect(hash.mask('078-05-1120')).toBe(createHasher(KEY)('078-05-1120'));
+    const nul = compileMasker({ strategy: 'null' });
+    expect(nul.mask('078-05-1120')).toBeNull();
+
+    redact.mask('a');
+    redact.countValue();
+    expect(redact.counts('public.customers.ssn')).toEqual([{ column: 'public.customers.ssn', detector: null, count: 3 }]);
+    redact.reset();
+    expect(redact.counts('ssn')).toEqual([]);
+  });
+
+  it('treats an empty detector list as the whole value (masking nothing would fail open)', () => {
+    const masker = compileMasker({ strategy: 'redact', detectors: [] });
+    expect(masker.detectors).toEqual([]);
+    expect(masker.mask('plain text')).toBe('[REDACTED]');
+  });
+});
+
+describe('compileMasker, detectors', () => {
+  const text = 'Reach jane@example.com or 415-555-2671; card 4111 1111 1111 1111.';
+
+  it('replaces only the matching spans, per strategy', () => {
+    const detectors = ['email', 'phone', 'payment_card'];
+    expect(compileMasker({ strategy: 'redact', detectors }).mask(text))
+      .toBe('Reach [REDACTED:email] or [REDACTED:phone]; card [REDACTED:payment_card].');
+    expect(compileMasker({ strategy: 'partial', detectors }).mask(text))
+      .toBe('Reach j***@example.com or ***-***-2671; card **** **** **** 1111.');
+    const hash = createHasher(KEY);
+    expect(compileMasker({ strategy: 'hash', detectors }, { hashKey: KEY }).mask(text))
+      .toBe(`Reach ${hash('jane@example.com')} or ${hash('415-555-2671')}; card ${hash('4111 1111 1111 1111')}.`);
+  });
+
+  it('masks only what the rule names', () => {
+    expect(compileMasker({ strategy: 'redact', detectors: ['phone'] }).mask(text))
+      .toBe('Reach jane@example.com or [REDACTED:phone]; card 4111 1111 1111 1111.');
+  });
+
+  it('nulls the whole value when anything matched, and keeps it otherwise', () => {
+    const masker = compileMasker({ strategy: 'null', detectors: ['email'] });
+    expect(masker.mask(text)).toBeNull();
+    expect(masker.mask('nothing here')).toBe('nothing here');
+    expect(masker.counts('notes')).toEqual([{ column: 'notes', detector: 'email', count: 1 }]);
+  });
+
+  it('returns the very same string when nothing matched', () => {
+    const masker = compileMasker({ strategy: 'redact', detectors: ['email', 'us_ssn'] });
+    const value = `plain ${'text '.repeat(3)}`;
+    expect(masker.mask(value)).toBe(value);
+    expect(masker.counts('notes')).toEqual([]);
+  });
+
+  it('counts spans per detector, never values', () => {
+    const masker = compileMasker({ strategy: 'redact', detectors: ['email', 'phone', 'us_ssn'] });
+    masker.mask('a@example.com b@example.com 415-555-2671');
+    masker.mask('c@example.com');
+    masker.mask('nothing');
+    const counts = masker.counts('public.tickets.notes');
+    expect(counts).toEqual([
+      { column: 'public.tickets.notes', detector: 'email', count: 3 },
+      { column: 'public.tickets.notes', detector: 'phone', count: 1 },
+    ]);
+    expect(JSON.stringify(counts)).not.toContain('example.com');
+  });
+
+  it('refuses rules it cannot enforce, before any value is read', () => {
+    expect(() => compileMasker({ strategy: 'redact', detectors: ['email', 'credit_card'] })).toThrow(UnknownDetectorError);
+    expect(() => compileMasker({ strategy: 'hash' })).toThrow(MaskRuleError);
+    expect(() => compileMasker({ strategy: 'hash' })).toThrow(/needs a hash key/);
+    expect(() => compileMasker({ strategy: 'hash', detectors: ['email'] }, { hashKey: 'short' })).toThrow(MaskRuleError);
+  });
+});
