@@ -92,7 +92,13 @@ export function configSchema(ctx: ReferenceContext) {
       z.strictObject({
         ...common,
         kind: z.literal('postgres'),
-        upstream: z.strictObject({ address: hostPort, database: z.string().min(1), tls: z.boolean().default(false) }),
+        upstream: z.strictObject({
+          address: hostPort,
+          database: z.string().min(1),
+          tls: z.boolean().default(false),
+          /** PEM CA bundle that signs the server's certificate; the system's CAs when absent. The name checked is the address's host. */
+          tls_ca_file: path.optional(),
+        }),
         credentials: z.strictObject({ username: z.string().min(1), password: secret }),
       }),
       z.strictObject({

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Authorizer } from '../../engine/authorize/authorizer.js';
@@ -44,8 +44,12 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
       required: listener.tls.required,
     }
     : null;
+  const upstreamCa = new Map(
+    [...targets.values()].filter((t) => t.upstream.tls_ca_file).map((t) => [t.name, readFileSync(t.upstream.tls_ca_file!)]),
+  );
   const deps = {
     targets,
+    upstreamCa,
     authorizer: options.authorizer,
     cancelKeys: new CancelKeys(),
     tls,
@@ -62,7 +66,8 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
         const [host, port] = splitAddress(target.upstream.address);
         pool = new CatalogPool({
           host, port, database: target.upstream.database, user: target.credentials.username,
-          password: target.credentials.password.reveal(), ssl: target.upstream.tls,
+          password: target.credentials.password.reveal(),
+          ssl: target.upstream.tls ? { ca: upstreamCa.get(target.name), servername: isIP(host) ? undefined : host } : false,
         });
         catalogs.set(target.name, pool);
       }

@@ -79,6 +79,8 @@ function onExit(stopNow: () => void): () => void {
 export interface PostgresOptions {
   /** pg_hba.conf lines put before the default trust rules, e.g. to make a role log in with SCRAM or MD5. */
   hba?: string[];
+  /** More server settings, e.g. ["-c ssl=on"]; paths in them must be readable by the server's OS user. */
+  serverOptions?: string[];
 }
 
 export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresServer> {
@@ -103,9 +105,9 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       const log = join(dir, `server-${attempt}.log`);
-      const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=50`;
+      const flags = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=50 ${(options.serverOptions ?? []).join(' ')}`;
       try {
-        await asServer('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', '-o', options, 'start']);
+        await asServer('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', '-o', flags, 'start']);
       } catch (err) {
         const serverLog = existsSync(log) ? readFileSync(log, 'utf8') : '';
         if (attempt < 5 && /could not (bind|create listen)|Address already in use/i.test(serverLog)) continue;

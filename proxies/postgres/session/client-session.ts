@@ -29,6 +29,8 @@ import { ProtocolMisuse, Relay, type StatementRecord } from './relay.js';
 
 export interface SessionDeps {
   targets: ReadonlyMap<string, PostgresTargetConfig>;
+  /** Per target, the CA that signs its server's certificate, when configured. */
+  upstreamCa: ReadonlyMap<string, Buffer>;
   authorizer: Authorizer;
   cancelKeys: CancelKeys;
   catalogs(target: PostgresTargetConfig): CatalogPool;
@@ -183,7 +185,7 @@ export class ClientSession {
     try {
       this.upstream = await openUpstream({
         host, port, database: target.upstream.database, username: target.credentials.username,
-        password: () => target.credentials.password.reveal(), tls: target.upstream.tls,
+        password: () => target.credentials.password.reveal(), tls: target.upstream.tls, tlsCa: this.deps.upstreamCa.get(target.name),
         parameters, role: name.role, connectTimeoutMs: this.deps.connectTimeoutMs,
       });
     } catch (err) {

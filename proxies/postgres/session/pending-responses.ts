@@ -12,6 +12,8 @@ export type Pending =
   | { kind: 'parseComplete' }
   | { kind: 'bindComplete' }
   | { kind: 'closeComplete' }
+  /** Forwarded knowing the server answers it with an error (Execute of an unknown portal). */
+  | { kind: 'refused' }
   /** `internal`: the proxy asked, to learn a portal's columns; the client never sees the answer. */
   | { kind: 'describe'; statement: PreparedStatement | null; portal: Portal | null; internal: boolean }
   /** `portal`: its row masking, set by the answer to a Describe sent before the Execute. */

@@ -120,15 +120,19 @@ export class Relay {
         if (this.discarding) return;
         this.bind(message.portal, message.statement, raw);
         return;
-      case 'describe':
+      case 'describe': {
         if (this.discarding) return;
+        const portal = message.target === 'P' ? this.portals.get(message.name) ?? null : null;
+        // The client's own Describe tells the proxy the columns too: no need to ask again at Execute.
+        if (portal) portal.described = true;
         this.forward(raw, {
           kind: 'describe',
           statement: message.target === 'S' ? this.statements.get(message.name) ?? null : null,
-          portal: message.target === 'P' ? this.portals.get(message.name) ?? null : null,
+          portal,
           internal: false,
         });
         return;
+      }
       case 'execute':
         if (this.discarding) return;
         this.execute(message.portal, raw);
@@ -201,7 +205,7 @@ export class Relay {
   private execute(portalName: string, raw: Buffer): void {
     const portal = this.portals.get(portalName);
     if (!portal) {
-      this.upstream.write(raw); // the server refuses it: no such portal
+      this.forward(raw, { kind: 'refused' }); // no such portal: the server says so, and skips to Sync
       return;
     }
     if (portal.statement.masking && !portal.described) {

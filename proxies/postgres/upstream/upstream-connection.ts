@@ -5,7 +5,7 @@
  * pg-protocol serializes the frontend messages and decodes the server's
  * answers; after login the socket carries raw bytes (session.ts).
  */
-import { connect as tcpConnect, type Socket } from 'node:net';
+import { isIP, connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { continueSession, finalizeSession, startSession } from 'pg/lib/crypto/sasl.js';
 import { postgresMd5PasswordHash } from 'pg/lib/crypto/utils.js';
@@ -22,6 +22,8 @@ export interface UpstreamTarget {
   /** Revealed only here, to answer the server's challenge. */
   password: () => string;
   tls: boolean;
+  /** CA certificates to verify the server with (PEM); the system's when absent. */
+  tlsCa?: Buffer;
   /** Startup parameters passed on from the client (application_name, client_encoding, …). */
   parameters: Record<string, string>;
   /** A role the session switches to after login (`role@target`); the gateway's user must be a member. */
@@ -76,7 +78,8 @@ async function connectSocket(target: UpstreamTarget): Promise<Socket> {
     throw new UpstreamError(`${target.host}:${target.port} refused TLS (upstream.tls is true)`);
   }
   return new Promise<Socket>((resolve, reject) => {
-    const secure = tlsConnect({ socket: plain, servername: target.host }, () => resolve(secure));
+    // The certificate is verified (tls.connect's default) against the host name or IP address in the config.
+    const secure = tlsConnect({ socket: plain, servername: isIP(target.host) ? undefined : target.host, host: target.host, ca: target.tlsCa }, () => resolve(secure));
     secure.once('error', (err) => reject(new UpstreamError(`TLS to ${target.host}:${target.port} failed: ${err.message}`)));
   });
 }
