@@ -5,19 +5,19 @@
  * (orders-db) or MD5 (orders-md5), as only it knows the passwords; agents
  * log in with a dev-issuer JWT as their password.
  */
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams, type SpawnSyncReturns } from 'node:child_process';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { freePort, runCli, startServe, type startCli } from './cli.js';
 import { makeBundle } from './gateway-bundle.js';
-import { makeTempDir, removeDir } from './opa.js';
+import { makeTempDir, removeDir, repoRoot } from './opa.js';
 import { postgresBinDir, startPostgres, type PostgresServer } from './postgres.js';
 
 export const SCRAM_PASSWORD = 'scram-secret-0f3a';
 export const MD5_PASSWORD = 'md5-secret-77c1';
 
-/** Customers with PII; orders whose notes hide PII in free text. */
+/** Customers with PII; orders whose notes hide PII in free text; products with nothing to mask. */
 export const SEED_SQL = `
 CREATE TABLE customers (
   id int PRIMARY KEY, name text NOT NULL, email text NOT NULL, ssn text NOT NULL, phone text, notes text, created_at date NOT NULL DEFAULT '2026-01-01'
@@ -31,6 +31,8 @@ INSERT INTO orders VALUES
   (10, 1, 42.50, 'ship to ada@example.com'),
   (11, 2, 10.00, 'call +1 415 555 0101 before delivery'),
   (12, 3, 99.99, 'gift wrap');
+CREATE TABLE products (id int PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL);
+INSERT INTO products VALUES (1, 'Widget', 2.50), (2, 'Gadget', 10.00), (3, 'Gizmo', 7.25);
 `;
 
 export interface ProxyStack {
@@ -47,6 +49,10 @@ export interface ProxyStack {
   clientConfig(user: string, token: string): pg.ClientConfig;
   /** Runs psql through the proxy; `input` goes to stdin. */
   psql(user: string, token: string, args: string[], input?: string): SpawnSyncReturns<string>;
+  /** Starts psql through the proxy and returns at once (for cancel tests); stdin is left open. */
+  spawnPsql(user: string, token: string, args: string[]): ChildProcessWithoutNullStreams;
+  /** The listener's certificate (PEM file), when the stack was started with `tls`. */
+  tlsCert: string | null;
   /** A superuser connection straight to the database, to check what really happened. */
   direct(): Promise<pg.Client>;
   stop(): Promise<void>;
@@ -55,8 +61,23 @@ export interface ProxyStack {
 export interface ProxyStackOptions {
   /** Extra YAML under the postgres listener. */
   listenerYaml?: string;
+  /**
+   * How approvals of orders-db writes are handled. The policy's own rule
+   * (prod-writes-need-dba in policies/data/access/data.yaml) names a mode,
+   * and a rule's mode wins over the target's, so when this is given the
+   * bundle is built from a copy of policies/ with that rule's mode set to it
+   * (and the target's approval.mode too).
+   */
   approvalMode?: 'hold' | 'ticket';
   approvalTimeoutSeconds?: number;
+  /**
+   * policy.timeout_ms (default here 1000). The production default (50 ms)
+   * turns a slow evaluation into a fail-closed deny; on a test machine busy
+   * with several PostgreSQL servers and gateways that makes tests flaky.
+   */
+  policyTimeoutMs?: number;
+  /** Serve TLS on the proxy with a fresh self-signed certificate for localhost; `required` refuses plaintext clients. */
+  tls?: { required: boolean };
 }
 
 export async function startProxyStack(options: ProxyStackOptions = {}): Promise<ProxyStack> {
@@ -81,21 +102,33 @@ export async function startProxyStack(options: ProxyStackOptions = {}): Promise<
     await orders.query('GRANT ALL ON ALL TABLES IN SCHEMA public TO gatehouse_orders, gatehouse_md5');
     await orders.end();
 
-    makeBundle({ out: join(dir, 'bundle.tar.gz') });
+    makeBundle({ out: join(dir, 'bundle.tar.gz'), policySrc: options.approvalMode ? policiesWithApprovalMode(dir, options.approvalMode) : undefined });
     const apiPort = await freePort();
     const proxyPort = await freePort();
     const pgAddress = new URL(server.url).host;
     const config = join(dir, 'gatehouse.yaml');
+    let tlsCert: string | null = null;
+    let tlsYaml = '';
+    if (options.tls) {
+      tlsCert = join(dir, 'proxy-cert.pem');
+      const key = join(dir, 'proxy-key.pem');
+      execFileSync('openssl', [
+        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+        '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', tlsCert,
+      ], { stdio: 'ignore' });
+      tlsYaml = `    tls: {cert_file: ${tlsCert}, key_file: ${key}, required: ${options.tls.required}}\n`;
+    }
     writeFileSync(config, `
 listeners:
   api:
     address: 127.0.0.1:${apiPort}
   postgres:
     address: 127.0.0.1:${proxyPort}
-${options.listenerYaml ?? ''}
+${tlsYaml}${options.listenerYaml ?? ''}
 policy:
   bundle:
     source: bundle.tar.gz
+  timeout_ms: ${options.policyTimeoutMs ?? 1000}
 identity:
   dev_issuer:
     enabled: true
@@ -124,6 +157,8 @@ targets:
     const api = `http://127.0.0.1:${apiPort}`;
     const serve = await startServe(config, api, env);
     const bin = postgresBinDir();
+    const psqlArgs = (user: string, args: string[]) => ['-X', '-h', '127.0.0.1', '-p', String(proxyPort), '-U', user, '-d', 'orders', ...args];
+    const psqlEnv = (token: string) => ({ ...process.env, PGPASSWORD: token, PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10' });
 
     return {
       pg: server,
@@ -132,6 +167,7 @@ targets:
       api,
       proxyPort,
       serve,
+      tlsCert,
       token(sub, groups) {
         const res = runCli(['token', '-c', config, '--sub', sub, '--groups', groups.join(',')]);
         if (res.code !== 0) throw new Error(`gatehouse token failed: ${res.stderr}`);
@@ -141,9 +177,10 @@ targets:
         return { host: '127.0.0.1', port: proxyPort, user, password: token, database: 'orders' };
       },
       psql(user, token, args, input) {
-        return spawnSync(join(bin, 'psql'), ['-X', '-h', '127.0.0.1', '-p', String(proxyPort), '-U', user, '-d', 'orders', ...args], {
-          input, encoding: 'utf8', env: { ...process.env, PGPASSWORD: token, PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10' }, timeout: 60_000,
-        });
+        return spawnSync(join(bin, 'psql'), psqlArgs(user, args), { input, encoding: 'utf8', env: psqlEnv(token), timeout: 60_000 });
+      },
+      spawnPsql(user, token, args) {
+        return spawn(join(bin, 'psql'), psqlArgs(user, args), { env: psqlEnv(token) });
       },
       async direct() {
         const client = new pg.Client({ connectionString: server.urlFor('orders') });
@@ -162,4 +199,16 @@ targets:
     removeDir(dir);
     throw err;
   }
+}
+
+/** A copy of policies/ in `dir` whose approval rule for prod database writes has `mode`. */
+function policiesWithApprovalMode(dir: string, mode: 'hold' | 'ticket'): string {
+  const copy = join(dir, 'policies');
+  cpSync(join(repoRoot, 'policies'), copy, { recursive: true });
+  const file = join(copy, 'data', 'access', 'data.yaml');
+  const data = readFileSync(file, 'utf8');
+  const rule = /(- name: prod-writes-need-dba\n(?:(?!\n {2}- name:)[\s\S])*?\n {4}mode: )\w+/;
+  if (!rule.test(data)) throw new Error(`pg-proxy helper: no "mode:" in rule prod-writes-need-dba of ${file}; update policiesWithApprovalMode`);
+  writeFileSync(file, data.replace(rule, `$1${mode}`));
+  return copy;
 }

@@ -69,7 +69,15 @@ export async function prepareMasking(
 
   const leak = findLeak(compiled.map((c) => c.column), statements);
   if (leak) return { refusal: leak };
-  return { masking: new StatementMasking(compiled, byOrigin, byName) };
+  return { masking: new StatementMasking(compiled, byOrigin, byName, readsMaskedTable(compiled.map((c) => c.column), statements)) };
+}
+
+/** Whether a statement can see a masked column at all: only then can its errors quote one. */
+function readsMaskedTable(columns: string[], statements: readonly StatementFacts[]): boolean {
+  const tables = columns.map((c) => c.split('.')).map((parts) => (parts.length > 1 ? parts[parts.length - 2]! : null));
+  // A rule by output name alone could match any table.
+  if (tables.includes(null)) return true;
+  return statements.some((s) => s.tables.some((t) => tables.includes(t.name)));
 }
 
 /**
@@ -106,6 +114,7 @@ class StatementMasking implements ResultMasking {
     private readonly rules: CompiledRule[],
     private readonly byOrigin: Map<string, CompiledRule>,
     private readonly byName: Map<string, CompiledRule>,
+    private readonly scrubs: boolean,
   ) {}
 
   forColumns(fields: readonly Field[]): RowMasking | null {
@@ -116,7 +125,7 @@ class StatementMasking implements ResultMasking {
   }
 
   scrubMessage(message: Buffer): Buffer {
-    return scrubNoticeFields(message);
+    return this.scrubs ? scrubNoticeFields(message) : message;
   }
 
   takeCounts(): MaskCount[] {

@@ -23,9 +23,7 @@ export type Pending =
    * is replaced by `denial`; `extended` stands in for a Parse (the server then
    * skips to Sync), else for a Query or FunctionCall (its ReadyForQuery is passed on).
    */
-  | { kind: 'denied'; denial: Buffer; extended: boolean }
-  /** Made by the proxy; produced when it reaches the head, so ReadyForQuery carries the status of that moment. */
-  | { kind: 'synthetic'; produce: () => Buffer[] };
+  | { kind: 'denied'; denial: Buffer; extended: boolean };
 
 export class PendingResponses {
   private readonly entries: Pending[] = [];

@@ -300,21 +300,6 @@ export class Relay {
     if (!this.serverSkipping) this.pending.push(expect);
   }
 
-  /** The proxy's own answer, in its place in the response stream. */
-  private answer(produce: () => Buffer[]): void {
-    this.pending.push({ kind: 'synthetic', produce });
-    this.flushSynthetic();
-  }
-
-  private flushSynthetic(): void {
-    let head = this.pending.first;
-    while (head?.kind === 'synthetic') {
-      this.pending.shift();
-      for (const message of head.produce()) this.client.write(message);
-      head = this.pending.first;
-    }
-  }
-
   // ── server → client ───────────────────────────────────────────────────
 
   private fromServer(chunk: Buffer): void {
@@ -440,7 +425,6 @@ export class Relay {
   /** The head entry is answered; anything the proxy queued behind it goes out now. */
   private done(): void {
     this.pending.shift();
-    this.flushSynthetic();
   }
 
   private extendedError(): void {

@@ -1,0 +1,381 @@
+/**
+ * The proxy's client side at the byte level, over raw sockets: protocol
+ * negotiation, encryption requests, TLS, malformed input, and cancel keys.
+ * Two gateways: one in plaintext with a small message limit, one that
+ * requires TLS. Each in front of its own real PostgreSQL.
+ */
+import type pg from 'pg';
+import { serialize } from 'pg-protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startProxyStack, type ProxyStack } from '../helpers/pg-proxy.js';
+import {
+  cancelRequestPacket, errorFields, frontendMessage, GSSENC_REQUEST_CODE, passwordMessage, queryMessage, requestPacket,
+  SSL_REQUEST_CODE, startupPacket, WireClient, wireLogin, wireQuery, type WireSession,
+} from '../helpers/pg-wire.js';
+import { waitFor } from '../helpers/wait.js';
+
+const MAX_MESSAGE_BYTES = 4096;
+
+let plain: ProxyStack;
+let secure: ProxyStack;
+let direct: pg.Client;
+let analyst: string;
+let dba: string;
+let secureAnalyst: string;
+
+beforeAll(async () => {
+  [plain, secure] = await Promise.all([
+    startProxyStack({ listenerYaml: `    max_message_bytes: ${MAX_MESSAGE_BYTES}\n` }),
+    startProxyStack({ tls: { required: true } }),
+  ]);
+  direct = await plain.direct();
+  analyst = plain.token('ann', ['analysts']);
+  dba = plain.token('dora', ['dba']);
+  secureAnalyst = secure.token('ann', ['analysts']);
+}, 120_000);
+
+afterAll(async () => {
+  await direct?.end();
+  await Promise.all([plain?.stop(), secure?.stop()]);
+});
+
+/** Sends the JWT and reads through ReadyForQuery; the session must be logged in. */
+async function finishLogin(client: WireClient, token: string): Promise<void> {
+  client.write(passwordMessage(token));
+  const messages = await client.readUntil('Z');
+  expect(messages.map((m) => m.type)).not.toContain('E');
+  expect(messages[0]!.type).toBe('R');
+  expect(messages[0]!.body.readInt32BE(0)).toBe(0); // AuthenticationOk
+  expect(messages.some((m) => m.type === 'K')).toBe(true);
+}
+
+/** The next message is a FATAL ErrorResponse and then the gateway closes the connection. */
+async function expectFatal(client: WireClient): Promise<Record<string, string>> {
+  const message = await client.next();
+  expect(message.type).toBe('E');
+  const fields = errorFields(message.body);
+  expect(fields.S).toBe('FATAL');
+  await client.closed; // the deadline of the test is the only bound: it must close
+  return fields;
+}
+
+describe('protocol negotiation', () => {
+  it('answers a 3.2 startup with a _pq_ option with NegotiateProtocolVersion, then asks for the password', async () => {
+    const client = await WireClient.connect(plain.proxyPort);
+    try {
+      client.write(startupPacket({ user: 'orders-db', database: 'orders', '_pq_.something': 'on' }, { major: 3, minor: 2 }));
+      const negotiate = await client.next();
+      expect(negotiate.type).toBe('v');
+      expect(negotiate.body.readInt32BE(0)).toBe(0); // newest minor version supported
+      expect(negotiate.body.readInt32BE(4)).toBe(1); // one option not recognised
+      expect(negotiate.body.toString('utf8', 8)).toBe('_pq_.something\0');
+      const ask = await client.next();
+      expect(ask.type).toBe('R');
+      expect(ask.body.readInt32BE(0)).toBe(3); // cleartext password
+      await finishLogin(client, analyst);
+      expect((await wireQuery(client, 'SELECT 1')).rows).toEqual([['1']]);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('asks for the password without negotiation for a plain 3.0 startup', async () => {
+    const client = await WireClient.connect(plain.proxyPort);
+    try {
+      client.write(startupPacket({ user: 'orders-db', database: 'orders' }));
+      const ask = await client.next();
+      expect(ask.type).toBe('R');
+      expect(ask.body.readInt32BE(0)).toBe(3);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('refuses protocol 2 with a FATAL', async () => {
+    const client = await WireClient.connect(plain.proxyPort);
+    client.write(startupPacket({ user: 'orders-db' }, { major: 2, minor: 0 }));
+    const fields = await expectFatal(client);
+    expect(fields.C).toBe('0A000');
+  });
+});
+
+describe('encryption requests', () => {
+  it("answers GSSENCRequest with 'N' and goes on with a normal startup", async () => {
+    const client = await WireClient.connect(plain.proxyPort);
+    try {
+      client.write(requestPacket(GSSENC_REQUEST_CODE));
+      expect(await client.readByte()).toBe('N');
+      client.write(startupPacket({ user: 'orders-db', database: 'orders' }));
+      const ask = await client.next();
+      expect(ask.type).toBe('R');
+      expect(ask.body.readInt32BE(0)).toBe(3);
+      await finishLogin(client, analyst);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('lets psql with gssencmode=prefer connect', () => {
+    const res = plain.psql('orders-db', analyst, ['-A', '-t', '-d', 'dbname=orders gssencmode=prefer', '-c', 'SELECT 5']);
+    expect(res.stderr).toBe('');
+    expect(res.stdout.trim()).toBe('5');
+  });
+
+  it("answers SSLRequest with 'N' when no TLS is configured, and the startup goes on", async () => {
+    const client = await WireClient.connect(plain.proxyPort);
+    try {
+      client.write(requestPacket(SSL_REQUEST_CODE));
+      expect(await client.readByte()).toBe('N');
+      client.write(startupPacket({ user: 'orders-db', database: 'orders' }));
+      expect((await client.next()).type).toBe('R');
+      await finishLogin(client, analyst);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('lets psql with sslmode=prefer fall back to plaintext when no TLS is configured', () => {
+    const res = plain.psql('orders-db', analyst, ['-A', '-t', '-d', 'dbname=orders sslmode=prefer', '-c', '\\conninfo', '-c', 'SELECT 8']);
+    expect(res.stderr).toBe('');
+    expect(res.stdout).not.toContain('SSL connection');
+    expect(res.stdout.trim().split('\n').at(-1)).toBe('8');
+  });
+});
+
+describe('TLS', () => {
+  it('serves psql with sslmode=require', () => {
+    const res = secure.psql('orders-db', secureAnalyst, ['-A', '-t', '-d', 'dbname=orders sslmode=require', '-c', '\\conninfo', '-c', 'SELECT name FROM products WHERE id = 1']);
+    expect(res.stderr).toBe('');
+    expect(res.stdout).toMatch(/SSL connection \(protocol: TLSv1\.[23]/);
+    expect(res.stdout.trim().split('\n').at(-1)).toBe('Widget');
+  });
+
+  it('serves the configured certificate (psql verifies it with sslmode=verify-full)', () => {
+    const conninfo = `host=localhost dbname=orders sslmode=verify-full sslrootcert=${secure.tlsCert}`;
+    const res = secure.psql('orders-db', secureAnalyst, ['-A', '-t', '-d', conninfo, '-c', 'SELECT 6']);
+    expect(res.stderr).toBe('');
+    expect(res.stdout.trim()).toBe('6');
+  });
+
+  it('refuses psql with sslmode=disable: TLS is required', () => {
+    const res = secure.psql('orders-db', secureAnalyst, ['-d', 'dbname=orders sslmode=disable', '-c', 'SELECT 1']);
+    expect(res.status).toBe(2);
+    expect(res.stderr).toContain('FATAL:  this gateway requires TLS');
+  });
+
+  it('refuses a plaintext startup with FATAL 28000 before asking for a password', async () => {
+    const client = await WireClient.connect(secure.proxyPort);
+    client.write(startupPacket({ user: 'orders-db', database: 'orders' }));
+    const fields = await expectFatal(client);
+    expect(fields.C).toBe('28000');
+    expect(fields.M).toMatch(/requires TLS/);
+  });
+
+  it('rejects plaintext bytes sent in the same write as the SSLRequest, and closes', async () => {
+    for (const stack of [secure, plain]) {
+      const client = await WireClient.connect(stack.proxyPort);
+      client.write(Buffer.concat([requestPacket(SSL_REQUEST_CODE), startupPacket({ user: 'orders-db', database: 'orders' })]));
+      // No 'S' or 'N': the injected bytes are refused before the request is answered.
+      const fields = await expectFatal(client);
+      expect(fields.C).toBe('08P01');
+      expect(fields.M).toMatch(/unencrypted byte\(s\) followed SSLRequest/);
+    }
+  });
+});
+
+describe('malformed input closes only that connection', () => {
+  let bystander: WireSession;
+
+  beforeAll(async () => {
+    bystander = await wireLogin(plain.proxyPort, 'orders-db', analyst);
+    expect((await wireQuery(bystander.client, 'SELECT 1')).rows).toEqual([['1']]);
+  });
+
+  afterAll(() => bystander?.client.destroy());
+
+  async function victim(): Promise<WireClient> {
+    return (await wireLogin(plain.proxyPort, 'orders-db', analyst)).client;
+  }
+
+  async function bystanderStillWorks(): Promise<void> {
+    const { rows, error } = await wireQuery(bystander.client, 'SELECT name FROM products WHERE id = 2');
+    expect(error).toBeNull();
+    expect(rows).toEqual([['Gadget']]);
+  }
+
+  it('garbage bytes: FATAL 08P01', async () => {
+    const client = await victim();
+    client.write(Buffer.from('\x01\x02 this is not the postgres protocol'));
+    const fields = await expectFatal(client);
+    expect(fields.C).toBe('08P01');
+    expect(fields.M).toContain('invalid frontend message type');
+    await bystanderStillWorks();
+  });
+
+  it('garbage before the startup packet: FATAL 08P01', async () => {
+    const client = await WireClient.connect(plain.proxyPort);
+    client.write(Buffer.from([0, 0, 0, 2, 0xde, 0xad, 0xbe, 0xef]));
+    const fields = await expectFatal(client);
+    expect(fields.C).toBe('08P01');
+    await bystanderStillWorks();
+  });
+
+  it('a truncated message (its length ends it before its last field): FATAL 08P01', async () => {
+    const client = await victim();
+    // A Query whose length stops before the string's terminator.
+    const sql = Buffer.from('SELECT 1\0');
+    const truncated = Buffer.concat([Buffer.from('Q'), Buffer.from([0, 0, 0, 4 + sql.length - 1]), sql.subarray(0, sql.length - 1)]);
+    client.write(truncated);
+    const fields = await expectFatal(client);
+    expect(fields.C).toBe('08P01');
+    expect(fields.M).toContain('no NUL terminator');
+    await bystanderStillWorks();
+  });
+
+  it('a truncated Bind (a parameter runs past the message): FATAL 08P01', async () => {
+    const client = await victim();
+    // portal "", statement "", 0 formats, 1 parameter of 100 bytes, but only 3 bytes follow.
+    client.write(frontendMessage('B', Buffer.from([0, 0, 0, 0, 0, 1, 0, 0, 0, 100, 1, 2, 3])));
+    const fields = await expectFatal(client);
+    expect(fields.C).toBe('08P01');
+    expect(fields.M).toContain('runs past the end of the message');
+    await bystanderStillWorks();
+  });
+
+  it('a message cut off by the client hanging up: the connection closes, nothing else is harmed', async () => {
+    const client = await victim();
+    client.write(Buffer.concat([Buffer.from('Q'), Buffer.from([0, 0, 0, 100]), Buffer.from('SELECT ')]));
+    client.socket.end();
+    await client.closed;
+    await bystanderStillWorks();
+  });
+
+  it(`an oversized message (over max_message_bytes = ${MAX_MESSAGE_BYTES}): FATAL 54000, refused from its header`, async () => {
+    const client = await victim();
+    // Only the header and a few bytes: the refusal must not wait for the body.
+    client.write(Buffer.concat([Buffer.from('Q'), Buffer.from([0, 0, 0x20, 0]), Buffer.from('SELECT ')]));
+    const fields = await expectFatal(client);
+    expect(fields.C).toBe('54000');
+    expect(fields.M).toContain(`exceeds the maximum of ${MAX_MESSAGE_BYTES}`);
+    await bystanderStillWorks();
+  });
+
+  it('a message just under the limit is fine', async () => {
+    const client = await victim();
+    try {
+      const padding = ' '.repeat(MAX_MESSAGE_BYTES - 64);
+      const { rows, error } = await wireQuery(client, `SELECT 'fits'${padding}`);
+      expect(error).toBeNull();
+      expect(rows).toEqual([['fits']]);
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
+describe('denials in a transaction', () => {
+  async function status(client: WireClient, sql: string): Promise<string> {
+    client.write(queryMessage(sql));
+    const messages = await client.readUntil('Z');
+    return messages.at(-1)!.body.toString('latin1');
+  }
+
+  it('a Parse denied inside a transaction block fails the transaction, as a server error would', async () => {
+    const { client } = await wireLogin(plain.proxyPort, 'orders-db', dba);
+    try {
+      expect(await status(client, 'BEGIN')).toBe('T');
+      client.write(Buffer.concat([
+        serialize.parse({ text: "COPY products TO PROGRAM 'true'" }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.sync(),
+      ]));
+      const messages = await client.readUntil('Z');
+      expect(messages.map((m) => m.type)).toEqual(['E', 'Z']);
+      expect(errorFields(messages[0]!.body)).toMatchObject({ S: 'ERROR', C: '42501' });
+      expect(messages[1]!.body.toString('latin1')).toBe('E');
+      expect(await status(client, 'ROLLBACK')).toBe('I');
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('a Parse denied outside a transaction block leaves the session idle', async () => {
+    const { client } = await wireLogin(plain.proxyPort, 'orders-db', dba);
+    try {
+      client.write(Buffer.concat([serialize.parse({ text: "COPY products TO PROGRAM 'true'" }), serialize.flush()]));
+      // Flush alone must bring the denial: the client waits for it before sending Sync.
+      const denied = await client.next();
+      expect(denied.type).toBe('E');
+      expect(errorFields(denied.body).C).toBe('42501');
+      client.write(serialize.sync());
+      const ready = await client.next();
+      expect(ready.type).toBe('Z');
+      expect(ready.body.toString('latin1')).toBe('I');
+      expect((await wireQuery(client, 'SELECT 3')).rows).toEqual([['3']]);
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
+describe('cancel keys', () => {
+  const active = `SELECT count(*) AS n FROM pg_stat_activity WHERE query = $1 AND state = 'active'`;
+
+  async function running(sql: string): Promise<void> {
+    await waitFor(async () => Number((await direct.query<{ n: string }>(active, [sql])).rows[0]!.n) === 1, `${sql} to run upstream`);
+  }
+
+  /** Sends a CancelRequest on a connection of its own; the gateway closes it when handled. */
+  async function sendCancel(processId: number, secretKey: number): Promise<void> {
+    const client = await WireClient.connect(plain.proxyPort);
+    client.write(cancelRequestPacket(processId, secretKey));
+    await client.closed;
+  }
+
+  it('hands out its own BackendKeyData, not the upstream backend\'s', async () => {
+    const session = await wireLogin(plain.proxyPort, 'orders-db', dba);
+    try {
+      const { rows } = await wireQuery(session.client, 'SELECT pg_backend_pid()');
+      const upstreamPid = Number(rows[0]![0]);
+      expect(upstreamPid).toBeGreaterThan(0);
+      expect(session.processId).not.toBe(upstreamPid);
+      const other = await wireLogin(plain.proxyPort, 'orders-db', dba);
+      expect([other.processId, other.secretKey]).not.toEqual([session.processId, session.secretKey]);
+      other.client.destroy();
+    } finally {
+      session.client.destroy();
+    }
+  });
+
+  it('a wrong secret cancels nothing; the right key cancels the running query', async () => {
+    const victim = await wireLogin(plain.proxyPort, 'orders-db', dba);
+    const other = await wireLogin(plain.proxyPort, 'orders-db', dba);
+    try {
+      const short = 'SELECT pg_sleep(2) AS wrong_key';
+      const shortDone = wireQuery(victim.client, short);
+      await running(short);
+      await sendCancel(victim.processId, victim.secretKey ^ 1); // right process id, wrong secret
+      await sendCancel(other.processId, victim.secretKey); // another session's id with this secret
+      await sendCancel(victim.processId, other.secretKey); // this id with another session's secret
+      const completed = await shortDone;
+      expect(completed.error).toBeNull();
+      expect(completed.rows).toEqual([['']]);
+
+      const long = 'SELECT pg_sleep(30) AS right_key';
+      const longDone = wireQuery(victim.client, long);
+      await running(long);
+      await sendCancel(victim.processId, victim.secretKey);
+      const cancelled = await longDone;
+      expect(cancelled.error).toMatchObject({ C: '57014', M: 'canceling statement due to user request' });
+      expect(Number((await direct.query<{ n: string }>(active, [long])).rows[0]!.n)).toBe(0);
+
+      // Both sessions go on.
+      expect((await wireQuery(victim.client, 'SELECT 1')).rows).toEqual([['1']]);
+      expect((await wireQuery(other.client, 'SELECT 2')).rows).toEqual([['2']]);
+    } finally {
+      victim.client.destroy();
+      other.client.destroy();
+    }
+  });
+});
