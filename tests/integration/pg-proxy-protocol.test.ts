@@ -379,3 +379,44 @@ describe('cancel keys', () => {
     }
   });
 });
+
+/** A FunctionCall ('F') of `oid` with text arguments and a text result. */
+function functionCall(oid: number, args: string[]): Buffer {
+  const parts = [Buffer.alloc(4), Buffer.from([0, 1, 0, 0]), Buffer.alloc(2)];
+  parts[0]!.writeInt32BE(oid);
+  parts[2]!.writeInt16BE(args.length);
+  for (const arg of args) {
+    const value = Buffer.from(arg, 'utf8');
+    const length = Buffer.alloc(4);
+    length.writeInt32BE(value.length);
+    parts.push(length, value);
+  }
+  parts.push(Buffer.from([0, 0]));
+  return frontendMessage('F', Buffer.concat(parts));
+}
+
+describe('FunctionCall', () => {
+  it('is decided like a statement calling that function, named from its OID', async () => {
+    const { rows } = await direct.query<{ oid: number }>(`SELECT 'pg_catalog.int4pl(int4, int4)'::regprocedure::oid::int AS oid`);
+    const add = rows[0]!.oid;
+
+    const writer = await wireLogin(plain.proxyPort, 'orders-db', dba);
+    writer.client.write(functionCall(add, ['2', '40']));
+    const answer = await writer.client.readUntil('Z');
+    expect(answer.map((m) => m.type)).toEqual(['V', 'Z']);
+    const result = answer[0]!.body;
+    expect(result.toString('utf8', 4, 4 + result.readInt32BE(0))).toBe('42');
+    writer.client.destroy();
+
+    // A FunctionCall can run anything, so it is not read-only: an analyst is denied, and the session goes on.
+    const reader = await wireLogin(plain.proxyPort, 'orders-db', analyst);
+    reader.client.write(functionCall(add, ['2', '40']));
+    const denied = await reader.client.readUntil('Z');
+    expect(denied.map((m) => m.type)).toEqual(['E', 'Z']);
+    const fields = errorFields(denied[0]!.body);
+    expect(fields.C).toBe('42501');
+    expect(fields.M).toMatch(/read-only access to orders-db; FUNCTION CALL is not read-only/);
+    expect((await wireQuery(reader.client, 'SELECT 1')).rows).toEqual([['1']]);
+    reader.client.destroy();
+  });
+});
