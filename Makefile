@@ -1,7 +1,7 @@
 # Gatehouse. `make demo` and `make test` are the two entry points; each
-# installs what it needs (the PostgreSQL server package via apt-get when it is
-# missing, pinned Go tools into .tools/bin, npm packages) and can be run
-# again at any time.
+# installs what it needs (the PostgreSQL server and pgbouncer packages via
+# apt-get when they are missing, pinned Go tools into .tools/bin, npm
+# packages) and can be run again at any time.
 
 include tools.mk
 
@@ -54,7 +54,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 deps: tools node_modules/.package-lock.json ## Install everything the build needs
 
 .PHONY: system-deps
-system-deps: ## Install the PostgreSQL server with apt-get if missing (tests run a real one)
+system-deps: ## Install the PostgreSQL server and pgbouncer with apt-get if missing (tests, demo and benches run real ones)
 	@scripts/install-system-deps.sh
 
 ## ---- build --------------------------------------------------------------
@@ -124,7 +124,7 @@ lint: node_modules/.package-lock.json
 ## ---- running ------------------------------------------------------------
 
 .PHONY: demo
-demo: system-deps deps build bundle ## Run the gateway on examples/gatehouse.yaml and print what to try
+demo: system-deps deps build bundle ## Start a sample PostgreSQL and the gateway (API + Postgres proxy) on examples/gatehouse.yaml, print what to try
 	scripts/demo.sh
 
 .PHONY: bench-engine
@@ -143,9 +143,17 @@ bench-store: system-deps deps ## Store appends/s by batch size, and reads/s, per
 bench-audit: system-deps deps ## Durable audit events/s through AuditLog vs raw store writes, and audit verify events/s over 1M events
 	npx tsx bench/audit.ts
 
+.PHONY: bench-postgres
+bench-postgres: system-deps deps build bundle ## pgbench -S TPS direct vs pgbouncer vs Gatehouse (ratios), and masked rows/s end to end
+	npx tsx bench/postgres.ts
+
 .PHONY: bench-pg-fuzz
 bench-pg-fuzz: deps ## Frontend parser fuzz: 1M generated inputs (only messages or FrontendProtocolError), inputs/s and MB/s vs pg-protocol's backend Parser
 	npx tsx bench/pg-frontend-fuzz.ts
+
+.PHONY: bench-masking
+bench-masking: deps ## DataRow masking rows/s, 2 of 6 columns masked vs the no-mask path, and all detectors over a notes column
+	npx tsx bench/masking.ts
 
 .PHONY: clean
 clean:

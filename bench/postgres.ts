@@ -1,0 +1,376 @@
+// make bench-postgres: pgbench -S TPS through the Postgres proxy, against the
+// same database direct and through pgbouncer, all in one run, and rows/s of a
+// large masked result.
+//
+// One real PostgreSQL (Debian's package, tests/helpers/postgres.ts), scale
+// SCALE pgbench tables, and three ways in, each logging in upstream as the
+// same role with SCRAM-SHA-256:
+//   direct     pgbench → PostgreSQL
+//   pgbouncer  pgbench → pgbouncer (Debian's package) → PostgreSQL
+//   gatehouse  pgbench → `gatehouse serve` (dist/, the compiled gateway) → PostgreSQL,
+//              as an analysts-group agent with a dev-issuer JWT as its
+//              password; every statement parsed, decided by the policy
+//              bundle and audited (SQLite store, fsync'd) as in production.
+//
+// pgbouncer runs in session mode. Debian 12's pgbouncer (1.18) cannot keep
+// protocol-level prepared statements in transaction mode (that came in 1.21),
+// so `-M prepared` fails there; and session mode is what Gatehouse does too
+// (one upstream connection per client session), so both do the same work.
+//
+// -c 8 -j 2 by default: two pgbench threads for the two cores, and eight
+// connections, so some queries are always in flight while others wait on a
+// round trip, without queueing so many that the (single-threaded) proxies
+// and PostgreSQL's backends fight pgbench for the CPU more than they would
+// in real use. Everything runs on one machine, so each path's cost shows up
+// as CPU taken from the others: the ratios matter, not the absolute TPS.
+//
+// Masking: SELECT of MASK_ROWS rows × 6 columns from `customers`, whose email
+// (partial) and ssn (redact) the orders-db target's mask rules in
+// policies/data/access/data.yaml cover. The bench's gateway names its target
+// orders-db for that reason (nothing bench-only is added to the policy data).
+// psql fetches it (unaligned, to /dev/null) on one open connection, direct
+// and through Gatehouse, plus the same shape from an unmasked table through
+// Gatehouse, to separate relaying from masking.
+//
+// Knobs: CLIENTS, THREADS, SECONDS, SCALE, ROUNDS (pgbench runs per path and
+// mode, default 3, median reported; each round starts with another path),
+// MASK_ROWS, MASK_RUNS. It only prints; nothing is asserted
+// about speed.
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chownSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { postgresBinDir, startPostgres, type PostgresServer } from '../tests/helpers/postgres.js';
+
+const CLIENTS = Number(process.env.CLIENTS ?? 8);
+const THREADS = Number(process.env.THREADS ?? 2);
+const SECONDS = Number(process.env.SECONDS ?? 10);
+const SCALE = Number(process.env.SCALE ?? 10);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const MASK_ROWS = Number(process.env.MASK_ROWS ?? 200_000);
+const MASK_RUNS = Number(process.env.MASK_RUNS ?? 5);
+const TARGET_RATIO = 0.75;
+const TARGET_MASK_ROWS_PER_SECOND = 200_000;
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = join(root, 'dist/cli/main.js');
+const BUNDLE = join(root, 'build/bundle.tar.gz');
+const TARGET = 'orders-db';
+const ROLE = 'bench';
+const DATABASE = 'bench';
+const PASSWORD = randomBytes(12).toString('hex');
+const SERVER_USER = 'postgres';
+
+// ── Processes, and cleaning up after them ───────────────────────────────
+
+const cleanups: (() => Promise<void> | void)[] = [];
+let cleaning: Promise<void> | null = null;
+function cleanUp(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const step of cleanups.reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        console.error(`cleanup: ${(err as Error).message}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+// `on`, not `once`: under `npx tsx`, Ctrl-C arrives twice (from the terminal
+// and relayed by tsx), and a second one must not kill the clean-up midway.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    if (cleaning) return;
+    console.error(`\n${signal}: stopping everything the bench started`);
+    void cleanUp().then(() => process.exit(130));
+  });
+}
+
+interface Result { code: number; stdout: string; stderr: string }
+
+function run(command: string, args: string[], options: SpawnOptions & { input?: string } = {}): Promise<Result> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(command, args, { ...options, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolveRun({ code: code ?? -1, stdout, stderr }));
+    child.stdin!.end(options.input ?? '');
+  });
+}
+
+async function must(what: string, result: Promise<Result>): Promise<string> {
+  const r = await result;
+  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+/** Starts a long-running child with its output in `log`; stopping it is registered for cleanup. */
+function daemon(name: string, command: string, args: string[], log: string, options: SpawnOptions = {}): ChildProcess {
+  const fd = openSync(log, 'a');
+  const child = spawn(command, args, { ...options, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  cleanups.push(() => stop(child));
+  child.once('error', (err) => console.error(`${name}: ${err.message}`));
+  return child;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+async function waitFor(what: string, child: ChildProcess, log: string, ready: () => Promise<boolean>): Promise<void> {
+  const until = Date.now() + 30_000;
+  for (;;) {
+    if (await ready().catch(() => false)) return;
+    if (child.exitCode !== null || Date.now() > until) {
+      throw new Error(`${what} did not come up:\n${existsSync(log) ? readFileSync(log, 'utf8').slice(-4000) : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const listening = (port: number) => () => new Promise<boolean>((r) => {
+  const socket = connect(port, '127.0.0.1', () => { socket.end(); r(true); });
+  socket.once('error', () => r(false));
+});
+
+function which(tool: string): string | null {
+  for (const dir of ['/usr/sbin', '/usr/bin', '/sbin', '/bin', ...(process.env.PATH ?? '').split(':')]) {
+    if (dir && existsSync(join(dir, tool))) return join(dir, tool);
+  }
+  return null;
+}
+
+/** As root, PostgreSQL's tools and pgbouncer run as the postgres OS user. */
+function serverOwner(): { uid: number; gid: number } | null {
+  if (process.getuid?.() !== 0) return null;
+  const id = (flag: string) => Number(execFileSync('id', [flag, SERVER_USER], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+// ── What is measured ────────────────────────────────────────────────────
+
+interface Path { name: string; port: number; user: string; password: () => string }
+
+const bin = postgresBinDir();
+const tool = (name: string) => join(bin, name);
+
+function clientEnv(path: Path): NodeJS.ProcessEnv {
+  return { ...process.env, PGPASSWORD: path.password(), PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10', PGAPPNAME: 'bench-postgres' };
+}
+
+function psql(path: Path, args: string[], input?: string): Promise<Result> {
+  return run(tool('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(path.port), '-U', path.user, '-d', DATABASE, ...args], { env: clientEnv(path), input });
+}
+
+async function pgbench(path: Path, mode: 'prepared' | 'simple', seconds: number): Promise<number> {
+  const out = await must(`pgbench -M ${mode} via ${path.name}`, run(tool('pgbench'), [
+    '-S', '-n', '-M', mode, '-c', String(CLIENTS), '-j', String(THREADS), '-T', String(seconds),
+    '-h', '127.0.0.1', '-p', String(path.port), '-U', path.user, DATABASE,
+  ], { env: clientEnv(path) }));
+  const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(out);
+  const failed = /number of failed transactions: (\d+)/.exec(out);
+  if (!tps) throw new Error(`pgbench via ${path.name}: no TPS in its output:\n${out}`);
+  if (failed && Number(failed[1]) > 0) throw new Error(`pgbench via ${path.name}: ${failed[1]} failed transactions:\n${out}`);
+  return Number(tps[1]);
+}
+
+/** Milliseconds per fetch of `sql` on one psql connection: a warm-up, then MASK_RUNS timed runs. */
+async function fetchTimes(path: Path, sql: string): Promise<number[]> {
+  const script = ['\\o /dev/null', sql, '\\timing on', ...Array.from({ length: MASK_RUNS }, () => sql)].join('\n');
+  const out = await must(`psql fetch via ${path.name}`, psql(path, ['-A', '-t'], `${script}\n`));
+  const times = [...out.matchAll(/^Time: ([\d.]+) ms/gm)].map((m) => Number(m[1]));
+  if (times.length !== MASK_RUNS) throw new Error(`psql via ${path.name}: expected ${MASK_RUNS} timings, got:\n${out}`);
+  return times;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (n: number, width = 10) => Math.round(n).toLocaleString('en-US').padStart(width);
+
+// ── The run ─────────────────────────────────────────────────────────────
+
+async function main(): Promise<void> {
+  for (const [file, fix] of [[CLI, 'make build'], [BUNDLE, 'make bundle']] as const) {
+    if (!existsSync(file)) throw new Error(`${file} is missing; run \`${fix}\` (make bench-postgres does)`);
+  }
+  const pgbouncerBin = which('pgbouncer');
+  if (!pgbouncerBin) throw new Error('pgbouncer is not installed; run `make system-deps` (Debian package "pgbouncer")');
+
+  const owner = serverOwner();
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-pg-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  if (owner) chownSync(dir, owner.uid, owner.gid);
+
+  // PostgreSQL, with the bench role logging in by SCRAM over TCP.
+  const server: PostgresServer = await startPostgres({ hba: [`host all ${ROLE} 127.0.0.1/32 scram-sha-256`] });
+  cleanups.push(() => server.stop());
+  const pgPort = Number(new URL(server.url).port);
+  const superuser: Path = { name: 'superuser', port: pgPort, user: 'postgres', password: () => '' };
+  const direct: Path = { name: 'direct', port: pgPort, user: ROLE, password: () => PASSWORD };
+  await must('creating the bench role', run(tool('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres'], {
+    env: clientEnv(superuser),
+    input: `SET password_encryption = 'scram-sha-256';\nCREATE ROLE ${ROLE} LOGIN PASSWORD '${PASSWORD}';\nCREATE DATABASE ${DATABASE} OWNER ${ROLE};\n`,
+  }));
+  const versions = {
+    postgres: (await must('postgres --version', run(tool('postgres'), ['--version']))).trim().replace(/^postgres \(PostgreSQL\) /, ''),
+    pgbouncer: (await must('pgbouncer --version', run(pgbouncerBin, ['--version']))).split('\n')[0]!.replace(/^PgBouncer /i, ''),
+  };
+
+  console.error(`bench-postgres: pgbench -i -s ${SCALE}, and ${MASK_ROWS.toLocaleString('en-US')} customers for the masking run`);
+  await must('pgbench -i', run(tool('pgbench'), ['-i', '-q', '-s', String(SCALE), '-h', '127.0.0.1', '-p', String(pgPort), '-U', ROLE, DATABASE], { env: clientEnv(direct) }));
+  const shape = `(id int PRIMARY KEY, name text NOT NULL, email text NOT NULL, ssn text NOT NULL, phone text, created_at date NOT NULL)`;
+  const rows = `SELECT i, 'Customer ' || i, 'customer' || i || '@example.com',
+    lpad((100 + i % 565)::text, 3, '0') || '-' || lpad((10 + i % 89)::text, 2, '0') || '-' || lpad((1000 + i % 8999)::text, 4, '0'),
+    '+1 415 555 ' || lpad((i % 10000)::text, 4, '0'), date '2024-01-01' + i % 365 FROM generate_series(1, ${MASK_ROWS}) AS i`;
+  await must('seeding customers', psql(direct, [], `
+CREATE TABLE customers ${shape};
+CREATE TABLE contacts ${shape};
+INSERT INTO customers ${rows};
+INSERT INTO contacts ${rows};
+VACUUM ANALYZE customers;
+VACUUM ANALYZE contacts;
+`));
+
+  // pgbouncer, as the postgres OS user when root (it refuses to run as root).
+  const bouncerPort = await freePort();
+  const userlist = join(dir, 'userlist.txt');
+  const ini = join(dir, 'pgbouncer.ini');
+  writeFileSync(userlist, `"${ROLE}" "${PASSWORD}"\n`, { mode: 0o600 });
+  writeFileSync(ini, `[databases]
+${DATABASE} = host=127.0.0.1 port=${pgPort} dbname=${DATABASE}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = ${bouncerPort}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = ${userlist}
+pool_mode = session
+default_pool_size = ${CLIENTS + 2}
+max_client_conn = ${CLIENTS * 4 + 10}
+logfile = ${join(dir, 'pgbouncer.log')}
+log_connections = 0
+log_disconnections = 0
+`);
+  if (owner) for (const f of [userlist, ini]) chownSync(f, owner.uid, owner.gid);
+  const bouncerLog = join(dir, 'pgbouncer.out');
+  const bouncer = daemon('pgbouncer', pgbouncerBin, [ini], bouncerLog, owner ? { uid: owner.uid, gid: owner.gid, cwd: dir } : { cwd: dir });
+  await waitFor('pgbouncer', bouncer, bouncerLog, listening(bouncerPort));
+  const viaBouncer: Path = { name: 'pgbouncer', port: bouncerPort, user: ROLE, password: () => PASSWORD };
+
+  // Gatehouse, with the upstream password from the environment.
+  const apiPort = await freePort();
+  const proxyPort = await freePort();
+  const config = join(dir, 'gatehouse.yaml');
+  writeFileSync(config, `listeners:
+  api: {address: 127.0.0.1:${apiPort}}
+  postgres: {address: 127.0.0.1:${proxyPort}}
+policy:
+  bundle: {source: ${BUNDLE}}
+identity:
+  dev_issuer: {enabled: true, key_file: dev-issuer.jwk}
+store:
+  sqlite: {path: gatehouse.db}
+targets:
+  - name: ${TARGET}
+    kind: postgres
+    labels: {env: bench}
+    upstream: {address: 127.0.0.1:${pgPort}, database: ${DATABASE}}
+    credentials:
+      username: ${ROLE}
+      password: \${env:BENCH_DB_PASSWORD}
+`);
+  const serveLog = join(dir, 'gatehouse.log');
+  const serve = daemon('gatehouse serve', process.execPath, [CLI, 'serve', '--config', config], serveLog, {
+    env: { ...process.env, BENCH_DB_PASSWORD: PASSWORD },
+  });
+  await waitFor('gatehouse serve', serve, serveLog, async () => (await fetch(`http://127.0.0.1:${apiPort}/health`)).ok && (await listening(proxyPort)()));
+  const token = (await must('gatehouse token', run(process.execPath, [CLI, 'token', '-c', config, '--sub', 'agent:bench', '--groups', 'analysts', '--ttl', '1h']))).trim();
+  const viaGatehouse: Path = { name: 'gatehouse', port: proxyPort, user: TARGET, password: () => token };
+
+  // Every path answers, and Gatehouse masks what it should.
+  for (const path of [direct, viaBouncer, viaGatehouse]) {
+    const count = (await must(`SELECT via ${path.name}`, psql(path, ['-A', '-t', '-c', 'SELECT count(*) FROM pgbench_branches']))).trim();
+    if (count !== String(SCALE)) throw new Error(`${path.name}: pgbench_branches has ${count} rows, expected ${SCALE}`);
+  }
+  const sample = 'SELECT email, ssn FROM customers WHERE id = 1';
+  const plain = (await must('sample direct', psql(direct, ['-A', '-t', '-c', sample]))).trim();
+  const masked = (await must('sample via gatehouse', psql(viaGatehouse, ['-A', '-t', '-c', sample]))).trim();
+  const [plainEmail, plainSsn] = plain.split('|');
+  const [maskedEmail, maskedSsn] = masked.split('|');
+  if (maskedEmail === plainEmail || maskedSsn === plainSsn) {
+    throw new Error(`Gatehouse did not mask customers.email and .ssn (direct: ${plain}, through Gatehouse: ${masked}); the masking figure would mean nothing`);
+  }
+
+  const cpuCount = cpus().length;
+  console.log(`postgres proxy: pgbench -S -n -c ${CLIENTS} -j ${THREADS} -T ${SECONDS}, scale ${SCALE} (${(SCALE * 100_000).toLocaleString('en-US')} accounts), ` +
+    `PostgreSQL ${versions.postgres}, pgbouncer ${versions.pgbouncer} (pool_mode=session), ${cpuCount} CPUs shared by everything; ` +
+    `${ROUNDS === 1 ? 'one run' : `median of ${ROUNDS} runs`} per path`);
+
+  // Warm the caches (shared buffers, the gateway's JIT and decision cache) before anything counts.
+  await pgbench(direct, 'prepared', 3);
+  await pgbench(viaGatehouse, 'simple', 3);
+
+  const paths = [direct, viaBouncer, viaGatehouse];
+  const verdicts: string[] = [];
+  console.log(`  ${'mode'.padEnd(9)}${'direct TPS'.padStart(12)}${'pgbouncer TPS'.padStart(15)}${'gatehouse TPS'.padStart(15)}${'pgbouncer/direct'.padStart(18)}${'gatehouse/direct'.padStart(18)}`);
+  for (const mode of ['prepared', 'simple'] as const) {
+    const tps = new Map<string, number[]>(paths.map((p) => [p.name, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      // Each round starts with another path, so none always runs first (or right after the slowest).
+      for (let i = 0; i < paths.length; i++) {
+        const path = paths[(round + i) % paths.length]!;
+        tps.get(path.name)!.push(await pgbench(path, mode, SECONDS));
+      }
+    }
+    const [d, b, g] = paths.map((p) => median(tps.get(p.name)!)) as [number, number, number];
+    const rb = b / d;
+    const rg = g / d;
+    console.log(`  ${mode.padEnd(9)}${fmt(d, 12)}${fmt(b, 15)}${fmt(g, 15)}${`${rb.toFixed(2)}×`.padStart(18)}${`${rg.toFixed(2)}×`.padStart(18)}`);
+    const met = rg >= TARGET_RATIO && rg > rb;
+    verdicts.push(`-M ${mode}: ${met ? 'met' : 'NOT met'} (${rg.toFixed(2)}× ${rg >= TARGET_RATIO ? '≥' : '<'} ${TARGET_RATIO}×, ${rg > rb ? 'above' : 'not above'} pgbouncer's ${rb.toFixed(2)}×)`);
+  }
+  console.log(`  target (gatehouse ≥ ${TARGET_RATIO}× direct and above pgbouncer's ratio): ${verdicts.join('; ')}`);
+
+  const select = (table: string) => `SELECT id, name, email, ssn, phone, created_at FROM ${table};`;
+  const directMs = median(await fetchTimes(direct, select('customers')));
+  const maskedMs = median(await fetchTimes(viaGatehouse, select('customers')));
+  const relayMs = median(await fetchTimes(viaGatehouse, select('contacts')));
+  const rps = (ms: number) => MASK_ROWS / (ms / 1000);
+  console.log(`masking: SELECT of ${MASK_ROWS.toLocaleString('en-US')} rows × 6 columns, psql -A -t to /dev/null on one connection, median of ${MASK_RUNS} fetches`);
+  console.log(`  direct (peer)                               ${fmt(rps(directMs))} rows/s  ${directMs.toFixed(0).padStart(6)} ms`);
+  console.log(`  gatehouse, email partial + ssn redact       ${fmt(rps(maskedMs))} rows/s  ${maskedMs.toFixed(0).padStart(6)} ms  ${(directMs / maskedMs).toFixed(2)}× direct`);
+  console.log(`  gatehouse, same shape, no mask rule         ${fmt(rps(relayMs))} rows/s  ${relayMs.toFixed(0).padStart(6)} ms  ${(directMs / relayMs).toFixed(2)}× direct`);
+  console.log(`  target ≥ ${TARGET_MASK_ROWS_PER_SECOND.toLocaleString('en-US')} rows/s with 2 of 6 masked, end to end: ${rps(maskedMs) >= TARGET_MASK_ROWS_PER_SECOND ? 'met' : 'NOT met'}`);
+}
+
+let failed = false;
+try {
+  await main();
+} catch (err) {
+  failed = true;
+  console.error(`bench-postgres: ${(err as Error).message}`);
+} finally {
+  await cleanUp();
+}
+process.exit(failed ? 1 : 0);
