@@ -231,9 +231,10 @@ describe('derived_columns: values RowDescription does not attribute to a column'
     expect(derived('UPDATE customers SET name = upper(name) RETURNING lower(ssn)')).toEqual(['ssn']);
     expect(derived('PREPARE p AS SELECT upper(ssn) FROM customers')).toEqual(['ssn']);
     expect(derived('DECLARE cur CURSOR FOR SELECT upper(ssn) FROM customers')).toEqual(['ssn']);
-    // Set operations: RowDescription describes the first branch only.
+    // Set operations: RowDescription names no source column for any branch, the first included.
     expect(derived("SELECT 'x' UNION SELECT ssn FROM customers")).toEqual(['ssn']);
-    expect(derived('SELECT name FROM customers UNION ALL SELECT c.ssn FROM customers c')).toEqual(['ssn']);
+    expect(derived('SELECT ssn FROM customers UNION ALL SELECT NULL')).toEqual(['ssn']);
+    expect(derived('SELECT name FROM customers UNION ALL SELECT c.ssn FROM customers c')).toEqual(['name', 'ssn']);
     expect(derived('SELECT id FROM a UNION SELECT id FROM b EXCEPT SELECT * FROM c')).toEqual(['*', 'id']);
     expect(derived('SELECT name FROM customers UNION SELECT name FROM customers')).toEqual(['name']);
   });

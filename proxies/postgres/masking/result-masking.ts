@@ -67,22 +67,52 @@ export async function prepareMasking(
   }
   if (compiled.length === 0) return { masking: NO_COLUMNS };
 
-  const leak = findLeak(compiled.map((c) => c.column), statements);
+  const leak = findLeak(compiled.map((c) => c.column), statements) ?? (await findViewLeak(compiled.map((c) => c.column), statements, catalog));
   if (leak) return { refusal: leak };
   return { masking: new StatementMasking(compiled, byOrigin, byName, readsMaskedTable(compiled.map((c) => c.column), statements)) };
 }
 
-/** Whether a statement can see a masked column at all: only then can its errors quote one. */
+/**
+ * Whether a statement can see a masked column at all: only then can its errors quote one.
+ * The facts name only what the statement's text names, and data is reached in other ways
+ * too: through another relation (a view over a masked table), a function, or a statement
+ * that runs what was declared or prepared before, or code (FETCH, EXECUTE, DO, CALL, a
+ * COMMIT's deferred checks). Only a SELECT that names no relation and calls no function
+ * cannot.
+ */
 function readsMaskedTable(columns: string[], statements: readonly StatementFacts[]): boolean {
   const tables = columns.map((c) => c.split('.')).map((parts) => (parts.length > 1 ? parts[parts.length - 2]! : null));
   // A rule by output name alone could match any table.
   if (tables.includes(null)) return true;
-  return statements.some((s) => s.tables.some((t) => tables.includes(t.name)));
+  return statements.some((s) => s.kind !== 'select' || s.tables.length > 0 || s.functions.length > 0);
+}
+
+/**
+ * A view's result columns carry the view's own table OID, so a mask on a
+ * base column would not find them: a view that reads a masked column is
+ * refused (its other columns could still be selected from the base table).
+ */
+async function findViewLeak(columns: string[], statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
+  const full = new Set(columns.filter((c) => c.split('.').length === 3));
+  const bare = new Set(columns.filter((c) => !c.includes('.')));
+  const twoPart = new Set(columns.filter((c) => c.split('.').length === 2).map((c) => `public.${c}`));
+  for (const statement of statements) {
+    for (const table of statement.tables) {
+      if (table.access !== 'read') continue;
+      for (const source of await catalog.viewSources(table.schema, table.name)) {
+        if (full.has(source) || twoPart.has(source) || bare.has(source.slice(source.lastIndexOf('.') + 1))) {
+          return `view ${table.schema}.${table.name} reads masked column ${source}, which masking cannot follow through a view; query ${source.slice(0, source.lastIndexOf('.'))} instead`;
+        }
+      }
+    }
+  }
+  return null;
 }
 
 /**
  * PostgreSQL names a result column's table and attribute only when the
- * column is the table column itself (through views and subqueries too).
+ * column is the table column itself (through subqueries and CTEs; not
+ * through views, see findViewLeak, nor set operations).
  * An expression over a masked column (`upper(ssn)`, `row_to_json(c)`), or a
  * COPY of a masked table, returns the value where no plan can find it.
  */

@@ -82,10 +82,16 @@ export class ClientSession {
 
   private listen(socket: Socket): void {
     socket.on('data', (chunk: Buffer) => {
+      // Messages that need no decision (Bind, Execute, Sync, …) are forwarded while this chunk is
+      // parsed: corked, they leave in one write instead of one per message.
+      const upstream = this.upstream?.socket;
+      upstream?.cork();
       try {
         this.parser.parse(chunk, (message, raw) => this.inbox.push(message, raw));
       } catch (err) {
         this.fail(err);
+      } finally {
+        upstream?.uncork();
       }
     });
     socket.on('error', () => this.close('client connection error'));

@@ -25,7 +25,7 @@ export class Inbox {
 
   push(message: FrontendMessage, raw: Buffer): void {
     this.queue.push([message, raw]);
-    if (!this.running) void this.drain();
+    if (!this.running) this.drain();
   }
 
   stop(): void {
@@ -33,19 +33,28 @@ export class Inbox {
     this.queue.length = 0;
   }
 
-  private async drain(): Promise<void> {
+  /** Synchronous while handlers are; an asynchronous one pauses the queue until it settles. */
+  private drain(): void {
     this.running = true;
     try {
       while (!this.stopped && this.queue.length > 0) {
         const [message, raw] = this.queue.shift()!;
         const pending = this.handler(message, raw);
-        if (pending) await pending;
+        if (pending) {
+          pending.then(() => this.drain(), (error: unknown) => this.fail(error));
+          return;
+        }
       }
     } catch (error) {
-      this.stop();
-      this.onError(error);
-    } finally {
-      this.running = false;
+      this.fail(error);
+      return;
     }
+    this.running = false;
+  }
+
+  private fail(error: unknown): void {
+    this.stop();
+    this.running = false;
+    this.onError(error);
   }
 }

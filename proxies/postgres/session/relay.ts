@@ -12,10 +12,10 @@ import type { MaskCount } from '../../../engine/audit/events.js';
 import type { HashKey } from '../../../engine/masking/strategies.js';
 import { prepareMasking, type Catalog, type ResultMasking } from '../masking/result-masking.js';
 import type { Protocol, StatementDecider, StatementDecision } from '../policy/statement-decider.js';
-import { decodeCommandTag, decodeError, decodeRowDescription } from '../protocol/backend-decode.js';
+import { decodeCommandTag, decodeError, decodeRowDescription, type Field } from '../protocol/backend-decode.js';
 import { BackendFramer } from '../protocol/backend-framer.js';
 import { errorResponse, noticeResponse, type ErrorFields, type TransactionStatus } from '../protocol/backend-writer.js';
-import type { FrontendMessage, FunctionCall } from '../protocol/frontend-messages.js';
+import type { FormatCode, FrontendMessage, FunctionCall } from '../protocol/frontend-messages.js';
 import type { StatementFacts } from '../sql/analyse.js';
 import { PendingResponses, type Pending } from './pending-responses.js';
 import type { DecidedSql, Portal, PreparedStatement, RunningStatement } from './statement-state.js';
@@ -118,7 +118,7 @@ export class Relay {
         return this.discarding ? undefined : this.parse(message.name, message.sql, raw);
       case 'bind':
         if (this.discarding) return;
-        this.bind(message.portal, message.statement, raw);
+        this.bind(message.portal, message.statement, message.resultFormats, raw);
         return;
       case 'describe': {
         if (this.discarding) return;
@@ -191,14 +191,21 @@ export class Relay {
       this.discarding = true;
       return;
     }
-    this.statements.set(name, { ...decided, name });
+    this.statements.set(name, { ...decided, name, columns: null });
     this.forward(raw, { kind: 'parseComplete' });
   }
 
-  private bind(portalName: string, statementName: string, raw: Buffer): void {
+  private bind(portalName: string, statementName: string, formats: readonly FormatCode[], raw: Buffer): void {
     const statement = this.statements.get(statementName);
     // An unknown statement is the server's to refuse ("does not exist"); nothing runs.
-    if (statement) this.portals.set(portalName, { name: portalName, statement, rows: null, described: false });
+    if (statement) {
+      const portal: Portal = { name: portalName, statement, rows: null, described: false };
+      if (statement.masking && statement.columns) {
+        portal.rows = statement.masking.forColumns(inFormats(statement.columns, formats));
+        portal.described = true;
+      }
+      this.portals.set(portalName, portal);
+    }
     this.forward(raw, { kind: 'bindComplete' });
   }
 
@@ -414,6 +421,7 @@ export class Relay {
       return;
     }
     if (code === CODE.parameterDescription) return; // a statement's Describe: RowDescription or NoData follows
+    if (head.statement?.masking) head.statement.columns = code === CODE.rowDescription ? decodeRowDescription(message) : [];
     if (code === CODE.rowDescription && head.portal) {
       const masking = head.portal.statement.masking;
       head.portal.described = true;
@@ -453,6 +461,14 @@ export class Relay {
       masked: decided.masking?.takeCounts() ?? [],
     });
   }
+}
+
+/** A statement's columns as a Bind with these result format codes returns them (0 codes: all text; 1: all alike). */
+function inFormats(columns: readonly Field[], formats: readonly FormatCode[]): Field[] {
+  return columns.map((column, i) => {
+    const code = formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : formats[i];
+    return { ...column, format: code === 1 ? 'binary' : 'text' } as Field;
+  });
 }
 
 /** A client broke the protocol in a way the parser cannot see (a message out of place). */

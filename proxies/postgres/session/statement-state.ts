@@ -6,6 +6,7 @@
 import type { Decision } from '../../../engine/policy/decision.js';
 import type { StatementFacts } from '../sql/analyse.js';
 import type { ResultMasking } from '../masking/result-masking.js';
+import type { Field } from '../protocol/backend-decode.js';
 
 export interface DecidedSql {
   sql: string;
@@ -21,6 +22,12 @@ export interface DecidedSql {
 
 export interface PreparedStatement extends DecidedSql {
   name: string;
+  /**
+   * Its result columns, from the answer to a Describe of the statement (in
+   * text format): a Bind then knows its portal's row masking without asking
+   * the server again on every execution. Only kept when the decision masks.
+   */
+  columns: readonly Field[] | null;
 }
 
 export interface Portal {

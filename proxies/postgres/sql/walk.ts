@@ -87,7 +87,7 @@ const DROPPED_RELATIONS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIE
 const DERIVED = 1;
 /** Inside a FROM subquery or a CTE, whose output columns an alias can rename. */
 const SOURCE = 2;
-/** This SelectStmt is a set operation's branch after the first: its select list is derived. */
+/** This SelectStmt is a branch of a set operation: its select list is derived. */
 const BRANCH = 4;
 /** This list is a select list or RETURNING list: its ResTargets are result columns. */
 const LIST = 8;
@@ -247,8 +247,8 @@ export function walkTree(root: unknown): TreeFacts {
       if (type === 'SelectStmt') {
         if (field === 'targetList') childFlags |= LIST | (flags & BRANCH ? DERIVED : 0);
         else if (field === 'valuesLists') childFlags |= DERIVED;
-        else if (field === 'larg') childFlags |= flags & BRANCH;
-        else if (field === 'rarg') childFlags |= BRANCH;
+        // PostgreSQL names no source column for a set operation's result, not even the first branch's.
+        else if (field === 'larg' || field === 'rarg') childFlags |= BRANCH;
       } else if (type === 'RangeSubselect' && field === 'subquery') {
         childFlags |= SOURCE;
       } else if (field === 'returningList') {

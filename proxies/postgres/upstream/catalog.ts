@@ -15,7 +15,36 @@ export interface Catalog {
   columnKey(schema: string, table: string, column: string): Promise<string | null>;
   /** "schema.name" of a function, or null. */
   functionName(oid: number): Promise<string | null>;
+  /**
+   * The base-table columns ("schema.table.column") a view or materialized
+   * view reads, through nested views; empty for a table. A view's result
+   * columns carry the view's own OID, so masks on its base columns would
+   * not find them.
+   */
+  viewSources(schema: string, name: string): Promise<string[]>;
 }
+
+/** pg_depend records, per view rewrite rule, each column it reads; nested views are followed. */
+const VIEW_SOURCES = `
+WITH RECURSIVE reads(rel, attnum) AS (
+    SELECT d.refobjid, d.refobjsubid
+      FROM pg_catalog.pg_rewrite r
+      JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+     WHERE r.ev_class = (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                          WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('v', 'm'))
+       AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0 AND d.refobjid <> r.ev_class
+  UNION
+    SELECT d.refobjid, d.refobjsubid
+      FROM reads
+      JOIN pg_catalog.pg_rewrite r ON r.ev_class = reads.rel
+      JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+     WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0 AND d.refobjid <> r.ev_class
+)
+SELECT n.nspname || '.' || c.relname || '.' || a.attname AS column
+  FROM reads
+  JOIN pg_catalog.pg_class c ON c.oid = reads.rel AND c.relkind NOT IN ('v', 'm')
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = reads.rel AND a.attnum = reads.attnum`;
 
 export class CatalogPool {
   private readonly pool: pg.Pool;
@@ -29,7 +58,18 @@ export class CatalogPool {
   session(): Catalog {
     const columns = new Map<string, Promise<string | null>>();
     const functions = new Map<number, Promise<string | null>>();
+    const views = new Map<string, Promise<string[]>>();
     return {
+      viewSources: (schema, name) => {
+        const key = `${schema}\0${name}`;
+        let known = views.get(key);
+        if (!known) {
+          known = this.pool.query<{ column: string }>(VIEW_SOURCES, [schema, name]).then((r) => r.rows.map((row) => row.column));
+          known.catch(() => views.delete(key));
+          views.set(key, known);
+        }
+        return known;
+      },
       columnKey: (schema, table, column) => {
         const key = `${schema}\0${table}\0${column}`;
         let known = columns.get(key);

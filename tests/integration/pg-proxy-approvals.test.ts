@@ -1,0 +1,232 @@
+/**
+ * Approvals through the Postgres proxy, end to end: an sre-agents token
+ * writes to orders-db (env prod), which policy allows only with one dba's
+ * approval (rule prod-writes-need-dba). In hold mode the statement waits
+ * while a dba approves with `gatehouse approvals` (or cancels it with a
+ * CancelRequest); in ticket mode it is denied with the approval id and its
+ * status URL, and the approved retry runs once. Each mode has its own
+ * gateway and PostgreSQL.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import type { NoticeMessage } from 'pg-protocol/dist/messages.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { repoRoot } from '../helpers/opa.js';
+import { sendCancel } from '../helpers/pg-pipeline.js';
+import { startProxyStack, type ProxyStack } from '../helpers/pg-proxy.js';
+
+interface ApprovalView {
+  id: string;
+  status: string;
+  target: string;
+  groups: string[];
+  requester: { sub: string };
+  action: { action: { postgres: { text: string } } };
+}
+
+interface Side {
+  stack: ProxyStack;
+  sre: string;
+  dba: string;
+  direct: pg.Client;
+  clients: pg.Client[];
+}
+
+let hold: Side;
+let ticket: Side;
+const run = promisify(execFile);
+
+/** `gatehouse token`, run in the background so that several are minted at once. */
+async function mint(stack: ProxyStack, args: string[]): Promise<string> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'token', '-c', stack.config, ...args], { cwd: repoRoot });
+  return stdout.trim();
+}
+
+async function side(stack: ProxyStack): Promise<Side> {
+  const [sre, dba, direct] = await Promise.all([
+    mint(stack, ['--sub', 'agent-sre', '--groups', 'sre-agents']),
+    // Approvals are for humans: the dba's token says so.
+    mint(stack, ['--sub', 'dora', '--groups', 'dba', '--human']),
+    stack.direct(),
+  ]);
+  return { stack, sre, dba, direct, clients: [] };
+}
+
+beforeAll(async () => {
+  [hold, ticket] = await Promise.all([startProxyStack().then(side), startProxyStack({ approvalMode: 'ticket' }).then(side)]);
+}, 120_000);
+
+afterAll(async () => {
+  for (const s of [hold, ticket]) {
+    if (!s) continue;
+    await Promise.all([...s.clients.map((c) => c.end().catch(() => undefined)), s.direct.end()]);
+    await s.stack.stop();
+  }
+});
+
+async function agent(s: Side): Promise<pg.Client> {
+  const client = new pg.Client(s.stack.clientConfig('orders-db', s.sre));
+  await client.connect();
+  s.clients.push(client);
+  return client;
+}
+
+async function amountOf(s: Side, orderId: number): Promise<string> {
+  return (await s.direct.query<{ amount: string }>('SELECT amount FROM orders WHERE id = $1', [orderId])).rows[0]!.amount;
+}
+
+async function approvalOf(s: Side, id: string): Promise<ApprovalView> {
+  const res = await fetch(`${s.stack.api}/v1/approvals/${id}`, { headers: { authorization: `Bearer ${s.dba}` } });
+  expect(res.status).toBe(200);
+  return (await res.json()) as ApprovalView;
+}
+
+async function errorOf(promise: Promise<unknown>): Promise<pg.DatabaseError> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as pg.DatabaseError;
+  }
+  throw new Error('expected the statement to fail');
+}
+
+/** Runs `sql` and resolves, once the proxy says it is held, with the approval id, the notice and the still running query. */
+async function runHeld(client: pg.Client, sql: string): Promise<{ id: string; notice: NoticeMessage; result: Promise<pg.QueryResult> }> {
+  const notice = new Promise<NoticeMessage>((resolve) => {
+    const listener = (n: NoticeMessage) => {
+      if (!/held for approval/.test(n.message ?? '')) return;
+      client.off('notice', listener);
+      resolve(n);
+    };
+    client.on('notice', listener);
+  });
+  const result = client.query(sql);
+  result.catch(() => undefined); // awaited by the test; not unhandled meanwhile
+  const held = await Promise.race([notice, result.then(
+    (r) => { throw new Error(`expected ${sql} to be held, it completed: ${r.command} ${r.rowCount}`); },
+    (e: Error) => { throw new Error(`expected ${sql} to be held, it failed: ${e.message}`); },
+  )]);
+  const id = /held for approval ([0-9a-f-]{36})/.exec(held.message!)![1]!;
+  return { id, notice: held, result };
+}
+
+function cli(s: Side, args: string[]): { code: number; stdout: string; stderr: string } {
+  return runCli([...args, '--server', s.stack.api, '--token', s.dba]);
+}
+
+describe('hold mode: the statement waits for a human', () => {
+  const UPDATE = 'UPDATE orders SET amount = 1 WHERE id = 10';
+
+  it('waits with a NOTICE naming the approval, runs once a dba approves, and the row changes', async () => {
+    const client = await agent(hold);
+    const held = await runHeld(client, UPDATE);
+    expect(held.notice).toMatchObject({ severity: 'NOTICE', code: '00000' });
+    expect(held.notice.message).toBe(`statement held for approval ${held.id}; it runs once a human approves it`);
+    expect(held.notice.hint).toContain(`${hold.stack.api}/v1/approvals/${held.id}`);
+
+    const pending = await approvalOf(hold, held.id);
+    expect(pending).toMatchObject({ status: 'pending', target: 'orders-db', groups: ['dba'], requester: { sub: 'agent-sre' } });
+    expect(pending.action.action.postgres.text).toBe(UPDATE);
+    expect(await amountOf(hold, 10)).toBe('42.50'); // nothing ran yet
+
+    const approved = cli(hold, ['approvals', 'approve', held.id, '--comment', 'ship it']);
+    expect(approved.code, approved.stderr).toBe(0);
+    const result = await held.result;
+    expect([result.command, result.rowCount]).toEqual(['UPDATE', 1]);
+    expect(await amountOf(hold, 10)).toBe('1.00');
+    expect((await approvalOf(hold, held.id)).status).toBe('consumed');
+  });
+
+  it('runs an approved statement once: the same text again needs a new approval, and a denial refuses it', async () => {
+    await hold.direct.query('UPDATE orders SET amount = 42.50 WHERE id = 10');
+    const client = await agent(hold);
+    const first = await runHeld(client, UPDATE);
+    expect(cli(hold, ['approvals', 'approve', first.id]).code).toBe(0);
+    expect((await first.result).rowCount).toBe(1);
+    await hold.direct.query('UPDATE orders SET amount = 42.50 WHERE id = 10');
+
+    const again = await runHeld(client, UPDATE);
+    expect(again.id).not.toBe(first.id);
+    const denied = cli(hold, ['approvals', 'deny', again.id, '--reason', 'once is enough']);
+    expect(denied.code, denied.stderr).toBe(0);
+    const error = await errorOf(again.result);
+    expect(error.code).toBe('42501');
+    expect(error.message).toContain(`approval ${again.id} was denied`);
+    expect(error.message).toContain('once is enough');
+    expect(await amountOf(hold, 10)).toBe('42.50');
+    expect((await client.query('SELECT count(*)::int AS n FROM orders')).rows).toEqual([{ n: 3 }]);
+  });
+
+  it('a CancelRequest with the session\'s key ends the wait: an error, the request withdrawn, the session usable', async () => {
+    const client = await agent(hold);
+    const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+    const held = await runHeld(client, 'UPDATE orders SET amount = 3 WHERE id = 11');
+
+    // A wrong secret cancels nothing: the request is still pending.
+    await sendCancel('127.0.0.1', hold.stack.proxyPort, processID, secretKey ^ 1);
+    expect((await approvalOf(hold, held.id)).status).toBe('pending');
+
+    await sendCancel('127.0.0.1', hold.stack.proxyPort, processID, secretKey);
+    const error = await errorOf(held.result);
+    expect(error.code).toBe('42501');
+    expect(error.message).toContain(`approval ${held.id} was not granted`);
+    expect((await approvalOf(hold, held.id)).status).toBe('expired');
+    const listed = cli(hold, ['approvals', 'list', '--json']);
+    expect((JSON.parse(listed.stdout) as { approvals: ApprovalView[] }).approvals.map((a) => a.id)).not.toContain(held.id);
+    expect(await amountOf(hold, 11)).toBe('10.00');
+
+    expect((await client.query('SELECT amount FROM orders WHERE id = $1', [11])).rows).toEqual([{ amount: '10.00' }]);
+  });
+});
+
+describe('ticket mode: denied with the approval id, the approved retry runs once', () => {
+  const UPDATE = 'UPDATE orders SET amount = 5 WHERE id = 12';
+
+  async function deniedTicket(client: pg.Client, sql: string): Promise<{ id: string; error: pg.DatabaseError }> {
+    const error = await errorOf(client.query(sql));
+    expect(error.code).toBe('42501');
+    const id = /approval ([0-9a-f-]{36}): /.exec(error.hint ?? '')?.[1];
+    expect(id, `hint: ${error.hint}`).toBeDefined();
+    return { id: id!, error };
+  }
+
+  it('denies with the approval id and status URL; after approval the same text runs once, other text never', async () => {
+    const client = await agent(ticket);
+    const statusUrl = (id: string) => `${ticket.stack.api}/v1/approvals/${id}`;
+
+    const first = await deniedTicket(client, UPDATE);
+    expect(first.error.message).toContain(`approval required: request ${first.id} is pending with dba; follow it at ${statusUrl(first.id)}`);
+    expect(first.error.hint).toBe(`approval ${first.id}: ${statusUrl(first.id)}`);
+    expect(await amountOf(ticket, 12)).toBe('99.99');
+    expect((await approvalOf(ticket, first.id)).status).toBe('pending');
+
+    // Retrying before anyone approved opens no second request.
+    expect((await deniedTicket(client, UPDATE)).id).toBe(first.id);
+
+    const approve = await fetch(`${statusUrl(first.id)}/approve`, {
+      method: 'POST', headers: { authorization: `Bearer ${ticket.dba}`, 'content-type': 'application/json' }, body: '{}',
+    });
+    expect(approve.status).toBe(200);
+    expect((await approvalOf(ticket, first.id)).status).toBe('approved');
+
+    // Another statement does not ride on that approval.
+    const other = await deniedTicket(client, 'UPDATE orders SET amount = 6 WHERE id = 12');
+    expect(other.id).not.toBe(first.id);
+    expect((await approvalOf(ticket, first.id)).status).toBe('approved');
+    expect(await amountOf(ticket, 12)).toBe('99.99');
+
+    // The approved text runs, once.
+    const result = await client.query(UPDATE);
+    expect([result.command, result.rowCount]).toEqual(['UPDATE', 1]);
+    expect(await amountOf(ticket, 12)).toBe('5.00');
+    expect((await approvalOf(ticket, first.id)).status).toBe('consumed');
+
+    await ticket.direct.query('UPDATE orders SET amount = 99.99 WHERE id = 12');
+    const second = await deniedTicket(client, UPDATE);
+    expect(second.id).not.toBe(first.id);
+    expect(await amountOf(ticket, 12)).toBe('99.99');
+    expect((await client.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+  });
+});

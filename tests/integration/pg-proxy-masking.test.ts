@@ -1,0 +1,302 @@
+/**
+ * Masking end to end through the Postgres proxy, with node-postgres and a
+ * bare wire client against a real PostgreSQL seeded with PII, under the
+ * project's policy (policies/data/access/data.yaml): customers.email partial
+ * (dba exempt), customers.ssn redact, orders.notes detectors. What is asserted
+ * everywhere: no raw SSN reaches the client, in rows, in errors or notices,
+ * in text or binary format, whichever protocol asked.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { PipelineClient, dataRowFields, errorFields, rowDescription } from '../helpers/pg-pipeline.js';
+import { startProxyStack, type ProxyStack } from '../helpers/pg-proxy.js';
+import { serialize } from 'pg-protocol';
+
+const SSNS = ['078-05-1120', '219-09-9999', '457-55-5462'];
+/** The SSNs in any spelling a cast or a function could turn them into. */
+const SSN_SPELLINGS = SSNS.flatMap((s) => [s, s.replaceAll('-', ''), s.replaceAll('-', ' ')]);
+const NOTES_13 = 'paid with 4111 1111 1111 1111, ssn 078-05-1120, mail alan@example.org, call +44 20 7946 0958 after 5pm';
+
+let stack: ProxyStack;
+let direct: pg.Client;
+let analystToken: string;
+let dbaToken: string;
+let analyst: pg.Client;
+let dba: pg.Client;
+
+beforeAll(async () => {
+  stack = await startProxyStack();
+  direct = await stack.direct();
+  // Free text in orders.notes with one of each detector's finds, and a view over the masked table.
+  await direct.query('INSERT INTO orders VALUES (13, 2, 5.00, $1)', [NOTES_13]);
+  await direct.query('CREATE VIEW customer_contacts AS SELECT id, email, ssn FROM customers');
+  await direct.query('GRANT SELECT ON customer_contacts TO gatehouse_orders, gatehouse_md5');
+  analystToken = stack.token('ann', ['analysts']);
+  dbaToken = stack.token('dora', ['dba']);
+  analyst = new pg.Client(stack.clientConfig('orders-db', analystToken));
+  dba = new pg.Client(stack.clientConfig('orders-db', dbaToken));
+  await Promise.all([analyst.connect(), dba.connect()]);
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all([analyst?.end(), dba?.end(), direct?.end()]);
+  await stack?.stop();
+});
+
+interface Outcome {
+  rows: Record<string, unknown>[] | null;
+  error: { code: string; message: string; detail?: string; hint?: string; where?: string } | null;
+}
+
+async function outcome(client: pg.Client, query: string | pg.QueryConfig): Promise<Outcome> {
+  try {
+    const result = await client.query(query as pg.QueryConfig);
+    return { rows: result.rows as Record<string, unknown>[], error: null };
+  } catch (err) {
+    const e = err as pg.DatabaseError;
+    return { rows: null, error: { code: e.code ?? '', message: e.message, detail: e.detail, hint: e.hint, where: e.where } };
+  }
+}
+
+/** Every SSN spelling found anywhere in `value` (rows, errors, buffers). */
+function leakedSsns(value: unknown): string[] {
+  const text = JSON.stringify(value, (_k, v: unknown) => (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' ? Buffer.from((v as { data: number[] }).data).toString('latin1') : v));
+  return SSN_SPELLINGS.filter((s) => text.includes(s));
+}
+
+describe('column masks', () => {
+  it('SELECT * masks email partially and redacts ssn for an analyst; other columns pass untouched', async () => {
+    const { rows } = await analyst.query('SELECT * FROM customers ORDER BY id');
+    expect(rows.map((r) => [r.id, r.name, r.email, r.ssn, r.phone])).toEqual([
+      [1, 'Ada Lovelace', 'a***@example.com', '[REDACTED]', '+1 415 555 0101'],
+      [2, 'Alan Turing', 'a***@example.org', '[REDACTED]', '+44 20 7946 0958'],
+      [3, 'Grace Hopper', 'g***@example.net', '[REDACTED]', '+1 212 555 0199'],
+    ]);
+    expect(Object.keys(rows[0]!)).toEqual(['id', 'name', 'email', 'ssn', 'phone', 'notes', 'created_at']);
+    expect(leakedSsns(rows)).toEqual([]);
+  });
+
+  it('a dba is exempt from the email mask but not from the ssn mask', async () => {
+    const { rows } = await dba.query('SELECT id, email, ssn FROM customers ORDER BY id');
+    expect(rows).toEqual([
+      { id: 1, email: 'ada@example.com', ssn: '[REDACTED]' },
+      { id: 2, email: 'alan@example.org', ssn: '[REDACTED]' },
+      { id: 3, email: 'grace@example.net', ssn: '[REDACTED]' },
+    ]);
+  });
+
+  it('detectors replace the card, SSN, email and phone inside orders.notes and keep the rest of the text', async () => {
+    const { rows } = await analyst.query('SELECT id, notes FROM orders ORDER BY id');
+    expect(rows).toEqual([
+      { id: 10, notes: 'ship to [REDACTED:email]' },
+      { id: 11, notes: 'call [REDACTED:phone] before delivery' },
+      { id: 12, notes: 'gift wrap' },
+      { id: 13, notes: 'paid with [REDACTED:payment_card], ssn [REDACTED:us_ssn], mail [REDACTED:email], call [REDACTED:phone] after 5pm' },
+    ]);
+  });
+
+  it('the masks follow a column through a subquery, a CTE and an alias', async () => {
+    for (const sql of [
+      'SELECT s FROM (SELECT ssn AS s FROM customers) t',
+      'WITH x AS (SELECT ssn FROM customers) SELECT * FROM x',
+      'SELECT * FROM (SELECT ssn FROM customers) AS t(s)',
+      'SELECT ssn AS email FROM customers', // named like the partial column, masked as what it is
+    ]) {
+      const { rows } = await analyst.query({ text: sql, rowMode: 'array' });
+      expect(rows, sql).toEqual([['[REDACTED]'], ['[REDACTED]'], ['[REDACTED]']]);
+    }
+  });
+
+  it('records masking counts in the audit trail, and no values', () => {
+    const exported = runCli(['audit', 'export', '-c', stack.config]);
+    expect(exported.code, exported.stderr).toBe(0);
+    const events = exported.stdout.trim().split('\n').map((line) => JSON.parse(line) as { activity_name?: string; message?: string; unmapped?: { masked?: unknown[] } });
+    const masked = events.find((e) => e.activity_name === 'Masked' && e.message === 'SELECT * FROM customers ORDER BY id');
+    expect(masked?.unmapped?.masked).toEqual(expect.arrayContaining([
+      { column: 'public.customers.email', detector: null, count: 3 },
+      { column: 'public.customers.ssn', detector: null, count: 3 },
+    ]));
+    expect(leakedSsns(exported.stdout)).toEqual([]);
+  });
+});
+
+describe('expressions over masked columns are refused or masked, never leaked', () => {
+  const probes = [
+    'SELECT upper(ssn) FROM customers',
+    'SELECT row_to_json(c) FROM customers c',
+    'SELECT c.*::text FROM customers c',
+    "SELECT ssn || '' FROM customers",
+    'SELECT ssn::int FROM customers',
+    'SELECT to_json(ssn) FROM customers',
+    'SELECT max(ssn) FROM customers',
+    "SELECT string_agg(ssn, ',') FROM customers",
+    'SELECT ARRAY(SELECT ssn FROM customers)',
+    'SELECT (SELECT ssn FROM customers LIMIT 1) AS x',
+    'SELECT customers FROM customers',
+    'SELECT c FROM customers c',
+    'SELECT jsonb_agg(customers) FROM customers',
+    'SELECT ssn FROM customers c1 FULL JOIN customers c2 USING (ssn)',
+    'SELECT ssn FROM customers UNION SELECT ssn FROM customers',
+    "SELECT replace(notes, '@', ' at ') FROM orders",
+  ];
+
+  it.each(probes)('%s', async (sql) => {
+    const result = await outcome(analyst, sql);
+    expect(leakedSsns(result)).toEqual([]);
+    if (result.error) {
+      expect(result.error.code).toBe('42501');
+      expect(result.error.message).toMatch(/^gatehouse denied the statement: /);
+    } else {
+      // Allowed: then every value that came from a masked column is masked.
+      for (const row of result.rows!) for (const value of Object.values(row)) expect(String(value)).toMatch(/REDACTED|\*\*\*/);
+    }
+  });
+
+  it('the same probes through the extended protocol (parameters) are refused the same way', async () => {
+    for (const sql of ['SELECT upper(ssn) FROM customers WHERE id = $1', 'SELECT row_to_json(c) FROM customers c WHERE id = $1']) {
+      const result = await outcome(analyst, { text: sql, values: [1] });
+      expect(result.error?.code, sql).toBe('42501');
+      expect(leakedSsns(result)).toEqual([]);
+    }
+  });
+
+  it('COPY of the masked table is refused to psql, with nothing leaked', () => {
+    const res = stack.psql('orders-db', analystToken, ['-c', 'COPY customers TO STDOUT', '-c', 'COPY (SELECT ssn FROM customers) TO STDOUT']);
+    expect(res.stderr).toContain('gatehouse denied the statement');
+    expect(leakedSsns(res.stdout + res.stderr)).toEqual([]);
+  });
+
+  // A set operation's result columns carry no table OID in RowDescription, so the plan cannot
+  // find them: the analyser counts every branch's columns as derived, and the proxy refuses.
+  it('a UNION over a masked column is refused, first branch included', async () => {
+    const result = await outcome(analyst, 'SELECT ssn FROM customers UNION ALL SELECT NULL');
+    expect(result.error?.code).toBe('42501');
+    expect(result.error?.message).toMatch(/expression over masked column ssn/);
+    expect(leakedSsns(result)).toEqual([]);
+  });
+
+  // A view's columns carry the view's own OID and attribute numbers, which the plan (resolved
+  // for the base table) does not know: a view that reads a masked column is refused.
+  it('a view over the masked table is refused, naming the masked column it reads', async () => {
+    const result = await outcome(analyst, 'SELECT * FROM customer_contacts');
+    expect(result.error?.code).toBe('42501');
+    expect(result.error?.message).toMatch(/view public\.customer_contacts reads masked column public\.customers\.(ssn|email)/);
+    expect(leakedSsns(result)).toEqual([]);
+  });
+});
+
+describe('values in error messages', () => {
+  it('a cast error quoting an SSN reaches the client with the value taken out', async () => {
+    for (const query of [
+      'SELECT id FROM customers WHERE ssn::int > 0',
+      { text: 'SELECT id FROM customers WHERE ssn::int > $1', values: [0] },
+      'SELECT id FROM customers WHERE ssn::date IS NULL',
+      'SELECT ssn FROM customers ORDER BY ssn::int',
+    ]) {
+      const result = await outcome(analyst, query);
+      expect(result.error, JSON.stringify(query)).not.toBeNull();
+      expect(result.error!.code).toMatch(/^22/); // the server's own data error, not a denial
+      expect(result.error!.message).toContain('[REDACTED]');
+      expect(leakedSsns(result)).toEqual([]);
+    }
+  });
+
+  it('SELECT ssn::int FROM customers puts no SSN in the message or detail', async () => {
+    const result = await outcome(analyst, 'SELECT ssn::int FROM customers');
+    expect(result.error).not.toBeNull();
+    expect(leakedSsns(result)).toEqual([]);
+  });
+
+  it('an error raised at FETCH from a cursor over the masked table is scrubbed (FETCH itself names no table)', async () => {
+    await analyst.query('BEGIN');
+    try {
+      await analyst.query('DECLARE ssn_cursor CURSOR FOR SELECT id FROM customers WHERE ssn::int > 0');
+      const result = await outcome(analyst, 'FETCH ALL FROM ssn_cursor');
+      expect(result.error?.code).toBe('22P02');
+      expect(leakedSsns(result)).toEqual([]);
+    } finally {
+      await analyst.query('ROLLBACK');
+    }
+  });
+
+  it('an error quoting an SSN read through a view cannot happen: the view is refused first', async () => {
+    const result = await outcome(analyst, 'SELECT id FROM customer_contacts WHERE ssn::int > 0');
+    expect(result.error?.code).toBe('42501');
+    expect(leakedSsns(result)).toEqual([]);
+  });
+
+  it('a NOTICE from a dba\'s DO block quoting an SSN is scrubbed', async () => {
+    const notices: unknown[] = [];
+    const listener = (n: unknown) => notices.push(n);
+    dba.on('notice', listener);
+    try {
+      await dba.query(`DO $$ BEGIN RAISE NOTICE 'ssn %', (SELECT ssn FROM customers WHERE id = 1); END $$`);
+      await dba.query('SELECT 1'); // a later round trip: the notice came before its ReadyForQuery
+    } finally {
+      dba.off('notice', listener);
+    }
+    expect(notices).toHaveLength(1);
+    expect(leakedSsns(notices.map((n) => ({ ...(n as object), message: (n as Error).message })))).toEqual([]);
+  });
+});
+
+describe('the extended protocol and binary results are masked too', () => {
+  it('a parameterised query (Parse/Bind/Describe/Execute) masks like a simple one', async () => {
+    const result = await outcome(analyst, { text: 'SELECT id, email, ssn FROM customers WHERE id = $1', values: [1] });
+    expect(result).toEqual({ rows: [{ id: 1, email: 'a***@example.com', ssn: '[REDACTED]' }], error: null });
+  });
+
+  it('binary-format results (node-postgres binary: true) of masked text columns are masked', async () => {
+    const result = await outcome(analyst, { text: 'SELECT id, email, ssn FROM customers WHERE id >= $1 ORDER BY id', values: [1], binary: true } as pg.QueryConfig);
+    expect(result.rows).toEqual([
+      { id: 1, email: 'a***@example.com', ssn: '[REDACTED]' },
+      { id: 2, email: 'a***@example.org', ssn: '[REDACTED]' },
+      { id: 3, email: 'g***@example.net', ssn: '[REDACTED]' },
+    ]);
+  });
+
+  it('a named prepared statement stays masked on every execution', async () => {
+    for (const id of [1, 2, 1]) {
+      const { rows } = await analyst.query({ name: 'ssn-by-id', text: 'SELECT ssn, email FROM customers WHERE id = $1', values: [id] });
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.ssn).toBe('[REDACTED]');
+      expect(rows[0]!.email).toMatch(/^[ag]\*\*\*@example\.(com|org)$/);
+    }
+  });
+
+  it('binary DataRows on the wire hold the masked bytes, with the lengths right', async () => {
+    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: stack.proxyPort, user: 'orders-db', database: 'orders', password: analystToken });
+    try {
+      // Parse, Bind asking binary results, Execute, Sync: the client does not Describe, so the proxy must.
+      wire.send(
+        serialize.parse({ text: 'SELECT id, ssn, email FROM customers WHERE id = $1' }),
+        serialize.bind({ values: ['2'], binary: true }),
+        serialize.execute(),
+        serialize.sync(),
+      );
+      const messages = await wire.until('Z');
+      expect(messages.map((m) => m.type)).toEqual(['1', '2', 'D', 'C', 'Z']);
+      const [id, ssn, email] = dataRowFields(messages[2]!.body);
+      expect(id!.readInt32BE(0)).toBe(2);
+      expect(ssn).toEqual(Buffer.from('[REDACTED]'));
+      expect(email).toEqual(Buffer.from('a***@example.org'));
+
+      // With a Describe the client sees the binary format codes it asked for.
+      wire.send(
+        serialize.parse({ text: 'SELECT ssn FROM customers WHERE id = $1' }),
+        serialize.bind({ values: ['3'], binary: true }),
+        serialize.describe({ type: 'P', name: '' }),
+        serialize.execute(),
+        serialize.sync(),
+      );
+      const described = await wire.until('Z');
+      expect(described.map((m) => m.type)).toEqual(['1', '2', 'T', 'D', 'C', 'Z']);
+      expect(rowDescription(described[2]!.body).map((c) => c.format)).toEqual([1]);
+      expect(dataRowFields(described[3]!.body)).toEqual([Buffer.from('[REDACTED]')]);
+      expect(described.filter((m) => m.type === 'E').map((m) => errorFields(m.body))).toEqual([]);
+    } finally {
+      await wire.end();
+    }
+  });
+});
