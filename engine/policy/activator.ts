@@ -52,6 +52,7 @@ export class BundleActivator implements BundleReceiver {
         return { status: 'unchanged', revision: bundle.revision };
       }
       const policy = await CompiledPolicy.load(bundle, this.options.requiredEntrypoints);
+      warmUp(policy, this.options.requiredEntrypoints);
       const previous = this.evaluator.activate(policy);
       this.options.logger.info(
         {
@@ -76,5 +77,23 @@ export class BundleActivator implements BundleReceiver {
       { reason: error.kind, active_revision: this.evaluator.policy?.revision ?? null },
       `policy bundle rejected: ${error.message}`,
     );
+  }
+}
+
+/**
+ * A fresh WASM instance's first evaluations run unoptimised code and can
+ * take longer than the evaluation budget (policy.timeout_ms), which would
+ * deny the first real requests after a start or a reload. A few throwaway
+ * evaluations before the swap take that cost instead.
+ */
+function warmUp(policy: CompiledPolicy, entrypoints: readonly string[]): void {
+  for (let round = 0; round < 20; round++) {
+    for (const entrypoint of entrypoints) {
+      try {
+        policy.evaluate(entrypoint, {});
+      } catch {
+        // Only the time matters here; a policy that fails on {} is judged on real input.
+      }
+    }
   }
 }

@@ -93,7 +93,7 @@ async function errorOf(promise: Promise<unknown>): Promise<pg.DatabaseError> {
 }
 
 /** Runs `sql` and resolves, once the proxy says it is held, with the approval id, the notice and the still running query. */
-async function runHeld(client: pg.Client, sql: string): Promise<{ id: string; notice: NoticeMessage; result: Promise<pg.QueryResult> }> {
+async function runHeld(client: pg.Client, sql: string | pg.QueryConfig): Promise<{ id: string; notice: NoticeMessage; result: Promise<pg.QueryResult> }> {
   const notice = new Promise<NoticeMessage>((resolve) => {
     const listener = (n: NoticeMessage) => {
       if (!/held for approval/.test(n.message ?? '')) return;
@@ -105,8 +105,8 @@ async function runHeld(client: pg.Client, sql: string): Promise<{ id: string; no
   const result = client.query(sql);
   result.catch(() => undefined); // awaited by the test; not unhandled meanwhile
   const held = await Promise.race([notice, result.then(
-    (r) => { throw new Error(`expected ${sql} to be held, it completed: ${r.command} ${r.rowCount}`); },
-    (e: Error) => { throw new Error(`expected ${sql} to be held, it failed: ${e.message}`); },
+    (r) => { throw new Error(`expected ${JSON.stringify(sql)} to be held, it completed: ${r.command} ${r.rowCount}`); },
+    (e: Error) => { throw new Error(`expected ${JSON.stringify(sql)} to be held, it failed: ${e.message}`); },
   )]);
   const id = /held for approval ([0-9a-f-]{36})/.exec(held.message!)![1]!;
   return { id, notice: held, result };
@@ -118,6 +118,23 @@ function cli(s: Side, args: string[]): { code: number; stdout: string; stderr: s
 
 describe('hold mode: the statement waits for a human', () => {
   const UPDATE = 'UPDATE orders SET amount = 1 WHERE id = 10';
+
+  it('an approved named prepared statement runs once: binding it again is refused and audited', async () => {
+    const client = await agent(hold);
+    const bump = { name: 'bump-12', text: 'UPDATE orders SET amount = amount + 1 WHERE id = 12' };
+    const before = Number(await amountOf(hold, 12));
+    const held = await runHeld(client, bump);
+    const approved = cli(hold, ['approvals', 'approve', held.id]);
+    expect(approved.code, approved.stderr).toBe(0);
+    expect((await held.result).rowCount).toBe(1);
+
+    // node-postgres binds the statement it prepared: no new Parse, so no new decision.
+    const again = await errorOf(client.query(bump));
+    expect(again.code).toBe('42501');
+    expect(again.message).toContain(`approval ${held.id} allowed one run of this prepared statement`);
+    expect(Number(await amountOf(hold, 12))).toBe(before + 1);
+    expect((await client.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+  });
 
   it('waits with a NOTICE naming the approval, runs once a dba approves, and the row changes', async () => {
     const client = await agent(hold);

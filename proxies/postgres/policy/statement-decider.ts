@@ -91,6 +91,15 @@ export class StatementDecider {
     return { result, statements: analysed.facts };
   }
 
+  /** An audited deny the proxy makes itself, without asking the policy (e.g. an approval already used). */
+  refuse(sql: string, protocol: Protocol, statements: StatementFacts[], reason: string): Promise<AuthorizeResult> {
+    const { session } = this;
+    return this.authorizer.refuseInvalid(
+      { token: undefined, identity: session.identity, target: session.target, action: this.action(sql, protocol, statements), sessionId: session.sessionId, sourceIp: session.sourceIp },
+      reason,
+    );
+  }
+
   private action(text: string, protocol: Protocol, statements: StatementFacts[]) {
     const { database, role } = this.session;
     return { postgres: { database, role, protocol, text, statements } };

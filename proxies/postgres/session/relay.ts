@@ -63,6 +63,8 @@ const INSUFFICIENT_PRIVILEGE = '42501';
  * and COMMIT rolls back). The client sees the denial, not this error.
  */
 const DENIED_STAND_IN = "SELECT 'gatehouse denied the statement'::pg_catalog.int4";
+/** A prepared-statement name no client uses: binding it is the stand-in for a denied Bind. */
+const NO_SUCH_STATEMENT = 'gatehouse: denied';
 
 const CODE = {
   parseComplete: 0x31, bindComplete: 0x32, closeComplete: 0x33,
@@ -116,10 +118,17 @@ export class Relay {
         return this.query(message.sql, raw);
       case 'parse':
         return this.discarding ? undefined : this.parse(message.name, message.sql, raw);
-      case 'bind':
+      case 'bind': {
         if (this.discarding) return;
-        this.bind(message.portal, message.statement, message.resultFormats, raw);
+        const statement = this.statements.get(message.statement);
+        if (statement?.approvalId) {
+          // An approval lets exactly that statement run once: a second Bind would run it again.
+          if (statement.spent) return this.refuseSpent(statement);
+          statement.spent = true;
+        }
+        this.bind(message.portal, statement, message.resultFormats, raw);
         return;
+      }
       case 'describe': {
         if (this.discarding) return;
         const portal = message.target === 'P' ? this.portals.get(message.name) ?? null : null;
@@ -191,12 +200,11 @@ export class Relay {
       this.discarding = true;
       return;
     }
-    this.statements.set(name, { ...decided, name, columns: null });
+    this.statements.set(name, { ...decided, name, columns: null, spent: false });
     this.forward(raw, { kind: 'parseComplete' });
   }
 
-  private bind(portalName: string, statementName: string, formats: readonly FormatCode[], raw: Buffer): void {
-    const statement = this.statements.get(statementName);
+  private bind(portalName: string, statement: PreparedStatement | undefined, formats: readonly FormatCode[], raw: Buffer): void {
     // An unknown statement is the server's to refuse ("does not exist"); nothing runs.
     if (statement) {
       const portal: Portal = { name: portalName, statement, rows: null, described: false };
@@ -241,6 +249,19 @@ export class Relay {
   private refuse(decided: DecidedSql, extended: boolean, standIn: Buffer): void {
     this.forward(standIn, { kind: 'denied', denial: this.denial(decided), extended });
     this.record(decided, Date.now(), null);
+  }
+
+  private async refuseSpent(statement: PreparedStatement): Promise<void> {
+    const result = await this.options.decider.refuse(statement.sql, 'extended', statement.statements,
+      `approval ${statement.approvalId} allowed one run of this prepared statement; prepare it again to ask for another approval`);
+    if (this.ended) return;
+    const decided: DecidedSql = {
+      ...statement, decision: result.decision, decisionId: result.decision_id, masking: null,
+      audit: result.audit ? { stream: result.audit.stream, seq: result.audit.seq } : null,
+    };
+    // Binding a statement that does not exist fails on the server with no side effect, like the Parse stand-in.
+    this.refuse(decided, true, Buffer.concat([serialize.bind({ statement: NO_SUCH_STATEMENT }), serialize.flush()]));
+    this.discarding = true;
   }
 
   /** Decides, with the mask plan prepared before the decision is audited; null when the session ended meanwhile. */

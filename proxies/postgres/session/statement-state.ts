@@ -28,6 +28,8 @@ export interface PreparedStatement extends DecidedSql {
    * the server again on every execution. Only kept when the decision masks.
    */
   columns: readonly Field[] | null;
+  /** Allowed through an approval and bound once already: the approval was for one run. */
+  spent: boolean;
 }
 
 export interface Portal {
