@@ -28,6 +28,7 @@ export function serveCommand(): Command {
           logger,
           statusUrl: (id) => gateway.statusUrl(id),
           recordings: postgresRecordings(gateway.recorder),
+          hashKey: config.masking.hash_key?.reveal(),
         })
         : null;
       logger.info({ address: config.listeners.api.address, postgres: postgres?.address ?? null }, 'gatehouse is serving');

@@ -242,6 +242,16 @@ export function configSchema(ctx: ReferenceContext) {
     audit,
     approvals,
     recordings,
+    masking: z
+      .strictObject({
+        /**
+         * Keys the "hash" mask strategy (HMAC-SHA256), at least 16 bytes. Give
+         * one to keep hashes stable across restarts and processes (joins on
+         * hashed columns); without it each process draws a random key.
+         */
+        hash_key: secret.optional(),
+      })
+      .default({}),
     store: z
       .union([
         z.strictObject({ sqlite: z.strictObject({ path }) }),

@@ -22,6 +22,8 @@ export interface PostgresProxyOptions {
   logger: Logger;
   statusUrl(approvalId: string): string;
   recordings: SessionRecordings;
+  /** masking.hash_key; without it a random key per process (hashes then differ across restarts). */
+  hashKey?: string;
 }
 
 export interface PostgresProxy {
@@ -55,8 +57,7 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
     tls,
     maxMessageBytes: listener.max_message_bytes,
     connectTimeoutMs: listener.connect_timeout_ms,
-    // Per process: hashes are stable within a gateway's lifetime only.
-    hashKey: randomBytes(32),
+    hashKey: options.hashKey ?? randomBytes(32),
     logger: logger.child({ component: 'postgres-proxy' }),
     statusUrl: options.statusUrl,
     recordings: options.recordings,
