@@ -83,7 +83,9 @@ export class Relay {
   private discarding = false;
   /** The server reported an error before the batch's Sync was forwarded: it ignores what follows up to Sync. */
   private serverSkipping = false;
+  /** Aborts the decision in progress (a wait for approval ends with a deny). */
   private held: AbortController | null = null;
+  private waitingForHuman = false;
   private ended = false;
 
   constructor(
@@ -98,8 +100,10 @@ export class Relay {
 
   /** A CancelRequest with this session's key: ends a wait for approval, and cancels what the server is running. */
   cancel(): void {
+    // While a statement waits for a human the server runs nothing of this session's: cancelling
+    // it there could only hit the next statement.
     this.held?.abort();
-    this.options.cancelUpstream();
+    if (!this.waitingForHuman) this.options.cancelUpstream();
   }
 
   end(reason: string): void {
@@ -277,7 +281,10 @@ export class Relay {
       outcome = await this.options.decider.decide(sql, protocol, {
         facts,
         signal: this.held.signal,
-        onHeld: (approvalId) => this.heldNotice(approvalId),
+        onHeld: (approvalId) => {
+          this.waitingForHuman = true;
+          this.heldNotice(approvalId);
+        },
         // What cannot be masked is refused here, so the audit event says deny too.
         enforce: async (decision, statements) => {
           if (decision.mask.length === 0) return null;
@@ -289,6 +296,7 @@ export class Relay {
       });
     } finally {
       this.held = null;
+      this.waitingForHuman = false;
     }
     if (this.ended) return null;
     const { result, statements } = outcome;
@@ -451,7 +459,7 @@ export class Relay {
     this.done();
   }
 
-  /** The head entry is answered; anything the proxy queued behind it goes out now. */
+  /** The head entry is answered. */
   private done(): void {
     this.pending.shift();
   }
