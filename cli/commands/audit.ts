@@ -3,12 +3,11 @@ import type { KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
 import { keyIdOf, generateCheckpointKey, publicKeyFromPem, type CheckpointAlgorithm } from '../../engine/audit/key-source.js';
 import { AnchorError, verifyAudit, type StreamSummary } from '../../engine/audit/verify.js';
 import { readConfig } from '../config.js';
 import type { GatehouseConfig } from '../../engine/config/schema.js';
-import { openStore } from '../../engine/store/open-store.js';
+import { withStore } from '../with-store.js';
 import type { AuditQuery, AuditRecord, Store } from '../../engine/store/store.js';
 import { UsageError } from '../io.js';
 import { parseTimeArg } from '../time-arg.js';
@@ -131,17 +130,6 @@ export function auditCommand(): Command {
   return audit;
 }
 
-/** Opens the configured store, runs `work`, and always closes it. */
-async function withStore(config: GatehouseConfig, work: (store: Store) => Promise<void>): Promise<void> {
-  // Logs go to stderr: stdout carries the events.
-  const logger = pino({ name: 'gatehouse', level: process.env.GATEHOUSE_LOG_LEVEL ?? 'warn' }, pino.destination(2));
-  const store = await openStore(config.store, logger);
-  try {
-    await work(store);
-  } finally {
-    await store.close();
-  }
-}
 
 function verificationKey(config: GatehouseConfig, publicKeyFile: string | undefined): KeyObject | null {
   const file = publicKeyFile ?? config.audit.checkpoint?.key_file;

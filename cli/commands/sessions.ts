@@ -1,11 +1,9 @@
 import { Command } from 'commander';
-import { pino } from 'pino';
-import type { GatehouseConfig } from '../../engine/config/schema.js';
+import { withStore } from '../with-store.js';
 import { formatById } from '../../engine/recording/formats.js';
 import type { RecordingFormat } from '../../engine/recording/format.js';
 import type { Entries, RecordingProtocol } from '../../engine/recording/types.js';
 import { entryView, linkedEntries, sessionView, type LinkedEntry, type SessionView } from '../../engine/recording/views.js';
-import { openStore } from '../../engine/store/open-store.js';
 import type { SessionSummary, Store } from '../../engine/store/store.js';
 import { readConfig } from '../config.js';
 import { printJson, UsageError } from '../io.js';
@@ -61,17 +59,6 @@ export function sessionsCommand(): Command {
   return sessions;
 }
 
-/** Opens the configured store, runs `work`, and always closes it. */
-async function withStore(config: GatehouseConfig, work: (store: Store) => Promise<void>): Promise<void> {
-  // Logs go to stderr: stdout carries the output.
-  const logger = pino({ name: 'gatehouse', level: process.env.GATEHOUSE_LOG_LEVEL ?? 'warn' }, pino.destination(2));
-  const store = await openStore(config.store, logger);
-  try {
-    await work(store);
-  } finally {
-    await store.close();
-  }
-}
 
 function who(s: SessionView): string {
   return s.identity.act ? `${s.identity.sub} for ${s.identity.act.sub}` : s.identity.sub;
