@@ -3,15 +3,33 @@
  *
  * Durability: WAL with synchronous=FULL, so a commit returns only after the
  * WAL is fsync'd; an acknowledged append survives kill -9 and power loss.
- * better-sqlite3 is synchronous, so each commit blocks the event loop for one
- * fsync; the audit log batches appends to pay that once per batch.
+ *
+ * Two connections to the file. better-sqlite3 is synchronous, so a commit on
+ * the main thread would block the event loop, and with it every session of
+ * the gateway, for a whole fsync. So every write (audit and recording
+ * appends, checkpoints, approvals) runs on a writer thread (writer-thread.ts,
+ * started on the first write by writer.ts) that owns its own connection: the
+ * store's promise resolves once that thread's commit has returned, i.e. once
+ * it is durable, and meanwhile the event loop keeps serving, and the audit
+ * log's next group commit fills up. The thread takes writes one at a time in
+ * the order they were made; errors come back as the same classes (SQLite's
+ * as SqliteError with its code) and reject the write's promise. Reads run
+ * on the store's own connection on the main thread: in WAL mode readers
+ * neither wait for the writer nor block it, and a read made after a write
+ * resolved sees it. That connection never writes once the store is in use
+ * (migrate() writes on it, before any write is made), so the event loop
+ * never waits on the writer thread's lock. close() waits for the writes
+ * already made, then closes and joins the thread; an idle thread does not
+ * keep the process alive. A ":memory:" database (tests) is private to its
+ * connection, so its writes run inline on the store's connection.
  *
  * One process: approval notifications and stream claims are in-process. Two
  * Store instances on the same file in one process do see each other's
  * approval changes and claims (a registry keyed by the file's real path);
- * another process writing the same file is neither notified nor excluded,
- * beyond the append checks that refuse a forked chain. Processes that share
- * state use the PostgreSQL store.
+ * each has its own writer thread, and SQLite serialises their writes (a
+ * thread waits up to busy_timeout for the lock). Another process writing the
+ * same file is neither notified nor excluded, beyond the append checks that
+ * refuse a forked chain. Processes that share state use the PostgreSQL store.
  */
 import { realpathSync } from 'node:fs';
 import Database from 'better-sqlite3';
@@ -33,24 +51,17 @@ import {
   duplicateAudit,
   insertApprovalSql,
   listApprovalsSql,
-  notContinuingHead,
   pagedAudit,
   updateApprovalSql,
   type AuditCursor,
-  type BatchLink,
 } from '../queries.js';
 import {
-  ENTRY_COLUMNS,
   GET_SESSION_SQL,
-  SESSION_COLUMNS,
   checkRecordingBatch,
   entryFromRow,
-  entryRowValues,
   listSessionsSql,
   sessionEntriesSql,
   sessionFromRow,
-  sessionRowValues,
-  sessionUpsertSet,
 } from '../recordings.js';
 import {
   StreamBusyError,
@@ -66,14 +77,10 @@ import {
   type SessionSummary,
   type Store,
 } from '../store.js';
+import { configureConnection } from './sqlite-writes.js';
+import { InlineWriter, ThreadWriter, type Writer } from './writer.js';
 
 const q = () => '?';
-
-type AppendAuditTransaction = Database.Transaction<(records: readonly AuditRecord[], links: readonly BatchLink[]) => void>;
-type AppendRecordingsTransaction = Database.Transaction<(batch: RecordingBatch) => void>;
-
-/** How long a write waits for another connection's lock before SQLITE_BUSY. */
-const BUSY_TIMEOUT_MS = 5000;
 
 /** The stores of this process open on one file. */
 interface SharedFile {
@@ -90,21 +97,21 @@ export interface SqliteStoreOptions {
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
+  /** The main thread's connection: reads, and migrations. */
   readonly #db: Database.Database;
+  /** Where every other write runs: the writer thread (see the file comment). */
+  readonly #writer: Writer;
   readonly #logger: Logger;
   readonly #listeners: ApprovalListeners;
   readonly #shared: SharedFile;
   readonly #key: string;
-  #closed = false;
-  /** The audit append transaction, prepared on first use and kept: the audit log calls it once per batch. */
-  #appendAudit: AppendAuditTransaction | null = null;
-  /** The recordings append transaction, prepared on first use: the recorder calls it once per batch. */
-  #appendRecordings: AppendRecordingsTransaction | null = null;
+  #closing: Promise<void> | null = null;
 
-  private constructor(db: Database.Database, key: string, logger: Logger) {
+  private constructor(db: Database.Database, key: string, memory: boolean, logger: Logger) {
     this.#db = db;
     this.#key = key;
     this.#logger = logger;
+    this.#writer = memory ? new InlineWriter(db) : new ThreadWriter(key, logger);
     this.#listeners = new ApprovalListeners(logger);
     let shared = openFiles.get(key);
     if (!shared) {
@@ -128,19 +135,20 @@ export class SqliteStore implements Store {
       if (path !== ':memory:' && mode !== 'wal') {
         logger.warn({ path, journal_mode: mode }, 'SQLite store could not switch to WAL; appends will be slower');
       }
-      db.pragma('synchronous = FULL');
-      // macOS: a plain fsync does not reach the platter; F_FULLFSYNC does. No-op elsewhere.
-      db.pragma('fullfsync = ON');
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      db.pragma('foreign_keys = OFF');
+      configureConnection(db);
     } catch (err) {
       db.close();
       throw err;
     }
-    const key = path === ':memory:' ? `:memory:${Math.random()}` : realpathSync(path);
-    return new SqliteStore(db, key, logger.child({ store: 'sqlite' }));
+    const memory = path === ':memory:';
+    const key = memory ? `:memory:${Math.random()}` : realpathSync(path);
+    return new SqliteStore(db, key, memory, logger.child({ store: 'sqlite' }));
   }
 
+  /**
+   * Runs on the main thread's connection: it is called once, at start-up,
+   * before any write (which would start the writer thread) is made.
+   */
   async migrate(): Promise<void> {
     await runMigrations(this.#migrationDriver());
   }
@@ -169,16 +177,27 @@ export class SqliteStore implements Store {
     };
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  /**
+   * Refuses new writes, waits for those already made (each settles as it
+   * would have), joins the writer thread, then closes the main connection.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#listeners.clear();
-    for (const [stream, owner] of this.#shared.claims) {
-      if (owner === this) this.#shared.claims.delete(stream);
+    try {
+      await this.#writer.close();
+    } finally {
+      for (const [stream, owner] of this.#shared.claims) {
+        if (owner === this) this.#shared.claims.delete(stream);
+      }
+      this.#shared.stores.delete(this);
+      if (this.#shared.stores.size === 0) openFiles.delete(this.#key);
+      this.#db.close();
     }
-    this.#shared.stores.delete(this);
-    if (this.#shared.stores.size === 0) openFiles.delete(this.#key);
-    this.#db.close();
   }
 
   // ---- audit ----------------------------------------------------------
@@ -198,28 +217,13 @@ export class SqliteStore implements Store {
   async appendAudit(records: readonly AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
     const links = checkAuditBatch(records);
-    this.#appendAudit ??= this.#prepareAppendAudit();
     try {
-      // BEGIN IMMEDIATE … COMMIT: one durable transaction per batch.
-      this.#appendAudit.immediate(records, links);
+      // On the writer thread: BEGIN IMMEDIATE, the link check, the inserts, COMMIT (fsync'd).
+      await this.#writer.write({ op: 'appendAudit', records, links });
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw duplicateAudit(err);
       throw err;
     }
-  }
-
-  #prepareAppendAudit(): AppendAuditTransaction {
-    const link = this.#db.prepare('SELECT 1 FROM audit_records WHERE stream = ? AND seq = ? AND hash = ?');
-    const insert = this.#db.prepare('INSERT INTO audit_records (stream, seq, prev, hash, time, event) VALUES (?, ?, ?, ?, ?, ?)');
-    return this.#db.transaction((records: readonly AuditRecord[], links: readonly BatchLink[]) => {
-      for (const l of links) {
-        if (l.seq > 1 && !link.get(l.stream, l.seq - 1, l.prev)) throw notContinuingHead(l);
-      }
-      for (let i = 0; i < records.length; i++) {
-        const r = records[i]!;
-        insert.run(r.stream, r.seq, r.prev, r.hash, r.time, r.event);
-      }
-    });
   }
 
   readAudit(query: AuditQuery = {}): AsyncIterable<AuditRecord> {
@@ -235,7 +239,11 @@ export class SqliteStore implements Store {
   }
 
   async appendCheckpoint(c: CheckpointRecord): Promise<void> {
-    this.#db.prepare('INSERT INTO audit_checkpoints (stream, seq, hash, time, jws) VALUES (?, ?, ?, ?, ?)').run(c.stream, c.seq, c.hash, c.time, c.jws);
+    await this.#writer.write({
+      op: 'run',
+      text: 'INSERT INTO audit_checkpoints (stream, seq, hash, time, jws) VALUES (?, ?, ?, ?, ?)',
+      params: [c.stream, c.seq, c.hash, c.time, c.jws],
+    });
   }
 
   async checkpoints(stream: string): Promise<CheckpointRecord[]> {
@@ -246,7 +254,7 @@ export class SqliteStore implements Store {
 
   async createApproval(approval: ApprovalRecord): Promise<void> {
     const { text, params } = insertApprovalSql(q, approvalToRow(approval));
-    this.#db.prepare(text).run(...params);
+    await this.#writer.write({ op: 'run', text, params });
   }
 
   async getApproval(id: string): Promise<ApprovalRecord | null> {
@@ -261,10 +269,10 @@ export class SqliteStore implements Store {
 
   async updateApproval(next: ApprovalRecord, expectedVersion: number): Promise<ApprovalRecord | null> {
     const { text, params } = updateApprovalSql(q, approvalToRow(next, expectedVersion + 1), expectedVersion);
-    const row = this.#db.prepare(text).get(...params) as Record<string, unknown> | undefined;
+    const row = (await this.#writer.write({ op: 'get', text, params })) as Record<string, unknown> | null;
     if (!row) return null;
-    // Listeners run after the caller's await resumes, as they would for a
-    // PostgreSQL NOTIFY, never inside this call.
+    // The update has committed. Listeners run after the caller's await
+    // resumes, as they would for a PostgreSQL NOTIFY, never inside this call.
     for (const store of this.#shared.stores) setImmediate(() => store.#listeners.emit(next.id));
     return approvalFromRow(row);
   }
@@ -278,22 +286,8 @@ export class SqliteStore implements Store {
   async appendRecordings(batch: RecordingBatch): Promise<void> {
     if (batch.sessions.length === 0 && batch.entries.length === 0) return;
     checkRecordingBatch(batch);
-    this.#appendRecordings ??= this.#prepareAppendRecordings();
-    // One durable (fsync'd) transaction per batch, like the audit append.
-    this.#appendRecordings.immediate(batch);
-  }
-
-  #prepareAppendRecordings(): AppendRecordingsTransaction {
-    const upsert = this.#db.prepare(
-      `INSERT INTO session_recordings (${SESSION_COLUMNS.join(', ')}) VALUES (${SESSION_COLUMNS.map(() => '?').join(', ')}) ${sessionUpsertSet('max')}`,
-    );
-    const insert = this.#db.prepare(
-      `INSERT INTO session_entries (${ENTRY_COLUMNS.join(', ')}) VALUES (${ENTRY_COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (session_id, seq) DO NOTHING`,
-    );
-    return this.#db.transaction((batch: RecordingBatch) => {
-      for (const s of batch.sessions) upsert.run(...sessionRowValues(s));
-      for (const e of batch.entries) insert.run(...entryRowValues(e));
-    });
+    // One durable (fsync'd) transaction per batch on the writer thread, like the audit append.
+    await this.#writer.write({ op: 'appendRecordings', batch });
   }
 
   async listSessions(query: SessionQuery = {}): Promise<SessionSummary[]> {
