@@ -114,8 +114,7 @@ export class Authorizer {
   }
 
   async authorize(req: AuthorizeRequest, hooks: AuthorizeHooks = {}): Promise<AuthorizeResult> {
-    const signal = hooks.signal ? AbortSignal.any([hooks.signal, this.closing.signal]) : this.closing.signal;
-    const decision = this.decide(req, { ...hooks, signal });
+    const decision = this.decide(req, hooks);
     this.inflight.add(decision);
     try {
       return await decision;
@@ -271,7 +270,9 @@ export class Authorizer {
     );
     let resolved: ApprovalRecord | null;
     try {
-      resolved = await approvals.waitForResolution(pending.id, holdMs, hooks.signal);
+      // Combined only here: most decisions never wait, and AbortSignal.any costs on every call.
+      const signal = hooks.signal ? AbortSignal.any([hooks.signal, this.closing.signal]) : this.closing.signal;
+      resolved = await approvals.waitForResolution(pending.id, holdMs, signal);
     } catch (err) {
       return this.failApproval(request, first, err);
     }
