@@ -75,7 +75,7 @@ export class ClientSession {
     this.client = socket;
     this.sourceIp = socket.remoteAddress ?? null;
     this.parser = new FrontendParser({ maxMessageSize: deps.maxMessageBytes });
-    this.inbox = new Inbox((m, raw) => this.handleStartup(m, raw), (err) => this.fail(err));
+    this.inbox = new Inbox((message) => this.handleStartup(message), (err) => this.fail(err));
     socket.setNoDelay(true);
     this.listen(socket);
   }
@@ -105,7 +105,7 @@ export class ClientSession {
 
   // ── startup ───────────────────────────────────────────────────────────
 
-  private handleStartup(message: FrontendMessage, raw: Buffer): Promise<void> | void {
+  private handleStartup(message: FrontendMessage): Promise<void> | void {
     switch (message.type) {
       case 'sslRequest':
         return this.startTls();
@@ -122,7 +122,6 @@ export class ClientSession {
         if (this.phase === 'password') return this.login(readPasswordMessage(message));
         break;
     }
-    void raw;
     throw new ProtocolMisuse(`unexpected ${message.type} message before login`);
   }
 
@@ -198,6 +197,11 @@ export class ClientSession {
       if (!(err instanceof UpstreamError)) throw err;
       this.deps.logger.error({ target: target.name, err: err.message }, 'upstream login failed');
       throw fatal(err.sqlState === '42704' || err.sqlState === '42501' ? '28000' : '08006', `gatehouse cannot open ${target.name}: ${err.message}`);
+    }
+    if (this.phase === 'closed') {
+      // The client left while the database was logging us in.
+      this.upstream.socket.destroy();
+      return;
     }
     this.startRelay({ sessionId: this.sessionId, target, identity: authenticated.identity, sourceIp: this.sourceIp }, name.role ?? target.credentials.username, token);
   }
