@@ -143,6 +143,8 @@ describe('errors', () => {
     const res = stack.psql('orders-db', analyst, [...TUPLES, '-v', 'ON_ERROR_STOP=0', '-v', 'VERBOSITY=verbose'], script);
     expect(res.stderr).toContain('ERROR:  42501: gatehouse denied the statement');
     expect(res.stderr).toContain('could not be parsed');
+    // The parser's error position reaches psql, which points at it.
+    expect(res.stderr).toMatch(/LINE 1: SELEC name FROM products;\n\s+\^/);
     expect(res.stdout.trim()).toBe('7');
   });
 

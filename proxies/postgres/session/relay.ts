@@ -299,9 +299,10 @@ export class Relay {
       this.waitingForHuman = false;
     }
     if (this.ended) return null;
-    const { result, statements } = outcome;
+    const { result, statements, parseError } = outcome;
     return {
       sql,
+      errorPosition: parseError?.position,
       decision: result.decision,
       decisionId: result.decision_id,
       audit: result.audit ? { stream: result.audit.stream, seq: result.audit.seq } : null,
@@ -326,6 +327,7 @@ export class Relay {
       code: INSUFFICIENT_PRIVILEGE,
       message: `gatehouse denied the statement: ${decided.decision.reasons.join('; ') || 'no reason given'}`,
       detail: `decision ${decided.decisionId}`,
+      position: decided.errorPosition,
     };
     if (decided.approvalId) fields.hint = `approval ${decided.approvalId}: ${this.options.statusUrl(decided.approvalId)}`;
     return errorResponse(fields);

@@ -16,6 +16,8 @@ export interface DecidedSql {
   audit: { stream: string; seq: number } | null;
   approvalId: string | null;
   statements: StatementFacts[];
+  /** Where the parser stopped (1-based), when the SQL could not be parsed: clients point at it. */
+  errorPosition?: number;
   /** Null when the decision masks nothing (the common case: rows pass through untouched). */
   masking: ResultMasking | null;
 }
