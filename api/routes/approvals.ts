@@ -1,12 +1,13 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ApprovalError, type ApprovalErrorCode } from '../../engine/approvals/errors.js';
 import { isRequester } from '../../engine/approvals/rules.js';
 import type { ApprovalService } from '../../engine/approvals/service.js';
-import { TokenError, type Identity, type TokenVerifier } from '../../engine/identity/identity.js';
+import type { Identity, TokenVerifier } from '../../engine/identity/identity.js';
 import type { ApprovalRecord, ApprovalStatus } from '../../engine/store/store.js';
-import { bearerToken } from '../auth.js';
+import { authenticate } from '../auth.js';
 import { approvalView } from '../views.js';
+import { guarded, parseInput } from './guarded.js';
 
 export interface ApprovalRouteOptions {
   approvals: ApprovalService;
@@ -24,6 +25,7 @@ const denyBody = z.strictObject({ reason: z.string().min(1, { message: 'say why'
 const revokeBody = z.strictObject({ reason: z.string().max(2000).optional() }).default({});
 
 const ERROR_STATUS: Record<ApprovalErrorCode, number> = { not_found: 404, forbidden: 403, conflict: 409, invalid: 400 };
+const approvalStatus = (err: unknown) => (err instanceof ApprovalError ? ERROR_STATUS[err.code] : undefined);
 
 type Params = { id: string };
 
@@ -35,68 +37,42 @@ type Params = { id: string };
 export function registerApprovalRoutes(app: FastifyInstance, { approvals, verifier, statusUrl }: ApprovalRouteOptions): void {
   const view = (a: ApprovalRecord): Record<string, unknown> => approvalView(a, statusUrl(a.id));
 
-  app.get('/v1/approvals', async (request, reply) => guarded(reply, async () => {
+  app.get('/v1/approvals', async (request, reply) => guarded(reply, 'approval request', async () => {
     const caller = await authenticate(request, verifier);
-    const query = parse(listQuery, request.query);
+    const query = parseInput(listQuery, request.query, 'query');
     const status: ApprovalStatus | undefined = query.status === 'all' ? undefined : query.status;
     const visible = (await approvals.list({ status, limit: query.limit })).filter((a) => mayView(a, caller));
     return { approvals: visible.map(view) };
-  }));
+  }, approvalStatus));
 
-  app.get<{ Params: Params }>('/v1/approvals/:id', async (request, reply) => guarded(reply, async () => {
+  app.get<{ Params: Params }>('/v1/approvals/:id', async (request, reply) => guarded(reply, 'approval request', async () => {
     const caller = await authenticate(request, verifier);
     const approval = await approvals.get(request.params.id);
     if (!mayView(approval, caller)) throw new ApprovalError('forbidden', `${caller.sub} is neither the requester nor an approver of ${approval.id}`);
     return view(approval);
-  }));
+  }, approvalStatus));
 
-  app.post<{ Params: Params }>('/v1/approvals/:id/approve', async (request, reply) => guarded(reply, async () => {
+  app.post<{ Params: Params }>('/v1/approvals/:id/approve', async (request, reply) => guarded(reply, 'approval request', async () => {
     const caller = await authenticate(request, verifier);
-    const { comment } = parse(approveBody, request.body);
+    const { comment } = parseInput(approveBody, request.body, 'body');
     return view(await approvals.vote(request.params.id, caller, 'approve', comment ?? null));
-  }));
+  }, approvalStatus));
 
-  app.post<{ Params: Params }>('/v1/approvals/:id/deny', async (request, reply) => guarded(reply, async () => {
+  app.post<{ Params: Params }>('/v1/approvals/:id/deny', async (request, reply) => guarded(reply, 'approval request', async () => {
     const caller = await authenticate(request, verifier);
-    const { reason } = parse(denyBody, request.body);
+    const { reason } = parseInput(denyBody, request.body, 'body');
     return view(await approvals.vote(request.params.id, caller, 'deny', reason));
-  }));
+  }, approvalStatus));
 
-  app.post<{ Params: Params }>('/v1/approvals/:id/revoke', async (request, reply) => guarded(reply, async () => {
+  app.post<{ Params: Params }>('/v1/approvals/:id/revoke', async (request, reply) => guarded(reply, 'approval request', async () => {
     const caller = await authenticate(request, verifier);
-    const { reason } = parse(revokeBody, request.body);
+    const { reason } = parseInput(revokeBody, request.body, 'body');
     return view(await approvals.revoke(request.params.id, caller, reason ?? null));
-  }));
+  }, approvalStatus));
 }
 
 function mayView(approval: ApprovalRecord, caller: Identity): boolean {
   return isRequester(approval, caller)
     || caller.sub === approval.requester.act?.sub
     || caller.groups.some((g) => approval.groups.includes(g));
-}
-
-async function authenticate(request: FastifyRequest, verifier: TokenVerifier): Promise<Identity> {
-  const token = bearerToken(request);
-  if (!token) throw new TokenError('malformed', 'send an OIDC token: Authorization: Bearer <token>');
-  return verifier.verify(token);
-}
-
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const parsed = schema.safeParse(value ?? undefined);
-  if (!parsed.success) {
-    throw new ApprovalError('invalid', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-  }
-  return parsed.data;
-}
-
-/** Known refusals become a status and one line; anything else is a 500 without details. */
-async function guarded(reply: FastifyReply, handler: () => Promise<unknown>): Promise<unknown> {
-  try {
-    return await handler();
-  } catch (err) {
-    if (err instanceof TokenError) return reply.code(401).send({ error: `token rejected (${err.reason}): ${err.message}` });
-    if (err instanceof ApprovalError) return reply.code(ERROR_STATUS[err.code]).send({ error: err.message });
-    reply.log.error({ err }, 'approval request failed');
-    return reply.code(500).send({ error: 'internal error' });
-  }
 }

@@ -1,10 +1,11 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { TokenError, type Identity, type TokenVerifier } from '../../engine/identity/identity.js';
+import type { Identity, TokenVerifier } from '../../engine/identity/identity.js';
 import { entryView, sessionView } from '../../engine/recording/views.js';
 import { MAX_SESSION_PAGE } from '../../engine/store/recordings.js';
 import type { SessionSummary, Store } from '../../engine/store/store.js';
-import { bearerToken } from '../auth.js';
+import { authenticate } from '../auth.js';
+import { guarded, parseInput, RouteError } from './guarded.js';
 
 export interface SessionRouteOptions {
   store: Pick<Store, 'listSessions' | 'getSession' | 'sessionEntries'>;
@@ -23,12 +24,6 @@ const entriesQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(MAX_SESSION_PAGE).default(1000),
 });
 
-class SessionRouteError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
-
 /**
  * The sessions API, read-only. Like /v1/approvals, every call carries an
  * OIDC bearer token. A caller sees the sessions it ran and those an agent
@@ -40,12 +35,12 @@ class SessionRouteError extends Error {
 export function registerSessionRoutes(app: FastifyInstance, { store, verifier, viewerGroups }: SessionRouteOptions): void {
   const isViewer = (caller: Identity): boolean => caller.groups.some((g) => viewerGroups.includes(g));
 
-  app.get('/v1/sessions', async (request, reply) => guarded(reply, async () => {
+  app.get('/v1/sessions', async (request, reply) => guarded(reply, 'session request', async () => {
     const caller = await authenticate(request, verifier);
-    const query = parse(listQuery, request.query);
+    const query = parseInput(listQuery, request.query, 'query');
     if (!isViewer(caller)) {
       if (query.who !== undefined && query.who !== caller.sub) {
-        throw new SessionRouteError(403, `${caller.sub} may list only its own sessions (recordings.viewer_groups may list others')`);
+        throw new RouteError(403, `${caller.sub} may list only its own sessions (recordings.viewer_groups may list others')`);
       }
       query.who = caller.sub;
     }
@@ -53,13 +48,13 @@ export function registerSessionRoutes(app: FastifyInstance, { store, verifier, v
     return { sessions: sessions.map(sessionView) };
   }));
 
-  app.get<{ Params: { id: string } }>('/v1/sessions/:id', async (request, reply) => guarded(reply, async () => {
+  app.get<{ Params: { id: string } }>('/v1/sessions/:id', async (request, reply) => guarded(reply, 'session request', async () => {
     const caller = await authenticate(request, verifier);
-    const page = parse(entriesQuery, request.query);
+    const page = parseInput(entriesQuery, request.query, 'query');
     const session = await store.getSession(request.params.id);
-    if (!session) throw new SessionRouteError(404, `no session recording with id ${request.params.id}`);
+    if (!session) throw new RouteError(404, `no session recording with id ${request.params.id}`);
     if (!mayView(session, caller, isViewer(caller))) {
-      throw new SessionRouteError(403, `${caller.sub} is neither the session's caller nor the human it acted for, nor in recordings.viewer_groups`);
+      throw new RouteError(403, `${caller.sub} is neither the session's caller nor the human it acted for, nor in recordings.viewer_groups`);
     }
     const entries = await store.sessionEntries(session.id, { afterSeq: page.after_seq, limit: page.limit });
     const last = entries.at(-1);
@@ -73,30 +68,4 @@ export function registerSessionRoutes(app: FastifyInstance, { store, verifier, v
 
 function mayView(session: SessionSummary, caller: Identity, viewer: boolean): boolean {
   return viewer || session.sub === caller.sub || session.act_sub === caller.sub;
-}
-
-async function authenticate(request: FastifyRequest, verifier: TokenVerifier): Promise<Identity> {
-  const token = bearerToken(request);
-  if (!token) throw new TokenError('malformed', 'send an OIDC token: Authorization: Bearer <token>');
-  return verifier.verify(token);
-}
-
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const parsed = schema.safeParse(value ?? {});
-  if (!parsed.success) {
-    throw new SessionRouteError(400, parsed.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; '));
-  }
-  return parsed.data;
-}
-
-/** Known refusals become a status and one line; anything else is a 500 without details. */
-async function guarded(reply: FastifyReply, handler: () => Promise<unknown>): Promise<unknown> {
-  try {
-    return await handler();
-  } catch (err) {
-    if (err instanceof TokenError) return reply.code(401).send({ error: `token rejected (${err.reason}): ${err.message}` });
-    if (err instanceof SessionRouteError) return reply.code(err.status).send({ error: err.message });
-    reply.log.error({ err }, 'session request failed');
-    return reply.code(500).send({ error: 'internal error' });
-  }
 }
