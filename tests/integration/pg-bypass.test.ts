@@ -8,39 +8,9 @@
  * that shows what stays allowed (the same statement for a DBA, who has a
  * write grant, or the harmless variant for the analyst).
  */
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Decision } from '../../engine/policy/decision.js';
-import type { PolicyEvaluator } from '../../engine/policy/evaluator.js';
-import { analyseSql } from '../../proxies/postgres/sql/analyse.js';
-import { projectEvaluator } from '../helpers/gateway-bundle.js';
-import { makeTempDir, removeDir } from '../helpers/opa.js';
-
-let evaluator: PolicyEvaluator;
-let dir: string;
-beforeAll(async () => {
-  dir = makeTempDir('gatehouse-pg-bypass-');
-  evaluator = await projectEvaluator(join(dir, 'bundle.tar.gz'));
-});
-afterAll(() => removeDir(dir));
-
-const analyst = { sub: 'agent:report-bot', iss: 'https://idp.example.com', groups: ['analysts'], agent: true, act: { sub: 'alice@example.com' }, claims: {} };
-const dba = { ...analyst, sub: 'bob@example.com', groups: ['dba'], act: null };
-type Identity = typeof analyst | typeof dba;
-
-async function decide(identity: Identity, text: string): Promise<Decision> {
-  const input = {
-    identity,
-    target: { name: 'orders-db', kind: 'postgres', labels: { env: 'prod', data: 'pii' } },
-    session: { id: 'sess-bypass' },
-    now_ns: 1767225600000000000,
-    approval: null,
-    postgres: { database: 'orders', role: 'gatehouse_orders', protocol: 'simple', text, statements: await analyseSql(text) },
-  };
-  const { decision, metadata } = evaluator.evaluate('gatehouse/postgres/decision', input);
-  expect(metadata.failure, decision.reasons.join('; ')).toBeUndefined();
-  return decision;
-}
+import { describe, expect, it } from 'vitest';
+import { analyst, dba, postgresPolicy, type PolicyIdentity } from '../helpers/pg-policy.js';
+const decide = postgresPolicy();
 
 const readOnly = 'group analysts has read-only access to orders-db; ';
 const functionDenied = (name: string) => `function ${name} is not allowed with read-only access to orders-db`;
@@ -53,7 +23,7 @@ async function deniedToAnalyst(sql: string, ...reasons: string[]): Promise<void>
   expect(d.mask).toEqual([]);
 }
 
-async function allowed(identity: Identity, sql: string): Promise<void> {
+async function allowed(identity: PolicyIdentity, sql: string): Promise<void> {
   const d = await decide(identity, sql);
   expect(d.action, `${sql}: ${d.reasons.join('; ')}`).toBe('allow');
 }

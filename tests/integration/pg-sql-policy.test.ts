@@ -4,37 +4,10 @@
  * reads (kind, readonly, read_write, tables[].access, functions, program,
  * setting, value). tests/integration/pg-bypass.test.ts covers the bypasses.
  */
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PolicyEvaluator } from '../../engine/policy/evaluator.js';
-import { analyseSql } from '../../proxies/postgres/sql/analyse.js';
-import { projectEvaluator } from '../helpers/gateway-bundle.js';
-import { makeTempDir, removeDir } from '../helpers/opa.js';
+import { describe, expect, it } from 'vitest';
+import { analyst, dba, postgresPolicy } from '../helpers/pg-policy.js';
 
-let evaluator: PolicyEvaluator;
-let dir: string;
-beforeAll(async () => {
-  dir = makeTempDir('gatehouse-pg-sql-');
-  evaluator = await projectEvaluator(join(dir, 'bundle.tar.gz'));
-});
-afterAll(() => removeDir(dir));
-
-const analyst = { sub: 'agent:report-bot', iss: 'https://idp.example.com', groups: ['analysts'], agent: true, act: { sub: 'alice@example.com' }, claims: {} };
-const dba = { ...analyst, sub: 'bob@example.com', groups: ['dba'], act: null };
-
-async function decide(identity: typeof analyst | typeof dba, text: string) {
-  const input = {
-    identity,
-    target: { name: 'orders-db', kind: 'postgres', labels: { env: 'prod', data: 'pii' } },
-    session: { id: 'sess-sql' },
-    now_ns: 1767225600000000000,
-    approval: null,
-    postgres: { database: 'orders', role: 'gatehouse_orders', protocol: 'simple', text, statements: await analyseSql(text) },
-  };
-  const { decision, metadata } = evaluator.evaluate('gatehouse/postgres/decision', input);
-  expect(metadata.failure, decision.reasons.join('; ')).toBeUndefined();
-  return decision;
-}
+const decide = postgresPolicy();
 
 describe('analysed SQL through the compiled postgres policy', () => {
   it("allows an analyst's SELECT with joins and subqueries", async () => {
