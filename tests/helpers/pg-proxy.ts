@@ -47,6 +47,8 @@ export interface ProxyStack {
   token(sub: string, groups: string[]): string;
   /** node-postgres settings for an agent connecting through the proxy. */
   clientConfig(user: string, token: string): pg.ClientConfig;
+  /** A fresh token for `sub` in `groups`, and a node-postgres client logged in with it to orders-db. */
+  connectAgent(sub: string, groups: string[]): Promise<{ token: string; client: pg.Client }>;
   /** Runs psql through the proxy; `input` goes to stdin. */
   psql(user: string, token: string, args: string[], input?: string): SpawnSyncReturns<string>;
   /** Starts psql through the proxy and returns at once (for cancel tests); stdin is left open. */
@@ -160,7 +162,7 @@ targets:
     const psqlArgs = (user: string, args: string[]) => ['-X', '-h', '127.0.0.1', '-p', String(proxyPort), '-U', user, '-d', 'orders', ...args];
     const psqlEnv = (token: string) => ({ ...process.env, PGPASSWORD: token, PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10' });
 
-    return {
+    const stack: ProxyStack = {
       pg: server,
       dir,
       config,
@@ -175,6 +177,12 @@ targets:
       },
       clientConfig(user, token) {
         return { host: '127.0.0.1', port: proxyPort, user, password: token, database: 'orders' };
+      },
+      async connectAgent(sub, groups) {
+        const token = stack.token(sub, groups);
+        const client = new pg.Client(stack.clientConfig('orders-db', token));
+        await client.connect();
+        return { token, client };
       },
       psql(user, token, args, input) {
         return spawnSync(join(bin, 'psql'), psqlArgs(user, args), { input, encoding: 'utf8', env: psqlEnv(token), timeout: 60_000 });
@@ -194,6 +202,7 @@ targets:
         removeDir(dir);
       },
     };
+    return stack;
   } catch (err) {
     await server.stop();
     removeDir(dir);

@@ -21,7 +21,6 @@ const NOTES_13 = 'paid with 4111 1111 1111 1111, ssn 078-05-1120, mail alan@exam
 let stack: ProxyStack;
 let direct: pg.Client;
 let analystToken: string;
-let dbaToken: string;
 let analyst: pg.Client;
 let dba: pg.Client;
 
@@ -32,11 +31,10 @@ beforeAll(async () => {
   await direct.query('INSERT INTO orders VALUES (13, 2, 5.00, $1)', [NOTES_13]);
   await direct.query('CREATE VIEW customer_contacts AS SELECT id, email, ssn FROM customers');
   await direct.query('GRANT SELECT ON customer_contacts TO gatehouse_orders, gatehouse_md5');
-  analystToken = stack.token('ann', ['analysts']);
-  dbaToken = stack.token('dora', ['dba']);
-  analyst = new pg.Client(stack.clientConfig('orders-db', analystToken));
-  dba = new pg.Client(stack.clientConfig('orders-db', dbaToken));
-  await Promise.all([analyst.connect(), dba.connect()]);
+  [{ token: analystToken, client: analyst }, { client: dba }] = await Promise.all([
+    stack.connectAgent('ann', ['analysts']),
+    stack.connectAgent('dora', ['dba']),
+  ]);
 }, 120_000);
 
 afterAll(async () => {

@@ -37,11 +37,10 @@ beforeAll(async () => {
   await direct.query('CREATE TABLE blobs (id int PRIMARY KEY, data bytea NOT NULL)');
   await direct.query('INSERT INTO blobs VALUES (1, $1)', [BLOB]);
   await direct.query('GRANT ALL ON blobs TO gatehouse_orders, gatehouse_md5');
-  analystToken = stack.token('ann', ['analysts']);
-  dbaToken = stack.token('dora', ['dba']);
-  analyst = new pg.Client(stack.clientConfig('orders-db', analystToken));
-  dba = new pg.Client(stack.clientConfig('orders-db', dbaToken));
-  await Promise.all([analyst.connect(), dba.connect()]);
+  [{ token: analystToken, client: analyst }, { token: dbaToken, client: dba }] = await Promise.all([
+    stack.connectAgent('ann', ['analysts']),
+    stack.connectAgent('dora', ['dba']),
+  ]);
 }, 120_000);
 
 afterAll(async () => {
