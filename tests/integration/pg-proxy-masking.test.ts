@@ -119,6 +119,20 @@ describe('column masks', () => {
   });
 });
 
+describe('masking counts per statement', () => {
+  it('counts each statement on its own, when statements with the same facts share one compiled plan', async () => {
+    // Same facts (the constants differ), so the second decision comes from the cache with the same plan.
+    await analyst.query('SELECT id, ssn FROM customers WHERE id <= 2');
+    await analyst.query('SELECT id, ssn FROM customers WHERE id <= 1');
+    const exported = runCli(['audit', 'export', '-c', stack.config]);
+    expect(exported.code, exported.stderr).toBe(0);
+    const events = exported.stdout.trim().split('\n').map((line) => JSON.parse(line) as { activity_name?: string; message?: string; unmapped?: { masked?: unknown[] } });
+    const countOf = (sql: string) => events.find((e) => e.activity_name === 'Masked' && e.message === sql)?.unmapped?.masked;
+    expect(countOf('SELECT id, ssn FROM customers WHERE id <= 2')).toEqual([{ column: 'public.customers.ssn', detector: null, count: 2 }]);
+    expect(countOf('SELECT id, ssn FROM customers WHERE id <= 1')).toEqual([{ column: 'public.customers.ssn', detector: null, count: 1 }]);
+  });
+});
+
 describe('expressions over masked columns are refused or masked, never leaked', () => {
   const probes = [
     'SELECT upper(ssn) FROM customers',

@@ -1,12 +1,12 @@
 /**
  * A decision's mask plan, made ready for one statement's results: rules
- * compiled once, `schema.table.column` names resolved to the (table OID,
+ * compiled once per session, `schema.table.column` names resolved to the (table OID,
  * attribute number) pairs RowDescription carries, and the statement checked
  * for ways around the plan that the proxy could not mask (an expression over
  * a masked column, COPY). What cannot be masked is refused, never passed.
  */
 import type { MaskCount } from '../../../engine/audit/events.js';
-import { findSpans } from '../../../engine/masking/detectors.js';
+import { DETECTOR_NAMES, findSpans } from '../../../engine/masking/detectors.js';
 import { compileMasker, type ColumnMasker } from '../../../engine/masking/masker.js';
 import { MaskRuleError } from '../../../engine/masking/errors.js';
 import type { HashKey } from '../../../engine/masking/strategies.js';
@@ -33,18 +33,49 @@ interface CompiledRule {
   masker: ColumnMasker;
 }
 
-/** Every detector: an error message of a masked statement is scanned for all of them. */
-const ALL_DETECTORS = ['email', 'payment_card', 'us_ssn', 'phone', 'iban', 'jwt', 'aws_access_key', 'private_key'];
 
-export async function prepareMasking(
-  rules: readonly MaskRule[],
-  statements: readonly StatementFacts[],
-  catalog: Catalog,
-  hashKey: HashKey,
-): Promise<{ masking: ResultMasking } | { refusal: string }> {
-  const byOrigin = new Map<string, CompiledRule>();
-  const byName = new Map<string, CompiledRule>();
-  const compiled: CompiledRule[] = [];
+/** A plan's rules compiled and their columns resolved: what every statement under that plan shares. */
+interface CompiledPlan {
+  rules: CompiledRule[];
+  byOrigin: Map<string, CompiledRule>;
+  byName: Map<string, CompiledRule>;
+}
+
+/**
+ * A session's mask plans. A plan is compiled once: the decision cache hands
+ * back the same decision, and so the same plan array, for every statement
+ * with the same facts, so only the per-statement checks run each time. The
+ * maskers (and their counts) are shared by those statements; their results
+ * come one after another on the connection, and each takes its counts when
+ * it completes.
+ */
+export class MaskPlans {
+  private readonly compiled = new WeakMap<readonly MaskRule[], Promise<CompiledPlan | { refusal: string }>>();
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly hashKey: HashKey,
+  ) {}
+
+  async prepare(rules: readonly MaskRule[], statements: readonly StatementFacts[]): Promise<{ masking: ResultMasking } | { refusal: string }> {
+    let plan = this.compiled.get(rules);
+    if (!plan) {
+      plan = compilePlan(rules, this.catalog, this.hashKey);
+      this.compiled.set(rules, plan);
+      plan.catch(() => this.compiled.delete(rules));
+    }
+    const compiled = await plan;
+    if ('refusal' in compiled) return compiled;
+    if (compiled.rules.length === 0) return { masking: NO_COLUMNS };
+    const columns = compiled.rules.map((c) => c.column);
+    const leak = findLeak(columns, statements) ?? (await findViewLeak(columns, statements, this.catalog));
+    if (leak) return { refusal: leak };
+    return { masking: new StatementMasking(compiled, readsMaskedTable(columns, statements)) };
+  }
+}
+
+async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey: HashKey): Promise<CompiledPlan | { refusal: string }> {
+  const plan: CompiledPlan = { rules: [], byOrigin: new Map(), byName: new Map() };
   for (const rule of rules) {
     if (rule.column === undefined) continue; // "field" rules are for HTTP bodies
     let masker: ColumnMasker;
@@ -55,21 +86,17 @@ export async function prepareMasking(
       throw err;
     }
     const entry = { column: rule.column, masker };
-    compiled.push(entry);
+    plan.rules.push(entry);
     const parts = rule.column.split('.');
     if (parts.length === 1) {
-      byName.set(parts[0]!, entry);
+      plan.byName.set(parts[0]!, entry);
       continue;
     }
     const [schema, table, column] = parts.length === 2 ? ['public', parts[0]!, parts[1]!] : [parts[0]!, parts[1]!, parts.slice(2).join('.')];
     const origin = await catalog.columnKey(schema, table, column);
-    if (origin !== null) byOrigin.set(origin, entry);
+    if (origin !== null) plan.byOrigin.set(origin, entry);
   }
-  if (compiled.length === 0) return { masking: NO_COLUMNS };
-
-  const leak = findLeak(compiled.map((c) => c.column), statements) ?? (await findViewLeak(compiled.map((c) => c.column), statements, catalog));
-  if (leak) return { refusal: leak };
-  return { masking: new StatementMasking(compiled, byOrigin, byName, readsMaskedTable(compiled.map((c) => c.column), statements)) };
+  return plan;
 }
 
 /**
@@ -141,15 +168,14 @@ function findLeak(columns: string[], statements: readonly StatementFacts[]): str
 
 class StatementMasking implements ResultMasking {
   constructor(
-    private readonly rules: CompiledRule[],
-    private readonly byOrigin: Map<string, CompiledRule>,
-    private readonly byName: Map<string, CompiledRule>,
+    private readonly plan: CompiledPlan,
     private readonly scrubs: boolean,
   ) {}
 
   forColumns(fields: readonly Field[]): RowMasking | null {
+    const { byOrigin, byName } = this.plan;
     const maskers: (ColumnMasker | undefined)[] = fields.map((f) =>
-      (f.tableID !== 0 ? this.byOrigin.get(`${f.tableID}:${f.columnID}`) : undefined)?.masker ?? this.byName.get(f.name)?.masker);
+      (f.tableID !== 0 ? byOrigin.get(`${f.tableID}:${f.columnID}`) : undefined)?.masker ?? byName.get(f.name)?.masker);
     if (!maskers.some((m) => m !== undefined)) return null;
     return new DataRowRewriter(maskers, fields.map((f) => (f.format === 'binary' ? 1 : 0)), fields.map((f) => f.dataTypeID));
   }
@@ -160,7 +186,7 @@ class StatementMasking implements ResultMasking {
 
   takeCounts(): MaskCount[] {
     const counts: MaskCount[] = [];
-    for (const rule of this.rules) {
+    for (const rule of this.plan.rules) {
       counts.push(...rule.masker.counts(rule.column));
       rule.masker.reset();
     }
@@ -205,7 +231,7 @@ function scrubNoticeFields(message: Buffer): Buffer {
 
 function scrubText(text: string): string {
   const quoted = text.replace(/"(?:[^"]|"")*"/g, '"[REDACTED]"');
-  const spans = findSpans(quoted, ALL_DETECTORS);
+  const spans = findSpans(quoted, DETECTOR_NAMES);
   let out = '';
   let pos = 0;
   for (const span of spans) {

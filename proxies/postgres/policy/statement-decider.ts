@@ -66,10 +66,7 @@ export class StatementDecider {
     const { session } = this;
     if (analysed instanceof SqlAnalysisError) {
       // Still a decision with an audit event; policy is not asked about text it could not read.
-      const result = await this.authorizer.refuseInvalid(
-        { token: undefined, identity: session.identity, target: session.target, action: this.action(sql, protocol, []), sessionId: session.sessionId, sourceIp: session.sourceIp },
-        `the SQL could not be parsed: ${analysed.message}`,
-      );
+      const result = await this.refuse(sql, protocol, [], `the SQL could not be parsed: ${analysed.message}`);
       return { result, statements: [], parseError: analysed };
     }
     const result = await this.authorizer.authorize(

@@ -9,8 +9,9 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { serialize } from 'pg-protocol';
 import type { MaskCount } from '../../../engine/audit/events.js';
+import type { AuthorizeResult } from '../../../engine/authorize/authorizer.js';
 import type { HashKey } from '../../../engine/masking/strategies.js';
-import { prepareMasking, type Catalog, type ResultMasking } from '../masking/result-masking.js';
+import { MaskPlans, type Catalog, type ResultMasking } from '../masking/result-masking.js';
 import type { Protocol, StatementDecider, StatementDecision } from '../policy/statement-decider.js';
 import { decodeCommandTag, decodeError, decodeRowDescription, type Field } from '../protocol/backend-decode.js';
 import { BackendFramer } from '../protocol/backend-framer.js';
@@ -78,6 +79,7 @@ export class Relay {
   private readonly statements = new Map<string, PreparedStatement>();
   private readonly portals = new Map<string, Portal>();
   private readonly framer = new BackendFramer();
+  private readonly maskPlans: MaskPlans;
   private status: TransactionStatus = 'I';
   /** The proxy denied a message of this extended-protocol batch: the rest, up to Sync, is not run. */
   private discarding = false;
@@ -93,6 +95,7 @@ export class Relay {
     private readonly upstream: Socket,
     private readonly options: RelayOptions,
   ) {
+    this.maskPlans = new MaskPlans(options.catalog, options.hashKey);
     upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
     upstream.on('close', () => this.end('the database closed the connection'));
     upstream.on('error', (err) => this.end(`database connection error: ${err.message}`));
@@ -238,7 +241,8 @@ export class Relay {
   }
 
   private async functionCall(call: FunctionCall, raw: Buffer): Promise<void> {
-    const name = await this.options.catalog.functionName(call.functionOid);
+    // Without the catalog the call is still decided (and audited), by its OID alone.
+    const name = await this.options.catalog.functionName(call.functionOid).catch(() => null);
     const fact: StatementFacts = { kind: 'function_call', readonly: false, tables: [], functions: [name ?? `oid:${call.functionOid}`] };
     const decided = await this.decide(`-- FunctionCall ${name ?? 'unknown function'} (oid ${call.functionOid})`, 'extended', [fact]);
     if (!decided) return;
@@ -259,10 +263,7 @@ export class Relay {
     const result = await this.options.decider.refuse(statement.sql, 'extended', statement.statements,
       `approval ${statement.approvalId} allowed one run of this prepared statement; prepare it again to ask for another approval`);
     if (this.ended) return;
-    const decided: DecidedSql = {
-      ...statement, decision: result.decision, decisionId: result.decision_id, masking: null,
-      audit: result.audit ? { stream: result.audit.stream, seq: result.audit.seq } : null,
-    };
+    const decided: DecidedSql = { ...statement, decision: result.decision, decisionId: result.decision_id, masking: null, audit: auditRef(result) };
     // Binding a statement that does not exist fails on the server with no side effect, like the Parse stand-in.
     this.refuse(decided, true, Buffer.concat([serialize.bind({ statement: NO_SUCH_STATEMENT }), serialize.flush()]));
     this.discarding = true;
@@ -288,7 +289,7 @@ export class Relay {
         // What cannot be masked is refused here, so the audit event says deny too.
         enforce: async (decision, statements) => {
           if (decision.mask.length === 0) return null;
-          const prepared = await prepareMasking(decision.mask, statements, this.options.catalog, this.options.hashKey);
+          const prepared = await this.maskPlans.prepare(decision.mask, statements);
           if ('refusal' in prepared) return prepared.refusal;
           masking = prepared.masking;
           return null;
@@ -305,7 +306,7 @@ export class Relay {
       errorPosition: parseError?.position,
       decision: result.decision,
       decisionId: result.decision_id,
-      audit: result.audit ? { stream: result.audit.stream, seq: result.audit.seq } : null,
+      audit: auditRef(result),
       approvalId: result.approval?.id ?? null,
       statements,
       masking: result.decision.action === 'allow' ? masking : null,
@@ -492,6 +493,11 @@ export class Relay {
       masked: decided.masking?.takeCounts() ?? [],
     });
   }
+}
+
+/** Where a decision's audit event is, for the recording to point at. */
+function auditRef({ audit }: AuthorizeResult): DecidedSql['audit'] {
+  return audit ? { stream: audit.stream, seq: audit.seq } : null;
 }
 
 /** A statement's columns as a Bind with these result format codes returns them (0 codes: all text; 1: all alike). */
