@@ -2,88 +2,17 @@
  * Session recordings in both store backends (migration 2): the same suite on
  * SQLite and on a real PostgreSQL server (tests/helpers/postgres.ts).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { StoreConfig } from '../../engine/config/schema.js';
-import { Secret } from '../../engine/config/secret.js';
 import { LEDGER_SQL, MIGRATIONS } from '../../engine/store/migrations.js';
 import { openStore } from '../../engine/store/open-store.js';
 import type { SessionEntryRecord, SessionRecordingRow, Store } from '../../engine/store/store.js';
-import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
+
+import type { StoreConfig } from '../../engine/config/schema.js';
+import { postgresBackend, sqliteBackend } from '../helpers/store-backends.js';
 
 const logger = pino({ level: 'silent' });
 
-interface Backend {
-  name: 'sqlite' | 'postgres';
-  setup(): Promise<void>;
-  teardown(): Promise<void>;
-  fresh(): Promise<StoreConfig>;
-  /** Runs statements against the database behind `config`, bypassing the store. */
-  exec(config: StoreConfig, sql: string): Promise<void>;
-}
-
-function sqliteBackend(): Backend {
-  let dir = '';
-  let n = 0;
-  return {
-    name: 'sqlite',
-    async setup() {
-      dir = mkdtempSync(join(tmpdir(), 'gatehouse-store-rec-'));
-    },
-    async teardown() {
-      rmSync(dir, { recursive: true, force: true });
-    },
-    async fresh() {
-      return { sqlite: { path: join(dir, `db-${++n}.db`) } };
-    },
-    async exec(config, sql) {
-      if (!('sqlite' in config)) throw new Error('not sqlite');
-      const db = new Database(config.sqlite.path);
-      try {
-        db.exec(sql);
-      } finally {
-        db.close();
-      }
-    },
-  };
-}
-
-function postgresBackend(): Backend {
-  let server: PostgresServer | null = null;
-  let n = 0;
-  const run = async (url: string, sql: string): Promise<void> => {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
-  };
-  return {
-    name: 'postgres',
-    async setup() {
-      server = await startPostgres();
-    },
-    async teardown() {
-      await server?.stop();
-    },
-    async fresh() {
-      const db = `rec_test_${++n}`;
-      await run(server!.url, `CREATE DATABASE ${db}`);
-      return { postgres: { url: new Secret(server!.urlFor(db), 'test') } };
-    },
-    async exec(config, sql) {
-      if (!('postgres' in config)) throw new Error('not postgres');
-      await run(config.postgres.url.reveal(), sql);
-    },
-  };
-}
 
 function header(id: string, overrides: Partial<SessionRecordingRow> = {}): SessionRecordingRow {
   return {
@@ -115,7 +44,7 @@ function entries(sessionId: string, from: number, to: number, deny: (seq: number
   return out;
 }
 
-describe.each([sqliteBackend(), postgresBackend()])('$name store: session recordings', (backend) => {
+describe.each([sqliteBackend('gatehouse-store-rec-'), postgresBackend('rec_test')])('$name store: session recordings', (backend) => {
   const open: Store[] = [];
   const openFresh = async (config?: StoreConfig): Promise<Store> => {
     const store = await openStore(config ?? (await backend.fresh()), logger);

@@ -5,92 +5,19 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { StoreConfig } from '../../engine/config/schema.js';
-import { Secret } from '../../engine/config/secret.js';
 import { MIGRATIONS } from '../../engine/store/migrations.js';
 import { openStore } from '../../engine/store/open-store.js';
 import { StreamBusyError, type ApprovalRecord, type AuditRecord, type Store } from '../../engine/store/store.js';
 import { repoRoot } from '../helpers/opa.js';
-import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { waitFor } from '../helpers/wait.js';
+
+import type { StoreConfig } from '../../engine/config/schema.js';
+import { postgresBackend, sqliteBackend } from '../helpers/store-backends.js';
 
 const logger = pino({ level: 'silent' });
 
-interface Backend {
-  name: 'sqlite' | 'postgres';
-  setup(): Promise<void>;
-  teardown(): Promise<void>;
-  /** The config of an empty database of its own. */
-  fresh(): Promise<StoreConfig>;
-  /** Raw SQL against the database behind `config`, bypassing the store. */
-  sql(config: StoreConfig, text: string): Promise<Record<string, unknown>[]>;
-}
-
-function sqliteBackend(): Backend {
-  let dir = '';
-  let n = 0;
-  return {
-    name: 'sqlite',
-    async setup() {
-      dir = mkdtempSync(join(tmpdir(), 'gatehouse-store-'));
-    },
-    async teardown() {
-      rmSync(dir, { recursive: true, force: true });
-    },
-    async fresh() {
-      return { sqlite: { path: join(dir, `db-${++n}.db`) } };
-    },
-    async sql(config, text) {
-      if (!('sqlite' in config)) throw new Error('not sqlite');
-      const db = new Database(config.sqlite.path);
-      try {
-        const stmt = db.prepare(text);
-        return stmt.reader ? (stmt.all() as Record<string, unknown>[]) : (stmt.run(), []);
-      } finally {
-        db.close();
-      }
-    },
-  };
-}
-
-function postgresBackend(): Backend {
-  let server: PostgresServer | null = null;
-  let n = 0;
-  const admin = async <T>(url: string, work: (c: pg.Client) => Promise<T>): Promise<T> => {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      return await work(client);
-    } finally {
-      await client.end();
-    }
-  };
-  return {
-    name: 'postgres',
-    async setup() {
-      server = await startPostgres();
-    },
-    async teardown() {
-      await server?.stop();
-    },
-    async fresh() {
-      const db = `store_test_${++n}`;
-      await admin(server!.url, (c) => c.query(`CREATE DATABASE ${db}`));
-      return { postgres: { url: new Secret(server!.urlFor(db), 'test') } };
-    },
-    async sql(config, text) {
-      if (!('postgres' in config)) throw new Error('not postgres');
-      return admin(config.postgres.url.reveal(), async (c) => (await c.query(text)).rows);
-    },
-  };
-}
 
 /** A chain of `count` records continuing `after` (or starting at seq 1). */
 function chain(stream: string, count: number, after: { seq: number; hash: string } | null = null, time0 = 1_700_000_000_000): AuditRecord[] {
@@ -138,7 +65,7 @@ function approval(id: string, overrides: Partial<ApprovalRecord> = {}): Approval
   };
 }
 
-describe.each([sqliteBackend(), postgresBackend()])('$name store', (backend) => {
+describe.each([sqliteBackend('gatehouse-store-'), postgresBackend('store_test')])('$name store', (backend) => {
   const open: Store[] = [];
   const openFresh = async (config?: StoreConfig) => {
     const store = await openStore(config ?? (await backend.fresh()), logger);
@@ -369,7 +296,7 @@ describe.each([sqliteBackend(), postgresBackend()])('$name store', (backend) => 
 
 /** What only the PostgreSQL store has: connections that can drop and come back. */
 describe('postgres store connections', () => {
-  const backend = postgresBackend();
+  const backend = postgresBackend('store_test');
   const lines: string[] = [];
   const captured = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
   const logged = (msg: string) => lines.filter((l) => (JSON.parse(l) as { msg: string }).msg === msg).length;
