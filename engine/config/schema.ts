@@ -225,6 +225,44 @@ export function configSchema(ctx: ReferenceContext) {
             connect_timeout_ms: z.int().min(100).max(60_000).default(5000),
           })
           .optional(),
+        /**
+         * Envoy's ext_authz (envoy.service.auth.v3.Authorization/Check) and
+         * ext_proc (envoy.service.ext_proc.v3.ExternalProcessor/Process) on one
+         * gRPC server; served only when this section is present.
+         */
+        ext_authz: z
+          .strictObject({
+            address: hostPort.default('127.0.0.1:9191'),
+            /** The target a Check is for when Envoy's route names none (check_settings.context_extensions.target). */
+            default_target: z.string().min(1).optional(),
+          })
+          .optional(),
+        /**
+         * The Envoy stand-in (proxies/http): an HTTP/1.1 front that calls the
+         * ext_authz and ext_proc services over gRPC as Envoy's filters do. For
+         * machines without Envoy (CI, a laptop); production runs Envoy with
+         * envoy/envoy.yaml.
+         */
+        http_standin: z
+          .strictObject({
+            address: hostPort.default('127.0.0.1:10000'),
+            /** Where the ext_authz/ext_proc gRPC services listen (Envoy: the gatehouse_ext_authz cluster). */
+            ext_authz_address: hostPort.default('127.0.0.1:9191'),
+            /** Envoy's ext_authz grpc_service.timeout: no answer in time is a 403. */
+            check_timeout_ms: z.int().min(1).max(3_600_000).default(500),
+            /** Envoy's ext_proc message_timeout, per processing message. */
+            processing_timeout_ms: z.int().min(1).max(60_000).default(1000),
+            /** Envoy's ext_authz with_request_body.max_request_bytes (allow_partial_message: true). */
+            max_request_bytes: z.int().min(0).max(64 * 1024 * 1024).default(8192),
+            /** Longest path prefix wins; each route's upstream is its target's upstream.address. */
+            routes: z
+              .array(z.strictObject({
+                prefix: z.string().regex(/^\//, { message: 'a route prefix starts with "/"' }),
+                target: z.string().min(1),
+              }))
+              .min(1, { message: 'list at least one route, e.g. {prefix: /, target: crm-api}' }),
+          })
+          .optional(),
       })
       .default({ api: { address: '127.0.0.1:8181' } }),
     policy: z.strictObject({
@@ -271,6 +309,19 @@ export function configSchema(ctx: ReferenceContext) {
           seen.set(t.name, i);
         });
       }),
+  }).superRefine((config, check) => {
+    // Listeners that name targets: a typo must fail at load, not at the first request.
+    const httpTargets = new Set(config.targets.filter((t) => t.kind === 'http').map((t) => t.name));
+    const known = [...httpTargets].join(', ') || 'none is configured';
+    const defaultTarget = config.listeners.ext_authz?.default_target;
+    if (defaultTarget !== undefined && !httpTargets.has(defaultTarget)) {
+      check.addIssue({ code: 'custom', path: ['listeners', 'ext_authz', 'default_target'], message: `"${defaultTarget}" is not an http target (http targets: ${known})` });
+    }
+    config.listeners.http_standin?.routes.forEach((route, i) => {
+      if (!httpTargets.has(route.target)) {
+        check.addIssue({ code: 'custom', path: ['listeners', 'http_standin', 'routes', i, 'target'], message: `"${route.target}" is not an http target (http targets: ${known})` });
+      }
+    });
   });
 }
 
@@ -278,6 +329,9 @@ export type GatehouseConfig = z.output<ReturnType<typeof configSchema>>;
 export type TargetConfig = GatehouseConfig['targets'][number];
 export type PostgresTargetConfig = Extract<TargetConfig, { kind: 'postgres' }>;
 export type PostgresListenerConfig = NonNullable<GatehouseConfig['listeners']['postgres']>;
+export type HttpTargetConfig = Extract<TargetConfig, { kind: 'http' }>;
+export type ExtAuthzListenerConfig = NonNullable<GatehouseConfig['listeners']['ext_authz']>;
+export type HttpStandinConfig = NonNullable<GatehouseConfig['listeners']['http_standin']>;
 export type BundleSourceConfig = GatehouseConfig['policy']['bundle']['source'];
 export type IdentityConfig = GatehouseConfig['identity'];
 export type IssuerConfig = IdentityConfig['issuers'][number];
