@@ -35,18 +35,28 @@ export function checkAction(action: unknown, kind: TargetConfig['kind']): Action
 const CREDENTIAL_HEADERS = /^(?:authorization|proxy-authorization|cookie|x-api-key)$/i;
 
 /**
- * The part of an action an approval binds to and stores. For HTTP the
- * caller's credential headers are left out: an approval record, its webhook
- * and the API show the action, and a ticket's retry carries a fresh token.
+ * Headers a proxy or client sets anew on every request (ids, tracing,
+ * forwarding, timing) or that follow from the body: an approval that bound
+ * them could never be used by a retry. Every other header is bound, because
+ * headers can change what a request does (X-HTTP-Method-Override).
+ */
+const PER_REQUEST_HEADERS = /^(?::path|:method|:authority|:scheme|x-request-id|traceparent|tracestate|b3|x-b3-[a-z-]+|x-amzn-trace-id|x-cloud-trace-context|x-datadog-[a-z-]+|date|user-agent|content-length|forwarded|x-forwarded-[a-z-]+|x-real-ip|x-envoy-[a-z-]+)$/i;
+
+/**
+ * The part of an action an approval binds to and stores: for HTTP, the
+ * request itself (method, host, path with query, headers, body), without
+ * what the gateway or Envoy adds per request (time, peer addresses, ids)
+ * and without the caller's credential headers: an approval record, its
+ * webhook and the API show the action, and a ticket's retry carries a fresh
+ * token.
  */
 export function approvableAction(action: Record<string, unknown>, kind: TargetConfig['kind']): Record<string, unknown> {
   if (kind !== 'http') return action;
-  const attributes = action.attributes as { request?: { http?: { headers?: unknown } } };
-  const headers = attributes.request?.http?.headers;
-  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) return action;
-  const kept = Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.test(name)));
-  return {
-    ...action,
-    attributes: { ...attributes, request: { ...attributes.request, http: { ...attributes.request!.http, headers: kept } } },
-  };
+  const attributes = action.attributes as { request?: { http?: Record<string, unknown> } };
+  const http = attributes.request?.http ?? {};
+  const headers = typeof http.headers === 'object' && http.headers !== null && !Array.isArray(http.headers) ? http.headers : {};
+  const kept = Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.test(name) && !PER_REQUEST_HEADERS.test(name)));
+  const bound: Record<string, unknown> = { method: http.method, host: http.host, path: http.path, headers: kept };
+  for (const body of ['body', 'rawBody', 'raw_body']) if (http[body] !== undefined) bound[body] = http[body];
+  return { attributes: { request: { http: bound } } };
 }

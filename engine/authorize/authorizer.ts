@@ -202,7 +202,8 @@ export class Authorizer {
       identity = verified.identity;
     }
     if (!target) {
-      return this.refuse('unknown_target', `no target named "${req.target}" is configured`, { identity, target, targetName: req.target, action: req.action, sessionId, sourceIp });
+      const why = req.target === '' ? 'the request names no target' : `no target named "${req.target}" is configured`;
+      return this.refuse('unknown_target', why, { identity, target, targetName: req.target, action: req.action, sessionId, sourceIp });
     }
     const checked = checkAction(req.action, target.kind);
     if (!checked.ok) {

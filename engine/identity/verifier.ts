@@ -16,6 +16,8 @@ import { devIssuerTrust } from './dev-issuer.js';
 import { TokenError, type Identity, type TokenVerifier } from './identity.js';
 import { preflight, quote } from './preflight.js';
 import { toTokenError } from './rejections.js';
+import { VerifiedTokens } from './verified-tokens.js';
+import type { KeySet } from './key-sets.js';
 import { configuredIssuer, type TrustedIssuer } from './trusted-issuer.js';
 
 export interface TokenVerifierOptions {
@@ -27,6 +29,8 @@ export interface TokenVerifierOptions {
   /** Rejections are logged at debug level: callers audit them, and a flood of bad tokens must not flood the log. */
   logger?: Logger;
   metrics?: Pick<EngineMetrics, 'recordTokenRejection'>;
+  /** How many verified tokens to remember until they expire (verified-tokens.ts). Default 10,000; 0 turns it off. */
+  maxCachedTokens?: number;
 }
 
 /** Claims every token must carry, whatever the issuer's config says: no subject or no expiry, no access. */
@@ -35,10 +39,16 @@ const ALWAYS_REQUIRED = ['sub', 'exp'];
 /** Defence in depth: the schema allows only these, and an HMAC algorithm would turn a public key into a shared secret. */
 const ASYMMETRIC = /^(?:(?:RS|PS|ES)(?:256|384|512)|EdDSA)$/;
 
+/** The key an issuer's key set resolves for a token header now (jose's key sets return the same object while the set is unchanged). */
+function currentKey(keys: KeySet, alg: string, kid: string | undefined): Promise<unknown> {
+  return Promise.resolve(keys({ alg, ...(kid === undefined ? {} : { kid }) }, { payload: '', signature: '' }));
+}
+
 /** Builds the verifier; throws if the identity config is inconsistent (an issuer trusted twice, a non-asymmetric algorithm). */
 export function createTokenVerifier(config: IdentityConfig, options: TokenVerifierOptions = {}): TokenVerifier {
   const issuers = trustedIssuers(config, options.jwksCooldownMs ?? 30_000);
   const { logger, metrics } = options;
+  const verified = new VerifiedTokens(options.maxCachedTokens);
 
   const verify = async (token: string): Promise<Identity> => {
     const { alg, kid, iss } = preflight(token, config.max_token_bytes);
@@ -49,9 +59,16 @@ export function createTokenVerifier(config: IdentityConfig, options: TokenVerifi
       throw new TokenError('algorithm_not_allowed', `alg ${quote(alg)} is not allowed for ${quote(iss)} (allowed: ${rules.algorithms.join(', ')})`);
     }
 
+    // A token verified before skips the signature check, but only while the
+    // key that verified it is still the one its issuer's key set gives:
+    // rotating or removing the key ends it.
+    const known = verified.get(token, Date.now());
+    if (known && await currentKey(issuer.keys, alg, kid).catch(() => null) === known.key) return known.identity;
+
     let claims: JWTPayload;
+    let key: unknown;
     try {
-      ({ payload: claims } = await jwtVerify(token, issuer.keys, {
+      ({ payload: claims } = await jwtVerify(token, async (header, input) => (key = await issuer.keys(header, input)), {
         algorithms: rules.algorithms,
         issuer: rules.issuer,
         audience: rules.audience,
@@ -62,7 +79,9 @@ export function createTokenVerifier(config: IdentityConfig, options: TokenVerifi
       throw toTokenError(err, { iss, kid });
     }
     checkIssuedAt(claims, Math.floor(Date.now() / 1000), rules.clock_skew_seconds);
-    return toIdentity(claims, { iss, groupsClaim: rules.groups_claim });
+    const identity = toIdentity(claims, { iss, groupsClaim: rules.groups_claim });
+    verified.set(token, identity, key);
+    return identity;
   };
 
   return {

@@ -64,6 +64,41 @@ export type FailureKind =
   | 'invalid_output'
   | 'timeout';
 
+/**
+ * The OPA-Envoy plugin's result forms, so a policy written for it runs
+ * unchanged: a boolean, or an object with a boolean `allowed` beside the
+ * plugin's HTTP fields. They become Gatehouse's form (`action`) before the
+ * schema check; anything else is passed on as it is. The plugin also takes
+ * `headers` as a list of objects; it is merged into one object of lists.
+ */
+export function fromEnvoyResult(output: unknown, entrypoint: string): unknown {
+  if (typeof output === 'boolean') {
+    return output ? { action: 'allow' } : { action: 'deny', reasons: [`${entrypoint} is false`] };
+  }
+  if (typeof output !== 'object' || output === null || Array.isArray(output)) return output;
+  const result = output as Record<string, unknown>;
+  if ('action' in result || typeof result.allowed !== 'boolean') return output;
+  const { allowed, headers, ...http } = result;
+  return {
+    action: allowed ? 'allow' : 'deny',
+    reasons: allowed ? [] : [`${entrypoint} returned allowed: false`],
+    ...http,
+    ...(headers === undefined ? {} : { headers: mergeHeaderList(headers) }),
+  };
+}
+
+function mergeHeaderList(headers: unknown): unknown {
+  if (!Array.isArray(headers)) return headers;
+  const merged: Record<string, unknown[]> = {};
+  for (const entry of headers) {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return headers;
+    for (const [name, value] of Object.entries(entry as Record<string, unknown>)) {
+      (merged[name] ??= []).push(...(Array.isArray(value) ? value : [value]));
+    }
+  }
+  return merged;
+}
+
 export function failClosed(reason: string): Decision {
   return { action: 'deny', reasons: [reason], mask: [] };
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { EngineMetrics } from '../observability/metrics.js';
 import type { CompiledPolicy } from './compiled-policy.js';
 import { errorMessage } from './compiled-policy.js';
-import { decisionSchema, describeInvalidOutput, failClosed, type Decision, type FailureKind } from './decision.js';
+import { decisionSchema, describeInvalidOutput, failClosed, fromEnvoyResult, type Decision, type FailureKind } from './decision.js';
 
 export interface EvaluationMetadata {
   decision_id: string;
@@ -98,7 +98,7 @@ function decide(policy: CompiledPolicy, entrypoint: string, input: unknown): Out
   }
   if (output === undefined) return fail('no_decision', `${entrypoint} is undefined for this input`);
 
-  const parsed = decisionSchema.safeParse(output);
+  const parsed = decisionSchema.safeParse(fromEnvoyResult(output, entrypoint));
   if (!parsed.success) {
     return fail('invalid_output', `policy returned a malformed decision: ${describeInvalidOutput(parsed.error)}`);
   }

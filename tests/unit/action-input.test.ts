@@ -41,3 +41,29 @@ describe('approvableAction', () => {
     expect(approvableAction(select, 'postgres')).toBe(select);
   });
 });
+
+describe('approvableAction for a request Envoy describes', () => {
+  function envoyAction(overrides: { time: string; id: string; port: number; extra?: Record<string, string> }): Record<string, unknown> {
+    const action = withHeaders({ 'x-request-id': overrides.id, traceparent: `00-${overrides.id}-01`, 'user-agent': 'curl/8', ...overrides.extra }) as {
+      attributes: Record<string, unknown> & { request: { http: Record<string, unknown> } };
+    };
+    action.attributes.request = { ...action.attributes.request, time: overrides.time } as never;
+    action.attributes.source = { address: { socketAddress: { address: '10.0.0.1', portValue: overrides.port } } };
+    action.attributes.request.http.id = overrides.id;
+    return action as unknown as Record<string, unknown>;
+  }
+
+  it('binds the request, not what changes on every retry (time, ids, tracing, the peer port)', () => {
+    const first = canonicalAction('crm-api', approvableAction(envoyAction({ time: '2026-11-30T10:00:00Z', id: 'a1', port: 50001 }), 'http'));
+    const retry = canonicalAction('crm-api', approvableAction(envoyAction({ time: '2026-11-30T10:05:00Z', id: 'b2', port: 50002 }), 'http'));
+    expect(retry.hash).toBe(first.hash);
+    expect(first.text).toContain('/api/customers/42/refunds');
+    expect(first.text).toContain('{\\"amount\\":10}');
+  });
+
+  it('binds headers that change what the request does', () => {
+    const plain = canonicalAction('crm-api', approvableAction(envoyAction({ time: 't', id: 'a1', port: 1 }), 'http'));
+    const overridden = canonicalAction('crm-api', approvableAction(envoyAction({ time: 't', id: 'a1', port: 1, extra: { 'x-http-method-override': 'DELETE' } }), 'http'));
+    expect(overridden.hash).not.toBe(plain.hash);
+  });
+});
