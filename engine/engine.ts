@@ -30,15 +30,22 @@ export class Engine {
   private readonly source: BundleSource;
   private readonly activator: BundleActivator;
 
+  /**
+   * `requiredEntrypoints`: what a bundle must have to be activated; by
+   * default every configured entrypoint. The gateway asks only for those of
+   * the target kinds it serves, so a bundle holding just an OPA-Envoy policy
+   * can run an HTTP-only gateway.
+   */
   constructor(
     private readonly policy: PolicyConfig,
     private readonly logger: Logger,
     readonly metrics = new EngineMetrics(),
+    requiredEntrypoints: readonly string[] = Object.values(policy.entrypoints),
   ) {
     this.evaluator = new PolicyEvaluator({ timeoutMs: policy.timeout_ms, metrics });
     this.activator = new BundleActivator(this.evaluator, {
       verification: verificationOf(policy),
-      requiredEntrypoints: Object.values(policy.entrypoints),
+      requiredEntrypoints: [...requiredEntrypoints],
       logger,
       metrics,
     });

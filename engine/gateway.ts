@@ -41,7 +41,8 @@ export interface Gateway {
  * a single request is decided.
  */
 export async function startGateway(config: GatehouseConfig, logger: Logger): Promise<Gateway> {
-  const engine = new Engine(config.policy, logger);
+  const kinds = new Set(config.targets.map((t) => t.kind));
+  const engine = new Engine(config.policy, logger, undefined, [...kinds].map((kind) => config.policy.entrypoints[kind]));
   engine.metrics.withProcessMetrics();
   const verifier = createTokenVerifier(config.identity, { logger, metrics: engine.metrics });
   const warning = devIssuerWarning(config.identity);

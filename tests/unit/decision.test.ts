@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decisionSchema, describeInvalidOutput } from '../../engine/policy/decision.js';
+import { decisionSchema, describeInvalidOutput, fromEnvoyResult } from '../../engine/policy/decision.js';
 
 function problemsOf(output: unknown): string {
   const parsed = decisionSchema.safeParse(output);
@@ -34,5 +34,29 @@ describe('decision schema', () => {
     expect(problemsOf({ action: 'allow', mask: [{ column: 'a.b.c', strategy: 'scramble' }] })).toMatch(/^mask\.0\.strategy/);
     expect(problemsOf({ action: 'approve', approval: { groups: [] } })).toMatch(/^approval\.groups/);
     expect(problemsOf(true)).toMatch(/^\(decision\): /);
+  });
+});
+
+describe('OPA-Envoy result forms', () => {
+  const parse = (output: unknown) => decisionSchema.safeParse(fromEnvoyResult(output, 'envoy/authz/allow'));
+
+  it('turns a boolean into allow or deny, saying which rule said no', () => {
+    expect(parse(true).data).toEqual({ action: 'allow', reasons: [], mask: [] });
+    expect(parse(false).data).toEqual({ action: 'deny', reasons: ['envoy/authz/allow is false'], mask: [] });
+  });
+
+  it('turns an object with allowed into a decision that keeps the plugin fields', () => {
+    const d = parse({ allowed: false, http_status: 401, body: 'who?', headers: [{ 'x-a': '1' }, { 'x-a': ['2', '3'], 'x-b': '4' }] }).data;
+    expect(d).toMatchObject({ action: 'deny', http_status: 401, body: 'who?', headers: { 'x-a': ['1', '2', '3'], 'x-b': ['4'] } });
+    expect(d?.reasons).toEqual(['envoy/authz/allow returned allowed: false']);
+    expect(parse({ allowed: true, response_headers_to_add: { 'x-p': 'y' } }).data).toMatchObject({ action: 'allow', response_headers_to_add: { 'x-p': 'y' } });
+  });
+
+  it('leaves Gatehouse decisions and broken results to the schema, which refuses the latter', () => {
+    expect(fromEnvoyResult({ action: 'allow', allowed: true }, 'e')).toEqual({ action: 'allow', allowed: true });
+    expect(parse({ action: 'allow', allowed: true }).success).toBe(false);
+    expect(parse({ allowed: 'yes' }).success).toBe(false);
+    expect(parse({ allowed: true, http_status: 'teapot' }).success).toBe(false);
+    expect(parse(42).success).toBe(false);
   });
 });
