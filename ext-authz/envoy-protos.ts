@@ -44,6 +44,28 @@ export interface EnvoyServices {
 type GrpcObjectTree = any;
 
 let loaded: EnvoyServices | null = null;
+let check: ServiceDefinition | null = null;
+
+/**
+ * The Authorization service as the Check server loads it: with protobuf's
+ * JSON names and encodings (camelCase, bytes as base64, 64-bit integers as
+ * strings), because that is what the OPA-Envoy plugin gives its policies —
+ * it runs CheckRequest through protojson — so a policy written for it reads
+ * `attributes.source.address.socketAddress` and `http.rawBody` here too.
+ * Only Timestamp and Struct still need converting (envoy-input.ts).
+ */
+export function checkServiceDefinition(): ServiceDefinition {
+  if (check) return check;
+  const definition = protoLoader.loadSync(AUTHORIZATION_PROTO, {
+    ...ENVOY_LOADER_OPTIONS,
+    keepCase: false,
+    bytes: String,
+    oneofs: false,
+    json: true,
+  });
+  check = (loadPackageDefinition(definition) as GrpcObjectTree).envoy.service.auth.v3.Authorization.service as ServiceDefinition;
+  return check;
+}
 
 /** Loads both services once per process (parsing the protos takes ~300 ms). */
 export function envoyServices(): EnvoyServices {

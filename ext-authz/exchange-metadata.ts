@@ -28,9 +28,12 @@ export const exchangeMetadataSchema = z.strictObject({
   /** The recording session this exchange belongs to (the audit event's session id). */
   session_id: z.string().min(1),
   target: z.string().min(1),
+  /** The verified caller, as the decision's audit event names it (claims left out: the masking event needs only these). */
   identity: z.strictObject({
     sub: z.string(),
+    iss: z.string(),
     groups: z.array(z.string()),
+    agent: z.boolean(),
     act: z.strictObject({ sub: z.string() }).nullable(),
   }),
   source_ip: z.string().nullable(),

@@ -5,6 +5,7 @@ import { startGateway } from '../../engine/gateway.js';
 import { createLogger } from '../../engine/observability/logger.js';
 import { postgresRecordings } from '../../proxies/postgres/recordings.js';
 import { startPostgresProxy } from '../../proxies/postgres/server.js';
+import { startExtAuthzServer } from '../../ext-authz/server.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -20,6 +21,7 @@ export function serveCommand(): Command {
       const gateway = await startGateway(config, logger);
       const api = createApiServer({ engine: gateway.engine, logger, gateway });
       await api.listen(parseAddress(config.listeners.api.address));
+      const hashKey = config.masking.hash_key?.reveal();
       const postgres = config.listeners.postgres
         ? await startPostgresProxy({
           listener: config.listeners.postgres,
@@ -28,16 +30,35 @@ export function serveCommand(): Command {
           logger,
           statusUrl: (id) => gateway.statusUrl(id),
           recordings: postgresRecordings(gateway.recorder),
-          hashKey: config.masking.hash_key?.reveal(),
+          hashKey,
         })
         : null;
-      logger.info({ address: config.listeners.api.address, postgres: postgres?.address ?? null }, 'gatehouse is serving');
+      const extAuthz = config.listeners.ext_authz
+        ? await startExtAuthzServer({
+          listener: config.listeners.ext_authz,
+          targets: config.targets,
+          authorizer: gateway.authorizer,
+          recorder: gateway.recorder,
+          logger,
+          statusUrl: (id) => gateway.statusUrl(id),
+          hashKey,
+        })
+        : null;
+const standin: { address: string; close(): Promise<void> } | null = null;
+      logger.info({
+        address: config.listeners.api.address,
+        postgres: postgres?.address ?? null,
+        ext_authz: extAuthz?.address ?? null,
+        http_standin: standin?.address ?? null,
+      }, 'gatehouse is serving');
 
       const shutdown = async (signal: string): Promise<void> => {
         logger.info({ signal }, 'shutting down');
         // Held requests are ended (denied and audited) first, so the API can close without waiting minutes for them.
         // The proxy first: its sessions' last statements still reach the recorder and the audit log.
+        await standin?.close();
         await postgres?.close();
+        await extAuthz?.close();
         const stopping = gateway.stop();
         await api.close();
         await stopping;

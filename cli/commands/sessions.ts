@@ -2,7 +2,8 @@ import { Command } from 'commander';
 import { withStore } from '../with-store.js';
 import { formatById } from '../../engine/recording/formats.js';
 import type { RecordingFormat } from '../../engine/recording/format.js';
-import type { Entries, RecordingProtocol } from '../../engine/recording/types.js';
+import { HAR_CREATOR, harLogEntry, HTTP_EXCHANGE } from '../../engine/recording/http-exchange.js';
+import type { Entries, HttpExchangeEntry, RecordingProtocol } from '../../engine/recording/types.js';
 import { entryView, linkedEntries, sessionView, type LinkedEntry, type SessionView } from '../../engine/recording/views.js';
 import type { SessionSummary, Store } from '../../engine/store/store.js';
 import { readConfig } from '../config.js';
@@ -39,7 +40,9 @@ export function sessionsCommand(): Command {
     .argument('<id>', 'the session id (as in `sessions list`, and in audit events as actor.session.uid)')
     .option(...CONFIG_OPTION)
     .option('--json', 'print JSON: the session, and each entry with its audit event')
-    .action(async (id: string, options: { config: string; json?: boolean }) => {
+    .option('--har', 'print an HTTP session as a HAR 1.2 log (for browser devtools and HAR viewers)')
+    .action(async (id: string, options: { config: string; json?: boolean; har?: boolean }) => {
+      if (options.json && options.har) throw new UsageError('give --json or --har, not both');
       const config = readConfig(options.config);
       await withStore(config, async (store) => {
         const session = await store.getSession(id);
@@ -48,7 +51,10 @@ export function sessionsCommand(): Command {
           process.exitCode = 1;
           return;
         }
-        const broken = options.json ? await replayJson(store, session) : await replayText(store, session);
+        if (options.har && session.format !== HTTP_EXCHANGE) {
+          throw new UsageError(`--har: session ${id} is a ${session.protocol} session (${session.format}); only HTTP sessions are recorded as HAR exchanges`);
+        }
+        const broken = options.har ? await replayHar(store, session) : options.json ? await replayJson(store, session) : await replayText(store, session);
         if (broken > 0) {
           console.error(`gatehouse: ${broken} transcript entr${broken === 1 ? 'y is' : 'ies are'} not backed by the audit trail (see AUDIT LINK BROKEN above); run gatehouse audit verify`);
           process.exitCode = 1;
@@ -146,6 +152,23 @@ async function replayJson(store: Store, session: SessionSummary): Promise<number
     await out.drained();
   }
   out.write('\n]}\n');
+  await out.end();
+  return broken;
+}
+
+/** An HTTP session as a HAR 1.2 log, written as it goes; each entry keeps its decision and audit link under `_gatehouse`. */
+async function replayHar(store: Store, session: SessionSummary): Promise<number> {
+  const out = new Output();
+  out.write(`{"log": {"version": "1.2", "creator": ${JSON.stringify(HAR_CREATOR)},\n "entries": [`);
+  let broken = 0;
+  let first = true;
+  for await (const linked of linkedEntries(store, session.id)) {
+    out.write(`${first ? '\n' : ',\n'}${JSON.stringify(harLogEntry(linked.entry as unknown as HttpExchangeEntry))}`);
+    first = false;
+    if (linked.audit?.problem) broken += 1;
+    await out.drained();
+  }
+  out.write('\n]}}\n');
   await out.end();
   return broken;
 }

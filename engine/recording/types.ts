@@ -9,7 +9,13 @@
  * wider object that TypeScript's structural typing lets through loses its
  * extra keys.
  *
- * Adding a protocol (SSH as asciicast v2, HTTP as HAR-shaped exchanges)
+ * HTTP is the one exception: a recorded exchange carries bodies
+ * (RecordedBody), because a HAR entry without them shows little. The
+ * ExternalProcessor hands over only the bodies it sent on, masked by the
+ * decision's rules, and never a credential header; the format still drops
+ * the well-known credential headers and caps every body (http-exchange.ts).
+ *
+ * Adding a protocol (SSH as asciicast v2)
  * means adding its input and entry types to the two maps below and a format
  * (like postgres-transcript.ts) to formats.ts; the recorder, the store, the
  * API and the CLI stay as they are.
@@ -20,7 +26,7 @@ import type { AuditRef } from '../store/store.js';
 export type { AuditRef, DecisionAction, MaskCount };
 
 /** The protocols that record sessions today. */
-export type RecordingProtocol = 'postgres';
+export type RecordingProtocol = 'postgres' | 'http';
 
 /** Who the session belongs to: the verified caller (engine Identity fits). */
 export interface SessionIdentity {
@@ -107,14 +113,128 @@ export interface PostgresTranscriptEntry {
   masked: MaskCount[];
 }
 
+/** A header as HAR writes it. */
+export interface HarHeader {
+  name: string;
+  value: string;
+}
+
+/**
+ * A body as recorded: already masked by the caller with the decision's
+ * rules (the format cannot tell masked text from unmasked, so it is the
+ * caller's job, and the ExternalProcessor records only what it sent on).
+ */
+export interface RecordedBody {
+  /** The Content-Type, or "" when there was none. */
+  mime_type: string;
+  /** Bytes of the body after content decoding. */
+  size: number;
+  /** The body as text; absent when it is binary (it is described, never stored). */
+  text?: string;
+}
+
+/**
+ * One HTTP exchange as the ExternalProcessor saw it through: the request
+ * (method, URL, headers without credentials, body if Envoy sent it) and the
+ * response the client received, both masked. Only allowed requests reach
+ * ext_proc, so there is no decision field: it is always "allow".
+ */
+export interface HttpExchangeRecord {
+  /** When the request's headers reached the gateway, ms since the epoch. */
+  started_at: number;
+  /** From the request's headers to the end of the response, ms. */
+  duration_ms: number;
+  /** From the request's headers to the response's (HAR timings.wait), ms; null when no response came. */
+  wait_ms: number | null;
+  /** The Check decision's id: the audit event's policy.uid. */
+  decision_id: string;
+  /** Where the Check decision's audit event landed; null when it was lost (a fail-open target). */
+  audit: AuditRef | null;
+  request: {
+    method: string;
+    url: string;
+    /** "HTTP/1.1", "HTTP/2"; "" when Envoy did not say. */
+    http_version: string;
+    /** Without credentials (Authorization, Cookie, the injected credential header, …). */
+    headers: readonly HarHeader[];
+    body: RecordedBody | null;
+  };
+  /** What the client received; null when the exchange ended before a response (status 0 in HAR). */
+  response: {
+    status: number;
+    http_version: string;
+    /** Without Set-Cookie. */
+    headers: readonly HarHeader[];
+    body: RecordedBody | null;
+  } | null;
+  /** How many values each field rule changed: counts only. */
+  masked: readonly MaskCount[];
+  /** Why the gateway answered in the upstream's place, or what cut the exchange short. One line, never a value. */
+  error?: string | null;
+}
+
+/** A HAR 1.2 entry (http://www.softwareishard.com/blog/har-12-spec/#entries). */
+export interface HarEntry {
+  startedDateTime: string;
+  /** Total time of the exchange, ms. */
+  time: number;
+  request: {
+    method: string;
+    url: string;
+    httpVersion: string;
+    cookies: [];
+    headers: HarHeader[];
+    queryString: HarHeader[];
+    postData?: { mimeType: string; text: string };
+    headersSize: -1;
+    bodySize: number;
+  };
+  response: {
+    status: number;
+    statusText: string;
+    httpVersion: string;
+    cookies: [];
+    headers: HarHeader[];
+    content: { size: number; mimeType: string; text?: string };
+    redirectURL: string;
+    headersSize: -1;
+    bodySize: number;
+  };
+  cache: Record<string, never>;
+  timings: { send: number; wait: number; receive: number };
+}
+
+/**
+ * An HTTP exchange as stored: Gatehouse's fields at the top, as every
+ * format has them (the decision, its audit link, masking counts), and the
+ * exchange itself as a HAR 1.2 entry that `gatehouse sessions replay --har`
+ * exports unchanged.
+ */
+export interface HttpExchangeEntry {
+  seq: number;
+  /** When the request arrived, ms since the epoch. */
+  time: number;
+  decision: 'allow';
+  decision_id: string;
+  audit: AuditRef | null;
+  masked: MaskCount[];
+  error: string | null;
+  /** Set when a body was longer than the recorder keeps (MAX_BODY_CHARS). */
+  request_body_truncated?: true;
+  response_body_truncated?: true;
+  har: HarEntry;
+}
+
 /** What a proxy appends, per protocol. */
 export interface EntryInputs {
   postgres: PostgresStatementRecord;
+  http: HttpExchangeRecord;
 }
 
 /** What is stored, per protocol. */
 export interface Entries {
   postgres: PostgresTranscriptEntry;
+  http: HttpExchangeEntry;
 }
 
 /** One open session's recording: what a proxy holds for the life of a connection. */

@@ -4,6 +4,8 @@
  * folders go in) without restating the flags.
  */
 import { execFileSync } from 'node:child_process';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadBundle } from '../../engine/bundle/bundle.js';
 import { CompiledPolicy } from '../../engine/policy/compiled-policy.js';
 import { PolicyEvaluator } from '../../engine/policy/evaluator.js';
@@ -32,4 +34,20 @@ export async function projectEvaluator(out: string): Promise<PolicyEvaluator> {
   const evaluator = new PolicyEvaluator({ timeoutMs: 1000 });
   evaluator.activate(await CompiledPolicy.load(await loadBundle(makeBundle({ out }))));
   return evaluator;
+}
+
+/**
+ * A copy of policies/ in `dir` whose approval rule `rule` (in
+ * policies/data/access/data.yaml) has `mode`: a rule's mode wins over the
+ * target's, so tests of the other mode build their bundle from the copy.
+ */
+export function policiesWithApprovalMode(dir: string, rule: string, mode: 'hold' | 'ticket'): string {
+  const copy = join(dir, 'policies');
+  cpSync(join(repoRoot, 'policies'), copy, { recursive: true });
+  const file = join(copy, 'data', 'access', 'data.yaml');
+  const data = readFileSync(file, 'utf8');
+  const pattern = new RegExp(`(- name: ${rule}\\n(?:(?!\\n {2}- name:)[\\s\\S])*?\\n {4}mode: )\\w+`);
+  if (!pattern.test(data)) throw new Error(`no "mode:" in approval rule ${rule} of ${file}; update policiesWithApprovalMode`);
+  writeFileSync(file, data.replace(pattern, `$1${mode}`));
+  return copy;
 }

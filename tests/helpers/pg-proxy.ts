@@ -6,12 +6,12 @@
  * log in with a dev-issuer JWT as their password.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams, type SpawnSyncReturns } from 'node:child_process';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { freePort, runCli, startServe, type startCli } from './cli.js';
-import { makeBundle } from './gateway-bundle.js';
-import { makeTempDir, removeDir, repoRoot } from './opa.js';
+import { makeBundle, policiesWithApprovalMode } from './gateway-bundle.js';
+import { makeTempDir, removeDir } from './opa.js';
 import { postgresBinDir, startPostgres, type PostgresServer } from './postgres.js';
 
 export const SCRAM_PASSWORD = 'scram-secret-0f3a';
@@ -104,7 +104,7 @@ export async function startProxyStack(options: ProxyStackOptions = {}): Promise<
     await orders.query('GRANT ALL ON ALL TABLES IN SCHEMA public TO gatehouse_orders, gatehouse_md5');
     await orders.end();
 
-    makeBundle({ out: join(dir, 'bundle.tar.gz'), policySrc: options.approvalMode ? policiesWithApprovalMode(dir, options.approvalMode) : undefined });
+    makeBundle({ out: join(dir, 'bundle.tar.gz'), policySrc: options.approvalMode ? policiesWithApprovalMode(dir, 'prod-writes-need-dba', options.approvalMode) : undefined });
     const apiPort = await freePort();
     const proxyPort = await freePort();
     const pgAddress = new URL(server.url).host;
@@ -208,16 +208,4 @@ targets:
     removeDir(dir);
     throw err;
   }
-}
-
-/** A copy of policies/ in `dir` whose approval rule for prod database writes has `mode`. */
-function policiesWithApprovalMode(dir: string, mode: 'hold' | 'ticket'): string {
-  const copy = join(dir, 'policies');
-  cpSync(join(repoRoot, 'policies'), copy, { recursive: true });
-  const file = join(copy, 'data', 'access', 'data.yaml');
-  const data = readFileSync(file, 'utf8');
-  const rule = /(- name: prod-writes-need-dba\n(?:(?!\n {2}- name:)[\s\S])*?\n {4}mode: )\w+/;
-  if (!rule.test(data)) throw new Error(`pg-proxy helper: no "mode:" in rule prod-writes-need-dba of ${file}; update policiesWithApprovalMode`);
-  writeFileSync(file, data.replace(rule, `$1${mode}`));
-  return copy;
 }

@@ -3,7 +3,9 @@
 #   conftest test --policy policies/conftest --namespace gatehouse.conftest.envoy envoy/envoy.yaml
 #
 # Every HTTP connection manager in the file must send each request to Gatehouse's
-# ext_authz gRPC service before routing it, and must fail closed, visibly.
+# ext_authz gRPC service before routing it, send each allowed response through
+# Gatehouse's ext_proc service (masking, recording), fail closed, visibly, and log
+# each request with the x-request-id that joins it to its audit event.
 package gatehouse.conftest.envoy
 
 _hcm_name := "envoy.filters.network.http_connection_manager"
@@ -13,6 +15,10 @@ _hcm_type := "type.googleapis.com/envoy.extensions.filters.network.http_connecti
 _ext_authz_name := "envoy.filters.http.ext_authz"
 
 _ext_authz_type := "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"
+
+_ext_proc_name := "envoy.filters.http.ext_proc"
+
+_ext_proc_type := "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor"
 
 _router_name := "envoy.filters.http.router"
 
@@ -105,6 +111,16 @@ deny contains msg if {
 	)
 }
 
+# Policies see the request body (parsed_body), within a limit.
+deny contains msg if {
+	some [location, i, filter] in _ext_authz_filters
+	not is_object(object.get(filter, ["typed_config", "with_request_body"], null))
+	msg := sprintf(
+		"%s.http_filters[%d]: %s has no with_request_body; %s so policies see the body",
+		[location, i, _ext_authz_name, "set with_request_body {max_request_bytes: 8192, allow_partial_message: true}"],
+	)
+}
+
 # ext_authz runs before the router: a filter after the router never sees the request.
 deny contains msg if {
 	some [location, i, filter] in _ext_authz_filters
@@ -117,16 +133,155 @@ deny contains msg if {
 	)
 }
 
-# No route, virtual host or cluster turns the check off.
+# No route, virtual host or cluster turns the check, or the masking, off.
 deny contains msg if {
 	walk(input, [path, per_filter])
 	path[count(path) - 1] == "typed_per_filter_config"
-	per_filter[_ext_authz_name].disabled == true
+	some name, consequence in _skipped_when_disabled
+	per_filter[name].disabled == true
 	msg := sprintf(
-		"%s: %s is disabled here, so these requests skip Gatehouse; remove disabled: true",
-		[_location(array.concat(path, [_ext_authz_name])), _ext_authz_name],
+		"%s: %s is disabled here, so %s; remove disabled: true",
+		[_location(array.concat(path, [name])), name, consequence],
 	)
 }
+
+# An ext_proc http filter is present in every http_connection_manager.
+deny contains msg if {
+	some location, hcm in http_connection_managers
+	not _has_ext_proc(hcm)
+	msg := sprintf(
+		"%s: http_connection_manager has no %s http filter; add it after %s so %s",
+		[location, _ext_proc_name, _ext_authz_name, "Gatehouse masks and records responses"],
+	)
+}
+
+# The ext_proc filter is configured with its v3 typed_config.
+deny contains msg if {
+	some [location, i, filter] in _ext_proc_filters
+	object.get(filter, ["typed_config", "@type"], null) != _ext_proc_type
+	msg := sprintf(
+		"%s.http_filters[%d]: %s needs typed_config with \"@type\": %s",
+		[location, i, _ext_proc_name, _ext_proc_type],
+	)
+}
+
+# ext_proc fails closed too (false is its default, so leaving it out is fine).
+deny contains msg if {
+	some [location, i, filter] in _ext_proc_filters
+	value := object.get(filter, ["typed_config", "failure_mode_allow"], false)
+	value != false
+	msg := sprintf(
+		"%s.http_filters[%d]: %s failure_mode_allow is %s, so %s; set it to false",
+		[location, i, _ext_proc_name, json.marshal(value), "responses pass unmasked when Gatehouse cannot answer"],
+	)
+}
+
+# Masking needs the whole response body at once: BUFFERED (or its number, 2).
+deny contains msg if {
+	some [location, i, filter] in _ext_proc_filters
+	mode := object.get(filter, ["typed_config", "processing_mode", "response_body_mode"], "NONE")
+	not mode in {"BUFFERED", 2}
+	msg := sprintf(
+		"%s.http_filters[%d]: %s response_body_mode is %s; %s",
+		[
+			location, i, _ext_proc_name, json.marshal(mode),
+			"set processing_mode.response_body_mode: BUFFERED so Gatehouse can mask the body",
+		],
+	)
+}
+
+# Process learns Check's decision (mask plan, session) from the ext_authz metadata namespace.
+deny contains msg if {
+	some [location, i, filter] in _ext_proc_filters
+	namespaces := object.get(filter, ["typed_config", "metadata_options", "forwarding_namespaces", "untyped"], [])
+	not _ext_authz_name in _as_array(namespaces)
+	msg := sprintf(
+		"%s.http_filters[%d]: %s does not forward the %s metadata namespace; %s",
+		[
+			location, i, _ext_proc_name, _ext_authz_name,
+			"list it in metadata_options.forwarding_namespaces.untyped so Process gets Check's decision",
+		],
+	)
+}
+
+# ext_proc runs after ext_authz, so it only sees allowed requests and Check's metadata exists.
+deny contains msg if {
+	some [location, i, filter] in _ext_proc_filters
+	some j, authz in _http_filters(http_connection_managers[location])
+	_ext_authz(authz)
+	i < j
+	msg := sprintf(
+		"%s.http_filters[%d]: %s comes before %s at http_filters[%d]; move it after, so it only sees allowed requests",
+		[location, i, _ext_proc_name, _ext_authz_name, j],
+	)
+}
+
+# ... and before the router, which ends the chain.
+deny contains msg if {
+	some [location, i, filter] in _ext_proc_filters
+	some j, router in _http_filters(http_connection_managers[location])
+	_router(router)
+	j < i
+	msg := sprintf(
+		"%s.http_filters[%d]: %s comes after %s at http_filters[%d]; move it before the router",
+		[location, i, _ext_proc_name, _router_name, j],
+	)
+}
+
+# Each request is logged, with the x-request-id that joins the line to its audit event.
+deny contains msg if {
+	some location, hcm in http_connection_managers
+	count(_access_logs(hcm)) == 0
+	msg := sprintf(
+		"%s: http_connection_manager has no access log; add one whose format prints %s",
+		[location, _request_id_operator],
+	)
+}
+
+deny contains msg if {
+	some location, hcm in http_connection_managers
+	logs := _access_logs(hcm)
+	count(logs) > 0
+	every log in logs {
+		not contains(upper(json.marshal(log)), _request_id_operator)
+	}
+	msg := sprintf(
+		"%s.access_log: no access log prints %s; add it to the format so each line joins its Gatehouse audit event",
+		[location, _request_id_operator],
+	)
+}
+
+_request_id_operator := "%REQ(X-REQUEST-ID)%"
+
+# What a route loses when it turns a Gatehouse filter off.
+_skipped_when_disabled := {
+	_ext_authz_name: "these requests skip Gatehouse",
+	_ext_proc_name: "these responses are neither masked nor recorded",
+}
+
+_access_logs(hcm) := hcm.access_log if is_array(hcm.access_log)
+
+else := []
+
+_as_array(value) := value if is_array(value)
+
+else := []
+
+# [hcm location, index in http_filters, filter] for every ext_proc filter
+_ext_proc_filters contains [location, i, filter] if {
+	some location, hcm in http_connection_managers
+	some i, filter in _http_filters(hcm)
+	_ext_proc(filter)
+}
+
+_has_ext_proc(hcm) if {
+	some filter in _http_filters(hcm)
+	_ext_proc(filter)
+}
+
+_ext_proc(filter) if filter.name == _ext_proc_name
+
+_ext_proc(filter) if filter.typed_config["@type"] == _ext_proc_type
 
 # [hcm location, index in http_filters, filter] for every ext_authz filter
 _ext_authz_filters contains [location, i, filter] if {

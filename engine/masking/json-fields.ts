@@ -1,0 +1,213 @@
+/**
+ * A decision's field mask rules for JSON documents (HTTP bodies), compiled
+ * once per document stream into something that rewrites a parsed document
+ * in place and counts what it changed.
+ *
+ * Each rule is a `field` (json-path.ts: a path or a JSON Pointer) plus the
+ * same strategy and detectors as a column rule, and is compiled with
+ * compileMasker, so strategies, detectors and counts are the ones every
+ * protocol uses. Per matched value:
+ *
+ *   - a whole-value rule (no detectors) masks any value but null: a string
+ *     as itself, a number or boolean as its text (the result is a string, or
+ *     null), and an object or array is replaced as a whole (by the marker,
+ *     null, or the hash of its JSON; "partial" of a structure has no
+ *     meaningful shape and is redacted), so nothing inside it survives.
+ *   - a detector rule scans every string at or under the match (an object
+ *     where text was expected is searched, not skipped); numbers, booleans
+ *     and member names are left alone.
+ *
+ * `$` (no segments) is the whole document: a whole-value rule replaces it,
+ * a detector rule scans every string in it. Those rules are also the only
+ * ones that apply to a body that is not JSON (`maskText`).
+ *
+ * Rules run in order, each on the result of the previous one. A path that
+ * does not exist in a document masks nothing and is not an error: responses
+ * vary, and the rule still applies to the next one that has the field.
+ */
+import type { MaskCount } from '../audit/events.js';
+import { ANY, parseFieldPath, type PathSegment } from './json-path.js';
+import { compileMasker, type ColumnMasker, type MaskerOptions, type MaskRuleSpec } from './masker.js';
+import { REDACTED } from './strategies.js';
+
+export interface FieldMaskRule extends MaskRuleSpec {
+  /** A JSON path (`customers[*].email`, `$`) or JSON Pointer (`/customers/0/email`). */
+  field: string;
+}
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export interface MaskOutcome<T> {
+  /** The masked value: the same reference when the rules replaced no root. */
+  value: T;
+  /** False when no rule changed anything, so the caller can keep the original bytes. */
+  changed: boolean;
+}
+
+export interface FieldMasks {
+  /** True when there are no rules at all. */
+  readonly empty: boolean;
+  /** True when some rule is at `$`, and so also covers a body that is not JSON. */
+  readonly coversText: boolean;
+  /** True when some rule names a field below `$` (so only a JSON document can satisfy it). */
+  readonly hasFieldRules: boolean;
+  /** Masks a parsed document in place; returns it (or what replaced it, for a `$` rule). */
+  maskDocument(document: JsonValue): MaskOutcome<JsonValue>;
+  /** Masks text that is not JSON with the `$` rules; null when a "null" rule removed it. */
+  maskText(text: string): MaskOutcome<string | null>;
+  /** Non-zero counts per rule (its field as the column), for the audit event. Never values. */
+  counts(): MaskCount[];
+  reset(): void;
+}
+
+interface CompiledRule {
+  readonly field: string;
+  readonly path: readonly PathSegment[];
+  readonly masker: ColumnMasker;
+  readonly scans: boolean;
+}
+
+/** Throws MaskRuleError (a field that does not parse, an unknown detector, a hash rule without a key). */
+export function compileFieldMasks(rules: readonly FieldMaskRule[], options: MaskerOptions = {}): FieldMasks {
+  return new CompiledFieldMasks(rules.map((rule) => {
+    const masker = compileMasker(rule, options);
+    return { field: rule.field, path: parseFieldPath(rule.field), masker, scans: masker.detectors.length > 0 };
+  }));
+}
+
+type Container = JsonValue[] | { [key: string]: JsonValue };
+
+class CompiledFieldMasks implements FieldMasks {
+  readonly empty: boolean;
+  readonly coversText: boolean;
+  readonly hasFieldRules: boolean;
+  private readonly rootRules: readonly CompiledRule[];
+  /** Set by maskValue when something changed inside a container it rewrote in place. */
+  private changedInPlace = false;
+
+  constructor(private readonly rules: readonly CompiledRule[]) {
+    this.empty = rules.length === 0;
+    this.rootRules = rules.filter((r) => r.path.length === 0);
+    this.coversText = this.rootRules.length > 0;
+    this.hasFieldRules = this.rootRules.length < rules.length;
+  }
+
+  maskDocument(document: JsonValue): MaskOutcome<JsonValue> {
+    let root = document;
+    let changed = false;
+    for (const rule of this.rules) {
+      this.changedInPlace = false;
+      if (rule.path.length === 0) {
+        const masked = this.maskValue(rule, root);
+        if (masked !== root) {
+          root = masked;
+          changed = true;
+        }
+        changed ||= this.changedInPlace;
+        continue;
+      }
+      forEachMatch(root, rule.path, 0, (container, key) => {
+        const value = getMember(container, key);
+        const masked = this.maskValue(rule, value);
+        if (masked !== value) {
+          setMember(container, key, masked);
+          changed = true;
+        }
+      });
+      changed ||= this.changedInPlace;
+    }
+    return { value: root, changed };
+  }
+
+  maskText(text: string): MaskOutcome<string | null> {
+    let value: string | null = text;
+    for (const rule of this.rootRules) {
+      if (value === null) break;
+      value = rule.masker.mask(value);
+    }
+    return { value, changed: value !== text };
+  }
+
+  counts(): MaskCount[] {
+    return this.rules.flatMap((r) => r.masker.counts(r.field));
+  }
+
+  reset(): void {
+    for (const r of this.rules) r.masker.reset();
+  }
+
+  /** The masked value; containers a detector rule scans are rewritten in place (and flagged). */
+  private maskValue(rule: CompiledRule, value: JsonValue): JsonValue {
+    if (value === null) return null;
+    const { masker } = rule;
+    if (typeof value === 'string') return masker.mask(value);
+    if (rule.scans) {
+      if (typeof value === 'object') this.scanStrings(masker, value);
+      return value;
+    }
+    if (typeof value !== 'object') return masker.mask(String(value));
+    // A whole structure: replace it, never let part of it through.
+    switch (masker.strategy) {
+      case 'hash':
+        return masker.mask(JSON.stringify(value));
+      case 'partial':
+        masker.countValue();
+        return REDACTED;
+      default:
+        return masker.mask('');
+    }
+  }
+
+  private scanStrings(masker: ColumnMasker, container: Container): void {
+    for (const key of memberKeys(container)) {
+      const value = getMember(container, key);
+      if (typeof value === 'string') {
+        const masked = masker.mask(value);
+        if (masked !== value) {
+          setMember(container, key, masked);
+          this.changedInPlace = true;
+        }
+      } else if (value !== null && typeof value === 'object') {
+        this.scanStrings(masker, value);
+      }
+    }
+  }
+}
+
+const INDEX = /^(0|[1-9]\d*)$/;
+
+/** Calls `visit(container, key)` for every place `path` (from `depth` on) selects under `node`. */
+function forEachMatch(node: JsonValue, path: readonly PathSegment[], depth: number, visit: (container: Container, key: string | number) => void): void {
+  if (node === null || typeof node !== 'object') return;
+  const segment = path[depth]!;
+  const last = depth === path.length - 1;
+  const step = (key: string | number) => {
+    if (last) visit(node, key);
+    else forEachMatch(getMember(node, key), path, depth + 1, visit);
+  };
+  if (segment === ANY) {
+    for (const key of memberKeys(node)) step(key);
+  } else if (Array.isArray(node)) {
+    if (INDEX.test(segment) && Number(segment) < node.length) step(Number(segment));
+  } else if (Object.hasOwn(node, segment)) {
+    step(segment);
+  }
+}
+
+function memberKeys(container: Container): (string | number)[] {
+  return Array.isArray(container) ? container.map((_, i) => i) : Object.keys(container);
+}
+
+function getMember(container: Container, key: string | number): JsonValue {
+  return (container as Record<string | number, JsonValue>)[key]!;
+}
+
+/**
+ * Assignment, except for "__proto__": JSON.parse makes it an own member,
+ * but `obj.__proto__ = v` would call the prototype setter and leave the
+ * member, unmasked, where it was.
+ */
+function setMember(container: Container, key: string | number, value: JsonValue): void {
+  if (key === '__proto__') Object.defineProperty(container, key, { value, writable: true, enumerable: true, configurable: true });
+  else (container as Record<string | number, JsonValue>)[key] = value;
+}

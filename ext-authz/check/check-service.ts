@@ -1,0 +1,121 @@
+/**
+ * envoy.service.auth.v3.Authorization/Check: one CheckRequest in, one
+ * engine decision, one CheckResponse out. Everything that decides lives in
+ * the engine (Authorizer); this file only translates. A failure of its own
+ * answers with a gRPC error, which Envoy (failure_mode_allow: false) turns
+ * into a denial.
+ */
+import { randomUUID } from 'node:crypto';
+import { status as GrpcStatus, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { AuthorizeResult, Authorizer } from '../../engine/authorize/authorizer.js';
+import type { HttpTargetConfig, TargetConfig } from '../../engine/config/schema.js';
+import type { HashKey } from '../../engine/masking/strategies.js';
+import type { Decision } from '../../engine/policy/decision.js';
+import type { ExchangeMetadata } from '../exchange-metadata.js';
+import { allowResponse, denyResponse, type CheckResponse, type Credential } from './check-response.js';
+import { envoyInput, type CheckAttributes } from './envoy-input.js';
+import { fieldMaskProblem } from './mask-plan.js';
+
+export interface CheckServiceOptions {
+  targets: readonly TargetConfig[];
+  /** The target when the route's context_extensions name none. */
+  defaultTarget?: string | undefined;
+  authorizer: Pick<Authorizer, 'authenticate' | 'authorize' | 'refuseInvalid'>;
+  logger: Logger;
+  statusUrl(approvalId: string): string;
+  /** Whether "hash" mask rules can be applied (a key is configured or drawn). */
+  hashKey?: HashKey | undefined;
+  /** Retry-After on a ticket (seconds). */
+  ticketRetrySeconds?: number;
+}
+
+interface CheckRequest {
+  attributes?: CheckAttributes;
+}
+
+const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+
+export function createCheckService(options: CheckServiceOptions) {
+  const { authorizer, logger } = options;
+  const httpTargets = new Map(options.targets.filter((t): t is HttpTargetConfig => t.kind === 'http').map((t) => [t.name, t]));
+  const retryAfter = options.ticketRetrySeconds ?? 30;
+
+  async function check(request: CheckRequest, signal: AbortSignal): Promise<CheckResponse> {
+    const attributes = request.attributes ?? {};
+    const http = attributes.request?.http ?? {};
+    const targetName = attributes.contextExtensions?.target ?? options.defaultTarget ?? '';
+    const token = BEARER.exec(http.headers?.authorization ?? '')?.[1];
+    const sessionId = randomUUID();
+    const sourceIp = sourceAddress(attributes);
+    const input = envoyInput(attributes);
+    const action = 'invalid' in input ? { attributes: { request: { http: { method: http.method, path: http.path, host: http.host } } } } : input;
+
+    const login = await authorizer.authenticate({ token, target: targetName, action, sessionId, sourceIp });
+    if (!login.identity) return denied(login.result, true);
+    const request_ = { token, identity: login.identity, target: targetName, action, sessionId, sourceIp };
+    if ('invalid' in input) return denied(await authorizer.refuseInvalid(request_, input.invalid));
+
+    const target = httpTargets.get(targetName);
+    const result = await authorizer.authorize(request_, {
+      signal,
+      enforce: async (decision) => fieldMaskProblem(decision.mask, options.hashKey),
+    });
+    if (result.decision.action !== 'allow' || !target) return denied(result);
+    return allowResponse(result.decision, credentialOf(target), exchangeOf(result, target, sessionId, sourceIp, result.decision));
+  }
+
+  function denied(result: AuthorizeResult, unauthenticated = false): CheckResponse {
+    const pending = result.approval?.status === 'pending' ? result.approval : null;
+    return denyResponse(result.decision, {
+      decisionId: result.decision_id,
+      unauthenticated,
+      ...(pending ? { approval: { id: pending.id, statusUrl: options.statusUrl(pending.id), retryAfterSeconds: retryAfter } } : {}),
+    });
+  }
+
+  return {
+    Check(call: ServerUnaryCall<CheckRequest, CheckResponse>, callback: sendUnaryData<CheckResponse>): void {
+      // Envoy cancels the call when its ext_authz timeout passes or the client
+      // goes away; a request held for approval then stops waiting.
+      const cancelled = new AbortController();
+      call.once('cancelled', () => cancelled.abort());
+      check(call.request, cancelled.signal).then(
+        (response) => callback(null, response),
+        (err: unknown) => {
+          logger.error({ err }, 'Check failed; Envoy will deny the request');
+          callback({ code: GrpcStatus.INTERNAL, details: 'gatehouse could not decide the request' });
+        },
+      );
+    },
+  };
+}
+
+function credentialOf(target: HttpTargetConfig): Credential {
+  return { header: target.credentials.header.toLowerCase(), value: target.credentials.value.reveal() };
+}
+
+function exchangeOf(result: AuthorizeResult, target: HttpTargetConfig, sessionId: string, sourceIp: string | null, decision: Decision): ExchangeMetadata {
+  const identity = result.identity!;
+  return {
+    decision_id: result.decision_id,
+    session_id: sessionId,
+    target: target.name,
+    identity: { sub: identity.sub, iss: identity.iss, groups: [...identity.groups], agent: identity.agent, act: identity.act ? { sub: identity.act.sub } : null },
+    source_ip: sourceIp,
+    audit: result.audit ? { stream: result.audit.stream, seq: result.audit.seq } : null,
+    mask: decision.mask.flatMap((rule) => (rule.field === undefined ? [] : [{
+      field: rule.field,
+      strategy: rule.strategy,
+      ...(rule.detectors ? { detectors: rule.detectors } : {}),
+    }])),
+    record: target.recording.enabled,
+    credential_header: target.credentials.header.toLowerCase(),
+  };
+}
+
+function sourceAddress(attributes: CheckAttributes): string | null {
+  const source = attributes.source as { address?: { socketAddress?: { address?: unknown } } } | undefined;
+  const address = source?.address?.socketAddress?.address;
+  return typeof address === 'string' && address !== '' ? address : null;
+}

@@ -1,0 +1,28 @@
+/**
+ * Whether the ExternalProcessor can apply a decision's mask rules, asked
+ * before the allow is audited (AuthorizeHooks.enforce): a plan that cannot
+ * be applied (a field path that does not parse, an unknown detector, a hash
+ * rule without a key) turns the allow into an audited deny instead of a
+ * failed response later.
+ */
+import { compileFieldMasks, type FieldMaskRule } from '../../engine/masking/json-fields.js';
+import { MaskRuleError } from '../../engine/masking/errors.js';
+import type { HashKey } from '../../engine/masking/strategies.js';
+import type { MaskRule } from '../../engine/policy/decision.js';
+
+export function fieldMaskProblem(rules: readonly MaskRule[], hashKey: HashKey | undefined): string | null {
+  const fields: FieldMaskRule[] = [];
+  for (const rule of rules) {
+    if (rule.field === undefined) {
+      return `mask rule for column "${rule.column}" cannot apply to an HTTP response; HTTP masks name a "field"`;
+    }
+    fields.push({ field: rule.field, strategy: rule.strategy, detectors: rule.detectors });
+  }
+  try {
+    compileFieldMasks(fields, { hashKey });
+  } catch (err) {
+    if (err instanceof MaskRuleError) return `the mask plan cannot be applied: ${err.message}`;
+    throw err;
+  }
+  return null;
+}

@@ -1,0 +1,173 @@
+/**
+ * One buffered HTTP body through a mask plan: decode its content-encoding,
+ * decide whether it is JSON, mask it, and say what to send on and what to
+ * record.
+ *
+ *   JSON (application/json, *+json, or a body that parses as a JSON object
+ *   or array when the plan has field rules, whatever its type says): parsed,
+ *   masked by field, re-serialised.
+ *   Other text: masked only by the plan's `$` rules; without one it passes
+ *   through unchanged, as the policy decided.
+ *
+ * Whatever the plan cannot be sure it masked is refused (BodyRefused), and
+ * the caller answers in the upstream's place: a body that claims JSON and
+ * does not parse, an encoding it cannot decode, a decoded body over the size
+ * limit, binary data under a `$` rule. A body that nothing changed is left
+ * alone, byte for byte (still compressed, if it was).
+ *
+ * Numbers are re-serialised by JSON.stringify: an integer beyond 2^53 in a
+ * body that was rewritten loses precision (Node 20 has no JSON.rawJSON).
+ */
+import { promisify } from 'node:util';
+import * as zlib from 'node:zlib';
+import type { FieldMasks, JsonValue } from '../../engine/masking/json-fields.js';
+import type { RecordedBody } from '../../engine/recording/types.js';
+
+/** Why a body cannot be passed on: one line, for the caller and the log, never a value. */
+export class BodyRefused extends Error {
+  override name = 'BodyRefused';
+}
+
+export interface BodyHeaders {
+  /** The Content-Type header, or "". */
+  contentType: string;
+  /** The Content-Encoding header, or "". */
+  contentEncoding: string;
+}
+
+export interface BodyOutcome {
+  /** Bytes to send in place of the original, identity-encoded; null to leave the body as it was. */
+  replacement: Buffer | null;
+  /** The body the client gets, for the recording (text absent when binary or not decoded); null when not asked for. */
+  recorded: RecordedBody | null;
+}
+
+export interface BodyOptions {
+  /** The largest decoded body the plan will read; bigger is refused (a compressed body can expand a thousandfold). */
+  maxBytes: number;
+  /** Whether the caller records the body (then it is decoded even when nothing is masked). */
+  record: boolean;
+}
+
+export async function processBody(raw: Buffer, headers: BodyHeaders, masks: FieldMasks | null, options: BodyOptions): Promise<BodyOutcome> {
+  const reads = masks !== null && !masks.empty;
+  if (!reads && !options.record) return { replacement: null, recorded: null };
+  const mime = headers.contentType;
+
+  let decoded: Buffer;
+  try {
+    decoded = await decodeContent(raw, headers.contentEncoding, options.maxBytes);
+  } catch (err) {
+    if (reads) throw err;
+    return { replacement: null, recorded: { mime_type: mime, size: raw.length } }; // recorded as binary
+  }
+  const text = utf8(decoded);
+  const unchanged = (): BodyOutcome => ({ replacement: null, recorded: recordedAs(mime, decoded.length, text) });
+  if (!reads) return unchanged();
+
+  const document = jsonDocument(text, mime, masks);
+  if (document !== NOT_JSON) {
+    const { value, changed } = masks.maskDocument(document);
+    if (!changed) return unchanged();
+    return replaced(JSON.stringify(value), mime);
+  }
+  if (!masks.coversText) return unchanged();
+  if (text === null) throw new BodyRefused('the body is binary and the policy masks the whole body');
+  const { value, changed } = masks.maskText(text);
+  if (!changed) return unchanged();
+  return replaced(value ?? '', mime);
+}
+
+function replaced(text: string, mime: string): BodyOutcome {
+  const replacement = Buffer.from(text, 'utf8');
+  return { replacement, recorded: { mime_type: mime, size: replacement.length, text } };
+}
+
+function recordedAs(mime: string, size: number, text: string | null): RecordedBody {
+  return text === null ? { mime_type: mime, size } : { mime_type: mime, size, text };
+}
+
+const NOT_JSON = Symbol('not JSON');
+
+/**
+ * The parsed document, or NOT_JSON. A declared JSON body that does not parse
+ * is refused; an undeclared one is sniffed only when the plan has field
+ * rules (a mislabelled JSON body must not slip past them).
+ */
+function jsonDocument(text: string | null, mime: string, masks: FieldMasks): JsonValue | typeof NOT_JSON {
+  if (isJsonType(mime)) {
+    // Never pass JSON.parse's message on: it quotes the body.
+    if (text === null) throw new BodyRefused('the body is declared as JSON but is not UTF-8 text');
+    try {
+      return JSON.parse(stripBom(text)) as JsonValue;
+    } catch {
+      throw new BodyRefused('the body is declared as JSON but is not valid JSON');
+    }
+  }
+  if (text === null || !masks.hasFieldRules || !/^\s*[[{]/.test(text)) return NOT_JSON;
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch {
+    return NOT_JSON;
+  }
+}
+
+/** application/json, application/problem+json, application/vnd.api+json; parameters ignored. */
+export function isJsonType(contentType: string): boolean {
+  const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
+  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
+}
+
+function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function utf8(bytes: Buffer): string | null {
+  try {
+    return fatalUtf8.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+const gunzip = promisify(zlib.gunzip);
+const inflate = promisify(zlib.inflate);
+const inflateRaw = promisify(zlib.inflateRaw);
+const brotli = promisify(zlib.brotliDecompress);
+
+/** Undoes Content-Encoding (a list, applied in order, so undone from the last), off the event loop. */
+export async function decodeContent(body: Buffer, contentEncoding: string, maxBytes: number): Promise<Buffer> {
+  const codings = contentEncoding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity');
+  let out = body;
+  for (const coding of codings.reverse()) {
+    const limit = { maxOutputLength: maxBytes };
+    try {
+      switch (coding) {
+        case 'gzip':
+        case 'x-gzip':
+          out = await gunzip(out, limit);
+          break;
+        case 'deflate':
+          // "deflate" means zlib-wrapped, but some servers send it raw.
+          out = await inflate(out, limit).catch((err: NodeJS.ErrnoException) => {
+            if (err.code === 'Z_DATA_ERROR') return inflateRaw(out, limit);
+            throw err;
+          });
+          break;
+        case 'br':
+          out = await brotli(out, limit);
+          break;
+        default:
+          throw new BodyRefused(`the body's content-encoding "${coding.slice(0, 40)}" cannot be decoded`);
+      }
+    } catch (err) {
+      if (err instanceof BodyRefused) throw err;
+      const tooBig = err instanceof RangeError || (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+      throw new BodyRefused(tooBig ? `the decoded body is larger than ${maxBytes} bytes` : `the body is not valid ${coding}`);
+    }
+  }
+  if (out.length > maxBytes) throw new BodyRefused(`the body is larger than ${maxBytes} bytes`);
+  return out;
+}

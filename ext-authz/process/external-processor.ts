@@ -1,0 +1,372 @@
+/**
+ * envoy.service.ext_proc.v3.ExternalProcessor: Envoy opens one Process
+ * stream per HTTP request, after ext_authz allowed it, and sends the
+ * request's headers, then the response's headers and its buffered body
+ * (envoy/envoy.yaml: request_header_mode SEND, response_header_mode SEND,
+ * response_body_mode BUFFERED; a BUFFERED request body is recorded too).
+ * Each message carries the Check decision's metadata (exchange-metadata.ts):
+ * the mask rules, the session to record in, whether to record.
+ *
+ * Per exchange: the mask rules are compiled once, at the first message; the
+ * response body is masked (body.ts) and sent back identity-encoded with its
+ * Content-Length set; the masking counts go to the audit trail (a "Masked"
+ * event linked by decision id) and, when the target records, the exchange
+ * goes to the session recording as a HAR entry, masked, without credentials.
+ *
+ * Fail closed: no metadata (the request did not pass Check) is a 403;
+ * malformed metadata, rules that cannot be enforced or an internal error is
+ * a 500; a body that cannot be masked is a 502. Each is an ImmediateResponse
+ * in the upstream's place, so an unmasked body never leaves. Logs carry ids
+ * and reasons, never a header value or a body.
+ */
+import type { handleBidiStreamingCall, ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Authorizer } from '../../engine/authorize/authorizer.js';
+import type { Identity } from '../../engine/identity/identity.js';
+import { MaskRuleError } from '../../engine/masking/errors.js';
+import { compileFieldMasks, type FieldMasks } from '../../engine/masking/json-fields.js';
+import { WHOLE_DOCUMENT } from '../../engine/masking/json-path.js';
+import type { HashKey } from '../../engine/masking/strategies.js';
+import type { SessionRecorder } from '../../engine/recording/recorder.js';
+import type { HttpExchangeRecord, MaskCount, RecordedBody } from '../../engine/recording/types.js';
+import type { ExchangeMetadata } from '../exchange-metadata.js';
+import { BodyRefused, processBody, type BodyHeaders, type BodyOutcome } from './body.js';
+import { header, headerMutation, readHeaderMap, recordableHeaders, type HeaderList } from './headers.js';
+import { readExchangeMetadata } from './metadata.js';
+import { continueWith, immediateResponse, replaceBody, type Phase } from './responses.js';
+import { pathOnly, recordedUrl } from './url.js';
+
+export interface ExternalProcessorOptions {
+  recorder: Pick<SessionRecorder, 'open'>;
+  authorizer: Pick<Authorizer, 'recordMasking'>;
+  /** The HMAC key for "hash" mask rules (masking.hash_key); without it such a rule fails closed. */
+  hashKey?: HashKey | undefined;
+  logger: Logger;
+  /** The largest decoded body that is masked or recorded (default 16 MiB); bigger is refused when it must be masked. */
+  maxBodyBytes?: number;
+}
+
+/** ProcessingRequest in, ProcessingResponse out, as proto-loader (de)serialises them. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface ExternalProcessorService extends UntypedServiceImplementation { Process: handleBidiStreamingCall<any, any> }
+
+export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+/** The handler to register on a gRPC server for envoyServices().externalProcessor. */
+export function createExternalProcessor(options: ExternalProcessorOptions): ExternalProcessorService {
+  const settings: Settings = {
+    recorder: options.recorder,
+    authorizer: options.authorizer,
+    hashKey: options.hashKey,
+    logger: options.logger.child({ component: 'ext_proc' }),
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+  };
+  return { Process: (call) => new Exchange(call, settings).start() };
+}
+
+interface Settings {
+  recorder: Pick<SessionRecorder, 'open'>;
+  authorizer: Pick<Authorizer, 'recordMasking'>;
+  hashKey: HashKey | undefined;
+  logger: Logger;
+  maxBodyBytes: number;
+}
+
+interface ProcessingRequest {
+  request?: string;
+  request_headers?: { headers?: unknown; end_of_stream?: boolean };
+  response_headers?: { headers?: unknown; end_of_stream?: boolean };
+  request_body?: { body?: Uint8Array; end_of_stream?: boolean };
+  response_body?: { body?: Uint8Array; end_of_stream?: boolean };
+  metadata_context?: { filter_metadata?: Record<string, unknown> };
+}
+
+/** Headers a rewritten body makes wrong: its encoding is now identity, and digests of the old bytes. */
+const STALE_AFTER_REWRITE = ['content-encoding', 'content-md5', 'digest', 'content-digest', 'repr-digest'];
+
+/** One body as it arrives, possibly in chunks (only when Envoy streams instead of buffering). */
+class BodyBuffer {
+  private chunks: Buffer[] = [];
+  size = 0;
+  overflowed = false;
+
+  constructor(private readonly max: number) {}
+
+  add(chunk: Uint8Array | undefined): void {
+    if (!chunk || chunk.length === 0) return;
+    this.size += chunk.length;
+    if (this.size > this.max) {
+      this.overflowed = true;
+      this.chunks = [];
+    } else {
+      this.chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+    }
+  }
+
+  bytes(): Buffer {
+    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+  }
+}
+
+/** One Process stream: one HTTP request and its response. */
+class Exchange {
+  private metadata: ExchangeMetadata | null = null;
+  private masks: FieldMasks | null = null;
+  /** The `$` rules alone, for recording a request body (the agent's own input is never rewritten). */
+  private requestMasks: FieldMasks | null = null;
+  private log: Logger;
+
+  private startedAt = 0;
+  private responseAt: number | null = null;
+  private requestHeaders: HeaderList = [];
+  private requestBody: RecordedBody | null = null;
+  private response: { status: number; headers: HeaderList; body: RecordedBody | null } | null = null;
+  private readonly requestBuffer: BodyBuffer;
+  private readonly responseBuffer: BodyBuffer;
+
+  /** Messages are handled one at a time, in order, though body handling awaits zlib. */
+  private queue: Promise<void> = Promise.resolve();
+  private finished = false;
+  private ended = false;
+
+  constructor(
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    private readonly call: ServerDuplexStream<any, any>,
+    private readonly settings: Settings,
+  ) {
+    this.log = settings.logger;
+    this.requestBuffer = new BodyBuffer(settings.maxBodyBytes);
+    this.responseBuffer = new BodyBuffer(settings.maxBodyBytes);
+  }
+
+  start(): void {
+    const after = (work: () => void | Promise<void>) => {
+      this.queue = this.queue.then(work).catch((err: unknown) => this.crashed(err));
+    };
+    this.call.on('data', (message: ProcessingRequest) => after(() => this.handle(message)));
+    this.call.on('end', () => after(() => {
+      this.finish('the exchange ended before its response was complete');
+      this.end();
+    }));
+    // A broken or cancelled stream: Envoy (failure_mode_allow: false) fails the request itself.
+    this.call.on('error', (err: Error) => after(() => {
+      this.log.warn({ err: { message: err.message } }, 'ext_proc stream failed');
+      this.finish('the ext_proc stream failed');
+    }));
+    this.call.on('cancelled', () => after(() => this.finish('the ext_proc stream was cancelled')));
+  }
+
+  private async handle(message: ProcessingRequest): Promise<void> {
+    if (this.finished) return;
+    if (!this.metadata && !this.establish(message)) return;
+    const phase = message.request as Phase | undefined;
+    switch (phase) {
+      case 'request_headers':
+        return this.onRequestHeaders(message.request_headers!);
+      case 'response_headers':
+        return this.onResponseHeaders(message.response_headers!);
+      case 'request_body':
+        return this.onRequestBody(message.request_body!);
+      case 'response_body':
+        return this.onResponseBody(message.response_body!);
+      case 'request_trailers':
+      case 'response_trailers':
+        return this.send(continueWith(phase));
+      default:
+        this.log.error({ phase }, 'ext_proc message of an unknown kind');
+        return this.refuse(500, 'the gateway received an ext_proc message it does not know', 'unknown ext_proc message');
+    }
+  }
+
+  /** Reads the decision's metadata and compiles its mask plan; on failure answers in the upstream's place. */
+  private establish(message: ProcessingRequest): boolean {
+    this.startedAt = Date.now();
+    const reading = readExchangeMetadata(message.metadata_context);
+    if (reading.problem !== undefined) {
+      this.log.error({ phase: message.request, problem: reading.problem }, 'ext_proc refused an exchange: no usable Check metadata');
+      this.refuse(reading.status, reading.status === 403 ? 'request not authorized by the gateway' : 'the gateway could not process this request', reading.problem);
+      return false;
+    }
+    const metadata = reading.metadata;
+    this.metadata = metadata;
+    this.log = this.settings.logger.child({ decision_id: metadata.decision_id, session_id: metadata.session_id, target: metadata.target });
+    try {
+      const options = { hashKey: this.settings.hashKey };
+      this.masks = compileFieldMasks(metadata.mask, options);
+      this.requestMasks = compileFieldMasks(metadata.mask.filter((rule) => rule.field === WHOLE_DOCUMENT), options);
+    } catch (err) {
+      if (!(err instanceof MaskRuleError)) throw err;
+      this.log.error({ problem: err.message }, 'ext_proc refused an exchange: its mask rules cannot be enforced');
+      this.refuse(500, 'the gateway cannot enforce the masking policy for this request', `mask rules cannot be enforced: ${err.message}`);
+      return false;
+    }
+    return true;
+  }
+
+  private onRequestHeaders(message: NonNullable<ProcessingRequest['request_headers']>): void {
+    this.requestHeaders = readHeaderMap(message.headers as never);
+    // Ask for an uncompressed response when it will be read: cheaper than
+    // decoding, and a compressed one is still decoded if it comes anyway.
+    const masking = this.masks !== null && !this.masks.empty;
+    this.send(continueWith('request_headers', masking ? headerMutation({ 'accept-encoding': 'identity' }) : undefined));
+  }
+
+  private async onRequestBody(message: NonNullable<ProcessingRequest['request_body']>): Promise<void> {
+    if (!this.metadata!.record) return this.send(continueWith('request_body'));
+    this.requestBuffer.add(message.body);
+    if (message.end_of_stream) {
+      this.requestBody = await this.recordedBody(this.requestBuffer, bodyHeaders(this.requestHeaders), this.requestMasks);
+    }
+    this.send(continueWith('request_body'));
+  }
+
+  private onResponseHeaders(message: NonNullable<ProcessingRequest['response_headers']>): void {
+    this.responseAt = Date.now();
+    const headers = readHeaderMap(message.headers as never);
+    this.response = { status: Number(header(headers, ':status')) || 0, headers, body: null };
+    // Content-Length is fixed with the body (BUFFERED mode applies that response's header mutation).
+    this.send(continueWith('response_headers'));
+    if (message.end_of_stream) this.finish(null);
+  }
+
+  private async onResponseBody(message: NonNullable<ProcessingRequest['response_body']>): Promise<void> {
+    const response = this.response ?? (this.response = { status: 0, headers: [], body: null });
+    const masking = this.masks !== null && !this.masks.empty;
+    this.responseBuffer.add(message.body);
+    if (!message.end_of_stream) {
+      if (masking) {
+        return this.refuse(500, 'the gateway cannot mask this response', 'the response body arrived in chunks: masking needs response_body_mode BUFFERED');
+      }
+      return this.send(continueWith('response_body'));
+    }
+    const headers = bodyHeaders(response.headers);
+    if (this.responseBuffer.overflowed) {
+      if (masking) return this.refuse(502, 'the response could not be masked: it is too large', `the response body is larger than ${this.settings.maxBodyBytes} bytes`);
+      response.body = { mime_type: headers.contentType, size: this.responseBuffer.size };
+      this.send(continueWith('response_body'));
+      return this.finish(null);
+    }
+    let outcome: BodyOutcome;
+    try {
+      outcome = await processBody(this.responseBuffer.bytes(), headers, this.masks, { maxBytes: this.settings.maxBodyBytes, record: this.metadata!.record });
+    } catch (err) {
+      if (!(err instanceof BodyRefused)) throw err;
+      return this.refuse(502, 'the response could not be masked', err.message);
+    }
+    response.body = outcome.recorded;
+    if (outcome.replacement) {
+      this.send(replaceBody('response_body', outcome.replacement, STALE_AFTER_REWRITE));
+      response.headers = response.headers
+        .filter((h) => h.name !== 'content-length' && !STALE_AFTER_REWRITE.includes(h.name))
+        .concat({ name: 'content-length', value: String(outcome.replacement.length) });
+    } else {
+      this.send(continueWith('response_body'));
+    }
+    this.finish(null);
+  }
+
+  /** A request body for the recording: masked by the `$` rules, or described without its text when that fails. */
+  private async recordedBody(buffer: BodyBuffer, headers: BodyHeaders, masks: FieldMasks | null): Promise<RecordedBody> {
+    if (buffer.overflowed) return { mime_type: headers.contentType, size: buffer.size };
+    try {
+      const outcome = await processBody(buffer.bytes(), headers, masks, { maxBytes: this.settings.maxBodyBytes, record: true });
+      return outcome.recorded ?? { mime_type: headers.contentType, size: buffer.size };
+    } catch (err) {
+      if (!(err instanceof BodyRefused)) throw err;
+      return { mime_type: headers.contentType, size: buffer.size };
+    }
+  }
+
+  /** Answers in the upstream's place, records why, and ends the stream. */
+  private refuse(status: 403 | 500 | 502, message: string, why: string): void {
+    const decisionId = this.metadata?.decision_id ?? null;
+    const reply = immediateResponse(status, `gatehouse: ${message}`, decisionId) as { immediate_response: { body: Buffer } };
+    this.send(reply);
+    const body = reply.immediate_response.body;
+    this.response = { status, headers: [{ name: 'content-type', value: 'application/json' }], body: { mime_type: 'application/json', size: body.length, text: body.toString('utf8') } };
+    this.responseAt ??= Date.now();
+    this.log.warn({ status, why }, 'ext_proc answered in the upstream\'s place');
+    this.finish(`the gateway answered ${status}: ${why}`);
+    this.end();
+  }
+
+  private crashed(err: unknown): void {
+    this.log.error({ err: { name: (err as Error)?.name, message: (err as Error)?.message, stack: (err as Error)?.stack } }, 'ext_proc failed while processing an exchange');
+    if (!this.finished) this.refuse(500, 'the gateway failed while processing this request', 'internal error');
+  }
+
+  /** Once per exchange: the masking counts to the audit trail, the exchange to the recording. */
+  private finish(error: string | null): void {
+    if (this.finished) return;
+    this.finished = true;
+    const metadata = this.metadata;
+    if (!metadata) return;
+    const endedAt = Date.now();
+    const masked = this.masks?.counts() ?? [];
+    const status = this.response?.status ?? 0;
+    const summary = `${header(this.requestHeaders, ':method') || 'request'} ${pathOnly(this.requestHeaders)} → ${status || 'no response'}`;
+    if (masked.length > 0) {
+      this.settings.authorizer
+        .recordMasking({ identity: auditIdentity(metadata), target: metadata.target, sessionId: metadata.session_id, decisionId: metadata.decision_id, summary, records: 1, masked })
+        .catch((err: unknown) => this.log.error({ err: { message: (err as Error)?.message } }, 'masking counts could not be audited'));
+    }
+    if (metadata.record) this.record(metadata, endedAt, masked, error ?? (this.response ? null : 'no response was seen'));
+  }
+
+  private record(metadata: ExchangeMetadata, endedAt: number, masked: MaskCount[], error: string | null): void {
+    const entry: HttpExchangeRecord = {
+      started_at: this.startedAt,
+      duration_ms: Math.max(0, endedAt - this.startedAt),
+      wait_ms: this.responseAt === null ? null : Math.max(0, this.responseAt - this.startedAt),
+      decision_id: metadata.decision_id,
+      audit: metadata.audit,
+      request: {
+        method: header(this.requestHeaders, ':method') || 'GET',
+        url: recordedUrl(this.requestHeaders),
+        http_version: '',
+        headers: recordableHeaders(this.requestHeaders, metadata.credential_header),
+        body: this.requestBody,
+      },
+      response: this.response && this.response.status >= 100
+        ? { status: this.response.status, http_version: '', headers: recordableHeaders(this.response.headers), body: this.response.body }
+        : null,
+      masked,
+      error,
+    };
+    try {
+      const recording = this.settings.recorder.open({
+        session_id: metadata.session_id,
+        target: metadata.target,
+        target_kind: 'http',
+        identity: { sub: metadata.identity.sub, groups: metadata.identity.groups, act: metadata.identity.act },
+        source_ip: metadata.source_ip,
+        protocol: 'http',
+        started_at: this.startedAt,
+      });
+      recording.append(entry);
+      recording.close({ ended_at: endedAt, reason: error === null ? 'exchange complete' : 'exchange cut short' });
+    } catch (err) {
+      // A recorder refusal (a session id already open) must not touch the exchange itself.
+      this.log.error({ err: { message: (err as Error)?.message } }, 'the exchange could not be recorded');
+    }
+  }
+
+  private send(message: object): void {
+    if (!this.ended) this.call.write(message);
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.call.end();
+  }
+}
+
+function bodyHeaders(headers: HeaderList): BodyHeaders {
+  return { contentType: header(headers, 'content-type'), contentEncoding: header(headers, 'content-encoding') };
+}
+
+/** The Masked audit event's actor: the caller Check verified (its claims stay with the decision's own event). */
+function auditIdentity(metadata: ExchangeMetadata): Identity {
+  return { ...metadata.identity, claims: {} };
+}

@@ -1,0 +1,56 @@
+/**
+ * Envoy's header maps as ext_proc sends them, and the header mutations it
+ * accepts back.
+ *
+ * Envoy sends each value in `raw_value` (bytes) and, since 1.29, reads a
+ * mutation's value from `raw_value` too; setting both `value` and
+ * `raw_value` gets a 500 (envoyproxy/envoy#34034). So values are read from
+ * either, and written to `raw_value` only.
+ */
+import { CREDENTIAL_HEADERS } from '../../engine/recording/http-exchange.js';
+import type { HarHeader } from '../../engine/recording/types.js';
+
+/** Header names lower-cased, in the order Envoy sent them, repeated names kept. */
+export type HeaderList = HarHeader[];
+
+interface HeaderValueMessage {
+  key?: string;
+  value?: string;
+  raw_value?: Uint8Array;
+}
+
+export function readHeaderMap(map: { headers?: HeaderValueMessage[] } | null | undefined): HeaderList {
+  const out: HeaderList = [];
+  for (const h of map?.headers ?? []) {
+    if (!h.key) continue;
+    const value = h.raw_value && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString('utf8') : (h.value ?? '');
+    out.push({ name: h.key.toLowerCase(), value });
+  }
+  return out;
+}
+
+/** The first value of `name` (lower case), or "" when absent. */
+export function header(list: HeaderList, name: string): string {
+  return list.find((h) => h.name === name)?.value ?? '';
+}
+
+/** A HeaderMutation: headers to set (replacing any existing value) and to remove. */
+export function headerMutation(set: Record<string, string>, remove: readonly string[] = []): object {
+  return {
+    set_headers: Object.entries(set).map(([key, value]) => ({
+      header: { key, raw_value: Buffer.from(value, 'utf8') },
+      append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+    })),
+    remove_headers: [...remove],
+  };
+}
+
+/**
+ * Headers fit for a recording: no HTTP/2 pseudo-headers (the URL and status
+ * say it), no credentials, and not the header Check injected the target's
+ * credential in (`extraSecret`, whatever its name).
+ */
+export function recordableHeaders(list: HeaderList, extraSecret?: string): HeaderList {
+  const secret = extraSecret?.toLowerCase();
+  return list.filter((h) => !h.name.startsWith(':') && !CREDENTIAL_HEADERS.has(h.name) && h.name !== secret);
+}

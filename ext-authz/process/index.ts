@@ -1,0 +1,1 @@
+export { createExternalProcessor, DEFAULT_MAX_BODY_BYTES, type ExternalProcessorOptions, type ExternalProcessorService } from './external-processor.js';

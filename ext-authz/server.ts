@@ -1,0 +1,77 @@
+/**
+ * The gRPC server Envoy calls: Authorization/Check (ext_authz) and
+ * ExternalProcessor/Process (ext_proc) on one address, as envoy/envoy.yaml's
+ * gatehouse_ext_authz cluster expects.
+ */
+import { randomBytes } from 'node:crypto';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Authorizer } from '../engine/authorize/authorizer.js';
+import type { ExtAuthzListenerConfig, TargetConfig } from '../engine/config/schema.js';
+import type { HashKey } from '../engine/masking/strategies.js';
+import type { SessionRecorder } from '../engine/recording/recorder.js';
+import { createCheckService } from './check/check-service.js';
+import { checkServiceDefinition, envoyServices } from './envoy-protos.js';
+import { createExternalProcessor } from './process/external-processor.js';
+
+export interface ExtAuthzServerOptions {
+  listener: ExtAuthzListenerConfig;
+  targets: readonly TargetConfig[];
+  authorizer: Authorizer;
+  recorder: SessionRecorder;
+  logger: Logger;
+  statusUrl(approvalId: string): string;
+  /** masking.hash_key; without one a random key is drawn per process. */
+  hashKey?: HashKey | undefined;
+}
+
+export interface ExtAuthzServer {
+  /** host:port actually bound (port 0 in the config picks a free one). */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/** Buffered bodies reach Process whole; Envoy's own buffer limit is the real bound. */
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promise<ExtAuthzServer> {
+  const logger = options.logger.child({ component: 'ext_authz' });
+  const hashKey = options.hashKey ?? randomBytes(32);
+  const server = new Server({
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  });
+  server.addService(checkServiceDefinition(), createCheckService({
+    targets: options.targets,
+    defaultTarget: options.listener.default_target,
+    authorizer: options.authorizer,
+    logger,
+    statusUrl: options.statusUrl,
+    hashKey,
+  }));
+  server.addService(envoyServices().externalProcessor, { ...createExternalProcessor({
+    recorder: options.recorder,
+    authorizer: options.authorizer,
+    hashKey,
+    logger,
+  }) });
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(options.listener.address, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+  });
+  const host = options.listener.address.slice(0, options.listener.address.lastIndexOf(':'));
+  const address = `${host}:${port}`;
+  logger.info({ address }, 'ext_authz and ext_proc are serving');
+
+  return {
+    address,
+    close: () => new Promise<void>((resolve) => {
+      // Held Checks end when the authorizer closes; give in-flight calls a moment, then cut.
+      const force = setTimeout(() => server.forceShutdown(), 2000);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    }),
+  };
+}

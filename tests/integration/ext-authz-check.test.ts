@@ -1,0 +1,145 @@
+/**
+ * Authorization/Check as Envoy calls it: a real grpc-js client sends
+ * CheckRequests shaped exactly as Envoy's ext_authz filter builds them (from
+ * Envoy's own protos) to `gatehouse serve`, which runs the project's policy
+ * bundle. Each answer is checked the way Envoy would read it.
+ */
+import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { structToJson } from '../../ext-authz/struct.js';
+import { runCli } from '../helpers/cli.js';
+import { CRM_API_TOKEN, envoyCheckRequest, headerMap, startExtAuthzStack, type ExtAuthzStack } from '../helpers/ext-authz-stack.js';
+
+let stack: ExtAuthzStack;
+let support: string;
+let sre: string;
+let lead: string;
+
+beforeAll(async () => {
+  stack = await startExtAuthzStack();
+  support = stack.token('agent-support', ['support-agents']);
+  sre = stack.token('agent-sre', ['sre-agents']);
+  lead = stack.token('lena', ['sre-leads'], { human: true });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+function deniedBody(res: Awaited<ReturnType<ExtAuthzStack['check']>>): Record<string, unknown> {
+  return JSON.parse(res.denied_response?.body ?? '{}') as Record<string, unknown>;
+}
+
+function auditExport(): string {
+  const out = runCli(['audit', 'export', '--config', stack.config]);
+  expect(out.code, out.stderr).toBe(0);
+  return out.stdout;
+}
+
+describe('Check allows', () => {
+  it('swaps the agent token for the target credential and hands ext_proc the mask plan', async () => {
+    const res = await stack.check(envoyCheckRequest({ method: 'GET', path: '/customers?limit=2', token: support }));
+    expect(res.status?.code).toBe(GrpcStatus.OK);
+    expect(res.http_response).toBe('ok_response');
+    const set = headerMap(res.ok_response?.headers);
+    expect(set.authorization).toBe(`Bearer ${CRM_API_TOKEN}`);
+    expect(res.ok_response?.headers?.find((h) => h.header.key === 'authorization')?.append_action).toBe('OVERWRITE_IF_EXISTS_OR_ADD');
+    // The credential overwrites the agent's Authorization header: removing it as well would race the two lists.
+    expect(res.ok_response?.headers_to_remove ?? []).not.toContain('authorization');
+
+    const metadata = structToJson(res.dynamic_metadata);
+    const exchange = metadata.gatehouse as Record<string, unknown>;
+    expect(exchange).toMatchObject({
+      target: 'crm-api',
+      identity: { sub: 'agent-support', groups: ['support-agents'], act: null },
+      source_ip: '10.1.2.3',
+      record: true,
+      credential_header: 'authorization',
+    });
+    expect(exchange.mask).toEqual(expect.arrayContaining([
+      { field: 'customers[*].email', strategy: 'partial' },
+      { field: 'customers[*].phone', strategy: 'hash' },
+      { field: 'customers[*].notes', detectors: ['email', 'payment_card'], strategy: 'redact' },
+    ]));
+    expect(JSON.stringify(metadata)).not.toContain(CRM_API_TOKEN);
+
+    const events = auditExport();
+    expect(events).toContain(exchange.decision_id as string);
+    expect(events).not.toContain(CRM_API_TOKEN);
+    expect(events).not.toContain(support);
+  });
+});
+
+describe('Check denies', () => {
+  it('answers a request the policy refuses with 403, the reasons and the decision id', async () => {
+    const res = await stack.check(envoyCheckRequest({ method: 'POST', path: '/customers', token: support, headers: { 'content-type': 'application/json' }, body: '{"name":"x"}' }));
+    expect(res.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
+    expect(res.http_response).toBe('denied_response');
+    expect(res.denied_response?.status?.code).toBe('Forbidden');
+    expect(headerMap(res.denied_response?.headers)['content-type']).toBe('application/json');
+    const body = deniedBody(res);
+    expect(body.error).toBe('denied');
+    expect(String(body.reasons)).toMatch(/POST \/customers needs write access/);
+    expect(auditExport()).toContain(body.decision_id as string);
+  });
+
+  it('answers a missing or bad token with 401 and a Bearer challenge', async () => {
+    for (const token of [undefined, 'not-a-jwt']) {
+      const res = await stack.check(envoyCheckRequest({ method: 'GET', path: '/customers', token }));
+      expect(res.status?.code).toBe(GrpcStatus.UNAUTHENTICATED);
+      expect(res.denied_response?.status?.code).toBe('Unauthorized');
+      expect(headerMap(res.denied_response?.headers)['www-authenticate']).toMatch(/^Bearer realm="gatehouse", error="invalid_token"/);
+      expect(deniedBody(res).error).toBe('unauthenticated');
+    }
+  });
+
+  it('denies a route that names no target, saying so', async () => {
+    const res = await stack.check(envoyCheckRequest({ method: 'GET', path: '/customers', token: support, target: null }));
+    expect(res.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
+    expect(String(deniedBody(res).reasons)).toMatch(/names no target/);
+  });
+
+  it('denies a JSON body that does not parse, as the OPA-Envoy plugin cannot decide it either', async () => {
+    const res = await stack.check(envoyCheckRequest({ method: 'GET', path: '/customers', token: support, headers: { 'content-type': 'application/json' }, body: '{"broken"' }));
+    expect(res.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
+    expect(String(deniedBody(res).reasons)).toMatch(/not valid JSON/);
+  });
+
+  it('answers a request it cannot read at all with a gRPC error, so Envoy fails closed', async () => {
+    const err = await stack.check({ attributes: { request: { http: { headers: { authorization: `Bearer ${support}` } } }, context_extensions: { target: 'crm-api' } } })
+      .then(() => null, (e: ServiceError) => e);
+    // A request with no method is still decided (and denied) by policy, not an error.
+    expect(err).toBeNull();
+  });
+});
+
+describe('Check with a ticket approval', () => {
+  it('answers 403 with the approval id, status URL and Retry-After; once approved the same request passes once', async () => {
+    const request = envoyCheckRequest({ method: 'POST', path: '/customers/7/refund', token: sre, headers: { 'content-type': 'application/json' }, body: '{"amount": 12}' });
+    const first = await stack.check(request);
+    expect(first.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
+    expect(first.denied_response?.status?.code).toBe('Forbidden');
+    const headers = headerMap(first.denied_response?.headers);
+    const body = deniedBody(first);
+    expect(body.error).toBe('approval_required');
+    expect(headers['retry-after']).toMatch(/^\d+$/);
+    expect(headers['x-gatehouse-approval-id']).toBe(body.approval_id);
+    expect(body.status_url).toBe(`${stack.api}/v1/approvals/${String(body.approval_id)}`);
+    expect(headers.link).toBe(`<${String(body.status_url)}>; rel="status"`);
+
+    // Asking again before anyone approves is the same pending request, not a new one.
+    expect(deniedBody(await stack.check(request)).approval_id).toBe(body.approval_id);
+
+    const approved = runCli(['approvals', 'approve', String(body.approval_id), '--server', stack.api, '--token', lead]);
+    expect(approved.code, approved.stderr).toBe(0);
+
+    // A fresh token, as an agent retrying later would have: the approval binds the action, not the token.
+    const retry = await stack.check(envoyCheckRequest({ method: 'POST', path: '/customers/7/refund', token: stack.token('agent-sre', ['sre-agents']), headers: { 'content-type': 'application/json' }, body: '{"amount": 12}' }));
+    expect(retry.status?.code).toBe(GrpcStatus.OK);
+    expect(headerMap(retry.ok_response?.headers).authorization).toBe(`Bearer ${CRM_API_TOKEN}`);
+
+    const again = await stack.check(request);
+    expect(again.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
+    expect(deniedBody(again).approval_id).not.toBe(body.approval_id);
+  });
+});

@@ -1,0 +1,63 @@
+/**
+ * Hold mode on the HTTP path: Check keeps Envoy's call open until a human
+ * decides, so the request goes upstream the moment it is approved; when
+ * Envoy gives up (its ext_authz timeout, or the client went away) the
+ * held request is withdrawn, denied and audited, never left pending.
+ */
+import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { CRM_API_TOKEN, envoyCheckRequest, headerMap, startExtAuthzStack, type ExtAuthzStack } from '../helpers/ext-authz-stack.js';
+import { waitFor } from '../helpers/wait.js';
+
+let stack: ExtAuthzStack;
+let sre: string;
+let lead: string;
+
+beforeAll(async () => {
+  stack = await startExtAuthzStack({ approvalMode: 'hold' });
+  sre = stack.token('agent-sre', ['sre-agents']);
+  lead = stack.token('lena', ['sre-leads'], { human: true });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+interface Approval { id: string; status: string; action: { action: { attributes: { request: { http: { path: string } } } } } }
+
+function approvals(status: string): Approval[] {
+  const res = runCli(['approvals', 'list', '--status', status, '--json', '--server', stack.api, '--token', lead]);
+  expect(res.code, res.stderr).toBe(0);
+  return (JSON.parse(res.stdout) as { approvals: Approval[] }).approvals;
+}
+
+/** The approval request a held Check created (listing all: it may have ended by the time we look). */
+function heldFor(path: string): Promise<Approval> {
+  return waitFor(() => approvals('all').find((a) => a.action.action.attributes.request.http.path === path), `an approval request for ${path}`, 30_000);
+}
+
+describe('a held Check', () => {
+  it('answers allow, with the credential, once a human approves', async () => {
+    const path = '/customers/8/refund';
+    const answer = stack.check(envoyCheckRequest({ method: 'POST', path, token: sre, headers: { 'content-type': 'application/json' }, body: '{"amount": 5}' }), 60_000);
+    const held = await heldFor(path);
+    const approved = runCli(['approvals', 'approve', held.id, '--server', stack.api, '--token', lead]);
+    expect(approved.code, approved.stderr).toBe(0);
+    const res = await answer;
+    expect(res.status?.code).toBe(GrpcStatus.OK);
+    expect(headerMap(res.ok_response?.headers).authorization).toBe(`Bearer ${CRM_API_TOKEN}`);
+  });
+
+  it('is withdrawn when Envoy stops waiting, so nobody approves a request that is gone', async () => {
+    const path = '/customers/9/refund';
+    const answer = stack.check(envoyCheckRequest({ method: 'POST', path, token: sre, headers: { 'content-type': 'application/json' }, body: '{"amount": 6}' }), 3_000)
+      .then(() => null, (err: ServiceError) => err);
+    const held = await heldFor(path);
+    expect((await answer)?.code).toBe(GrpcStatus.DEADLINE_EXCEEDED);
+    const ended = await waitFor(() => approvals('all').find((a) => a.id === held.id && a.status !== 'pending'), 'the held approval to end', 15_000);
+    expect(ended.status).toBe('expired');
+    const denial = runCli(['audit', 'export', '--config', stack.config]).stdout.split('\n').find((l) => l.includes(held.id) && l.includes('went away'));
+    expect(denial, 'a deny audit event naming the approval').toBeDefined();
+  });
+});

@@ -1,0 +1,430 @@
+/**
+ * The ExternalProcessor over real gRPC: a grpc-js server with the handler,
+ * and a grpc-js client built from Envoy's own protos sending what Envoy's
+ * ext_proc filter sends (request headers, response headers, the buffered
+ * response body, each with the ext_authz metadata forwarded as a Struct).
+ * The gateway behind it is real (bundle, authorizer, audit log, SQLite
+ * store, recorder), so the Masked audit event and the HAR recording are read
+ * back from the store, and `gatehouse sessions replay` runs as a user would.
+ */
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
+import { credentials, Server, ServerCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../engine/config/load.js';
+import type { GatehouseConfig } from '../../engine/config/schema.js';
+import { startGateway, type Gateway } from '../../engine/gateway.js';
+import { mintDevToken } from '../../engine/identity/dev-issuer.js';
+import type { HttpExchangeEntry } from '../../engine/recording/types.js';
+import { envoyServices } from '../../ext-authz/envoy-protos.js';
+import type { ExchangeMetadata } from '../../ext-authz/exchange-metadata.js';
+import { createExternalProcessor } from '../../ext-authz/process/index.js';
+import { jsonToStruct } from '../../ext-authz/struct.js';
+import { runCli } from '../helpers/cli.js';
+import { makeBundle } from '../helpers/gateway-bundle.js';
+import { makeTempDir, removeDir } from '../helpers/opa.js';
+import { waitFor } from '../helpers/wait.js';
+
+const logger = pino({ level: 'silent' });
+const HASH_KEY = 'an-ext-proc-test-hash-key-of-32-bytes';
+const CREDENTIAL = 'upstream-crm-secret-value';
+
+let dir: string;
+let configFile: string;
+let config: GatehouseConfig;
+let gateway: Gateway;
+let server: Server;
+let smallServer: Server;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+let client: any;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+let smallClient: any;
+
+async function serve(maxBodyBytes?: number): Promise<{ server: Server; address: string }> {
+  const s = new Server();
+  s.addService(envoyServices().externalProcessor, createExternalProcessor({
+    recorder: gateway.recorder, authorizer: gateway.authorizer, hashKey: HASH_KEY, logger, ...(maxBodyBytes ? { maxBodyBytes } : {}),
+  }));
+  const port = await new Promise<number>((resolve, reject) => s.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  return { server: s, address: `127.0.0.1:${port}` };
+}
+
+beforeAll(async () => {
+  dir = makeTempDir('gatehouse-ext-proc-');
+  makeBundle({ out: join(dir, 'bundle.tar.gz'), revision: 'ext-proc-test' });
+  configFile = join(dir, 'gatehouse.yaml');
+  writeFileSync(configFile, `
+policy:
+  bundle:
+    source: bundle.tar.gz
+identity:
+  dev_issuer: {enabled: true, key_file: dev.jwk}
+audit:
+  stream: gw-ext-proc
+recordings:
+  flush_interval_ms: 20
+targets:
+  - name: crm-api
+    kind: http
+    labels: {env: prod}
+    upstream: {address: "http://127.0.0.1:18080"}
+    credentials: {header: x-crm-key, value: "\${env:CRM_KEY}"}
+`);
+  config = loadConfig(configFile, { CRM_KEY: CREDENTIAL });
+  gateway = await startGateway(config, logger);
+  const Client = envoyServices().grpc.envoy.service.ext_proc.v3.ExternalProcessor;
+  const main = await serve();
+  server = main.server;
+  client = new Client(main.address, credentials.createInsecure());
+  const small = await serve(4096);
+  smallServer = small.server;
+  smallClient = new Client(small.address, credentials.createInsecure());
+});
+
+afterAll(async () => {
+  client?.close();
+  smallClient?.close();
+  server?.forceShutdown();
+  smallServer?.forceShutdown();
+  await gateway?.stop();
+  removeDir(dir);
+});
+
+// ── Envoy-shaped messages ─────────────────────────────────────────────────
+
+const CRM_RULES: ExchangeMetadata['mask'] = [
+  { field: 'customers[*].email', strategy: 'partial' },
+  { field: 'customers[*].phone', strategy: 'hash' },
+  { field: 'customers[*].notes', detectors: ['email', 'payment_card'], strategy: 'redact' },
+];
+
+function metadata(overrides: Partial<ExchangeMetadata> = {}): ExchangeMetadata {
+  return {
+    decision_id: randomUUID(),
+    session_id: randomUUID(),
+    target: 'crm-api',
+    identity: { sub: 'agent:support-bot', iss: 'urn:gatehouse:dev', groups: ['support-agents'], agent: true, act: null },
+    source_ip: '10.0.4.17',
+    audit: null,
+    mask: CRM_RULES,
+    record: false,
+    credential_header: 'x-crm-key',
+    ...overrides,
+  };
+}
+
+/** What Envoy forwards: the ext_authz namespace, holding what Check returned as dynamic_metadata. */
+function context(meta: unknown): object {
+  return { filter_metadata: { 'envoy.filters.http.ext_authz': jsonToStruct({ gatehouse: meta }) } };
+}
+
+/** Envoy sends header values as raw bytes. */
+const headerMap = (headers: Record<string, string>) => ({ headers: Object.entries(headers).map(([key, value]) => ({ key, raw_value: Buffer.from(value) })) });
+
+const REQUEST_HEADERS = {
+  ':method': 'GET', ':path': '/api/customers?limit=2&access_token=agent-query-token', ':authority': 'crm.internal', ':scheme': 'https',
+  'x-crm-key': CREDENTIAL, authorization: 'Bearer agent-jwt', cookie: 'sid=agent-cookie', accept: 'application/json', 'accept-encoding': 'gzip',
+};
+
+function requestHeaders(meta: unknown, extra: Record<string, string> = {}, endOfStream = true) {
+  return { request_headers: { headers: headerMap({ ...REQUEST_HEADERS, ...extra }), end_of_stream: endOfStream }, metadata_context: context(meta) };
+}
+function responseHeaders(meta: unknown, headers: Record<string, string>, endOfStream = false) {
+  return { response_headers: { headers: headerMap({ ':status': '200', ...headers }), end_of_stream: endOfStream }, metadata_context: context(meta) };
+}
+function responseBody(meta: unknown, body: Buffer | string, endOfStream = true) {
+  return { response_body: { body: Buffer.isBuffer(body) ? body : Buffer.from(body), end_of_stream: endOfStream }, metadata_context: context(meta) };
+}
+
+const CUSTOMERS = {
+  customers: [
+    { id: 1, email: 'jane.doe@example.com', phone: '+1 415 555 2671', notes: 'paid with 4111 1111 1111 1111, cc jd@example.org' },
+    { id: 2, email: 'bob@example.net', phone: '+1 415 555 2672', notes: 'vip' },
+  ],
+};
+const RAW_VALUES = /jane\.doe|bob@|4111|jd@example|415 555/;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Reply = any;
+
+/**
+ * Sends the messages in order as Envoy does, each after the answer to the
+ * one before, and stops at an ImmediateResponse or the end of the stream.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function exchange(messages: object[], via: any = client): Promise<Reply[]> {
+  const call: ClientDuplexStream<object, Reply> = via.Process();
+  const inbox: Reply[] = [];
+  let waiting: ((r: Reply | null) => void) | null = null;
+  let ended = false;
+  const deliver = (r: Reply | null) => {
+    if (waiting) {
+      const w = waiting;
+      waiting = null;
+      w(r);
+    } else if (r) inbox.push(r);
+  };
+  call.on('data', (r: Reply) => deliver(r));
+  call.on('end', () => { ended = true; deliver(null); });
+  call.on('error', () => { ended = true; deliver(null); });
+  const next = () => (inbox.length ? Promise.resolve(inbox.shift()) : ended ? Promise.resolve(null) : new Promise<Reply | null>((resolve) => (waiting = resolve)));
+  const replies: Reply[] = [];
+  for (const message of messages) {
+    call.write(message);
+    const reply = await next();
+    if (!reply) break;
+    replies.push(reply);
+    if (reply.immediate_response) break;
+  }
+  call.end();
+  return replies;
+}
+
+const setHeaders = (mutation: Reply): Record<string, string> =>
+  Object.fromEntries((mutation?.set_headers ?? []).map((h: Reply) => [h.header.key, Buffer.from(h.header.raw_value ?? []).toString()]));
+
+async function maskedBody(meta: ExchangeMetadata, body: Buffer | string, headers: Record<string, string>) {
+  const replies = await exchange([requestHeaders(meta), responseHeaders(meta, headers), responseBody(meta, body)]);
+  expect(replies.map((r) => r.response)).toEqual(['request_headers', 'response_headers', 'response_body']);
+  return { replies, common: replies[2].response_body.response ?? {} };
+}
+
+// ── The exchange ──────────────────────────────────────────────────────────
+
+describe('ExternalProcessor: masking JSON responses', () => {
+  it('masks the fields of the decision, sets Content-Length and asks upstream for an identity encoding', async () => {
+    const meta = metadata();
+    const { replies, common } = await maskedBody(meta, JSON.stringify(CUSTOMERS), { 'content-type': 'application/json', 'content-length': String(JSON.stringify(CUSTOMERS).length) });
+    expect(setHeaders(replies[0].request_headers.response.header_mutation)).toEqual({ 'accept-encoding': 'identity' });
+    expect(replies[1].response_headers.response?.header_mutation).toBeUndefined();
+
+    const body = common.body_mutation.body as Buffer;
+    const masked = JSON.parse(body.toString()) as typeof CUSTOMERS;
+    expect(masked.customers[0]!.email).toBe('j***@example.com');
+    expect(masked.customers[0]!.phone).toMatch(/^hash:[0-9a-f]{16}$/);
+    expect(masked.customers[0]!.notes).toBe('paid with [REDACTED:payment_card], cc [REDACTED:email]');
+    expect(masked.customers[1]!.notes).toBe('vip');
+    expect(body.toString()).not.toMatch(RAW_VALUES);
+    expect(setHeaders(common.header_mutation)).toEqual({ 'content-length': String(body.length) });
+    expect(common.header_mutation.remove_headers).toContain('content-encoding');
+  });
+
+  it.each([
+    ['gzip', gzipSync],
+    ['br', brotliCompressSync],
+  ])('decodes a %s body, masks it and sends it back identity-encoded', async (encoding, compress) => {
+    const { common } = await maskedBody(metadata(), compress(Buffer.from(JSON.stringify(CUSTOMERS))), { 'content-type': 'application/json; charset=utf-8', 'content-encoding': encoding });
+    const body = common.body_mutation.body as Buffer;
+    expect(JSON.parse(body.toString()).customers[1].email).toBe('b***@example.net');
+    expect(body.toString()).not.toMatch(RAW_VALUES);
+    expect(common.header_mutation.remove_headers).toContain('content-encoding');
+    expect(setHeaders(common.header_mutation)['content-length']).toBe(String(body.length));
+  });
+
+  it('leaves a body nothing matched byte for byte, compressed as it came', async () => {
+    const { common } = await maskedBody(metadata(), gzipSync(Buffer.from('{"orders":[{"id":1}]}')), { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    expect(common.body_mutation).toBeUndefined();
+    expect(common.header_mutation).toBeUndefined();
+  });
+
+  it('masks a JSON body served under another content type', async () => {
+    const { common } = await maskedBody(metadata(), JSON.stringify(CUSTOMERS), { 'content-type': 'text/plain' });
+    expect((common.body_mutation.body as Buffer).toString()).not.toMatch(RAW_VALUES);
+  });
+
+  it('passes a text body through when the policy has only field rules, and scans it under a "$" detector rule', async () => {
+    const text = 'Jane Doe <jane.doe@example.com>, card 4111 1111 1111 1111';
+    const plain = await maskedBody(metadata(), text, { 'content-type': 'text/plain' });
+    expect(plain.common.body_mutation).toBeUndefined();
+
+    const scanned = await maskedBody(metadata({ mask: [...CRM_RULES, { field: '$', detectors: ['email', 'payment_card'], strategy: 'redact' }] }), text, { 'content-type': 'text/plain' });
+    expect((scanned.common.body_mutation.body as Buffer).toString()).toBe('Jane Doe <[REDACTED:email]>, card [REDACTED:payment_card]');
+    expect(setHeaders(scanned.common.header_mutation)['content-length']).toBe(String('Jane Doe <[REDACTED:email]>, card [REDACTED:payment_card]'.length));
+  });
+
+  it('replaces the whole body under a "$" rule without detectors', async () => {
+    const { common } = await maskedBody(metadata({ mask: [{ field: '$', strategy: 'redact' }] }), '<html>secret</html>', { 'content-type': 'text/html' });
+    expect((common.body_mutation.body as Buffer).toString()).toBe('[REDACTED]');
+  });
+
+  it('passes everything through untouched when the decision masks nothing', async () => {
+    const replies = await exchange([requestHeaders(metadata({ mask: [] })), responseHeaders(metadata({ mask: [] }), { 'content-type': 'application/json' }), responseBody(metadata({ mask: [] }), 'not even json')]);
+    expect(replies[0].request_headers.response?.header_mutation).toBeUndefined();
+    expect(replies[2].response_body.response?.body_mutation).toBeUndefined();
+  });
+
+  it('answers a response without a body at its headers', async () => {
+    const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-length': '0' }, true)]);
+    expect(replies.map((r) => r.response)).toEqual(['request_headers', 'response_headers']);
+  });
+});
+
+describe('ExternalProcessor: failing closed', () => {
+  const immediate = (reply: Reply) => ({ status: reply.immediate_response.status.code, body: JSON.parse(Buffer.from(reply.immediate_response.body).toString()) });
+
+  it('refuses a body that claims JSON and does not parse, without echoing it', async () => {
+    const meta = metadata();
+    const replies = await exchange([requestHeaders(meta), responseHeaders(meta, { 'content-type': 'application/json' }), responseBody(meta, '{"email": "jane.doe@example.com", oops')]);
+    expect(replies.at(-1).response).toBe('immediate_response');
+    const { status, body } = immediate(replies.at(-1));
+    expect(status).toBe('BadGateway');
+    expect(body).toEqual({ error: 'gatehouse: the response could not be masked', decision_id: meta.decision_id });
+    expect(JSON.stringify(replies)).not.toContain('jane.doe');
+  });
+
+  it('refuses an encoding it cannot decode, a corrupt gzip body and binary data under a "$" rule', async () => {
+    const meta = metadata();
+    for (const [headers, body] of [
+      [{ 'content-type': 'application/json', 'content-encoding': 'zstd' }, Buffer.from('whatever')],
+      [{ 'content-type': 'application/json', 'content-encoding': 'gzip' }, Buffer.from('not gzip at all')],
+    ] as const) {
+      const replies = await exchange([requestHeaders(meta), responseHeaders(meta, headers), responseBody(meta, body)]);
+      expect(immediate(replies.at(-1)).status).toBe('BadGateway');
+    }
+    const dollar = metadata({ mask: [{ field: '$', detectors: ['email'], strategy: 'redact' }] });
+    const replies = await exchange([requestHeaders(dollar), responseHeaders(dollar, { 'content-type': 'application/octet-stream' }), responseBody(dollar, Buffer.from([0xff, 0xfe, 0x00, 0x41]))]);
+    expect(immediate(replies.at(-1)).status).toBe('BadGateway');
+  });
+
+  it('refuses a body that decodes past the size limit (a compression bomb)', async () => {
+    const meta = metadata();
+    const bomb = gzipSync(Buffer.from(`{"pad":"${'a'.repeat(100_000)}"}`));
+    const replies = await exchange([requestHeaders(meta), responseHeaders(meta, { 'content-type': 'application/json', 'content-encoding': 'gzip' }), responseBody(meta, bomb)], smallClient);
+    expect(immediate(replies.at(-1)).status).toBe('BadGateway');
+  });
+
+  it('denies a request that carries no Gatehouse metadata (it did not pass Check)', async () => {
+    const replies = await exchange([{ request_headers: { headers: headerMap(REQUEST_HEADERS), end_of_stream: true } }]);
+    expect(replies).toHaveLength(1);
+    expect(immediate(replies[0])).toEqual({ status: 'Forbidden', body: { error: 'gatehouse: request not authorized by the gateway' } });
+  });
+
+  it('fails with 500 on malformed metadata and on rules it cannot enforce', async () => {
+    const malformed = await exchange([requestHeaders({ ...metadata(), record: 'yes' })]);
+    expect(immediate(malformed[0]).status).toBe('InternalServerError');
+    const unknownDetector = await exchange([requestHeaders(metadata({ mask: [{ field: 'a', detectors: ['shoe_size'], strategy: 'redact' }] }))]);
+    expect(immediate(unknownDetector[0]).status).toBe('InternalServerError');
+    const badField = await exchange([requestHeaders(metadata({ mask: [{ field: 'a..b', strategy: 'redact' }] }))]);
+    expect(immediate(badField[0]).status).toBe('InternalServerError');
+  });
+
+  it('refuses a response body that arrives in chunks when it must be masked', async () => {
+    const meta = metadata();
+    const replies = await exchange([requestHeaders(meta), responseHeaders(meta, { 'content-type': 'application/json' }), responseBody(meta, '{"customers":', false)]);
+    expect(immediate(replies.at(-1)).status).toBe('InternalServerError');
+  });
+});
+
+// ── Evidence ──────────────────────────────────────────────────────────────
+
+describe('ExternalProcessor: evidence', () => {
+  let meta: ExchangeMetadata;
+  let entry: HttpExchangeEntry;
+
+  beforeAll(async () => {
+    // A real decision for the request, as Check would have made it.
+    const sessionId = randomUUID();
+    const token = await mintDevToken(config.identity.dev_issuer, { sub: 'agent:support-bot', groups: ['support-agents'], ttlSeconds: 300, agent: true });
+    const action = {
+      attributes: { request: { http: { method: 'GET', path: '/api/customers?limit=2', host: 'crm.internal', scheme: 'https', headers: { ':method': 'GET', ':path': '/api/customers?limit=2', ':authority': 'crm.internal' }, body: '' } } },
+      parsed_path: ['api', 'customers'], parsed_query: { limit: ['2'] }, parsed_body: null,
+    };
+    const result = await gateway.authorizer.authorize({ token, target: 'crm-api', action, sessionId, sourceIp: '10.0.4.17' });
+    expect(result.decision.action).toBe('allow');
+    meta = metadata({
+      decision_id: result.decision_id,
+      session_id: sessionId,
+      audit: { stream: result.audit!.stream, seq: result.audit!.seq },
+      mask: result.decision.mask.map(({ field, detectors, strategy }) => ({ field: field!, strategy, ...(detectors ? { detectors } : {}) })),
+      record: true,
+    });
+    const json = JSON.stringify(CUSTOMERS);
+    await exchange([
+      requestHeaders(meta, { 'content-type': 'application/json' }, false),
+      { request_body: { body: Buffer.from('{"search":"vip customers"}'), end_of_stream: true }, metadata_context: context(meta) },
+      responseHeaders(meta, { 'content-type': 'application/json', 'content-length': String(json.length), 'set-cookie': 'upstream-session=1' }),
+      responseBody(meta, json),
+    ]);
+    expect(await gateway.recorder.flush()).toBe(true);
+    const entries = await waitFor(async () => {
+      const found = await gateway.store.sessionEntries(sessionId);
+      return found.length > 0 && found;
+    }, 'the exchange to be recorded');
+    expect(entries).toHaveLength(1);
+    entry = JSON.parse(entries[0]!.entry) as HttpExchangeEntry;
+  });
+
+  it('records the exchange as a HAR entry with the masked response body', () => {
+    expect(entry).toMatchObject({ seq: 1, decision: 'allow', decision_id: meta.decision_id, audit: meta.audit, error: null });
+    const { request, response } = entry.har;
+    expect(request.method).toBe('GET');
+    expect(request.url).toBe('https://crm.internal/api/customers?limit=2&access_token=[REDACTED]');
+    expect(response.status).toBe(200);
+    expect(JSON.parse(response.content.text!).customers[0].email).toBe('j***@example.com');
+    expect(response.content.mimeType).toBe('application/json');
+    expect(response.headers).toContainEqual({ name: 'content-length', value: String(response.content.size) });
+    expect(entry.masked).toContainEqual({ column: 'customers[*].email', detector: null, count: 2 });
+    expect(request.postData).toEqual({ mimeType: 'application/json', text: '{"search":"vip customers"}' });
+  });
+
+  it('never records a credential or an unmasked response value', () => {
+    const { har } = entry;
+    const text = JSON.stringify(har);
+    for (const secret of [CREDENTIAL, 'agent-jwt', 'agent-cookie', 'agent-query-token', 'upstream-session']) expect(text).not.toContain(secret);
+    expect(text).not.toMatch(RAW_VALUES);
+    expect(har.request.headers.map((h) => h.name)).toEqual(expect.arrayContaining(['accept', 'content-type']));
+    expect(har.request.headers.map((h) => h.name)).not.toEqual(expect.arrayContaining(['x-crm-key']));
+  });
+
+  it('writes the masking counts to the audit trail, linked by decision id', async () => {
+    const event = await waitFor(async () => {
+      for await (const record of gateway.store.readAudit({ stream: 'gw-ext-proc' })) {
+        const e = JSON.parse(record.event) as { activity_name?: string; policy?: { uid?: string }; unmapped?: { masked?: unknown } };
+        if (e.activity_name === 'Masked' && e.policy?.uid === meta.decision_id) return e;
+      }
+      return undefined;
+    }, 'the Masked audit event');
+    expect(event.unmapped?.masked).toEqual(expect.arrayContaining([{ column: 'customers[*].email', detector: null, count: 2 }]));
+    expect(JSON.stringify(event)).not.toMatch(RAW_VALUES);
+  });
+
+  it('replays through `gatehouse sessions replay`, linked to the decision\'s audit event, and exports HAR', () => {
+    const text = runCli(['sessions', 'replay', meta.session_id, '-c', configFile]);
+    expect(text.stderr).toBe('');
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/ALLOW {2}GET https:\/\/crm\.internal\/api\/customers\?limit=2&access_token=\[REDACTED\] → 200 OK {2}\(.*masked customers\[\*\]\.email×2/);
+    expect(text.stdout).toContain(`decision ${meta.decision_id}, audit gw-ext-proc#${meta.audit!.seq}`);
+
+    const har = runCli(['sessions', 'replay', meta.session_id, '-c', configFile, '--har']);
+    expect(har.code).toBe(0);
+    const log = (JSON.parse(har.stdout) as { log: { version: string; entries: Array<Record<string, unknown>> } }).log;
+    expect(log.version).toBe('1.2');
+    expect(log.entries).toHaveLength(1);
+    expect(log.entries[0]).toMatchObject({ request: { method: 'GET' }, response: { status: 200 }, _gatehouse: { decision_id: meta.decision_id } });
+    expect(har.stdout).not.toMatch(RAW_VALUES);
+  });
+
+  it('records nothing when the target does not record', async () => {
+    const quiet = metadata({ record: false });
+    await exchange([requestHeaders(quiet), responseHeaders(quiet, { 'content-type': 'application/json' }), responseBody(quiet, JSON.stringify(CUSTOMERS))]);
+    expect(await gateway.recorder.flush()).toBe(true);
+    expect(await gateway.store.getSession(quiet.session_id)).toBeNull();
+  });
+
+  it('records a refused exchange with the gateway\'s answer and why', async () => {
+    const refused = metadata({ record: true });
+    await exchange([requestHeaders(refused), responseHeaders(refused, { 'content-type': 'application/json' }), responseBody(refused, '{"email": "jane.doe@example.com",')]);
+    expect(await gateway.recorder.flush()).toBe(true);
+    const [stored] = await waitFor(async () => {
+      const found = await gateway.store.sessionEntries(refused.session_id);
+      return found.length > 0 && found;
+    }, 'the refused exchange to be recorded');
+    const e = JSON.parse(stored!.entry) as HttpExchangeEntry;
+    expect(e.har.response.status).toBe(502);
+    expect(e.error).toBe('the gateway answered 502: the body is declared as JSON but is not valid JSON');
+    expect(stored!.entry).not.toContain('jane.doe');
+  });
+});

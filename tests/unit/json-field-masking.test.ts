@@ -1,0 +1,167 @@
+import { describe, expect, it } from 'vitest';
+import { MaskRuleError, UnknownDetectorError } from '../../engine/masking/errors.js';
+import { compileFieldMasks, type FieldMaskRule, type JsonValue } from '../../engine/masking/json-fields.js';
+import { ANY, parseFieldPath } from '../../engine/masking/json-path.js';
+import { REDACTED } from '../../engine/masking/strategies.js';
+
+const HASH_KEY = 'k'.repeat(32);
+
+function mask(rules: FieldMaskRule[], document: JsonValue) {
+  const masks = compileFieldMasks(rules, { hashKey: HASH_KEY });
+  const out = masks.maskDocument(document);
+  return { ...out, counts: masks.counts(), masks };
+}
+
+describe('parseFieldPath', () => {
+  it.each([
+    ['customers[*].email', ['customers', ANY, 'email']],
+    ['$.customers[*].email', ['customers', ANY, 'email']],
+    ['data.items[0].ssn', ['data', 'items', '0', 'ssn']],
+    ['$[2]', ['2']],
+    ['a.*.b', ['a', ANY, 'b']],
+    ["a['odd.key'][\"x]y\"]", ['a', 'odd.key', 'x]y']],
+    ['$', []],
+    ['/customers/0/email', ['customers', '0', 'email']],
+    ['/a~1b/c~0d', ['a/b', 'c~d']],
+    ['/customers/*/email', ['customers', ANY, 'email']],
+    ['/', ['']],
+  ])('%s', (field, segments) => {
+    expect(parseFieldPath(field)).toEqual(segments);
+  });
+
+  it.each(['', 'a..b', 'a.', '.a', 'a[x]', 'a[1', 'a]b', '$x', 'a[-1]', "a['x]", '/a~2b'])('refuses %j with a MaskRuleError naming it', (field) => {
+    expect(() => parseFieldPath(field)).toThrow(MaskRuleError);
+    expect(() => parseFieldPath(field)).toThrow(JSON.stringify(field));
+  });
+});
+
+describe('compileFieldMasks', () => {
+  const crm = (): JsonValue => ({
+    customers: [
+      { id: 1, email: 'jane.doe@example.com', phone: '+1 415 555 2671', notes: 'card 4111 1111 1111 1111, write to jd@example.org' },
+      { id: 2, email: 'bob@example.net', phone: null, notes: 'nothing here' },
+    ],
+    total: 2,
+  });
+  const crmRules: FieldMaskRule[] = [
+    { field: 'customers[*].email', strategy: 'partial' },
+    { field: 'customers[*].phone', strategy: 'hash' },
+    { field: 'customers[*].notes', detectors: ['email', 'payment_card'], strategy: 'redact' },
+  ];
+
+  it('masks the crm-api fields and counts per rule and detector', () => {
+    const { value, changed, counts } = mask(crmRules, crm());
+    expect(changed).toBe(true);
+    const customers = (value as { customers: Record<string, JsonValue>[] }).customers;
+    expect(customers[0]!.email).toBe('j***@example.com');
+    expect(customers[1]!.email).toBe('b***@example.net');
+    expect(customers[0]!.phone).toMatch(/^hash:[0-9a-f]{16}$/);
+    expect(customers[1]!.phone).toBeNull(); // null hides nothing: left alone, not counted
+    expect(customers[0]!.notes).toBe('card [REDACTED:payment_card], write to [REDACTED:email]');
+    expect(customers[1]!.notes).toBe('nothing here');
+    expect(customers[0]!.id).toBe(1);
+    expect(JSON.stringify(value)).not.toMatch(/jane|4111|jd@|415/);
+    expect(counts).toEqual([
+      { column: 'customers[*].email', detector: null, count: 2 },
+      { column: 'customers[*].phone', detector: null, count: 1 },
+      { column: 'customers[*].notes', detector: 'email', count: 1 },
+      { column: 'customers[*].notes', detector: 'payment_card', count: 1 },
+    ]);
+  });
+
+  it('rewrites in place and reports no change when nothing matched', () => {
+    const document = { customers: [{ id: 1, notes: 'plain' }], other: { email: 'x@example.com' } };
+    const { value, changed, counts } = mask(crmRules, document);
+    expect(value).toBe(document);
+    expect(changed).toBe(false);
+    expect(counts).toEqual([]);
+    expect(document.other.email).toBe('x@example.com');
+  });
+
+  it('selects by index and by JSON Pointer, including escaped names', () => {
+    const { value } = mask(
+      [{ field: 'data.items[1].ssn', strategy: 'redact' }, { field: '/data/a~1b', strategy: 'null' }],
+      { data: { items: [{ ssn: '123-45-6789' }, { ssn: '234-56-7890' }], 'a/b': 'secret' } },
+    );
+    expect(value).toEqual({ data: { items: [{ ssn: '123-45-6789' }, { ssn: REDACTED }], 'a/b': null } });
+  });
+
+  it('masks whole non-string values and never lets a matched structure through', () => {
+    const document: JsonValue = {
+      n: 4111111111111111, flag: true,
+      nested: { card: '4111 1111 1111 1111', deeper: { email: 'a@example.com' } },
+      list: ['a@example.com'],
+      hashed: { b: 1 }, nulled: [1, 2], partial: { email: 'a@example.com' },
+    };
+    const { value, counts } = mask([
+      { field: 'n', strategy: 'partial' },
+      { field: 'flag', strategy: 'redact' },
+      { field: 'nested', strategy: 'redact' },
+      { field: 'list', strategy: 'redact' },
+      { field: 'hashed', strategy: 'hash' },
+      { field: 'nulled', strategy: 'null' },
+      { field: 'partial', strategy: 'partial' },
+    ], document);
+    expect(value).toEqual({
+      n: '************1111', flag: REDACTED, nested: REDACTED, list: REDACTED,
+      hashed: expect.stringMatching(/^hash:[0-9a-f]{16}$/), nulled: null, partial: REDACTED,
+    });
+    expect(counts.map((c) => [c.column, c.count])).toEqual([['n', 1], ['flag', 1], ['nested', 1], ['list', 1], ['hashed', 1], ['nulled', 1], ['partial', 1]]);
+  });
+
+  it('a detector rule on a structure scans every string under it, and leaves numbers alone', () => {
+    const { value, counts } = mask([{ field: 'profile', detectors: ['email'], strategy: 'redact' }], {
+      profile: { contacts: [{ email: 'a@example.com' }, 'b@example.com'], age: 42 },
+    });
+    expect(value).toEqual({ profile: { contacts: [{ email: '[REDACTED:email]' }, '[REDACTED:email]'], age: 42 } });
+    expect(counts).toEqual([{ column: 'profile', detector: 'email', count: 2 }]);
+  });
+
+  it('"$" with detectors scans every string of the document; without, it replaces the document', () => {
+    const scanned = mask([{ field: '$', detectors: ['us_ssn'], strategy: 'redact' }], { a: ['ssn 123-45-6789'], b: { c: 'no' } });
+    expect(scanned.value).toEqual({ a: ['ssn [REDACTED:us_ssn]'], b: { c: 'no' } });
+    expect(scanned.changed).toBe(true);
+    const whole = mask([{ field: '$', strategy: 'redact' }], { a: 1 });
+    expect(whole.value).toBe(REDACTED);
+    expect(whole.changed).toBe(true);
+    expect(mask([{ field: '$', strategy: 'null' }], [1]).value).toBeNull();
+  });
+
+  it('masks an own "__proto__" member instead of calling the prototype setter', () => {
+    const document = JSON.parse('{"__proto__": "a@example.com", "items": [{"__proto__": "b@example.com"}]}') as JsonValue;
+    const { value } = mask([
+      { field: '__proto__', strategy: 'redact' },
+      { field: 'items[*]', detectors: ['email'], strategy: 'redact' },
+    ], document);
+    expect(JSON.stringify(value)).toBe('{"__proto__":"[REDACTED]","items":[{"__proto__":"[REDACTED:email]"}]}');
+  });
+
+  it('never resolves inherited members', () => {
+    const { changed } = mask([{ field: 'constructor', strategy: 'redact' }, { field: 'a.toString', strategy: 'redact' }], { a: {} });
+    expect(changed).toBe(false);
+  });
+
+  it('applies only "$" rules to text that is not JSON', () => {
+    const masks = compileFieldMasks([
+      { field: 'customers[*].email', strategy: 'redact' },
+      { field: '$', detectors: ['email'], strategy: 'redact' },
+    ]);
+    expect(masks.coversText).toBe(true);
+    expect(masks.hasFieldRules).toBe(true);
+    expect(masks.maskText('mail jane@example.com now')).toEqual({ value: 'mail [REDACTED:email] now', changed: true });
+    expect(masks.maskText('nothing')).toEqual({ value: 'nothing', changed: false });
+    expect(masks.counts()).toEqual([{ column: '$', detector: 'email', count: 1 }]);
+    masks.reset();
+    expect(masks.counts()).toEqual([]);
+    const fieldsOnly = compileFieldMasks([{ field: 'a', strategy: 'redact' }]);
+    expect(fieldsOnly.coversText).toBe(false);
+    expect(fieldsOnly.maskText('jane@example.com').changed).toBe(false);
+  });
+
+  it('fails at compile time, never per value: unknown detectors, a hash rule without a key, a bad field', () => {
+    expect(() => compileFieldMasks([{ field: 'a', detectors: ['nope'], strategy: 'redact' }])).toThrow(UnknownDetectorError);
+    expect(() => compileFieldMasks([{ field: 'a', strategy: 'hash' }])).toThrow(/hash key/);
+    expect(() => compileFieldMasks([{ field: 'a..b', strategy: 'redact' }])).toThrow(MaskRuleError);
+    expect(compileFieldMasks([]).empty).toBe(true);
+  });
+});
