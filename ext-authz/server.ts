@@ -4,6 +4,7 @@
  * gatehouse_ext_authz cluster expects.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Authorizer } from '../engine/authorize/authorizer.js';
@@ -57,11 +58,15 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
   }) });
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(options.listener.address, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    server.bindAsync(options.listener.address, serverCredentials(options.listener), (err, bound) => (err ? reject(err) : resolve(bound)));
   });
   const host = options.listener.address.slice(0, options.listener.address.lastIndexOf(':'));
   const address = `${host}:${port}`;
-  logger.info({ address }, 'ext_authz and ext_proc are serving');
+  const tls = options.listener.tls;
+  logger.info({ address, tls: tls ? (tls.client_ca_file ? 'mutual' : 'server') : 'off' }, 'ext_authz and ext_proc are serving');
+  if (!tls && !isLoopback(host)) {
+    logger.warn({ address }, 'ext_authz listens in plaintext beyond loopback: allowed Checks carry target credentials; configure listeners.ext_authz.tls');
+  }
 
   return {
     address,
@@ -74,4 +79,15 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
       });
     }),
   };
+}
+
+function serverCredentials(listener: ExtAuthzListenerConfig): ServerCredentials {
+  const tls = listener.tls;
+  if (!tls) return ServerCredentials.createInsecure();
+  const ca = tls.client_ca_file ? readFileSync(tls.client_ca_file) : null;
+  return ServerCredentials.createSsl(ca, [{ cert_chain: readFileSync(tls.cert_file), private_key: readFileSync(tls.key_file) }], ca !== null);
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host.startsWith('127.') || host === '[::1]';
 }

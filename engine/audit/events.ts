@@ -27,6 +27,8 @@ export interface HttpRequestFacts {
   method: string;
   path: string;
   host: string | null;
+  /** Envoy's x-request-id (attributes.request.http.id): joins the event to Envoy's access log. */
+  request_id?: string | null;
 }
 
 export interface PostgresRequestFacts {
@@ -186,7 +188,9 @@ export function decisionEvent(facts: DecisionFacts, stream: string): AuditEvent 
   };
   // The class's own attributes for the request, after the common ones.
   if (request?.protocol === 'http') {
-    event.http_request = { http_method: httpMethod, url: { path: request.path, hostname: request.host } };
+    const httpRequest: Record<string, unknown> = { http_method: httpMethod, url: { path: request.path, hostname: request.host } };
+    if (request.request_id) httpRequest.uid = request.request_id;
+    event.http_request = httpRequest;
   } else if (request?.protocol === 'postgres') {
     event.database = { name: request.database, type_id: 1, type: 'Relational' };
     event.query_info = { query_string: request.text };

@@ -235,6 +235,19 @@ export function configSchema(ctx: ReferenceContext) {
             address: hostPort.default('127.0.0.1:9191'),
             /** The target a Check is for when Envoy's route names none (check_settings.context_extensions.target). */
             default_target: z.string().min(1).optional(),
+            /**
+             * TLS for Envoy's calls. An allowed Check carries the target's
+             * credential back to Envoy, so anywhere but a private loopback give
+             * it a certificate and require Envoy's client certificate (mTLS).
+             */
+            tls: z
+              .strictObject({
+                cert_file: path,
+                key_file: path,
+                /** CA bundle that signs Envoy's client certificate; when given, calls without one are refused. */
+                client_ca_file: path.optional(),
+              })
+              .optional(),
           })
           .optional(),
         /**

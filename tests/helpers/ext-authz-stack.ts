@@ -17,7 +17,9 @@ export const CRM_API_TOKEN = 'crm-upstream-secret-5d1e';
 export interface ExtAuthzStackOptions {
   /** The crm-api target's upstream (the stand-in routes to it; Check alone never calls it). */
   upstreamUrl?: string;
-  /** More YAML under `listeners:` (e.g. the stand-in), indented by four spaces. */
+  /** More YAML under `listeners.ext_authz:` (e.g. tls), indented by four spaces. */
+  extAuthzYaml?: string;
+  /** More YAML under `listeners:` (e.g. the stand-in), indented by two spaces. */
   listenersYaml?: string;
   /** A bundle to run instead of the project's (e.g. an OPA-Envoy policy), and its http entrypoint. */
   bundle?: { file: string; httpEntrypoint: string };
@@ -78,6 +80,7 @@ listeners:
     address: 127.0.0.1:${apiPort}
   ext_authz:
     address: 127.0.0.1:${grpcPort}
+${options.extAuthzYaml ?? ''}
 ${options.listenersYaml ?? ''}
 policy:
   bundle:
@@ -106,6 +109,7 @@ targets:
     const serve = await startServe(config, api, { CRM_API_TOKEN: `Bearer ${CRM_API_TOKEN}` });
     const grpcAddress = `127.0.0.1:${grpcPort}`;
     const { grpc } = envoyServices();
+    // With TLS on the listener the test brings its own client (authorizationClient is then unusable).
     const client: Client = new grpc.envoy.service.auth.v3.Authorization(grpcAddress, credentials.createInsecure());
 
     return {

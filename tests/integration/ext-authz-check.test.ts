@@ -64,7 +64,10 @@ describe('Check allows', () => {
     expect(JSON.stringify(metadata)).not.toContain(CRM_API_TOKEN);
 
     const events = auditExport();
-    expect(events).toContain(exchange.decision_id as string);
+    const event = events.trim().split('\n').map((l) => JSON.parse(l) as { policy: { uid: string }; http_request?: { uid?: string } })
+      .find((e) => e.policy.uid === exchange.decision_id);
+    // Envoy's x-request-id joins the audit event to Envoy's access log line.
+    expect(event?.http_request?.uid).toBe('3b1f6c2e-8d0a-4e55-9c1b-2a7d5f0e9b41');
     expect(events).not.toContain(CRM_API_TOKEN);
     expect(events).not.toContain(support);
   });
