@@ -13,6 +13,9 @@ TOOLS    := $(CURDIR)/.tools/bin
 OPA      := $(TOOLS)/opa
 CONFTEST := $(TOOLS)/conftest
 REGAL    := $(TOOLS)/regal
+GHZ      := $(TOOLS)/ghz
+# The OPA Go peer of bench-ext-authz (bench/ext-authz/opa-peer), pinned by its go.mod and go.sum.
+OPA_ENVOY_PEER := $(TOOLS)/opa-envoy-peer
 
 # What goes into the bundle: the Rego packages and the data. Tests, conftest
 # checks and golden cases stay out. POLICY_SRC can point at another copy.
@@ -45,6 +48,11 @@ $(CONFTEST): tools.mk
 	CGO_ENABLED=0 scripts/install-go-tool.sh $(TOOLS) conftest github.com/open-policy-agent/conftest $(CONFTEST_VERSION)
 $(REGAL): tools.mk
 	scripts/install-go-tool.sh $(TOOLS) regal github.com/open-policy-agent/regal $(REGAL_VERSION)
+$(GHZ): tools.mk
+	scripts/install-go-tool.sh $(TOOLS) ghz github.com/bojand/ghz $(GHZ_VERSION) github.com/bojand/ghz/cmd/ghz
+$(OPA_ENVOY_PEER): $(addprefix bench/ext-authz/opa-peer/,go.mod go.sum main.go)
+	@mkdir -p $(TOOLS)
+	cd bench/ext-authz/opa-peer && go build -mod=readonly -trimpath -o $@ .
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -109,7 +117,10 @@ conftest-test: $(CONFTEST) ## conftest verify, then the checks on the example co
 	  for want in 'written in plain text' 'has no approval block' 'recording.enabled is false' 'is used by 2 targets'; do \
 	    grep -q "$$want" <<<"$$out" || { echo "conftest did not flag bad-gatehouse.yaml for: $$want"; exit 1; }; done
 	@out=$$($(CONFTEST) test --no-color --policy policies/conftest --namespace gatehouse.conftest.envoy policies/conftest/testdata/bad-envoy.yaml || true); \
-	  for want in 'comes after envoy.filters.http.router' 'does not set failure_mode_allow' 'has no timeout' 'has no envoy.filters.http.ext_authz'; do \
+	  for want in 'ext_authz comes after envoy.filters.http.router' 'does not set failure_mode_allow' 'has no timeout' 'has no envoy.filters.http.ext_authz' \
+	    'has no with_request_body' 'ext_proc comes before envoy.filters.http.ext_authz' 'ext_proc comes after envoy.filters.http.router' \
+	    'responses pass unmasked' 'response_body_mode is "STREAMED"' 'does not forward the envoy.filters.http.ext_authz metadata namespace' \
+	    'neither masked nor recorded' 'has no access log' 'no access log prints'; do \
 	    grep -q "$$want" <<<"$$out" || { echo "conftest did not flag bad-envoy.yaml for: $$want"; exit 1; }; done
 	@echo "conftest: the known-bad configs are refused"
 
@@ -124,7 +135,7 @@ lint: node_modules/.package-lock.json
 ## ---- running ------------------------------------------------------------
 
 .PHONY: demo
-demo: system-deps deps build bundle ## Start a sample PostgreSQL and the gateway (API + Postgres proxy) on examples/gatehouse.yaml, print what to try
+demo: system-deps deps build bundle ## Start a sample PostgreSQL, a sample CRM API and the gateway (API, Postgres proxy, ext_authz/ext_proc, the Envoy stand-in) on examples/gatehouse.yaml; print what to try
 	scripts/demo.sh
 
 .PHONY: bench-engine
@@ -154,6 +165,10 @@ bench-pg-fuzz: deps ## Frontend parser fuzz: 1M generated inputs (only messages 
 .PHONY: bench-masking
 bench-masking: deps ## DataRow masking rows/s, 2 of 6 columns masked vs the no-mask path, and all detectors over a notes column
 	npx tsx bench/masking.ts
+
+.PHONY: bench-ext-authz
+bench-ext-authz: deps build $(GHZ) $(OPA_ENVOY_PEER) ## ghz on Check: Gatehouse vs an OPA Go peer (opa-envoy-plugin's mapping) vs no-op grpc-js, same policy and request (RPS ratios, p50/p99; PROFILE=1 profiles Gatehouse)
+	GHZ=$(GHZ) OPA=$(OPA) OPA_ENVOY_PEER=$(OPA_ENVOY_PEER) npx tsx bench/ext-authz/run.ts
 
 .PHONY: clean
 clean:

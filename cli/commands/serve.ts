@@ -6,6 +6,7 @@ import { createLogger } from '../../engine/observability/logger.js';
 import { postgresRecordings } from '../../proxies/postgres/recordings.js';
 import { startPostgresProxy } from '../../proxies/postgres/server.js';
 import { startExtAuthzServer } from '../../ext-authz/server.js';
+import { startHttpStandin } from '../../proxies/http/server.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -44,7 +45,9 @@ export function serveCommand(): Command {
           hashKey,
         })
         : null;
-const standin: { address: string; close(): Promise<void> } | null = null;
+      const standin = config.listeners.http_standin
+        ? await startHttpStandin({ config: config.listeners.http_standin, targets: config.targets, logger })
+        : null;
       logger.info({
         address: config.listeners.api.address,
         postgres: postgres?.address ?? null,

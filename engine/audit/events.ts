@@ -27,7 +27,7 @@ export interface HttpRequestFacts {
   method: string;
   path: string;
   host: string | null;
-  /** Envoy's x-request-id (attributes.request.http.id): joins the event to Envoy's access log. */
+  /** The x-request-id header Envoy generated: joins the event to Envoy's access log line. */
   request_id?: string | null;
 }
 

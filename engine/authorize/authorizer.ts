@@ -41,6 +41,13 @@ export interface AuthorizeHooks {
   /** Aborting ends a held wait early (the caller went away); the result is a deny. */
   signal?: AbortSignal;
   /**
+   * When the caller stops waiting (ms since the epoch), e.g. the deadline
+   * Envoy puts on a Check. A hold that would outlast it ends a moment
+   * before, as a ticket: the approval request stays pending and the caller
+   * is told where to follow it, rather than timing out with nothing.
+   */
+  holdDeadline?: number;
+  /**
    * Called with an allow before its audit event is written: the front end
    * says whether it can enforce it (a mask plan it cannot apply, say). A
    * reason turns the allow into a deny, so the audit trail records what was
@@ -94,6 +101,8 @@ interface Request {
 }
 
 const DEFAULT_HOLD_SECONDS = 300;
+/** How long before the caller's deadline a hold turns into a ticket: time for the answer to get back. */
+const DEADLINE_MARGIN_MS = 250;
 
 /**
  * The one call every front end makes: authorize(token, target, action).
@@ -258,25 +267,23 @@ export class Authorizer {
       }
     }
 
-    if (mode === 'ticket') {
-      return this.record(request, withDecision(first, denial(first.decision, [
-        `approval required: request ${pending.id} is pending with ${pending.groups.join(', ')}; follow it at ${this.options.statusUrl(pending.id)} and retry once it is approved`,
-      ])), pending);
-    }
-
-    hooks.onHeld?.(pending);
     const holdMs = Math.min(
       (request.target.approval?.timeout_seconds ?? DEFAULT_HOLD_SECONDS) * 1000,
       Math.max(0, Date.parse(pending.expires_at) - Date.now()),
     );
+    const callerWaitsMs = hooks.holdDeadline === undefined ? Number.POSITIVE_INFINITY : hooks.holdDeadline - Date.now() - DEADLINE_MARGIN_MS;
+    if (mode === 'ticket' || callerWaitsMs <= 0) return this.ticket(request, first, pending);
+
+    hooks.onHeld?.(pending);
+    const waitMs = Math.min(holdMs, callerWaitsMs);
     let resolved: ApprovalRecord | null;
     try {
-      // Combined only here: most decisions never wait, and AbortSignal.any costs on every call.
-      const signal = hooks.signal ? AbortSignal.any([hooks.signal, this.closing.signal]) : this.closing.signal;
-      resolved = await approvals.waitForResolution(pending.id, holdMs, signal);
+      resolved = await this.waitFor(pending, waitMs, hooks.signal);
     } catch (err) {
       return this.failApproval(request, first, err);
     }
+    const callerDeadlineFirst = waitMs < holdMs && !hooks.signal?.aborted && !this.closing.signal.aborted;
+    if (!resolved && callerDeadlineFirst) return this.ticket(request, first, pending);
     if (!resolved) {
       const why = this.closing.signal.aborted
         ? 'the gateway shut down while the request was held'
@@ -284,10 +291,28 @@ export class Authorizer {
       const ended = await approvals.expire(pending, why).catch(() => pending);
       return this.record(request, withDecision(first, denial(first.decision, [`approval ${pending.id} was not granted: ${why}`])), ended);
     }
+    return this.settle(request, first, resolved);
+  }
+
+  private waitFor(pending: ApprovalRecord, ms: number, callerSignal: AbortSignal | undefined): Promise<ApprovalRecord | null> {
+    // Combined only here: most decisions never wait, and AbortSignal.any costs on every call.
+    const signal = callerSignal ? AbortSignal.any([callerSignal, this.closing.signal]) : this.closing.signal;
+    return this.options.approvals.waitForResolution(pending.id, ms, signal);
+  }
+
+  /** A human decided: use the approval, or deny with their answer. */
+  private settle(request: Request, first: Evaluation, resolved: ApprovalRecord): Promise<AuthorizeResult> {
     if (resolved.status === 'approved') return this.spend(request, resolved);
     return this.record(request, withDecision(first, denial(first.decision, [
       `approval ${resolved.id} was ${resolved.status}${resolved.resolution ? `: ${resolved.resolution}` : ''}`,
     ])), resolved);
+  }
+
+  /** Denied for now: the approval request stays pending, and the caller retries once it is approved. */
+  private ticket(request: Request, first: Evaluation, pending: ApprovalRecord): Promise<AuthorizeResult> {
+    return this.record(request, withDecision(first, denial(first.decision, [
+      `approval required: request ${pending.id} is pending with ${pending.groups.join(', ')}; follow it at ${this.options.statusUrl(pending.id)} and retry once it is approved`,
+    ])), pending);
   }
 
   /** Uses an approved request once and decides again with it in input.approval. */

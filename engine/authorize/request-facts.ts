@@ -31,7 +31,7 @@ export function requestFacts(kind: TargetConfig['kind'], action: Record<string, 
       const method = str(http.method) ?? 'UNKNOWN';
       const path = str(http.path) ?? '';
       return {
-        request: { protocol: 'http', method, path, host: str(http.host), request_id: str(http.id) },
+        request: { protocol: 'http', method, path, host: str(http.host), request_id: str(record(http.headers)['x-request-id']) },
         summary: `${method} ${path}`,
       };
     }

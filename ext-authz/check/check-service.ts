@@ -41,7 +41,7 @@ export function createCheckService(options: CheckServiceOptions) {
   const httpTargets = new Map(options.targets.filter((t): t is HttpTargetConfig => t.kind === 'http').map((t) => [t.name, t]));
   const retryAfter = options.ticketRetrySeconds ?? 30;
 
-  async function check(request: CheckRequest, signal: AbortSignal): Promise<CheckResponse> {
+  async function check(request: CheckRequest, signal: AbortSignal, deadline: number | undefined): Promise<CheckResponse> {
     const attributes = request.attributes ?? {};
     const http = attributes.request?.http ?? {};
     const targetName = attributes.contextExtensions?.target ?? options.defaultTarget ?? '';
@@ -59,6 +59,7 @@ export function createCheckService(options: CheckServiceOptions) {
     const target = httpTargets.get(targetName);
     const result = await authorizer.authorize(request_, {
       signal,
+      holdDeadline: deadline,
       enforce: async (decision) => fieldMaskProblem(decision.mask, options.hashKey),
     });
     if (result.decision.action !== 'allow' || !target) return denied(result);
@@ -76,11 +77,13 @@ export function createCheckService(options: CheckServiceOptions) {
 
   return {
     Check(call: ServerUnaryCall<CheckRequest, CheckResponse>, callback: sendUnaryData<CheckResponse>): void {
-      // Envoy cancels the call when its ext_authz timeout passes or the client
-      // goes away; a request held for approval then stops waiting.
+      // Envoy cancels the call when the client goes away, and a request held
+      // for approval is withdrawn. Envoy's ext_authz timeout arrives as the
+      // call's deadline: a hold that would outlast it is answered as a ticket
+      // just before, so the agent learns where to follow its request.
       const cancelled = new AbortController();
       call.once('cancelled', () => cancelled.abort());
-      check(call.request, cancelled.signal).then(
+      check(call.request, cancelled.signal, deadlineOf(call)).then(
         (response) => callback(null, response),
         (err: unknown) => {
           logger.error({ err }, 'Check failed; Envoy will deny the request');
@@ -118,4 +121,10 @@ function sourceAddress(attributes: CheckAttributes): string | null {
   const source = attributes.source as { address?: { socketAddress?: { address?: unknown } } } | undefined;
   const address = source?.address?.socketAddress?.address;
   return typeof address === 'string' && address !== '' ? address : null;
+}
+
+function deadlineOf(call: ServerUnaryCall<unknown, unknown>): number | undefined {
+  const deadline = call.getDeadline();
+  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(ms) ? ms : undefined;
 }

@@ -38,6 +38,9 @@ crm_masks := [
 	{"field": "customers[*].email", "strategy": "partial"},
 	{"field": "customers[*].phone", "strategy": "hash"},
 	{"field": "customers[*].notes", "strategy": "redact", "detectors": ["email", "payment_card"]},
+	{"field": "email", "strategy": "partial"},
+	{"field": "phone", "strategy": "hash"},
+	{"field": "notes", "strategy": "redact", "detectors": ["email", "payment_card"]},
 ]
 
 api_approval := {"groups": ["sre-leads"], "min": 1, "ttl_seconds": 900, "mode": "ticket"}

@@ -170,7 +170,8 @@ export function envoyCheckRequest(request: {
       request: {
         time: { seconds: String(Math.floor(Date.now() / 1000)), nanos: 123_000_000 },
         http: {
-          id: '3b1f6c2e-8d0a-4e55-9c1b-2a7d5f0e9b41',
+          // Envoy's stream id; the x-request-id travels in the headers.
+          id: '7401931852210117843',
           method: request.method,
           headers,
           path: request.path,

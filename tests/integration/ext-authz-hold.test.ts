@@ -49,12 +49,31 @@ describe('a held Check', () => {
     expect(headerMap(res.ok_response?.headers).authorization).toBe(`Bearer ${CRM_API_TOKEN}`);
   });
 
-  it('is withdrawn when Envoy stops waiting, so nobody approves a request that is gone', async () => {
+  it('turns into a ticket just before Envoy\'s deadline, leaving the request pending for a human', async () => {
     const path = '/customers/9/refund';
-    const answer = stack.check(envoyCheckRequest({ method: 'POST', path, token: sre, headers: { 'content-type': 'application/json' }, body: '{"amount": 6}' }), 3_000)
-      .then(() => null, (err: ServiceError) => err);
+    const request = envoyCheckRequest({ method: 'POST', path, token: sre, headers: { 'content-type': 'application/json' }, body: '{"amount": 6}' });
+    // Envoy's ext_authz timeout (here 2 s) is shorter than the target's hold (60 s).
+    const res = await stack.check(request, 2_000);
+    expect(res.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
+    const body = JSON.parse(res.denied_response?.body ?? '{}') as { error: string; approval_id: string };
+    expect(body.error).toBe('approval_required');
+    expect(headerMap(res.denied_response?.headers)['retry-after']).toMatch(/^\d+$/);
+    const held = approvals('pending').find((a) => a.id === body.approval_id);
+    expect(held?.action.action.attributes.request.http.path).toBe(path);
+
+    expect(runCli(['approvals', 'approve', body.approval_id, '--server', stack.api, '--token', lead]).code).toBe(0);
+    expect((await stack.check(request, 2_000)).status?.code).toBe(GrpcStatus.OK);
+  });
+
+  it('is withdrawn when Envoy cancels the call (the client went away), so nobody approves a request that is gone', async () => {
+    const path = '/customers/10/refund';
+    const client = stack.authorizationClient() as unknown as { Check(r: unknown, cb: (e: ServiceError | null) => void): { cancel(): void } };
+    const outcome = new Promise<ServiceError | null>((resolve) => {
+      const call = client.Check(envoyCheckRequest({ method: 'POST', path, token: sre, headers: { 'content-type': 'application/json' }, body: '{"amount": 7}' }), resolve);
+      void heldFor(path).then(() => call.cancel());
+    });
+    expect((await outcome)?.code).toBe(GrpcStatus.CANCELLED);
     const held = await heldFor(path);
-    expect((await answer)?.code).toBe(GrpcStatus.DEADLINE_EXCEEDED);
     const ended = await waitFor(() => approvals('all').find((a) => a.id === held.id && a.status !== 'pending'), 'the held approval to end', 15_000);
     expect(ended.status).toBe('expired');
     const denial = runCli(['audit', 'export', '--config', stack.config]).stdout.split('\n').find((l) => l.includes(held.id) && l.includes('went away'));

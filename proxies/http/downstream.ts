@@ -1,0 +1,91 @@
+/**
+ * What Envoy's HTTP connection manager makes of an HTTP/1.1 request before
+ * any filter runs: the header map with its pseudo-headers, the headers the
+ * manager adds, and the body buffered for ext_authz's with_request_body.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { fromRawHeaders, stripHopByHop, type HeaderMap } from './header-map.js';
+
+/**
+ * The request headers as Envoy's filters see them:
+ * - HTTP/1.1's Host becomes `:authority`; `:method`, `:path` (with the query)
+ *   and `:scheme` are added, first, as the HTTP/1 codec and the connection
+ *   manager put them;
+ * - connection-level headers are gone;
+ * - `x-forwarded-for` gets the peer's address appended and
+ *   `x-forwarded-proto` is set, as with `use_remote_address: true` (the
+ *   stand-in is the edge: the agent connects to it directly);
+ * - `x-request-id` is kept when the client sent one and otherwise a UUID v4
+ *   (`generate_request_id`, Envoy's default; Envoy also keeps a client's id
+ *   from an internal address, which loopback is).
+ */
+export function requestHeaders(req: IncomingMessage): HeaderMap {
+  const received = fromRawHeaders(req.rawHeaders);
+  stripHopByHop(received);
+  const headers = fromRawHeaders([]);
+  headers.add(':authority', received.get('host') ?? '');
+  headers.add(':path', req.url ?? '/');
+  headers.add(':method', req.method ?? 'GET');
+  headers.add(':scheme', 'http');
+  for (const [name, value] of received) if (name !== 'host') headers.add(name, value);
+
+  const peer = unmapped(req.socket.remoteAddress ?? '');
+  const forwarded = headers.getAll('x-forwarded-for').join(', ');
+  headers.set('x-forwarded-for', forwarded ? `${forwarded}, ${peer}` : peer);
+  headers.set('x-forwarded-proto', 'http');
+  if (!headers.get('x-request-id')) headers.set('x-request-id', randomUUID());
+  return headers;
+}
+
+/** "::ffff:127.0.0.1" (an IPv4 peer on a dual-stack socket) is reported as Envoy reports it: 127.0.0.1. */
+export function unmapped(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+export interface BufferedBody {
+  /** Everything read so far (Envoy may hold a little more than max_request_bytes: reads come in chunks). */
+  bytes: Buffer;
+  /** The client has sent the whole body. */
+  ended: boolean;
+}
+
+/** Whether an HTTP/1.1 request carries a body at all (RFC 9112 §6.3). */
+export function hasBody(req: IncomingMessage): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  const length = req.headers['content-length'];
+  return length !== undefined && length !== '0';
+}
+
+/**
+ * ext_authz's with_request_body with allow_partial_message: buffer until the
+ * body ends or `max` bytes have arrived, whichever is first, then pause the
+ * client; the rest flows on to the upstream once the request is allowed.
+ */
+export function bufferBody(req: IncomingMessage, max: number): Promise<BufferedBody> {
+  if (!hasBody(req)) return Promise.resolve({ bytes: Buffer.alloc(0), ended: true });
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (ended: boolean): void => {
+      req.off('data', onData).off('end', onEnd).off('error', onError);
+      if (!ended) req.pause();
+      resolve({ bytes: Buffer.concat(chunks, size), ended });
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= max) done(false);
+    };
+    const onEnd = (): void => done(true);
+    const onError = (err: Error): void => {
+      req.off('data', onData).off('end', onEnd);
+      reject(err);
+    };
+    if (max === 0) {
+      resolve({ bytes: Buffer.alloc(0), ended: false });
+      return;
+    }
+    req.on('data', onData).on('end', onEnd).on('error', onError);
+  });
+}
