@@ -52,3 +52,10 @@ export async function startServe(configFile: string, api: string, env: NodeJS.Pr
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** A fresh token from a config's dev issuer, minted by `gatehouse token` as a user would; `human` for approvers. */
+export function devToken(config: string, sub: string, groups: readonly string[], options: { human?: boolean } = {}): string {
+  const res = runCli(['token', '-c', config, '--sub', sub, '--groups', groups.join(','), ...(options.human ? ['--human'] : [])]);
+  if (res.code !== 0) throw new Error(`gatehouse token failed: ${res.stderr}`);
+  return res.stdout.trim();
+}

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
 import { envoyServices } from '../../ext-authz/envoy-protos.js';
-import { freePort, runCli, startServe, type startCli } from './cli.js';
+import { devToken, freePort, startServe, type startCli } from './cli.js';
 import { makeBundle, policiesWithApprovalMode } from './gateway-bundle.js';
 import { makeTempDir, removeDir } from './opa.js';
 
@@ -118,11 +118,7 @@ targets:
       api,
       grpcAddress,
       serve,
-      token(sub, groups, tokenOptions = {}) {
-        const res = runCli(['token', '-c', config, '--sub', sub, '--groups', groups.join(','), ...(tokenOptions.human ? ['--human'] : [])]);
-        if (res.code !== 0) throw new Error(`gatehouse token failed: ${res.stderr}`);
-        return res.stdout.trim();
-      },
+      token: (sub, groups, tokenOptions) => devToken(config, sub, groups, tokenOptions),
       check(request, deadlineMs = 10_000) {
         return new Promise((resolve, reject) => {
           (client as unknown as { Check: (r: unknown, m: Metadata, o: { deadline: number }, cb: (e: ServiceError | null, res: CheckResponseMessage) => void) => void })

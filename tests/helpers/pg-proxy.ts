@@ -9,7 +9,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams, ty
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { freePort, runCli, startServe, type startCli } from './cli.js';
+import { devToken, freePort, startServe, type startCli } from './cli.js';
 import { makeBundle, policiesWithApprovalMode } from './gateway-bundle.js';
 import { makeTempDir, removeDir } from './opa.js';
 import { postgresBinDir, startPostgres, type PostgresServer } from './postgres.js';
@@ -170,11 +170,7 @@ targets:
       proxyPort,
       serve,
       tlsCert,
-      token(sub, groups) {
-        const res = runCli(['token', '-c', config, '--sub', sub, '--groups', groups.join(',')]);
-        if (res.code !== 0) throw new Error(`gatehouse token failed: ${res.stderr}`);
-        return res.stdout.trim();
-      },
+      token: (sub, groups) => devToken(config, sub, groups),
       clientConfig(user, token) {
         return { host: '127.0.0.1', port: proxyPort, user, password: token, database: 'orders' };
       },
