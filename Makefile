@@ -52,7 +52,7 @@ $(GHZ): tools.mk
 	scripts/install-go-tool.sh $(TOOLS) ghz github.com/bojand/ghz $(GHZ_VERSION) github.com/bojand/ghz/cmd/ghz
 $(OPA_ENVOY_PEER): $(addprefix bench/ext-authz/opa-peer/,go.mod go.sum main.go)
 	@mkdir -p $(TOOLS)
-	cd bench/ext-authz/opa-peer && go build -mod=readonly -trimpath -o $@ .
+	cd bench/ext-authz/opa-peer && go build -mod=readonly -trimpath -buildvcs=false -o $@ .
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -36,14 +36,14 @@
 // mode, default 3, median reported; each round starts with another path),
 // MASK_ROWS, MASK_RUNS. It only prints; nothing is asserted
 // about speed.
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { postgresBinDir, startPostgres, type PostgresServer } from '../tests/helpers/postgres.js';
+import { cleanUp, daemon, freePort, listening, must, onCleanup, run, waitFor, type Result } from './lib/processes.js';
 
 const CLIENTS = Number(process.env.CLIENTS ?? 8);
 const THREADS = Number(process.env.THREADS ?? 2);
@@ -63,96 +63,6 @@ const ROLE = 'bench';
 const DATABASE = 'bench';
 const PASSWORD = randomBytes(12).toString('hex');
 const SERVER_USER = 'postgres';
-
-// ── Processes, and cleaning up after them ───────────────────────────────
-
-const cleanups: (() => Promise<void> | void)[] = [];
-let cleaning: Promise<void> | null = null;
-function cleanUp(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const step of cleanups.reverse()) {
-      try {
-        await step();
-      } catch (err) {
-        console.error(`cleanup: ${(err as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-// `on`, not `once`: under `npx tsx`, Ctrl-C arrives twice (from the terminal
-// and relayed by tsx), and a second one must not kill the clean-up midway.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(signal, () => {
-    if (cleaning) return;
-    console.error(`\n${signal}: stopping everything the bench started`);
-    void cleanUp().then(() => process.exit(130));
-  });
-}
-
-interface Result { code: number; stdout: string; stderr: string }
-
-function run(command: string, args: string[], options: SpawnOptions & { input?: string } = {}): Promise<Result> {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(command, args, { ...options, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolveRun({ code: code ?? -1, stdout, stderr }));
-    child.stdin!.end(options.input ?? '');
-  });
-}
-
-async function must(what: string, result: Promise<Result>): Promise<string> {
-  const r = await result;
-  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stderr || r.stdout}`);
-  return r.stdout;
-}
-
-/** Starts a long-running child with its output in `log`; stopping it is registered for cleanup. */
-function daemon(name: string, command: string, args: string[], log: string, options: SpawnOptions = {}): ChildProcess {
-  const fd = openSync(log, 'a');
-  const child = spawn(command, args, { ...options, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  cleanups.push(() => stop(child));
-  child.once('error', (err) => console.error(`${name}: ${err.message}`));
-  return child;
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
-async function waitFor(what: string, child: ChildProcess, log: string, ready: () => Promise<boolean>): Promise<void> {
-  const until = Date.now() + 30_000;
-  for (;;) {
-    if (await ready().catch(() => false)) return;
-    if (child.exitCode !== null || Date.now() > until) {
-      throw new Error(`${what} did not come up:\n${existsSync(log) ? readFileSync(log, 'utf8').slice(-4000) : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const listening = (port: number) => () => new Promise<boolean>((r) => {
-  const socket = connect(port, '127.0.0.1', () => { socket.end(); r(true); });
-  socket.once('error', () => r(false));
-});
 
 function which(tool: string): string | null {
   for (const dir of ['/usr/sbin', '/usr/bin', '/sbin', '/bin', ...(process.env.PATH ?? '').split(':')]) {
@@ -218,12 +128,12 @@ async function main(): Promise<void> {
 
   const owner = serverOwner();
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-pg-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
   if (owner) chownSync(dir, owner.uid, owner.gid);
 
   // PostgreSQL, with the bench role logging in by SCRAM over TCP.
   const server: PostgresServer = await startPostgres({ hba: [`host all ${ROLE} 127.0.0.1/32 scram-sha-256`] });
-  cleanups.push(() => server.stop());
+  onCleanup(() => server.stop());
   const pgPort = Number(new URL(server.url).port);
   const superuser: Path = { name: 'superuser', port: pgPort, user: 'postgres', password: () => '' };
   const direct: Path = { name: 'direct', port: pgPort, user: ROLE, password: () => PASSWORD };

@@ -52,7 +52,7 @@ export function devIssuerWarning(identity: IdentityConfig): string | undefined {
  * one. Its key set is the public half of the key file, re-read when the file
  * changes.
  */
-export function devIssuerTrust(dev: DevIssuerConfig): TrustedIssuer {
+export function devIssuerTrust(dev: DevIssuerConfig, keyFileRecheckMs = 0): TrustedIssuer {
   return {
     rules: {
       issuer: dev.issuer,
@@ -62,7 +62,7 @@ export function devIssuerTrust(dev: DevIssuerConfig): TrustedIssuer {
       required_claims: [],
       groups_claim: 'groups',
     },
-    keys: fileKeySet(dev.key_file, devPublicJwks),
+    keys: fileKeySet(dev.key_file, devPublicJwks, keyFileRecheckMs),
   };
 }
 

@@ -47,7 +47,8 @@ export function remoteKeySet(uri: string, cooldownMs: number): KeySet {
 
 /**
  * A JWKS read from a local file, re-read whenever the file changes (its
- * inode, size or times), so keys rotate by replacing the file. Write it
+ * inode, size or times), looked at no more than once per `recheckMs`, so
+ * keys rotate by replacing the file. Write it
  * atomically (write a temporary file, then rename): a half-written file
  * refuses tokens until it is complete, because an unreadable set fails
  * closed rather than falling back to the previous keys.
@@ -55,9 +56,10 @@ export function remoteKeySet(uri: string, cooldownMs: number): KeySet {
  * `toJwks` converts the file's JSON into a key set; the dev issuer uses it to
  * publish only the public half of its private key file.
  */
-export function fileKeySet(path: string, toJwks: (json: unknown) => JSONWebKeySet = asJwks): KeySet {
+export function fileKeySet(path: string, toJwks: (json: unknown) => JSONWebKeySet = asJwks, recheckMs = 0): KeySet {
   let loaded: { fingerprint: string; keys: KeySet } | undefined;
   let pending: { fingerprint: string; keys: Promise<KeySet> } | undefined;
+  let checkedAt = Number.NEGATIVE_INFINITY;
 
   const load = async (): Promise<KeySet> => {
     const json: unknown = JSON.parse(await readFile(path, 'utf8'));
@@ -65,6 +67,10 @@ export function fileKeySet(path: string, toJwks: (json: unknown) => JSONWebKeySe
   };
 
   return async (header, token) => {
+    // A stat per token is a syscall on every request once tokens are cached
+    // (verified-tokens.ts); a rotation is seen within recheckMs instead.
+    if (loaded && Date.now() - checkedAt < recheckMs) return loaded.keys(header, token);
+    checkedAt = Date.now();
     let fingerprint: string;
     try {
       const s = await stat(path, { bigint: true });

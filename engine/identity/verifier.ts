@@ -29,6 +29,8 @@ export interface TokenVerifierOptions {
   /** Rejections are logged at debug level: callers audit them, and a flood of bad tokens must not flood the log. */
   logger?: Logger;
   metrics?: Pick<EngineMetrics, 'recordTokenRejection'>;
+  /** How often a jwks_file (or the dev issuer's key file) is looked at for a change. Default 1 s; 0 looks on every token. */
+  keyFileRecheckMs?: number;
   /** How many verified tokens to remember until they expire (verified-tokens.ts). Default 10,000; 0 turns it off. */
   maxCachedTokens?: number;
 }
@@ -46,7 +48,7 @@ function currentKey(keys: KeySet, alg: string, kid: string | undefined): Promise
 
 /** Builds the verifier; throws if the identity config is inconsistent (an issuer trusted twice, a non-asymmetric algorithm). */
 export function createTokenVerifier(config: IdentityConfig, options: TokenVerifierOptions = {}): TokenVerifier {
-  const issuers = trustedIssuers(config, options.jwksCooldownMs ?? 30_000);
+  const issuers = trustedIssuers(config, options.jwksCooldownMs ?? 30_000, options.keyFileRecheckMs ?? 1000);
   const { logger, metrics } = options;
   const verified = new VerifiedTokens(options.maxCachedTokens);
 
@@ -98,9 +100,9 @@ export function createTokenVerifier(config: IdentityConfig, options: TokenVerifi
   };
 }
 
-function trustedIssuers(config: IdentityConfig, jwksCooldownMs: number): Map<string, TrustedIssuer> {
-  const all = config.issuers.map((issuer) => configuredIssuer(issuer, jwksCooldownMs));
-  if (config.dev_issuer?.enabled) all.push(devIssuerTrust(config.dev_issuer));
+function trustedIssuers(config: IdentityConfig, jwksCooldownMs: number, keyFileRecheckMs: number): Map<string, TrustedIssuer> {
+  const all = config.issuers.map((issuer) => configuredIssuer(issuer, jwksCooldownMs, keyFileRecheckMs));
+  if (config.dev_issuer?.enabled) all.push(devIssuerTrust(config.dev_issuer, keyFileRecheckMs));
 
   const byIssuer = new Map<string, TrustedIssuer>();
   for (const trusted of all) {

@@ -82,10 +82,17 @@ export function createCheckService(options: CheckServiceOptions) {
       // call's deadline: a hold that would outlast it is answered as a ticket
       // just before, so the agent learns where to follow its request.
       const cancelled = new AbortController();
-      call.once('cancelled', () => cancelled.abort());
+      const abort = (): void => cancelled.abort();
+      call.once('cancelled', abort);
+      // grpc-js reports every finished call as cancelled: stop listening before answering,
+      // or each answer would abort (and build a DOMException) for nothing.
       check(call.request, cancelled.signal, deadlineOf(call)).then(
-        (response) => callback(null, response),
+        (response) => {
+          call.off('cancelled', abort);
+          callback(null, response);
+        },
         (err: unknown) => {
+          call.off('cancelled', abort);
           logger.error({ err }, 'Check failed; Envoy will deny the request');
           callback({ code: GrpcStatus.INTERNAL, details: 'gatehouse could not decide the request' });
         },

@@ -35,7 +35,8 @@ describe('jwks_file', () => {
     const [k1, k2] = [testKey('ES256', 'k1'), testKey('ES256', 'k2')];
     const file = join(dir, 'jwks.json');
     writeFileSync(file, JSON.stringify(jwksOf(k1)));
-    const v = createTokenVerifier(identityConfig({ jwks_file: file }));
+    // Looked at on every token here; the default is once a second (next test).
+    const v = createTokenVerifier(identityConfig({ jwks_file: file }), { keyFileRecheckMs: 0 });
 
     expect(await reasonOf(v, tokenFrom(k1))).toBe('accepted');
     expect(await reasonOf(v, tokenFrom(k2))).toBe('unknown_key');
@@ -49,6 +50,21 @@ describe('jwks_file', () => {
     // Rewritten in place too.
     writeFileSync(file, JSON.stringify(jwksOf(k1, k2)));
     expect(await reasonOf(v, tokenFrom(k1))).toBe('accepted');
+  });
+
+  it('looks at the file at most once per keyFileRecheckMs, so a cached token costs no syscall', async () => {
+    const [k1, k2] = [testKey('ES256', 'k1'), testKey('ES256', 'k2')];
+    const file = join(dir, 'jwks.json');
+    writeFileSync(file, JSON.stringify(jwksOf(k1)));
+    const v = createTokenVerifier(identityConfig({ jwks_file: file }), { keyFileRecheckMs: 300 });
+    const token = tokenFrom(k1);
+    expect(await reasonOf(v, token)).toBe('accepted');
+    writeFileSync(`${file}.tmp`, JSON.stringify(jwksOf(k2)));
+    renameSync(`${file}.tmp`, file);
+    // Within the window the file is not looked at: the key set is the one read before.
+    expect(await reasonOf(v, token)).toBe('accepted');
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await reasonOf(v, token)).toBe('unknown_key');
   });
 
   it('fails closed while the file is missing or not a key set', async () => {
@@ -122,7 +138,7 @@ describe('dev issuer', () => {
 
   it('does not trust a dev token after the key is replaced', async () => {
     const dev = devConfig();
-    const v = createTokenVerifier(identityWith(dev));
+    const v = createTokenVerifier(identityWith(dev), { keyFileRecheckMs: 0 });
     const old = await mintDevToken(dev, { sub: 'agent-1', groups: [], ttlSeconds: 60 });
     expect(await reasonOf(v, old)).toBe('accepted');
     rmSync(dev.key_file);
