@@ -62,7 +62,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 deps: tools node_modules/.package-lock.json ## Install everything the build needs
 
 .PHONY: system-deps
-system-deps: ## Install the PostgreSQL server and pgbouncer with apt-get if missing (tests, demo and benches run real ones)
+system-deps: ## Install the PostgreSQL server, pgbouncer and curl with apt-get if missing (tests, demo and benches run real ones)
 	@scripts/install-system-deps.sh
 
 ## ---- build --------------------------------------------------------------

@@ -4,6 +4,7 @@
 #   postgresql  the server and its clients (psql, pgbench): tests, the demo
 #               and bench-postgres run a real one (tests/helpers/postgres.ts)
 #   pgbouncer   the peer bench-postgres measures Gatehouse against
+#   curl        the HTTP end-to-end tests drive the Envoy stand-in with it
 # Fast and silent when they are already installed. Debian/Ubuntu only;
 # elsewhere it says what to install and fails.
 set -euo pipefail
@@ -11,6 +12,7 @@ set -euo pipefail
 packages=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || packages+=(postgresql)
 { command -v pgbouncer || [ -x /usr/sbin/pgbouncer ]; } >/dev/null 2>&1 || packages+=(pgbouncer)
+command -v curl >/dev/null || packages+=(curl)
 if [ ${#packages[@]} -eq 0 ]; then
   exit 0
 fi
@@ -34,4 +36,5 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || { echo "system-deps: postgresql installed, but no initdb under /usr/lib/postgresql/*/bin" >&2; exit 1; }
 { command -v pgbouncer || [ -x /usr/sbin/pgbouncer ]; } >/dev/null 2>&1 || { echo "system-deps: pgbouncer installed, but no pgbouncer binary" >&2; exit 1; }
+command -v curl >/dev/null || { echo "system-deps: curl installed, but no curl on PATH" >&2; exit 1; }
 echo "system-deps: installed ${packages[*]}"
