@@ -4,7 +4,7 @@
  * Envoy's own protos) to `gatehouse serve`, which runs the project's policy
  * bundle. Each answer is checked the way Envoy would read it.
  */
-import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { structToJson } from '../../ext-authz/struct.js';
 import { runCli } from '../helpers/cli.js';
@@ -108,11 +108,10 @@ describe('Check denies', () => {
     expect(String(deniedBody(res).reasons)).toMatch(/not valid JSON/);
   });
 
-  it('answers a request it cannot read at all with a gRPC error, so Envoy fails closed', async () => {
-    const err = await stack.check({ attributes: { request: { http: { headers: { authorization: `Bearer ${support}` } } }, context_extensions: { target: 'crm-api' } } })
-      .then(() => null, (e: ServiceError) => e);
-    // A request with no method is still decided (and denied) by policy, not an error.
-    expect(err).toBeNull();
+  it('decides, and denies, a request with no method or path rather than failing on it', async () => {
+    const res = await stack.check({ attributes: { request: { http: { headers: { authorization: `Bearer ${support}` } } }, context_extensions: { target: 'crm-api' } } });
+    expect(res.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
+    expect(String(deniedBody(res).reasons)).toMatch(/no method/);
   });
 });
 
