@@ -41,7 +41,7 @@ export function createCheckService(options: CheckServiceOptions) {
   const httpTargets = new Map(options.targets.filter((t): t is HttpTargetConfig => t.kind === 'http').map((t) => [t.name, t]));
   const retryAfter = options.ticketRetrySeconds ?? 30;
 
-  async function check(request: CheckRequest, signal: AbortSignal, deadline: number | undefined): Promise<CheckResponse> {
+  async function check(request: CheckRequest, cancellation: LazyCancellation, deadline: number | undefined): Promise<CheckResponse> {
     const attributes = request.attributes ?? {};
     const http = attributes.request?.http ?? {};
     const targetName = attributes.contextExtensions?.target ?? options.defaultTarget ?? '';
@@ -58,7 +58,10 @@ export function createCheckService(options: CheckServiceOptions) {
 
     const target = httpTargets.get(targetName);
     const result = await authorizer.authorize(request_, {
-      signal,
+      // Read only when a request is held; most Checks never build the signal.
+      get signal() {
+        return cancellation.signal;
+      },
       holdDeadline: deadline,
       enforce: async (decision) => fieldMaskProblem(decision.mask, options.hashKey),
     });
@@ -81,12 +84,12 @@ export function createCheckService(options: CheckServiceOptions) {
       // for approval is withdrawn. Envoy's ext_authz timeout arrives as the
       // call's deadline: a hold that would outlast it is answered as a ticket
       // just before, so the agent learns where to follow its request.
-      const cancelled = new AbortController();
-      const abort = (): void => cancelled.abort();
+      const cancellation = lazyCancellation(call);
+      const abort = (): void => cancellation.abort();
       call.once('cancelled', abort);
       // grpc-js reports every finished call as cancelled: stop listening before answering,
       // or each answer would abort (and build a DOMException) for nothing.
-      check(call.request, cancelled.signal, deadlineOf(call)).then(
+      check(call.request, cancellation, deadlineOf(call)).then(
         (response) => {
           call.off('cancelled', abort);
           callback(null, response);
@@ -134,4 +137,25 @@ function deadlineOf(call: ServerUnaryCall<unknown, unknown>): number | undefined
   const deadline = call.getDeadline();
   const ms = deadline instanceof Date ? deadline.getTime() : deadline;
   return Number.isFinite(ms) ? ms : undefined;
+}
+
+interface LazyCancellation {
+  /** Built on first read, already aborted if the call was cancelled before. */
+  readonly signal: AbortSignal;
+  abort(): void;
+}
+
+/** An AbortController costs a few µs per call; only a held Check needs one. */
+function lazyCancellation(call: ServerUnaryCall<unknown, unknown>): LazyCancellation {
+  let controller: AbortController | null = null;
+  return {
+    get signal() {
+      controller ??= new AbortController();
+      if (call.cancelled) controller.abort();
+      return controller.signal;
+    },
+    abort() {
+      controller?.abort();
+    },
+  };
 }

@@ -119,11 +119,19 @@ function metadataJson(metadata: MetadataJson): MetadataJson {
   return { ...metadata, filterMetadata };
 }
 
+// Requests arrive many to a second: the date part is formatted once per second.
+let lastSecond = Number.NaN;
+let lastWhole = '';
+
 /** protojson's Timestamp: UTC, with 0, 3, 6 or 9 fractional digits. */
 function rfc3339(time: { seconds?: string; nanos?: number }): string {
   const seconds = Number(time.seconds ?? 0);
   const nanos = time.nanos ?? 0;
-  const whole = new Date(seconds * 1000).toISOString().slice(0, 19);
+  if (seconds !== lastSecond) {
+    lastWhole = new Date(seconds * 1000).toISOString().slice(0, 19);
+    lastSecond = seconds;
+  }
+  const whole = lastWhole;
   if (nanos === 0) return `${whole}Z`;
   const digits = String(nanos).padStart(9, '0');
   const fraction = nanos % 1_000_000 === 0 ? digits.slice(0, 3) : nanos % 1000 === 0 ? digits.slice(0, 6) : digits;
