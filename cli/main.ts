@@ -37,6 +37,12 @@ const program = new Command('gatehouse')
   }
 })(program);
 
+// `gatehouse sessions list | head`: the reader leaving early is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(0);
+});
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

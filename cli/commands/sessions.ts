@@ -84,7 +84,7 @@ function printTable(sessions: SessionView[]): void {
     `${s.entries}${s.dropped_entries ? ` (+${s.dropped_entries} lost)` : ''}`,
     String(s.denies),
   ]);
-  const header = ['ID', 'TARGET', 'WHO', 'STARTED', 'ENDED', 'STATEMENTS', 'DENIES'];
+  const header = ['ID', 'TARGET', 'WHO', 'STARTED', 'ENDED', 'ENTRIES', 'DENIES'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   for (const row of [header, ...rows]) {
     process.stdout.write(`${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`);

@@ -196,7 +196,7 @@ describe('gatehouse sessions', () => {
     const res = runCli(['sessions', 'list', '-c', configFile]);
     expect(res.code, res.stderr).toBe(0);
     const lines = res.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^ID\s+TARGET\s+WHO\s+STARTED\s+ENDED\s+STATEMENTS\s+DENIES$/);
+    expect(lines[0]).toMatch(/^ID\s+TARGET\s+WHO\s+STARTED\s+ENDED\s+ENTRIES\s+DENIES$/);
     expect(lines[1]).toMatch(new RegExp(`^${sreSession}\\s+orders-db\\s+agent-sre for alice\\s+\\S+Z\\s+\\S+Z\\s+1\\s+0$`));
     expect(lines[2]).toMatch(new RegExp(`^${analystSession}\\s+orders-db\\s+agent-analyst\\s+\\S+Z\\s+\\S+Z\\s+3\\s+1$`));
 
