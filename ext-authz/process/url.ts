@@ -3,37 +3,13 @@
  * values of query parameters that usually carry credentials replaced: a
  * recording must not hold a token because a client put it in the URL.
  */
-import { REDACTED } from '../../engine/masking/strategies.js';
+import { withoutCredentialParams } from '../../engine/masking/url-credentials.js';
 import { header, type HeaderList } from './headers.js';
-
-const CREDENTIAL_PARAMS = /^(?:access_token|id_token|refresh_token|token|auth|api[_-]?key|key|secret|client_secret|password|passwd|pwd|sig|signature|code|x-amz-(?:signature|credential|security-token)|x-goog-(?:signature|credential))$/i;
 
 export function recordedUrl(headers: HeaderList): string {
   const scheme = header(headers, ':scheme') || 'http';
   const authority = header(headers, ':authority') || header(headers, 'host');
-  return `${scheme}://${authority}${withoutCredentials(header(headers, ':path') || '/')}`;
-}
-
-/** The path with credential-like query values redacted; everything else byte for byte. */
-export function withoutCredentials(path: string): string {
-  const q = path.indexOf('?');
-  if (q === -1) return path;
-  const hash = path.indexOf('#', q);
-  const query = path.slice(q + 1, hash === -1 ? undefined : hash);
-  const redacted = query.split('&').map((pair) => {
-    const eq = pair.indexOf('=');
-    if (eq === -1) return pair;
-    return CREDENTIAL_PARAMS.test(paramName(pair.slice(0, eq))) ? `${pair.slice(0, eq)}=${REDACTED}` : pair;
-  }).join('&');
-  return `${path.slice(0, q)}?${redacted}`; // a fragment never reaches a server; drop what a client sent anyway
-}
-
-function paramName(raw: string): string {
-  try {
-    return decodeURIComponent(raw.replace(/\+/g, ' '));
-  } catch {
-    return raw;
-  }
+  return `${scheme}://${authority}${withoutCredentialParams(header(headers, ':path') || '/')}`;
 }
 
 /** The path without its query, for one-line summaries. */

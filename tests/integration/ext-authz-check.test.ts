@@ -86,6 +86,14 @@ describe('Check denies', () => {
     expect(auditExport()).toContain(body.decision_id as string);
   });
 
+  it('keeps credentials a client put in the query string out of the audit event', async () => {
+    const res = await stack.check(envoyCheckRequest({ method: 'DELETE', path: '/customers/3?api_key=sk-live-93f1&reason=dup', token: support }));
+    const { decision_id: decisionId } = deniedBody(res);
+    const event = auditExport().split('\n').find((l) => l.includes(decisionId as string));
+    expect(event).toContain('/customers/3?api_key=[REDACTED]&reason=dup');
+    expect(event).not.toContain('sk-live-93f1');
+  });
+
   it('answers a missing or bad token with 401 and a Bearer challenge', async () => {
     for (const token of [undefined, 'not-a-jwt']) {
       const res = await stack.check(envoyCheckRequest({ method: 'GET', path: '/customers', token }));
