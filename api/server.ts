@@ -23,7 +23,7 @@ export function createApiServer({ engine, logger, gateway }: ApiServerOptions): 
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
   });
-  registerHealthRoutes(app, engine);
+  registerHealthRoutes(app, engine, gateway?.recorder);
   registerEvalRoutes(app, engine);
   if (gateway) {
     registerAuthorizeRoutes(app, gateway);

@@ -276,6 +276,11 @@ describe('a failing recording store', () => {
       const sessionId = await runSession({ target: 'orders-db', sub: 'agent-y', groups: ['analysts'], statements: [{ action: 'orders-select.json', rows: 1 }] });
       expect(await gateway.recorder.flush()).toBe(false);
       expect(gateway.recorder.healthy).toBe(false);
+      // Decisions go on, so the gateway says "degraded", not down.
+      const degraded = await app.inject({ method: 'GET', url: '/health' });
+      expect(degraded.statusCode).toBe(200);
+      expect(degraded.json()).toMatchObject({ status: 'degraded', recordings: { healthy: false } });
+      expect(degraded.json().recordings.queued).toBeGreaterThan(0);
       // The decision was allowed and audited, recording or not.
       const audited: string[] = [];
       for await (const r of gateway.store.readAudit({ stream: gateway.audit.stream })) {
@@ -290,5 +295,6 @@ describe('a failing recording store', () => {
     }
     expect(await gateway.recorder.flush()).toBe(true);
     expect(gateway.recorder.healthy).toBe(true);
+    expect((await app.inject({ method: 'GET', url: '/health' })).json()).toMatchObject({ status: 'ok', recordings: { healthy: true, queued: 0 } });
   });
 });
