@@ -7,13 +7,14 @@ import type { Identity } from './identity.js';
  * path. Only a token that passed every check is kept, under its exact text,
  * and never past its `exp` (the clock-skew allowance is not extended to it).
  *
- * A hit still asks the issuer's key set for the token's key (cheap: jose
- * keeps imported keys) and counts only if it is the very key that verified
- * the token, so a rotated or removed key ends the entry at once.
+ * A hit skips parsing and the signature, but still asks the issuer's key
+ * set for the token's key and counts only if it is the very key that
+ * verified the token (`stillValid`), so a rotated or removed key ends it.
  */
 export interface VerifiedToken {
   identity: Identity;
-  key: unknown;
+  /** Whether the issuer's key set still gives the key that verified the token (cheap: jose keeps imported keys). */
+  stillValid(): Promise<boolean>;
   expiresAtMs: number;
 }
 
@@ -32,8 +33,8 @@ export class VerifiedTokens {
     return entry;
   }
 
-  /** `key` is what verified the token: a hit counts only while the issuer still resolves the same key. */
-  set(token: string, identity: Identity, key: unknown): void {
+  /** `stillValid` is asked on every hit: a hit counts only while it says yes. */
+  set(token: string, identity: Identity, stillValid: () => Promise<boolean>): void {
     if (this.maxEntries === 0) return;
     const exp = identity.claims.exp;
     if (typeof exp !== 'number') return;
@@ -42,7 +43,7 @@ export class VerifiedTokens {
       this.entries.delete(this.entries.keys().next().value!);
     }
     // Shared by every request that presents the token: nothing may change it.
-    this.entries.set(token, { identity: freeze(identity), key, expiresAtMs: exp * 1000 });
+    this.entries.set(token, { identity: freeze(identity), stillValid, expiresAtMs: exp * 1000 });
   }
 }
 

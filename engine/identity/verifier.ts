@@ -53,6 +53,12 @@ export function createTokenVerifier(config: IdentityConfig, options: TokenVerifi
   const verified = new VerifiedTokens(options.maxCachedTokens);
 
   const verify = async (token: string): Promise<Identity> => {
+    // A token verified before skips parsing and the signature check, but only
+    // while the key that verified it is still the one its issuer's key set
+    // gives: rotating or removing the key ends it.
+    const known = verified.get(token, Date.now());
+    if (known && await known.stillValid()) return known.identity;
+
     const { alg, kid, iss } = preflight(token, config.max_token_bytes);
     const issuer = issuers.get(iss);
     if (!issuer) throw new TokenError('unknown_issuer', `issuer ${quote(iss)} is not trusted`);
@@ -60,12 +66,6 @@ export function createTokenVerifier(config: IdentityConfig, options: TokenVerifi
     if (!rules.algorithms.includes(alg as never)) {
       throw new TokenError('algorithm_not_allowed', `alg ${quote(alg)} is not allowed for ${quote(iss)} (allowed: ${rules.algorithms.join(', ')})`);
     }
-
-    // A token verified before skips the signature check, but only while the
-    // key that verified it is still the one its issuer's key set gives:
-    // rotating or removing the key ends it.
-    const known = verified.get(token, Date.now());
-    if (known && await currentKey(issuer.keys, alg, kid).catch(() => null) === known.key) return known.identity;
 
     let claims: JWTPayload;
     let key: unknown;
@@ -82,7 +82,7 @@ export function createTokenVerifier(config: IdentityConfig, options: TokenVerifi
     }
     checkIssuedAt(claims, Math.floor(Date.now() / 1000), rules.clock_skew_seconds);
     const identity = toIdentity(claims, { iss, groupsClaim: rules.groups_claim });
-    verified.set(token, identity, key);
+    verified.set(token, identity, () => currentKey(issuer.keys, alg, kid).then((current) => current === key, () => false));
     return identity;
   };
 
