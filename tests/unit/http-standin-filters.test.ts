@@ -10,7 +10,7 @@ import { Server, ServerCredentials, status as GrpcStatus, type ServerDuplexStrea
 import { afterEach, describe, expect, it } from 'vitest';
 import { envoyServices } from '../../ext-authz/envoy-protos.js';
 import { buildCheckRequest } from '../../proxies/http/check-request.js';
-import { outcomeOf } from '../../proxies/http/ext-authz-client.js';
+import { ExtAuthzClient, outcomeOf } from '../../proxies/http/ext-authz-client.js';
 import { applyCheckOutcome, mutateQuery } from '../../proxies/http/ext-authz-filter.js';
 import { ExtProcClient, ProcessingFailure } from '../../proxies/http/ext-proc-client.js';
 import { HeaderMap, stripHopByHop } from '../../proxies/http/header-map.js';
@@ -186,5 +186,30 @@ describe('an ExternalProcessor that fails (failure_mode_allow: false)', () => {
   it('is a 500 when the processor closes the stream without answering', async () => {
     const failure = await failureOf(await processor((call) => call.end()), 5000);
     expect(failure.status).toBe(500);
+  });
+});
+
+describe('an ext_authz service that does not answer in time (grpc_service.timeout)', () => {
+  let server: Server | null = null;
+  afterEach(() => {
+    server?.forceShutdown();
+    server = null;
+  });
+
+  it('is an error, which the filter answers with an empty 403: nothing goes upstream', async () => {
+    server = new Server();
+    // Holds every call: like a wedged gateway, or a hold longer than Envoy waits.
+    server.addService(envoyServices().authorization, { Check: () => undefined });
+    const port = await new Promise<number>((resolve, reject) => server!.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const client = new ExtAuthzClient(`127.0.0.1:${port}`, 200);
+    try {
+      const outcome = await client.check({ attributes: {} });
+      expect(outcome).toMatchObject({ kind: 'error', reason: expect.stringMatching(/gRPC error 4 /) });
+      const applied = applyCheckOutcome(outcome, new HeaderMap([]));
+      expect(applied.allowed).toBe(false);
+      expect(applied.allowed ? null : [applied.reply.status, applied.reply.body.length]).toEqual([403, 0]);
+    } finally {
+      client.close();
+    }
   });
 });
