@@ -13,6 +13,9 @@ TOOLS    := $(CURDIR)/.tools/bin
 OPA      := $(TOOLS)/opa
 CONFTEST := $(TOOLS)/conftest
 REGAL    := $(TOOLS)/regal
+# A project-local Python with psycopg, the Python client the Postgres proxy is tested with.
+PY       := $(CURDIR)/.tools/py
+PSYCOPG  := $(PY)/.psycopg-$(PSYCOPG_VERSION)
 GHZ      := $(TOOLS)/ghz
 # The OPA Go peer of bench-ext-authz (bench/ext-authz/opa-peer), pinned by its go.mod and go.sum.
 OPA_ENVOY_PEER := $(TOOLS)/opa-envoy-peer
@@ -54,12 +57,18 @@ $(OPA_ENVOY_PEER): $(addprefix bench/ext-authz/opa-peer/,go.mod go.sum main.go)
 	@mkdir -p $(TOOLS)
 	cd bench/ext-authz/opa-peer && go build -mod=readonly -trimpath -buildvcs=false -o $@ .
 
+$(PSYCOPG):
+	@rm -rf $(PY)
+	python3 -m venv $(PY)
+	$(PY)/bin/pip install --quiet --disable-pip-version-check "psycopg[binary]==$(PSYCOPG_VERSION)"
+	@touch $@
+
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
 .PHONY: deps
-deps: tools node_modules/.package-lock.json ## Install everything the build needs
+deps: tools node_modules/.package-lock.json $(PSYCOPG) ## Install everything the build needs
 
 .PHONY: system-deps
 system-deps: ## Install the PostgreSQL server, pgbouncer and curl with apt-get if missing (tests, demo and benches run real ones)
