@@ -39,6 +39,7 @@ const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 export function createCheckService(options: CheckServiceOptions) {
   const { authorizer, logger } = options;
   const httpTargets = new Map(options.targets.filter((t): t is HttpTargetConfig => t.kind === 'http').map((t) => [t.name, t]));
+  const otherTargets = new Map(options.targets.filter((t) => t.kind !== 'http').map((t) => [t.name, t.kind]));
   const retryAfter = options.ticketRetrySeconds ?? 30;
 
   async function check(request: CheckRequest, cancellation: LazyCancellation, deadline: number | undefined): Promise<CheckResponse> {
@@ -53,11 +54,14 @@ export function createCheckService(options: CheckServiceOptions) {
 
     const login = await authorizer.authenticate({ token, target: targetName, action, sessionId, sourceIp });
     if (!login.identity) return denied(login.result, true);
-    const request_ = { token, identity: login.identity, target: targetName, action, sessionId, sourceIp };
-    if ('invalid' in input) return denied(await authorizer.refuseInvalid(request_, input.invalid));
-
+    const authorizeRequest = { token, identity: login.identity, target: targetName, action, sessionId, sourceIp };
+    if ('invalid' in input) return denied(await authorizer.refuseInvalid(authorizeRequest, input.invalid));
     const target = httpTargets.get(targetName);
-    const result = await authorizer.authorize(request_, {
+    if (!target && otherTargets.has(targetName)) {
+      return denied(await authorizer.refuseInvalid(authorizeRequest, `target ${targetName} is a ${otherTargets.get(targetName)} target; an Envoy route must name an http target`));
+    }
+
+    const result = await authorizer.authorize(authorizeRequest, {
       // Read only when a request is held; most Checks never build the signal.
       get signal() {
         return cancellation.signal;

@@ -23,6 +23,8 @@ export interface ExtAuthzStackOptions {
   listenersYaml?: string;
   /** A bundle to run instead of the project's (e.g. an OPA-Envoy policy), and its http entrypoint. */
   bundle?: { file: string; httpEntrypoint: string };
+  /** More targets, as YAML list items under `targets:` (indented by two spaces). */
+  targetsYaml?: string;
   /** YAML under `masking:` (e.g. `hash_key: ...`). */
   maskingYaml?: string;
   approvalTimeoutSeconds?: number;
@@ -104,6 +106,7 @@ targets:
       header: Authorization
       value: \${env:CRM_API_TOKEN}
     approval: {mode: ${options.approvalMode ?? 'ticket'}, timeout_seconds: ${options.approvalTimeoutSeconds ?? 60}}
+${options.targetsYaml ?? ''}
 `);
     const api = `http://127.0.0.1:${apiPort}`;
     const serve = await startServe(config, api, { CRM_API_TOKEN: `Bearer ${CRM_API_TOKEN}` });

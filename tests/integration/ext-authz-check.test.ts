@@ -16,7 +16,13 @@ let sre: string;
 let lead: string;
 
 beforeAll(async () => {
-  stack = await startExtAuthzStack();
+  stack = await startExtAuthzStack({
+    // A database target too: a route that names it by mistake must be refused clearly.
+    targetsYaml: `  - name: orders-db
+    kind: postgres
+    upstream: {address: 127.0.0.1:9, database: orders}
+    credentials: {username: gatehouse, password: unused-here}`,
+  });
   support = stack.token('agent-support', ['support-agents']);
   sre = stack.token('agent-sre', ['sre-agents']);
   lead = stack.token('lena', ['sre-leads'], { human: true });
@@ -108,6 +114,12 @@ describe('Check denies', () => {
     const res = await stack.check(envoyCheckRequest({ method: 'GET', path: '/customers', token: support, target: null }));
     expect(res.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
     expect(String(deniedBody(res).reasons)).toMatch(/names no target/);
+  });
+
+  it('denies a route that names a target of another kind, saying what it should name', async () => {
+    const res = await stack.check(envoyCheckRequest({ method: 'GET', path: '/customers', token: support, target: 'orders-db' }));
+    expect(res.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
+    expect(String(deniedBody(res).reasons)).toMatch(/target orders-db is a postgres target; an Envoy route must name an http target/);
   });
 
   it('denies a JSON body that does not parse, as the OPA-Envoy plugin cannot decide it either', async () => {
