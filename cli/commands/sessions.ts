@@ -99,7 +99,7 @@ function describeSession(s: SessionView): string {
     `  from:     ${s.source_ip ?? 'unknown'}`,
     `  started:  ${s.started_at}`,
     `  ended:    ${s.ended_at === null ? 'still open (or the gateway stopped without closing it)' : `${s.ended_at}${s.end_reason ? ` (${s.end_reason})` : ''}`}`,
-    `  recorded: ${s.entries} ${s.unit}, ${s.denies} denied, by gateway ${s.gateway} (${s.format})`,
+    `  recorded: ${s.entries} ${s.entries === 1 ? s.unit.replace(/s$/, '') : s.unit}, ${s.denies} denied, by gateway ${s.gateway} (${s.format})`,
   ];
   if (s.dropped_entries > 0) lines.push(`  WARNING:  ${s.dropped_entries} entr${s.dropped_entries === 1 ? 'y was' : 'ies were'} lost while recording; the transcript is incomplete (gaps in seq)`);
   return `${lines.join('\n')}\n`;

@@ -397,6 +397,7 @@ describe('ExternalProcessor: evidence', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/ALLOW {2}GET https:\/\/crm\.internal\/api\/customers\?limit=2&access_token=\[REDACTED\] → 200 OK {2}\(.*masked customers\[\*\]\.email×2/);
     expect(text.stdout).toContain(`decision ${meta.decision_id}, audit gw-ext-proc#${meta.audit!.seq}`);
+    expect(text.stdout).toMatch(/recorded: 1 exchange, 0 denied/);
 
     const har = runCli(['sessions', 'replay', meta.session_id, '-c', configFile, '--har']);
     expect(har.code).toBe(0);
