@@ -76,6 +76,8 @@ export function fileKeySet(path: string, toJwks: (json: unknown) => JSONWebKeySe
       const s = await stat(path, { bigint: true });
       fingerprint = `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
     } catch (err) {
+      // Forgotten, so the next token within recheckMs fails too instead of using the old keys.
+      loaded = undefined;
       throw new TokenError('jwks_unavailable', `cannot read key set ${path}: ${oneLine(err)}`);
     }
     if (loaded?.fingerprint !== fingerprint) {
@@ -85,6 +87,7 @@ export function fileKeySet(path: string, toJwks: (json: unknown) => JSONWebKeySe
       try {
         loaded = { fingerprint, keys: await current.keys };
       } catch (err) {
+        loaded = undefined;
         throw new TokenError('jwks_unavailable', `cannot load key set ${path}: ${oneLine(err)}`);
       } finally {
         if (pending === current) pending = undefined;

@@ -67,6 +67,24 @@ describe('jwks_file', () => {
     expect(await reasonOf(v, token)).toBe('unknown_key');
   });
 
+  it('once it has seen the file gone or broken, refuses every token until it is good again, within the recheck window too', async () => {
+    const k1 = testKey('ES256', 'k1');
+    const file = join(dir, 'jwks.json');
+    writeFileSync(file, JSON.stringify(jwksOf(k1)));
+    const v = createTokenVerifier(identityConfig({ jwks_file: file }), { keyFileRecheckMs: 300 });
+    const token = tokenFrom(k1);
+    expect(await reasonOf(v, token)).toBe('accepted');
+    await new Promise((r) => setTimeout(r, 400));
+    writeFileSync(file, '{"keys": not json');
+    expect(await reasonOf(v, token)).toBe('jwks_unavailable');
+    // Within the window: the old keys are not used again.
+    expect(await reasonOf(v, token)).toBe('jwks_unavailable');
+    await new Promise((r) => setTimeout(r, 400));
+    rmSync(file);
+    expect(await reasonOf(v, token)).toBe('jwks_unavailable');
+    expect(await reasonOf(v, token)).toBe('jwks_unavailable');
+  });
+
   it('fails closed while the file is missing or not a key set', async () => {
     const k1 = testKey('ES256', 'k1');
     const file = join(dir, 'jwks.json');
