@@ -11,11 +11,10 @@ import type { Logger } from 'pino';
 import type { AuthorizeResult, Authorizer } from '../../engine/authorize/authorizer.js';
 import type { HttpTargetConfig, TargetConfig } from '../../engine/config/schema.js';
 import type { HashKey } from '../../engine/masking/strategies.js';
-import type { Decision } from '../../engine/policy/decision.js';
 import type { ExchangeMetadata } from '../exchange-metadata.js';
 import { allowResponse, denyResponse, type CheckResponse, type Credential } from './check-response.js';
 import { envoyInput, type CheckAttributes } from './envoy-input.js';
-import { fieldMaskProblem } from './mask-plan.js';
+import { MaskPlanCheck } from './mask-plan.js';
 
 export interface CheckServiceOptions {
   targets: readonly TargetConfig[];
@@ -41,6 +40,7 @@ export function createCheckService(options: CheckServiceOptions) {
   const httpTargets = new Map(options.targets.filter((t): t is HttpTargetConfig => t.kind === 'http').map((t) => [t.name, t]));
   const otherTargets = new Map(options.targets.filter((t) => t.kind !== 'http').map((t) => [t.name, t.kind]));
   const retryAfter = options.ticketRetrySeconds ?? 30;
+  const maskPlans = new MaskPlanCheck(options.hashKey);
 
   async function check(request: CheckRequest, cancellation: LazyCancellation, deadline: number | undefined): Promise<CheckResponse> {
     const attributes = request.attributes ?? {};
@@ -67,10 +67,10 @@ export function createCheckService(options: CheckServiceOptions) {
         return cancellation.signal;
       },
       holdDeadline: deadline,
-      enforce: async (decision) => fieldMaskProblem(decision.mask, options.hashKey),
+      enforce: async (decision) => maskPlans.problem(decision.mask),
     });
     if (result.decision.action !== 'allow' || !target) return denied(result);
-    return allowResponse(result.decision, credentialOf(target), exchangeOf(result, target, sessionId, sourceIp, result.decision));
+    return allowResponse(result.decision, credentialOf(target), exchangeOf(result, target, sessionId, sourceIp));
   }
 
   function denied(result: AuthorizeResult, unauthenticated = false): CheckResponse {
@@ -112,7 +112,7 @@ function credentialOf(target: HttpTargetConfig): Credential {
   return { header: target.credentials.header.toLowerCase(), value: target.credentials.value.reveal() };
 }
 
-function exchangeOf(result: AuthorizeResult, target: HttpTargetConfig, sessionId: string, sourceIp: string | null, decision: Decision): ExchangeMetadata {
+function exchangeOf(result: AuthorizeResult, target: HttpTargetConfig, sessionId: string, sourceIp: string | null): ExchangeMetadata {
   const identity = result.identity!;
   return {
     decision_id: result.decision_id,
@@ -121,7 +121,7 @@ function exchangeOf(result: AuthorizeResult, target: HttpTargetConfig, sessionId
     identity: { sub: identity.sub, iss: identity.iss, groups: [...identity.groups], agent: identity.agent, act: identity.act ? { sub: identity.act.sub } : null },
     source_ip: sourceIp,
     audit: result.audit ? { stream: result.audit.stream, seq: result.audit.seq } : null,
-    mask: decision.mask.flatMap((rule) => (rule.field === undefined ? [] : [{
+    mask: result.decision.mask.flatMap((rule) => (rule.field === undefined ? [] : [{
       field: rule.field,
       strategy: rule.strategy,
       ...(rule.detectors ? { detectors: rule.detectors } : {}),

@@ -59,3 +59,11 @@ export function devToken(config: string, sub: string, groups: readonly string[],
   if (res.code !== 0) throw new Error(`gatehouse token failed: ${res.stderr}`);
   return res.stdout.trim();
 }
+
+/** Stops a `gatehouse serve` started by startServe, as an operator's SIGTERM would, and waits for it to exit. */
+export async function stopServe(serve: ReturnType<typeof startCli>): Promise<void> {
+  if (serve.exitCode !== null) return;
+  const exited = new Promise((resolve) => serve.once('exit', resolve));
+  serve.kill('SIGTERM');
+  await exited;
+}

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
 import { envoyServices } from '../../ext-authz/envoy-protos.js';
-import { devToken, freePort, startServe, type startCli } from './cli.js';
+import { devToken, freePort, startServe, stopServe, type startCli } from './cli.js';
 import { makeBundle, policiesWithApprovalMode } from './gateway-bundle.js';
 import { makeTempDir, removeDir } from './opa.js';
 
@@ -131,8 +131,7 @@ ${options.targetsYaml ?? ''}
       authorizationClient: () => client,
       async stop() {
         client.close();
-        serve.kill('SIGTERM');
-        await new Promise((resolve) => (serve.exitCode !== null ? resolve(null) : serve.once('exit', resolve)));
+        await stopServe(serve);
         removeDir(dir);
       },
     };

@@ -9,7 +9,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams, ty
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { devToken, freePort, startServe, type startCli } from './cli.js';
+import { devToken, freePort, startServe, stopServe, type startCli } from './cli.js';
 import { makeBundle, policiesWithApprovalMode } from './gateway-bundle.js';
 import { makeTempDir, removeDir } from './opa.js';
 import { postgresBinDir, startPostgres, type PostgresServer } from './postgres.js';
@@ -192,8 +192,7 @@ targets:
         return client;
       },
       async stop() {
-        serve.kill('SIGTERM');
-        await new Promise((resolve) => (serve.exitCode !== null ? resolve(null) : serve.once('exit', resolve)));
+        await stopServe(serve);
         await server.stop();
         removeDir(dir);
       },
