@@ -165,7 +165,7 @@ bench-audit: system-deps deps ## Durable audit events/s through AuditLog vs raw 
 
 .PHONY: bench-postgres
 bench-postgres: system-deps deps build bundle ## pgbench -S TPS direct vs pgbouncer vs Gatehouse (ratios), and masked rows/s end to end
-	npx tsx bench/postgres.ts
+	npx tsx bench/postgres/run.ts
 
 .PHONY: bench-pg-fuzz
 bench-pg-fuzz: deps ## Frontend parser fuzz: 1M generated inputs (only messages or FrontendProtocolError), inputs/s and MB/s vs pg-protocol's backend Parser

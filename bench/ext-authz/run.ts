@@ -47,7 +47,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { AUTHORIZATION_PROTO, ENVOY_PROTO_DIRS } from '../../ext-authz/envoy-protos.js';
-import { busySeconds, summariseProfile, type CpuProfile } from './profile-summary.js';
+import { reportProfiles } from '../lib/profile-summary.js';
 import { cleanUp, daemon, freePort, listening, must, onCleanup, run, stop, waitFor } from '../lib/processes.js';
 
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 50);
@@ -460,23 +460,7 @@ async function profile(gatehouse: Peer, requestFile: string, child: ChildProcess
   const to = Number(process.hrtime.bigint() / 1000n);
   console.log(`  gatehouse under --cpu-prof: ${int(f.rps)} RPS, p50 ${ms(f.p50)}, p99 ${ms(f.p99)} (the profiler itself costs some)`);
   await stop(child);
-  // One profile per thread: the main thread (tid 0 in the name) and, e.g., the SQLite writer's worker.
-  const files = existsSync(profileDir) ? readdirSync(profileDir).filter((name) => name.endsWith('.cpuprofile')).sort() : [];
-  const main = files.find((name) => /\.0\.\d+\.cpuprofile$/.test(name)) ?? files[0];
-  if (!main) throw new Error(`gatehouse serve wrote no CPU profile in ${profileDir} (did it exit cleanly on SIGTERM?)`);
-  rmSync(PROFILE_DIR, { recursive: true, force: true });
-  mkdirSync(PROFILE_DIR, { recursive: true });
-  const kept = join(PROFILE_DIR, 'gatehouse-check.cpuprofile');
-  writeFileSync(kept, readFileSync(join(profileDir, main)));
-  console.log(summariseProfile(JSON.parse(readFileSync(kept, 'utf8')) as CpuProfile, { window: { from, to } }));
-  for (const [i, name] of files.filter((n) => n !== main).entries()) {
-    const profileOf = JSON.parse(readFileSync(join(profileDir, name), 'utf8')) as CpuProfile;
-    if (busySeconds(profileOf, { from, to }) < 0.1) continue;
-    const worker = join(PROFILE_DIR, `gatehouse-worker-${i + 1}.cpuprofile`);
-    writeFileSync(worker, JSON.stringify(profileOf));
-    console.log(summariseProfile(profileOf, { window: { from, to }, top: 3, title: `worker thread ${i + 1} (busy includes time blocked in native calls such as fsync)` }));
-  }
-  console.log(`  profile: ${kept} (open in Chrome DevTools → Performance, or speedscope)`);
+  console.log(reportProfiles(profileDir, PROFILE_DIR, 'gatehouse-check', { window: { from, to }, title: 'CPU profile of the Check server' }));
 }
 
 let failed = false;

@@ -61,6 +61,8 @@ export function run(command: string, args: string[], options: SpawnOptions & { i
       forget();
       resolveRun({ code: code ?? -1, stdout, stderr });
     });
+    // A child that exits without reading its input (a failing tool) must not crash the bench: its exit code says what happened.
+    child.stdin!.on('error', () => {});
     child.stdin!.end(options.input ?? '');
   });
 }

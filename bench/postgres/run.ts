@@ -34,16 +34,19 @@
 //
 // Knobs: CLIENTS, THREADS, SECONDS, SCALE, ROUNDS (pgbench runs per path and
 // mode, default 3, median reported; each round starts with another path),
-// MASK_ROWS, MASK_RUNS. It only prints; nothing is asserted
-// about speed.
+// MASK_ROWS, MASK_RUNS, PROFILE=prepared|simple (instead of the comparison:
+// one pgbench run through Gatehouse under --cpu-prof, and where the gateway's
+// time went; the profile is kept in build/postgres-profile). It only prints;
+// nothing is asserted about speed.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { postgresBinDir, startPostgres, type PostgresServer } from '../tests/helpers/postgres.js';
-import { cleanUp, daemon, freePort, listening, must, onCleanup, run, waitFor, type Result } from './lib/processes.js';
+import { postgresBinDir, startPostgres, type PostgresServer } from '../../tests/helpers/postgres.js';
+import { cleanUp, daemon, freePort, listening, must, onCleanup, run, stop, waitFor, type Result } from '../lib/processes.js';
+import { reportProfiles } from '../lib/profile-summary.js';
 
 const CLIENTS = Number(process.env.CLIENTS ?? 8);
 const THREADS = Number(process.env.THREADS ?? 2);
@@ -52,10 +55,12 @@ const SCALE = Number(process.env.SCALE ?? 10);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const MASK_ROWS = Number(process.env.MASK_ROWS ?? 200_000);
 const MASK_RUNS = Number(process.env.MASK_RUNS ?? 5);
+const PROFILE = process.env.PROFILE as 'prepared' | 'simple' | undefined;
 const TARGET_RATIO = 0.75;
 const TARGET_MASK_ROWS_PER_SECOND = 200_000;
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '../..');
 const CLI = join(root, 'dist/cli/main.js');
 const BUNDLE = join(root, 'build/bundle.tar.gz');
 const TARGET = 'orders-db';
@@ -63,6 +68,7 @@ const ROLE = 'bench';
 const DATABASE = 'bench';
 const PASSWORD = randomBytes(12).toString('hex');
 const SERVER_USER = 'postgres';
+const PROFILE_DIR = join(root, 'build/postgres-profile');
 
 function which(tool: string): string | null {
   for (const dir of ['/usr/sbin', '/usr/bin', '/sbin', '/bin', ...(process.env.PATH ?? '').split(':')]) {
@@ -80,7 +86,26 @@ function serverOwner(): { uid: number; gid: number } | null {
 
 // ── What is measured ────────────────────────────────────────────────────
 
-interface Path { name: string; port: number; user: string; password: () => string }
+interface Path {
+  name: string; label: string; port: number; user: string; password: () => string;
+  /** The proxy's process, whose CPU time per transaction is reported. */
+  pid?: number;
+}
+
+/** What one pgbench run measured: TPS, and the proxy's CPU time per transaction (µs, user + system, all threads). */
+interface Run { tps: number; cpuUs: number | null }
+
+/** User + system CPU seconds a process has used so far, all threads (/proc/<pid>/stat, Linux). */
+function cpuSeconds(pid: number): number | null {
+  try {
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 const bin = postgresBinDir();
 const tool = (name: string) => join(bin, name);
@@ -93,7 +118,8 @@ function psql(path: Path, args: string[], input?: string): Promise<Result> {
   return run(tool('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(path.port), '-U', path.user, '-d', DATABASE, ...args], { env: clientEnv(path), input });
 }
 
-async function pgbench(path: Path, mode: 'prepared' | 'simple', seconds: number): Promise<number> {
+async function pgbench(path: Path, mode: 'prepared' | 'simple', seconds: number): Promise<Run> {
+  const cpuBefore = path.pid ? cpuSeconds(path.pid) : null;
   const out = await must(`pgbench -M ${mode} via ${path.name}`, run(tool('pgbench'), [
     '-S', '-n', '-M', mode, '-c', String(CLIENTS), '-j', String(THREADS), '-T', String(seconds),
     '-h', '127.0.0.1', '-p', String(path.port), '-U', path.user, DATABASE,
@@ -102,7 +128,10 @@ async function pgbench(path: Path, mode: 'prepared' | 'simple', seconds: number)
   const failed = /number of failed transactions: (\d+)/.exec(out);
   if (!tps) throw new Error(`pgbench via ${path.name}: no TPS in its output:\n${out}`);
   if (failed && Number(failed[1]) > 0) throw new Error(`pgbench via ${path.name}: ${failed[1]} failed transactions:\n${out}`);
-  return Number(tps[1]);
+  const cpuAfter = path.pid ? cpuSeconds(path.pid) : null;
+  const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? NaN);
+  const cpuUs = cpuBefore !== null && cpuAfter !== null && transactions > 0 ? ((cpuAfter - cpuBefore) * 1e6) / transactions : null;
+  return { tps: Number(tps[1]), cpuUs };
 }
 
 /** Milliseconds per fetch of `sql` on one psql connection: a warm-up, then MASK_RUNS timed runs. */
@@ -120,6 +149,7 @@ const fmt = (n: number, width = 10) => Math.round(n).toLocaleString('en-US').pad
 // ── The run ─────────────────────────────────────────────────────────────
 
 async function main(): Promise<void> {
+  if (PROFILE && PROFILE !== 'prepared' && PROFILE !== 'simple') throw new Error(`PROFILE=${String(PROFILE)}: say PROFILE=prepared or PROFILE=simple`);
   for (const [file, fix] of [[CLI, 'make build'], [BUNDLE, 'make bundle']] as const) {
     if (!existsSync(file)) throw new Error(`${file} is missing; run \`${fix}\` (make bench-postgres does)`);
   }
@@ -135,8 +165,8 @@ async function main(): Promise<void> {
   const server: PostgresServer = await startPostgres({ hba: [`host all ${ROLE} 127.0.0.1/32 scram-sha-256`] });
   onCleanup(() => server.stop());
   const pgPort = Number(new URL(server.url).port);
-  const superuser: Path = { name: 'superuser', port: pgPort, user: 'postgres', password: () => '' };
-  const direct: Path = { name: 'direct', port: pgPort, user: ROLE, password: () => PASSWORD };
+  const superuser: Path = { name: 'superuser', label: 'superuser', port: pgPort, user: 'postgres', password: () => '' };
+  const direct: Path = { name: 'direct', label: 'direct', port: pgPort, user: ROLE, password: () => PASSWORD };
   await must('creating the bench role', run(tool('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres'], {
     env: clientEnv(superuser),
     input: `SET password_encryption = 'scram-sha-256';\nCREATE ROLE ${ROLE} LOGIN PASSWORD '${PASSWORD}';\nCREATE DATABASE ${DATABASE} OWNER ${ROLE};\n`,
@@ -186,7 +216,14 @@ log_disconnections = 0
   const bouncerLog = join(dir, 'pgbouncer.out');
   const bouncer = daemon('pgbouncer', pgbouncerBin, [ini], bouncerLog, owner ? { uid: owner.uid, gid: owner.gid, cwd: dir } : { cwd: dir });
   await waitFor('pgbouncer', bouncer, bouncerLog, listening(bouncerPort));
-  const viaBouncer: Path = { name: 'pgbouncer', port: bouncerPort, user: ROLE, password: () => PASSWORD };
+  const viaBouncer: Path = { name: 'pgbouncer', label: 'pgbouncer (session)', port: bouncerPort, user: ROLE, password: () => PASSWORD, pid: bouncer.pid };
+
+  // The ceiling for any Node proxy: bytes relayed, nothing else.
+  const relayPort = await freePort();
+  const relayLog = join(dir, 'noop-relay.log');
+  const relay = daemon('noop-relay', process.execPath, ['--import', 'tsx', join(here, 'noop-relay.ts'), String(relayPort), String(pgPort)], relayLog, { cwd: root });
+  await waitFor('noop-relay', relay, relayLog, listening(relayPort));
+  const viaNodeRelay: Path = { name: 'node-relay', label: 'no-op Node relay', port: relayPort, user: ROLE, password: () => PASSWORD, pid: relay.pid };
 
   // Gatehouse, with the upstream password from the environment.
   const apiPort = await freePort();
@@ -211,12 +248,14 @@ targets:
       password: \${env:BENCH_DB_PASSWORD}
 `);
   const serveLog = join(dir, 'gatehouse.log');
-  const serve = daemon('gatehouse serve', process.execPath, [CLI, 'serve', '--config', config], serveLog, {
+  const cpuProfileDir = join(dir, 'cpu-profile');
+  const nodeArgs = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir] : [];
+  const serve = daemon('gatehouse serve', process.execPath, [...nodeArgs, CLI, 'serve', '--config', config], serveLog, {
     env: { ...process.env, BENCH_DB_PASSWORD: PASSWORD },
   });
   await waitFor('gatehouse serve', serve, serveLog, async () => (await fetch(`http://127.0.0.1:${apiPort}/health`)).ok && (await listening(proxyPort)()));
   const token = (await must('gatehouse token', run(process.execPath, [CLI, 'token', '-c', config, '--sub', 'agent:bench', '--groups', 'analysts', '--ttl', '1h']))).trim();
-  const viaGatehouse: Path = { name: 'gatehouse', port: proxyPort, user: TARGET, password: () => token };
+  const viaGatehouse: Path = { name: 'gatehouse', label: 'gatehouse', port: proxyPort, user: TARGET, password: () => token, pid: serve.pid };
 
   // Every path answers, and Gatehouse masks what it should.
   for (const path of [direct, viaBouncer, viaGatehouse]) {
@@ -241,22 +280,41 @@ targets:
   await pgbench(direct, 'prepared', 3);
   await pgbench(viaGatehouse, 'simple', 3);
 
-  const paths = [direct, viaBouncer, viaGatehouse];
+  if (PROFILE) {
+    // Samples carry CLOCK_MONOTONIC times, the clock hrtime reads: only the timed run counts.
+    const from = Number(process.hrtime.bigint() / 1000n);
+    const { tps, cpuUs } = await pgbench(viaGatehouse, PROFILE, SECONDS);
+    const to = Number(process.hrtime.bigint() / 1000n);
+    console.log(`  gatehouse under --cpu-prof, -M ${PROFILE}: ${fmt(tps, 0)} TPS, ${cpuUs?.toFixed(0) ?? '?'} µs of gateway CPU per transaction (the profiler itself costs some)`);
+    await stop(serve);
+    console.log(reportProfiles(cpuProfileDir, PROFILE_DIR, `gatehouse-pgbench-${PROFILE}`, { window: { from, to }, title: 'CPU profile of the Postgres proxy' }));
+    return;
+  }
+
+  const paths = [direct, viaBouncer, viaNodeRelay, viaGatehouse];
   const verdicts: string[] = [];
-  console.log(`  ${'mode'.padEnd(9)}${'direct TPS'.padStart(12)}${'pgbouncer TPS'.padStart(15)}${'gatehouse TPS'.padStart(15)}${'pgbouncer/direct'.padStart(18)}${'gatehouse/direct'.padStart(18)}`);
   for (const mode of ['prepared', 'simple'] as const) {
-    const tps = new Map<string, number[]>(paths.map((p) => [p.name, []]));
+    const runs = new Map<string, Run[]>(paths.map((p) => [p.name, []]));
     for (let round = 0; round < ROUNDS; round++) {
       // Each round starts with another path, so none always runs first (or right after the slowest).
       for (let i = 0; i < paths.length; i++) {
         const path = paths[(round + i) % paths.length]!;
-        tps.get(path.name)!.push(await pgbench(path, mode, SECONDS));
+        runs.get(path.name)!.push(await pgbench(path, mode, SECONDS));
       }
     }
-    const [d, b, g] = paths.map((p) => median(tps.get(p.name)!)) as [number, number, number];
-    const rb = b / d;
-    const rg = g / d;
-    console.log(`  ${mode.padEnd(9)}${fmt(d, 12)}${fmt(b, 15)}${fmt(g, 15)}${`${rb.toFixed(2)}×`.padStart(18)}${`${rg.toFixed(2)}×`.padStart(18)}`);
+    const tps = (path: Path) => median(runs.get(path.name)!.map((r) => r.tps));
+    // The proxy's own CPU time (user + system, /proc) over the transactions pgbench counted:
+    // on a shared 2-core box, what the others pay for the proxy.
+    const cpu = (path: Path) => {
+      const us = runs.get(path.name)!.flatMap((r) => (r.cpuUs === null ? [] : [r.cpuUs]));
+      return us.length ? `${median(us).toFixed(0)} µs` : '';
+    };
+    console.log(`  -M ${mode.padEnd(20)}${'TPS'.padStart(10)}${'÷ direct'.padStart(10)}${'proxy CPU per transaction'.padStart(28)}`);
+    for (const path of paths) {
+      console.log(`    ${path.label.padEnd(20)}${fmt(tps(path), 10)}${`${(tps(path) / tps(direct)).toFixed(2)}×`.padStart(10)}${cpu(path).padStart(28)}`);
+    }
+    const rb = tps(viaBouncer) / tps(direct);
+    const rg = tps(viaGatehouse) / tps(direct);
     const met = rg >= TARGET_RATIO && rg > rb;
     verdicts.push(`-M ${mode}: ${met ? 'met' : 'NOT met'} (${rg.toFixed(2)}× ${rg >= TARGET_RATIO ? '≥' : '<'} ${TARGET_RATIO}×, ${rg > rb ? 'above' : 'not above'} pgbouncer's ${rb.toFixed(2)}×)`);
   }

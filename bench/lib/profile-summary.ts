@@ -4,16 +4,25 @@
 // audit, store, gRPC, ...), so native calls and library frames count for
 // the stage that made them. Also the top functions by self time.
 //
-//   npx tsx bench/ext-authz/profile-summary.ts build/ext-authz-profile/gatehouse-check.cpuprofile
+//   npx tsx bench/lib/profile-summary.ts build/ext-authz-profile/gatehouse-check.cpuprofile
+
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 interface CallFrame { functionName: string; url: string; lineNumber: number }
 interface ProfileNode { id: number; callFrame: CallFrame; children?: number[] }
 export interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
 
-/** Stages, tried innermost frame first; the first rule a frame matches names the sample's stage. */
-const STAGES: [string, (f: CallFrame) => boolean][] = [
+/** WebAssembly frames carry no source: whose they are is said by the nearest JS frame that called them. */
+const isWasm = (f: CallFrame) => f.url.startsWith('wasm://') || /^wasm-function|^\$?js-to-wasm|^wasm-to-js/.test(f.functionName);
+
+/**
+ * Stages, tried innermost frame first; the first rule a frame matches names the sample's stage.
+ * `caller` is the URL of the nearest non-WebAssembly frame at or above the frame.
+ */
+const STAGES: [string, (f: CallFrame, caller: string) => boolean][] = [
   ['JWT verification (engine/identity, jose, node:crypto)', (f) => /\/engine\/identity\/|\/node_modules\/jose\//.test(f.url)],
-  ['policy: WASM evaluation', (f) => f.url.startsWith('wasm://') || /^wasm-function|^\$?js-to-wasm|^wasm-to-js/.test(f.functionName)],
+  ['policy: WASM evaluation', (f, caller) => isWasm(f) && caller.includes('/@open-policy-agent/opa-wasm/')],
   ['policy: opa-wasm JS (input/result JSON)', (f) => f.url.includes('/@open-policy-agent/opa-wasm/')],
   ['policy: evaluator and decision validation (engine/policy)', (f) => f.url.includes('/engine/policy/')],
   ['audit event: build, canonical JSON, hash chain (engine/audit)', (f) => f.url.includes('/engine/audit/')],
@@ -23,12 +32,15 @@ const STAGES: [string, (f: CallFrame) => boolean][] = [
   ['authorizer glue (engine/authorize)', (f) => f.url.includes('/engine/authorize/')],
   ['metrics and logging (engine/observability, prom-client, pino)', (f) => /\/engine\/observability\/|\/prom-client\/|\/pino/.test(f.url)],
   ['Check service: input document, response (ext-authz/)', (f) => f.url.includes('/ext-authz/')],
+  ['Postgres proxy: SQL analysis (libpg-query, facts walk)', (f, caller) => /\/proxies\/postgres\/sql\/|\/libpg-query\//.test(isWasm(f) ? caller : f.url)],
+  ['Postgres proxy: masking (DataRow rewrite, detectors)', (f) => /\/proxies\/postgres\/masking\/|\/proxies\/postgres\/protocol\/data-row|\/engine\/masking\//.test(f.url)],
+  ['Postgres proxy: wire protocol, relay, session', (f) => /\/proxies\/postgres\/|\/pg-protocol\//.test(f.url)],
   ['other Gatehouse code (engine/, cli/, api/)', (f) => /\/(engine|cli|api)\//.test(f.url) && !f.url.includes('/node_modules/')],
   ['proto decode/encode (protobufjs, proto-loader)', (f) => /\/protobufjs\/|\/@grpc\/proto-loader\//.test(f.url)],
   ['grpc-js (calls, metadata, HTTP/2 glue)', (f) => f.url.includes('/@grpc/grpc-js/')],
 ];
 /** When no stage frame is on the stack. */
-const FALLBACKS: [string, (f: CallFrame) => boolean][] = [
+const FALLBACKS: [string, (f: CallFrame, caller: string) => boolean][] = [
   ['node: HTTP/2 and sockets', (f) => /node:internal\/(http2|net|stream_base_commons)|node:http2|node:net/.test(f.url)],
   ['node: timers, promises, streams, other internals', (f) => f.url.startsWith('node:')],
 ];
@@ -60,11 +72,18 @@ export function busySeconds(profile: CpuProfile, window?: { from: number; to: nu
 }
 
 export function summariseProfile(profile: CpuProfile, options: { window?: { from: number; to: number }; top?: number; title?: string } = {}): string {
-  const { window, top = 15, title = 'CPU profile of the Check server' } = options;
+  const { window, top = 15, title = 'CPU profile' } = options;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 
+  const callerUrl = (id: number): string => {
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const frame = byId.get(at)!.callFrame;
+      if (!isWasm(frame)) return frame.url;
+    }
+    return '';
+  };
   const stageOf = new Map<number, string>();
   const stage = (id: number): string => {
     const known = stageOf.get(id);
@@ -74,7 +93,8 @@ export function summariseProfile(profile: CpuProfile, options: { window?: { from
     for (const rules of [STAGES, FALLBACKS]) {
       for (let at: number | undefined = id; !found && at !== undefined; at = parent.get(at)) {
         const frame = byId.get(at)!.callFrame;
-        found = rules.find(([, match]) => match(frame))?.[0];
+        const caller = callerUrl(at);
+        found = rules.find(([, match]) => match(frame, caller))?.[0];
       }
       if (found) break;
     }
@@ -133,8 +153,32 @@ function shortUrl(url: string): string {
   return m ? m[0].slice(1) : url.replace(/^file:\/\//, '');
 }
 
+/**
+ * The profiles a process wrote under `--cpu-prof-dir` (one per thread), summarised over
+ * `window`; the main thread's is kept as `<keepDir>/<name>.cpuprofile`, and each worker that
+ * was busy as `<name>-worker-N.cpuprofile`. Read them after the process exited.
+ */
+export function reportProfiles(profileDir: string, keepDir: string, name: string, options: { window: { from: number; to: number }; title: string }): string {
+  const files = existsSync(profileDir) ? readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).sort() : [];
+  // The main thread is tid 0 in the file name.
+  const main = files.find((f) => /\.0\.\d+\.cpuprofile$/.test(f)) ?? files[0];
+  if (!main) throw new Error(`no CPU profile in ${profileDir} (did the process exit cleanly on SIGTERM?)`);
+  rmSync(keepDir, { recursive: true, force: true });
+  mkdirSync(keepDir, { recursive: true });
+  const kept = join(keepDir, `${name}.cpuprofile`);
+  writeFileSync(kept, readFileSync(join(profileDir, main)));
+  const parts = [summariseProfile(JSON.parse(readFileSync(kept, 'utf8')) as CpuProfile, { window: options.window, title: options.title })];
+  for (const [i, file] of files.filter((f) => f !== main).entries()) {
+    const worker = JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as CpuProfile;
+    if (busySeconds(worker, options.window) < 0.1) continue;
+    writeFileSync(join(keepDir, `${name}-worker-${i + 1}.cpuprofile`), JSON.stringify(worker));
+    parts.push(summariseProfile(worker, { window: options.window, top: 3, title: `worker thread ${i + 1} (busy includes time blocked in native calls such as fsync)` }));
+  }
+  parts.push(`  profile: ${kept} (open in Chrome DevTools → Performance, or speedscope)`);
+  return parts.join('\n');
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { readFileSync } = await import('node:fs');
   const file = process.argv[2];
   if (!file) {
     console.error('usage: profile-summary.ts <file.cpuprofile>');
