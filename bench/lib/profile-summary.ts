@@ -33,7 +33,7 @@ const STAGES: [string, (f: CallFrame, caller: string) => boolean][] = [
   ['metrics and logging (engine/observability, prom-client, pino)', (f) => /\/engine\/observability\/|\/prom-client\/|\/pino/.test(f.url)],
   ['Check service: input document, response (ext-authz/)', (f) => f.url.includes('/ext-authz/')],
   ['Postgres proxy: SQL analysis (libpg-query, facts walk)', (f, caller) => /\/proxies\/postgres\/sql\/|\/libpg-query\//.test(isWasm(f) ? caller : f.url)],
-  ['Postgres proxy: masking (DataRow rewrite, detectors)', (f) => /\/proxies\/postgres\/masking\/|\/proxies\/postgres\/protocol\/data-row|\/engine\/masking\//.test(f.url)],
+  ['masking (engine/masking, Postgres DataRow rewrite)', (f) => /\/proxies\/postgres\/masking\/|\/proxies\/postgres\/protocol\/data-row|\/engine\/masking\//.test(f.url)],
   ['Postgres proxy: wire protocol, relay, session', (f) => /\/proxies\/postgres\/|\/pg-protocol\//.test(f.url)],
   ['other Gatehouse code (engine/, cli/, api/)', (f) => /\/(engine|cli|api)\//.test(f.url) && !f.url.includes('/node_modules/')],
   ['proto decode/encode (protobufjs, proto-loader)', (f) => /\/protobufjs\/|\/@grpc\/proto-loader\//.test(f.url)],

@@ -54,6 +54,13 @@ export interface AuthorizeHooks {
    * enforced. It can only take away, never allow.
    */
   enforce?(decision: Decision): Promise<string | null>;
+  /**
+   * The front end will ask again once it knows the whole request (a Postgres
+   * Parse: the parameter values come with each Bind), so an approval asked
+   * now would bind less than what runs. An `approve` decision is audited as
+   * it stands (pending, no approval request) and returned to be asked again.
+   */
+  approvalLater?: boolean;
 }
 
 /** Why a request was refused before policy could decide it. */
@@ -230,7 +237,7 @@ export class Authorizer {
       enforce: hooks.enforce,
     };
     const first = this.firstEvaluation(request, req.cacheKey);
-    if (first.decision.action !== 'approve') return this.record(request, first, null);
+    if (first.decision.action !== 'approve' || hooks.approvalLater) return this.record(request, first, null);
     return this.approve(request, first, hooks);
   }
 

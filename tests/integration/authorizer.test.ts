@@ -149,6 +149,20 @@ describe('holding for approval', () => {
     expect(result.approval?.status).toBe('expired');
   });
 
+  it('with approvalLater, an approve decision is audited as pending and no approval is asked for yet', async () => {
+    const sre = await token('agent-sre-2', ['sre-agents'], 'alice');
+    let held = false;
+    const result = await authorizer.authorize({ token: sre, target: 'orders-db', action: action('orders-update.json') }, {
+      approvalLater: true,
+      onHeld: () => (held = true),
+    });
+    expect(result.decision.action).toBe('approve');
+    expect(result.approval).toBeNull();
+    expect(held).toBe(false);
+    expect(await approvals.list()).toEqual([]);
+    expect((await storedEvents()).at(-1)).toMatchObject({ disposition: 'Pending Approval', unmapped: { approval_id: null } });
+  });
+
   it('ends held requests at shutdown, denied and audited', async () => {
     const sre = await token('agent-sre-2', ['sre-agents'], 'alice');
     let held = false;

@@ -23,7 +23,7 @@ interface ApprovalView {
   target: string;
   groups: string[];
   requester: { sub: string };
-  action: { action: { postgres: { text: string } } };
+  action: { action: { postgres: { text: string; parameters?: unknown[] } } };
 }
 
 interface Side {
@@ -119,19 +119,27 @@ function cli(s: Side, args: string[]): { code: number; stdout: string; stderr: s
 describe('hold mode: the statement waits for a human', () => {
   const UPDATE = 'UPDATE orders SET amount = 1 WHERE id = 10';
 
-  it('an approved named prepared statement runs once: binding it again is refused and audited', async () => {
+  it('an extended-protocol statement is approved with its values: binding it again, with other values, asks again', async () => {
     const client = await agent(hold);
-    const bump = { name: 'bump-12', text: 'UPDATE orders SET amount = amount + 1 WHERE id = 12' };
+    const bump = (by: string) => ({ name: 'bump-12', text: 'UPDATE orders SET amount = amount + $1 WHERE id = $2', values: [by, 12] });
     const before = Number(await amountOf(hold, 12));
-    const held = await runHeld(client, bump);
+    const held = await runHeld(client, bump('1'));
+    const pending = await approvalOf(hold, held.id);
+    expect(pending.action.action.postgres.text).toBe(bump('1').text);
+    expect(pending.action.action.postgres.parameters).toEqual([{ format: 'text', value: '1' }, { format: 'text', value: '12' }]);
     const approved = cli(hold, ['approvals', 'approve', held.id]);
     expect(approved.code, approved.stderr).toBe(0);
     expect((await held.result).rowCount).toBe(1);
 
-    // node-postgres binds the statement it prepared: no new Parse, so no new decision.
-    const again = await errorOf(client.query(bump));
-    expect(again.code).toBe('42501');
-    expect(again.message).toContain(`approval ${held.id} allowed one run of this prepared statement`);
+    // node-postgres binds the statement it prepared (no new Parse): the Bind, with its values, is asked about again.
+    const again = await runHeld(client, bump('1000'));
+    expect(again.id).not.toBe(held.id);
+    expect((await approvalOf(hold, again.id)).action.action.postgres.parameters).toEqual([{ format: 'text', value: '1000' }, { format: 'text', value: '12' }]);
+    expect(cli(hold, ['approvals', 'deny', again.id, '--reason', 'not that much']).code).toBe(0);
+    const error = await errorOf(again.result);
+    expect(error.code).toBe('42501');
+    expect(error.message).toContain(`approval ${again.id} was denied`);
+    expect(error.message).toContain('not that much');
     expect(Number(await amountOf(hold, 12))).toBe(before + 1);
     expect((await client.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
   });
@@ -201,7 +209,7 @@ describe('hold mode: the statement waits for a human', () => {
 describe('ticket mode: denied with the approval id, the approved retry runs once', () => {
   const UPDATE = 'UPDATE orders SET amount = 5 WHERE id = 12';
 
-  async function deniedTicket(client: pg.Client, sql: string): Promise<{ id: string; error: pg.DatabaseError }> {
+  async function deniedTicket(client: pg.Client, sql: string | pg.QueryConfig): Promise<{ id: string; error: pg.DatabaseError }> {
     const error = await errorOf(client.query(sql));
     expect(error.code).toBe('42501');
     const id = /approval ([0-9a-f-]{36}): /.exec(error.hint ?? '')?.[1];
@@ -245,5 +253,26 @@ describe('ticket mode: denied with the approval id, the approved retry runs once
     expect(second.id).not.toBe(first.id);
     expect(await amountOf(ticket, 12)).toBe('99.99');
     expect((await client.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+  });
+
+  it('an approval binds the values of an extended-protocol statement: the same text with other values needs its own', async () => {
+    const client = await agent(ticket);
+    const setAmount = (amount: string) => ({ text: 'UPDATE orders SET amount = $1 WHERE id = $2', values: [amount, 11] });
+    const before = await amountOf(ticket, 11);
+    const first = await deniedTicket(client, setAmount('7'));
+    expect((await approvalOf(ticket, first.id)).action.action.postgres.parameters).toEqual([{ format: 'text', value: '7' }, { format: 'text', value: '11' }]);
+    const approve = await fetch(`${ticket.stack.api}/v1/approvals/${first.id}/approve`, {
+      method: 'POST', headers: { authorization: `Bearer ${ticket.dba}`, 'content-type': 'application/json' }, body: '{}',
+    });
+    expect(approve.status).toBe(200);
+
+    const other = await deniedTicket(client, setAmount('7000'));
+    expect(other.id).not.toBe(first.id);
+    expect(await amountOf(ticket, 11)).toBe(before);
+
+    const result = await client.query(setAmount('7'));
+    expect([result.command, result.rowCount]).toEqual(['UPDATE', 1]);
+    expect(await amountOf(ticket, 11)).toBe('7.00');
+    expect((await approvalOf(ticket, first.id)).status).toBe('consumed');
   });
 });

@@ -12,6 +12,7 @@
 import type { AuthorizeResult, Authorizer } from '../../../engine/authorize/authorizer.js';
 import type { Identity } from '../../../engine/identity/identity.js';
 import type { Decision } from '../../../engine/policy/decision.js';
+import type { BoundValue } from './bound-values.js';
 import { analyseSqlSync, SqlAnalysisError, type StatementFacts } from '../sql/analyse.js';
 
 export interface SessionContext {
@@ -40,6 +41,10 @@ export interface DecideOptions {
   onHeld?(approvalId: string): void;
   /** See AuthorizeHooks.enforce: the proxy's last word on an allow, before it is audited. */
   enforce?(decision: Decision, statements: StatementFacts[]): Promise<string | null>;
+  /** The values bound to the statement (a Bind): policy input `postgres.parameters`, and part of what an approval binds. */
+  parameters?: BoundValue[];
+  /** See AuthorizeHooks.approvalLater: a Parse, whose values come with each Bind. */
+  approvalLater?: boolean;
 }
 
 const MEMO_LIMIT = 2000;
@@ -74,7 +79,7 @@ export class StatementDecider {
         token: undefined,
         identity: session.identity,
         target: session.target,
-        action: this.action(sql, protocol, analysed.facts),
+        action: this.action(sql, protocol, analysed.facts, options.parameters),
         sessionId: session.sessionId,
         sourceIp: session.sourceIp,
         cacheKey: analysed.key === undefined ? undefined : `${protocol}\0${analysed.key}`,
@@ -83,6 +88,7 @@ export class StatementDecider {
         signal: options.signal,
         onHeld: options.onHeld ? (approval) => options.onHeld!(approval.id) : undefined,
         enforce: options.enforce ? (decision) => options.enforce!(decision, analysed.facts) : undefined,
+        approvalLater: options.approvalLater,
       },
     );
     return { result, statements: analysed.facts };
@@ -97,9 +103,9 @@ export class StatementDecider {
     );
   }
 
-  private action(text: string, protocol: Protocol, statements: StatementFacts[]) {
+  private action(text: string, protocol: Protocol, statements: StatementFacts[], parameters?: BoundValue[]) {
     const { database, role } = this.session;
-    return { postgres: { database, role, protocol, text, statements } };
+    return { postgres: parameters ? { database, role, protocol, text, statements, parameters } : { database, role, protocol, text, statements } };
   }
 
   private analyse(sql: string): { facts: StatementFacts[]; key: string } | SqlAnalysisError {

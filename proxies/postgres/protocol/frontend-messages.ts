@@ -19,6 +19,11 @@ export const GSSENC_REQUEST_CODE = (1234 << 16) | 5680;
 /** Format codes of Bind parameters and results: 0 text, 1 binary. */
 export type FormatCode = 0 | 1;
 
+/** The format of value `i` under a list of format codes: none means all text, one applies to all, else one each. */
+export function formatAt(codes: readonly FormatCode[], i: number): FormatCode {
+  return codes.length === 0 ? 0 : codes.length === 1 ? codes[0]! : codes[i] ?? 0;
+}
+
 // ── Startup phase: a length, then the message, no type byte ──────────────
 
 export interface StartupMessage {

@@ -12,11 +12,12 @@ import type { MaskCount } from '../../../engine/audit/events.js';
 import type { AuthorizeResult } from '../../../engine/authorize/authorizer.js';
 import type { HashKey } from '../../../engine/masking/strategies.js';
 import { MaskPlans, type Catalog, type ResultMasking } from '../masking/result-masking.js';
-import type { Protocol, StatementDecider, StatementDecision } from '../policy/statement-decider.js';
+import { boundValues } from '../policy/bound-values.js';
+import type { DecideOptions, Protocol, StatementDecider, StatementDecision } from '../policy/statement-decider.js';
 import { decodeCommandTag, decodeError, decodeRowDescription, type Field } from '../protocol/backend-decode.js';
 import { BackendFramer } from '../protocol/backend-framer.js';
 import { errorResponse, noticeResponse, type ErrorFields, type TransactionStatus } from '../protocol/backend-writer.js';
-import type { FormatCode, FrontendMessage, FunctionCall } from '../protocol/frontend-messages.js';
+import { formatAt, type Bind, type FormatCode, type FrontendMessage, type FunctionCall } from '../protocol/frontend-messages.js';
 import type { StatementFacts } from '../sql/analyse.js';
 import { PendingResponses, type Pending } from './pending-responses.js';
 import type { DecidedSql, Portal, PreparedStatement, RunningStatement } from './statement-state.js';
@@ -85,8 +86,13 @@ export class Relay {
   private discarding = false;
   /** The server reported an error before the batch's Sync was forwarded: it ignores what follows up to Sync. */
   private serverSkipping = false;
-  /** Aborts the decision in progress (a wait for approval ends with a deny). */
-  private held: AbortController | null = null;
+  /**
+   * Aborts the decision in progress (a wait for approval ends with a deny).
+   * Kept from one decision to the next until it is used: most decisions never
+   * wait, and a controller per statement is a measurable cost.
+   */
+  private stopDeciding = new AbortController();
+  private deciding = false;
   private waitingForHuman = false;
   private ended = false;
 
@@ -105,14 +111,14 @@ export class Relay {
   cancel(): void {
     // While a statement waits for a human the server runs nothing of this session's: cancelling
     // it there could only hit the next statement.
-    this.held?.abort();
+    if (this.deciding) this.stopDeciding.abort();
     if (!this.waitingForHuman) this.options.cancelUpstream();
   }
 
   end(reason: string): void {
     if (this.ended) return;
     this.ended = true;
-    this.held?.abort();
+    if (this.deciding) this.stopDeciding.abort();
     this.upstream.destroy();
     this.options.onEnd(reason);
   }
@@ -128,11 +134,8 @@ export class Relay {
       case 'bind': {
         if (this.discarding) return;
         const statement = this.statements.get(message.statement);
-        if (statement?.approvalId) {
-          // An approval lets exactly that statement run once: a second Bind would run it again.
-          if (statement.spent) return this.refuseSpent(statement);
-          statement.spent = true;
-        }
+        // Approval was left for the Bind: only now are the values known that the approver must see.
+        if (statement?.decision.action === 'approve') return this.bindWithApproval(message, statement, raw);
         this.bind(message.portal, statement, message.resultFormats, raw);
         return;
       }
@@ -199,16 +202,34 @@ export class Relay {
   }
 
   private async parse(name: string, sql: string, raw: Buffer): Promise<void> {
-    const decided = await this.decide(sql, 'extended');
+    // Preparing runs nothing: a statement that needs approval is asked about at each Bind, with its values.
+    const decided = await this.decide(sql, 'extended', { approvalLater: true });
     if (!decided) return;
-    if (decided.decision.action !== 'allow') {
+    if (decided.decision.action === 'deny') {
       // Flush: a client that sent Parse and Flush waits for the answer before its Sync.
       this.refuse(decided, true, Buffer.concat([serialize.parse({ name, text: DENIED_STAND_IN }), serialize.flush()]));
       this.discarding = true;
       return;
     }
-    this.statements.set(name, { ...decided, name, columns: null, spent: false });
+    this.statements.set(name, { ...decided, name, columns: null });
     this.forward(raw, { kind: 'parseComplete' });
+  }
+
+  /** A statement policy wants approved: this Bind, with its values, is what a human approves and what runs once. */
+  private async bindWithApproval(bind: Bind, statement: PreparedStatement, raw: Buffer): Promise<void> {
+    const decided = await this.decide(statement.sql, 'extended', {
+      facts: statement.statements,
+      parameters: boundValues(bind.params, bind.paramFormats),
+    });
+    if (!decided) return;
+    if (decided.decision.action !== 'allow') {
+      // Binding a statement that does not exist fails on the server with no side effect, like the Parse stand-in.
+      this.refuse(decided, true, Buffer.concat([serialize.bind({ statement: NO_SUCH_STATEMENT }), serialize.flush()]));
+      this.discarding = true;
+      return;
+    }
+    // The portal runs under this decision (its approval, its mask plan), not the Parse's.
+    this.bind(bind.portal, { ...statement, ...decided, columns: null }, bind.resultFormats, raw);
   }
 
   private bind(portalName: string, statement: PreparedStatement | undefined, formats: readonly FormatCode[], raw: Buffer): void {
@@ -244,7 +265,10 @@ export class Relay {
     // Without the catalog the call is still decided (and audited), by its OID alone.
     const name = await this.options.catalog.functionName(call.functionOid).catch(() => null);
     const fact: StatementFacts = { kind: 'function_call', readonly: false, tables: [], functions: [name ?? `oid:${call.functionOid}`] };
-    const decided = await this.decide(`-- FunctionCall ${name ?? 'unknown function'} (oid ${call.functionOid})`, 'extended', [fact]);
+    const decided = await this.decide(`-- FunctionCall ${name ?? 'unknown function'} (oid ${call.functionOid})`, 'extended', {
+      facts: [fact],
+      parameters: boundValues(call.args, call.argFormats),
+    });
     if (!decided) return;
     if (decided.decision.action !== 'allow') {
       this.refuse(decided, false, serialize.query(DENIED_STAND_IN));
@@ -259,29 +283,20 @@ export class Relay {
     this.record(decided, Date.now(), null);
   }
 
-  private async refuseSpent(statement: PreparedStatement): Promise<void> {
-    const result = await this.options.decider.refuse(statement.sql, 'extended', statement.statements,
-      `approval ${statement.approvalId} allowed one run of this prepared statement; prepare it again to ask for another approval`);
-    if (this.ended) return;
-    const decided: DecidedSql = { ...statement, decision: result.decision, decisionId: result.decision_id, masking: null, audit: auditRef(result) };
-    // Binding a statement that does not exist fails on the server with no side effect, like the Parse stand-in.
-    this.refuse(decided, true, Buffer.concat([serialize.bind({ statement: NO_SUCH_STATEMENT }), serialize.flush()]));
-    this.discarding = true;
-  }
-
   /** Decides, with the mask plan prepared before the decision is audited; null when the session ended meanwhile. */
-  private async decide(sql: string, protocol: Protocol, facts?: StatementFacts[]): Promise<DecidedSql | null> {
+  private async decide(sql: string, protocol: Protocol, options: Pick<DecideOptions, 'facts' | 'parameters' | 'approvalLater'> = {}): Promise<DecidedSql | null> {
     if (this.options.expiresAtMs !== null && Date.now() >= this.options.expiresAtMs) {
       await this.options.onExpired();
       return null;
     }
-    this.held = new AbortController();
+    if (this.stopDeciding.signal.aborted) this.stopDeciding = new AbortController();
+    this.deciding = true;
     let masking: ResultMasking | null = null;
     let outcome: StatementDecision;
     try {
       outcome = await this.options.decider.decide(sql, protocol, {
-        facts,
-        signal: this.held.signal,
+        ...options,
+        signal: this.stopDeciding.signal,
         onHeld: (approvalId) => {
           this.waitingForHuman = true;
           this.heldNotice(approvalId);
@@ -296,7 +311,7 @@ export class Relay {
         },
       });
     } finally {
-      this.held = null;
+      this.deciding = false;
       this.waitingForHuman = false;
     }
     if (this.ended) return null;
@@ -502,10 +517,7 @@ function auditRef({ audit }: AuthorizeResult): DecidedSql['audit'] {
 
 /** A statement's columns as a Bind with these result format codes returns them (0 codes: all text; 1: all alike). */
 function inFormats(columns: readonly Field[], formats: readonly FormatCode[]): Field[] {
-  return columns.map((column, i) => {
-    const code = formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : formats[i];
-    return { ...column, format: code === 1 ? 'binary' : 'text' } as Field;
-  });
+  return columns.map((column, i) => ({ ...column, format: formatAt(formats, i) === 1 ? 'binary' : 'text' }) as Field);
 }
 
 /** A client broke the protocol in a way the parser cannot see (a message out of place). */

@@ -1,7 +1,9 @@
 /**
  * What the proxy keeps per prepared statement, portal and running
  * statement: the decision made at Parse (or Query) travels with them, so a
- * Bind or Execute is never decided again, and never without a decision.
+ * Bind or Execute is never decided again, and never without a decision;
+ * except a statement policy wants approved, whose every Bind is decided
+ * (and approved) with its values.
  */
 import type { Decision } from '../../../engine/policy/decision.js';
 import type { StatementFacts } from '../sql/analyse.js';
@@ -30,8 +32,6 @@ export interface PreparedStatement extends DecidedSql {
    * the server again on every execution. Only kept when the decision masks.
    */
   columns: readonly Field[] | null;
-  /** Allowed through an approval and bound once already: the approval was for one run. */
-  spent: boolean;
 }
 
 export interface Portal {

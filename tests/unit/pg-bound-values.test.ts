@@ -1,0 +1,37 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { boundValues } from '../../proxies/postgres/policy/bound-values.js';
+
+describe('boundValues: Bind and FunctionCall values as policy and approvers see them', () => {
+  it('shows text values as text, binary ones as hex, and SQL NULL as null', () => {
+    const values = [Buffer.from('42'), Buffer.from([0, 0, 0, 42]), null];
+    expect(boundValues(values, [0, 1, 0])).toEqual([
+      { format: 'text', value: '42' },
+      { format: 'binary', hex: '0000002a' },
+      { format: 'text', value: null },
+    ]);
+  });
+
+  it('reads the format codes as the protocol does: none is all text, one applies to all', () => {
+    const values = [Buffer.from('a'), Buffer.from('b')];
+    expect(boundValues(values, []).map((v) => v.format)).toEqual(['text', 'text']);
+    expect(boundValues(values, [1]).map((v) => v.format)).toEqual(['binary', 'binary']);
+  });
+
+  it('shows text that is not UTF-8 as hex, so two different values never look alike', () => {
+    const latin1 = Buffer.from([0x63, 0x61, 0x66, 0xe9]); // "café" in LATIN1
+    const other = Buffer.from([0x63, 0x61, 0x66, 0xe8]);
+    const [a] = boundValues([latin1], []);
+    const [b] = boundValues([other], []);
+    expect(a).toEqual({ format: 'text', hex: '636166e9' });
+    expect(a).not.toEqual(b);
+  });
+
+  it('binds values too large for an approval record by their SHA-256', () => {
+    const big = Buffer.alloc(70 * 1024, 0x61);
+    const [shown] = boundValues([big], []);
+    expect(shown).toEqual({ format: 'text', sha256: createHash('sha256').update(big).digest('hex'), bytes: 70 * 1024 });
+    const [changed] = boundValues([Buffer.concat([big.subarray(1), Buffer.from('b')])], []);
+    expect(changed).not.toEqual(shown);
+  });
+});
