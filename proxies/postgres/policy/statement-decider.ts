@@ -7,13 +7,16 @@
  * and the session's database and role), not the query fingerprint: the
  * facts are exactly what the policy reads of a statement, and a fingerprint
  * ignores constants that facts can carry (a SET's value, say). Facts are
- * memoised by exact text, so a repeated statement is parsed once.
+ * memoised by exact text, so a repeated statement is parsed once; and, when
+ * they read no constant, by literal shape, so a statement repeated with
+ * other constants inlined (psql, pgbench -M simple, generated SQL) is too.
  */
 import type { AuthorizeResult, Authorizer } from '../../../engine/authorize/authorizer.js';
 import type { Identity } from '../../../engine/identity/identity.js';
 import type { Decision } from '../../../engine/policy/decision.js';
 import type { BoundValue } from './bound-values.js';
-import { analyseSqlSync, SqlAnalysisError, type StatementFacts } from '../sql/analyse.js';
+import { analyseSqlSyncWithShape, SqlAnalysisError, type StatementFacts } from '../sql/analyse.js';
+import { literalShape } from '../sql/literal-shape.js';
 
 export interface SessionContext {
   target: string;
@@ -48,9 +51,18 @@ export interface DecideOptions {
 }
 
 const MEMO_LIMIT = 2000;
+/**
+ * Memo keys of literal shapes. Shapes hold NUL markers and exact texts hold
+ * no NUL (literalShape refuses those), so with this prefix a shape key can
+ * never equal an exact text, nor the other way round.
+ */
+const SHAPE_KEY_PREFIX = '\0shape\0';
+
+type Analysed = { facts: StatementFacts[]; key: string } | SqlAnalysisError;
 
 export class StatementDecider {
-  private readonly memo = new Map<string, { facts: StatementFacts[]; key: string } | SqlAnalysisError>();
+  /** Exact text, or SHAPE_KEY_PREFIX + literal shape, → analysis. */
+  private readonly memo = new Map<string, Analysed>();
   private readonly groupsKey: string;
 
   constructor(
@@ -108,20 +120,35 @@ export class StatementDecider {
     return { postgres: parameters ? { database, role, protocol, text, statements, parameters } : { database, role, protocol, text, statements } };
   }
 
-  private analyse(sql: string): { facts: StatementFacts[]; key: string } | SqlAnalysisError {
+  private analyse(sql: string): Analysed {
     const known = this.memo.get(sql);
     if (known) return known;
-    let analysed: { facts: StatementFacts[]; key: string } | SqlAnalysisError;
+    const shape = literalShape(sql);
+    // A text without constants is its own shape: the exact entry covers it.
+    const shapeKey = shape === null || shape === sql ? undefined : SHAPE_KEY_PREFIX + shape;
+    if (shapeKey !== undefined) {
+      const sameShape = this.memo.get(shapeKey);
+      if (sameShape) return sameShape;
+    }
+    let analysed: Analysed;
+    let shapeIndependent = false;
     try {
-      const facts = analyseSqlSync(sql);
+      const result = analyseSqlSyncWithShape(sql);
       const { database, role } = this.session;
-      analysed = { facts, key: `${database}\0${role}\0${this.groupsKey}\0${JSON.stringify(facts)}` };
+      analysed = { facts: result.facts, key: `${database}\0${role}\0${this.groupsKey}\0${JSON.stringify(result.facts)}` };
+      shapeIndependent = result.shapeIndependent;
     } catch (error) {
       if (!(error instanceof SqlAnalysisError)) throw error;
+      // Never shared by shape: whether a text parses, and where it fails, is its own.
       analysed = error;
     }
-    if (this.memo.size >= MEMO_LIMIT) this.memo.delete(this.memo.keys().next().value!);
-    this.memo.set(sql, analysed);
+    this.remember(sql, analysed);
+    if (shapeKey !== undefined && shapeIndependent) this.remember(shapeKey, analysed);
     return analysed;
+  }
+
+  private remember(key: string, analysed: Analysed): void {
+    if (this.memo.size >= MEMO_LIMIT) this.memo.delete(this.memo.keys().next().value!);
+    this.memo.set(key, analysed);
   }
 }

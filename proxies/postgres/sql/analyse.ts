@@ -46,7 +46,25 @@ export async function analyseSql(text: string): Promise<StatementFacts[]> {
 
 /** As analyseSql, once loadSqlParser() has resolved (the hot path: no promise per query). */
 export function analyseSqlSync(text: string): StatementFacts[] {
-  if (text === '') return []; // the parser refuses an empty string; blanks and comments parse to no statements
+  return analyseSqlSyncWithShape(text).facts;
+}
+
+/**
+ * Statements whose facts come from the tree walk alone, which reads names
+ * and node types, never a constant's value. The others read constants:
+ * BEGIN READ WRITE, SET x = 5, EXPLAIN (ANALYZE 0), COPY … TO 'file'.
+ */
+const SHAPE_INDEPENDENT_TYPES = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt']);
+
+export interface ShapedAnalysis {
+  facts: StatementFacts[];
+  /** The facts hold for every text of the same literal-shape.ts shape: no statement's facts read a constant. */
+  shapeIndependent: boolean;
+}
+
+/** As analyseSqlSync, telling also whether the facts may be shared by texts of the same literal shape. */
+export function analyseSqlSyncWithShape(text: string): ShapedAnalysis {
+  if (text === '') return { facts: [], shapeIndependent: true }; // the parser refuses an empty string; blanks and comments parse to no statements
   // The parser reads a C string: it would stop at a NUL and never see what follows.
   if (text.includes('\0')) throw new SqlAnalysisError('SQL text contains a NUL character');
   let tree: { stmts?: Array<{ stmt?: unknown }> };
@@ -55,14 +73,17 @@ export function analyseSqlSync(text: string): StatementFacts[] {
   } catch (error) {
     throw parseError(error);
   }
+  let shapeIndependent = true;
   try {
-    return (tree.stmts ?? []).map((raw, i) => {
+    const facts = (tree.stmts ?? []).map((raw, i) => {
       const node = raw.stmt as Json | undefined;
       const type = node ? Object.keys(node)[0] : undefined;
       const body = type ? (node?.[type] as Json | undefined) : undefined;
       if (!type || !body) throw new SqlAnalysisError(`statement ${i + 1} is empty in the parse tree`);
+      if (!SHAPE_INDEPENDENT_TYPES.has(type)) shapeIndependent = false;
       return analyseStatement(type, body);
     });
+    return { facts, shapeIndependent };
   } catch (error) {
     if (error instanceof SqlAnalysisError) throw error;
     throw new SqlAnalysisError(`could not analyse the parse tree: ${(error as Error).message}`, undefined, { cause: error });
