@@ -35,6 +35,8 @@ export const decisionSchema = z
     reasons: z.array(z.string()).default([]),
     mask: z.array(maskRule).default([]),
     approval: approvalRequirement.optional(),
+    // Postgres only: run the session's transactions in the server's read-only mode (a caller that may only read).
+    read_only: z.boolean().optional(),
     // HTTP only, in the OPA-Envoy plugin's vocabulary.
     headers: headerMap.optional(),
     response_headers_to_add: headerMap.optional(),

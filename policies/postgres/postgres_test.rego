@@ -59,7 +59,17 @@ test_analyst_select_is_allowed_with_masks if {
 		"action": "allow",
 		"reasons": ["allowed by grant analysts-read-orders: read access to orders-db"],
 		"mask": [email_mask, ssn_mask, notes_mask],
+		"read_only": true,
 	} with input as request(analyst, orders_db, [select_customers])
+}
+
+test_only_callers_without_a_write_grant_run_read_only_on_the_server if {
+	# A writer's read is not read-only on the server: its transaction may write next.
+	not "read_only" in object.keys(postgres.decision) with input as request(dba, orders_db, [select_customers])
+	not "read_only" in object.keys(postgres.decision) with input as request(sre, orders_db, [select_customers])
+
+	# A denial runs nothing, so it says nothing about the server's mode.
+	not "read_only" in object.keys(postgres.decision) with input as request(analyst, orders_db, [delete_orders])
 }
 
 test_analyst_delete_is_denied if {

@@ -45,8 +45,10 @@ export class PipelineClient {
         const message = { type: String.fromCharCode(this.buffered[0]!), body: Buffer.from(this.buffered.subarray(5, end)) };
         this.buffered = this.buffered.subarray(end);
         if (message.type === 'S') {
+          // Asynchronous by protocol (the server may send one at any time): kept in `parameters`, not in the answers.
           const [name, value] = cstrings(message.body);
           this.parameters.set(name!, value!);
+          continue;
         }
         this.inbox.push(message);
       }

@@ -377,7 +377,9 @@ describe('asynchronous messages reach the client', () => {
     try {
       client.send(serialize.query("SET application_name = 'proxy-test'"));
       const answer = await client.until('Z');
-      expect(types(answer)).toBe('CSZ');
+      expect(types(answer)).toBe('CZ');
+      // The proxy turned the server's read-only mode on before the analyst's first statement.
+      expect(client.parameters.get('default_transaction_read_only')).toBe('on');
       expect(client.parameters.get('application_name')).toBe('proxy-test');
       client.send(serialize.query('SHOW application_name'));
       const shown = await client.until('Z');
@@ -389,5 +391,53 @@ describe('asynchronous messages reach the client', () => {
     }
     await analyst.query("SET application_name = 'analyst-app'");
     expect((await analyst.query('SHOW application_name')).rows).toEqual([{ application_name: 'analyst-app' }]);
+  });
+});
+
+describe('callers that may only read run in the server\'s read-only mode', () => {
+  beforeAll(async () => {
+    // A function that writes: to the analyser, calling it is a read.
+    await direct.query(`
+      CREATE TABLE visits (n int);
+      GRANT ALL ON visits TO gatehouse_orders, gatehouse_md5;
+      CREATE FUNCTION record_visit() RETURNS int LANGUAGE sql AS 'INSERT INTO visits VALUES (1) RETURNING n';
+    `);
+  });
+
+  async function visits(): Promise<number> {
+    return (await direct.query<{ n: number }>('SELECT count(*)::int AS n FROM visits')).rows[0]!.n;
+  }
+
+  it('an analyst\'s call of a function that writes is refused by the server, in both protocols; a dba\'s runs', async () => {
+    const { client } = await stack.connectAgent('ann-readonly', ['analysts']);
+    try {
+      const simple = await errorOf(client.query('SELECT record_visit()'));
+      expect([simple.code, simple.message]).toEqual(['25006', 'cannot execute INSERT in a read-only transaction']);
+      const extended = await errorOf(client.query({ text: 'SELECT record_visit() + $1::int AS n', values: [1] }));
+      expect(extended.code).toBe('25006');
+      await client.query('BEGIN');
+      expect((await errorOf(client.query('SELECT record_visit()'))).code).toBe('25006');
+      await client.query('ROLLBACK');
+      expect(await visits()).toBe(0);
+      expect((await client.query('SHOW default_transaction_read_only')).rows).toEqual([{ default_transaction_read_only: 'on' }]);
+      expect((await client.query('SELECT count(*)::int AS n FROM orders')).rows).toEqual([{ n: 3 }]);
+    } finally {
+      await client.end();
+    }
+
+    expect((await dba.query('SELECT record_visit() AS n')).rows).toEqual([{ n: 1 }]);
+    expect(await visits()).toBe(1);
+  });
+
+  it('the analyst cannot turn it off: policy denies what would', async () => {
+    const { client } = await stack.connectAgent('ann-readonly-2', ['analysts']);
+    try {
+      for (const sql of ['SET default_transaction_read_only = off', 'BEGIN READ WRITE', 'SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE', 'RESET ALL']) {
+        expect((await errorOf(client.query(sql))).code, sql).toBe('42501');
+      }
+      expect((await client.query('SHOW default_transaction_read_only')).rows).toEqual([{ default_transaction_read_only: 'on' }]);
+    } finally {
+      await client.end();
+    }
   });
 });

@@ -23,7 +23,9 @@ export type Pending =
    * is replaced by `denial`; `extended` stands in for a Parse (the server then
    * skips to Sync), else for a Query or FunctionCall (its ReadyForQuery is passed on).
    */
-  | { kind: 'denied'; denial: Buffer; extended: boolean };
+  | { kind: 'denied'; denial: Buffer; extended: boolean }
+  /** A Query of the proxy's own (a session setting): answered, error or not, by ReadyForQuery; the client sees none of it. */
+  | { kind: 'setting'; settle(error: Buffer | null): void; error: Buffer | null };
 
 export class PendingResponses {
   private readonly entries: Pending[] = [];

@@ -67,6 +67,8 @@ const INSUFFICIENT_PRIVILEGE = '42501';
 const DENIED_STAND_IN = "SELECT 'gatehouse denied the statement'::pg_catalog.int4";
 /** A prepared-statement name no client uses: binding it is the stand-in for a denied Bind. */
 const NO_SUCH_STATEMENT = 'gatehouse: denied';
+/** Sent once, before the first statement of a caller that may only read (the decision's `read_only`). */
+const READ_ONLY_ON_SERVER = serialize.query('SET default_transaction_read_only = on');
 
 const CODE = {
   parseComplete: 0x31, bindComplete: 0x32, closeComplete: 0x33,
@@ -82,6 +84,10 @@ export class Relay {
   private readonly framer = new BackendFramer();
   private readonly maskPlans: MaskPlans;
   private status: TransactionStatus = 'I';
+  /** Extended-protocol messages went to the server since the last Sync: an implicit transaction may be open. */
+  private extendedOpen = false;
+  /** The proxy turned the server's read-only mode on for this session. */
+  private readOnlyOnServer = false;
   /** The proxy denied a message of this extended-protocol batch: the rest, up to Sync, is not run. */
   private discarding = false;
   /** The server reported an error before the batch's Sync was forwarded: it ignores what follows up to Sync. */
@@ -128,10 +134,14 @@ export class Relay {
   fromClient(message: FrontendMessage, raw: Buffer): Promise<void> | void {
     switch (message.type) {
       case 'query':
-        return this.query(message.sql, raw);
-      case 'parse':
-        return this.discarding ? undefined : this.parse(message.name, message.sql, raw);
+        return this.query(message.sql, raw, this.betweenTransactions());
+      case 'parse': {
+        const between = this.betweenTransactions();
+        this.extendedOpen = true;
+        return this.discarding ? undefined : this.parse(message.name, message.sql, raw, between);
+      }
       case 'bind': {
+        this.extendedOpen = true;
         if (this.discarding) return;
         const statement = this.statements.get(message.statement);
         // Approval was left for the Bind: only now are the values known that the approver must see.
@@ -140,6 +150,7 @@ export class Relay {
         return;
       }
       case 'describe': {
+        this.extendedOpen = true;
         if (this.discarding) return;
         const portal = message.target === 'P' ? this.portals.get(message.name) ?? null : null;
         // The client's own Describe tells the proxy the columns too: no need to ask again at Execute.
@@ -153,15 +164,18 @@ export class Relay {
         return;
       }
       case 'execute':
+        this.extendedOpen = true;
         if (this.discarding) return;
         this.execute(message.portal, raw);
         return;
       case 'close':
+        this.extendedOpen = true;
         if (this.discarding) return;
         (message.target === 'S' ? this.statements : this.portals).delete(message.name);
         this.forward(raw, { kind: 'closeComplete' });
         return;
       case 'sync':
+        this.extendedOpen = false;
         this.discarding = false;
         this.serverSkipping = false;
         this.forward(raw, { kind: 'ready', running: null });
@@ -186,7 +200,7 @@ export class Relay {
     }
   }
 
-  private async query(sql: string, raw: Buffer): Promise<void> {
+  private async query(sql: string, raw: Buffer, betweenTransactions: boolean): Promise<void> {
     if (sql.trim() === '') {
       // Runs nothing; the server answers EmptyQueryResponse.
       this.forward(raw, { kind: 'ready', running: null });
@@ -198,10 +212,11 @@ export class Relay {
       this.refuse(decided, false, serialize.query(DENIED_STAND_IN));
       return;
     }
+    if (decided.decision.read_only && betweenTransactions) await this.turnOnReadOnly();
     this.forward(raw, { kind: 'ready', running: running(decided) });
   }
 
-  private async parse(name: string, sql: string, raw: Buffer): Promise<void> {
+  private async parse(name: string, sql: string, raw: Buffer, betweenTransactions: boolean): Promise<void> {
     // Preparing runs nothing: a statement that needs approval is asked about at each Bind, with its values.
     const decided = await this.decide(sql, 'extended', { approvalLater: true });
     if (!decided) return;
@@ -211,8 +226,35 @@ export class Relay {
       this.discarding = true;
       return;
     }
+    // Preparing before it runs nothing; the server-side mode matters from the Execute on.
+    if (decided.decision.read_only && betweenTransactions) await this.turnOnReadOnly();
     this.statements.set(name, { ...decided, name, columns: null });
     this.forward(raw, { kind: 'parseComplete' });
+  }
+
+  /**
+   * No transaction is open on the server and nothing is in flight: a
+   * setting changed now holds for the next transaction. (A caller's first
+   * statement always comes at such a point.)
+   */
+  private betweenTransactions(): boolean {
+    return this.status === 'I' && this.pending.empty && !this.extendedOpen;
+  }
+
+  /**
+   * Defence in depth for a caller that may only read: the analyser sees a
+   * call of a function defined in the database as a read, whatever the
+   * function does; in a read-only transaction the server refuses its
+   * writes. Once per session: such a caller's statements cannot turn it
+   * off (policy denies what can, the analyser's read_write statements).
+   * Waits for the server's answer, so the statement never runs unguarded;
+   * if the server refuses, the session ends.
+   */
+  private async turnOnReadOnly(): Promise<void> {
+    if (this.readOnlyOnServer) return;
+    const error = await new Promise<Buffer | null>((settle) => this.forward(READ_ONLY_ON_SERVER, { kind: 'setting', settle, error: null }));
+    if (error) throw new Error(`the database refused read-only mode for a read-only caller: ${decodeError(error).message}`);
+    this.readOnlyOnServer = true;
   }
 
   /** A statement policy wants approved: this Bind, with its values, is what a human approves and what runs once. */
@@ -389,6 +431,9 @@ export class Relay {
       case 'denied':
         this.inDenied(head, code, message);
         return;
+      case 'setting':
+        this.inSetting(head, code, message);
+        return;
       default:
         this.client.write(message);
         if (code === CODE.error) this.extendedError();
@@ -410,6 +455,15 @@ export class Relay {
       this.client.write(head.denial);
       this.done();
     }
+  }
+
+  /** The proxy's own setting: the client never sees its answer. */
+  private inSetting(head: Extract<Pending, { kind: 'setting' }>, code: number, message: Buffer): void {
+    if (code === CODE.error) head.error = message;
+    if (code !== CODE.ready) return;
+    this.status = String.fromCharCode(message[5]!) as TransactionStatus;
+    this.done();
+    head.settle(head.error);
   }
 
   private inReady(run: RunningStatement | null, code: number, message: Buffer): void {
