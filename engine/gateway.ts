@@ -51,7 +51,7 @@ export async function startGateway(config: GatehouseConfig, logger: Logger): Pro
   const store = await openStore(config.store, logger);
   const started: Array<() => Promise<unknown>> = [() => store.close()];
   try {
-    const audit = new AuditLog({ store, stream: streamOf(config), maxBatch: config.audit.max_batch, logger });
+    const audit = new AuditLog({ store, stream: streamOf(config), maxBatch: config.audit.max_batch, logger, registry: engine.metrics.registry });
     await audit.start();
     started.unshift(() => audit.close());
 

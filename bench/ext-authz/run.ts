@@ -239,7 +239,25 @@ function loopAndGc(before: Map<string, number>, after: Map<string, number>, chec
   const gc = (what: 'sum' | 'count', kind?: string) => [...after].filter(([k]) => k.startsWith(`gatehouse_nodejs_gc_duration_seconds_${what}`) && (!kind || k.includes(`kind="${kind}"`)))
     .reduce((total, [k, v]) => total + v - (before.get(k) ?? 0), 0);
   return `event loop: p99 delay ≈ ${lag('p99').toFixed(1)} ms, longest ≈ ${lag('max').toFixed(0)} ms; ` +
-    `GC: ${int(gc('count'))} pauses, ${(gc('sum') * 1000).toFixed(0)} ms (${((gc('sum') * 1e6) / checks).toFixed(0)} µs per Check; major ${int(gc('count', 'major'))}, ${(gc('sum', 'major') * 1000).toFixed(0)} ms)`;
+    `GC: ${int(gc('count'))} pauses, ${(gc('sum') * 1000).toFixed(0)} ms (${((gc('sum') * 1e6) / checks).toFixed(0)} µs per Check; major ${int(gc('count', 'major'))}, ${(gc('sum', 'major') * 1000).toFixed(0)} ms); ` +
+    auditWrites(before, after);
+}
+
+/** The durable audit writes between two scrapes: how many, events per write, and their p50/p99 (bucket upper bounds). */
+function auditWrites(before: Map<string, number>, after: Map<string, number>): string {
+  const delta = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
+  const writes = delta('gatehouse_audit_write_seconds_count');
+  if (!(writes > 0)) return 'audit writes: none measured';
+  const buckets = [...after.keys()]
+    .map((key) => /^gatehouse_audit_write_seconds_bucket\{le="([^"]+)"\}$/.exec(key))
+    .flatMap((m) => (m ? [{ le: Number(m[1]), count: delta(m[0]) }] : []))
+    .sort((a, b) => a.le - b.le);
+  const quantile = (q: number) => {
+    const bound = buckets.find((b) => b.count >= q * writes)?.le ?? Number.POSITIVE_INFINITY;
+    return bound === Number.POSITIVE_INFINITY ? '> 1 s' : `≤ ${(bound * 1000).toFixed(1)} ms`;
+  };
+  const perWrite = delta('gatehouse_audit_batch_events_sum') / writes;
+  return `audit writes: ${int(writes)}, ${perWrite.toFixed(1)} events each, p50 ${quantile(0.5)}, p99 ${quantile(0.99)}`;
 }
 
 const median = (xs: number[]) => {

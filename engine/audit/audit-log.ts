@@ -1,5 +1,6 @@
 import type { Hash } from 'node:crypto';
 import type { Logger } from 'pino';
+import { Histogram, type Registry } from 'prom-client';
 import type { AuditRecord, Store } from '../store/store.js';
 import { canonicalJson } from './canonical.js';
 import { EMPTY_HEAD, finishRecordHash, startRecordHash, type ChainHead } from './chain.js';
@@ -11,6 +12,8 @@ export interface AuditLogOptions {
   /** At most this many events per durable write (audit.max_batch). */
   maxBatch: number;
   logger: Logger;
+  /** Where the write metrics go (the engine's registry in the gateway). */
+  registry?: Registry;
 }
 
 /** Where an event landed: it is durable when append() resolves with this. */
@@ -54,12 +57,28 @@ export class AuditLog {
   /** The last durable record; null until start(), and after a failed write until re-read. */
   private durable: ChainHead | null = null;
   private state: 'new' | 'open' | 'closing' | 'closed' = 'new';
+  /** Every decision waits for its event's write: its latency is the floor of every decision's. */
+  private readonly writeSeconds: Histogram | null;
+  private readonly batchEvents: Histogram | null;
 
   constructor(options: AuditLogOptions) {
     this.store = options.store;
     this.stream = options.stream;
     this.maxBatch = options.maxBatch;
     this.logger = options.logger;
+    const registers = options.registry ? [options.registry] : null;
+    this.writeSeconds = registers && new Histogram({
+      name: 'gatehouse_audit_write_seconds',
+      help: 'Time to write one batch of audit events durably (group commit); every decision in the batch waited for it.',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.batchEvents = registers && new Histogram({
+      name: 'gatehouse_audit_batch_events',
+      help: 'Audit events per durable write.',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+      registers,
+    });
   }
 
   /** Claims the stream for this process and loads its head. */
@@ -156,6 +175,7 @@ export class AuditLog {
       records[i] = { stream: this.stream, seq, prev, hash, time: p.time, event: p.event };
     }
 
+    const started = performance.now();
     try {
       await this.store.appendAudit(records);
     } catch (err) {
@@ -167,6 +187,8 @@ export class AuditLog {
       return;
     }
     this.durable = { seq, hash };
+    this.writeSeconds?.observe((performance.now() - started) / 1000);
+    this.batchEvents?.observe(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const r = records[i]!;
       batch[i]!.resolve({ stream: this.stream, seq: r.seq, hash: r.hash });

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AuditLog, AuditWriteError } from '../../engine/audit/audit-log.js';
 import { GENESIS, recordHash } from '../../engine/audit/chain.js';
@@ -48,6 +49,20 @@ describe('AuditLog group commit', () => {
     expect(writes.mock.calls.length).toBeLessThan(500);
     expect(log.head).toEqual({ seq: 500, hash: (await readAll()).at(-1)!.hash });
     expect((await verifyAudit({ store })).failure).toBeNull();
+  });
+
+  it('measures each durable write and its events on the registry it is given', async () => {
+    const registry = new Registry();
+    const log = new AuditLog({ store, stream: 's1', maxBatch: 1000, logger: quietLogger, registry });
+    await log.start();
+    const writes = vi.spyOn(store, 'appendAudit');
+    await appendMany(log, 200);
+    const values = async (name: string) => (await registry.getSingleMetric(name)!.get()).values as Array<{ metricName?: string; value: number }>;
+    const count = (vs: Awaited<ReturnType<typeof values>>) => vs.find((v) => v.metricName?.endsWith('_count'))!.value;
+    const sum = (vs: Awaited<ReturnType<typeof values>>) => vs.find((v) => v.metricName?.endsWith('_sum'))!.value;
+    expect(count(await values('gatehouse_audit_write_seconds'))).toBe(writes.mock.calls.length);
+    expect(sum(await values('gatehouse_audit_write_seconds'))).toBeGreaterThan(0);
+    expect(sum(await values('gatehouse_audit_batch_events'))).toBe(200);
   });
 
   it('never puts more than max_batch events in one write', async () => {
