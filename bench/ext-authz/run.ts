@@ -40,7 +40,7 @@
 // where its time goes). It only prints; nothing is asserted about speed.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,6 +72,8 @@ const OPA = process.env.OPA ?? join(TOOLS, 'opa');
 const PEER = process.env.OPA_ENVOY_PEER ?? join(TOOLS, 'opa-envoy-peer');
 const CLI = FROM_SOURCE ? join(root, 'cli/main.ts') : join(root, 'dist/cli/main.js');
 const NODE_ARGS = FROM_SOURCE ? ['--import', 'tsx'] : [];
+/** GATEHOUSE_NODE_ARGS: extra node flags for the gateway alone (e.g. --trace-gc, --max-semi-space-size=32); its log is kept in build/. */
+const GATEHOUSE_NODE_ARGS = (process.env.GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const POLICY = join(root, 'examples/opa-envoy/authz.rego');
 const ENTRYPOINT = 'envoy/authz/allow';
 const CAPABILITIES = join(root, 'policies/capabilities.json');
@@ -333,7 +335,11 @@ targets:
   if (PEERS.includes('gatehouse')) {
     const port = gatehousePort;
     const log = join(dir, 'gatehouse.log');
-    const args = [...NODE_ARGS, ...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), CLI, 'serve', '--config', config];
+    const args = [...NODE_ARGS, ...GATEHOUSE_NODE_ARGS, ...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), CLI, 'serve', '--config', config];
+    // Kept after the run (the temporary directory is not): what the gateway said, and what GATEHOUSE_NODE_ARGS traced.
+    onCleanup(() => {
+      if (existsSync(log)) copyFileSync(log, join(root, 'build/ext-authz-gatehouse.log'));
+    });
     console.error(`bench-ext-authz: starting gatehouse serve${FROM_SOURCE ? ' (from source, tsx)' : ' (dist/)'}${PROFILE ? ' under --cpu-prof' : ''}`);
     gatehouseProcess = daemon('gatehouse serve', process.execPath, args, log, {
       cwd: root,
