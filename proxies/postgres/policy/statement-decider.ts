@@ -52,8 +52,8 @@ export interface DecideOptions {
 
 const MEMO_LIMIT = 2000;
 /**
- * Memo keys of literal shapes. Shapes hold NUL markers and exact texts hold
- * no NUL (literalShape refuses those), so with this prefix a shape key can
+ * Memo keys of literal shapes. Shapes hold NUL markers, and SQL from the
+ * wire holds no NUL (it is a C string), so with this prefix a shape key can
  * never equal an exact text, nor the other way round.
  */
 const SHAPE_KEY_PREFIX = '\0shape\0';

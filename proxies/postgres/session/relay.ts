@@ -226,7 +226,6 @@ export class Relay {
       this.discarding = true;
       return;
     }
-    // Preparing before it runs nothing; the server-side mode matters from the Execute on.
     if (decided.decision.read_only && betweenTransactions) await this.turnOnReadOnly();
     this.statements.set(name, { ...decided, name, columns: null });
     this.forward(raw, { kind: 'parseComplete' });
