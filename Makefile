@@ -176,7 +176,7 @@ bench-masking: deps ## DataRow masking rows/s, 2 of 6 columns masked vs the no-m
 	npx tsx bench/masking.ts
 
 .PHONY: bench-ext-authz
-bench-ext-authz: deps build $(GHZ) $(OPA_ENVOY_PEER) ## ghz on Check: Gatehouse vs an OPA Go peer (opa-envoy-plugin's mapping) vs no-op grpc-js, same policy and request (RPS ratios, p50/p99; PROFILE=1 profiles Gatehouse)
+bench-ext-authz: deps build $(GHZ) $(OPA_ENVOY_PEER) ## ghz on Check: Gatehouse vs an OPA Go peer (opa-envoy-plugin's mapping) vs no-op grpc-js, same policy and request (RPS ratios, p50/p99; PROFILE=cpu|alloc profiles Gatehouse)
 	GHZ=$(GHZ) OPA=$(OPA) OPA_ENVOY_PEER=$(OPA_ENVOY_PEER) npx tsx bench/ext-authz/run.ts
 
 .PHONY: clean

@@ -35,18 +35,21 @@
 // WARMUP_SECONDS (3, untimed, per server), GHZ_CPUS (1),
 // PEER_GOMAXPROCS (unset: Go's default, all CPUs), GATEHOUSE_FROM_SOURCE=1
 // (run cli/main.ts through tsx instead of dist/), PEERS (gatehouse,opa,noop:
-// which servers to run), PROFILE=1 (instead of the
-// comparison: one ghz run against Gatehouse under `node --cpu-prof`, and
-// where its time goes). It only prints; nothing is asserted about speed.
+// which servers to run), PROFILE=cpu (or 1) / PROFILE=alloc (instead of the
+// comparison: one ghz run against Gatehouse under `node --cpu-prof`, or under
+// V8's sampling heap profiler, and where its time or its allocations go),
+// GATEHOUSE_NODE_ARGS (node flags for the gateway alone). It only prints;
+// nothing is asserted about speed.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { AUTHORIZATION_PROTO, ENVOY_PROTO_DIRS } from '../../ext-authz/envoy-protos.js';
+import { summariseAllocations, type HeapProfile } from '../lib/allocation-summary.js';
 import { reportProfiles } from '../lib/profile-summary.js';
 import { cleanUp, daemon, freePort, listening, must, onCleanup, run, stop, waitFor } from '../lib/processes.js';
 
@@ -60,7 +63,8 @@ const WARMUP_SECONDS = Number(process.env.WARMUP_SECONDS ?? 3);
 const GHZ_CPUS = Number(process.env.GHZ_CPUS ?? 1);
 const PEER_GOMAXPROCS = process.env.PEER_GOMAXPROCS;
 const FROM_SOURCE = process.env.GATEHOUSE_FROM_SOURCE === '1';
-const PROFILE = process.env.PROFILE === '1';
+const PROFILE = ({ '1': 'cpu', cpu: 'cpu', alloc: 'alloc' } as const)[process.env.PROFILE ?? ''] ?? null;
+if (process.env.PROFILE && !PROFILE) throw new Error(`PROFILE=${process.env.PROFILE}: say PROFILE=cpu or PROFILE=alloc`);
 const PEERS = (process.env.PEERS ?? 'gatehouse,opa,noop').split(',').map((p) => p.trim());
 const TARGET_RATIO = 1.0;
 
@@ -331,19 +335,27 @@ targets:
 
   const peers: Peer[] = [];
   let gatehouseProcess: ChildProcess | null = null;
-  const profileDir = join(dir, 'cpu-profile');
+  const profileDir = join(dir, 'profile');
+  mkdirSync(profileDir);
   if (PEERS.includes('gatehouse')) {
     const port = gatehousePort;
     const log = join(dir, 'gatehouse.log');
-    const args = [...NODE_ARGS, ...GATEHOUSE_NODE_ARGS, ...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), CLI, 'serve', '--config', config];
+    const profiling = PROFILE === 'cpu'
+      ? ['--cpu-prof', '--cpu-prof-dir', profileDir]
+      : PROFILE === 'alloc' ? ['--import', pathToFileURL(join(root, 'bench/lib/allocation-sampling.mjs')).href] : [];
+    const args = [...NODE_ARGS, ...GATEHOUSE_NODE_ARGS, ...profiling, CLI, 'serve', '--config', config];
     // Kept after the run (the temporary directory is not): what the gateway said, and what GATEHOUSE_NODE_ARGS traced.
     onCleanup(() => {
       if (existsSync(log)) copyFileSync(log, join(root, 'build/ext-authz-gatehouse.log'));
     });
-    console.error(`bench-ext-authz: starting gatehouse serve${FROM_SOURCE ? ' (from source, tsx)' : ' (dist/)'}${PROFILE ? ' under --cpu-prof' : ''}`);
+    console.error(`bench-ext-authz: starting gatehouse serve${FROM_SOURCE ? ' (from source, tsx)' : ' (dist/)'}${PROFILE ? ` under the ${PROFILE} profiler` : ''}`);
     gatehouseProcess = daemon('gatehouse serve', process.execPath, args, log, {
       cwd: root,
-      env: { ...process.env, BENCH_UPSTREAM_TOKEN: `Bearer upstream-${randomBytes(12).toString('hex')}` },
+      env: {
+        ...process.env,
+        BENCH_UPSTREAM_TOKEN: `Bearer upstream-${randomBytes(12).toString('hex')}`,
+        GATEHOUSE_ALLOCATION_PROFILE: PROFILE === 'alloc' ? join(profileDir, 'gatehouse.heapprofile') : '',
+      },
     });
     await waitFor('gatehouse serve', gatehouseProcess, log, async () => (await fetch(`http://127.0.0.1:${apiPort}/health`)).ok && (await listening(port)()));
     peers.push({ name: 'gatehouse', label: 'Gatehouse', port, policy: true });
@@ -384,7 +396,7 @@ targets:
   const byName = (name: string) => peers.find((p) => p.name === name);
   if (PROFILE) {
     const gatehouse = byName('gatehouse');
-    if (!gatehouse || !gatehouseProcess) throw new Error('PROFILE=1 profiles Gatehouse: keep gatehouse in PEERS');
+    if (!gatehouse || !gatehouseProcess) throw new Error('PROFILE profiles Gatehouse: keep gatehouse in PEERS');
     return profile(gatehouse, requestFile, gatehouseProcess, profileDir);
   }
 
@@ -474,7 +486,7 @@ targets:
   }
 }
 
-/** PROFILE=1: one warm-up and one timed ghz run against Gatehouse under --cpu-prof, then where the time went. */
+/** PROFILE: one warm-up and one timed ghz run against Gatehouse under a profiler, then where the time (or the memory) went. */
 async function profile(gatehouse: Peer, requestFile: string, child: ChildProcess, profileDir: string): Promise<void> {
   console.error(`bench-ext-authz: profiling Gatehouse: ${WARMUP_SECONDS}s warm-up, then ${SECONDS}s under load`);
   await ghz(gatehouse, requestFile, WARMUP_SECONDS);
@@ -482,8 +494,20 @@ async function profile(gatehouse: Peer, requestFile: string, child: ChildProcess
   const from = Number(process.hrtime.bigint() / 1000n);
   const f = await ghz(gatehouse, requestFile, SECONDS);
   const to = Number(process.hrtime.bigint() / 1000n);
-  console.log(`  gatehouse under --cpu-prof: ${int(f.rps)} RPS, p50 ${ms(f.p50)}, p99 ${ms(f.p99)} (the profiler itself costs some)`);
+  console.log(`  gatehouse under the ${PROFILE} profiler: ${int(f.rps)} RPS, p50 ${ms(f.p50)}, p99 ${ms(f.p99)} (the profiler itself costs some)`);
   await stop(child);
+  if (PROFILE === 'alloc') {
+    // The whole process life: start-up is a few MB, against the GBs the load allocates.
+    const file = join(profileDir, 'gatehouse.heapprofile');
+    if (!existsSync(file)) throw new Error(`gatehouse serve wrote no allocation profile at ${file} (did it exit cleanly on SIGTERM?)`);
+    mkdirSync(PROFILE_DIR, { recursive: true });
+    const kept = join(PROFILE_DIR, 'gatehouse-check.heapprofile');
+    copyFileSync(file, kept);
+    const calls = f.count + Math.round(f.rps * WARMUP_SECONDS);
+    console.log(summariseAllocations(JSON.parse(readFileSync(kept, 'utf8')) as HeapProfile, { calls, title: 'allocations of the Check server (warm-up and timed run)' }));
+    console.log(`  profile: ${kept} (open in Chrome DevTools → Memory)`);
+    return;
+  }
   console.log(reportProfiles(profileDir, PROFILE_DIR, 'gatehouse-check', { window: { from, to }, title: 'CPU profile of the Check server' }));
 }
 
