@@ -8,7 +8,7 @@
  * ride in dynamic_metadata.
  */
 import type { Decision } from '../../engine/policy/decision.js';
-import { EXCHANGE_KEY, type ExchangeMetadata } from '../exchange-metadata.js';
+import { EXCHANGE_KEY, exchangeMetadataValue, type ExchangeMetadata } from '../exchange-metadata.js';
 import { jsonToStruct } from '../struct.js';
 
 /** google.rpc.Code values Envoy reads in CheckResponse.status. */
@@ -67,7 +67,7 @@ export function allowResponse(decision: Decision, credential: Credential, exchan
         (Array.isArray(value) ? value : [value]).map((v) => ({ key, value: v }))),
       queryParametersToRemove: decision.query_parameters_to_remove ?? [],
     },
-    dynamicMetadata: jsonToStruct({ ...decision.dynamic_metadata, [EXCHANGE_KEY]: exchange }),
+    dynamicMetadata: jsonToStruct({ ...decision.dynamic_metadata, [EXCHANGE_KEY]: exchangeMetadataValue(exchange) }),
   };
 }
 

@@ -21,7 +21,15 @@ export function readExchangeMetadata(context: MetadataContext | null | undefined
   if (value === undefined || value === null) {
     return { status: 403, problem: `no "${EXCHANGE_KEY}" metadata from ext_authz: the request was not allowed by Gatehouse's Check` };
   }
-  const parsed = exchangeMetadataSchema.safeParse(value);
+  const exchange = (value as { exchange?: unknown }).exchange;
+  let decoded: unknown;
+  try {
+    decoded = typeof exchange === 'string' ? JSON.parse(exchange) : undefined;
+  } catch {
+    decoded = undefined;
+  }
+  if (decoded === undefined) return { status: 500, problem: `the "${EXCHANGE_KEY}" metadata from ext_authz has no JSON "exchange" field` };
+  const parsed = exchangeMetadataSchema.safeParse(decoded);
   if (!parsed.success) {
     const where = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.code}`).join('; ');
     return { status: 500, problem: `the "${EXCHANGE_KEY}" metadata from ext_authz is malformed (${where})` };

@@ -54,7 +54,10 @@ describe('Check allows', () => {
     expect(res.ok_response?.headers_to_remove ?? []).not.toContain('authorization');
 
     const metadata = structToJson(res.dynamic_metadata);
-    const exchange = metadata.gatehouse as Record<string, unknown>;
+    const { decision_id: decisionId, exchange: exchangeJson } = metadata.gatehouse as { decision_id: string; exchange: string };
+    const exchange = JSON.parse(exchangeJson) as Record<string, unknown>;
+    // Envoy's access log reads the decision id as its own field.
+    expect(decisionId).toBe(exchange.decision_id);
     expect(exchange).toMatchObject({
       target: 'crm-api',
       identity: { sub: 'agent-support', groups: ['support-agents'], act: null },

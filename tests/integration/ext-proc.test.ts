@@ -118,7 +118,8 @@ function metadata(overrides: Partial<ExchangeMetadata> = {}): ExchangeMetadata {
 
 /** What Envoy forwards: the ext_authz namespace, holding what Check returned as dynamic_metadata. */
 function context(meta: unknown): object {
-  return { filter_metadata: { 'envoy.filters.http.ext_authz': jsonToStruct({ gatehouse: meta }) } };
+  const value = { decision_id: (meta as { decision_id?: unknown }).decision_id, exchange: JSON.stringify(meta) };
+  return { filter_metadata: { 'envoy.filters.http.ext_authz': jsonToStruct({ gatehouse: value }) } };
 }
 
 /** Envoy sends header values as raw bytes. */
@@ -305,6 +306,11 @@ describe('ExternalProcessor: failing closed', () => {
   it('fails with 500 on malformed metadata and on rules it cannot enforce', async () => {
     const malformed = await exchange([requestHeaders({ ...metadata(), record: 'yes' })]);
     expect(immediate(malformed[0]).status).toBe('InternalServerError');
+    const notJson = await exchange([{
+      ...requestHeaders(metadata()),
+      metadata_context: { filter_metadata: { 'envoy.filters.http.ext_authz': jsonToStruct({ gatehouse: { decision_id: 'd', exchange: '{"decision_id":' } }) } },
+    }]);
+    expect(immediate(notJson[0]).status).toBe('InternalServerError');
     const unknownDetector = await exchange([requestHeaders(metadata({ mask: [{ field: 'a', detectors: ['shoe_size'], strategy: 'redact' }] }))]);
     expect(immediate(unknownDetector[0]).status).toBe('InternalServerError');
     const badField = await exchange([requestHeaders(metadata({ mask: [{ field: 'a..b', strategy: 'redact' }] }))]);
