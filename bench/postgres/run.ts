@@ -3,10 +3,12 @@
 // large masked result.
 //
 // One real PostgreSQL (Debian's package, tests/helpers/postgres.ts), scale
-// SCALE pgbench tables, and three ways in, each logging in upstream as the
+// SCALE pgbench tables, and four ways in, each logging in upstream as the
 // same role with SCRAM-SHA-256:
 //   direct     pgbench → PostgreSQL
 //   pgbouncer  pgbench → pgbouncer (Debian's package) → PostgreSQL
+//   relay      pgbench → a no-op Node relay (noop-relay.ts) → PostgreSQL: the
+//              ceiling for any proxy written in Node
 //   gatehouse  pgbench → `gatehouse serve` (dist/, the compiled gateway) → PostgreSQL,
 //              as an analysts-group agent with a dev-issuer JWT as its
 //              password; every statement parsed, decided by the policy
@@ -95,6 +97,8 @@ interface Path {
 /** What one pgbench run measured: TPS, and the proxy's CPU time per transaction (µs, user + system): all threads, and its main thread. */
 interface Run { tps: number; cpuUs: { all: number; main: number } | null }
 
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
 /** User + system CPU seconds a process has used so far, all threads and the main thread (/proc, Linux). */
 function cpuSeconds(pid: number): { all: number; main: number } | null {
   // Fields after the command name, which is in parentheses and may hold spaces.
@@ -108,7 +112,6 @@ function cpuSeconds(pid: number): { all: number; main: number } | null {
     return null;
   }
 }
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 const bin = postgresBinDir();
 const tool = (name: string) => join(bin, name);
@@ -264,7 +267,7 @@ targets:
   const viaGatehouse: Path = { name: 'gatehouse', label: 'gatehouse', port: proxyPort, user: TARGET, password: () => token, pid: serve.pid };
 
   // Every path answers, and Gatehouse masks what it should.
-  for (const path of [direct, viaBouncer, viaGatehouse]) {
+  for (const path of [direct, viaBouncer, viaNodeRelay, viaGatehouse]) {
     const count = (await must(`SELECT via ${path.name}`, psql(path, ['-A', '-t', '-c', 'SELECT count(*) FROM pgbench_branches']))).trim();
     if (count !== String(SCALE)) throw new Error(`${path.name}: pgbench_branches has ${count} rows, expected ${SCALE}`);
   }
