@@ -223,6 +223,43 @@ describe('pipelines follow the server\'s rules', () => {
   });
 });
 
+describe('nothing runs that the proxy did not decide', () => {
+  it('a statement made with SQL PREPARE, bound and executed through the extended protocol, is refused and audited', async () => {
+    const client = await proxyPipeline(analystToken);
+    try {
+      client.send(serialize.query('PREPARE leak AS SELECT ssn FROM customers'));
+      expect(types(await client.until('Z'))).toBe('CZ');
+      // The server knows "leak", the proxy never decided a Parse of it: bound, it would run unmasked.
+      client.send(serialize.bind({ statement: 'leak' }), serialize.execute({}), serialize.sync());
+      const answer = await client.until('Z');
+      expect(types(answer)).toBe('EZ');
+      expect(errorFields(answer[0]!.body)).toMatchObject({ C: '42501' });
+      expect(errorFields(answer[0]!.body).M).toContain('statement "leak" was not prepared through the extended protocol');
+    } finally {
+      await client.end();
+    }
+    const exported = runCli(['audit', 'export', '-c', stack.config]);
+    expect(exported.stdout).toContain('statement \\"leak\\" was not prepared through the extended protocol');
+  });
+
+  it('a cursor made with SQL DECLARE, executed as a portal through the extended protocol, is refused', async () => {
+    const client = await proxyPipeline(analystToken);
+    try {
+      client.send(serialize.query('BEGIN; DECLARE leaky CURSOR FOR SELECT ssn FROM customers'));
+      expect(types(await client.until('Z'))).toBe('CCZ');
+      client.send(serialize.execute({ portal: 'leaky' }), serialize.sync());
+      const answer = await client.until('Z');
+      expect(types(answer)).toBe('EZ');
+      expect(errorFields(answer[0]!.body)).toMatchObject({ C: '42501' });
+      expect(readyStatus(answer[1]!)).toBe('E');
+      client.send(serialize.query('ROLLBACK'));
+      await client.until('Z');
+    } finally {
+      await client.end();
+    }
+  });
+});
+
 describe('prepared statements by name', () => {
   it('are decided once, at Parse: one audit decision per Parse, however often they execute', async () => {
     const text = `SELECT id, amount FROM orders WHERE id = $1 /* by-id ${process.pid}-${Date.now()} */`;

@@ -12,16 +12,14 @@ export type Pending =
   | { kind: 'parseComplete' }
   | { kind: 'bindComplete' }
   | { kind: 'closeComplete' }
-  /** Forwarded knowing the server answers it with an error (Execute of an unknown portal). */
-  | { kind: 'refused' }
   /** `internal`: the proxy asked, to learn a portal's columns; the client never sees the answer. */
   | { kind: 'describe'; statement: PreparedStatement | null; portal: Portal | null; internal: boolean }
   /** `portal`: its row masking, set by the answer to a Describe sent before the Execute. */
   | { kind: 'execute'; running: RunningStatement; portal: Portal }
   /**
    * A denied statement's stand-in (Relay DENIED_STAND_IN): the server's error
-   * is replaced by `denial`; `extended` stands in for a Parse (the server then
-   * skips to Sync), else for a Query or FunctionCall (its ReadyForQuery is passed on).
+   * is replaced by `denial`; `extended` stands in for a Parse, Bind or Execute (the
+   * server then skips to Sync), else for a Query or FunctionCall (its ReadyForQuery is passed on).
    */
   | { kind: 'denied'; denial: Buffer; extended: boolean }
   /** A Query of the proxy's own (a session setting): answered, error or not, by ReadyForQuery; the client sees none of it. */

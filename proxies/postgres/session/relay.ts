@@ -65,7 +65,7 @@ const INSUFFICIENT_PRIVILEGE = '42501';
  * and COMMIT rolls back). The client sees the denial, not this error.
  */
 const DENIED_STAND_IN = "SELECT 'gatehouse denied the statement'::pg_catalog.int4";
-/** A prepared-statement name no client uses: binding it is the stand-in for a denied Bind. */
+/** A statement and portal name no client uses: binding or executing it is the stand-in for a denied Bind or Execute. */
 const NO_SUCH_STATEMENT = 'gatehouse: denied';
 /** Sent once, before the first statement of a caller that may only read (the decision's `read_only`). */
 const READ_ONLY_ON_SERVER = serialize.query('SET default_transaction_read_only = on');
@@ -144,8 +144,10 @@ export class Relay {
         this.extendedOpen = true;
         if (this.discarding) return;
         const statement = this.statements.get(message.statement);
+        // The server may know the name from SQL PREPARE, which decided a PREPARE, not what runs now.
+        if (!statement) return this.refuseUndecided(`statement "${message.statement}" was not prepared through the extended protocol in this session`, serialize.bind({ statement: NO_SUCH_STATEMENT }));
         // Approval was left for the Bind: only now are the values known that the approver must see.
-        if (statement?.decision.action === 'approve') return this.bindWithApproval(message, statement, raw);
+        if (statement.decision.action === 'approve') return this.bindWithApproval(message, statement, raw);
         this.bind(message.portal, statement, message.resultFormats, raw);
         return;
       }
@@ -166,8 +168,7 @@ export class Relay {
       case 'execute':
         this.extendedOpen = true;
         if (this.discarding) return;
-        this.execute(message.portal, raw);
-        return;
+        return this.execute(message.portal, raw);
       case 'close':
         this.extendedOpen = true;
         if (this.discarding) return;
@@ -273,25 +274,20 @@ export class Relay {
     this.bind(bind.portal, { ...statement, ...decided, columns: null }, bind.resultFormats, raw);
   }
 
-  private bind(portalName: string, statement: PreparedStatement | undefined, formats: readonly FormatCode[], raw: Buffer): void {
-    // An unknown statement is the server's to refuse ("does not exist"); nothing runs.
-    if (statement) {
-      const portal: Portal = { name: portalName, statement, rows: null, described: false };
-      if (statement.masking && statement.columns) {
-        portal.rows = statement.masking.forColumns(inFormats(statement.columns, formats));
-        portal.described = true;
-      }
-      this.portals.set(portalName, portal);
+  private bind(portalName: string, statement: PreparedStatement, formats: readonly FormatCode[], raw: Buffer): void {
+    const portal: Portal = { name: portalName, statement, rows: null, described: false };
+    if (statement.masking && statement.columns) {
+      portal.rows = statement.masking.forColumns(inFormats(statement.columns, formats));
+      portal.described = true;
     }
+    this.portals.set(portalName, portal);
     this.forward(raw, { kind: 'bindComplete' });
   }
 
-  private execute(portalName: string, raw: Buffer): void {
+  private execute(portalName: string, raw: Buffer): Promise<void> | void {
     const portal = this.portals.get(portalName);
-    if (!portal) {
-      this.forward(raw, { kind: 'refused' }); // no such portal: the server says so, and skips to Sync
-      return;
-    }
+    // A cursor from SQL DECLARE is a portal too: the server would run it undecided and unmasked.
+    if (!portal) return this.refuseUndecided(`portal "${portalName}" was not bound through the extended protocol in this session`, serialize.execute({ portal: NO_SUCH_STATEMENT }));
     if (portal.statement.masking && !portal.described) {
       // Masking needs the portal's columns; ask for them without telling the client.
       portal.described = true;
@@ -322,6 +318,22 @@ export class Relay {
   private refuse(decided: DecidedSql, extended: boolean, standIn: Buffer): void {
     this.forward(standIn, { kind: 'denied', denial: this.denial(decided), extended });
     this.record(decided, Date.now(), null);
+  }
+
+  /**
+   * A Bind or Execute of something the proxy never decided: an audited deny,
+   * and a stand-in that fails on the server (no such statement or portal) so
+   * the rest of the batch is skipped up to Sync, as after any error.
+   */
+  private async refuseUndecided(what: string, standIn: Buffer): Promise<void> {
+    const sql = `-- ${what}`;
+    const result = await this.options.decider.refuse(sql, 'extended', [], `${what}; only statements gatehouse decided run`);
+    if (this.ended) return;
+    const decided: DecidedSql = {
+      sql, decision: result.decision, decisionId: result.decision_id, audit: auditRef(result), approvalId: null, statements: [], masking: null,
+    };
+    this.refuse(decided, true, Buffer.concat([standIn, serialize.flush()]));
+    this.discarding = true;
   }
 
   /** Decides, with the mask plan prepared before the decision is audited; null when the session ended meanwhile. */
