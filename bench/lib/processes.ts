@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 let cleaning: Promise<void> | null = null;
@@ -93,13 +93,8 @@ export async function stop(child: ChildProcess, graceMs = 10_000): Promise<void>
   clearTimeout(timer);
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
+// The tests' own, so benches and tests pick ports the same way.
+export { freePort } from '../../tests/helpers/cli.js';
 
 /** Waits until `ready` says yes; a child that exits first, or a minute without, fails with the tail of its log. */
 export async function waitFor(what: string, child: ChildProcess, log: string, ready: () => Promise<boolean>): Promise<void> {
