@@ -198,6 +198,69 @@ describe('expressions over masked columns are refused or masked, never leaked', 
   });
 });
 
+// A caller with a write grant could copy a masked column into a table and read it back from
+// there, where no mask applies. The dba may write to orders-db, and ssn is masked for everyone.
+describe('writes that would copy a masked column into a table are refused', () => {
+  beforeAll(async () => {
+    await direct.query('CREATE TABLE scratch (id serial PRIMARY KEY, body text)');
+    await direct.query('GRANT ALL ON scratch, scratch_id_seq TO gatehouse_orders');
+  });
+
+  const copies = [
+    'INSERT INTO scratch (body) SELECT ssn FROM customers',
+    'INSERT INTO scratch (body) SELECT c.ssn FROM customers c WHERE c.id = 1',
+    "INSERT INTO scratch (body) SELECT 'x' UNION ALL SELECT ssn FROM customers",
+    'INSERT INTO scratch (body) VALUES ((SELECT ssn FROM customers LIMIT 1))',
+    'WITH w AS (SELECT ssn FROM customers) INSERT INTO scratch (body) SELECT ssn FROM w',
+    'INSERT INTO scratch (body) SELECT row_to_json(c)::text FROM customers c',
+    'UPDATE scratch SET body = (SELECT ssn FROM customers LIMIT 1)',
+    'UPDATE scratch s SET body = c.ssn FROM customers c WHERE c.id = s.id',
+    'UPDATE customers SET notes = ssn',
+    'INSERT INTO scratch (id, body) VALUES (1, NULL) ON CONFLICT (id) DO UPDATE SET body = (SELECT ssn FROM customers LIMIT 1)',
+    'MERGE INTO scratch s USING customers c ON s.id = c.id WHEN MATCHED THEN UPDATE SET body = c.ssn WHEN NOT MATCHED THEN INSERT (id, body) VALUES (c.id, c.ssn)',
+    'CREATE TABLE loot AS SELECT ssn FROM customers',
+    'SELECT ssn INTO loot FROM customers',
+    'CREATE MATERIALIZED VIEW loot AS SELECT id, ssn FROM customers',
+    'EXPLAIN ANALYZE INSERT INTO scratch (body) SELECT ssn FROM customers',
+  ];
+
+  it.each(copies)('%s', async (sql) => {
+    await direct.query('TRUNCATE scratch');
+    await direct.query('INSERT INTO scratch (id, body) VALUES (1, NULL), (2, NULL), (3, NULL)');
+    const result = await outcome(dba, sql);
+    expect(result.error?.code).toBe('42501');
+    expect(result.error?.message).toMatch(/^gatehouse denied the statement: .*(masked column ssn|whole rows of customers)/);
+    // Nothing reached the database: no copy, and no new table.
+    const copied = await direct.query<{ body: string | null }>('SELECT body FROM scratch');
+    expect(leakedSsns(copied.rows)).toEqual([]);
+    expect(leakedSsns((await direct.query('SELECT notes FROM customers')).rows)).toEqual([]);
+    expect((await direct.query("SELECT to_regclass('public.loot') AS t")).rows).toEqual([{ t: null }]);
+  });
+
+  it('names the verb and the table the value would land in', async () => {
+    const insert = await outcome(dba, 'INSERT INTO scratch (body) SELECT ssn FROM customers');
+    expect(insert.error?.message).toContain('INSERT would write masked column ssn into public.scratch, where it is not masked');
+    const whole = await outcome(dba, 'INSERT INTO scratch (body) SELECT c::text FROM customers c');
+    expect(whole.error?.message).toContain('INSERT would write whole rows of customers into public.scratch, masked columns unmasked');
+  });
+
+  it('the same through the extended protocol', async () => {
+    const result = await outcome(dba, { text: 'INSERT INTO scratch (body) SELECT ssn FROM customers WHERE id = $1', values: [1] });
+    expect(result.error?.code).toBe('42501');
+    expect((await direct.query('SELECT count(*)::int AS n FROM scratch WHERE body IS NOT NULL')).rows).toEqual([{ n: 0 }]);
+  });
+
+  it('writes that only filter on a masked column, or copy one the caller may see, run', async () => {
+    await direct.query('TRUNCATE scratch');
+    await outcome(dba, "INSERT INTO scratch (body) SELECT 'vip' FROM customers WHERE ssn LIKE '0%'");
+    // The dba is exempt from the email mask.
+    await outcome(dba, 'INSERT INTO scratch (body) SELECT email FROM customers WHERE id = 1');
+    await outcome(dba, "UPDATE customers SET notes = 'checked' WHERE ssn = '219-09-9999'");
+    expect((await direct.query('SELECT body FROM scratch ORDER BY id')).rows).toEqual([{ body: 'vip' }, { body: 'ada@example.com' }]);
+    expect((await direct.query('SELECT notes FROM customers WHERE id = 2')).rows).toEqual([{ notes: 'checked' }]);
+  });
+});
+
 describe('values in error messages', () => {
   it('a cast error quoting an SSN reaches the client with the value taken out', async () => {
     for (const query of [

@@ -43,6 +43,8 @@ describe('bypasses a read-only role must not get through', () => {
   it('SELECT … INTO creates a table: a write', () => {
     expect(one('SELECT email, ssn INTO loot FROM public.customers')).toEqual({
       kind: 'select', readonly: false, tables: [write('loot'), read('customers')], functions: [],
+      // The rows go into a table no mask plan follows.
+      derived_columns: ['email', 'ssn'],
     });
     // INTO on the leftmost SELECT of a UNION still creates the table.
     expect(one('SELECT * INTO TEMP loot FROM a UNION SELECT * FROM b')).toMatchObject({ readonly: false, tables: [write('loot', 'pg_temp'), read('a'), read('b')] });
@@ -228,7 +230,7 @@ describe('derived_columns: values RowDescription does not attribute to a column'
     expect(derived('SELECT x FROM (SELECT upper(ssn) AS x FROM customers) s')).toEqual(['ssn']);
     expect(derived('WITH w AS (SELECT md5(ssn) AS h FROM customers) SELECT h FROM w')).toEqual(['ssn']);
     expect(derived('SELECT id FROM orders WHERE note IN (SELECT upper(ssn) FROM customers)')).toEqual(['ssn']);
-    expect(derived('UPDATE customers SET name = upper(name) RETURNING lower(ssn)')).toEqual(['ssn']);
+    expect(derived('UPDATE customers SET name = $1 RETURNING lower(ssn)')).toEqual(['ssn']);
     expect(derived('PREPARE p AS SELECT upper(ssn) FROM customers')).toEqual(['ssn']);
     expect(derived('DECLARE cur CURSOR FOR SELECT upper(ssn) FROM customers')).toEqual(['ssn']);
     // Set operations: RowDescription names no source column for any branch, the first included.
@@ -266,6 +268,42 @@ describe('derived_columns: values RowDescription does not attribute to a column'
   it('is left out for EXPLAIN, which returns a plan', () => {
     expect(one('EXPLAIN SELECT upper(ssn) FROM customers')).not.toHaveProperty('derived_columns');
     expect(one('EXPLAIN ANALYZE SELECT upper(ssn) FROM customers')).not.toHaveProperty('derived_columns');
+    expect(one('EXPLAIN INSERT INTO notes (body) SELECT ssn FROM customers')).not.toHaveProperty('derived_columns');
+  });
+
+  it('lists every value a statement writes into a table, where no mask plan follows it', () => {
+    expect(derived('INSERT INTO notes (body) SELECT ssn FROM customers')).toEqual(['ssn']);
+    expect(derived('INSERT INTO notes (body) SELECT c.ssn FROM customers c WHERE c.id = 1')).toEqual(['ssn']);
+    expect(derived('INSERT INTO notes SELECT * FROM customers')).toEqual(['*']);
+    expect(derived('INSERT INTO notes SELECT c FROM customers c')).toEqual(['*', 'c']);
+    expect(derived("INSERT INTO notes (body) SELECT 'x' UNION SELECT ssn FROM customers")).toEqual(['ssn']);
+    expect(derived('INSERT INTO notes (body) VALUES ((SELECT ssn FROM customers LIMIT 1))')).toEqual(['ssn']);
+    expect(derived('WITH w AS (SELECT ssn FROM customers) INSERT INTO notes (body) SELECT ssn FROM w')).toEqual(['ssn']);
+    expect(derived('CREATE TABLE leak AS SELECT ssn FROM customers')).toEqual(['ssn']);
+    expect(derived('CREATE MATERIALIZED VIEW leak AS SELECT id, ssn FROM customers')).toEqual(['id', 'ssn']);
+    expect(derived('SELECT ssn INTO leak FROM customers')).toEqual(['ssn']);
+    expect(derived('UPDATE customers SET name = ssn')).toEqual(['ssn']);
+    expect(derived('UPDATE orders o SET note = c.ssn FROM customers c WHERE c.id = o.customer_id')).toEqual(['ssn']);
+    expect(derived('UPDATE orders SET (note, qty) = (SELECT ssn, 1 FROM customers LIMIT 1)')).toEqual(['ssn']);
+    expect(derived('INSERT INTO notes (id, body) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET body = (SELECT ssn FROM customers LIMIT 1)')).toEqual(['ssn']);
+    expect(derived('MERGE INTO notes n USING customers c ON n.id = c.id WHEN MATCHED THEN UPDATE SET body = c.ssn')).toEqual(['ssn']);
+    expect(derived('MERGE INTO notes n USING customers c ON n.id = c.id WHEN NOT MATCHED THEN INSERT (id, body) VALUES (c.id, c.ssn)')).toEqual(['id', 'ssn']);
+    expect(derived('WITH moved AS (INSERT INTO notes (body) SELECT ssn FROM customers RETURNING id) SELECT id FROM moved')).toEqual(['id', 'ssn']);
+    expect(derived('EXPLAIN ANALYZE INSERT INTO notes (body) SELECT ssn FROM customers')).toEqual(['ssn']);
+    expect(derived('PREPARE p AS INSERT INTO notes (body) SELECT ssn FROM customers')).toEqual(['ssn']);
+  });
+
+  it('does not list what only filters or names the rows written', () => {
+    for (const sql of [
+      "UPDATE customers SET name = 'x' WHERE ssn = $1",
+      'UPDATE customers SET name = $1 FROM leads l WHERE l.ssn = customers.ssn',
+      "INSERT INTO notes (id, body) VALUES (1, 'x')",
+      'INSERT INTO notes (id, body) SELECT 1, $1 FROM customers WHERE ssn IS NOT NULL',
+      'DELETE FROM customers WHERE ssn = $1',
+      "MERGE INTO notes n USING customers c ON n.id = c.id AND c.ssn IS NULL WHEN MATCHED THEN DELETE",
+    ]) {
+      expect(one(sql), sql).not.toHaveProperty('derived_columns');
+    }
   });
 });
 

@@ -141,7 +141,9 @@ async function findViewLeak(columns: string[], statements: readonly StatementFac
  * column is the table column itself (through subqueries and CTEs; not
  * through views, see findViewLeak, nor set operations).
  * An expression over a masked column (`upper(ssn)`, `row_to_json(c)`), or a
- * COPY of a masked table, returns the value where no plan can find it.
+ * COPY of a masked table, returns the value where no plan can find it; a
+ * write that copies a masked column into a table (INSERT … SELECT ssn,
+ * UPDATE … SET note = ssn, CREATE TABLE AS) puts it where no plan follows.
  */
 function findLeak(columns: string[], statements: readonly StatementFacts[]): string | null {
   const masked = new Map(columns.map((c) => {
@@ -154,16 +156,25 @@ function findLeak(columns: string[], statements: readonly StatementFacts[]): str
     if (statement.kind === 'copy' && reads.length > 0) {
       return `COPY would return masked columns of ${reads.map((t) => t.name).join(', ')} unmasked; SELECT them instead`;
     }
+    const written = statement.tables.filter((t) => t.access === 'write').map((t) => `${t.schema}.${t.name}`);
     for (const name of statement.derived_columns ?? []) {
       if (name === '*' && reads.length > 0) {
+        if (written.length > 0) return `${verb(statement)} would write whole rows of ${reads.map((t) => t.name).join(', ')} into ${written.join(', ')}, masked columns unmasked`;
         return `an expression over a whole row of ${reads.map((t) => t.name).join(', ')} would return masked columns unmasked; select the columns themselves`;
       }
       if (masked.has(name)) {
+        if (written.length > 0) return `${verb(statement)} would write masked column ${name} into ${written.join(', ')}, where it is not masked`;
         return `an expression over masked column ${name} would return it unmasked; select the column itself to get it masked`;
       }
     }
   }
   return null;
+}
+
+function verb(statement: StatementFacts): string {
+  if (statement.kind === 'explain') return 'EXPLAIN ANALYZE';
+  // A SELECT writes through INTO or a data-modifying WITH.
+  return statement.kind === 'select' ? 'the statement' : statement.kind.toUpperCase().replaceAll('_', ' ');
 }
 
 class StatementMasking implements ResultMasking {

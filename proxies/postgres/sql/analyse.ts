@@ -146,9 +146,13 @@ function analyseExplain(body: Json): StatementFacts {
   const inner = type ? (query?.[type] as Json | undefined) : undefined;
   if (!type || !inner) throw new SqlAnalysisError('EXPLAIN has no statement in the parse tree');
   const explained = analyseStatement(type, inner);
-  // EXPLAIN returns a plan, not the statement's rows: no derived_columns.
+  // EXPLAIN returns a plan, not the statement's rows: no derived_columns,
+  // unless EXPLAIN ANALYZE runs a write, whose values land in a table.
+  if (explainAnalyzes(body.options)) {
+    if (explained.readonly) delete explained.derived_columns;
+    return { ...explained, kind: 'explain' };
+  }
   delete explained.derived_columns;
-  if (explainAnalyzes(body.options)) return { ...explained, kind: 'explain' };
   const tables = new Map(explained.tables.map((t) => [`${t.schema}\0${t.name}`, { ...t, access: 'read' as const }]));
   return { kind: 'explain', readonly: true, tables: [...tables.values()], functions: explained.functions };
 }

@@ -98,13 +98,19 @@ export interface StatementFacts {
    * - merged join columns (`USING (ssn)`; NATURAL joins → "*");
    * - everything COPY … TO STDOUT sends (COPY has no RowDescription): its
    *   column list, "*" for a whole table, or every column its query names;
+   * - every value a statement writes into a table, where no mask plan
+   *   follows it: the select list of INSERT … SELECT, SELECT … INTO and
+   *   CREATE TABLE AS, UPDATE's SET list, ON CONFLICT DO UPDATE SET, and
+   *   MERGE's UPDATE SET and INSERT VALUES (also under EXPLAIN ANALYZE,
+   *   which runs the write);
    * - and, once any of the above is found, because a subquery or CTE alias
    *   can hide a column (`SELECT upper(x) FROM (SELECT ssn AS x …) s`): the
    *   bare select-list columns of every FROM subquery and CTE, and "*" when
    *   an alias renames columns by position (`AS s(a, b)`, `WITH w(a) AS …`).
    * Bare references (`SELECT ssn`, `c.ssn`, `c.*`, `*`) of the top-level
    * query are not listed: RowDescription names their table and column.
-   * Not listed for EXPLAIN, which returns a plan rather than rows.
+   * Not listed for EXPLAIN (without ANALYZE of a write), which returns a
+   * plan rather than rows.
    */
   derived_columns?: string[];
 }

@@ -18,7 +18,9 @@
  * RowDescription naming their source (facts.ts, `derived_columns`): each
  * frame carries flags saying whether it sits in such an expression
  * (DERIVED), inside a FROM subquery or CTE (SOURCE), in a set operation's
- * later branch (BRANCH), or is a select list (LIST).
+ * later branch (BRANCH), is a select list (LIST), or is a query whose rows
+ * are written into a table (FILLS). Values written into a table are derived
+ * too: a mask plan rewrites result rows, not the tables a value is copied to.
  *
  * The walk uses an explicit stack, not recursion, so a deeply nested tree
  * cannot overflow the JavaScript stack.
@@ -78,6 +80,7 @@ const BARE_FIELDS: Readonly<Record<string, string>> = {
   'CallStmt.funccall': 'FuncCall',
   'SelectStmt.larg': 'SelectStmt',
   'SelectStmt.rarg': 'SelectStmt',
+  'InsertStmt.onConflictClause': 'OnConflictClause',
 };
 
 /** DROP of these object types names tables (or table-like relations). */
@@ -91,6 +94,18 @@ const SOURCE = 2;
 const BRANCH = 4;
 /** This list is a select list or RETURNING list: its ResTargets are result columns. */
 const LIST = 8;
+/** This SelectStmt's rows are written into a table (INSERT … SELECT, CREATE TABLE AS): its select list is derived. */
+const FILLS = 16;
+
+/**
+ * Masking rewrites result rows only. A value a statement writes into a table
+ * lands where no mask plan follows it (a later SELECT of that table returns
+ * it as it is), so the columns these carry count as derived.
+ */
+/** Queries whose rows are written into a table. */
+const FILLING_QUERIES = new Set(['InsertStmt.selectStmt', 'CreateTableAsStmt.query']);
+/** Lists of values written into a table: SET lists and MERGE's actions. */
+const WRITTEN_LISTS = new Set(['UpdateStmt.targetList', 'OnConflictClause.targetList', 'MergeWhenClause.targetList', 'MergeWhenClause.values']);
 
 /** FROM items that turn expressions (and the columns in them) into rows. */
 const ROW_FUNCTIONS = new Set(['RangeFunction', 'RangeTableFunc', 'JsonTable']);
@@ -103,7 +118,7 @@ interface Frame {
   access: TableAccess;
   /** CTE names visible here: an unqualified read of one of them is not a table. */
   ctes: ReadonlySet<string>;
-  /** DERIVED | SOURCE | BRANCH | LIST. */
+  /** DERIVED | SOURCE | BRANCH | LIST | FILLS. */
   flags: number;
 }
 
@@ -245,10 +260,15 @@ export function walkTree(root: unknown): TreeFacts {
       let childFlags = inherited;
       let childValue: unknown = child;
       if (type === 'SelectStmt') {
-        if (field === 'targetList') childFlags |= LIST | (flags & BRANCH ? DERIVED : 0);
+        // SELECT … INTO writes its rows into a new table, as INSERT … SELECT does.
+        if (field === 'targetList') childFlags |= LIST | (flags & (BRANCH | FILLS) || body.intoClause !== undefined ? DERIVED : 0);
         else if (field === 'valuesLists') childFlags |= DERIVED;
         // PostgreSQL names no source column for a set operation's result, not even the first branch's.
         else if (field === 'larg' || field === 'rarg') childFlags |= BRANCH;
+      } else if (FILLING_QUERIES.has(`${type}.${field}`)) {
+        childFlags |= FILLS;
+      } else if (WRITTEN_LISTS.has(`${type}.${field}`)) {
+        childFlags |= LIST | DERIVED;
       } else if (type === 'RangeSubselect' && field === 'subquery') {
         childFlags |= SOURCE;
       } else if (field === 'returningList') {
