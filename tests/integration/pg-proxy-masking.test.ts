@@ -261,6 +261,48 @@ describe('writes that would copy a masked column into a table are refused', () =
   });
 });
 
+// Mask rules name columns (schema.table.column): a rename would leave a rule naming nothing.
+describe('renames cannot take a masked column out of its rule', () => {
+  it.each([
+    ['ALTER TABLE customers RENAME COLUMN ssn TO s2', 'public.customers.ssn'],
+    ['ALTER TABLE public.customers RENAME TO clients', 'public.customers'],
+    ['ALTER TABLE customers SET SCHEMA archive', 'public.customers'],
+    ['ALTER SCHEMA public RENAME TO old_public', 'public'],
+  ])('%s is refused to a caller the rule masks', async (sql, renamed) => {
+    await direct.query('CREATE SCHEMA IF NOT EXISTS archive');
+    const result = await outcome(dba, sql);
+    expect(result.error?.code).toBe('42501');
+    expect(result.error?.message).toContain(`ALTER would rename ${renamed}, which mask rule public.customers.ssn names`);
+    expect((await direct.query("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'customers' AND column_name = 'ssn'")).rows).toEqual([{ n: 1 }]);
+  });
+
+  it('renaming a table or column no rule names runs', async () => {
+    await direct.query('CREATE TABLE renamable (id int, phone text)');
+    await direct.query('ALTER TABLE renamable OWNER TO gatehouse_orders');
+    await direct.query('GRANT CREATE ON SCHEMA public TO gatehouse_orders');
+    expect((await outcome(dba, 'ALTER TABLE renamable RENAME COLUMN phone TO telephone')).error).toBeNull();
+    expect((await outcome(dba, 'ALTER TABLE renamable RENAME TO renamed')).error).toBeNull();
+    expect((await direct.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'renamed' ORDER BY 1")).rows)
+      .toEqual([{ column_name: 'id' }, { column_name: 'telephone' }]);
+  });
+
+  it('a masked column renamed outside the gateway: its table is refused to new sessions until the rule or the schema is fixed', async () => {
+    await direct.query('ALTER TABLE customers RENAME COLUMN ssn TO tax_id');
+    const { client } = await stack.connectAgent('ann', ['analysts']);
+    try {
+      const result = await outcome(client, 'SELECT tax_id FROM customers');
+      expect(result.error?.code).toBe('42501');
+      expect(result.error?.message).toContain('mask rule public.customers.ssn names no column of public.customers (renamed or dropped?)');
+      expect(leakedSsns(result)).toEqual([]);
+      // Tables the rule does not name are read as before.
+      expect((await outcome(client, 'SELECT name FROM products WHERE id = 1')).rows).toEqual([{ name: 'Widget' }]);
+    } finally {
+      await direct.query('ALTER TABLE customers RENAME COLUMN tax_id TO ssn');
+      await client.end();
+    }
+  });
+});
+
 describe('values in error messages', () => {
   it('a cast error quoting an SSN reaches the client with the value taken out', async () => {
     for (const query of [

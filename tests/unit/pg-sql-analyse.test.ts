@@ -307,6 +307,24 @@ describe('derived_columns: values RowDescription does not attribute to a column'
   });
 });
 
+describe('renames: names a mask rule could lose', () => {
+  it('lists the table, column or schema an ALTER … RENAME or SET SCHEMA takes a name from', () => {
+    expect(one('ALTER TABLE customers RENAME COLUMN ssn TO s2').renames).toEqual(['public.customers.ssn']);
+    expect(one('ALTER TABLE IF EXISTS sales.customers RENAME ssn TO s2').renames).toEqual(['sales.customers.ssn']);
+    expect(one('ALTER TABLE customers RENAME TO clients').renames).toEqual(['public.customers']);
+    expect(one('ALTER MATERIALIZED VIEW m RENAME TO m2').renames).toEqual(['public.m']);
+    expect(one('ALTER VIEW v RENAME COLUMN a TO b').renames).toEqual(['public.v.a']);
+    expect(one('ALTER TABLE customers SET SCHEMA archive').renames).toEqual(['public.customers']);
+    expect(one('ALTER SCHEMA public RENAME TO old_public').renames).toEqual(['public']);
+  });
+
+  it('is left out for statements that rename nothing a rule can name', () => {
+    for (const sql of ['ALTER TABLE customers ADD COLUMN x int', 'ALTER INDEX i RENAME TO j', 'ALTER FUNCTION f() RENAME TO g', 'SELECT 1']) {
+      expect(one(sql), sql).not.toHaveProperty('renames');
+    }
+  });
+});
+
 describe('ordinary statements', () => {
   it('SELECT with schema-qualified and unqualified tables', () => {
     expect(one('SELECT email, ssn FROM public.customers WHERE id = 42')).toEqual({ kind: 'select', readonly: true, tables: [read('customers')], functions: [] });

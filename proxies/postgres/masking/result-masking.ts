@@ -39,6 +39,8 @@ interface CompiledPlan {
   rules: CompiledRule[];
   byOrigin: Map<string, CompiledRule>;
   byName: Map<string, CompiledRule>;
+  /** "schema.table" → a rule naming a column that table does not have (renamed or dropped since the rule was written). */
+  unresolved: Map<string, string>;
 }
 
 /**
@@ -68,14 +70,15 @@ export class MaskPlans {
     if ('refusal' in compiled) return compiled;
     if (compiled.rules.length === 0) return { masking: NO_COLUMNS };
     const columns = compiled.rules.map((c) => c.column);
-    const leak = findLeak(columns, statements) ?? (await findViewLeak(columns, statements, this.catalog));
+    const leak = findUnresolved(compiled, statements) ?? findRename(columns, statements) ?? findLeak(columns, statements)
+      ?? (await findViewLeak(columns, statements, this.catalog));
     if (leak) return { refusal: leak };
     return { masking: new StatementMasking(compiled, readsMaskedTable(columns, statements)) };
   }
 }
 
 async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey: HashKey): Promise<CompiledPlan | { refusal: string }> {
-  const plan: CompiledPlan = { rules: [], byOrigin: new Map(), byName: new Map() };
+  const plan: CompiledPlan = { rules: [], byOrigin: new Map(), byName: new Map(), unresolved: new Map() };
   for (const rule of rules) {
     if (rule.column === undefined) continue; // "field" rules are for HTTP bodies
     let masker: ColumnMasker;
@@ -92,11 +95,57 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
       plan.byName.set(parts[0]!, entry);
       continue;
     }
-    const [schema, table, column] = parts.length === 2 ? ['public', parts[0]!, parts[1]!] : [parts[0]!, parts[1]!, parts.slice(2).join('.')];
+    const [schema, table, column] = qualified(parts);
     const origin = await catalog.columnKey(schema, table, column);
     if (origin !== null) plan.byOrigin.set(origin, entry);
+    else plan.unresolved.set(`${schema}.${table}`, rule.column);
   }
   return plan;
+}
+
+/** A rule's `table.column` or `schema.table.column`, as [schema, table, column]. */
+function qualified(parts: readonly string[]): [string, string, string] {
+  return parts.length === 2 ? ['public', parts[0]!, parts[1]!] : [parts[0]!, parts[1]!, parts.slice(2).join('.')];
+}
+
+/**
+ * A rule whose column is gone from its table (renamed or dropped outside
+ * the gateway) would mask nothing: the column could be read under its new
+ * name. Reads of that table are refused until the rule or the schema is fixed.
+ */
+function findUnresolved(plan: CompiledPlan, statements: readonly StatementFacts[]): string | null {
+  if (plan.unresolved.size === 0) return null;
+  for (const statement of statements) {
+    for (const table of statement.tables) {
+      const rule = table.access === 'read' ? plan.unresolved.get(`${table.schema}.${table.name}`) : undefined;
+      if (rule !== undefined) {
+        return `mask rule ${rule} names no column of ${table.schema}.${table.name} (renamed or dropped?): reads of the table are refused until the rule or the schema is fixed`;
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * Renaming a masked column, its table or its schema (or moving the table
+ * to another schema) would leave the rule naming nothing, for every caller.
+ */
+function findRename(columns: string[], statements: readonly StatementFacts[]): string | null {
+  for (const statement of statements) {
+    for (const renamed of statement.renames ?? []) {
+      const rule = columns.find((column) => renameBreaks(renamed, column));
+      if (rule !== undefined) return `ALTER would rename ${renamed}, which mask rule ${rule} names: the rule would no longer find the column`;
+    }
+  }
+  return null;
+}
+
+function renameBreaks(renamed: string, rule: string): boolean {
+  const parts = rule.split('.');
+  // A rule by output name alone masks a column of that name in any table.
+  if (parts.length === 1) return renamed.split('.').length === 3 && renamed.endsWith(`.${rule}`);
+  const name = qualified(parts).join('.');
+  return name === renamed || name.startsWith(`${renamed}.`);
 }
 
 /**

@@ -9,6 +9,7 @@
 import { loadModule, parseSync } from 'libpg-query';
 import type { StatementFacts } from './facts.js';
 import { ALWAYS_READONLY, explainAnalyzes, readWriteSetting, settingValue, statementKind, transactionReadonly, transactionReadWrite } from './kinds.js';
+import { renamedNames } from './renames.js';
 import { walkTree } from './walk.js';
 
 export type { StatementFacts, TableAccess, TableFact } from './facts.js';
@@ -132,6 +133,8 @@ function analyseStatement(type: string, body: Json): StatementFacts {
       facts.readonly = ALWAYS_READONLY.has(type);
   }
   if (tree.derivedColumns) facts.derived_columns = tree.derivedColumns;
+  const renames = renamedNames(type, body);
+  if (renames.length > 0) facts.renames = renames;
   return facts;
 }
 

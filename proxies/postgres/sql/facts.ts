@@ -3,8 +3,8 @@
  * (design brief, "Input"): what one statement does, as the real PostgreSQL
  * parser reads it. policies/postgres/postgres.rego reads `kind`, `readonly`,
  * `read_write`, `tables[].{schema,name,access}`, `functions`, `program`,
- * `setting` and `value`. `derived_columns` is for the proxy's masking, not
- * for policy. Optional fields are left out when they do not apply, so the
+ * `setting` and `value`. `derived_columns` and `renames` are for the proxy's
+ * masking, not for policy. Optional fields are left out when they do not apply, so the
  * common SELECT carries only the four required ones.
  *
  * Caching: libpg-query's fingerprint ignores constants, and `read_write` and
@@ -113,6 +113,13 @@ export interface StatementFacts {
    * plan rather than rows.
    */
   derived_columns?: string[];
+  /**
+   * For masking: what ALTER … RENAME or ALTER … SET SCHEMA takes a name
+   * from, as `schema`, `schema.table` or `schema.table.column` (an
+   * unqualified table in "public"), since mask rules find columns by name.
+   * Left out for other statements.
+   */
+  renames?: string[];
 }
 
 /** Where an unqualified table name is reported (PostgreSQL's default search_path). */
