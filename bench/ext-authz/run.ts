@@ -26,7 +26,10 @@
 //
 // Everything shares this machine's CPUs: ghz is held to GHZ_CPUS (1) for
 // every server; the servers get the rest. Ratios measured side by side are
-// the figure; absolute RPS depends on the machine.
+// the figure; absolute RPS depends on the machine. Each server's own CPU
+// time per Check (all threads, from /proc) and the cores it kept busy are
+// printed beside its RPS: a server that cannot use the second core, or
+// spends more per Check, shows it there.
 //
 // Knobs: CONCURRENCY (50), CONNECTIONS (2, as Envoy with two worker threads),
 // SECONDS (10) per run, ROUNDS (3; medians; each round starts with another
@@ -51,7 +54,7 @@ import protobuf from 'protobufjs';
 import { AUTHORIZATION_PROTO, ENVOY_PROTO_DIRS } from '../../ext-authz/envoy-protos.js';
 import { summariseAllocations, type HeapProfile } from '../lib/allocation-summary.js';
 import { reportProfiles } from '../lib/profile-summary.js';
-import { cleanUp, daemon, freePort, listening, must, onCleanup, run, stop, waitFor } from '../lib/processes.js';
+import { cleanUp, cpuSeconds, daemon, freePort, listening, must, onCleanup, run, stop, waitFor } from '../lib/processes.js';
 
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 50);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 2);
@@ -132,6 +135,8 @@ interface Peer {
   port: number;
   /** Whether it runs the policy (so its answer must carry the policy's headers). */
   policy: boolean;
+  /** The server process, for its CPU time. */
+  pid: number | undefined;
 }
 
 interface HeaderOption { header?: { key?: string; value?: string } }
@@ -191,10 +196,13 @@ interface GhzReport {
   errorDistribution: Record<string, number> | null;
 }
 
-interface Figures { rps: number; p50: number; p99: number; count: number }
+/** cpuUs: the server's CPU time (user + system, all threads) per Check; cores: that CPU time over the run's wall time. */
+interface Figures { rps: number; p50: number; p99: number; count: number; cpuUs: number | null; cores: number | null }
 
 /** `rate`: a fixed request rate (ghz --rps) instead of as fast as the concurrency allows. */
 async function ghz(peer: Peer, requestFile: string, seconds: number, rate?: number): Promise<Figures> {
+  const cpuBefore = peer.pid ? cpuSeconds(peer.pid) : null;
+  const startedAt = performance.now();
   const out = await must(`ghz against ${peer.label}`, run(GHZ, [
     '--insecure',
     '--proto', AUTHORIZATION_PROTO,
@@ -224,7 +232,13 @@ async function ghz(peer: Peer, requestFile: string, seconds: number, rate?: numb
   const p50 = at(50);
   const p99 = at(99);
   if (p50 === undefined || p99 === undefined) throw new Error(`ghz against ${peer.label}: no latency distribution in its report`);
-  return { rps: report.rps, p50: p50 / 1e6, p99: p99 / 1e6, count: report.count };
+  const cpuAfter = peer.pid ? cpuSeconds(peer.pid) : null;
+  const cpu = cpuBefore && cpuAfter ? cpuAfter.all - cpuBefore.all : null;
+  return {
+    rps: report.rps, p50: p50 / 1e6, p99: p99 / 1e6, count: report.count,
+    cpuUs: cpu === null ? null : (cpu * 1e6) / report.count,
+    cores: cpu === null ? null : cpu / ((performance.now() - startedAt) / 1000),
+  };
 }
 
 /** Gatehouse's /metrics as name{labels} → value (prom-client's default Node metrics among them). */
@@ -358,7 +372,7 @@ targets:
       },
     });
     await waitFor('gatehouse serve', gatehouseProcess, log, async () => (await fetch(`http://127.0.0.1:${apiPort}/health`)).ok && (await listening(port)()));
-    peers.push({ name: 'gatehouse', label: 'Gatehouse', port, policy: true });
+    peers.push({ name: 'gatehouse', label: 'Gatehouse', port, policy: true, pid: gatehouseProcess.pid });
   }
   if (PEERS.includes('opa')) {
     const port = await freePort();
@@ -367,14 +381,14 @@ targets:
       env: { ...process.env, ...(PEER_GOMAXPROCS ? { GOMAXPROCS: PEER_GOMAXPROCS } : {}) },
     });
     await waitFor('opa-envoy-peer', child, log, listening(port));
-    peers.push({ name: 'opa', label: 'OPA peer', port, policy: true });
+    peers.push({ name: 'opa', label: 'OPA peer', port, policy: true, pid: child.pid });
   }
   if (PEERS.includes('noop')) {
     const port = await freePort();
     const log = join(dir, 'noop.log');
     const child = daemon('noop-server', process.execPath, ['--import', 'tsx', NOOP, `127.0.0.1:${port}`], log, { cwd: root });
     await waitFor('noop-server', child, log, listening(port));
-    peers.push({ name: 'noop', label: 'no-op grpc-js', port, policy: false });
+    peers.push({ name: 'noop', label: 'no-op grpc-js', port, policy: false, pid: child.pid });
   }
 
   console.error('bench-ext-authz: one Check each through grpc-js, before anything is timed');
@@ -419,7 +433,13 @@ targets:
   const metricsSaturated = metricsBefore ? await scrape(apiPort) : null;
   const medians = (fs: Figures[]) => {
     const rps = fs.map((f) => f.rps);
-    return { rps: median(rps), min: Math.min(...rps), max: Math.max(...rps), p50: median(fs.map((f) => f.p50)), p99: median(fs.map((f) => f.p99)) };
+    const known = (values: (number | null)[]) => values.filter((v): v is number => v !== null);
+    const cpuUs = known(fs.map((f) => f.cpuUs));
+    const cores = known(fs.map((f) => f.cores));
+    return {
+      rps: median(rps), min: Math.min(...rps), max: Math.max(...rps), p50: median(fs.map((f) => f.p50)), p99: median(fs.map((f) => f.p99)),
+      cpuUs: cpuUs.length > 0 ? median(cpuUs) : null, cores: cores.length > 0 ? median(cores) : null,
+    };
   };
   const med = new Map(peers.map((p) => [p.name, medians(runs.get(p.name)!)]));
 
@@ -443,15 +463,17 @@ targets:
 
   const metricsAtRate = metricsSaturated && rate ? await scrape(apiPort) : null;
 
-  console.log(`  ${'server'.padEnd(16)}${'RPS'.padStart(10)}${'p50'.padStart(11)}${'p99'.padStart(11)}${'RPS min–max'.padStart(18)}` +
+  console.log(`  ${'server'.padEnd(16)}${'RPS'.padStart(10)}${'p50'.padStart(11)}${'p99'.padStart(11)}${'RPS min–max'.padStart(18)}${'CPU/Check'.padStart(12)}${'cores'.padStart(7)}` +
     `${rate ? `${'p50'.padStart(11)}${'p99'.padStart(11)}` : ''}`);
-  console.log(`  ${''.padEnd(16)}${`-c ${CONCURRENCY}, as fast as it goes (medians of ${ROUNDS})`.padStart(50)}${rate ? `   at ${int(rate)} RPS (${LATENCY_ROUNDS})`.padStart(22) : ''}`);
+  console.log(`  ${''.padEnd(16)}${`-c ${CONCURRENCY}, as fast as it goes (medians of ${ROUNDS})`.padStart(69)}${rate ? `   at ${int(rate)} RPS (${LATENCY_ROUNDS})`.padStart(22) : ''}`);
   for (const peer of peers) {
     const f = med.get(peer.name)!;
     const r = rate ? medians(atRate.get(peer.name)!) : null;
     console.log(`  ${peer.label.padEnd(16)}${int(f.rps).padStart(10)}${ms(f.p50).padStart(11)}${ms(f.p99).padStart(11)}${`${int(f.min)}–${int(f.max)}`.padStart(18)}` +
+      `${(f.cpuUs === null ? '?' : `${f.cpuUs.toFixed(0)} µs`).padStart(12)}${(f.cores === null ? '?' : f.cores.toFixed(2)).padStart(7)}` +
       `${r ? `${ms(r.p50).padStart(11)}${ms(r.p99).padStart(11)}` : ''}`);
   }
+  console.log('  CPU/Check: the server\'s own CPU time (user + system, all threads, /proc) per call; cores: that time over the run\'s wall time.');
   const g = med.get('gatehouse');
   const o = med.get('opa');
   const n = med.get('noop');

@@ -3,7 +3,7 @@
  * clean-up that stops them, whether the bench ends, fails or is interrupted.
  * Importing this module installs the signal handlers.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 
@@ -112,3 +112,19 @@ export const listening = (port: number) => () => new Promise<boolean>((r) => {
   const socket = connect(port, '127.0.0.1', () => { socket.end(); r(true); });
   socket.once('error', () => r(false));
 });
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** User + system CPU seconds a process has used so far, all threads and the main thread (/proc, Linux); null once it is gone. */
+export function cpuSeconds(pid: number): { all: number; main: number } | null {
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const seconds = (stat: string) => {
+    const fields = readFileSync(stat, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  };
+  try {
+    return { all: seconds(`/proc/${pid}/stat`), main: seconds(`/proc/${pid}/task/${pid}/stat`) };
+  } catch {
+    return null;
+  }
+}

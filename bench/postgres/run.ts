@@ -42,12 +42,12 @@
 // nothing is asserted about speed.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { postgresBinDir, startPostgres, type PostgresServer } from '../../tests/helpers/postgres.js';
-import { cleanUp, daemon, freePort, listening, must, onCleanup, run, stop, waitFor, type Result } from '../lib/processes.js';
+import { cleanUp, cpuSeconds, daemon, freePort, listening, must, onCleanup, run, stop, waitFor, type Result } from '../lib/processes.js';
 import { reportProfiles } from '../lib/profile-summary.js';
 
 const CLIENTS = Number(process.env.CLIENTS ?? 8);
@@ -96,22 +96,6 @@ interface Path {
 
 /** What one pgbench run measured: TPS, and the proxy's CPU time per transaction (µs, user + system): all threads, and its main thread. */
 interface Run { tps: number; cpuUs: { all: number; main: number } | null }
-
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-/** User + system CPU seconds a process has used so far, all threads and the main thread (/proc, Linux). */
-function cpuSeconds(pid: number): { all: number; main: number } | null {
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const seconds = (stat: string) => {
-    const fields = readFileSync(stat, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  };
-  try {
-    return { all: seconds(`/proc/${pid}/stat`), main: seconds(`/proc/${pid}/task/${pid}/stat`) };
-  } catch {
-    return null;
-  }
-}
 
 const bin = postgresBinDir();
 const tool = (name: string) => join(bin, name);
