@@ -287,18 +287,26 @@ describe('renames cannot take a masked column out of its rule', () => {
   });
 
   it('a masked column renamed outside the gateway: its table is refused to new sessions until the rule or the schema is fixed', async () => {
+    // A session that resolved the rule before the rename keeps its (table OID, attribute) pair, which a rename does not change.
+    await outcome(dba, 'SELECT ssn FROM customers WHERE id = 1');
     await direct.query('ALTER TABLE customers RENAME COLUMN ssn TO tax_id');
     const { client } = await stack.connectAgent('ann', ['analysts']);
+    const { client: newDba } = await stack.connectAgent('dora', ['dba']);
     try {
+      expect((await outcome(dba, 'SELECT tax_id FROM customers WHERE id = 1')).rows).toEqual([{ tax_id: '[REDACTED]' }]);
       const result = await outcome(client, 'SELECT tax_id FROM customers');
       expect(result.error?.code).toBe('42501');
       expect(result.error?.message).toContain('mask rule public.customers.ssn names no column of public.customers (renamed or dropped?)');
       expect(leakedSsns(result)).toEqual([]);
+      // A write's RETURNING would return it as well.
+      const returning = await outcome(newDba, 'UPDATE customers SET name = name WHERE id = 1 RETURNING tax_id');
+      expect(returning.error?.message).toContain('mask rule public.customers.ssn names no column of public.customers');
+      expect(leakedSsns(returning)).toEqual([]);
       // Tables the rule does not name are read as before.
       expect((await outcome(client, 'SELECT name FROM products WHERE id = 1')).rows).toEqual([{ name: 'Widget' }]);
     } finally {
       await direct.query('ALTER TABLE customers RENAME COLUMN tax_id TO ssn');
-      await client.end();
+      await Promise.all([client.end(), newDba.end()]);
     }
   });
 });

@@ -111,15 +111,16 @@ function qualified(parts: readonly string[]): [string, string, string] {
 /**
  * A rule whose column is gone from its table (renamed or dropped outside
  * the gateway) would mask nothing: the column could be read under its new
- * name. Reads of that table are refused until the rule or the schema is fixed.
+ * name, or returned by a write's RETURNING. Statements on that table are
+ * refused until the rule or the schema is fixed.
  */
 function findUnresolved(plan: CompiledPlan, statements: readonly StatementFacts[]): string | null {
   if (plan.unresolved.size === 0) return null;
   for (const statement of statements) {
     for (const table of statement.tables) {
-      const rule = table.access === 'read' ? plan.unresolved.get(`${table.schema}.${table.name}`) : undefined;
+      const rule = plan.unresolved.get(`${table.schema}.${table.name}`);
       if (rule !== undefined) {
-        return `mask rule ${rule} names no column of ${table.schema}.${table.name} (renamed or dropped?): reads of the table are refused until the rule or the schema is fixed`;
+        return `mask rule ${rule} names no column of ${table.schema}.${table.name} (renamed or dropped?): statements on the table are refused until the rule or the schema is fixed`;
       }
     }
   }

@@ -97,11 +97,9 @@ const LIST = 8;
 /** This SelectStmt's rows are written into a table (INSERT … SELECT, CREATE TABLE AS): its select list is derived. */
 const FILLS = 16;
 
-/**
- * Masking rewrites result rows only. A value a statement writes into a table
- * lands where no mask plan follows it (a later SELECT of that table returns
- * it as it is), so the columns these carry count as derived.
- */
+// Masking rewrites result rows only. A value a statement writes into a table
+// lands where no mask plan follows it (a later SELECT of that table returns
+// it as it is), so the columns these two carry count as derived.
 /** Queries whose rows are written into a table. */
 const FILLING_QUERIES = new Set(['InsertStmt.selectStmt', 'CreateTableAsStmt.query']);
 /** Lists of values written into a table: SET lists and MERGE's actions. */
