@@ -20,9 +20,10 @@
 #   data.access.postgres.readonly_denied_functions, and may not EXECUTE a
 #   prepared statement (the analyser cannot see what it runs).
 #
-#   An allowed statement of a caller without a write grant on the target
-#   carries "read_only": true, and the proxy turns the server's read-only
-#   mode on for the session (default_transaction_read_only).
+#   An allowed statement (or one sent for approval) of a caller without a
+#   write grant on the target carries "read_only": true, and the proxy
+#   turns the server's read-only mode on for the session
+#   (default_transaction_read_only).
 #
 #   COPY ... TO/FROM PROGRAM runs a shell command on the database server:
 #   it is denied to everyone, unless a write grant that applies is named in
@@ -56,9 +57,11 @@ decision := read_only_on_server(lib.make("postgres", {"access": needed, "denials
 #   says "read_only": the proxy then runs the session's transactions in the
 #   server's read-only mode. Defence in depth: a function defined in the
 #   database that writes looks like a read to the analyser, but the server
-#   refuses its writes in a read-only transaction.
+#   refuses its writes in a read-only transaction. So does a statement sent
+#   for approval: the proxy prepares it before it is approved, and the mode
+#   must be on before then.
 read_only_on_server(d) := object.union(d, {"read_only": true}) if {
-	d.action == "allow"
+	d.action in {"allow", "approve"}
 	not access.has_write_grant
 } else := d
 

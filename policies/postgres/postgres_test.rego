@@ -70,6 +70,15 @@ test_only_callers_without_a_write_grant_run_read_only_on_the_server if {
 
 	# A denial runs nothing, so it says nothing about the server's mode.
 	not "read_only" in object.keys(postgres.decision) with input as request(analyst, orders_db, [delete_orders])
+
+	# A read sent for approval is prepared before it is approved: the mode goes on first.
+	held := postgres.decision with input as request(analyst, orders_db, [select_customers])
+		with data.access.approvals as [{
+			"name": "reads-need-dba", "match": {"labels": {"env": "prod"}, "kinds": ["postgres"], "access": "read"},
+			"approvers": ["dba"], "min": 1, "ttl_seconds": 900, "mode": "hold",
+		}]
+	held.action == "approve"
+	held.read_only == true
 }
 
 test_analyst_delete_is_denied if {

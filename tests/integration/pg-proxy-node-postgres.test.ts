@@ -466,6 +466,42 @@ describe('callers that may only read run in the server\'s read-only mode', () =>
     expect(await visits()).toBe(1);
   });
 
+  it('read-only mode goes first even behind a pipelined denied statement still in flight', async () => {
+    const before = await visits();
+    const client = await proxyPipeline(stack.token('ann-pipelined', ['analysts']));
+    try {
+      // Sent together: the DELETE's stand-in is still on its way when the SELECT is decided.
+      client.send(serialize.query('DELETE FROM orders WHERE id = 999'), serialize.query('SELECT record_visit()'));
+      const denied = await client.until('Z');
+      expect(errorFields(denied.find((m) => m.type === 'E')!.body).C).toBe('42501');
+      const guarded = await client.until('Z');
+      expect(errorFields(guarded.find((m) => m.type === 'E')!.body)).toMatchObject({ C: '25006', M: 'cannot execute INSERT in a read-only transaction' });
+    } finally {
+      await client.end();
+    }
+    expect(await visits()).toBe(before);
+  });
+
+  it('where read-only mode cannot go first (inside an open extended batch), the statement is refused, not run unguarded', async () => {
+    const before = await visits();
+    const client = await proxyPipeline(stack.token('ann-midbatch', ['analysts']));
+    try {
+      // A Close opens the batch; the first statement to decide comes after it, before Sync.
+      client.send(serialize.close({ type: 'S', name: 'nothing' }), ...extendedStatement('SELECT record_visit()'), serialize.sync());
+      const answers = await client.until('Z');
+      expect(errorFields(answers.find((m) => m.type === 'E')!.body)).toMatchObject({ C: '42501' });
+      expect(errorFields(answers.find((m) => m.type === 'E')!.body).M).toContain('read-only mode for a caller that may only read could not be turned on before this statement');
+      expect(answers.some((m) => m.type === 'D')).toBe(false);
+      // After Sync it goes first as usual.
+      client.send(...extendedStatement('SELECT record_visit()'), serialize.sync());
+      const next = await client.until('Z');
+      expect(errorFields(next.find((m) => m.type === 'E')!.body).C).toBe('25006');
+    } finally {
+      await client.end();
+    }
+    expect(await visits()).toBe(before);
+  });
+
   it('the analyst cannot turn it off: policy denies what would', async () => {
     const { client } = await stack.connectAgent('ann-readonly-2', ['analysts']);
     try {

@@ -88,6 +88,8 @@ export class Relay {
   private extendedOpen = false;
   /** The proxy turned the server's read-only mode on for this session. */
   private readOnlyOnServer = false;
+  /** A statement decided without `read_only` went to the server first (see serverIdle). */
+  private ranBeforeReadOnly = false;
   /** The proxy denied a message of this extended-protocol batch: the rest, up to Sync, is not run. */
   private discarding = false;
   /** The server reported an error before the batch's Sync was forwarded: it ignores what follows up to Sync. */
@@ -134,12 +136,12 @@ export class Relay {
   fromClient(message: FrontendMessage, raw: Buffer): Promise<void> | void {
     switch (message.type) {
       case 'query':
-        return this.query(message.sql, raw, this.betweenTransactions());
-      case 'parse': {
-        const between = this.betweenTransactions();
+        return this.query(message.sql, raw);
+      case 'parse':
+        // Open once decided: the read-only guard (decide) asks whether a batch was open before this Parse.
+        if (!this.discarding) return this.parse(message.name, message.sql, raw);
         this.extendedOpen = true;
-        return this.discarding ? undefined : this.parse(message.name, message.sql, raw, between);
-      }
+        return;
       case 'bind': {
         this.extendedOpen = true;
         if (this.discarding) return;
@@ -201,7 +203,7 @@ export class Relay {
     }
   }
 
-  private async query(sql: string, raw: Buffer, betweenTransactions: boolean): Promise<void> {
+  private async query(sql: string, raw: Buffer): Promise<void> {
     if (sql.trim() === '') {
       // Runs nothing; the server answers EmptyQueryResponse.
       this.forward(raw, { kind: 'ready', running: null });
@@ -213,13 +215,13 @@ export class Relay {
       this.refuse(decided, false, serialize.query(DENIED_STAND_IN));
       return;
     }
-    if (decided.decision.read_only && betweenTransactions) await this.turnOnReadOnly();
     this.forward(raw, { kind: 'ready', running: running(decided) });
   }
 
-  private async parse(name: string, sql: string, raw: Buffer, betweenTransactions: boolean): Promise<void> {
+  private async parse(name: string, sql: string, raw: Buffer): Promise<void> {
     // Preparing runs nothing: a statement that needs approval is asked about at each Bind, with its values.
     const decided = await this.decide(sql, 'extended', { approvalLater: true });
+    this.extendedOpen = true;
     if (!decided) return;
     if (decided.decision.action === 'deny') {
       // Flush: a client that sent Parse and Flush waits for the answer before its Sync.
@@ -227,31 +229,34 @@ export class Relay {
       this.discarding = true;
       return;
     }
-    if (decided.decision.read_only && betweenTransactions) await this.turnOnReadOnly();
     this.statements.set(name, { ...decided, name, columns: null });
     this.forward(raw, { kind: 'parseComplete' });
   }
 
   /**
-   * No transaction is open on the server and nothing is in flight: a
-   * setting changed now holds for the next transaction. (A caller's first
-   * statement always comes at such a point.)
+   * A Query sent now runs outside any transaction: none was open at the last
+   * ReadyForQuery, and no extended batch is open (its messages may hold an
+   * implicit one until Sync). What is still in flight cannot open one
+   * either, as long as nothing this session decided to run has gone ahead
+   * of read-only mode: until then only stand-ins of denied statements,
+   * which fail, and Syncs were forwarded.
    */
-  private betweenTransactions(): boolean {
-    return this.status === 'I' && this.pending.empty && !this.extendedOpen;
+  private serverIdle(): boolean {
+    return this.status === 'I' && !this.extendedOpen && (this.pending.empty || !this.ranBeforeReadOnly);
   }
 
   /**
    * Defence in depth for a caller that may only read: the analyser sees a
    * call of a function defined in the database as a read, whatever the
    * function does; in a read-only transaction the server refuses its
-   * writes. Once per session: such a caller's statements cannot turn it
-   * off (policy denies what can, the analyser's read_write statements).
-   * Waits for the server's answer, so the statement never runs unguarded;
-   * if the server refuses, the session ends.
+   * writes. Sent before the first statement the decision marks `read_only`,
+   * even behind denied statements still in flight; once per session, since
+   * such a caller's statements cannot turn it off (policy denies what can,
+   * the analyser's read_write statements). Waits for the server's answer,
+   * so the statement never runs unguarded; if the server refuses, the
+   * session ends.
    */
   private async turnOnReadOnly(): Promise<void> {
-    if (this.readOnlyOnServer) return;
     const error = await new Promise<Buffer | null>((settle) => this.forward(READ_ONLY_ON_SERVER, { kind: 'setting', settle, error: null }));
     if (error) throw new Error(`the database refused read-only mode for a read-only caller: ${decodeError(error).message}`);
     this.readOnlyOnServer = true;
@@ -326,14 +331,17 @@ export class Relay {
    * the rest of the batch is skipped up to Sync, as after any error.
    */
   private async refuseUndecided(what: string, standIn: Buffer): Promise<void> {
-    const sql = `-- ${what}`;
-    const result = await this.options.decider.refuse(sql, 'extended', [], `${what}; only statements gatehouse decided run`);
-    if (this.ended) return;
-    const decided: DecidedSql = {
-      sql, decision: result.decision, decisionId: result.decision_id, audit: auditRef(result), approvalId: null, statements: [], masking: null,
-    };
+    const decided = await this.deniedByProxy(`-- ${what}`, 'extended', [], `${what}; only statements gatehouse decided run`);
+    if (!decided) return;
     this.refuse(decided, true, Buffer.concat([standIn, serialize.flush()]));
     this.discarding = true;
+  }
+
+  /** An audited deny of the proxy's own, for a statement policy never saw or whose decision cannot be enforced; null when the session ended meanwhile. */
+  private async deniedByProxy(sql: string, protocol: Protocol, statements: StatementFacts[], reason: string): Promise<DecidedSql | null> {
+    const result = await this.options.decider.refuse(sql, protocol, statements, reason);
+    if (this.ended) return null;
+    return { sql, decision: result.decision, decisionId: result.decision_id, audit: auditRef(result), approvalId: null, statements, masking: null };
   }
 
   /** Decides, with the mask plan prepared before the decision is audited; null when the session ended meanwhile. */
@@ -369,6 +377,19 @@ export class Relay {
     }
     if (this.ended) return null;
     const { result, statements, parseError } = outcome;
+    if (result.decision.action !== 'deny' && !this.readOnlyOnServer) {
+      if (result.decision.read_only) {
+        // Never run unguarded: where the setting cannot go first, the statement does not go at all.
+        if (!this.serverIdle()) {
+          return this.deniedByProxy(sql, protocol, statements,
+            'read-only mode for a caller that may only read could not be turned on before this statement (a transaction or an extended-protocol batch is open); send it again outside one');
+        }
+        await this.turnOnReadOnly();
+        if (this.ended) return null;
+      } else {
+        this.ranBeforeReadOnly = true;
+      }
+    }
     return {
       sql,
       errorPosition: parseError?.position,
