@@ -250,6 +250,40 @@ describe('writes that would copy a masked column into a table are refused', () =
     expect((await direct.query('SELECT count(*)::int AS n FROM scratch WHERE body IS NOT NULL')).rows).toEqual([{ n: 0 }]);
   });
 
+  // The analyser sees EXECUTE, not the statement it runs: a table filled from a prepared
+  // statement's rows would hold whatever columns it returns.
+  it('CREATE TABLE … AS EXECUTE is refused; a prepared read stays masked', async () => {
+    expect((await outcome(dba, 'PREPARE all_rows AS SELECT id, ssn FROM customers')).error).toBeNull();
+    // A temporary table: any role may create one.
+    const filled = await outcome(dba, 'CREATE TEMP TABLE loot AS EXECUTE all_rows');
+    expect(filled.error?.code).toBe('42501');
+    expect(filled.error?.message).toContain('CREATE would write the rows of prepared statement all_rows into pg_temp.loot, where masked columns are not masked');
+    expect((await outcome(dba, 'EXPLAIN ANALYZE CREATE TEMP TABLE loot AS EXECUTE all_rows')).error?.code).toBe('42501');
+    const loot = await outcome(dba, 'SELECT * FROM loot');
+    expect(loot.error?.code).toBe('42P01');
+    expect(leakedSsns(loot)).toEqual([]);
+    const read = await outcome(dba, 'EXECUTE all_rows');
+    expect(read.rows).toHaveLength(3);
+    expect(leakedSsns(read.rows)).toEqual([]);
+    await outcome(dba, 'DEALLOCATE all_rows');
+  });
+
+  // Why EXECUTE's parameters and CALL's arguments need no following: PostgreSQL takes no
+  // subquery there, so no column can be handed on to the statement or procedure.
+  it('the server refuses a masked column handed to a prepared statement or a procedure', async () => {
+    await direct.query('CREATE PROCEDURE keep(v text) LANGUAGE sql AS $$ INSERT INTO scratch (body) VALUES (v) $$');
+    await direct.query('GRANT EXECUTE ON PROCEDURE keep(text) TO gatehouse_orders');
+    await direct.query('TRUNCATE scratch');
+    expect((await outcome(dba, 'PREPARE keep_row(text) AS INSERT INTO scratch (body) VALUES ($1)')).error).toBeNull();
+    const executed = await outcome(dba, 'EXECUTE keep_row((SELECT ssn FROM customers LIMIT 1))');
+    expect(executed.error).toMatchObject({ code: '0A000', message: 'cannot use subquery in EXECUTE parameter' });
+    const called = await outcome(dba, 'CALL keep((SELECT ssn FROM customers LIMIT 1))');
+    expect(called.error).toMatchObject({ code: '0A000', message: 'cannot use subquery in CALL argument' });
+    expect((await outcome(dba, "EXECUTE keep_row('plain')")).error).toBeNull();
+    expect((await direct.query('SELECT body FROM scratch')).rows).toEqual([{ body: 'plain' }]);
+    await outcome(dba, 'DEALLOCATE keep_row');
+  });
+
   it('writes that only filter on a masked column, or copy one the caller may see, run', async () => {
     await direct.query('TRUNCATE scratch');
     await outcome(dba, "INSERT INTO scratch (body) SELECT 'vip' FROM customers WHERE ssn LIKE '0%'");

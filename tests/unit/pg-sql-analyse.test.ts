@@ -293,6 +293,14 @@ describe('derived_columns: values RowDescription does not attribute to a column'
     expect(derived('PREPARE p AS INSERT INTO notes (body) SELECT ssn FROM customers')).toEqual(['ssn']);
   });
 
+  it('names the prepared statement EXECUTE runs, also as CREATE TABLE … AS EXECUTE', () => {
+    expect(one('EXECUTE p(1)').executes).toBe('p');
+    expect(one('CREATE TABLE loot AS EXECUTE p')).toMatchObject({ kind: 'create', executes: 'p', tables: [write('loot')] });
+    expect(one('EXPLAIN ANALYZE CREATE TABLE loot AS EXECUTE p')).toMatchObject({ kind: 'explain', executes: 'p' });
+    expect(one('EXPLAIN CREATE TABLE loot AS EXECUTE p')).not.toHaveProperty('executes');
+    expect(one('CREATE TABLE loot AS SELECT 1')).not.toHaveProperty('executes');
+  });
+
   it('does not list what only filters or names the rows written', () => {
     for (const sql of [
       "UPDATE customers SET name = 'x' WHERE ssn = $1",

@@ -193,7 +193,9 @@ async function findViewLeak(columns: string[], statements: readonly StatementFac
  * An expression over a masked column (`upper(ssn)`, `row_to_json(c)`), or a
  * COPY of a masked table, returns the value where no plan can find it; a
  * write that copies a masked column into a table (INSERT … SELECT ssn,
- * UPDATE … SET note = ssn, CREATE TABLE AS) puts it where no plan follows.
+ * UPDATE … SET note = ssn, CREATE TABLE AS) puts it where no plan follows;
+ * so does CREATE TABLE … AS EXECUTE, whose columns are a prepared
+ * statement's: refused whatever they are.
  */
 function findLeak(columns: string[], statements: readonly StatementFacts[]): string | null {
   const masked = new Map(columns.map((c) => {
@@ -207,6 +209,10 @@ function findLeak(columns: string[], statements: readonly StatementFacts[]): str
       return `COPY would return masked columns of ${reads.map((t) => t.name).join(', ')} unmasked; SELECT them instead`;
     }
     const written = statement.tables.filter((t) => t.access === 'write').map((t) => `${t.schema}.${t.name}`);
+    // The rows of a prepared statement: the analyser never sees which columns they hold.
+    if (statement.executes !== undefined && written.length > 0) {
+      return `${verb(statement)} would write the rows of prepared statement ${statement.executes} into ${written.join(', ')}, where masked columns are not masked; write CREATE TABLE … AS SELECT, which the gateway can check`;
+    }
     for (const name of statement.derived_columns ?? []) {
       if (name === '*' && reads.length > 0) {
         if (written.length > 0) return `${verb(statement)} would write whole rows of ${reads.map((t) => t.name).join(', ')} into ${written.join(', ')}, masked columns unmasked`;

@@ -133,9 +133,17 @@ function analyseStatement(type: string, body: Json): StatementFacts {
       facts.readonly = ALWAYS_READONLY.has(type);
   }
   if (tree.derivedColumns) facts.derived_columns = tree.derivedColumns;
+  const executes = executedName(type, body);
+  if (executes !== undefined) facts.executes = executes;
   const renames = renamedNames(type, body);
   if (renames.length > 0) facts.renames = renames;
   return facts;
+}
+
+/** The prepared statement EXECUTE runs, also as CREATE TABLE … AS EXECUTE. */
+function executedName(type: string, body: Json): string | undefined {
+  const execute = type === 'ExecuteStmt' ? body : type === 'CreateTableAsStmt' ? (body.query as Json | undefined)?.ExecuteStmt as Json | undefined : undefined;
+  return typeof execute?.name === 'string' ? execute.name : undefined;
 }
 
 /**

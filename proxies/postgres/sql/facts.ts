@@ -4,7 +4,7 @@
  * parser reads it. policies/postgres/postgres.rego reads `kind`, `readonly`,
  * `read_write`, `tables[].{schema,name,access}`, `functions`, `program`,
  * `setting` and `value`. `derived_columns` and `renames` are for the proxy's
- * masking, not for policy. Optional fields are left out when they do not apply, so the
+ * masking, not for policy; `executes` is for both. Optional fields are left out when they do not apply, so the
  * common SELECT carries only the four required ones.
  *
  * Caching: libpg-query's fingerprint ignores constants, and `read_write` and
@@ -120,6 +120,12 @@ export interface StatementFacts {
    * Left out for other statements.
    */
   renames?: string[];
+  /**
+   * EXECUTE, and CREATE TABLE … AS EXECUTE: the prepared statement it runs.
+   * For masking (a table filled from a prepared statement's rows is out of
+   * any mask plan's reach), and for policy.
+   */
+  executes?: string;
 }
 
 /** Where an unqualified table name is reported (PostgreSQL's default search_path). */
