@@ -29,6 +29,12 @@
 #   it is denied to everyone, unless a write grant that applies is named in
 #   data.access.postgres.copy_program_grants.
 #
+#   Code the caller writes (a DO block, CREATE [OR REPLACE] FUNCTION or
+#   PROCEDURE) could read a column masked for the caller and return it,
+#   raise it in a notice or copy it into a table, where no mask follows. It
+#   is denied to callers with column masks on the target, unless a write
+#   grant that applies is named in data.access.postgres.code_grants.
+#
 #   Inputs read: identity.sub (must be present; named in the reason when
 #   the caller has no groups), identity.groups, target.{name,kind,labels},
 #   approval (only when an approval rule matches), and postgres.statements.
@@ -37,6 +43,7 @@ package gatehouse.postgres
 
 import data.gatehouse.lib.access
 import data.gatehouse.lib.decision as lib
+import data.gatehouse.lib.masks
 import data.gatehouse.lib.text
 
 # METADATA
@@ -202,6 +209,45 @@ denials contains program_reason if {
 	not program_granted
 }
 
+# callers_code first: a batch without such code never builds the masks.
+denials contains reason if {
+	count(callers_code) > 0
+	count(masked_columns) > 0
+	not code_granted
+	some code in callers_code
+	reason := concat("", [
+		code, " runs code the gateway cannot inspect, which could read columns masked for the caller (",
+		text.clip(concat(", ", masked_columns), 200), "), and no grant on ", access.target_name,
+		" allows it (data.access.postgres.code_grants)",
+	])
+}
+
+callers_code contains code_verb(statement) if {
+	some statement in statements
+	runs_callers_code(statement)
+}
+
+runs_callers_code(statement) if statement.kind == "do"
+
+runs_callers_code(statement) if {
+	statement.kind == "create"
+	statement.object_type in {"function", "procedure"}
+}
+
+code_verb(statement) := concat(" ", ["CREATE", upper(statement.object_type)]) if {
+	statement.kind == "create"
+} else := verb(statement)
+
+# Only built when a statement runs the caller's own code.
+masked_columns := sort([mask.column | some mask in masks.for_caller; is_string(mask.column)])
+
+# A write grant that applies and is named in code_grants.
+code_granted if {
+	some grant in access.grants
+	grant.access == "write"
+	grant.name in code_grants
+}
+
 program_requested if {
 	some statement in statements
 	statement.program == true
@@ -247,6 +293,11 @@ readonly_setting_values := data.access.postgres.readonly_setting_values
 default copy_program_grants := []
 
 copy_program_grants := data.access.postgres.copy_program_grants
+
+# Grant names whose holders may run their own code where columns are masked for them.
+default code_grants := []
+
+code_grants := data.access.postgres.code_grants
 
 # "pg_catalog.Set_Config" -> "set_config"
 base_name(function) := lower(parts[count(parts) - 1]) if parts := split(function, ".")

@@ -67,11 +67,13 @@ test_file_remote_and_session_functions_are_denied_to_analysts if {
 	}
 }
 
+# Where no column is masked for the caller; see also test_callers_code_is_denied_where_columns_are_masked_for_them.
 test_do_block_is_denied if {
-	do := bare("do", false, {})
 	postgres.decision == analyst_denied("DO runs a code block the gateway cannot inspect")
-		with input as request(analyst, orders_db, [do])
-	postgres.decision.action == "allow" with input as request(dba, orders_db, [do])
+		with input as request(analyst, orders_db, [do_block])
+		with data.access.masks as {}
+	postgres.decision.action == "allow" with input as request(dba, orders_db, [do_block])
+		with data.access.masks as {}
 }
 
 test_select_into_is_denied if {
@@ -292,4 +294,51 @@ test_postgres_data_is_well_formed if {
 	every name in pg.copy_program_grants {
 		name in write_grants
 	}
+	every name in pg.code_grants {
+		name in write_grants
+	}
+}
+
+create_function := object.union(bare("create", false, {}), {"object_type": "function"})
+
+create_procedure := object.union(bare("create", false, {}), {"object_type": "procedure"})
+
+do_block := bare("do", false, {})
+
+code_denial(verb) := concat("", [
+	verb, " runs code the gateway cannot inspect, which could read columns masked for the caller ",
+	"(public.customers.ssn, public.orders.notes), and no grant on orders-db allows it (data.access.postgres.code_grants)",
+])
+
+test_callers_code_is_denied_where_columns_are_masked_for_them if {
+	# ssn and orders.notes are masked for the dba too (email is not: the dba is exempt).
+	postgres.decision == {"action": "deny", "reasons": [code_denial("DO")], "mask": []}
+		with input as request(dba, orders_db, [do_block])
+	postgres.decision.reasons == [code_denial("CREATE FUNCTION")]
+		with input as request(dba, orders_db, [create_function])
+	postgres.decision.reasons == [code_denial("CREATE PROCEDURE")]
+		with input as request(dba, orders_db, [create_procedure])
+	d := postgres.decision with input as request(analyst, orders_db, [do_block])
+	d.reasons == [
+		concat("", [
+			"DO runs code the gateway cannot inspect, which could read columns masked for the caller ",
+			"(public.customers.email, public.customers.ssn, public.orders.notes), and no grant on ",
+			"orders-db allows it (data.access.postgres.code_grants)",
+		]),
+		concat("", [read_only, "DO runs a code block the gateway cannot inspect"]),
+	]
+}
+
+test_callers_code_runs_with_a_listed_write_grant_or_no_masks if {
+	postgres.decision.action == "allow" with input as request(dba, orders_db, [do_block])
+		with data.access.postgres.code_grants as ["dba-administer"]
+	postgres.decision.action == "deny" with input as request(dba, orders_db, [do_block])
+		with data.access.postgres.code_grants as ["analysts-read-orders"]
+	postgres.decision.action == "allow" with input as request(dba, orders_db, [create_function])
+		with data.access.masks as {}
+
+	# Other CREATEs, and calling what the database already has, are not the caller's code.
+	create_table := object.union(bare("create", false, {}), {"object_type": "table"})
+	postgres.decision.action == "allow" with input as request(dba, orders_db, [create_table])
+	postgres.decision.action == "allow" with input as request(dba, orders_db, [bare("call", false, {})])
 }

@@ -14,6 +14,11 @@ const decide = postgresPolicy();
 
 const readOnly = 'group analysts has read-only access to orders-db; ';
 const functionDenied = (name: string) => `function ${name} is not allowed with read-only access to orders-db`;
+// Code the caller writes (DO, CREATE FUNCTION) could read a masked column and hand it back unmasked.
+const codeDenied = (what: string, columns: string) =>
+  `${what} runs code the gateway cannot inspect, which could read columns masked for the caller (${columns}), and no grant on orders-db allows it (data.access.postgres.code_grants)`;
+const analystMasks = 'public.customers.email, public.customers.ssn, public.orders.notes';
+const dbaMasks = 'public.customers.ssn, public.orders.notes';
 
 /** The analyst is denied for exactly these reasons. */
 async function deniedToAnalyst(sql: string, ...reasons: string[]): Promise<void> {
@@ -76,14 +81,28 @@ describe('server files, large objects, other databases, hidden SQL', () => {
   });
 });
 
-describe('DO blocks', () => {
+describe('DO blocks, and functions and procedures the caller writes', () => {
   it('denies the analyst a DO block, whatever it holds', async () => {
-    await deniedToAnalyst('DO $$ BEGIN DELETE FROM orders; END $$', `${readOnly}DO runs a code block the gateway cannot inspect`);
-    await deniedToAnalyst("DO $$ BEGIN PERFORM pg_sleep(1); END $$ LANGUAGE plpgsql", `${readOnly}DO runs a code block the gateway cannot inspect`);
+    await deniedToAnalyst('DO $$ BEGIN DELETE FROM orders; END $$', `${readOnly}DO runs a code block the gateway cannot inspect`, codeDenied('DO', analystMasks));
+    await deniedToAnalyst("DO $$ BEGIN PERFORM pg_sleep(1); END $$ LANGUAGE plpgsql", `${readOnly}DO runs a code block the gateway cannot inspect`, codeDenied('DO', analystMasks));
   });
 
-  it('control: the DBA may run one', async () => {
-    await allowed(dba, 'DO $$ BEGIN PERFORM 1; END $$');
+  it('denies them to the DBA too, for whom ssn is masked on orders-db', async () => {
+    for (const [sql, what] of [
+      ["DO $$ BEGIN RAISE NOTICE '%', (SELECT ssn FROM customers LIMIT 1); END $$", 'DO'],
+      ['CREATE FUNCTION leak() RETURNS SETOF text LANGUAGE sql AS $$ SELECT ssn FROM customers $$', 'CREATE FUNCTION'],
+      ['CREATE OR REPLACE PROCEDURE keep() LANGUAGE sql AS $$ INSERT INTO notes SELECT ssn FROM customers $$', 'CREATE PROCEDURE'],
+    ] as const) {
+      const d = await decide(dba, sql);
+      expect(d.action, sql).toBe('deny');
+      expect(d.reasons, sql).toEqual([codeDenied(what, dbaMasks)]);
+    }
+  });
+
+  it('control: the DBA may create other objects, and call what the database has', async () => {
+    await allowed(dba, 'CREATE TABLE scratch (id int)');
+    await allowed(dba, 'CALL refresh_totals()');
+    await allowed(dba, 'DROP FUNCTION IF EXISTS leak()');
   });
 });
 
@@ -297,6 +316,7 @@ describe('one reason per denied statement, for the whole batch', () => {
     await deniedToAnalyst(
       "SELECT 1; DO $$ BEGIN END $$; SET ROLE postgres; SELECT pg_read_file('/etc/passwd'); EXECUTE p",
       functionDenied('pg_read_file'),
+      codeDenied('DO', analystMasks),
       `${readOnly}DO runs a code block the gateway cannot inspect; EXECUTE runs a prepared statement the gateway cannot inspect; SET role changes the database role`,
     );
   });

@@ -399,10 +399,11 @@ describe('asynchronous messages reach the client', () => {
     await dba.query('UNLISTEN order_events');
   });
 
-  it('NOTICEs reach the client: RAISE NOTICE in a dba\'s DO block, and a WARNING for an analyst', async () => {
+  it('NOTICEs reach the client: a dba\'s DROP … IF EXISTS of nothing, and a WARNING for an analyst', async () => {
     const dbaNotice = once(dba, 'notice') as Promise<[NoticeMessage]>;
-    await dba.query("DO $$ BEGIN RAISE NOTICE 'hello from plpgsql'; END $$");
-    expect((await dbaNotice)[0]).toMatchObject({ severity: 'NOTICE', message: 'hello from plpgsql' });
+    await dba.query('DROP TABLE IF EXISTS no_such_table');
+    // Columns are masked for the dba here, so quoted names are scrubbed from the notices of anything but a plain SELECT.
+    expect((await dbaNotice)[0]).toMatchObject({ severity: 'NOTICE', code: '00000', message: 'table "[REDACTED]" does not exist, skipping' });
 
     const analystNotice = once(analyst, 'notice') as Promise<[NoticeMessage]>;
     await analyst.query('ROLLBACK'); // outside a transaction: a WARNING, and no error

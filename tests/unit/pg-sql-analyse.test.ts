@@ -376,12 +376,33 @@ describe('ordinary statements', () => {
   });
 
   it('DDL: create, drop, alter, truncate', () => {
-    expect(one('DROP TABLE public.orders')).toEqual({ kind: 'drop', readonly: false, tables: [write('orders')], functions: [] });
+    expect(one('DROP TABLE public.orders')).toEqual({ kind: 'drop', readonly: false, tables: [write('orders')], functions: [], object_type: 'table' });
     expect(one('TRUNCATE orders, audit.events')).toMatchObject({ kind: 'truncate', readonly: false, tables: [write('orders'), write('events', 'audit')] });
     expect(one('ALTER TABLE orders ADD COLUMN x int')).toMatchObject({ kind: 'alter', readonly: false, tables: [write('orders')] });
     expect(one('CREATE INDEX ON orders (id)')).toMatchObject({ kind: 'create', readonly: false, tables: [write('orders')] });
     expect(one('CREATE ROLE evil SUPERUSER')).toMatchObject({ kind: 'create', readonly: false });
     expect(one('GRANT SELECT ON orders TO public')).toMatchObject({ kind: 'grant', readonly: false });
+  });
+
+  it('names the type of object a statement creates, alters or drops; function and procedure apart', () => {
+    const objectType = (sql: string) => one(sql).object_type;
+    expect(objectType("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'")).toBe('function');
+    expect(objectType("CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql RETURN 1")).toBe('function');
+    expect(objectType("CREATE PROCEDURE p() LANGUAGE sql AS 'SELECT 1'")).toBe('procedure');
+    expect(objectType('DROP PROCEDURE p')).toBe('procedure');
+    expect(objectType('ALTER FUNCTION f() SECURITY DEFINER')).toBe('function');
+    expect(objectType('CREATE TABLE t (a int)')).toBe('table');
+    expect(objectType('CREATE TABLE t AS SELECT 1')).toBe('table');
+    expect(objectType('CREATE MATERIALIZED VIEW m AS SELECT 1')).toBe('matview');
+    expect(objectType('CREATE VIEW v AS SELECT 1')).toBe('view');
+    expect(objectType('CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()')).toBe('trigger');
+    expect(objectType('CREATE AGGREGATE a (int) (sfunc = int4pl, stype = int)')).toBe('aggregate');
+    expect(objectType('CREATE EXTENSION pgcrypto')).toBe('extension');
+    expect(objectType('ALTER TABLE t RENAME TO u')).toBe('table');
+    expect(objectType("COMMENT ON TABLE t IS 'x'")).toBe('table');
+    expect(objectType('SELECT 1')).toBeUndefined();
+    expect(objectType('DO $$ BEGIN END $$')).toBeUndefined();
+    expect(objectType('BEGIN')).toBeUndefined();
   });
 
   it('a multi-statement text gives one entry per statement', () => {

@@ -8,7 +8,7 @@
  */
 import { loadModule, parseSync } from 'libpg-query';
 import type { StatementFacts } from './facts.js';
-import { ALWAYS_READONLY, explainAnalyzes, readWriteSetting, settingValue, statementKind, transactionReadonly, transactionReadWrite } from './kinds.js';
+import { ALWAYS_READONLY, explainAnalyzes, objectType, readWriteSetting, settingValue, statementKind, transactionReadonly, transactionReadWrite } from './kinds.js';
 import { renamedNames } from './renames.js';
 import { walkTree } from './walk.js';
 
@@ -133,6 +133,8 @@ function analyseStatement(type: string, body: Json): StatementFacts {
       facts.readonly = ALWAYS_READONLY.has(type);
   }
   if (tree.derivedColumns) facts.derived_columns = tree.derivedColumns;
+  const object = objectType(type, body);
+  if (object !== undefined) facts.object_type = object;
   const executes = executedName(type, body);
   if (executes !== undefined) facts.executes = executes;
   const renames = renamedNames(type, body);

@@ -3,8 +3,8 @@
  * (design brief, "Input"): what one statement does, as the real PostgreSQL
  * parser reads it. policies/postgres/postgres.rego reads `kind`, `readonly`,
  * `read_write`, `tables[].{schema,name,access}`, `functions`, `program`,
- * `setting` and `value`. `derived_columns` and `renames` are for the proxy's
- * masking, not for policy; `executes` is for both. Optional fields are left out when they do not apply, so the
+ * `setting`, `value` and `object_type`. `derived_columns` and `renames` are
+ * for the proxy's masking, not for policy; `executes` is for both. Optional fields are left out when they do not apply, so the
  * common SELECT carries only the four required ones.
  *
  * Caching: libpg-query's fingerprint ignores constants, and `read_write` and
@@ -120,6 +120,13 @@ export interface StatementFacts {
    * Left out for other statements.
    */
   renames?: string[];
+  /**
+   * CREATE, ALTER, DROP, COMMENT, GRANT and the like: the type of object,
+   * lowercase as PostgreSQL names it ("table", "view", "function",
+   * "procedure", "trigger", "matview", "schema", …; see
+   * objectType in kinds.ts). Left out when the statement names none.
+   */
+  object_type?: string;
   /**
    * EXECUTE, and CREATE TABLE … AS EXECUTE: the prepared statement it runs.
    * For masking (a table filled from a prepared statement's rows is out of

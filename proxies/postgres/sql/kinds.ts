@@ -85,6 +85,51 @@ export function statementKind(type: string, body: Json): string {
   return base.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
 }
 
+/** Fields where the parse tree names the type of object a statement acts on (OBJECT_FUNCTION, …). */
+const OBJECT_TYPE_FIELDS = ['objtype', 'removeType', 'renameType', 'objectType', 'kind'];
+
+/** Statements that create one type of object and do not name it in a field. */
+const CREATED_OBJECTS: Readonly<Record<string, string>> = {
+  CreateStmt: 'table',
+  ViewStmt: 'view',
+  IndexStmt: 'index',
+  RuleStmt: 'rule',
+  CreateTrigStmt: 'trigger',
+  CreateEventTrigStmt: 'event_trigger',
+  CreateSeqStmt: 'sequence',
+  CreatedbStmt: 'database',
+  CreatePLangStmt: 'language',
+  CompositeTypeStmt: 'type',
+  CreateEnumStmt: 'type',
+  CreateRangeStmt: 'type',
+  CreateForeignTableStmt: 'foreign_table',
+  CreateForeignServerStmt: 'server',
+  CreateFdwStmt: 'foreign_data_wrapper',
+  CreateOpClassStmt: 'operator_class',
+  CreateOpFamilyStmt: 'operator_family',
+  CreateStatsStmt: 'statistics',
+  CreateTableSpaceStmt: 'tablespace',
+  CreateAmStmt: 'access_method',
+};
+
+/**
+ * The type of object a statement creates, alters, drops, renames, comments
+ * on or grants on, lowercase as PostgreSQL names it without OBJECT_
+ * ("function", "procedure", "table", "matview", …); undefined
+ * when the statement names none. CREATE [OR REPLACE] FUNCTION and
+ * PROCEDURE are told apart: their bodies are code the analyser never sees.
+ */
+export function objectType(type: string, body: Json): string | undefined {
+  if (type === 'CreateFunctionStmt') return body.is_procedure === true ? 'procedure' : 'function';
+  for (const field of OBJECT_TYPE_FIELDS) {
+    const value = body[field];
+    if (typeof value === 'string' && value.startsWith('OBJECT_')) return value.slice('OBJECT_'.length).toLowerCase();
+  }
+  if (CREATED_OBJECTS[type]) return CREATED_OBJECTS[type];
+  const created = /^Create(\w+)Stmt$/.exec(type)?.[1];
+  return created?.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+}
+
 /**
  * Statements that change nothing and end no transaction, whatever they name.
  * LISTEN and UNLISTEN only subscribe this session to notifications: a read
