@@ -415,6 +415,49 @@ describe('values in error messages', () => {
   });
 });
 
+// Reads the analyser cannot follow to a table: the planner's statistics, and SQL in a string.
+describe('reads masking cannot follow are refused', () => {
+  it('pg_stats, whose histogram bounds list a small table\'s SSNs', async () => {
+    await direct.query('ANALYZE customers');
+    const sample = await direct.query("SELECT histogram_bounds::text AS h FROM pg_stats WHERE tablename = 'customers' AND attname = 'ssn'");
+    expect(leakedSsns(sample.rows)).not.toEqual([]); // what the refusal keeps from the caller
+    for (const sql of [
+      "SELECT attname, histogram_bounds::text FROM pg_stats WHERE tablename = 'customers'",
+      "SELECT most_common_vals::text FROM pg_catalog.pg_stats WHERE attname = 'ssn'",
+      'SELECT * FROM pg_stats_ext',
+    ]) {
+      const result = await outcome(analyst, sql);
+      expect(result.error?.code, sql).toBe('42501');
+      expect(result.error?.message, sql).toMatch(/pg_stats(_ext)? holds sample values of table columns, masked ones included/);
+      expect(leakedSsns(result)).toEqual([]);
+    }
+  });
+
+  it.each([
+    "SELECT query_to_xml('SELECT ssn FROM customers', true, false, '')",
+    "SELECT pg_catalog.table_to_xml('customers', true, false, '')",
+    "SELECT ts_stat('SELECT to_tsvector(ssn) FROM customers')",
+  ])('a function that reads what a string names: %s', async (sql) => {
+    // The dba has a write grant, so the read-only function list does not apply.
+    const result = await outcome(dba, sql);
+    expect(result.error?.code).toBe('42501');
+    expect(result.error?.message).toMatch(/function [a-z_.]+ reads what a string names, which masking cannot follow/);
+    expect(leakedSsns(result)).toEqual([]);
+  });
+
+  it('a cursor read back through cursor_to_xml', async () => {
+    await dba.query('BEGIN');
+    try {
+      await dba.query('DECLARE c CURSOR FOR SELECT ssn FROM customers');
+      const result = await outcome(dba, "SELECT cursor_to_xml('c', 10, true, false, '')");
+      expect(result.error?.code).toBe('42501');
+      expect(leakedSsns(result)).toEqual([]);
+    } finally {
+      await dba.query('ROLLBACK');
+    }
+  });
+});
+
 describe('the extended protocol and binary results are masked too', () => {
   it('a parameterised query (Parse/Bind/Describe/Execute) masks like a simple one', async () => {
     const result = await outcome(analyst, { text: 'SELECT id, email, ssn FROM customers WHERE id = $1', values: [1] });

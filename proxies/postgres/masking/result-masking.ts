@@ -2,8 +2,7 @@
  * A decision's mask plan, made ready for one statement's results: rules
  * compiled once per session, `schema.table.column` names resolved to the (table OID,
  * attribute number) pairs RowDescription carries, and the statement checked
- * for ways around the plan that the proxy could not mask (an expression over
- * a masked column, COPY). What cannot be masked is refused, never passed.
+ * for ways around the plan that the proxy could not mask (leaks.ts).
  */
 import type { MaskCount } from '../../../engine/audit/events.js';
 import { DETECTOR_NAMES, findSpans } from '../../../engine/masking/detectors.js';
@@ -16,6 +15,7 @@ import { DataRowRewriter } from '../protocol/data-row.js';
 import type { StatementFacts } from '../sql/analyse.js';
 import type { Catalog } from '../upstream/catalog.js';
 import type { RowMasking } from '../session/statement-state.js';
+import { qualified, unmaskable } from './leaks.js';
 
 export type { Catalog } from '../upstream/catalog.js';
 
@@ -70,9 +70,8 @@ export class MaskPlans {
     if ('refusal' in compiled) return compiled;
     if (compiled.rules.length === 0) return { masking: NO_COLUMNS };
     const columns = compiled.rules.map((c) => c.column);
-    const leak = findUnresolved(compiled, statements) ?? findRename(columns, statements) ?? findLeak(columns, statements)
-      ?? (await findViewLeak(columns, statements, this.catalog));
-    if (leak) return { refusal: leak };
+    const refusal = await unmaskable(compiled.unresolved, columns, statements, this.catalog);
+    if (refusal) return { refusal };
     return { masking: new StatementMasking(compiled, readsMaskedTable(columns, statements)) };
   }
 }
@@ -103,52 +102,6 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
   return plan;
 }
 
-/** A rule's `table.column` or `schema.table.column`, as [schema, table, column]. */
-function qualified(parts: readonly string[]): [string, string, string] {
-  return parts.length === 2 ? ['public', parts[0]!, parts[1]!] : [parts[0]!, parts[1]!, parts.slice(2).join('.')];
-}
-
-/**
- * A rule whose column is gone from its table (renamed or dropped outside
- * the gateway) would mask nothing: the column could be read under its new
- * name, or returned by a write's RETURNING. Statements on that table are
- * refused until the rule or the schema is fixed.
- */
-function findUnresolved(plan: CompiledPlan, statements: readonly StatementFacts[]): string | null {
-  if (plan.unresolved.size === 0) return null;
-  for (const statement of statements) {
-    for (const table of statement.tables) {
-      const rule = plan.unresolved.get(`${table.schema}.${table.name}`);
-      if (rule !== undefined) {
-        return `mask rule ${rule} names no column of ${table.schema}.${table.name} (renamed or dropped?): statements on the table are refused until the rule or the schema is fixed`;
-      }
-    }
-  }
-  return null;
-}
-
-/**
- * Renaming a masked column, its table or its schema (or moving the table
- * to another schema) would leave the rule naming nothing, for every caller.
- */
-function findRename(columns: string[], statements: readonly StatementFacts[]): string | null {
-  for (const statement of statements) {
-    for (const renamed of statement.renames ?? []) {
-      const rule = columns.find((column) => renameBreaks(renamed, column));
-      if (rule !== undefined) return `ALTER would rename ${renamed}, which mask rule ${rule} names: the rule would no longer find the column`;
-    }
-  }
-  return null;
-}
-
-function renameBreaks(renamed: string, rule: string): boolean {
-  const parts = rule.split('.');
-  // A rule by output name alone masks a column of that name in any table.
-  if (parts.length === 1) return renamed.split('.').length === 3 && renamed.endsWith(`.${rule}`);
-  const name = qualified(parts).join('.');
-  return name === renamed || name.startsWith(`${renamed}.`);
-}
-
 /**
  * Whether a statement can see a masked column at all: only then can its errors quote one.
  * The facts name only what the statement's text names, and data is reached in other ways
@@ -162,75 +115,6 @@ function readsMaskedTable(columns: string[], statements: readonly StatementFacts
   // A rule by output name alone could match any table.
   if (tables.includes(null)) return true;
   return statements.some((s) => s.kind !== 'select' || s.tables.length > 0 || s.functions.length > 0);
-}
-
-/**
- * A view's result columns carry the view's own table OID, so a mask on a
- * base column would not find them: a view that reads a masked column is
- * refused (its other columns could still be selected from the base table).
- */
-async function findViewLeak(columns: string[], statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
-  const full = new Set(columns.filter((c) => c.split('.').length === 3));
-  const bare = new Set(columns.filter((c) => !c.includes('.')));
-  const twoPart = new Set(columns.filter((c) => c.split('.').length === 2).map((c) => `public.${c}`));
-  for (const statement of statements) {
-    for (const table of statement.tables) {
-      if (table.access !== 'read') continue;
-      for (const source of await catalog.viewSources(table.schema, table.name)) {
-        if (full.has(source) || twoPart.has(source) || bare.has(source.slice(source.lastIndexOf('.') + 1))) {
-          return `view ${table.schema}.${table.name} reads masked column ${source}, which masking cannot follow through a view; query ${source.slice(0, source.lastIndexOf('.'))} instead`;
-        }
-      }
-    }
-  }
-  return null;
-}
-
-/**
- * PostgreSQL names a result column's table and attribute only when the
- * column is the table column itself (through subqueries and CTEs; not
- * through views, see findViewLeak, nor set operations).
- * An expression over a masked column (`upper(ssn)`, `row_to_json(c)`), or a
- * COPY of a masked table, returns the value where no plan can find it; a
- * write that copies a masked column into a table (INSERT … SELECT ssn,
- * UPDATE … SET note = ssn, CREATE TABLE AS) puts it where no plan follows;
- * so does CREATE TABLE … AS EXECUTE, whose columns are a prepared
- * statement's: refused whatever they are.
- */
-function findLeak(columns: string[], statements: readonly StatementFacts[]): string | null {
-  const masked = new Map(columns.map((c) => {
-    const parts = c.split('.');
-    return [parts[parts.length - 1]!, parts.length > 1 ? parts[parts.length - 2]! : null] as const;
-  }));
-  const maskedTables = new Set([...masked.values()].filter((t): t is string => t !== null));
-  for (const statement of statements) {
-    const reads = statement.tables.filter((t) => t.access === 'read' && (maskedTables.has(t.name) || maskedTables.size === 0));
-    if (statement.kind === 'copy' && reads.length > 0) {
-      return `COPY would return masked columns of ${reads.map((t) => t.name).join(', ')} unmasked; SELECT them instead`;
-    }
-    const written = statement.tables.filter((t) => t.access === 'write').map((t) => `${t.schema}.${t.name}`);
-    // The rows of a prepared statement: the analyser never sees which columns they hold.
-    if (statement.executes !== undefined && written.length > 0) {
-      return `${verb(statement)} would write the rows of prepared statement ${statement.executes} into ${written.join(', ')}, where masked columns are not masked; write CREATE TABLE … AS SELECT, which the gateway can check`;
-    }
-    for (const name of statement.derived_columns ?? []) {
-      if (name === '*' && reads.length > 0) {
-        if (written.length > 0) return `${verb(statement)} would write whole rows of ${reads.map((t) => t.name).join(', ')} into ${written.join(', ')}, masked columns unmasked`;
-        return `an expression over a whole row of ${reads.map((t) => t.name).join(', ')} would return masked columns unmasked; select the columns themselves`;
-      }
-      if (masked.has(name)) {
-        if (written.length > 0) return `${verb(statement)} would write masked column ${name} into ${written.join(', ')}, where it is not masked`;
-        return `an expression over masked column ${name} would return it unmasked; select the column itself to get it masked`;
-      }
-    }
-  }
-  return null;
-}
-
-function verb(statement: StatementFacts): string {
-  if (statement.kind === 'explain') return 'EXPLAIN ANALYZE';
-  // A SELECT writes through INTO or a data-modifying WITH.
-  return statement.kind === 'select' ? 'the statement' : statement.kind.toUpperCase().replaceAll('_', ' ');
 }
 
 class StatementMasking implements ResultMasking {

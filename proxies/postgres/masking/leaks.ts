@@ -1,0 +1,165 @@
+/**
+ * The ways a statement could get a masked column's values past the mask
+ * plan, which rewrites result rows only where RowDescription names the
+ * column: each check returns why the statement is refused, or null.
+ * What cannot be masked is refused, never passed.
+ */
+import { defaultSchema } from '../sql/facts.js';
+import type { StatementFacts } from '../sql/analyse.js';
+import type { Catalog } from '../upstream/catalog.js';
+
+/**
+ * Why the statements cannot run masked under a plan with these rule
+ * columns; `unresolved` maps "schema.table" to a rule naming a column that
+ * table no longer has.
+ */
+export async function unmaskable(
+  unresolved: ReadonlyMap<string, string>,
+  columns: string[],
+  statements: readonly StatementFacts[],
+  catalog: Catalog,
+): Promise<string | null> {
+  return findUnresolved(unresolved, statements) ?? findRename(columns, statements) ?? findUnseenRead(statements)
+    ?? findLeak(columns, statements) ?? (await findViewLeak(columns, statements, catalog));
+}
+
+/**
+ * A rule whose column is gone from its table (renamed or dropped outside
+ * the gateway) would mask nothing: the column could be read under its new
+ * name, or returned by a write's RETURNING. Statements on that table are
+ * refused until the rule or the schema is fixed.
+ */
+function findUnresolved(unresolved: ReadonlyMap<string, string>, statements: readonly StatementFacts[]): string | null {
+  if (unresolved.size === 0) return null;
+  for (const statement of statements) {
+    for (const table of statement.tables) {
+      const rule = unresolved.get(`${table.schema}.${table.name}`);
+      if (rule !== undefined) {
+        return `mask rule ${rule} names no column of ${table.schema}.${table.name} (renamed or dropped?): statements on the table are refused until the rule or the schema is fixed`;
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * Renaming a masked column, its table or its schema (or moving the table
+ * to another schema) would leave the rule naming nothing, for every caller.
+ */
+function findRename(columns: string[], statements: readonly StatementFacts[]): string | null {
+  for (const statement of statements) {
+    for (const renamed of statement.renames ?? []) {
+      const rule = columns.find((column) => renameBreaks(renamed, column));
+      if (rule !== undefined) return `ALTER would rename ${renamed}, which mask rule ${rule} names: the rule would no longer find the column`;
+    }
+  }
+  return null;
+}
+
+function renameBreaks(renamed: string, rule: string): boolean {
+  const parts = rule.split('.');
+  // A rule by output name alone masks a column of that name in any table.
+  if (parts.length === 1) return renamed.split('.').length === 3 && renamed.endsWith(`.${rule}`);
+  const name = qualified(parts).join('.');
+  return name === renamed || name.startsWith(`${renamed}.`);
+}
+
+/** Catalog views with sample values of table columns: the planner's most common values and histogram bounds. */
+const COLUMN_SAMPLES = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext_data']);
+
+/** Functions that read what a string names (a query, a table, a schema, a cursor, another database). */
+const STRING_READERS = new Set([
+  'query_to_xml', 'query_to_xml_and_xmlschema', 'table_to_xml', 'table_to_xml_and_xmlschema',
+  'schema_to_xml', 'schema_to_xml_and_xmlschema', 'database_to_xml', 'database_to_xml_and_xmlschema',
+  'cursor_to_xml', 'ts_stat', 'ts_rewrite', 'dblink', 'dblink_fetch', 'dblink_get_result',
+]);
+
+/**
+ * Reads the facts cannot follow to a table: the statistics views hold
+ * values of every analysed column (pg_stats' histogram_bounds lists a
+ * small table's SSNs), and the string readers run SQL the analyser never
+ * sees. Refused whatever table they would reach.
+ */
+function findUnseenRead(statements: readonly StatementFacts[]): string | null {
+  for (const statement of statements) {
+    const samples = statement.tables.find((t) => t.access === 'read' && COLUMN_SAMPLES.has(t.name) && (t.schema === 'pg_catalog' || t.schema === defaultSchema));
+    if (samples) return `${samples.name} holds sample values of table columns, masked ones included, which masking cannot follow`;
+    const reader = statement.functions.find((f) => STRING_READERS.has(f.slice(f.lastIndexOf('.') + 1).toLowerCase()));
+    if (reader) return `function ${reader} reads what a string names, which masking cannot follow`;
+  }
+  return null;
+}
+
+/**
+ * A view's result columns carry the view's own table OID, so a mask on a
+ * base column would not find them: a view that reads a masked column is
+ * refused (its other columns could still be selected from the base table).
+ */
+async function findViewLeak(columns: string[], statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
+  const full = new Set(columns.filter((c) => c.split('.').length === 3));
+  const bare = new Set(columns.filter((c) => !c.includes('.')));
+  const twoPart = new Set(columns.filter((c) => c.split('.').length === 2).map((c) => `public.${c}`));
+  for (const statement of statements) {
+    for (const table of statement.tables) {
+      if (table.access !== 'read') continue;
+      for (const source of await catalog.viewSources(table.schema, table.name)) {
+        if (full.has(source) || twoPart.has(source) || bare.has(source.slice(source.lastIndexOf('.') + 1))) {
+          return `view ${table.schema}.${table.name} reads masked column ${source}, which masking cannot follow through a view; query ${source.slice(0, source.lastIndexOf('.'))} instead`;
+        }
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * PostgreSQL names a result column's table and attribute only when the
+ * column is the table column itself (through subqueries and CTEs; not
+ * through views, see findViewLeak, nor set operations).
+ * An expression over a masked column (`upper(ssn)`, `row_to_json(c)`), or a
+ * COPY of a masked table, returns the value where no plan can find it; a
+ * write that copies a masked column into a table (INSERT … SELECT ssn,
+ * UPDATE … SET note = ssn, CREATE TABLE AS) puts it where no plan follows;
+ * so does CREATE TABLE … AS EXECUTE, whose columns are a prepared
+ * statement's: refused whatever they are.
+ */
+function findLeak(columns: string[], statements: readonly StatementFacts[]): string | null {
+  const masked = new Map(columns.map((c) => {
+    const parts = c.split('.');
+    return [parts[parts.length - 1]!, parts.length > 1 ? parts[parts.length - 2]! : null] as const;
+  }));
+  const maskedTables = new Set([...masked.values()].filter((t): t is string => t !== null));
+  for (const statement of statements) {
+    const reads = statement.tables.filter((t) => t.access === 'read' && (maskedTables.has(t.name) || maskedTables.size === 0));
+    if (statement.kind === 'copy' && reads.length > 0) {
+      return `COPY would return masked columns of ${reads.map((t) => t.name).join(', ')} unmasked; SELECT them instead`;
+    }
+    const written = statement.tables.filter((t) => t.access === 'write').map((t) => `${t.schema}.${t.name}`);
+    // The rows of a prepared statement: the analyser never sees which columns they hold.
+    if (statement.executes !== undefined && written.length > 0) {
+      return `${verb(statement)} would write the rows of prepared statement ${statement.executes} into ${written.join(', ')}, where masked columns are not masked; write CREATE TABLE … AS SELECT, which the gateway can check`;
+    }
+    for (const name of statement.derived_columns ?? []) {
+      if (name === '*' && reads.length > 0) {
+        if (written.length > 0) return `${verb(statement)} would write whole rows of ${reads.map((t) => t.name).join(', ')} into ${written.join(', ')}, masked columns unmasked`;
+        return `an expression over a whole row of ${reads.map((t) => t.name).join(', ')} would return masked columns unmasked; select the columns themselves`;
+      }
+      if (masked.has(name)) {
+        if (written.length > 0) return `${verb(statement)} would write masked column ${name} into ${written.join(', ')}, where it is not masked`;
+        return `an expression over masked column ${name} would return it unmasked; select the column itself to get it masked`;
+      }
+    }
+  }
+  return null;
+}
+
+function verb(statement: StatementFacts): string {
+  if (statement.kind === 'explain') return 'EXPLAIN ANALYZE';
+  // A SELECT writes through INTO or a data-modifying WITH.
+  return statement.kind === 'select' ? 'the statement' : statement.kind.toUpperCase().replaceAll('_', ' ');
+}
+
+/** A rule's `table.column` or `schema.table.column`, as [schema, table, column]. */
+export function qualified(parts: readonly string[]): [string, string, string] {
+  return parts.length === 2 ? ['public', parts[0]!, parts[1]!] : [parts[0]!, parts[1]!, parts.slice(2).join('.')];
+}
