@@ -415,6 +415,43 @@ describe('values in error messages', () => {
   });
 });
 
+// Rows of a table that inherits a masked table (a partition, a child) come back under the
+// child's OID when the child is queried, and through the parent under the parent's.
+describe('tables that inherit a masked table are masked too', () => {
+  const ARCHIVED_SSN = '536-90-4399';
+  let client: pg.Client;
+  beforeAll(async () => {
+    await direct.query('CREATE TABLE customers_archive () INHERITS (customers)');
+    await direct.query("INSERT INTO customers_archive (id, name, email, ssn, phone) VALUES (9, 'Edsger Dijkstra', 'ewd@example.nl', $1, '+31 40 247 9111')", [ARCHIVED_SSN]);
+    await direct.query('CREATE VIEW archive_contacts AS SELECT id, ssn FROM customers_archive');
+    await direct.query('GRANT SELECT ON customers_archive, archive_contacts TO gatehouse_orders');
+    // A new session: a session resolves its mask rules once, when it first needs them.
+    ({ client } = await stack.connectAgent('arnie', ['analysts']));
+  });
+  afterAll(async () => {
+    await client?.end();
+    await direct.query('DROP VIEW archive_contacts; DROP TABLE customers_archive');
+  });
+
+  it('the child queried directly, and through the parent, is masked', async () => {
+    expect((await client.query('SELECT id, email, ssn FROM customers_archive')).rows).toEqual([{ id: 9, email: 'e***@example.nl', ssn: '[REDACTED]' }]);
+    const all = await client.query('SELECT id, ssn FROM customers ORDER BY id');
+    expect(all.rows.map((r) => r.ssn)).toEqual(['[REDACTED]', '[REDACTED]', '[REDACTED]', '[REDACTED]']);
+    expect(JSON.stringify(all.rows)).not.toContain(ARCHIVED_SSN);
+  });
+
+  it.each([
+    'SELECT row_to_json(a) FROM customers_archive a',
+    'SELECT upper(ssn) FROM customers_archive',
+    'COPY customers_archive TO STDOUT',
+    'SELECT * FROM archive_contacts',
+  ])('what masking cannot follow is refused for the child as for the parent: %s', async (sql) => {
+    const result = await outcome(client, sql);
+    expect(result.error?.code).toBe('42501');
+    expect(JSON.stringify(result)).not.toContain(ARCHIVED_SSN);
+  });
+});
+
 // Reads the analyser cannot follow to a table: the planner's statistics, and SQL in a string.
 describe('reads masking cannot follow are refused', () => {
   it('pg_stats, whose histogram bounds list a small table\'s SSNs', async () => {

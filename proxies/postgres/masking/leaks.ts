@@ -8,18 +8,20 @@ import { defaultSchema } from '../sql/facts.js';
 import type { StatementFacts } from '../sql/analyse.js';
 import type { Catalog } from '../upstream/catalog.js';
 
-/**
- * Why the statements cannot run masked under a plan with these rule
- * columns; `unresolved` maps "schema.table" to a rule naming a column that
- * table no longer has.
- */
-export async function unmaskable(
-  unresolved: ReadonlyMap<string, string>,
-  columns: string[],
-  statements: readonly StatementFacts[],
-  catalog: Catalog,
-): Promise<string | null> {
-  return findUnresolved(unresolved, statements) ?? findRename(columns, statements) ?? findUnseenRead(statements)
+export interface MaskedColumns {
+  /** The rules' columns as written: "column", "table.column" or "schema.table.column". */
+  rules: readonly string[];
+  /** "schema.table.column": the rules' columns in tables that inherit the rule's table (partitions, children). */
+  inherited: readonly string[];
+  /** "schema.table" → a rule naming a column that table no longer has (renamed or dropped since the rule was written). */
+  unresolved: ReadonlyMap<string, string>;
+}
+
+/** Why the statements cannot run masked under these rules, or null. */
+export async function unmaskable(masked: MaskedColumns, statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
+  // A child's copy of a masked column leaks the same way; only its rule can be renamed away.
+  const columns = masked.inherited.length === 0 ? masked.rules : [...masked.rules, ...masked.inherited];
+  return findUnresolved(masked.unresolved, statements) ?? findRename(masked.rules, statements) ?? findUnseenRead(statements)
     ?? findLeak(columns, statements) ?? (await findViewLeak(columns, statements, catalog));
 }
 
@@ -46,7 +48,7 @@ function findUnresolved(unresolved: ReadonlyMap<string, string>, statements: rea
  * Renaming a masked column, its table or its schema (or moving the table
  * to another schema) would leave the rule naming nothing, for every caller.
  */
-function findRename(columns: string[], statements: readonly StatementFacts[]): string | null {
+function findRename(columns: readonly string[], statements: readonly StatementFacts[]): string | null {
   for (const statement of statements) {
     for (const renamed of statement.renames ?? []) {
       const rule = columns.find((column) => renameBreaks(renamed, column));
@@ -95,7 +97,7 @@ function findUnseenRead(statements: readonly StatementFacts[]): string | null {
  * base column would not find them: a view that reads a masked column is
  * refused (its other columns could still be selected from the base table).
  */
-async function findViewLeak(columns: string[], statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
+async function findViewLeak(columns: readonly string[], statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
   const full = new Set(columns.filter((c) => c.split('.').length === 3));
   const bare = new Set(columns.filter((c) => !c.includes('.')));
   const twoPart = new Set(columns.filter((c) => c.split('.').length === 2).map((c) => `public.${c}`));
@@ -123,7 +125,7 @@ async function findViewLeak(columns: string[], statements: readonly StatementFac
  * so does CREATE TABLE … AS EXECUTE, whose columns are a prepared
  * statement's: refused whatever they are.
  */
-function findLeak(columns: string[], statements: readonly StatementFacts[]): string | null {
+function findLeak(columns: readonly string[], statements: readonly StatementFacts[]): string | null {
   const masked = new Map(columns.map((c) => {
     const parts = c.split('.');
     return [parts[parts.length - 1]!, parts.length > 1 ? parts[parts.length - 2]! : null] as const;

@@ -15,7 +15,7 @@ import { DataRowRewriter } from '../protocol/data-row.js';
 import type { StatementFacts } from '../sql/analyse.js';
 import type { Catalog } from '../upstream/catalog.js';
 import type { RowMasking } from '../session/statement-state.js';
-import { qualified, unmaskable } from './leaks.js';
+import { qualified, unmaskable, type MaskedColumns } from './leaks.js';
 
 export type { Catalog } from '../upstream/catalog.js';
 
@@ -37,10 +37,11 @@ interface CompiledRule {
 /** A plan's rules compiled and their columns resolved: what every statement under that plan shares. */
 interface CompiledPlan {
   rules: CompiledRule[];
+  /** "tableOid:attnum" → rule, for the rule's table and the tables inheriting it. */
   byOrigin: Map<string, CompiledRule>;
   byName: Map<string, CompiledRule>;
-  /** "schema.table" → a rule naming a column that table does not have (renamed or dropped since the rule was written). */
-  unresolved: Map<string, string>;
+  /** What the leak checks need to know of the rules. */
+  masked: MaskedColumns;
 }
 
 /**
@@ -69,15 +70,15 @@ export class MaskPlans {
     const compiled = await plan;
     if ('refusal' in compiled) return compiled;
     if (compiled.rules.length === 0) return { masking: NO_COLUMNS };
-    const columns = compiled.rules.map((c) => c.column);
-    const refusal = await unmaskable(compiled.unresolved, columns, statements, this.catalog);
+    const refusal = await unmaskable(compiled.masked, statements, this.catalog);
     if (refusal) return { refusal };
-    return { masking: new StatementMasking(compiled, readsMaskedTable(columns, statements)) };
+    return { masking: new StatementMasking(compiled, readsMaskedTable(compiled.masked.rules, statements)) };
   }
 }
 
 async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey: HashKey): Promise<CompiledPlan | { refusal: string }> {
-  const plan: CompiledPlan = { rules: [], byOrigin: new Map(), byName: new Map(), unresolved: new Map() };
+  const masked = { rules: [] as string[], inherited: [] as string[], unresolved: new Map<string, string>() };
+  const plan: CompiledPlan = { rules: [], byOrigin: new Map(), byName: new Map(), masked };
   for (const rule of rules) {
     if (rule.column === undefined) continue; // "field" rules are for HTTP bodies
     let masker: ColumnMasker;
@@ -89,15 +90,19 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
     }
     const entry = { column: rule.column, masker };
     plan.rules.push(entry);
+    masked.rules.push(rule.column);
     const parts = rule.column.split('.');
     if (parts.length === 1) {
       plan.byName.set(parts[0]!, entry);
       continue;
     }
     const [schema, table, column] = qualified(parts);
-    const origin = await catalog.columnKey(schema, table, column);
-    if (origin !== null) plan.byOrigin.set(origin, entry);
-    else plan.unresolved.set(`${schema}.${table}`, rule.column);
+    const origins = await catalog.columnOrigins(schema, table, column);
+    if (origins.length === 0) masked.unresolved.set(`${schema}.${table}`, rule.column);
+    for (const [i, origin] of origins.entries()) {
+      plan.byOrigin.set(origin.key, entry);
+      if (i > 0) masked.inherited.push(`${origin.table}.${column}`);
+    }
   }
   return plan;
 }
@@ -110,7 +115,7 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
  * COMMIT's deferred checks). Only a SELECT that names no relation and calls no function
  * cannot.
  */
-function readsMaskedTable(columns: string[], statements: readonly StatementFacts[]): boolean {
+function readsMaskedTable(columns: readonly string[], statements: readonly StatementFacts[]): boolean {
   const tables = columns.map((c) => c.split('.')).map((parts) => (parts.length > 1 ? parts[parts.length - 2]! : null));
   // A rule by output name alone could match any table.
   if (tables.includes(null)) return true;

@@ -1,18 +1,25 @@
 /**
  * Catalog lookups the proxy needs beside the session's own connection:
  * which table column a RowDescription field comes from (table OID and
- * attribute number) and what a FunctionCall's OID names. They run on a small
- * pool per target, with the gateway's credentials, so they never interleave
- * with the client's traffic; answers are cached per session, because a
- * session's DDL (or another's) can change them only between sessions in
- * practice, and a stale answer can only mask too much, never too little —
- * a dropped-and-recreated column gets a new attnum, which then misses.
+ * attribute number), what a view reads, and what a FunctionCall's OID
+ * names. They run on a small pool per target, with the gateway's
+ * credentials, so they never interleave with the client's traffic. Answers
+ * are cached per session, because DDL changes them only between sessions
+ * in practice. A stale answer lasts until the session ends: a table
+ * created to inherit a masked one (a new partition) is masked from the next
+ * session on, and so is a masked column dropped and added again (a new
+ * attnum, holding none of the dropped values).
  */
 import pg from 'pg';
 
 export interface Catalog {
-  /** "tableOid:attnum" of a column, or null when there is no such column. */
-  columnKey(schema: string, table: string, column: string): Promise<string | null>;
+  /**
+   * A column as RowDescription names it ("tableOid:attnum"), in the table
+   * and in every table that inherits it (partitions, children), whose
+   * rows a query of the child returns under the child's OID; the named
+   * table first. Empty when the named table has no such column.
+   */
+  columnOrigins(schema: string, table: string, column: string): Promise<ColumnOrigin[]>;
   /** "schema.name" of a function, or null. */
   functionName(oid: number): Promise<string | null>;
   /**
@@ -23,6 +30,33 @@ export interface Catalog {
    */
   viewSources(schema: string, name: string): Promise<string[]>;
 }
+
+export interface ColumnOrigin {
+  /** "tableOid:attnum". */
+  key: string;
+  /** "schema.table" of the table holding it. */
+  table: string;
+}
+
+/**
+ * The table and its inheritance descendants, recursively; a child's copy
+ * of a column is found by name, since a partition's attnum can differ
+ * (it may have been created with other columns, then attached).
+ */
+const COLUMN_ORIGINS = `
+WITH RECURSIVE tree(rel, depth) AS (
+    SELECT c.oid, 0 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relname = $2
+  UNION
+    SELECT i.inhrelid, tree.depth + 1 FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.rel
+)
+SELECT c.oid::text || ':' || a.attnum::text AS key, n.nspname || '.' || c.relname AS table, tree.depth
+  FROM tree
+  JOIN pg_catalog.pg_class c ON c.oid = tree.rel
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = tree.rel
+ WHERE a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY tree.depth, c.oid`;
 
 /** pg_depend records, per view rewrite rule, each column it reads; nested views are followed. */
 const VIEW_SOURCES = `
@@ -56,7 +90,7 @@ export class CatalogPool {
   }
 
   session(): Catalog {
-    const columns = new Map<string, Promise<string | null>>();
+    const columns = new Map<string, Promise<ColumnOrigin[]>>();
     const functions = new Map<number, Promise<string | null>>();
     const views = new Map<string, Promise<string[]>>();
     return {
@@ -70,20 +104,14 @@ export class CatalogPool {
         }
         return known;
       },
-      columnKey: (schema, table, column) => {
+      columnOrigins: (schema, table, column) => {
         const key = `${schema}\0${table}\0${column}`;
         let known = columns.get(key);
         if (!known) {
           known = this.pool
-            .query<{ key: string }>(
-              `SELECT c.oid::text || ':' || a.attnum::text AS key
-                 FROM pg_catalog.pg_attribute a
-                 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped`,
-              [schema, table, column],
-            )
-            .then((r) => r.rows[0]?.key ?? null);
+            .query<ColumnOrigin & { depth: number }>(COLUMN_ORIGINS, [schema, table, column])
+            // A child's column of that name, with none in the named table, is not the rule's.
+            .then((r) => (r.rows[0]?.depth === 0 ? r.rows.map(({ key: origin, table: holder }) => ({ key: origin, table: holder })) : []));
           known.catch(() => columns.delete(key));
           columns.set(key, known);
         }
