@@ -87,7 +87,7 @@ export async function startGateway(config: GatehouseConfig, logger: Logger): Pro
     });
     started.unshift(() => recorder.close());
 
-    const authorizer = new Authorizer({ config, verifier, policy: engine, approvals, audit, statusUrl, logger });
+    const authorizer = new Authorizer({ config, verifier, policy: engine, approvals, audit, statusUrl, logger, recordings: recorder });
     await engine.start();
     logger.info({ store: store.kind, audit_stream: audit.stream, checkpoints: checkpoint ? `every ${checkpoint.interval_seconds} s` : 'off' }, 'engine services started');
 

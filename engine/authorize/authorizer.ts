@@ -93,6 +93,8 @@ export interface AuthorizerOptions {
   /** The URL where a caller can follow an approval request. */
   statusUrl(approvalId: string): string;
   logger: Logger;
+  /** The session recorder: an allow is denied while it cannot keep entries, unless the target's recording fails open. */
+  recordings?: { readonly accepting: boolean };
 }
 
 /** Everything known about one request once identity, target and action are checked. */
@@ -108,6 +110,7 @@ interface Request {
 }
 
 const DEFAULT_HOLD_SECONDS = 300;
+const UNRECORDED = 'session recording is failing (the recorder cannot keep more entries while the store fails), so the request is denied rather than go unrecorded; the target\'s recording.fail_open would let it through';
 /** How long before the caller's deadline a hold turns into a ticket: time for the answer to get back. */
 const DEADLINE_MARGIN_MS = 250;
 
@@ -116,7 +119,8 @@ const DEADLINE_MARGIN_MS = 250;
  * It verifies identity, evaluates policy, handles approvals, and writes the
  * audit event, in that order. Every path out of it, refusals included, is
  * a decision with an audit event; a decision whose event cannot be written
- * is denied (fail closed) unless its target opted out.
+ * is denied (fail closed) unless its target opted out, and so is an allow
+ * while the session recorder can keep no more entries.
  */
 export class Authorizer {
   private readonly targets: Map<string, TargetConfig>;
@@ -421,7 +425,12 @@ export class Authorizer {
   }
 
   private async enforceable(request: Request, evaluation: Evaluation): Promise<Evaluation> {
-    if (evaluation.decision.action !== 'allow' || !request.enforce) return evaluation;
+    if (evaluation.decision.action !== 'allow') return evaluation;
+    const { recording } = request.target;
+    if (recording.enabled && !recording.fail_open && this.options.recordings?.accepting === false) {
+      return withDecision(evaluation, { action: 'deny', reasons: [UNRECORDED], mask: [] });
+    }
+    if (!request.enforce) return evaluation;
     let refusal: string | null;
     try {
       refusal = await request.enforce(evaluation.decision);

@@ -68,7 +68,17 @@ export function configSchema(ctx: ReferenceContext) {
         .optional(),
     });
 
-  const recording = z.strictObject({ enabled: z.boolean() }).default({ enabled: true });
+  const recording = z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /**
+       * What happens when the recorder cannot keep an entry (its queue is
+       * full while the store fails): false denies the target's requests
+       * until it can; true lets them go on, their entries dropped and counted.
+       */
+      fail_open: z.boolean().default(false),
+    })
+    .default({ enabled: true, fail_open: false });
   /** Escape hatch for a target whose decisions must go on when the audit store is down. */
   const targetAudit = z.strictObject({ fail_open: z.boolean().default(false) }).default({ fail_open: false });
   const approval = z.strictObject({

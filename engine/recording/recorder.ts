@@ -158,6 +158,11 @@ export class SessionRecorder {
     return this.#failures === 0;
   }
 
+  /** Whether a new entry would be kept: false once max_queue entries wait for a failing store. */
+  get accepting(): boolean {
+    return this.#queue.length < this.settings.max_queue;
+  }
+
   /** Entries waiting to be written. */
   get queued(): number {
     return this.#queue.length;

@@ -4,9 +4,11 @@
  * The paths the end-to-end test does not reach: refusals, hold timeouts,
  * a caller that goes away, and an audit trail that cannot be written.
  */
+import Database from 'better-sqlite3';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApprovalService } from '../../engine/approvals/service.js';
 import { AuditLog } from '../../engine/audit/audit-log.js';
@@ -16,6 +18,7 @@ import type { GatehouseConfig } from '../../engine/config/schema.js';
 import { Engine } from '../../engine/engine.js';
 import { mintDevToken } from '../../engine/identity/dev-issuer.js';
 import { createTokenVerifier } from '../../engine/identity/verifier.js';
+import { SessionRecorder } from '../../engine/recording/recorder.js';
 import { SqliteStore } from '../../engine/store/sqlite/sqlite-store.js';
 import { exampleAction } from '../helpers/actions.js';
 import { makeBundle } from '../helpers/gateway-bundle.js';
@@ -64,6 +67,7 @@ targets:
     upstream: {address: 127.0.0.1:5432, database: orders}
     credentials: {username: u, password: "\${env:PW}"}
     audit: {fail_open: true}
+    recording: {enabled: true, fail_open: true}
 `);
   config = parseConfig(readFileSync(file, 'utf8'), file, { PW: 'x' });
   store = SqliteStore.open({ path: join(dir, 'store.db'), logger });
@@ -191,5 +195,58 @@ describe('fail closed on the audit trail', () => {
     const result = await authorizer.authorize({ token: analyst, target: 'staging-db', action: action('orders-select.json') });
     expect(result.decision.action).toBe('allow');
     expect(result.audit).toBeNull();
+  });
+});
+
+describe('fail closed on the session recording', () => {
+  it('denies an allow while the recorder cannot keep entries, unless the target fails open; audited either way', async () => {
+    const recorder = new SessionRecorder({
+      store,
+      settings: { viewer_groups: [], max_batch: 500, flush_interval_ms: 10, max_queue: 1000 },
+      targets: config.targets,
+      gateway: 'test',
+      logger,
+      registry: new Registry(),
+    });
+    const guarded = new Authorizer({
+      config, verifier: createTokenVerifier(config.identity), policy: engine, approvals, audit,
+      statusUrl: (id) => `http://gw/v1/approvals/${id}`, logger, recordings: recorder,
+    });
+    const analyst = await token('agent-a', ['analysts']);
+    const select = (target: string) => guarded.authorize({ token: analyst, target, action: action('orders-select.json') });
+    const raw = new Database(join(dir, 'store.db'));
+    try {
+      expect((await select('orders-db')).decision.action).toBe('allow');
+      // A real failure of the recording writes only: the audit trail still takes events.
+      raw.exec(`CREATE TRIGGER refuse BEFORE INSERT ON session_entries BEGIN SELECT RAISE(ABORT, 'disk says no'); END`);
+      const session = recorder.open({
+        session_id: 's-1', target: 'orders-db', target_kind: 'postgres', protocol: 'postgres', started_at: Date.now(),
+        identity: { sub: 'agent-a', groups: ['analysts'], act: null }, source_ip: null,
+      });
+      for (let i = 1; i <= 1000; i++) {
+        session.append({
+          time: Date.now(), statement: `SELECT ${i}`, decision: 'allow', reasons: [], decision_id: `d-${i}`,
+          audit: null, duration_ms: 1, rows: 1, command_tag: 'SELECT 1', masked: [],
+        });
+      }
+      await waitFor(() => !recorder.healthy, 'a failed recording write');
+      expect(recorder.accepting).toBe(false);
+
+      const denied = await select('orders-db');
+      expect(denied.decision).toEqual({ action: 'deny', reasons: [expect.stringMatching(/^session recording is failing/)], mask: [] });
+      expect(denied.audit).not.toBeNull();
+      expect((await storedEvents()).at(-1)).toMatchObject({ disposition: 'Blocked' });
+      const failOpen = await select('staging-db');
+      expect(failOpen.decision.action).toBe('allow');
+
+      raw.exec('DROP TRIGGER refuse');
+      expect(await recorder.flush()).toBe(true);
+      expect(recorder.accepting).toBe(true);
+      expect((await select('orders-db')).decision.action).toBe('allow');
+    } finally {
+      raw.close();
+      await guarded.close();
+      await recorder.close();
+    }
   });
 });

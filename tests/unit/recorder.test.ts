@@ -273,13 +273,17 @@ describe('SessionRecorder', () => {
     const { store, recorder, registry, logs } = harness({ max_queue: 1000, max_batch: 10_000 });
     store.failWith = new Error('connection refused');
     const rec = recorder.open(meta());
-    for (let i = 1; i <= 1200; i++) rec.append(statement(i));
+    for (let i = 1; i <= 999; i++) rec.append(statement(i));
+    expect(recorder.accepting).toBe(true);
+    for (let i = 1000; i <= 1200; i++) rec.append(statement(i));
     expect(recorder.queued).toBe(1000);
+    expect(recorder.accepting).toBe(false);
     expect(await metric(registry, 'gatehouse_recording_entries_dropped_total', { reason: 'queue_full' })).toBe(200);
     expect(logs.some((l) => l.msg === 'recording entries dropped' && l.level === 50)).toBe(true);
     store.failWith = null;
     expect(await recorder.flush()).toBe(true);
     expect(store.entries).toHaveLength(1000);
+    expect(recorder.accepting).toBe(true);
     expect(store.session(rec.session_id)!.dropped_entries).toBe(200);
   });
 

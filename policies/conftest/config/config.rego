@@ -138,6 +138,16 @@ warn contains msg if {
 	)
 }
 
+# Such a target goes on unrecorded when the recorder cannot keep entries (AU-5, AU-14).
+warn contains msg if {
+	some i, target in targets
+	target.recording.fail_open == true
+	msg := sprintf(
+		"%s has recording.fail_open: true: its sessions go on unrecorded when the recorder cannot keep entries",
+		[_target_label(i)],
+	)
+}
+
 _target_label(i) := sprintf("target %q (targets[%d])", [targets[i].name, i]) if {
 	is_string(targets[i].name)
 } else := sprintf("targets[%d] (no name)", [i])

@@ -301,3 +301,15 @@ test_fail_open_target_warned if {
 	some msg in config.warn with input as {"targets": [{"name": "db", "audit": {"fail_open": true}}]}
 	startswith(msg, `target "db" (targets[0]) has audit.fail_open: true: `)
 }
+
+test_recording_fail_open_target_warned if {
+	some msg in config.warn with input as {"targets": [{"name": "db", "recording": {"enabled": true, "fail_open": true}}]}
+	startswith(msg, `target "db" (targets[0]) has recording.fail_open: true: `)
+}
+
+test_recording_fail_closed_target_not_warned if {
+	warnings := config.warn with input as {"targets": [{"name": "db", "recording": {"enabled": true}}]}
+	every warning in warnings {
+		not contains(warning, "recording.fail_open")
+	}
+}
