@@ -291,6 +291,12 @@ describe('derived_columns: values RowDescription does not attribute to a column'
     expect(derived('WITH moved AS (INSERT INTO notes (body) SELECT ssn FROM customers RETURNING id) SELECT id FROM moved')).toEqual(['id', 'ssn']);
     expect(derived('EXPLAIN ANALYZE INSERT INTO notes (body) SELECT ssn FROM customers')).toEqual(['ssn']);
     expect(derived('PREPARE p AS INSERT INTO notes (body) SELECT ssn FROM customers')).toEqual(['ssn']);
+    expect(derived('ALTER TABLE customers ADD COLUMN s2 text GENERATED ALWAYS AS (upper(ssn)) STORED')).toEqual(['ssn']);
+    expect(derived('ALTER TABLE customers ALTER COLUMN notes TYPE text USING ssn')).toEqual(['ssn']);
+    expect(derived('ALTER TABLE customers ALTER COLUMN s2 SET EXPRESSION AS (ssn)')).toEqual(['ssn']);
+    // A new table's generated column reads only that table's own (empty) rows.
+    expect(one('CREATE TABLE t (a text, b text GENERATED ALWAYS AS (upper(a)) STORED)')).not.toHaveProperty('derived_columns');
+    expect(one('ALTER TABLE customers ADD CONSTRAINT c CHECK (ssn IS NOT NULL)')).not.toHaveProperty('derived_columns');
   });
 
   it('names the prepared statement EXECUTE runs, also as CREATE TABLE … AS EXECUTE', () => {
@@ -324,6 +330,10 @@ describe('renames: names a mask rule could lose', () => {
     expect(one('ALTER VIEW v RENAME COLUMN a TO b').renames).toEqual(['public.v.a']);
     expect(one('ALTER TABLE customers SET SCHEMA archive').renames).toEqual(['public.customers']);
     expect(one('ALTER SCHEMA public RENAME TO old_public').renames).toEqual(['public']);
+    // The child's rows are then read through the parent, under the parent's name.
+    expect(one('ALTER TABLE customers INHERIT people').renames).toEqual(['public.customers']);
+    expect(one('ALTER TABLE people ATTACH PARTITION sales.customers FOR VALUES IN (1)').renames).toEqual(['sales.customers']);
+    expect(one('ALTER TABLE people NO INHERIT customers')).not.toHaveProperty('renames');
   });
 
   it('is left out for statements that rename nothing a rule can name', () => {

@@ -46,13 +46,15 @@ function findUnresolved(unresolved: ReadonlyMap<string, string>, statements: rea
 
 /**
  * Renaming a masked column, its table or its schema (or moving the table
- * to another schema) would leave the rule naming nothing, for every caller.
+ * to another schema) would leave the rule naming nothing, for every caller;
+ * making the table a child (INHERIT, ATTACH PARTITION) would show its rows
+ * through the parent, under the parent's OID.
  */
 function findRename(columns: readonly string[], statements: readonly StatementFacts[]): string | null {
   for (const statement of statements) {
     for (const renamed of statement.renames ?? []) {
       const rule = columns.find((column) => renameBreaks(renamed, column));
-      if (rule !== undefined) return `ALTER would rename ${renamed}, which mask rule ${rule} names: the rule would no longer find the column`;
+      if (rule !== undefined) return `ALTER would take ${renamed} out of the reach of mask rule ${rule}, which finds the column by its table's name (a rename, a schema move, or its rows read through a parent table)`;
     }
   }
   return null;

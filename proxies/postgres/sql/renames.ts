@@ -2,7 +2,9 @@
  * What an ALTER … RENAME or ALTER … SET SCHEMA takes away from a name, as
  * facts.ts `renames`. A mask rule finds its column by name
  * (`schema.table.column`), so after such a statement the rule would find
- * nothing and the column would come back unmasked.
+ * nothing and the column would come back unmasked. ALTER TABLE … INHERIT
+ * and ATTACH PARTITION count too: the table's rows are then read through
+ * the parent, under the parent's name and OID.
  */
 import { defaultSchema } from './facts.js';
 
@@ -24,7 +26,17 @@ export function renamedNames(type: string, body: Json): string[] {
     const relation = relationName(body.relation);
     return relation === undefined ? [] : [relation];
   }
+  if (type === 'AlterTableStmt' && Array.isArray(body.cmds)) return body.cmds.flatMap((cmd) => reparented(body.relation, cmd));
   return [];
+}
+
+/** The table an ALTER TABLE command makes a child: `child INHERIT parent`, `parent ATTACH PARTITION child`. */
+function reparented(relation: unknown, cmd: unknown): string[] {
+  const command = (cmd as Json | undefined)?.AlterTableCmd as Json | undefined;
+  let child: string | undefined;
+  if (command?.subtype === 'AT_AddInherit') child = relationName(relation);
+  if (command?.subtype === 'AT_AttachPartition') child = relationName(((command.def as Json | undefined)?.PartitionCmd as Json | undefined)?.name);
+  return child === undefined ? [] : [child];
 }
 
 function relationName(value: unknown): string | undefined {

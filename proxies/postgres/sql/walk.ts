@@ -105,6 +105,13 @@ const FILLING_QUERIES = new Set(['InsertStmt.selectStmt', 'CreateTableAsStmt.que
 /** Lists of values written into a table: SET lists and MERGE's actions. */
 const WRITTEN_LISTS = new Set(['UpdateStmt.targetList', 'OnConflictClause.targetList', 'MergeWhenClause.targetList', 'MergeWhenClause.values']);
 
+/**
+ * ALTER TABLE commands that fill a column from an expression over the
+ * table's rows: ADD COLUMN … GENERATED ALWAYS AS (ssn) STORED, ALTER
+ * COLUMN … TYPE … USING ssn, ALTER COLUMN … SET EXPRESSION AS (ssn).
+ */
+const FILLING_COLUMN_COMMANDS = new Set(['AT_AddColumn', 'AT_AlterColumnType', 'AT_SetExpression']);
+
 /** FROM items that turn expressions (and the columns in them) into rows. */
 const ROW_FUNCTIONS = new Set(['RangeFunction', 'RangeTableFunc', 'JsonTable']);
 
@@ -267,6 +274,8 @@ export function walkTree(root: unknown): TreeFacts {
         childFlags |= FILLS;
       } else if (WRITTEN_LISTS.has(`${type}.${field}`)) {
         childFlags |= LIST | DERIVED;
+      } else if (type === 'AlterTableCmd' && field === 'def' && FILLING_COLUMN_COMMANDS.has(String(body.subtype))) {
+        childFlags |= DERIVED;
       } else if (type === 'RangeSubselect' && field === 'subquery') {
         childFlags |= SOURCE;
       } else if (field === 'returningList') {
