@@ -482,6 +482,99 @@ describe('tables that inherit a masked table are masked too', () => {
   });
 });
 
+// Ways around the masks found by probing the proxy with real SQL (each returned SSNs before).
+describe('calls on whole rows, side channels and objects that outlive the statement', () => {
+  beforeAll(async () => {
+    await direct.query('CREATE TABLE IF NOT EXISTS scratch (id serial PRIMARY KEY, body text)');
+    await direct.query('GRANT ALL ON scratch, scratch_id_seq TO gatehouse_orders');
+  });
+
+  async function refused(client: pg.Client, sql: string | pg.QueryConfig): Promise<Outcome> {
+    const result = await outcome(client, sql);
+    expect(result.error?.code, JSON.stringify(sql)).toBe('42501');
+    expect(leakedSsns(result), JSON.stringify(sql)).toEqual([]);
+    return result;
+  }
+
+  it.each([
+    'SELECT c.row_to_json FROM customers c',
+    'SELECT customers.to_jsonb FROM customers',
+    'SELECT t.row_to_json FROM (SELECT ssn FROM customers) t',
+    'SELECT x FROM customers c, LATERAL (SELECT c.row_to_json AS x) s',
+    'SELECT c.row_to_json FROM customers c UNION ALL SELECT NULL',
+    'SELECT upper(c.to_json::text) FROM customers c',
+    'SELECT ssn.upper FROM customers',
+    "SELECT ('SELECT ssn::tsvector FROM customers'::text).ts_stat",
+  ])('a function called on a whole row, or on a column, by field notation: %s', async (sql) => {
+    await refused(analyst, sql);
+  });
+
+  it('field notation through the extended protocol and a cursor', async () => {
+    await refused(analyst, { text: 'SELECT c.row_to_json FROM customers c WHERE id = $1', values: [1] });
+    await analyst.query('BEGIN');
+    try {
+      await refused(analyst, 'DECLARE cj CURSOR FOR SELECT c.to_jsonb FROM customers c');
+    } finally {
+      await analyst.query('ROLLBACK');
+    }
+  });
+
+  it('qualified columns that are columns still run, masked', async () => {
+    const { rows } = await analyst.query('SELECT c.id, c.ssn, o.id AS order_id FROM customers c JOIN orders o ON o.customer_id = c.id ORDER BY o.id LIMIT 1');
+    expect(rows).toEqual([{ id: 1, ssn: '[REDACTED]', order_id: 10 }]);
+    expect((await analyst.query('SELECT t.ssn FROM (SELECT ssn FROM customers) t LIMIT 1')).rows).toEqual([{ ssn: '[REDACTED]' }]);
+  });
+
+  it('a function denied to read-only callers is denied by field notation too', async () => {
+    const result = await outcome(analyst, 'SELECT (1::bigint).pg_try_advisory_lock');
+    expect(result.error?.message).toContain('function pg_try_advisory_lock is not allowed with read-only access');
+  });
+
+  it.each([
+    'UPDATE customers SET name = name RETURNING customers',
+    'UPDATE customers SET name = name RETURNING row_to_json(customers)',
+    'UPDATE customers c SET name = c.name WHERE c.id = 2 RETURNING c.*::text',
+    'WITH u AS (UPDATE customers SET name = name RETURNING *) SELECT u FROM u',
+    "INSERT INTO customers (id, name, email, ssn) VALUES (1, 'x', 'x', 'x') ON CONFLICT (id) DO UPDATE SET name = customers.name RETURNING customers",
+  ])('a write returning whole rows of the masked table: %s', async (sql) => {
+    await refused(dba, sql);
+  });
+
+  it.each([
+    'CREATE TEMP VIEW v AS SELECT id, ssn FROM customers',
+    'CREATE TEMP VIEW customers AS SELECT * FROM public.customers',
+    'CREATE RULE rr AS ON INSERT TO scratch DO ALSO SELECT id, ssn FROM customers',
+    'INSERT INTO scratch (body) SELECT c.row_to_json FROM customers c',
+  ])('an object that would show masked values later, under its own name: %s', async (sql) => {
+    await refused(dba, sql);
+    const shown = await outcome(dba, 'SELECT * FROM v');
+    expect(shown.error?.code).toBe('42P01');
+    expect((await dba.query('SELECT ssn FROM customers WHERE id = 1')).rows).toEqual([{ ssn: '[REDACTED]' }]);
+    expect(leakedSsns((await direct.query('SELECT body FROM scratch')).rows)).toEqual([]);
+  });
+
+  it.each([
+    "SELECT id FROM customers WHERE pg_notify('ch', ssn)::text = ''",
+    "SELECT id FROM customers WHERE id = 1 AND set_config('gh.x', ssn, false) IS NOT NULL",
+    "SELECT id FROM customers WHERE lo_from_bytea(424200 + id, convert_to(ssn, 'UTF8')) > 0",
+    "SELECT id FROM customers WHERE setval('scratch_id_seq', replace(ssn, '-', '')::bigint) > 0",
+    "SELECT id FROM customers WHERE pg_try_advisory_lock(replace(ssn, '-', '')::bigint)",
+  ])('a call that carries a masked value out of the statement, wherever it sits: %s', async (sql) => {
+    await refused(dba, sql);
+  });
+
+  it.each([
+    "SELECT id FROM customers WHERE make_date(split_part(ssn, '-', 1)::int + 10000, split_part(ssn, '-', 2)::int, split_part(ssn, '-', 3)::int) IS NULL",
+    "SELECT id FROM customers WHERE make_time(split_part(ssn, '-', 1)::int, split_part(ssn, '-', 2)::int, split_part(ssn, '-', 3)::float8) IS NULL",
+    "SELECT id FROM customers WHERE lo_get(replace(ssn, '-', '')::oid) IS NULL",
+  ])('an error that prints a value without quotes has it taken out: %s', async (sql) => {
+    const result = await outcome(dba, sql);
+    expect(result.error?.code).toMatch(/^(22|42)/);
+    expect(result.error?.message).toContain('[REDACTED]');
+    expect(result.error?.message).not.toMatch(/\d{4}/);
+  });
+});
+
 // Reads the analyser cannot follow to a table: the planner's statistics, and SQL in a string.
 describe('reads masking cannot follow are refused', () => {
   it('pg_stats, whose histogram bounds list a small table\'s SSNs', async () => {

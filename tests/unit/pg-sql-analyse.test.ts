@@ -73,11 +73,12 @@ describe('bypasses a read-only role must not get through', () => {
 
   it('a CTE containing DELETE makes the SELECT a write', () => {
     expect(one('WITH gone AS (DELETE FROM public.orders RETURNING *) SELECT count(*) FROM gone')).toEqual({
-      kind: 'select', readonly: false, tables: [write('orders')], functions: ['count'],
+      // RETURNING reads the rows it writes.
+      kind: 'select', readonly: false, tables: [read('orders'), write('orders')], functions: ['count'],
     });
     // Nested deeper, and UPDATE / INSERT too.
-    expect(one('SELECT * FROM (WITH u AS (UPDATE orders SET status = 1 RETURNING id) SELECT * FROM u) s')).toMatchObject({ readonly: false, tables: [write('orders')] });
-    expect(one('WITH i AS (INSERT INTO audit_log VALUES (1) RETURNING 1) SELECT 1')).toMatchObject({ readonly: false, tables: [write('audit_log')] });
+    expect(one('SELECT * FROM (WITH u AS (UPDATE orders SET status = 1 RETURNING id) SELECT * FROM u) s')).toMatchObject({ readonly: false, tables: [read('orders'), write('orders')] });
+    expect(one('WITH i AS (INSERT INTO audit_log VALUES (1) RETURNING 1) SELECT 1')).toMatchObject({ readonly: false, tables: [read('audit_log'), write('audit_log')] });
   });
 
   it('transaction control is read-only unless it asks for READ WRITE; COMMIT is decided with the rest of the batch', () => {
@@ -174,10 +175,10 @@ describe('bypasses a read-only role must not get through', () => {
     expect(one('EXECUTE p(1)')).toMatchObject({ kind: 'execute', readonly: false });
     expect(one('CALL refund(42)')).toEqual({ kind: 'call', readonly: false, tables: [], functions: ['refund'] });
     expect(one('LOCK TABLE orders IN ACCESS EXCLUSIVE MODE')).toMatchObject({ kind: 'lock', readonly: false });
-    expect(one('COPY (DELETE FROM orders RETURNING *) TO STDOUT')).toMatchObject({ kind: 'copy', readonly: false, tables: [write('orders')] });
+    expect(one('COPY (DELETE FROM orders RETURNING *) TO STDOUT')).toMatchObject({ kind: 'copy', readonly: false, tables: [read('orders'), write('orders')] });
     expect(one('DECLARE c CURSOR FOR SELECT * FROM orders FOR UPDATE')).toMatchObject({ kind: 'declare', readonly: false });
     expect(one('DECLARE c CURSOR FOR SELECT * FROM orders')).toMatchObject({ kind: 'declare', readonly: true });
-    expect(one('EXPLAIN ANALYZE WITH d AS (DELETE FROM orders RETURNING id) SELECT count(*) FROM d')).toMatchObject({ kind: 'explain', readonly: false, tables: [write('orders')] });
+    expect(one('EXPLAIN ANALYZE WITH d AS (DELETE FROM orders RETURNING id) SELECT count(*) FROM d')).toMatchObject({ kind: 'explain', readonly: false, tables: [read('orders'), write('orders')] });
     expect(one('EXPLAIN ANALYZE EXECUTE p(1)')).toMatchObject({ kind: 'explain', readonly: false });
     expect(one('EXPLAIN EXECUTE p(1)')).toMatchObject({ kind: 'explain', readonly: true });
   });
@@ -297,6 +298,35 @@ describe('derived_columns: values RowDescription does not attribute to a column'
     // A new table's generated column reads only that table's own (empty) rows.
     expect(one('CREATE TABLE t (a text, b text GENERATED ALWAYS AS (upper(a)) STORED)')).not.toHaveProperty('derived_columns');
     expect(one('ALTER TABLE customers ADD CONSTRAINT c CHECK (ssn IS NOT NULL)')).not.toHaveProperty('derived_columns');
+  });
+
+  it('qualified references: table columns to check, calls on rows of unknown shape, field notation on a column', () => {
+    // A table's columns only the catalog knows: c.row_to_json is row_to_json(c) unless customers has such a column.
+    expect(one('SELECT c.id, c.row_to_json FROM customers c').qualified_columns).toEqual(['public.customers.id', 'public.customers.row_to_json']);
+    expect(one('SELECT customers.ssn FROM sales.customers').qualified_columns).toEqual(['sales.customers.ssn']);
+    // A subquery or CTE whose output names are known: a name outside them is a call on the whole row.
+    expect(one('SELECT t.ssn FROM (SELECT ssn FROM customers) t')).not.toHaveProperty('derived_columns');
+    expect(derived('SELECT t.row_to_json FROM (SELECT ssn FROM customers) t')).toEqual(['*', 'ssn']);
+    expect(derived('WITH w(a) AS (SELECT ssn FROM customers) SELECT w.ssn FROM w')).toContain('*');
+    expect(derived('SELECT t.id FROM (SELECT * FROM customers) t')).toEqual(['*']);
+    // x.f with no FROM item x: the column x, then f(x).
+    expect(derived('SELECT ssn.upper FROM customers')).toEqual(['ssn']);
+    // A function in FROM: its rows hold only its (derived) arguments.
+    expect(one('SELECT g.g FROM generate_series(1, 3) g')).not.toHaveProperty('derived_columns');
+    // `(expr).name` may be the call name(expr): listed with the functions.
+    expect(one("SELECT ('SELECT 1'::text).ts_stat").functions).toEqual(['ts_stat']);
+  });
+
+  it('lists the arguments of calls that carry values out of the statement, wherever they sit', () => {
+    expect(derived("SELECT id FROM customers WHERE pg_notify('ch', ssn) IS NULL")).toEqual(['ssn']);
+    expect(derived("SELECT id FROM customers WHERE pg_catalog.set_config('x', ssn, false) <> ''")).toEqual(['ssn']);
+    expect(derived('SELECT id FROM customers WHERE pg_try_advisory_xact_lock(length(ssn))')).toEqual(['ssn']);
+    expect(one("SELECT id FROM customers WHERE lower(email) = 'a'")).not.toHaveProperty('derived_columns');
+  });
+
+  it('views and rules show their query\'s columns under their own name: listed as written', () => {
+    expect(derived('CREATE TEMP VIEW v AS SELECT id, ssn FROM customers')).toEqual(['id', 'ssn']);
+    expect(derived('CREATE RULE r AS ON INSERT TO t DO ALSO SELECT ssn FROM customers')).toEqual(['ssn']);
   });
 
   it('names the prepared statement EXECUTE runs, also as CREATE TABLE … AS EXECUTE', () => {

@@ -22,7 +22,38 @@ export async function unmaskable(masked: MaskedColumns, statements: readonly Sta
   // A child's copy of a masked column leaks the same way; only its rule can be renamed away.
   const columns = masked.inherited.length === 0 ? masked.rules : [...masked.rules, ...masked.inherited];
   return findUnresolved(masked.unresolved, statements) ?? findRename(masked.rules, statements) ?? findUnseenRead(statements)
-    ?? findLeak(columns, statements) ?? (await findViewLeak(columns, statements, catalog));
+    ?? findLeak(columns, statements) ?? (await findViewLeak(columns, statements, catalog))
+    ?? (await findWholeRowCall(columns, statements, catalog));
+}
+
+/**
+ * `c.row_to_json`, where c is a masked table with no column row_to_json:
+ * PostgreSQL calls row_to_json(c) on the whole row, whose result has no
+ * source column to mask (sql/field-refs.ts). Only the catalog knows the
+ * table's columns.
+ */
+async function findWholeRowCall(columns: readonly string[], statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
+  const tables = new Set<string>();
+  let anyTable = false;
+  for (const column of columns) {
+    const parts = column.split('.');
+    if (parts.length === 1) anyTable = true; // a rule by output name masks that name in any table
+    else tables.add(qualified(parts).slice(0, 2).join('.'));
+  }
+  for (const statement of statements) {
+    for (const reference of statement.qualified_columns ?? []) {
+      const dot = reference.lastIndexOf('.');
+      const table = reference.slice(0, dot);
+      if (!anyTable && !tables.has(table)) continue;
+      const [schema, name] = [table.slice(0, table.indexOf('.')), table.slice(table.indexOf('.') + 1)];
+      const names = await catalog.columnNames(schema, name);
+      const column = reference.slice(dot + 1);
+      if (names && !names.has(column)) {
+        return `${column} is not a column of ${table}: PostgreSQL would read ${name}.${column} as ${column}() called on the whole row, which masking cannot follow`;
+      }
+    }
+  }
+  return null;
 }
 
 /**

@@ -185,8 +185,14 @@ function scrubNoticeFields(message: Buffer): Buffer {
   return out;
 }
 
+/**
+ * Quoted values, and any word with a digit in it: PostgreSQL prints some
+ * values bare (`date field value out of range: 10078-05-1120`, `large
+ * object 78051120 does not exist`), shifted or reshaped by the expression
+ * that failed, where no detector would recognise them.
+ */
 function scrubText(text: string): string {
-  const quoted = text.replace(/"(?:[^"]|"")*"/g, '"[REDACTED]"');
+  const quoted = text.replace(/"(?:[^"]|"")*"/g, '"[REDACTED]"').replace(/[^\s"(),;]*\d[^\s"(),;]*/g, '[REDACTED]');
   const spans = findSpans(quoted, DETECTOR_NAMES);
   let out = '';
   let pos = 0;

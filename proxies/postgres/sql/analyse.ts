@@ -133,6 +133,7 @@ function analyseStatement(type: string, body: Json): StatementFacts {
       facts.readonly = ALWAYS_READONLY.has(type);
   }
   if (tree.derivedColumns) facts.derived_columns = tree.derivedColumns;
+  if (tree.qualifiedColumns) facts.qualified_columns = tree.qualifiedColumns;
   const object = objectType(type, body);
   if (object !== undefined) facts.object_type = object;
   const executes = executedName(type, body);
@@ -162,10 +163,12 @@ function analyseExplain(body: Json): StatementFacts {
   // EXPLAIN returns a plan, not the statement's rows: no derived_columns,
   // unless EXPLAIN ANALYZE runs a write, whose values land in a table.
   if (explainAnalyzes(body.options)) {
-    if (explained.readonly) delete explained.derived_columns;
+    if (explained.readonly) {
+      delete explained.derived_columns;
+      delete explained.qualified_columns;
+    }
     return { ...explained, kind: 'explain' };
   }
-  delete explained.derived_columns;
   const tables = new Map(explained.tables.map((t) => [`${t.schema}\0${t.name}`, { ...t, access: 'read' as const }]));
   return { kind: 'explain', readonly: true, tables: [...tables.values()], functions: explained.functions };
 }

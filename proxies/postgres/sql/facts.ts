@@ -3,8 +3,9 @@
  * (design brief, "Input"): what one statement does, as the real PostgreSQL
  * parser reads it. policies/postgres/postgres.rego reads `kind`, `readonly`,
  * `read_write`, `tables[].{schema,name,access}`, `functions`, `program`,
- * `setting`, `value` and `object_type`. `derived_columns` and `renames` are
- * for the proxy's masking, not for policy; `executes` is for both. Optional fields are left out when they do not apply, so the
+ * `setting`, `value` and `object_type`. `derived_columns`,
+ * `qualified_columns` and `renames` are for the proxy's masking, not for
+ * policy; `executes` is for both. Optional fields are left out when they do not apply, so the
  * common SELECT carries only the four required ones.
  *
  * Caching: libpg-query's fingerprint ignores constants, and `read_write` and
@@ -113,6 +114,14 @@ export interface StatementFacts {
    * plan rather than rows.
    */
   derived_columns?: string[];
+  /**
+   * For masking: `schema.table.column` for each qualified reference
+   * (`c.x`) to a table or view, which the proxy checks is a column of it:
+   * if it is not, PostgreSQL reads `c.x` as the call x(c) on the whole row
+   * (`c.row_to_json`), which RowDescription gives no source column. Left
+   * out when there are none; see sql/field-refs.ts.
+   */
+  qualified_columns?: string[];
   /**
    * For masking: what ALTER … RENAME or ALTER … SET SCHEMA takes a name
    * from, as `schema`, `schema.table` or `schema.table.column` (an

@@ -26,6 +26,7 @@
  * cannot overflow the JavaScript stack.
  */
 import { defaultSchema, type TableAccess, type TableFact } from './facts.js';
+import { FieldRefs } from './field-refs.js';
 
 export interface TreeFacts {
   tables: TableFact[];
@@ -38,6 +39,8 @@ export interface TreeFacts {
   locks: boolean;
   /** facts.ts `derived_columns`: sorted, lowercase; absent when there are none. */
   derivedColumns?: string[];
+  /** facts.ts `qualified_columns`: sorted; absent when there are none. */
+  qualifiedColumns?: string[];
 }
 
 type Json = Record<string, unknown>;
@@ -100,8 +103,11 @@ const FILLS = 16;
 // Masking rewrites result rows only. A value a statement writes into a table
 // lands where no mask plan follows it (a later SELECT of that table returns
 // it as it is), so the columns these two carry count as derived.
-/** Queries whose rows are written into a table. */
-const FILLING_QUERIES = new Set(['InsertStmt.selectStmt', 'CreateTableAsStmt.query']);
+/**
+ * Queries whose rows land where no mask plan follows them: written into a
+ * table, or shown under a new relation's OID (a view, a rule's action).
+ */
+const FILLING_QUERIES = new Set(['InsertStmt.selectStmt', 'CreateTableAsStmt.query', 'ViewStmt.query', 'RuleStmt.actions']);
 /** Lists of values written into a table: SET lists and MERGE's actions. */
 const WRITTEN_LISTS = new Set(['UpdateStmt.targetList', 'OnConflictClause.targetList', 'MergeWhenClause.targetList', 'MergeWhenClause.values']);
 
@@ -111,6 +117,14 @@ const WRITTEN_LISTS = new Set(['UpdateStmt.targetList', 'OnConflictClause.target
  * COLUMN … TYPE … USING ssn, ALTER COLUMN … SET EXPRESSION AS (ssn).
  */
 const FILLING_COLUMN_COMMANDS = new Set(['AT_AddColumn', 'AT_AlterColumnType', 'AT_SetExpression']);
+
+/**
+ * Functions that carry their arguments out of the statement, wherever the
+ * call sits (a WHERE clause too): to other sessions (pg_notify, advisory
+ * lock keys in pg_locks), into session or server state read back later
+ * (set_config, setval, large objects), or to another server (dblink).
+ */
+const CARRIERS = /^(pg_notify|set_config|setval|lo_from_bytea|lo_put|lowrite|lo_import|lo_export|pg_logical_emit_message|pg_file_write|dblink|dblink_exec|dblink_send_query|dblink_open|pg_(try_)?advisory_(xact_)?(un)?lock(_shared)?)$/;
 
 /** FROM items that turn expressions (and the columns in them) into rows. */
 const ROW_FUNCTIONS = new Set(['RangeFunction', 'RangeTableFunc', 'JsonTable']);
@@ -162,6 +176,7 @@ export function walkTree(root: unknown): TreeFacts {
   const seenTables = new Set<string>();
   const seenFunctions = new Set<string>();
   const columns = new DerivedColumns();
+  const fieldRefs = new FieldRefs();
 
   const addTable = (schema: string, name: string, access: TableAccess): void => {
     const key = `${access}\0${schema}\0${name}`;
@@ -176,8 +191,16 @@ export function walkTree(root: unknown): TreeFacts {
     const schema = typeof rv.schemaname === 'string' ? rv.schemaname : undefined;
     columns.range(name);
     columns.alias(rv.alias, true);
-    if (schema === undefined && access === 'read' && ctes.has(name)) return;
-    addTable(schema ?? (rv.relpersistence === 't' ? 'pg_temp' : defaultSchema), name, access);
+    const cte = schema === undefined && access === 'read' && ctes.has(name);
+    const resolved = schema ?? (rv.relpersistence === 't' ? 'pg_temp' : defaultSchema);
+    fieldRefs.table(rv, resolved, cte);
+    if (!cte) addTable(resolved, name, access);
+  };
+
+  const addFunction = (name: string): void => {
+    if (seenFunctions.has(name)) return;
+    seenFunctions.add(name);
+    facts.functions.push(name);
   };
 
   const stack: Frame[] = [{ value: root, access: 'read', ctes: noCtes, flags: 0 }];
@@ -200,6 +223,7 @@ export function walkTree(root: unknown): TreeFacts {
     }
     // A column: only its name matters, and only where it is derived.
     if (type === 'ColumnRef') {
+      fieldRefs.reference(body.fields);
       if (flags & DERIVED) columns.derived(body.fields);
       continue;
     }
@@ -208,17 +232,21 @@ export function walkTree(root: unknown): TreeFacts {
     if (type === 'ResTarget' && flags & LIST) {
       const val = isObject(body.val) ? body.val : undefined;
       const ref = val && isObject(val.ColumnRef) ? val.ColumnRef : undefined;
+      if (ref) fieldRefs.reference(ref.fields);
       if (ref && !(flags & DERIVED)) columns.bare(ref.fields, (flags & SOURCE) !== 0);
       else if (val) stack.push({ value: val, access: 'read', ctes, flags: (flags & SOURCE) | DERIVED });
       continue;
     }
-    if (type === 'FuncCall') {
-      const name = nameParts(body.funcname, 'a function call').join('.');
-      if (!seenFunctions.has(name)) {
-        seenFunctions.add(name);
-        facts.functions.push(name);
+    if (type === 'FuncCall') addFunction(nameParts(body.funcname, 'a function call').join('.'));
+    // `(expr).name` is a field of a composite, or the call name(expr): list it as a call.
+    if (type === 'A_Indirection' && Array.isArray(body.indirection)) {
+      for (const item of body.indirection) {
+        const name = svalOf(item);
+        if (name !== undefined) addFunction(name);
       }
     }
+    // RETURNING reads the rows written.
+    if (type !== undefined && MODIFYING.has(type) && returns(body) && isObject(body.relation)) addRangeVar(body.relation, 'read', ctes);
     if (type !== undefined && MODIFYING.has(type)) facts.modifies = true;
     if (Array.isArray(body.lockingClause) && body.lockingClause.length > 0) facts.locks = true;
     if (body.intoClause !== undefined) facts.into = true;
@@ -234,13 +262,19 @@ export function walkTree(root: unknown): TreeFacts {
     // the names a whole-row reference or a merged join column can use.
     let inherited = flags & (DERIVED | SOURCE);
     if (type !== undefined && ROW_FUNCTIONS.has(type)) inherited |= DERIVED;
+    if (type === 'FuncCall' && CARRIERS.test(baseName(body.funcname))) inherited |= DERIVED;
     // COPY … TO STDOUT (not a file or a program): rows with no RowDescription.
     if (type === 'CopyStmt' && body.is_from !== true && body.is_program !== true && body.filename === undefined) {
       inherited |= DERIVED;
       columns.copied(body.attlist, isObject(body.relation));
     }
     if (type !== undefined) columns.alias(body.alias, RENAMING_ALIASES.has(type));
-    if (type === 'JoinExpr') columns.merged(body.usingClause, body.isNatural === true);
+    if (type === 'JoinExpr') {
+      columns.merged(body.usingClause, body.isNatural === true);
+      fieldRefs.join(body.alias);
+    }
+    if (type === 'RangeSubselect') fieldRefs.subquery(body.alias, body.subquery);
+    if (type !== undefined && ROW_FUNCTIONS.has(type)) fieldRefs.function(body.alias);
 
     // WITH: CTE names hide tables of the same name, in the main query and
     // (for WITH RECURSIVE, or for later CTEs) inside the CTEs themselves.
@@ -255,6 +289,7 @@ export function walkTree(root: unknown): TreeFacts {
         if (!entry) throw new TreeShapeError('a WITH clause holds something other than a CTE');
         const visible = withClause.recursive === true ? scope : new Set([...ctes, ...names.slice(0, i)]);
         columns.cte(names[i] as string, entry.aliascolnames);
+        fieldRefs.cte(names[i] as string, entry.aliascolnames, entry.ctequery);
         children.push({ value: entry.ctequery, access: 'read', ctes: visible, flags: inherited | SOURCE });
       });
     }
@@ -297,9 +332,27 @@ export function walkTree(root: unknown): TreeFacts {
     // Reversed, so the walk goes in text order (functions are listed as they appear).
     for (let i = children.length - 1; i >= 0; i--) stack.push(children[i] as Frame);
   }
+  const fields = fieldRefs.resolve();
+  if (fields) {
+    for (const name of fields.derived) columns.derived([{ String: { sval: name } }]);
+    if (fields.wholeRow) columns.derived([{ A_Star: {} }]);
+    if (fields.tableColumns.length > 0) facts.qualifiedColumns = [...new Set(fields.tableColumns)].sort();
+  }
   const derived = columns.result();
   if (derived) facts.derivedColumns = derived;
   return facts;
+}
+
+/** A statement's RETURNING list (PostgreSQL 18 holds it in returningClause). */
+function returns(body: Json): boolean {
+  const list = isObject(body.returningClause) ? body.returningClause.exprs : body.returningList;
+  return Array.isArray(list) && list.length > 0;
+}
+
+/** A function name's last part, lowercase: `pg_catalog.pg_notify` → pg_notify. */
+function baseName(funcname: unknown): string {
+  const parts = Array.isArray(funcname) ? funcname : [];
+  return (svalOf(parts[parts.length - 1]) ?? '').toLowerCase();
 }
 
 /** The String in a ColumnRef field or name list: `{"String": {"sval": "c"}}`. */

@@ -20,6 +20,8 @@ export interface Catalog {
    * table first. Empty when the named table has no such column.
    */
   columnOrigins(schema: string, table: string, column: string): Promise<ColumnOrigin[]>;
+  /** The column names of a table or view, system columns included; null when there is no such relation. */
+  columnNames(schema: string, table: string): Promise<ReadonlySet<string> | null>;
   /** "schema.name" of a function, or null. */
   functionName(oid: number): Promise<string | null>;
   /**
@@ -93,6 +95,7 @@ export class CatalogPool {
     const columns = new Map<string, Promise<ColumnOrigin[]>>();
     const functions = new Map<number, Promise<string | null>>();
     const views = new Map<string, Promise<string[]>>();
+    const relations = new Map<string, Promise<ReadonlySet<string> | null>>();
     return {
       viewSources: (schema, name) => {
         const key = `${schema}\0${name}`;
@@ -114,6 +117,24 @@ export class CatalogPool {
             .then((r) => (r.rows[0]?.depth === 0 ? r.rows.map(({ key: origin, table: holder }) => ({ key: origin, table: holder })) : []));
           known.catch(() => columns.delete(key));
           columns.set(key, known);
+        }
+        return known;
+      },
+      columnNames: (schema, table) => {
+        const key = `${schema}\0${table}`;
+        let known = relations.get(key);
+        if (!known) {
+          known = this.pool
+            .query<{ attname: string }>(
+              `SELECT a.attname FROM pg_catalog.pg_attribute a
+                 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1 AND c.relname = $2 AND NOT a.attisdropped`,
+              [schema, table],
+            )
+            .then((r) => (r.rows.length === 0 ? null : new Set(r.rows.map((row) => row.attname))));
+          known.catch(() => relations.delete(key));
+          relations.set(key, known);
         }
         return known;
       },
