@@ -43,6 +43,16 @@ const CREDENTIAL_HEADERS = /^(?:authorization|proxy-authorization|cookie|x-api-k
 const PER_REQUEST_HEADERS = /^(?::path|:method|:authority|:scheme|x-request-id|traceparent|tracestate|b3|x-b3-[a-z-]+|x-amzn-trace-id|x-cloud-trace-context|x-datadog-[a-z-]+|date|user-agent|content-length|forwarded|x-forwarded-[a-z-]+|x-real-ip|x-envoy-[a-z-]+)$/i;
 
 /**
+ * Why an approval could not bind the whole request, or null. Envoy sends
+ * Check only the start of a body longer than with_request_body's
+ * max_request_bytes, so an approval of it would let any tail through.
+ */
+export function unbindable(action: Record<string, unknown>, kind: TargetConfig['kind']): string | null {
+  if (kind !== 'http' || action.truncated_body !== true) return null;
+  return 'the request body is longer than the gateway reads (ext_authz with_request_body.max_request_bytes), so an approval could not bind all of it; send a smaller body, or raise the limit';
+}
+
+/**
  * The part of an action an approval binds to and stores: for HTTP, the
  * request itself (method, host, path with query, headers, body), without
  * what the gateway or Envoy adds per request (time, peer addresses, ids)

@@ -10,7 +10,7 @@ import { TokenError, type Identity, type TokenVerifier } from '../identity/ident
 import { failClosed, type Decision } from '../policy/decision.js';
 import type { Evaluation } from '../policy/evaluator.js';
 import type { ApprovalRecord } from '../store/store.js';
-import { approvableAction, checkAction } from './action-input.js';
+import { approvableAction, checkAction, unbindable } from './action-input.js';
 import { DecisionCache } from './decision-cache.js';
 import { requestFacts } from './request-facts.js';
 
@@ -242,6 +242,8 @@ export class Authorizer {
     };
     const first = this.firstEvaluation(request, req.cacheKey);
     if (first.decision.action !== 'approve' || hooks.approvalLater) return this.record(request, first, null);
+    const unbound = unbindable(request.action, target.kind);
+    if (unbound) return this.record(request, withDecision(first, denial(first.decision, [unbound])), null);
     return this.approve(request, first, hooks);
   }
 

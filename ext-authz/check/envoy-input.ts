@@ -85,14 +85,16 @@ function parsePathAndQuery(raw: string): { path: string[]; query: Record<string,
 
 /**
  * JSON bodies only, as the plugin: empty is null; a body Envoy cut short
- * (content-length larger than what was sent) is `truncated_body` with no
- * parsed_body; one that does not parse cannot be decided.
+ * (content-length larger than what was sent, or Envoy's partial-body
+ * header) is `truncated_body`, whatever its type, with no parsed_body; one
+ * that does not parse cannot be decided.
  */
 function parseBody(headers: Record<string, string>, body: string): { parsed: unknown; truncated: boolean } | { invalid: string } {
+  const declared = Number(headers['content-length']);
+  const truncated = (Number.isFinite(declared) && declared > Buffer.byteLength(body)) || headers['x-envoy-auth-partial-body'] === 'true';
+  if (truncated) return { parsed: null, truncated: true };
   const type = headers['content-type'];
   if (!type?.includes('application/json') || body === '') return { parsed: null, truncated: false };
-  const declared = Number(headers['content-length']);
-  if (Number.isFinite(declared) && declared > Buffer.byteLength(body)) return { parsed: null, truncated: true };
   try {
     return { parsed: JSON.parse(body), truncated: false };
   } catch {

@@ -12,8 +12,15 @@
  * Whatever the plan cannot be sure it masked is refused (BodyRefused), and
  * the caller answers in the upstream's place: a body that claims JSON and
  * does not parse, an encoding it cannot decode, a decoded body over the size
- * limit, binary data under a `$` rule. A body that nothing changed is left
- * alone, byte for byte (still compressed, if it was).
+ * limit, binary data under a `$` rule. A JSON body with a key twice in one
+ * object is re-serialised (JSON.parse kept the last; the raw text would
+ * show the others unmasked).
+ *
+ * The target's credential, which Check injected into the request, is taken
+ * out of whatever the upstream sends back (an echo of the request headers,
+ * an error quoting the token): a text body has it replaced, a binary body
+ * holding it is refused. A body that nothing changed is left alone, byte
+ * for byte (still compressed, if it was).
  *
  * Numbers are re-serialised by JSON.stringify: an integer beyond 2^53 in a
  * body that was rewritten loses precision (Node 20 has no JSON.rawJSON).
@@ -22,6 +29,7 @@ import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import type { FieldMasks, JsonValue } from '../../engine/masking/json-fields.js';
 import type { RecordedBody } from '../../engine/recording/types.js';
+import { hasDuplicateKeys } from './duplicate-keys.js';
 
 /** Why a body cannot be passed on: one line, for the caller and the log, never a value. */
 export class BodyRefused extends Error {
@@ -47,11 +55,16 @@ export interface BodyOptions {
   maxBytes: number;
   /** Whether the caller records the body (then it is decoded even when nothing is masked). */
   record: boolean;
+  /** Strings that must not leave: the injected credential (credentialSecrets). */
+  secrets?: readonly string[];
 }
+
+export const CREDENTIAL_REPLACEMENT = '[REDACTED:credential]';
 
 export async function processBody(raw: Buffer, headers: BodyHeaders, masks: FieldMasks | null, options: BodyOptions): Promise<BodyOutcome> {
   const reads = masks !== null && !masks.empty;
-  if (!reads && !options.record) return { replacement: null, recorded: null };
+  const secrets = options.secrets ?? [];
+  if (!reads && !options.record && secrets.length === 0) return { replacement: null, recorded: null };
   const mime = headers.contentType;
 
   let decoded: Buffer;
@@ -59,28 +72,59 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
     decoded = await decodeContent(raw, headers.contentEncoding, options.maxBytes);
   } catch (err) {
     if (reads) throw err;
+    if (secrets.some((s) => raw.includes(s))) throw new BodyRefused('the body holds the target\'s credential');
     return { replacement: null, recorded: { mime_type: mime, size: raw.length } }; // recorded as binary
   }
   const text = utf8(decoded);
-  const unchanged = (): BodyOutcome => ({ replacement: null, recorded: recordedAs(mime, decoded.length, text) });
-  if (!reads) return unchanged();
+  const masked = reads ? maskedText(text, mime, masks) : null;
+  const sent = masked ?? text;
+  if (sent === null) {
+    if (secrets.some((s) => decoded.includes(s))) throw new BodyRefused('the binary body holds the target\'s credential');
+    return { replacement: null, recorded: recordedAs(mime, decoded.length, null) };
+  }
+  const clean = withoutSecrets(sent, secrets);
+  if (clean === text) return { replacement: null, recorded: recordedAs(mime, decoded.length, text) };
+  const replacement = Buffer.from(clean, 'utf8');
+  return { replacement, recorded: { mime_type: mime, size: replacement.length, text: clean } };
+}
 
+/** The body's text under the plan, or null when the plan leaves it as it is. */
+function maskedText(text: string | null, mime: string, masks: FieldMasks): string | null {
   const document = jsonDocument(text, mime, masks);
   if (document !== NOT_JSON) {
     const { value, changed } = masks.maskDocument(document);
-    if (!changed) return unchanged();
-    return replaced(JSON.stringify(value), mime);
+    return changed || hasDuplicateKeys(text!) ? JSON.stringify(value) : null;
   }
-  if (!masks.coversText) return unchanged();
+  if (!masks.coversText) return null;
   if (text === null) throw new BodyRefused('the body is binary and the policy masks the whole body');
   const { value, changed } = masks.maskText(text);
-  if (!changed) return unchanged();
-  return replaced(value ?? '', mime);
+  return changed ? (value ?? '') : null;
 }
 
-function replaced(text: string, mime: string): BodyOutcome {
-  const replacement = Buffer.from(text, 'utf8');
-  return { replacement, recorded: { mime_type: mime, size: replacement.length, text } };
+function withoutSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) if (out.includes(secret)) out = out.replaceAll(secret, CREDENTIAL_REPLACEMENT);
+  return out;
+}
+
+/**
+ * The strings of an injected credential header's value that must not come
+ * back: the value, the token after its scheme (`Bearer <token>`), and for
+ * Basic the decoded `user:password` and the password. Short parts (under 8
+ * characters) are left out: they would match ordinary text.
+ */
+export function credentialSecrets(value: string): string[] {
+  const parts = new Set<string>([value.trim()]);
+  const [scheme, token] = value.trim().split(/\s+/, 2);
+  if (token) {
+    parts.add(token);
+    if (scheme!.toLowerCase() === 'basic') {
+      const decoded = Buffer.from(token, 'base64').toString('utf8');
+      parts.add(decoded);
+      parts.add(decoded.slice(decoded.indexOf(':') + 1));
+    }
+  }
+  return [...parts].filter((p) => p.length >= 8);
 }
 
 function recordedAs(mime: string, size: number, text: string | null): RecordedBody {
@@ -137,9 +181,17 @@ const inflate = promisify(zlib.inflate);
 const inflateRaw = promisify(zlib.inflateRaw);
 const brotli = promisify(zlib.brotliDecompress);
 
-/** Undoes Content-Encoding (a list, applied in order, so undone from the last), off the event loop. */
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b, 0x08]);
+
+/**
+ * Undoes Content-Encoding (a list, applied in order, so undone from the
+ * last), off the event loop. A body that says nothing of its encoding but
+ * starts as gzip does is gunzipped: a hop-by-hop rule (`Connection:
+ * content-encoding`) can drop the header on the way, not the compression.
+ */
 export async function decodeContent(body: Buffer, contentEncoding: string, maxBytes: number): Promise<Buffer> {
   const codings = contentEncoding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity');
+  if (codings.length === 0 && body.subarray(0, 3).equals(GZIP_MAGIC)) codings.push('gzip');
   let out = body;
   for (const coding of codings.reverse()) {
     const limit = { maxOutputLength: maxBytes };

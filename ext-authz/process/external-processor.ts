@@ -30,8 +30,8 @@ import type { HashKey } from '../../engine/masking/strategies.js';
 import type { SessionRecorder } from '../../engine/recording/recorder.js';
 import type { HttpExchangeRecord, MaskCount, RecordedBody } from '../../engine/recording/types.js';
 import type { ExchangeMetadata } from '../exchange-metadata.js';
-import { BodyRefused, processBody, type BodyHeaders, type BodyOutcome } from './body.js';
-import { header, headerMutation, readHeaderMap, recordableHeaders, type HeaderList } from './headers.js';
+import { BodyRefused, credentialSecrets, processBody, type BodyHeaders, type BodyOutcome } from './body.js';
+import { header, headerList, headerMutation, readHeaderMap, recordableHeaders, type HeaderList } from './headers.js';
 import { readExchangeMetadata } from './metadata.js';
 import { continueWith, immediateResponse, replaceBody, type Phase } from './responses.js';
 import { pathOnly, recordedUrl } from './url.js';
@@ -119,6 +119,8 @@ class Exchange {
   private startedAt = 0;
   private responseAt: number | null = null;
   private requestHeaders: HeaderList = [];
+  /** What of the injected credential must not come back in the response. */
+  private secrets: string[] = [];
   private requestBody: RecordedBody | null = null;
   private response: { status: number; headers: HeaderList; body: RecordedBody | null } | null = null;
   private readonly requestBuffer: BodyBuffer;
@@ -205,10 +207,12 @@ class Exchange {
 
   private onRequestHeaders(message: NonNullable<ProcessingRequest['request_headers']>): void {
     this.requestHeaders = readHeaderMap(message.headers as never);
+    // Check has injected the credential by now; an upstream may echo it.
+    this.secrets = credentialSecrets(header(this.requestHeaders, this.metadata!.credential_header));
     // Ask for an uncompressed response when it will be read: cheaper than
     // decoding, and a compressed one is still decoded if it comes anyway.
-    const masking = this.masks !== null && !this.masks.empty;
-    this.send(continueWith('request_headers', masking ? headerMutation({ 'accept-encoding': 'identity' }) : undefined));
+    const reading = (this.masks !== null && !this.masks.empty) || this.secrets.length > 0;
+    this.send(continueWith('request_headers', reading ? headerMutation({ 'accept-encoding': 'identity' }) : undefined));
   }
 
   private async onRequestBody(message: NonNullable<ProcessingRequest['request_body']>): Promise<void> {
@@ -222,16 +226,19 @@ class Exchange {
 
   private onResponseHeaders(message: NonNullable<ProcessingRequest['response_headers']>): void {
     this.responseAt = Date.now();
-    const headers = readHeaderMap(message.headers as never);
+    const received = readHeaderMap(message.headers as never);
+    const echoing = received.filter((h) => this.secrets.some((secret) => h.value.includes(secret))).map((h) => h.name);
+    const headers = received.filter((h) => !echoing.includes(h.name));
     this.response = { status: Number(header(headers, ':status')) || 0, headers, body: null };
+    if (echoing.length > 0) this.log.warn({ headers: echoing }, 'response headers holding the target\'s credential removed');
     // Content-Length is fixed with the body (BUFFERED mode applies that response's header mutation).
-    this.send(continueWith('response_headers'));
+    this.send(continueWith('response_headers', echoing.length > 0 ? headerMutation({}, echoing) : undefined));
     if (message.end_of_stream) this.finish(null);
   }
 
   private async onResponseBody(message: NonNullable<ProcessingRequest['response_body']>): Promise<void> {
     const response = this.response ?? (this.response = { status: 0, headers: [], body: null });
-    const masking = this.masks !== null && !this.masks.empty;
+    const masking = (this.masks !== null && !this.masks.empty) || this.secrets.length > 0;
     this.responseBuffer.add(message.body);
     if (!message.end_of_stream) {
       if (masking) {
@@ -248,7 +255,7 @@ class Exchange {
     }
     let outcome: BodyOutcome;
     try {
-      outcome = await processBody(this.responseBuffer.bytes(), headers, this.masks, { maxBytes: this.settings.maxBodyBytes, record: this.metadata!.record });
+      outcome = await processBody(this.responseBuffer.bytes(), headers, this.masks, { maxBytes: this.settings.maxBodyBytes, record: this.metadata!.record, secrets: this.secrets });
     } catch (err) {
       if (!(err instanceof BodyRefused)) throw err;
       return this.refuse(502, 'the response could not be masked', err.message);
@@ -363,7 +370,7 @@ class Exchange {
 }
 
 function bodyHeaders(headers: HeaderList): BodyHeaders {
-  return { contentType: header(headers, 'content-type'), contentEncoding: header(headers, 'content-encoding') };
+  return { contentType: header(headers, 'content-type'), contentEncoding: headerList(headers, 'content-encoding') };
 }
 
 /** The Masked audit event's actor: the caller Check verified (its claims stay with the decision's own event). */

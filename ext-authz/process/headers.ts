@@ -34,6 +34,11 @@ export function header(list: HeaderList, name: string): string {
   return list.find((h) => h.name === name)?.value ?? '';
 }
 
+/** Every value of `name`, as one comma-separated list (several lines of a list header mean that). */
+export function headerList(list: HeaderList, name: string): string {
+  return list.filter((h) => h.name === name).map((h) => h.value).join(', ');
+}
+
 /** A HeaderMutation: headers to set (replacing any existing value) and to remove. */
 export function headerMutation(set: Record<string, string>, remove: readonly string[] = []): object {
   return {

@@ -167,4 +167,15 @@ describe('Check with a ticket approval', () => {
     expect(again.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
     expect(deniedBody(again).approval_id).not.toBe(body.approval_id);
   });
+
+  it('denies, without asking anyone, a request whose body Envoy cut short: an approval could not bind the rest', async () => {
+    for (const type of ['application/json', 'text/plain']) {
+      const cut = envoyCheckRequest({ method: 'POST', path: '/customers/7/refund', token: sre, headers: { 'content-type': type, 'content-length': '9000' }, body: '{"amount": 12' });
+      const res = await stack.check(cut);
+      expect(res.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
+      const denied = deniedBody(res);
+      expect(denied.approval_id).toBeUndefined();
+      expect(JSON.stringify(denied)).toContain('an approval could not bind all of it');
+    }
+  });
 });

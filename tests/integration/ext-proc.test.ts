@@ -253,13 +253,73 @@ describe('ExternalProcessor: masking JSON responses', () => {
 
   it('passes everything through untouched when the decision masks nothing', async () => {
     const replies = await exchange([requestHeaders(metadata({ mask: [] })), responseHeaders(metadata({ mask: [] }), { 'content-type': 'application/json' }), responseBody(metadata({ mask: [] }), 'not even json')]);
-    expect(replies[0].request_headers.response?.header_mutation).toBeUndefined();
+    // Identity encoding is still asked for: the body is read for the target's credential.
+    expect(setHeaders(replies[0].request_headers.response.header_mutation)).toEqual({ 'accept-encoding': 'identity' });
+    expect(replies[1].response_headers.response?.header_mutation).toBeUndefined();
     expect(replies[2].response_body.response?.body_mutation).toBeUndefined();
   });
 
   it('answers a response without a body at its headers', async () => {
     const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-length': '0' }, true)]);
     expect(replies.map((r) => r.response)).toEqual(['request_headers', 'response_headers']);
+  });
+});
+
+describe('ExternalProcessor: what must not come back', () => {
+  it('takes the target\'s credential out of a body that echoes the request, whatever its type, masks or not', async () => {
+    for (const [mask, type, body] of [
+      [CRM_RULES, 'application/json', JSON.stringify({ headers: { 'x-crm-key': CREDENTIAL, accept: 'application/json' } })],
+      [[], 'text/plain', `GET /api/customers HTTP/1.1\r\nx-crm-key: ${CREDENTIAL}\r\n`],
+      [[], 'application/problem+json', JSON.stringify({ detail: `key ${CREDENTIAL} is not valid` })],
+    ] as const) {
+      const { common } = await maskedBody(metadata({ mask: [...mask] }), body, { 'content-type': type });
+      const sent = (common.body_mutation.body as Buffer).toString();
+      expect(sent).not.toContain(CREDENTIAL);
+      expect(sent).toContain('[REDACTED:credential]');
+      expect(setHeaders(common.header_mutation)['content-length']).toBe(String(Buffer.byteLength(sent)));
+    }
+  });
+
+  it('takes the token out without its scheme, and refuses a binary body holding it', async () => {
+    const meta = metadata({ mask: [], credential_header: 'authorization' });
+    const replies = await exchange([
+      requestHeaders(meta, { authorization: `Bearer ${CREDENTIAL}` }),
+      responseHeaders(meta, { 'content-type': 'text/plain' }),
+      responseBody(meta, `token ${CREDENTIAL} expired`),
+    ]);
+    expect((replies[2].response_body.response.body_mutation.body as Buffer).toString()).toBe('token [REDACTED:credential] expired');
+    const binary = await exchange([
+      requestHeaders(meta, { authorization: `Bearer ${CREDENTIAL}` }),
+      responseHeaders(meta, { 'content-type': 'application/octet-stream' }),
+      responseBody(meta, Buffer.concat([Buffer.from([0xff, 0xfe, 0x00]), Buffer.from(CREDENTIAL)])),
+    ]);
+    expect(binary.at(-1).immediate_response.status.code).toBe('BadGateway');
+  });
+
+  it('removes a response header that holds the credential', async () => {
+    const meta = metadata();
+    const replies = await exchange([requestHeaders(meta), responseHeaders(meta, { 'content-type': 'application/json', 'x-debug-auth': CREDENTIAL }), responseBody(meta, '{}')]);
+    expect(replies[1].response_headers.response.header_mutation.remove_headers).toEqual(['x-debug-auth']);
+  });
+
+  it('re-serialises a JSON body with a key twice in one object, so the first copy cannot pass unmasked', async () => {
+    const body = '{"customers":[{"email":"jane.doe@example.com","email":null}],"customers":[]}';
+    const { common } = await maskedBody(metadata(), body, { 'content-type': 'application/json' });
+    expect((common.body_mutation.body as Buffer).toString()).toBe('{"customers":[]}');
+    const nested = await maskedBody(metadata(), '{"customers":[{"id":1,"notes":"card 4111 1111 1111 1111","notes":"ok"}]}', { 'content-type': 'application/json' });
+    expect((nested.common.body_mutation.body as Buffer).toString()).toBe('{"customers":[{"id":1,"notes":"ok"}]}');
+  });
+
+  it('decodes every Content-Encoding line, and gzip that no header names', async () => {
+    const gzipped = gzipSync(Buffer.from(JSON.stringify(CUSTOMERS)));
+    const twoLines = await exchange([
+      requestHeaders(metadata()),
+      { response_headers: { headers: { headers: [[':status', '200'], ['content-encoding', 'identity'], ['content-encoding', 'gzip']].map(([key, value]) => ({ key, raw_value: Buffer.from(value!) })) }, end_of_stream: false }, metadata_context: context(metadata()) },
+      responseBody(metadata(), gzipped),
+    ]);
+    expect((twoLines[2].response_body.response.body_mutation.body as Buffer).toString()).not.toMatch(RAW_VALUES);
+    const unlabelled = await maskedBody(metadata(), gzipped, {});
+    expect((unlabelled.common.body_mutation.body as Buffer).toString()).not.toMatch(RAW_VALUES);
   });
 });
 
