@@ -5,7 +5,10 @@
  */
 import { REDACTED } from './strategies.js';
 
-const CREDENTIAL_PARAMS = /^(?:access_token|id_token|refresh_token|token|auth|api[_-]?key|key|secret|client_secret|password|passwd|pwd|sig|signature|code|x-amz-(?:signature|credential|security-token)|x-goog-(?:signature|credential))$/i;
+const CREDENTIAL_PARAMS = /^(?:access_token|id_token|refresh_token|token|jwt|bearer|assertion|auth|api[_-]?key|key|secret|client_secret|password|passwd|pwd|sig|signature|code|x-amz-(?:signature|credential|security-token)|x-goog-(?:signature|credential))$/i;
+
+/** A JWT under any parameter name: three base64url parts, the header a JSON object. */
+const JWT_VALUE = /^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /** The path with credential-like query values redacted; everything else byte for byte, and no fragment. */
 export function withoutCredentialParams(path: string): string {
@@ -16,7 +19,8 @@ export function withoutCredentialParams(path: string): string {
   const redacted = query.split('&').map((pair) => {
     const eq = pair.indexOf('=');
     if (eq === -1) return pair;
-    return CREDENTIAL_PARAMS.test(paramName(pair.slice(0, eq))) ? `${pair.slice(0, eq)}=${REDACTED}` : pair;
+    const credential = CREDENTIAL_PARAMS.test(paramName(pair.slice(0, eq))) || JWT_VALUE.test(paramName(pair.slice(eq + 1)));
+    return credential ? `${pair.slice(0, eq)}=${REDACTED}` : pair;
   }).join('&');
   return `${path.slice(0, q)}?${redacted}`; // a fragment never reaches a server; drop what a client sent anyway
 }

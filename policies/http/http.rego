@@ -55,6 +55,7 @@ default needed := "write"
 needed := "read" if {
 	read_method(method)
 	not overridden(input.attributes.request.http.headers, method)
+	not query_overridden
 }
 
 read_method("GET")
@@ -64,12 +65,22 @@ read_method("HEAD")
 read_method("OPTIONS")
 
 # Method-override headers make many frameworks treat a request as another
-# method: a GET carrying one is never read access.
-override_headers := ["x-http-method-override", "x-http-method", "x-method-override"]
+# method: a GET carrying one is never read access. CGI-style servers read
+# X_HTTP_METHOD_OVERRIDE as X-HTTP-Method-Override, and some proxies pass
+# the original method in X-Original-Method.
+override_headers := [
+	"x-http-method-override", "x-http-method", "x-method-override",
+	"x_http_method_override", "x-original-method",
+]
 
 overrides contains concat(": ", [name, value]) if {
 	some name in override_headers
 	value := input.attributes.request.http.headers[name]
+	overrides_method(value, method)
+}
+
+overrides contains concat("=", ["?_method", value]) if {
+	some value in object.get(input, ["parsed_query", "_method"], [])
 	overrides_method(value, method)
 }
 
@@ -80,6 +91,16 @@ overridden(headers, method) if overrides_method(headers["x-http-method-override"
 overridden(headers, method) if overrides_method(headers["x-http-method"], method)
 
 overridden(headers, method) if overrides_method(headers["x-method-override"], method)
+
+overridden(headers, method) if overrides_method(headers.x_http_method_override, method)
+
+overridden(headers, method) if overrides_method(headers["x-original-method"], method)
+
+# Form-style method spoofing (Rails, Laravel): ?_method=DELETE.
+query_overridden if {
+	some value in object.get(input, ["parsed_query", "_method"], [])
+	overrides_method(value, method)
+}
 
 overrides_method(value, method) if upper(trim_space(value)) != method
 

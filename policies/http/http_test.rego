@@ -87,6 +87,35 @@ test_method_override_headers_make_a_write if {
 	])]
 }
 
+test_other_override_spellings_make_a_write if {
+	base := request(support, crm_api, "GET", "/api/customers/42")
+	every name in ["x_http_method_override", "x-original-method"] {
+		headers := {"attributes": {"request": {"http": {"headers": {name: "DELETE"}}}}}
+		d := policy.decision with input as object.union(base, headers)
+		d.reasons == [concat("", [
+			"group support-agents has read-only access to crm-api; ",
+			"GET /api/customers/42 with ", name, ": DELETE needs write access",
+		])]
+	}
+}
+
+test_method_spoofed_in_the_query_makes_a_write if {
+	spoofed := object.union(
+		request(support, crm_api, "GET", "/api/customers/42?_method=DELETE"),
+		{"parsed_query": {"_method": ["DELETE"]}},
+	)
+	d := policy.decision with input as spoofed
+	d.reasons == [concat("", [
+		"group support-agents has read-only access to crm-api; ",
+		"GET /api/customers/42 with ?_method=DELETE needs write access",
+	])]
+	same := object.union(
+		request(support, crm_api, "GET", "/api/customers/42?_method=get"),
+		{"parsed_query": {"_method": ["get"]}},
+	)
+	policy.decision.action == "allow" with input as same
+}
+
 test_method_override_to_the_same_method_is_still_read if {
 	base := request(support, crm_api, "GET", "/api/customers/42")
 	d := policy.decision with input as object.union(base, {"attributes": {"request": {"http": {"headers": {

@@ -39,6 +39,11 @@ export async function runExchange(req: IncomingMessage, stages: Stages): Promise
   const startedAt = new Date();
   const headers = requestHeaders(req);
   const result: ExchangeResult = { response: localReply(404, '', 'route_not_found'), headers, target: null, bytesReceived: 0, checkMs: null, upstreamMs: null };
+  // envoy.yaml: headers_with_underscores_action: REJECT_REQUEST.
+  if ([...headers].some(([name]) => name.includes('_'))) {
+    result.response = localReply(400, '', 'requested_header_name_has_underscores');
+    return result;
+  }
 
   const route = stages.routes.match(headers.get(':path') ?? '/');
   if (!route) return result;

@@ -210,6 +210,14 @@ describe('fail closed', () => {
     }
   });
 
+  it('answers 400 for a header name with an underscore, as envoy.yaml has Envoy do, without asking anyone', async () => {
+    const from = stack.crm.requests().length;
+    const res = await stack.curl(`${stack.standin.url}/customers`, [...bearer(support), '-H', 'X_HTTP_Method_Override: DELETE']);
+    expect(res.status).toBe(400);
+    expect(stack.standin.logs.at(-1)).toMatchObject({ access: { status: 400, details: 'requested_header_name_has_underscores', check_ms: null } });
+    expect(seenSince(from)).toEqual([]);
+  });
+
   it('answers 404 for a request no route takes, without asking anyone', async () => {
     const res = await stack.curl(stack.standin.url, ['-X', 'OPTIONS', '--request-target', '*']);
     expect(res.status).toBe(404);
