@@ -171,11 +171,17 @@ function luhn(digits: string, from: number, to: number): boolean {
 
 /**
  * 13–19 digits, written together or in groups of 3+ digits separated by
- * one kind of separator (space or "-"), passing Luhn, and starting with a
- * major industry identifier 2–6 (Mastercard 2-series, Amex/Diners/JCB,
- * Visa, Mastercard, Discover/UnionPay/Maestro). The MII check drops
- * Luhn-valid millisecond timestamps and ids (1…), at the cost of rare cards
- * (UATP 1…, some national schemes 8…/9…).
+ * one kind of separator (one or two spaces, tabs, no-break spaces, "-" or
+ * "."), passing Luhn, and starting with a major industry identifier 2–6
+ * (Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard,
+ * Discover/UnionPay/Maestro). The MII check drops Luhn-valid millisecond
+ * timestamps and ids (1…), at the cost of rare cards (UATP 1…, some
+ * national schemes 8…/9…).
+ *
+ * Luhn, the length and the MII are check enough that a card glued to a
+ * word is still one ("card-4111…", "ref_4111…", "4111…x"): only digits
+ * around it, or a number continuing it ("4111….50"), make it part of
+ * something longer. A leaked card costs more than a masked order id.
  *
  * A card may follow other digit groups in the same run ("qty 12 4111 1111
  * 1111 1111"), so every window of whole groups in a run is tried, longest
@@ -192,7 +198,7 @@ function findCards(text: string, out: Span[]): void {
       i++;
       continue;
     }
-    // A run: digit groups joined by single spaces or dashes.
+    // A run: digit groups joined by separators of one kind.
     gStart.length = gEnd.length = gSep.length = 0;
     let j = i;
     for (;;) {
@@ -201,17 +207,37 @@ function findCards(text: string, out: Span[]): void {
       gStart.push(s);
       gEnd.push(j);
       const c = j < n ? text.charCodeAt(j) : 0;
-      if ((c === 32 || c === 45) && j + 1 < n && isDigit(text.charCodeAt(j + 1))) {
-        gSep.push(c);
-        j++;
+      const width = CARD_SEPARATORS.has(c) ? (text.charCodeAt(j + 1) === c ? 2 : 1) : 0;
+      if (width > 0 && j + width < n && isDigit(text.charCodeAt(j + width))) {
+        gSep.push(c * 4 + width);
+        j += width;
       } else {
         gSep.push(0);
         break;
       }
     }
-    if (boundaryBefore(text, i) && boundaryAfter(text, j)) cardWindows(text, gStart, gEnd, gSep, out);
+    if (cardBoundaryBefore(text, i) && cardBoundaryAfter(text, j)) cardWindows(text, gStart, gEnd, gSep, out);
     i = j;
   }
+}
+
+/** Space, tab, no-break space, figure space, narrow no-break space, "-", ".". */
+const CARD_SEPARATORS = new Set([32, 9, 0xa0, 0x2007, 0x202f, 45, 46]);
+
+/** Not right after a digit, nor after a number continued by "-", ".", "," or "/" ("12-4111…"). */
+function cardBoundaryBefore(text: string, i: number): boolean {
+  if (i === 0) return true;
+  const c = text.charCodeAt(i - 1);
+  if (isDigit(c)) return false;
+  return !(c === 45 || c === 46 || c === 44 || c === 47) || i < 2 || !isDigit(text.charCodeAt(i - 2));
+}
+
+/** Not right before a digit, nor a number continued by "-", ".", "," or "/" ("4111….50"). */
+function cardBoundaryAfter(text: string, j: number): boolean {
+  if (j >= text.length) return true;
+  const c = text.charCodeAt(j);
+  if (isDigit(c)) return false;
+  return !(c === 45 || c === 46 || c === 44 || c === 47) || j + 1 >= text.length || !isDigit(text.charCodeAt(j + 1));
 }
 
 function cardWindows(text: string, gStart: number[], gEnd: number[], gSep: number[], out: Span[]): void {
@@ -232,7 +258,12 @@ function cardWindows(text: string, gStart: number[], gEnd: number[], gSep: numbe
       g++;
       continue;
     }
-    out.push({ start: gStart[g]!, end: gEnd[found]!, detector: 'payment_card' });
+    // A "." the card's own groups do not use joins it to a number: 4111….50 is an amount.
+    const inner = found > g ? gSep[g]! : 0;
+    const decimal = (sep: number | undefined) => sep !== undefined && sep !== 0 && sep !== inner && Math.floor(sep / 4) === 46;
+    if (!decimal(gSep[found]) && !decimal(g > 0 ? gSep[g - 1] : undefined)) {
+      out.push({ start: gStart[g]!, end: gEnd[found]!, detector: 'payment_card' });
+    }
     g = found + 1;
   }
 }
