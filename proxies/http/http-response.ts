@@ -37,6 +37,8 @@ const BODYLESS = new Set([204, 304]);
 export function writeResponse(res: ServerResponse, response: HttpResponse, method: string): number {
   const headers = response.headers.toNodeHeaders();
   delete headers['transfer-encoding'];
+  // The body goes out whole with a content-length, so no trailers follow it (Node refuses the header then).
+  delete headers.trailer;
   const noBody = method === 'HEAD' || BODYLESS.has(response.status);
   if (!noBody) headers['content-length'] = String(response.body.length);
   else if (BODYLESS.has(response.status)) delete headers['content-length'];
