@@ -105,7 +105,7 @@ describe('\\copy', () => {
     expect(res.status).toBe(1);
     expect(res.stdout).toBe('');
     expect(res.stderr).toContain('42501');
-    expect(res.stderr).toContain('COPY would return masked columns of customers unmasked');
+    expect(res.stderr).toContain('COPY would send whole rows of customers unmasked (COPY rows are not masked)');
     expect(res.stderr).not.toContain('078-05-1120');
     expect(res.stderr).not.toContain('ada@example.com');
   });

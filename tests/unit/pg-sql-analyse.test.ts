@@ -127,7 +127,7 @@ describe('bypasses a read-only role must not get through', () => {
     expect(one('SET TRANSACTION READ WRITE')).toMatchObject({ kind: 'set', setting: 'transaction' });
     expect(one('SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE')).toMatchObject({ setting: 'session characteristics' });
     expect(one('RESET ALL')).toEqual({ kind: 'reset', readonly: false, read_write: true, setting: 'all', tables: [], functions: [] });
-    expect(one('DISCARD ALL')).toEqual({ kind: 'discard', readonly: false, read_write: true, tables: [], functions: [] });
+    expect(one('DISCARD ALL')).toEqual({ kind: 'discard', readonly: false, read_write: true, tables: [], functions: [], session_names: { statement: '*', portal: '*' } });
     for (const sql of [
       'SET TRANSACTION READ ONLY',
       'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ',

@@ -159,22 +159,28 @@ async function findViewLeak(columns: readonly string[], statements: readonly Sta
  * statement's: refused whatever they are.
  */
 function findLeak(columns: readonly string[], statements: readonly StatementFacts[]): string | null {
-  const masked = new Map(columns.map((c) => {
-    const parts = c.split('.');
-    return [parts[parts.length - 1]!, parts.length > 1 ? parts[parts.length - 2]! : null] as const;
-  }));
-  const maskedTables = new Set([...masked.values()].filter((t): t is string => t !== null));
+  // Column names, and the tables they are masked in (several tables can share a column name).
+  const masked = new Set<string>();
+  const maskedTables = new Set<string>();
+  let anyTable = false; // a rule by output name alone masks that name in any table
+  for (const column of columns) {
+    const parts = column.split('.');
+    masked.add(parts[parts.length - 1]!);
+    if (parts.length > 1) maskedTables.add(parts[parts.length - 2]!);
+    else anyTable = true;
+  }
   for (const statement of statements) {
-    const reads = statement.tables.filter((t) => t.access === 'read' && (maskedTables.has(t.name) || maskedTables.size === 0));
-    if (statement.kind === 'copy' && reads.length > 0) {
-      return `COPY would return masked columns of ${reads.map((t) => t.name).join(', ')} unmasked; SELECT them instead`;
-    }
+    const reads = statement.tables.filter((t) => t.access === 'read' && (anyTable || maskedTables.has(t.name)));
     const written = statement.tables.filter((t) => t.access === 'write').map((t) => `${t.schema}.${t.name}`);
     // The rows of a prepared statement: the analyser never sees which columns they hold.
     if (statement.executes !== undefined && written.length > 0) {
       return `${verb(statement)} would write the rows of prepared statement ${statement.executes} into ${written.join(', ')}, where masked columns are not masked; write CREATE TABLE … AS SELECT, which the gateway can check`;
     }
     for (const name of statement.derived_columns ?? []) {
+      // COPY sends rows without a RowDescription: all it sends is derived (walk.ts).
+      if (statement.kind === 'copy' && ((name === '*' && reads.length > 0) || masked.has(name))) {
+        return `COPY would send ${name === '*' ? `whole rows of ${reads.map((t) => t.name).join(', ')}` : `masked column ${name}`} unmasked (COPY rows are not masked); SELECT ${name === '*' ? 'them' : 'it'} instead`;
+      }
       if (name === '*' && reads.length > 0) {
         if (written.length > 0) return `${verb(statement)} would write whole rows of ${reads.map((t) => t.name).join(', ')} into ${written.join(', ')}, masked columns unmasked`;
         return `an expression over a whole row of ${reads.map((t) => t.name).join(', ')} would return masked columns unmasked; select the columns themselves`;

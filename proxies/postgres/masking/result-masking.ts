@@ -186,13 +186,16 @@ function scrubNoticeFields(message: Buffer): Buffer {
 }
 
 /**
- * Quoted values, and any word with a digit in it: PostgreSQL prints some
- * values bare (`date field value out of range: 10078-05-1120`, `large
- * object 78051120 does not exist`), shifted or reshaped by the expression
- * that failed, where no detector would recognise them.
+ * What follows the first ": " (where PostgreSQL puts the offending value:
+ * `operator does not exist: ahi_af_bbca`, a value reshaped by the query so
+ * that no detector knows it), everything from the first double quote to the
+ * last (a value can hold quotes of its own), and any word with a digit in
+ * it (`large object 78051120 does not exist`).
  */
 function scrubText(text: string): string {
-  const quoted = text.replace(/"(?:[^"]|"")*"/g, '"[REDACTED]"').replace(/[^\s"(),;]*\d[^\s"(),;]*/g, '[REDACTED]');
+  const colon = text.indexOf(': ');
+  const head = colon === -1 ? text : `${text.slice(0, colon)}: [REDACTED]`;
+  const quoted = head.replace(/"[\s\S]*"/, '"[REDACTED]"').replace(/[^\s"(),;]*\d[^\s"(),;]*/g, '[REDACTED]');
   const spans = findSpans(quoted, DETECTOR_NAMES);
   let out = '';
   let pos = 0;

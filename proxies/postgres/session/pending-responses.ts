@@ -7,13 +7,13 @@
 import type { Portal, PreparedStatement, RunningStatement } from './statement-state.js';
 
 export type Pending =
-  /** Query, Sync and FunctionCall: everything up to and including ReadyForQuery. */
-  | { kind: 'ready'; running: RunningStatement | null }
+  /** Query, Sync (`sync`) and FunctionCall: everything up to and including ReadyForQuery. */
+  | { kind: 'ready'; running: RunningStatement | null; sync?: true }
   | { kind: 'parseComplete' }
   | { kind: 'bindComplete' }
   | { kind: 'closeComplete' }
-  /** `internal`: the proxy asked, to learn a portal's columns; the client never sees the answer. */
-  | { kind: 'describe'; statement: PreparedStatement | null; portal: Portal | null; internal: boolean }
+  /** `internal`: the proxy asked, to learn a portal's columns; the client never sees the answer. `batch`: when it was sent. */
+  | { kind: 'describe'; statement: PreparedStatement | null; portal: Portal | null; internal: boolean; batch: number }
   /** `portal`: its row masking, set by the answer to a Describe sent before the Execute. */
   | { kind: 'execute'; running: RunningStatement; portal: Portal }
   /**
@@ -55,13 +55,17 @@ export class PendingResponses {
 
   /**
    * After an error in an extended-protocol message the server ignores
-   * everything up to Sync; so are the answers the proxy would have given.
-   * Returns false when no Sync has been forwarded yet.
+   * everything up to Sync, a Query or FunctionCall sent before the Sync
+   * included; so are the answers the proxy would have given. Each entry
+   * dropped goes to `skipped`. Returns false when no Sync has been
+   * forwarded yet.
    */
-  dropUntilReady(): boolean {
+  dropUntilSync(skipped: (entry: Pending) => void): boolean {
     while (!this.empty) {
-      if (this.first!.kind === 'ready') return true;
+      const entry = this.first!;
+      if (entry.kind === 'ready' && entry.sync) return true;
       this.shift();
+      skipped(entry);
     }
     return false;
   }

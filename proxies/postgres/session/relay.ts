@@ -95,6 +95,12 @@ export class Relay {
   /** The server reported an error before the batch's Sync was forwarded: it ignores what follows up to Sync. */
   private serverSkipping = false;
   /**
+   * Counts the messages that end in ReadyForQuery (Sync, Query,
+   * FunctionCall) forwarded so far: a batch is what lies between two. A
+   * portal's rows are masked only by a description from its own batch.
+   */
+  private batch = 0;
+  /**
    * Aborts the decision in progress (a wait for approval ends with a deny).
    * Kept from one decision to the next until it is used: most decisions never
    * wait, and a controller per statement is a measurable cost.
@@ -158,12 +164,13 @@ export class Relay {
         if (this.discarding) return;
         const portal = message.target === 'P' ? this.portals.get(message.name) ?? null : null;
         // The client's own Describe tells the proxy the columns too: no need to ask again at Execute.
-        if (portal) portal.described = true;
+        if (portal) portal.describedIn = this.batch;
         this.forward(raw, {
           kind: 'describe',
           statement: message.target === 'S' ? this.statements.get(message.name) ?? null : null,
           portal,
           internal: false,
+          batch: this.batch,
         });
         return;
       }
@@ -181,7 +188,7 @@ export class Relay {
         this.extendedOpen = false;
         this.discarding = false;
         this.serverSkipping = false;
-        this.forward(raw, { kind: 'ready', running: null });
+        this.forward(raw, { kind: 'ready', running: null, sync: true });
         return;
       case 'flush':
         if (!this.discarding) this.upstream.write(raw);
@@ -215,7 +222,25 @@ export class Relay {
       this.refuse(decided, false, serialize.query(DENIED_STAND_IN));
       return;
     }
+    this.forgetNames(decided.statements);
     this.forward(raw, { kind: 'ready', running: running(decided) });
+  }
+
+  /**
+   * SQL that creates or drops a prepared statement or cursor (PREPARE,
+   * DEALLOCATE, DECLARE, CLOSE, DISCARD ALL) changes what the name stands
+   * for on the server: the proxy's own entry of that name, decided for
+   * other SQL, is dropped, so a Bind or Execute of the name is refused as
+   * undecided.
+   */
+  private forgetNames(statements: readonly StatementFacts[]): void {
+    for (const { session_names: names } of statements) {
+      if (!names) continue;
+      for (const [map, name] of [[this.statements, names.statement], [this.portals, names.portal]] as const) {
+        if (name === '*') map.clear();
+        else if (name !== undefined) map.delete(name);
+      }
+    }
   }
 
   private async parse(name: string, sql: string, raw: Buffer): Promise<void> {
@@ -229,7 +254,8 @@ export class Relay {
       this.discarding = true;
       return;
     }
-    this.statements.set(name, { ...decided, name, columns: null });
+    this.forgetNames(decided.statements);
+    this.statements.set(name, { ...decided, name, columns: null, columnsIn: -1 });
     this.forward(raw, { kind: 'parseComplete' });
   }
 
@@ -276,14 +302,14 @@ export class Relay {
       return;
     }
     // The portal runs under this decision (its approval, its mask plan), not the Parse's.
-    this.bind(bind.portal, { ...statement, ...decided, columns: null }, bind.resultFormats, raw);
+    this.bind(bind.portal, { ...statement, ...decided, columns: null, columnsIn: -1 }, bind.resultFormats, raw);
   }
 
   private bind(portalName: string, statement: PreparedStatement, formats: readonly FormatCode[], raw: Buffer): void {
-    const portal: Portal = { name: portalName, statement, rows: null, described: false };
-    if (statement.masking && statement.columns) {
+    const portal: Portal = { name: portalName, statement, rows: null, describedIn: null };
+    if (statement.masking && statement.columns && statement.columnsIn === this.batch) {
       portal.rows = statement.masking.forColumns(inFormats(statement.columns, formats));
-      portal.described = true;
+      portal.describedIn = this.batch;
     }
     this.portals.set(portalName, portal);
     this.forward(raw, { kind: 'bindComplete' });
@@ -293,10 +319,10 @@ export class Relay {
     const portal = this.portals.get(portalName);
     // A cursor from SQL DECLARE is a portal too: the server would run it undecided and unmasked.
     if (!portal) return this.refuseUndecided(`portal "${portalName}" was not bound through the extended protocol in this session`, serialize.execute({ portal: NO_SUCH_STATEMENT }));
-    if (portal.statement.masking && !portal.described) {
-      // Masking needs the portal's columns; ask for them without telling the client.
-      portal.described = true;
-      this.forward(serialize.describe({ type: 'P', name: portalName }), { kind: 'describe', statement: null, portal, internal: true });
+    if (portal.statement.masking && portal.describedIn !== this.batch) {
+      // Masking needs the portal's columns as the server has them now; ask without telling the client.
+      portal.describedIn = this.batch;
+      this.forward(serialize.describe({ type: 'P', name: portalName }), { kind: 'describe', statement: null, portal, internal: true, batch: this.batch });
     }
     // The portal's row masking is read when its rows come (inExecute), not now: the answer to
     // the Describe ahead of this Execute (the proxy's or the client's) may still be on its way.
@@ -425,6 +451,7 @@ export class Relay {
 
   private forward(raw: Buffer, expect: Pending): void {
     this.upstream.write(raw);
+    if (expect.kind === 'ready' || expect.kind === 'setting' || (expect.kind === 'denied' && !expect.extended)) this.batch++;
     if (!this.serverSkipping) this.pending.push(expect);
   }
 
@@ -554,10 +581,13 @@ export class Relay {
       return;
     }
     if (code === CODE.parameterDescription) return; // a statement's Describe: RowDescription or NoData follows
-    if (head.statement?.masking) head.statement.columns = code === CODE.rowDescription ? decodeRowDescription(message) : [];
+    if (head.statement?.masking) {
+      head.statement.columns = code === CODE.rowDescription ? decodeRowDescription(message) : [];
+      head.statement.columnsIn = head.batch;
+    }
     if (code === CODE.rowDescription && head.portal) {
       const masking = head.portal.statement.masking;
-      head.portal.described = true;
+      head.portal.describedIn = head.batch;
       head.portal.rows = masking ? masking.forColumns(decodeRowDescription(message)) : null;
     }
     this.done();
@@ -570,7 +600,17 @@ export class Relay {
 
   private extendedError(): void {
     this.pending.shift();
-    if (!this.pending.dropUntilReady()) this.serverSkipping = true;
+    if (!this.pending.dropUntilSync((entry) => this.skipped(entry))) this.serverSkipping = true;
+  }
+
+  /** What the server ignored after an error in the batch: it ran nothing, and owes no answer. */
+  private skipped(entry: Pending): void {
+    if (entry.kind === 'ready' && entry.running) {
+      entry.running.error = { sqlstate: '25P02', message: 'not run: the server skipped it after an earlier error in the extended-protocol batch' };
+      this.record(entry.running.decided, entry.running.startedAt, entry.running);
+    } else if (entry.kind === 'setting') {
+      entry.settle(errorResponse({ severity: 'ERROR', code: '25P02', message: 'the server skipped the setting after an earlier error in the batch' }));
+    }
   }
 
   /** Errors and notices of a masked statement can quote a value (`invalid input syntax: "078-05-1120"`). */

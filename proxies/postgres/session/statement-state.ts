@@ -28,10 +28,12 @@ export interface PreparedStatement extends DecidedSql {
   name: string;
   /**
    * Its result columns, from the answer to a Describe of the statement (in
-   * text format): a Bind then knows its portal's row masking without asking
-   * the server again on every execution. Only kept when the decision masks.
+   * text format): a Bind in the same batch then knows its portal's row
+   * masking without asking the server again. Only kept when the decision masks.
    */
   columns: readonly Field[] | null;
+  /** The batch (Relay.batch) the columns were described in. */
+  columnsIn: number;
 }
 
 export interface Portal {
@@ -39,7 +41,14 @@ export interface Portal {
   statement: PreparedStatement;
   /** Row masking for this portal's columns, once its RowDescription is known. */
   rows: RowMasking | null;
-  described: boolean;
+  /**
+   * The batch (Relay.batch) whose Describe gave `rows`, or null. Rows are
+   * masked only by a description from the batch they run in: between
+   * batches, SQL can replace what a name stands for on the server (CLOSE
+   * and DECLARE a cursor of the same name, DEALLOCATE and PREPARE, DROP a
+   * temporary table the statement was planned against).
+   */
+  describedIn: number | null;
 }
 
 /** How one result's DataRows are rewritten; null columns pass through untouched. */

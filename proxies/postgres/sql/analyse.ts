@@ -136,11 +136,32 @@ function analyseStatement(type: string, body: Json): StatementFacts {
   if (tree.qualifiedColumns) facts.qualified_columns = tree.qualifiedColumns;
   const object = objectType(type, body);
   if (object !== undefined) facts.object_type = object;
+  const names = sessionNames(type, body);
+  if (names) facts.session_names = names;
   const executes = executedName(type, body);
   if (executes !== undefined) facts.executes = executes;
   const renames = renamedNames(type, body);
   if (renames.length > 0) facts.renames = renames;
   return facts;
+}
+
+/** facts.ts `session_names`. */
+function sessionNames(type: string, body: Json): StatementFacts['session_names'] {
+  const named = (value: unknown) => (typeof value === 'string' ? value : '*');
+  switch (type) {
+    case 'PrepareStmt':
+      return { statement: named(body.name) };
+    case 'DeallocateStmt':
+      return { statement: body.isall === true ? '*' : named(body.name) };
+    case 'DeclareCursorStmt':
+      return { portal: named(body.portalname) };
+    case 'ClosePortalStmt':
+      return { portal: named(body.portalname) };
+    case 'DiscardStmt':
+      return body.target === 'DISCARD_ALL' ? { statement: '*', portal: '*' } : undefined;
+    default:
+      return undefined;
+  }
 }
 
 /** The prepared statement EXECUTE runs, also as CREATE TABLE … AS EXECUTE. */

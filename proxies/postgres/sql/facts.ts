@@ -137,6 +137,12 @@ export interface StatementFacts {
    */
   object_type?: string;
   /**
+   * For the proxy: the prepared statement or cursor (portal) name that
+   * PREPARE, DEALLOCATE, DECLARE or CLOSE creates or drops on the server;
+   * "*" for DEALLOCATE ALL, CLOSE ALL and DISCARD ALL. Left out otherwise.
+   */
+  session_names?: { statement?: string; portal?: string };
+  /**
    * EXECUTE, and CREATE TABLE … AS EXECUTE: the prepared statement it runs.
    * For masking (a table filled from a prepared statement's rows is out of
    * any mask plan's reach), and for policy.

@@ -21,8 +21,10 @@ type Json = Record<string, unknown>;
 /** What a FROM item name stands for. */
 type Binding =
   | { kind: 'table'; name: string }
-  /** A subquery, CTE or join alias: its output column names, or null when they are not all known. */
+  /** A subquery or join alias: its output column names, or null when they are not all known. */
   | { kind: 'rows'; columns: ReadonlySet<string> | null }
+  /** A CTE, looked up once the whole tree is walked. */
+  | { kind: 'cte'; name: string }
   /** A function in FROM: its rows hold only its arguments, which the walk treats as derived. */
   | { kind: 'function' };
 
@@ -51,7 +53,7 @@ export class FieldRefs {
   table(rangeVar: Json, schema: string, cte: boolean): void {
     const name = rangeVar.relname as string;
     const key = aliasName(rangeVar.alias) ?? name;
-    this.bind(key, cte ? { kind: 'rows', columns: this.ctes.get(name) ?? null } : { kind: 'table', name: `${schema}.${name}` });
+    this.bind(key, cte ? { kind: 'cte', name } : { kind: 'table', name: `${schema}.${name}` });
   }
 
   subquery(alias: unknown, query: unknown): void {
@@ -60,7 +62,8 @@ export class FieldRefs {
   }
 
   cte(name: string, aliasColumns: unknown, query: unknown): void {
-    this.ctes.set(name, renamed(outputNames(query), { colnames: aliasColumns }));
+    // Two CTEs of one name (at different levels): which one a reference means is not tracked.
+    this.ctes.set(name, this.ctes.has(name) ? null : renamed(outputNames(query), { colnames: aliasColumns }));
   }
 
   function(alias: unknown): void {
@@ -87,7 +90,8 @@ export class FieldRefs {
       }
       for (const binding of bound) {
         if (binding.kind === 'table') outcome.tableColumns.push(`${binding.name}.${column}`);
-        else if (binding.kind === 'rows' && !binding.columns?.has(column)) outcome.wholeRow = true;
+        const columns = binding.kind === 'rows' ? binding.columns : binding.kind === 'cte' ? this.ctes.get(binding.name) ?? null : undefined;
+        if (columns !== undefined && !columns?.has(column)) outcome.wholeRow = true;
       }
     }
     return outcome;

@@ -124,7 +124,7 @@ const FILLING_COLUMN_COMMANDS = new Set(['AT_AddColumn', 'AT_AlterColumnType', '
  * lock keys in pg_locks), into session or server state read back later
  * (set_config, setval, large objects), or to another server (dblink).
  */
-const CARRIERS = /^(pg_notify|set_config|setval|lo_from_bytea|lo_put|lowrite|lo_import|lo_export|pg_logical_emit_message|pg_file_write|dblink|dblink_exec|dblink_send_query|dblink_open|pg_(try_)?advisory_(xact_)?(un)?lock(_shared)?)$/;
+const CARRIERS = /^(pg_notify|set_config|setval|lo_from_bytea|lo_create|lo_creat|lo_put|lowrite|lo_import|lo_export|pg_logical_emit_message|pg_file_write|dblink|dblink_exec|dblink_send_query|dblink_open|pg_(try_)?advisory_(xact_)?(un)?lock(_shared)?)$/;
 
 /** FROM items that turn expressions (and the columns in them) into rows. */
 const ROW_FUNCTIONS = new Set(['RangeFunction', 'RangeTableFunc', 'JsonTable']);
@@ -263,6 +263,8 @@ export function walkTree(root: unknown): TreeFacts {
     let inherited = flags & (DERIVED | SOURCE);
     if (type !== undefined && ROW_FUNCTIONS.has(type)) inherited |= DERIVED;
     if (type === 'FuncCall' && CARRIERS.test(baseName(body.funcname))) inherited |= DERIVED;
+    // (expr).pg_notify is pg_notify(expr).
+    if (type === 'A_Indirection' && Array.isArray(body.indirection) && body.indirection.some((i) => CARRIERS.test((svalOf(i) ?? '').toLowerCase()))) inherited |= DERIVED;
     // COPY … TO STDOUT (not a file or a program): rows with no RowDescription.
     if (type === 'CopyStmt' && body.is_from !== true && body.is_program !== true && body.filename === undefined) {
       inherited |= DERIVED;
