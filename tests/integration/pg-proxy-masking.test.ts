@@ -293,6 +293,15 @@ describe('writes that would copy a masked column into a table are refused', () =
     await outcome(dba, 'DEALLOCATE keep_row');
   });
 
+  it('a value written back into its own masked column stays masked there, and runs', async () => {
+    await outcome(dba, "UPDATE orders SET notes = notes || ' (checked)' WHERE id = 12");
+    await outcome(dba, "INSERT INTO orders (id, customer_id, amount, notes) VALUES (12, 3, 99.99, 'gift wrap, red') ON CONFLICT (id) DO UPDATE SET notes = excluded.notes");
+    expect((await direct.query('SELECT notes FROM orders WHERE id = 12')).rows).toEqual([{ notes: 'gift wrap, red' }]);
+    await direct.query("UPDATE orders SET notes = 'gift wrap' WHERE id = 12");
+    // Into another column it is still a copy.
+    expect((await outcome(dba, 'UPDATE customers SET notes = ssn WHERE id = 3')).error?.code).toBe('42501');
+  });
+
   it('writes that only filter on a masked column, or copy one the caller may see, run', async () => {
     await direct.query('TRUNCATE scratch');
     await outcome(dba, "INSERT INTO scratch (body) SELECT 'vip' FROM customers WHERE ssn LIKE '0%'");
@@ -615,6 +624,12 @@ describe('calls on whole rows, side channels and objects that outlive the statem
     } finally {
       await analyst.query('ROLLBACK');
     }
+  });
+
+  it('columns of a subquery or CTE over one table with *, asked for by name, run', async () => {
+    expect((await analyst.query('SELECT t.id, t.amount FROM (SELECT * FROM orders WHERE amount > 20) t ORDER BY t.id')).rows).toEqual([{ id: 10, amount: '42.50' }, { id: 12, amount: '99.99' }]);
+    expect((await analyst.query('WITH big AS (SELECT * FROM customers) SELECT big.id, big.ssn FROM big WHERE big.id = 1')).rows).toEqual([{ id: 1, ssn: '[REDACTED]' }]);
+    await refused(analyst, 'SELECT t.row_to_json FROM (SELECT * FROM customers) t');
   });
 
   it('qualified columns that are columns still run, masked', async () => {

@@ -308,7 +308,12 @@ describe('derived_columns: values RowDescription does not attribute to a column'
     expect(one('SELECT t.ssn FROM (SELECT ssn FROM customers) t')).not.toHaveProperty('derived_columns');
     expect(derived('SELECT t.row_to_json FROM (SELECT ssn FROM customers) t')).toEqual(['*', 'ssn']);
     expect(derived('WITH w(a) AS (SELECT ssn FROM customers) SELECT w.ssn FROM w')).toContain('*');
-    expect(derived('SELECT t.id FROM (SELECT * FROM customers) t')).toEqual(['*']);
+    // `*` over one table: the catalog tells its columns from a call.
+    expect(one('SELECT t.id, t.row_to_json FROM (SELECT * FROM customers WHERE id > 1) t')).toMatchObject({ qualified_columns: ['public.customers.id', 'public.customers.row_to_json'] });
+    expect(one('WITH big AS (SELECT o.* FROM orders o) SELECT big.id FROM big').qualified_columns).toEqual(['public.orders.id']);
+    // `*` over a join, or renamed by a column list: not known.
+    expect(derived('SELECT t.id FROM (SELECT * FROM customers, orders) t')).toEqual(['*']);
+    expect(derived('SELECT t.a FROM (SELECT * FROM customers) t(a)')).toContain('*');
     // x.f with no FROM item x: the column x, then f(x).
     expect(derived('SELECT ssn.upper FROM customers')).toEqual(['ssn']);
     // A function in FROM: its rows hold only its (derived) arguments.
@@ -335,6 +340,23 @@ describe('derived_columns: values RowDescription does not attribute to a column'
     expect(one('EXPLAIN ANALYZE CREATE TABLE loot AS EXECUTE p')).toMatchObject({ kind: 'explain', executes: 'p' });
     expect(one('EXPLAIN CREATE TABLE loot AS EXECUTE p')).not.toHaveProperty('executes');
     expect(one('CREATE TABLE loot AS SELECT 1')).not.toHaveProperty('executes');
+  });
+
+  it('does not list a value written back into the column it came from, nor the row ON CONFLICT supplies', () => {
+    for (const sql of [
+      "UPDATE orders SET notes = notes || ' (checked)' WHERE id = 12",
+      "UPDATE orders o SET notes = upper(o.notes)",
+      'INSERT INTO orders (id, notes) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET notes = excluded.notes',
+      'INSERT INTO orders AS t (id, notes) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET notes = t.notes || excluded.notes',
+      'MERGE INTO orders t USING staging s ON t.id = s.id WHEN MATCHED THEN UPDATE SET notes = t.notes',
+    ]) {
+      expect(one(sql), sql).not.toHaveProperty('derived_columns');
+    }
+    // Another column, another table's column of that name, or a subquery's: derived.
+    expect(derived('UPDATE orders SET notes = notes || ssn')).toEqual(['ssn']);
+    expect(derived('UPDATE orders o SET notes = c.notes FROM customers c WHERE c.id = o.customer_id')).toEqual(['notes']);
+    expect(derived('UPDATE orders SET notes = (SELECT notes FROM customers LIMIT 1)')).toEqual(['notes']);
+    expect(derived('MERGE INTO orders t USING customers s ON t.id = s.id WHEN MATCHED THEN UPDATE SET notes = s.notes')).toEqual(['notes']);
   });
 
   it('does not list what only filters or names the rows written', () => {

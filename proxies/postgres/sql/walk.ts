@@ -99,6 +99,8 @@ const BRANCH = 4;
 const LIST = 8;
 /** This SelectStmt's rows are written into a table (INSERT … SELECT, CREATE TABLE AS): its select list is derived. */
 const FILLS = 16;
+/** A SET list of the statement's target (WRITTEN_LISTS): its entries name the column they write. */
+const WRITES = 32;
 
 // Masking rewrites result rows only. A value a statement writes into a table
 // lands where no mask plan follows it (a later SELECT of that table returns
@@ -139,6 +141,49 @@ interface Frame {
   ctes: ReadonlySet<string>;
   /** DERIVED | SOURCE | BRANCH | LIST | FILLS. */
   flags: number;
+  /** The table an INSERT, UPDATE or MERGE writes: the names its columns go by. */
+  target?: WriteTarget;
+  /** Inside the value a SET list writes into `column` of the target (not in a subquery). */
+  inPlace?: InPlace;
+}
+
+interface WriteTarget {
+  /** The table's name and alias: qualifiers of its own columns. */
+  names: ReadonlySet<string>;
+  /** ON CONFLICT: `excluded` qualifies the row being inserted. */
+  excluded: boolean;
+}
+
+/**
+ * A value written back into the column it came from stays under that
+ * column's mask (`SET notes = notes || '…'`), and `excluded.x` is the row
+ * the INSERT itself supplies, whose values the INSERT's own list answers
+ * for: neither is derived.
+ */
+interface InPlace {
+  column: string;
+  target: WriteTarget;
+}
+
+function keepsInPlace(fields: unknown, inPlace: InPlace): boolean {
+  if (!Array.isArray(fields)) return false;
+  const names = fields.map(svalOf);
+  const column = names[names.length - 1];
+  if (column === undefined) return false;
+  if (names.length === 1) return column === inPlace.column;
+  const qualifier = names[names.length - 2]!;
+  if (inPlace.target.excluded && qualifier === 'excluded' && names.length === 2) return true;
+  return column === inPlace.column && inPlace.target.names.has(qualifier);
+}
+
+/** What the SET lists of an INSERT … ON CONFLICT, UPDATE or MERGE write into. */
+function writeTarget(type: string, body: Json): WriteTarget | undefined {
+  if (type !== 'InsertStmt' && type !== 'UpdateStmt' && type !== 'MergeStmt') return undefined;
+  const relation = isObject(body.relation) ? body.relation : undefined;
+  if (typeof relation?.relname !== 'string') return undefined;
+  const names = new Set([relation.relname]);
+  if (isObject(relation.alias) && typeof relation.alias.aliasname === 'string') names.add(relation.alias.aliasname);
+  return { names, excluded: type === 'InsertStmt' };
 }
 
 const noCtes: ReadonlySet<string> = new Set();
@@ -205,9 +250,9 @@ export function walkTree(root: unknown): TreeFacts {
 
   const stack: Frame[] = [{ value: root, access: 'read', ctes: noCtes, flags: 0 }];
   for (let frame = stack.pop(); frame; frame = stack.pop()) {
-    const { value, access, ctes, flags } = frame;
+    const { value, access, ctes, flags, target, inPlace } = frame;
     if (Array.isArray(value)) {
-      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], access, ctes, flags });
+      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], access, ctes, flags, target, inPlace });
       continue;
     }
     if (!isObject(value)) continue;
@@ -223,6 +268,7 @@ export function walkTree(root: unknown): TreeFacts {
     }
     // A column: only its name matters, and only where it is derived.
     if (type === 'ColumnRef') {
+      if (inPlace && keepsInPlace(body.fields, inPlace)) continue;
       fieldRefs.reference(body.fields);
       if (flags & DERIVED) columns.derived(body.fields);
       continue;
@@ -232,9 +278,12 @@ export function walkTree(root: unknown): TreeFacts {
     if (type === 'ResTarget' && flags & LIST) {
       const val = isObject(body.val) ? body.val : undefined;
       const ref = val && isObject(val.ColumnRef) ? val.ColumnRef : undefined;
+      // A SET list's entry: the value written into column `name` of the target.
+      const written = flags & WRITES && target && typeof body.name === 'string' ? { column: body.name, target } : undefined;
+      if (ref && written && keepsInPlace(ref.fields, written)) continue;
       if (ref) fieldRefs.reference(ref.fields);
       if (ref && !(flags & DERIVED)) columns.bare(ref.fields, (flags & SOURCE) !== 0);
-      else if (val) stack.push({ value: val, access: 'read', ctes, flags: (flags & SOURCE) | DERIVED });
+      else if (val) stack.push({ value: val, access: 'read', ctes, flags: (flags & SOURCE) | DERIVED, inPlace: written });
       continue;
     }
     if (type === 'FuncCall') addFunction(nameParts(body.funcname, 'a function call').join('.'));
@@ -297,6 +346,7 @@ export function walkTree(root: unknown): TreeFacts {
     }
 
     const writes = type === undefined ? undefined : WRITE_FIELDS[type];
+    const ownTarget = (type !== undefined ? writeTarget(type, body) : undefined) ?? (type === 'SelectStmt' ? undefined : target);
     for (const [field, child] of Object.entries(body)) {
       if (field === 'withClause' || child === null || typeof child !== 'object') continue;
       let childFlags = inherited;
@@ -310,7 +360,7 @@ export function walkTree(root: unknown): TreeFacts {
       } else if (FILLING_QUERIES.has(`${type}.${field}`)) {
         childFlags |= FILLS;
       } else if (WRITTEN_LISTS.has(`${type}.${field}`)) {
-        childFlags |= LIST | DERIVED;
+        childFlags |= LIST | DERIVED | WRITES;
       } else if (type === 'AlterTableCmd' && field === 'def' && FILLING_COLUMN_COMMANDS.has(String(body.subtype))) {
         childFlags |= DERIVED;
       } else if (type === 'RangeSubselect' && field === 'subquery') {
@@ -329,7 +379,11 @@ export function walkTree(root: unknown): TreeFacts {
       // passes on the access of the field that holds it.
       else if (type === undefined) childAccess = access;
       const bare = type === undefined ? undefined : BARE_FIELDS[`${type}.${field}`];
-      children.push({ value: bare ? { [bare]: childValue } : childValue, access: childAccess, ctes: scope, flags: childFlags });
+      // A subquery's column names are its own: no value in it is written in place.
+      children.push({
+        value: bare ? { [bare]: childValue } : childValue, access: childAccess, ctes: scope, flags: childFlags,
+        target: ownTarget, inPlace: type === 'SelectStmt' ? undefined : inPlace,
+      });
     }
     // Reversed, so the walk goes in text order (functions are listed as they appear).
     for (let i = children.length - 1; i >= 0; i--) stack.push(children[i] as Frame);
