@@ -12,8 +12,8 @@ export type Pending =
   | { kind: 'parseComplete' }
   | { kind: 'bindComplete' }
   | { kind: 'closeComplete' }
-  /** `internal`: the proxy asked, to learn a portal's columns; the client never sees the answer. `batch`: when it was sent. */
-  | { kind: 'describe'; statement: PreparedStatement | null; portal: Portal | null; internal: boolean; batch: number }
+  /** `internal`: the proxy asked, to learn a portal's columns; the client never sees the answer. `epoch`: Relay.epoch when it was sent. */
+  | { kind: 'describe'; statement: PreparedStatement | null; portal: Portal | null; internal: boolean; epoch: number }
   /** `portal`: its row masking, set by the answer to a Describe sent before the Execute. */
   | { kind: 'execute'; running: RunningStatement; portal: Portal }
   /**

@@ -95,11 +95,13 @@ export class Relay {
   /** The server reported an error before the batch's Sync was forwarded: it ignores what follows up to Sync. */
   private serverSkipping = false;
   /**
-   * Counts the messages that end in ReadyForQuery (Sync, Query,
-   * FunctionCall) forwarded so far: a batch is what lies between two. A
-   * portal's rows are masked only by a description from its own batch.
+   * Bumped by SQL that can change which table a name in a statement
+   * resolves to (CREATE, DROP, ALTER, SET search_path, DISCARD, CALL …):
+   * PostgreSQL then plans a prepared statement again, maybe against another
+   * table. A portal's rows are masked only by a description from the epoch
+   * they run in.
    */
-  private batch = 0;
+  private epoch = 0;
   /**
    * Aborts the decision in progress (a wait for approval ends with a deny).
    * Kept from one decision to the next until it is used: most decisions never
@@ -164,13 +166,13 @@ export class Relay {
         if (this.discarding) return;
         const portal = message.target === 'P' ? this.portals.get(message.name) ?? null : null;
         // The client's own Describe tells the proxy the columns too: no need to ask again at Execute.
-        if (portal) portal.describedIn = this.batch;
+        if (portal) portal.describedIn = this.epoch;
         this.forward(raw, {
           kind: 'describe',
           statement: message.target === 'S' ? this.statements.get(message.name) ?? null : null,
           portal,
           internal: false,
-          batch: this.batch,
+          epoch: this.epoch,
         });
         return;
       }
@@ -222,19 +224,22 @@ export class Relay {
       this.refuse(decided, false, serialize.query(DENIED_STAND_IN));
       return;
     }
-    this.forgetNames(decided.statements);
+    this.replaces(decided.statements);
     this.forward(raw, { kind: 'ready', running: running(decided) });
   }
 
   /**
-   * SQL that creates or drops a prepared statement or cursor (PREPARE,
-   * DEALLOCATE, DECLARE, CLOSE, DISCARD ALL) changes what the name stands
-   * for on the server: the proxy's own entry of that name, decided for
-   * other SQL, is dropped, so a Bind or Execute of the name is refused as
-   * undecided.
+   * What SQL about to run changes on the server. Creating or dropping a
+   * prepared statement or cursor (PREPARE, DEALLOCATE, DECLARE, CLOSE,
+   * DISCARD ALL) changes what the name stands for: the proxy's own entry
+   * of that name, decided for other SQL, is dropped, so a Bind or Execute
+   * of the name is refused as undecided. SQL that can change name
+   * resolution starts a new epoch.
    */
-  private forgetNames(statements: readonly StatementFacts[]): void {
-    for (const { session_names: names } of statements) {
+  private replaces(statements: readonly StatementFacts[]): void {
+    for (const statement of statements) {
+      if (changesResolution(statement)) this.epoch++;
+      const names = statement.session_names;
       if (!names) continue;
       for (const [map, name] of [[this.statements, names.statement], [this.portals, names.portal]] as const) {
         if (name === '*') map.clear();
@@ -254,7 +259,7 @@ export class Relay {
       this.discarding = true;
       return;
     }
-    this.forgetNames(decided.statements);
+    this.replaces(decided.statements);
     this.statements.set(name, { ...decided, name, columns: null, columnsIn: -1 });
     this.forward(raw, { kind: 'parseComplete' });
   }
@@ -307,9 +312,9 @@ export class Relay {
 
   private bind(portalName: string, statement: PreparedStatement, formats: readonly FormatCode[], raw: Buffer): void {
     const portal: Portal = { name: portalName, statement, rows: null, describedIn: null };
-    if (statement.masking && statement.columns && statement.columnsIn === this.batch) {
+    if (statement.masking && statement.columns && statement.columnsIn === this.epoch) {
       portal.rows = statement.masking.forColumns(inFormats(statement.columns, formats));
-      portal.describedIn = this.batch;
+      portal.describedIn = this.epoch;
     }
     this.portals.set(portalName, portal);
     this.forward(raw, { kind: 'bindComplete' });
@@ -319,10 +324,10 @@ export class Relay {
     const portal = this.portals.get(portalName);
     // A cursor from SQL DECLARE is a portal too: the server would run it undecided and unmasked.
     if (!portal) return this.refuseUndecided(`portal "${portalName}" was not bound through the extended protocol in this session`, serialize.execute({ portal: NO_SUCH_STATEMENT }));
-    if (portal.statement.masking && portal.describedIn !== this.batch) {
+    if (portal.statement.masking && portal.describedIn !== this.epoch) {
       // Masking needs the portal's columns as the server has them now; ask without telling the client.
-      portal.describedIn = this.batch;
-      this.forward(serialize.describe({ type: 'P', name: portalName }), { kind: 'describe', statement: null, portal, internal: true, batch: this.batch });
+      portal.describedIn = this.epoch;
+      this.forward(serialize.describe({ type: 'P', name: portalName }), { kind: 'describe', statement: null, portal, internal: true, epoch: this.epoch });
     }
     // The portal's row masking is read when its rows come (inExecute), not now: the answer to
     // the Describe ahead of this Execute (the proxy's or the client's) may still be on its way.
@@ -451,7 +456,6 @@ export class Relay {
 
   private forward(raw: Buffer, expect: Pending): void {
     this.upstream.write(raw);
-    if (expect.kind === 'ready' || expect.kind === 'setting' || (expect.kind === 'denied' && !expect.extended)) this.batch++;
     if (!this.serverSkipping) this.pending.push(expect);
   }
 
@@ -583,11 +587,11 @@ export class Relay {
     if (code === CODE.parameterDescription) return; // a statement's Describe: RowDescription or NoData follows
     if (head.statement?.masking) {
       head.statement.columns = code === CODE.rowDescription ? decodeRowDescription(message) : [];
-      head.statement.columnsIn = head.batch;
+      head.statement.columnsIn = head.epoch;
     }
     if (code === CODE.rowDescription && head.portal) {
       const masking = head.portal.statement.masking;
-      head.portal.describedIn = head.batch;
+      head.portal.describedIn = head.epoch;
       head.portal.rows = masking ? masking.forColumns(decodeRowDescription(message)) : null;
     }
     this.done();
@@ -634,6 +638,18 @@ export class Relay {
       masked: decided.masking?.takeCounts() ?? [],
     });
   }
+}
+
+/** Statement kinds that cannot change which table a name resolves to, nor a table's columns. */
+const RESOLUTION_KEEPING = new Set([
+  'select', 'insert', 'update', 'delete', 'merge', 'copy', 'explain', 'show', 'fetch', 'move', 'close', 'declare',
+  'prepare', 'execute', 'deallocate', 'listen', 'unlisten', 'notify', 'begin', 'commit', 'rollback', 'savepoint',
+  'release', 'rollback_to', 'lock', 'truncate', 'grant', 'revoke', 'comment', 'vacuum', 'analyze', 'checkpoint',
+]);
+
+function changesResolution(statement: StatementFacts): boolean {
+  if (statement.kind === 'set') return statement.setting === 'search_path' || statement.setting === 'all';
+  return !RESOLUTION_KEEPING.has(statement.kind);
 }
 
 /** Where a decision's audit event is, for the recording to point at. */

@@ -28,11 +28,11 @@ export interface PreparedStatement extends DecidedSql {
   name: string;
   /**
    * Its result columns, from the answer to a Describe of the statement (in
-   * text format): a Bind in the same batch then knows its portal's row
+   * text format): a Bind in the same epoch then knows its portal's row
    * masking without asking the server again. Only kept when the decision masks.
    */
   columns: readonly Field[] | null;
-  /** The batch (Relay.batch) the columns were described in. */
+  /** The epoch (Relay.epoch) the columns were described in. */
   columnsIn: number;
 }
 
@@ -42,11 +42,10 @@ export interface Portal {
   /** Row masking for this portal's columns, once its RowDescription is known. */
   rows: RowMasking | null;
   /**
-   * The batch (Relay.batch) whose Describe gave `rows`, or null. Rows are
-   * masked only by a description from the batch they run in: between
-   * batches, SQL can replace what a name stands for on the server (CLOSE
-   * and DECLARE a cursor of the same name, DEALLOCATE and PREPARE, DROP a
-   * temporary table the statement was planned against).
+   * The epoch (Relay.epoch) whose Describe gave `rows`, or null. Rows are
+   * masked only by a description from the epoch they run in: in between,
+   * SQL can make the statement resolve to another table (DROP a temporary
+   * table that shadowed one, SET search_path).
    */
   describedIn: number | null;
 }
