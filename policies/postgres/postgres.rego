@@ -30,7 +30,8 @@
 #   data.access.postgres.copy_program_grants.
 #
 #   Code the caller writes (a DO block, CREATE [OR REPLACE] FUNCTION or
-#   PROCEDURE) could read a column masked for the caller and return it,
+#   PROCEDURE, and the DOMAIN, OPERATOR, AGGREGATE and CAST that call
+#   functions unseen) could read a column masked for the caller and return it,
 #   raise it in a notice or copy it into a table, where no mask follows. It
 #   is denied to callers with column masks on the target, unless a write
 #   grant that applies is named in data.access.postgres.code_grants.
@@ -229,9 +230,11 @@ callers_code contains code_verb(statement) if {
 
 runs_callers_code(statement) if statement.kind == "do"
 
+# Domains (a CHECK can call any function on a value cast to them), operators,
+# aggregates and casts route values into functions where no call is written.
 runs_callers_code(statement) if {
 	statement.kind == "create"
-	statement.object_type in {"function", "procedure"}
+	statement.object_type in {"function", "procedure", "domain", "operator", "aggregate", "cast"}
 }
 
 code_verb(statement) := concat(" ", ["CREATE", upper(statement.object_type)]) if {

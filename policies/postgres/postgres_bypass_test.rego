@@ -329,6 +329,13 @@ test_callers_code_is_denied_where_columns_are_masked_for_them if {
 	]
 }
 
+test_objects_that_call_functions_unseen_are_the_callers_code if {
+	every kind in ["domain", "operator", "aggregate", "cast"] {
+		created := object.union(bare("create", false, {}), {"object_type": kind})
+		postgres.decision.action == "deny" with input as request(dba, orders_db, [created])
+	}
+}
+
 test_callers_code_runs_with_a_listed_write_grant_or_no_masks if {
 	postgres.decision.action == "allow" with input as request(dba, orders_db, [do_block])
 		with data.access.postgres.code_grants as ["dba-administer"]

@@ -567,6 +567,85 @@ describe('what a name stands for on the server is what gets masked', () => {
     }
   });
 
+  it('the stand-ins\' names are the gateway\'s: a client cannot bind or declare them', async () => {
+    const wire = await wireOf(analystToken);
+    try {
+      wire.send(
+        serialize.parse({ text: 'SELECT id, ssn, email FROM customers' }), serialize.bind({ portal: 'gatehouse: denied' }),
+        serialize.execute({ portal: 'nope' }), serialize.sync(),
+      );
+      const answer = await wire.until('Z');
+      expect(leakedSsns(bodies(answer))).toEqual([]);
+      expect(answer.filter((m) => m.type === 'D')).toEqual([]);
+      expect(errorFields(answer.find((m) => m.type === 'E')!.body).M).toContain('the portal name "gatehouse: denied" is the gateway\'s own');
+    } finally {
+      await wire.end();
+    }
+    expect((await outcome(analyst, 'DECLARE "gatehouse: denied" CURSOR WITH HOLD FOR SELECT ssn FROM customers')).error?.code).toBe('42501');
+  });
+
+  it('CLOSE and DECLARE, or DEALLOCATE and PREPARE, run through the extended protocol replace names too', async () => {
+    const wire = await wireOf(analystToken);
+    try {
+      wire.send(
+        serialize.parse({ name: 'c2', text: 'CLOSE p2' }),
+        serialize.parse({ name: 'd2', text: 'DECLARE p2 CURSOR WITH HOLD FOR SELECT id, ssn, email FROM customers ORDER BY id' }),
+        serialize.parse({ name: 's2', text: 'SELECT id FROM products' }),
+        serialize.bind({ portal: 'p2', statement: 's2' }), serialize.describe({ type: 'P', name: 'p2' }),
+        serialize.bind({ statement: 'c2' }), serialize.execute({}), serialize.bind({ statement: 'd2' }), serialize.execute({}),
+        serialize.execute({ portal: 'p2' }), serialize.sync(),
+      );
+      const cursor = await wire.until('Z');
+      expect(leakedSsns(bodies(cursor))).toEqual([]);
+      expect(bodies(cursor)).not.toContain('ada@example.com');
+      wire.send(
+        serialize.parse({ name: 'x3', text: 'DEALLOCATE s3' }),
+        serialize.parse({ name: 'y3', text: 'PREPARE s3 AS SELECT id, ssn, email FROM customers ORDER BY id' }),
+        serialize.parse({ name: 's3', text: 'SELECT id FROM products' }), serialize.describe({ type: 'S', name: 's3' }),
+        serialize.bind({ statement: 'x3' }), serialize.execute({}), serialize.bind({ statement: 'y3' }), serialize.execute({}),
+        serialize.bind({ portal: 'q3', statement: 's3' }), serialize.execute({ portal: 'q3' }), serialize.sync(),
+      );
+      const prepared = await wire.until('Z');
+      expect(leakedSsns(bodies(prepared))).toEqual([]);
+      expect(bodies(prepared)).not.toContain('ada@example.com');
+    } finally {
+      await wire.end();
+    }
+  });
+
+  it('a Sync sent during COPY FROM STDIN, which the server ignores, is owed no answer', async () => {
+    const wire = await wireOf(dbaToken);
+    try {
+      wire.send(serialize.query('CREATE TEMP TABLE t4 (x text)'));
+      await wire.until('Z');
+      wire.send(serialize.query('COPY t4 FROM STDIN'), serialize.sync(), serialize.copyDone());
+      expect((await wire.until('Z')).map((m) => m.type).join('')).toBe('GCZ');
+      wire.send(serialize.query('SELECT id, ssn FROM customers ORDER BY id'));
+      const answer = await wire.until('Z');
+      expect(answer.filter((m) => m.type === 'D').map((m) => dataRowFields(m.body)[1]?.toString())).toEqual(['[REDACTED]', '[REDACTED]', '[REDACTED]']);
+    } finally {
+      await wire.end();
+    }
+  });
+
+  it('a temporary table dropped by an Execute in the same batch: the statement is described again', async () => {
+    const wire = await wireOf(dbaToken);
+    try {
+      wire.send(serialize.query("CREATE TEMP TABLE customers (id int, ssn text, email text); INSERT INTO pg_temp.customers VALUES (99, 'fake', 'fake')"));
+      await wire.until('Z');
+      wire.send(
+        serialize.parse({ name: 's7', text: 'SELECT id, ssn FROM customers ORDER BY id' }),
+        serialize.parse({ name: 'drop7', text: 'DROP TABLE pg_temp.customers' }), serialize.describe({ type: 'S', name: 's7' }), serialize.flush(),
+      );
+      await wire.until('T'); // the description names the temporary table
+      wire.send(serialize.bind({ statement: 'drop7' }), serialize.execute({}), serialize.bind({ statement: 's7' }), serialize.execute({}), serialize.sync());
+      const answer = await wire.until('Z');
+      expect(answer.filter((m) => m.type === 'D').map((m) => dataRowFields(m.body)[1]?.toString())).toEqual(['[REDACTED]', '[REDACTED]', '[REDACTED]']);
+    } finally {
+      await wire.end();
+    }
+  });
+
   it('a Query the server skips after an error in the batch leaves the answers in step', async () => {
     const wire = await wireOf(analystToken);
     try {
@@ -694,6 +773,27 @@ describe('calls on whole rows, side channels and objects that outlive the statem
   it('an error that prints an email reshaped by the query has it taken out', async () => {
     const result = await outcome(analyst, "SELECT id FROM customers WHERE id = 2 AND (replace(replace(email, '@', '_at_'), '.', '_dot_') || '(int4,int4)')::regoperator IS NULL");
     expect(result.error?.message).not.toContain('alan_at_example');
+  });
+
+  it.each([
+    ['SET standard_conforming_strings = off', 'would make the server read SQL differently from the gateway'],
+    ["SET client_encoding = 'SJIS'", 'would make the server read SQL differently from the gateway'],
+    ['SET search_path = crm, public', 'would make unqualified names resolve where the masking checks do not look'],
+    ["SELECT set_config('search_path', 'crm, public', false)", 'set_config can change search_path'],
+    ["CREATE DOMAIN pg_temp.d6 AS text CHECK (set_config('gh.v', VALUE, false) IS NOT NULL)", 'DOMAIN runs code the gateway cannot inspect'],
+  ])('what would change how the gateway reads SQL, or route values unseen, is refused: %s', async (sql, why) => {
+    const result = await outcome(dba, sql);
+    expect(result.error?.code).toBe('42501');
+    expect(result.error?.message).toContain(why);
+  });
+
+  it('a setting changed where the analyser cannot see ends the session', async () => {
+    await direct.query("CREATE FUNCTION flip() RETURNS int LANGUAGE sql AS $$ SELECT length(set_config('standard_conforming_strings', 'off', false)) $$");
+    const { client } = await stack.connectAgent('dora-2', ['dba']);
+    client.on('error', () => undefined); // the connection then closes
+    const result = await outcome(client, 'SELECT flip()');
+    expect(result.error).toMatchObject({ code: '0A000', message: "gatehouse ends the session: the server now has standard_conforming_strings = off, under which the gateway cannot read this session's SQL" });
+    await client.end().catch(() => undefined);
   });
 
   it('two CTEs of one name cannot pass a call on a whole row off as a column', async () => {

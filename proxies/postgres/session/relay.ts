@@ -19,6 +19,7 @@ import { BackendFramer } from '../protocol/backend-framer.js';
 import { errorResponse, noticeResponse, type ErrorFields, type TransactionStatus } from '../protocol/backend-writer.js';
 import { formatAt, type Bind, type FormatCode, type FrontendMessage, type FunctionCall } from '../protocol/frontend-messages.js';
 import type { StatementFacts } from '../sql/analyse.js';
+import { readingChange, unreadableSetting } from '../sql/reading-settings.js';
 import { PendingResponses, type Pending } from './pending-responses.js';
 import type { DecidedSql, Portal, PreparedStatement, RunningStatement } from './statement-state.js';
 
@@ -74,7 +75,7 @@ const CODE = {
   parseComplete: 0x31, bindComplete: 0x32, closeComplete: 0x33,
   dataRow: 0x44, rowDescription: 0x54, noData: 0x6e, parameterDescription: 0x74,
   commandComplete: 0x43, portalSuspended: 0x73, emptyQuery: 0x49, ready: 0x5a,
-  error: 0x45, notice: 0x4e, parameterStatus: 0x53, notification: 0x41,
+  error: 0x45, notice: 0x4e, parameterStatus: 0x53, notification: 0x41, copyIn: 0x47,
 } as const;
 
 export class Relay {
@@ -108,6 +109,10 @@ export class Relay {
    * wait, and a controller per statement is a measurable cost.
    */
   private stopDeciding = new AbortController();
+  /** A statement the proxy waits on before the next client message (settledIfNeeded). */
+  private awaiting: { entry: Pending; copiesIn: boolean; settle(): void } | null = null;
+  /** The server is taking COPY … FROM data: the client's Sync and Flush are ignored, and owed nothing. */
+  private copyingIn = false;
   private deciding = false;
   private waitingForHuman = false;
   private ended = false;
@@ -147,12 +152,17 @@ export class Relay {
         return this.query(message.sql, raw);
       case 'parse':
         // Open once decided: the read-only guard (decide) asks whether a batch was open before this Parse.
-        if (!this.discarding) return this.parse(message.name, message.sql, raw);
-        this.extendedOpen = true;
-        return;
+        if (this.discarding) {
+          this.extendedOpen = true;
+          return;
+        }
+        // The stand-ins fail because nothing has their name: a client's statement must not take it.
+        if (message.name === NO_SUCH_STATEMENT) return this.refuseUndecided(`the statement name "${NO_SUCH_STATEMENT}" is the gateway's own`, serialize.bind({ statement: NO_SUCH_STATEMENT }));
+        return this.parse(message.name, message.sql, raw);
       case 'bind': {
         this.extendedOpen = true;
         if (this.discarding) return;
+        if (message.portal === NO_SUCH_STATEMENT) return this.refuseUndecided(`the portal name "${NO_SUCH_STATEMENT}" is the gateway's own`, serialize.bind({ statement: NO_SUCH_STATEMENT }));
         const statement = this.statements.get(message.statement);
         // The server may know the name from SQL PREPARE, which decided a PREPARE, not what runs now.
         if (!statement) return this.refuseUndecided(`statement "${message.statement}" was not prepared through the extended protocol in this session`, serialize.bind({ statement: NO_SUCH_STATEMENT }));
@@ -187,6 +197,10 @@ export class Relay {
         this.forward(raw, { kind: 'closeComplete' });
         return;
       case 'sync':
+        if (this.copyingIn) {
+          this.upstream.write(raw);
+          return;
+        }
         this.extendedOpen = false;
         this.discarding = false;
         this.serverSkipping = false;
@@ -198,9 +212,12 @@ export class Relay {
       case 'functionCall':
         return this.functionCall(message, raw);
       case 'copyData':
+        // Part of a COPY FROM STDIN that was decided as a statement.
+        this.upstream.write(raw);
+        return;
       case 'copyDone':
       case 'copyFail':
-        // Part of a COPY FROM STDIN that was decided as a statement.
+        this.copyingIn = false;
         this.upstream.write(raw);
         return;
       case 'terminate':
@@ -225,7 +242,27 @@ export class Relay {
       return;
     }
     this.replaces(decided.statements);
-    this.forward(raw, { kind: 'ready', running: running(decided) });
+    const entry: Pending = { kind: 'ready', running: running(decided) };
+    this.forward(raw, entry);
+    return this.settledIfNeeded(decided.statements, entry);
+  }
+
+  /**
+   * Statements after which the proxy handles no other client message until
+   * the server has answered: COPY … FROM (until the server takes the copy
+   * data, or the statement ends: a Sync or Flush sent during the copy is
+   * ignored by the server, so it must not be owed an answer), and calls of
+   * set_config (which can change how the server reads the next statement;
+   * the ParameterStatus it reports comes first).
+   */
+  private settledIfNeeded(statements: readonly StatementFacts[], entry: Pending): Promise<void> | void {
+    const copiesIn = statements.some((s) => s.kind === 'copy' && s.tables.some((t) => t.access === 'write'));
+    const setsConfig = statements.some((s) => s.functions.some((f) => f.slice(f.lastIndexOf('.') + 1).toLowerCase() === 'set_config'));
+    // Not sent on (the server skips to Sync after an error): nothing will answer it.
+    if ((!copiesIn && !setsConfig) || this.serverSkipping) return;
+    return new Promise<void>((settle) => {
+      this.awaiting = { entry, copiesIn, settle };
+    });
   }
 
   /**
@@ -259,7 +296,6 @@ export class Relay {
       this.discarding = true;
       return;
     }
-    this.replaces(decided.statements);
     this.statements.set(name, { ...decided, name, columns: null, columnsIn: -1 });
     this.forward(raw, { kind: 'parseComplete' });
   }
@@ -329,9 +365,13 @@ export class Relay {
       portal.describedIn = this.epoch;
       this.forward(serialize.describe({ type: 'P', name: portalName }), { kind: 'describe', statement: null, portal, internal: true, epoch: this.epoch });
     }
+    // What this Execute changes on the server applies to what follows it, not to itself.
+    this.replaces(portal.statement.statements);
     // The portal's row masking is read when its rows come (inExecute), not now: the answer to
     // the Describe ahead of this Execute (the proxy's or the client's) may still be on its way.
-    this.forward(raw, { kind: 'execute', running: running(portal.statement), portal });
+    const entry: Pending = { kind: 'execute', running: running(portal.statement), portal };
+    this.forward(raw, entry);
+    return this.settledIfNeeded(portal.statement.statements, entry);
   }
 
   private async functionCall(call: FunctionCall, raw: Buffer): Promise<void> {
@@ -395,6 +435,11 @@ export class Relay {
         },
         // What cannot be masked is refused here, so the audit event says deny too.
         enforce: async (decision, statements) => {
+          const unreadable = readingChange(statements, decision.mask.some((rule) => rule.column !== undefined));
+          if (unreadable) return unreadable;
+          if (statements.some(({ session_names: names }) => names?.statement === NO_SUCH_STATEMENT || names?.portal === NO_SUCH_STATEMENT)) {
+            return `the name "${NO_SUCH_STATEMENT}" is the gateway's own`;
+          }
           if (decision.mask.length === 0) return null;
           const prepared = await this.maskPlans.prepare(decision.mask, statements);
           if ('refusal' in prepared) return prepared.refusal;
@@ -476,6 +521,18 @@ export class Relay {
 
   private serverMessage(code: number, message: Buffer): void {
     const head = this.pending.first;
+    if (code === CODE.copyIn && this.awaiting?.copiesIn) {
+      this.copyingIn = true;
+      this.settleAwaited();
+    } else if (code === CODE.parameterStatus) {
+      const [name, value] = message.toString('utf8', 5, message.length - 1).split('\0');
+      const unreadable = unreadableSetting(name ?? '', value ?? '');
+      if (unreadable) {
+        this.client.write(errorResponse({ severity: 'FATAL', code: '0A000', message: `gatehouse ends the session: ${unreadable}` }));
+        this.end(unreadable);
+        return;
+      }
+    }
     // Asynchronous messages can come at any time and answer nothing.
     if (code === CODE.notice || code === CODE.parameterStatus || code === CODE.notification || head === undefined) {
       this.client.write(code === CODE.notice ? this.scrub(head, message) : message);
@@ -599,16 +656,27 @@ export class Relay {
 
   /** The head entry is answered. */
   private done(): void {
-    this.pending.shift();
+    this.answered(this.pending.shift());
   }
 
   private extendedError(): void {
-    this.pending.shift();
+    this.answered(this.pending.shift());
     if (!this.pending.dropUntilSync((entry) => this.skipped(entry))) this.serverSkipping = true;
+  }
+
+  private answered(entry: Pending | undefined): void {
+    if (entry !== undefined && entry === this.awaiting?.entry) this.settleAwaited();
+  }
+
+  private settleAwaited(): void {
+    const awaited = this.awaiting;
+    this.awaiting = null;
+    awaited?.settle();
   }
 
   /** What the server ignored after an error in the batch: it ran nothing, and owes no answer. */
   private skipped(entry: Pending): void {
+    this.answered(entry);
     if (entry.kind === 'ready' && entry.running) {
       entry.running.error = { sqlstate: '25P02', message: 'not run: the server skipped it after an earlier error in the extended-protocol batch' };
       this.record(entry.running.decided, entry.running.startedAt, entry.running);

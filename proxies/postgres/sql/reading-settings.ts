@@ -1,0 +1,51 @@
+/**
+ * Settings the gateway's reading of SQL depends on.
+ *
+ * libpg-query lexes text as PostgreSQL does with its defaults. With
+ * standard_conforming_strings off, a backslash in '…' escapes the next
+ * character; with a client_encoding other than UTF-8, a multibyte character
+ * can swallow the backslash of an E'…' escape. Either way the server would
+ * split the text into other statements than the ones decided. The login
+ * accepts only UTF-8 (client-session.ts); these keep a session there.
+ *
+ * The masking checks also read an unqualified name as public.name: a
+ * caller with column masks may not change search_path, nor call set_config,
+ * which can change any of these without a SET the analyser reads.
+ */
+import type { StatementFacts } from './facts.js';
+
+/** Values each setting may take: the ones under which the gateway reads SQL as the server does. */
+const SAFE_VALUES: Readonly<Record<string, ReadonlySet<string>>> = {
+  standard_conforming_strings: new Set(['on', 'true', 'yes', '1']),
+  client_encoding: new Set(['utf8', 'utf-8', 'utf_8', 'unicode']),
+};
+
+/** Why the statements would change how the gateway must read SQL, or null. */
+export function readingChange(statements: readonly StatementFacts[], columnsMasked: boolean): string | null {
+  for (const statement of statements) {
+    const setting = statement.setting;
+    if (statement.kind === 'set' && setting !== undefined && SAFE_VALUES[setting]) {
+      if (statement.value === undefined || !SAFE_VALUES[setting].has(statement.value)) {
+        return `SET ${setting} to anything but ${[...SAFE_VALUES[setting]][0]} would make the server read SQL differently from the gateway`;
+      }
+    }
+    if (!columnsMasked) continue;
+    if ((statement.kind === 'set' || statement.kind === 'reset') && (setting === 'search_path' || setting === 'all')) {
+      return `${statement.kind.toUpperCase()} ${setting} would make unqualified names resolve where the masking checks do not look; qualify the schema instead`;
+    }
+    if (statement.functions.some((f) => f.slice(f.lastIndexOf('.') + 1).toLowerCase() === 'set_config')) {
+      return 'set_config can change search_path and how SQL is read, which the masking checks rely on; use SET';
+    }
+  }
+  return null;
+}
+
+/**
+ * A ParameterStatus the server reports that leaves the gateway unable to
+ * read the session's SQL (a setting changed by a function the analyser
+ * cannot see into): the session must end.
+ */
+export function unreadableSetting(name: string, value: string): string | null {
+  const safe = SAFE_VALUES[name];
+  return safe && !safe.has(value.toLowerCase()) ? `the server now has ${name} = ${value}, under which the gateway cannot read this session's SQL` : null;
+}
