@@ -1,4 +1,6 @@
 import type { TargetConfig } from '../config/schema.js';
+import { isCredentialHeader } from '../masking/credential-headers.js';
+import { withoutCredentialParams } from '../masking/url-credentials.js';
 
 /** Input keys only the gateway may set: a caller that could set them could vouch for itself. */
 const GATEWAY_OWNED = ['identity', 'target', 'session', 'now_ns', 'approval'] as const;
@@ -31,25 +33,34 @@ export function checkAction(action: unknown, kind: TargetConfig['kind']): Action
   return { ok: true, action: fields };
 }
 
-/** Headers that carry a caller's credentials: they differ on every retry and must never be stored. */
-const CREDENTIAL_HEADERS = /^(?:authorization|proxy-authorization|cookie|x-api-key)$/i;
 
 /**
- * Headers a proxy or client sets anew on every request (ids, tracing,
- * forwarding, timing) or that follow from the body: an approval that bound
- * them could never be used by a retry. Every other header is bound, because
+ * Headers a proxy or client sets anew on every request (ids, tracing, the
+ * forwarding headers Envoy sets itself, timing) or that follow from the
+ * body: an approval that bound them could never be used by a retry.
+ * Forwarded, X-Forwarded-Host and -Prefix and X-Real-IP come from the
+ * client and can change what an upstream does: bound. Every other header is bound, because
  * headers can change what a request does (X-HTTP-Method-Override).
  */
-const PER_REQUEST_HEADERS = /^(?::path|:method|:authority|:scheme|x-request-id|traceparent|tracestate|b3|x-b3-[a-z-]+|x-amzn-trace-id|x-cloud-trace-context|x-datadog-[a-z-]+|date|user-agent|content-length|forwarded|x-forwarded-[a-z-]+|x-real-ip|x-envoy-[a-z-]+)$/i;
+const PER_REQUEST_HEADERS = /^(?::path|:method|:authority|:scheme|x-request-id|traceparent|tracestate|b3|x-b3-[a-z-]+|x-amzn-trace-id|x-cloud-trace-context|x-datadog-[a-z-]+|date|user-agent|content-length|x-forwarded-for|x-forwarded-proto|x-envoy-[a-z-]+)$/i;
 
 /**
  * Why an approval could not bind the whole request, or null. Envoy sends
  * Check only the start of a body longer than with_request_body's
- * max_request_bytes, so an approval of it would let any tail through.
+ * max_request_bytes, so an approval of it would let any tail through; a
+ * body without Content-Length (chunked) may be cut at exactly the limit
+ * with nothing saying so; and bytes that are not UTF-8 reach Check
+ * replaced by U+FFFD, so other bytes would match the approval too.
  */
 export function unbindable(action: Record<string, unknown>, kind: TargetConfig['kind']): string | null {
-  if (kind !== 'http' || action.truncated_body !== true) return null;
-  return 'the request body is longer than the gateway reads (ext_authz with_request_body.max_request_bytes), so an approval could not bind all of it; send a smaller body, or raise the limit';
+  if (kind !== 'http') return null;
+  const http = (action.attributes as { request?: { http?: { headers?: Record<string, unknown>; body?: unknown } } } | undefined)?.request?.http;
+  const body = typeof http?.body === 'string' ? http.body : '';
+  const why = action.truncated_body === true ? 'is longer than the gateway reads (ext_authz with_request_body.max_request_bytes)'
+    : body !== '' && http?.headers?.['content-length'] === undefined ? 'has no Content-Length, so the gateway cannot tell it saw all of it'
+      : body.includes('\uFFFD') ? 'is not UTF-8 text, which ext_authz passes on with its bytes replaced'
+        : null;
+  return why === null ? null : `the request body ${why}: an approval could not bind all of it; send the body with a Content-Length, within the limit`;
 }
 
 /**
@@ -65,8 +76,10 @@ export function approvableAction(action: Record<string, unknown>, kind: TargetCo
   const attributes = action.attributes as { request?: { http?: Record<string, unknown> } };
   const http = attributes.request?.http ?? {};
   const headers = typeof http.headers === 'object' && http.headers !== null && !Array.isArray(http.headers) ? http.headers : {};
-  const kept = Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.test(name) && !PER_REQUEST_HEADERS.test(name)));
-  const bound: Record<string, unknown> = { method: http.method, host: http.host, path: http.path, headers: kept };
+  const kept = Object.fromEntries(Object.entries(headers).filter(([name]) => !isCredentialHeader(name) && !PER_REQUEST_HEADERS.test(name)));
+  // A token in the query is a credential too: stored redacted, and a retry may carry a fresh one.
+  const path = typeof http.path === 'string' ? withoutCredentialParams(http.path) : http.path;
+  const bound: Record<string, unknown> = { method: http.method, host: http.host, path, headers: kept };
   for (const body of ['body', 'rawBody', 'raw_body']) if (http[body] !== undefined) bound[body] = http[body];
   return { attributes: { request: { http: bound } } };
 }

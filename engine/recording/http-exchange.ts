@@ -9,6 +9,7 @@
  * says so), and drops the well-known credential headers again whatever the
  * caller passed: a recording must never hold a secret.
  */
+import { isCredentialHeader } from '../masking/credential-headers.js';
 import { STATUS_CODES } from 'node:http';
 import type { RecordingFormat } from './format.js';
 import type { HarEntry, HarHeader, HttpExchangeEntry, HttpExchangeRecord, MaskCount, RecordedBody } from './types.js';
@@ -23,14 +24,6 @@ const MAX_HEADERS = 200;
 const MAX_ERROR_CHARS = 500;
 const MAX_NAME_CHARS = 256;
 
-/**
- * Headers that carry credentials or session state, never recorded in either
- * direction. The ExternalProcessor also drops the header Check injected the
- * target's credential in, whatever its name.
- */
-export const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set([
-  'authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key',
-]);
 
 const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
@@ -139,7 +132,8 @@ function copyHeaders(list: readonly HarHeader[]): HarHeader[] | null {
     if (h === null || typeof h !== 'object' || typeof h.name !== 'string' || typeof h.value !== 'string') return null;
     const name = h.name.toLowerCase();
     if (!HTTP_TOKEN.test(name)) return null;
-    if (CREDENTIAL_HEADERS.has(name)) continue;
+    // The ExternalProcessor also drops the header Check injected the target's credential in, whatever its name.
+    if (isCredentialHeader(name)) continue;
     out.push({ name, value: h.value.length > MAX_HEADER_CHARS ? h.value.slice(0, MAX_HEADER_CHARS) : h.value });
   }
   return out;

@@ -71,10 +71,11 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
   try {
     decoded = await decodeContent(raw, headers.contentEncoding, options.maxBytes);
   } catch (err) {
-    if (reads) throw err;
-    if (secrets.some((s) => raw.includes(s))) throw new BodyRefused('the body holds the target\'s credential');
+    // Unread, it could hold the credential in any form.
+    if (reads || secrets.length > 0) throw err;
     return { replacement: null, recorded: { mime_type: mime, size: raw.length } }; // recorded as binary
   }
+  if (await holdsSecretUnreadably(decoded, secrets)) throw new BodyRefused('the body holds the target\'s credential in a form the gateway cannot take out');
   const text = utf8(decoded);
   const masked = reads ? maskedText(text, mime, masks) : null;
   const sent = masked ?? text;
@@ -101,10 +102,66 @@ function maskedText(text: string | null, mime: string, masks: FieldMasks): strin
   return changed ? (value ?? '') : null;
 }
 
-function withoutSecrets(text: string, secrets: readonly string[]): string {
+function replaceLiterals(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const secret of secrets) if (out.includes(secret)) out = out.replaceAll(secret, CREDENTIAL_REPLACEMENT);
   return out;
+}
+
+function withoutSecrets(text: string, secrets: readonly string[]): string {
+  let out = replaceLiterals(text, secrets);
+  // JSON can spell it with escapes (\u002B, \/): look in the parsed strings too.
+  if (secrets.length > 0 && out.includes('\\') && /^\s*[[{"]/.test(out)) {
+    try {
+      const { value, changed } = scrubStrings(JSON.parse(out) as JsonValue, secrets);
+      if (changed) out = JSON.stringify(value);
+    } catch {
+      // Not JSON: the literal replacement above is what applies.
+    }
+  }
+  return out;
+}
+
+function scrubStrings(value: JsonValue, secrets: readonly string[]): { value: JsonValue; changed: boolean } {
+  if (typeof value === 'string') {
+    const clean = replaceLiterals(value, secrets);
+    return { value: clean, changed: clean !== value };
+  }
+  if (Array.isArray(value)) {
+    let changed = false;
+    const items = value.map((item) => {
+      const scrubbed = scrubStrings(item, secrets);
+      changed ||= scrubbed.changed;
+      return scrubbed.value;
+    });
+    return { value: items, changed };
+  }
+  if (value !== null && typeof value === 'object') {
+    let changed = false;
+    const entries = Object.entries(value).map(([key, item]) => {
+      const scrubbed = scrubStrings(item, secrets);
+      changed ||= scrubbed.changed;
+      return [key, scrubbed.value] as const;
+    });
+    return { value: Object.fromEntries(entries) as JsonValue, changed };
+  }
+  return { value, changed: false };
+}
+
+/**
+ * The credential in bytes no text replacement reaches: UTF-16 text, or a
+ * gzip member inside the body (double compression), a few levels deep.
+ */
+async function holdsSecretUnreadably(bytes: Buffer, secrets: readonly string[], depth = 0): Promise<boolean> {
+  if (secrets.length === 0) return false;
+  for (const secret of secrets) {
+    const wide = Buffer.from(secret, 'utf16le');
+    if (bytes.includes(wide) || bytes.includes(Buffer.from(wide).swap16())) return true;
+  }
+  if (depth >= 3 || !bytes.subarray(0, 3).equals(GZIP_MAGIC)) return false;
+  const inner = await gunzip(bytes, { maxOutputLength: 16 * 1024 * 1024 }).catch(() => null);
+  if (inner === null) return false;
+  return secrets.some((s) => inner.includes(s)) || holdsSecretUnreadably(inner, secrets, depth + 1);
 }
 
 /**
@@ -124,7 +181,16 @@ export function credentialSecrets(value: string): string[] {
       parts.add(decoded.slice(decoded.indexOf(':') + 1));
     }
   }
-  return [...parts].filter((p) => p.length >= 8);
+  // The spellings an upstream echoing it would use: URL-encoded, base64, JSON with "\/".
+  const spellings = new Set<string>();
+  for (const part of parts) {
+    spellings.add(part);
+    spellings.add(encodeURIComponent(part));
+    spellings.add(Buffer.from(part).toString('base64'));
+    spellings.add(Buffer.from(part).toString('base64url'));
+    spellings.add(part.replaceAll('/', '\\/'));
+  }
+  return [...spellings].filter((p) => p.length >= 8);
 }
 
 function recordedAs(mime: string, size: number, text: string | null): RecordedBody {

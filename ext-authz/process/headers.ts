@@ -7,7 +7,7 @@
  * `raw_value` gets a 500 (envoyproxy/envoy#34034). So values are read from
  * either, and written to `raw_value` only.
  */
-import { CREDENTIAL_HEADERS } from '../../engine/recording/http-exchange.js';
+import { isCredentialHeader } from '../../engine/masking/credential-headers.js';
 import type { HarHeader } from '../../engine/recording/types.js';
 
 /** Header names lower-cased, in the order Envoy sent them, repeated names kept. */
@@ -57,5 +57,5 @@ export function headerMutation(set: Record<string, string>, remove: readonly str
  */
 export function recordableHeaders(list: HeaderList, extraSecret?: string): HeaderList {
   const secret = extraSecret?.toLowerCase();
-  return list.filter((h) => !h.name.startsWith(':') && !CREDENTIAL_HEADERS.has(h.name) && h.name !== secret);
+  return list.filter((h) => !h.name.startsWith(':') && !isCredentialHeader(h.name) && h.name !== secret);
 }

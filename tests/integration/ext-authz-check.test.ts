@@ -168,6 +168,19 @@ describe('Check with a ticket approval', () => {
     expect(deniedBody(again).approval_id).not.toBe(body.approval_id);
   });
 
+  it('denies, without asking anyone, a body it cannot tell is whole (no Content-Length), or whose bytes reached it replaced', async () => {
+    const chunked = envoyCheckRequest({ method: 'POST', path: '/customers/7/refund', token: sre, headers: { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' }, body: 'a=xxxx' }) as { attributes: { request: { http: { headers: Record<string, string> } } } };
+    delete chunked.attributes.request.http.headers['content-length'];
+    const notUtf8 = envoyCheckRequest({ method: 'POST', path: '/customers/7/refund', token: sre, headers: { 'content-type': 'application/octet-stream' }, body: 'amount=\uFFFD\uFFFD' });
+    for (const [request, why] of [[chunked, 'has no Content-Length'], [notUtf8, 'is not UTF-8 text']] as const) {
+      const res = await stack.check(request);
+      expect(res.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
+      const denied = deniedBody(res);
+      expect(denied.approval_id).toBeUndefined();
+      expect(JSON.stringify(denied)).toContain(why);
+    }
+  });
+
   it('denies, without asking anyone, a request whose body Envoy cut short: an approval could not bind the rest', async () => {
     for (const type of ['application/json', 'text/plain']) {
       const cut = envoyCheckRequest({ method: 'POST', path: '/customers/7/refund', token: sre, headers: { 'content-type': type, 'content-length': '9000' }, body: '{"amount": 12' });

@@ -296,6 +296,36 @@ describe('ExternalProcessor: what must not come back', () => {
     expect(binary.at(-1).immediate_response.status.code).toBe('BadGateway');
   });
 
+  it('takes out the spellings an echo uses: JSON escapes, URL encoding, base64', async () => {
+    const escaped = JSON.stringify({ echo: CREDENTIAL }).replace('-', '\\u002d');
+    for (const body of [escaped, `{"url":"https://x/?k=${encodeURIComponent(CREDENTIAL)}"}`, `{"b64":"${Buffer.from(CREDENTIAL).toString('base64')}"}`]) {
+      const { common } = await maskedBody(metadata({ mask: [] }), body, { 'content-type': 'application/json' });
+      const sent = (common.body_mutation.body as Buffer).toString();
+      expect(sent, body).toContain('[REDACTED:credential]');
+      expect(JSON.stringify(JSON.parse(sent))).not.toContain(CREDENTIAL);
+    }
+  });
+
+  it('refuses what it cannot read for the credential: UTF-16 text, gzip inside gzip, an encoding it cannot decode', async () => {
+    const meta = metadata({ mask: [] });
+    for (const [headers, body] of [
+      [{ 'content-type': 'text/plain; charset=utf-16le' }, Buffer.from(`key ${CREDENTIAL}`, 'utf16le')],
+      [{ 'content-type': 'application/octet-stream', 'content-encoding': 'gzip' }, gzipSync(gzipSync(Buffer.from(`{"k":"${CREDENTIAL}"}`)))],
+      [{ 'content-type': 'application/json', 'content-encoding': 'zstd' }, Buffer.from('(zstd bytes)')],
+    ] as const) {
+      const replies = await exchange([requestHeaders(meta), responseHeaders(meta, headers), responseBody(meta, body)]);
+      expect(replies.at(-1).immediate_response?.status.code, JSON.stringify(headers)).toBe('BadGateway');
+    }
+  });
+
+  it('asks for the whole body when it masks, and refuses a byte range that comes anyway', async () => {
+    const meta = metadata();
+    const partial = { response_headers: { headers: headerMap({ ':status': '206', 'content-type': 'application/json', 'content-range': 'bytes 40-60/300' }), end_of_stream: false }, metadata_context: context(meta) };
+    const replies = await exchange([requestHeaders(meta, { range: 'bytes=40-60' }), partial]);
+    expect(replies[0].request_headers.response.header_mutation.remove_headers).toEqual(['range', 'if-range']);
+    expect(replies[1].immediate_response.status.code).toBe('BadGateway');
+  });
+
   it('removes a response header that holds the credential', async () => {
     const meta = metadata();
     const replies = await exchange([requestHeaders(meta), responseHeaders(meta, { 'content-type': 'application/json', 'x-debug-auth': CREDENTIAL }), responseBody(meta, '{}')]);

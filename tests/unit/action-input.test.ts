@@ -33,6 +33,17 @@ describe('approvableAction', () => {
     expect(JSON.stringify(first)).toContain('first-token');
   });
 
+  it('binds what a client can send to change what an upstream does, and stores no token header or query token', () => {
+    const refund = canonicalAction('crm-api', approvableAction(withHeaders({}), 'http'));
+    for (const header of [{ 'x-forwarded-host': 'other-tenant.example' }, { 'x-forwarded-prefix': '/admin' }, { forwarded: 'host=x' }, { 'x-real-ip': '10.9.9.9' }]) {
+      expect(canonicalAction('crm-api', approvableAction(withHeaders(header), 'http')).hash, JSON.stringify(header)).not.toBe(refund.hash);
+    }
+    const tokens = withHeaders({ 'x-auth-token': 'tok-1', 'private-token': 'tok-2', 'x-vault-token': 'tok-3', 'api-key': 'tok-4' });
+    (tokens.attributes as { request: { http: { path: string } } }).request.http.path += '?access_token=tok-5';
+    const stored = canonicalAction('crm-api', approvableAction(tokens, 'http')).text;
+    for (const token of ['tok-1', 'tok-2', 'tok-3', 'tok-4', 'tok-5']) expect(stored).not.toContain(token);
+  });
+
   it('still tells different requests apart, and leaves other protocols as they are', () => {
     const refund = canonicalAction('crm-api', approvableAction(withHeaders({}), 'http'));
     const other = withHeaders({ 'x-amount': '999' });

@@ -16,13 +16,16 @@ function record(overrides: Partial<HttpExchangeRecord> = {}): HttpExchangeRecord
       method: 'GET',
       url: 'https://crm.internal/customers?limit=2&q=a%20b',
       http_version: 'HTTP/1.1',
-      headers: [{ name: 'Accept', value: 'application/json' }, { name: 'authorization', value: 'Bearer upstream-secret' }, { name: 'Cookie', value: 'sid=1' }],
+      headers: [
+        { name: 'Accept', value: 'application/json' }, { name: 'authorization', value: 'Bearer upstream-secret' }, { name: 'Cookie', value: 'sid=1' },
+        { name: 'X-Auth-Token', value: 'tok-1' }, { name: 'private-token', value: 'tok-2' }, { name: 'X-Vault-Token', value: 'tok-3' },
+      ],
       body: null,
     },
     response: {
       status: 200,
       http_version: 'HTTP/1.1',
-      headers: [{ name: 'content-type', value: 'application/json' }, { name: 'set-cookie', value: 'sid=2' }],
+      headers: [{ name: 'content-type', value: 'application/json' }, { name: 'set-cookie', value: 'sid=2' }, { name: 'x-subject-token', value: 'tok-4' }],
       body: { mime_type: 'application/json', size: 1300, text: '{"customers":[{"email":"j***@example.com"}]}' },
     },
     masked: [{ column: 'customers[*].email', detector: null, count: 2 }],
