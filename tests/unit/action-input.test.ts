@@ -35,7 +35,8 @@ describe('approvableAction', () => {
 
   it('binds what a client can send to change what an upstream does, and stores no token header or query token', () => {
     const refund = canonicalAction('crm-api', approvableAction(withHeaders({}), 'http'));
-    for (const header of [{ 'x-forwarded-host': 'other-tenant.example' }, { 'x-forwarded-prefix': '/admin' }, { forwarded: 'host=x' }, { 'x-real-ip': '10.9.9.9' }]) {
+    const clientHeaders: Record<string, string>[] = [{ 'x-forwarded-host': 'other-tenant.example' }, { 'x-forwarded-prefix': '/admin' }, { forwarded: 'host=x' }, { 'x-real-ip': '10.9.9.9' }];
+    for (const header of clientHeaders) {
       expect(canonicalAction('crm-api', approvableAction(withHeaders(header), 'http')).hash, JSON.stringify(header)).not.toBe(refund.hash);
     }
     const tokens = withHeaders({ 'x-auth-token': 'tok-1', 'private-token': 'tok-2', 'x-vault-token': 'tok-3', 'api-key': 'tok-4' });

@@ -19,7 +19,7 @@ import { BackendFramer } from '../protocol/backend-framer.js';
 import { errorResponse, noticeResponse, type ErrorFields, type TransactionStatus } from '../protocol/backend-writer.js';
 import { formatAt, type Bind, type FormatCode, type FrontendMessage, type FunctionCall } from '../protocol/frontend-messages.js';
 import type { StatementFacts } from '../sql/analyse.js';
-import { readingChange, unreadableSetting } from '../sql/reading-settings.js';
+import { callsSetConfig, readingChange, unreadableSetting } from '../sql/reading-settings.js';
 import { PendingResponses, type Pending } from './pending-responses.js';
 import type { DecidedSql, Portal, PreparedStatement, RunningStatement } from './statement-state.js';
 
@@ -257,7 +257,7 @@ export class Relay {
    */
   private settledIfNeeded(statements: readonly StatementFacts[], entry: Pending): Promise<void> | void {
     const copiesIn = statements.some((s) => s.kind === 'copy' && s.tables.some((t) => t.access === 'write'));
-    const setsConfig = statements.some((s) => s.functions.some((f) => f.slice(f.lastIndexOf('.') + 1).toLowerCase() === 'set_config'));
+    const setsConfig = statements.some(callsSetConfig);
     // Not sent on (the server skips to Sync after an error): nothing will answer it.
     if ((!copiesIn && !setsConfig) || this.serverSkipping) return;
     return new Promise<void>((settle) => {
@@ -598,6 +598,7 @@ export class Relay {
       run.commandTag = decodeCommandTag(message);
       run.result = null;
     } else if (code === CODE.error) {
+      this.epoch++; // the transaction is aborted, and with it any table it created
       message = this.scrub(this.pending.first, message);
       if (run) run.error = decodeError(message);
     } else if (code === CODE.ready) {
@@ -660,6 +661,8 @@ export class Relay {
   }
 
   private extendedError(): void {
+    // The error aborts the transaction, and with it any table it created.
+    this.epoch++;
     this.answered(this.pending.shift());
     if (!this.pending.dropUntilSync((entry) => this.skipped(entry))) this.serverSkipping = true;
   }
@@ -708,11 +711,15 @@ export class Relay {
   }
 }
 
-/** Statement kinds that cannot change which table a name resolves to, nor a table's columns. */
+/**
+ * Statement kinds that cannot change which table a name resolves to, nor a
+ * table's columns. Not COMMIT or ROLLBACK (TO): they can drop a temporary
+ * table (ON COMMIT DROP, or one created since the savepoint).
+ */
 const RESOLUTION_KEEPING = new Set([
   'select', 'insert', 'update', 'delete', 'merge', 'copy', 'explain', 'show', 'fetch', 'move', 'close', 'declare',
-  'prepare', 'execute', 'deallocate', 'listen', 'unlisten', 'notify', 'begin', 'commit', 'rollback', 'savepoint',
-  'release', 'rollback_to', 'lock', 'truncate', 'grant', 'revoke', 'comment', 'vacuum', 'analyze', 'checkpoint',
+  'prepare', 'execute', 'deallocate', 'listen', 'unlisten', 'notify', 'begin', 'savepoint',
+  'release', 'lock', 'truncate', 'grant', 'revoke', 'comment', 'vacuum', 'analyze', 'checkpoint',
 ]);
 
 function changesResolution(statement: StatementFacts): boolean {

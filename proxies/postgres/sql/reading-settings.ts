@@ -33,11 +33,16 @@ export function readingChange(statements: readonly StatementFacts[], columnsMask
     if ((statement.kind === 'set' || statement.kind === 'reset') && (setting === 'search_path' || setting === 'all')) {
       return `${statement.kind.toUpperCase()} ${setting} would make unqualified names resolve where the masking checks do not look; qualify the schema instead`;
     }
-    if (statement.functions.some((f) => f.slice(f.lastIndexOf('.') + 1).toLowerCase() === 'set_config')) {
+    if (callsSetConfig(statement)) {
       return 'set_config can change search_path and how SQL is read, which the masking checks rely on; use SET';
     }
   }
   return null;
+}
+
+/** set_config changes any setting, as a function call the analyser only names. */
+export function callsSetConfig(statement: StatementFacts): boolean {
+  return statement.functions.some((f) => f.slice(f.lastIndexOf('.') + 1).toLowerCase() === 'set_config');
 }
 
 /**
