@@ -38,6 +38,38 @@ export function requestHeaders(req: IncomingMessage): HeaderMap {
   return headers;
 }
 
+/** Dot segments as Envoy's URL canonicaliser reads them, percent-encoded dots included. */
+const DOT = /^(\.|%2e)$/i;
+const DOT_DOT = /^(\.|%2e){2}$/i;
+
+/**
+ * A request path as Envoy's connection manager leaves it under envoy.yaml's
+ * normalize_path, merge_slashes and path_with_escaped_slashes_action
+ * REJECT_REQUEST: backslashes read as slashes, "." and ".." segments
+ * resolved (RFC 3986 §5.2.4), repeated slashes merged; null for an escaped
+ * slash or backslash (%2F, %5C), which Envoy refuses. The query is left as
+ * it is. Filters and the upstream see the same path, so a policy on
+ * `parsed_path` cannot be walked around with `/people/../admin`.
+ */
+export function normalizedPath(target: string): string | null {
+  if (!target.startsWith('/')) return target; // absolute-form or "*": no route takes it
+  const q = target.indexOf('?');
+  const path = (q === -1 ? target : target.slice(0, q)).replaceAll('\\', '/');
+  if (/%(2f|5c)/i.test(path)) return null;
+  const segments: string[] = [];
+  const parts = path.split('/').slice(1);
+  parts.forEach((segment, i) => {
+    const last = i === parts.length - 1;
+    if (DOT_DOT.test(segment)) segments.pop();
+    if (DOT.test(segment) || DOT_DOT.test(segment)) {
+      if (last) segments.push('');
+      return;
+    }
+    if (segment !== '' || last) segments.push(segment);
+  });
+  return `/${segments.join('/')}${q === -1 ? '' : target.slice(q)}`;
+}
+
 /** "::ffff:127.0.0.1" (an IPv4 peer on a dual-stack socket) is reported as Envoy reports it: 127.0.0.1. */
 export function unmapped(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { buildCheckRequest, newStreamId } from './check-request.js';
-import { bufferBody, requestHeaders } from './downstream.js';
+import { bufferBody, normalizedPath, requestHeaders } from './downstream.js';
 import type { ExtAuthzClient } from './ext-authz-client.js';
 import { applyCheckOutcome } from './ext-authz-filter.js';
 import type { ExtProcClient } from './ext-proc-client.js';
@@ -44,6 +44,13 @@ export async function runExchange(req: IncomingMessage, stages: Stages): Promise
     result.response = localReply(400, '', 'requested_header_name_has_underscores');
     return result;
   }
+  // envoy.yaml: normalize_path, merge_slashes, path_with_escaped_slashes_action: REJECT_REQUEST.
+  const path = normalizedPath(headers.get(':path') ?? '/');
+  if (path === null) {
+    result.response = localReply(400, '', 'path_normalization_failed');
+    return result;
+  }
+  headers.set(':path', path);
 
   const route = stages.routes.match(headers.get(':path') ?? '/');
   if (!route) return result;

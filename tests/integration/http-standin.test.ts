@@ -218,6 +218,17 @@ describe('fail closed', () => {
     expect(seenSince(from)).toEqual([]);
   });
 
+  it('normalises the path before Check and the upstream see it, and refuses an escaped slash', async () => {
+    const from = stack.crm.requests().length;
+    const res = await stack.curl(`${stack.standin.url}//customers/./x/..//2`, [...bearer(support), '--path-as-is']);
+    expect(res.status, res.body).toBe(200);
+    expect(json(res).email).not.toBe(SEED_CUSTOMERS[1]!.email);
+    expect(stack.crm.requests().slice(from).map((r) => r.path)).toEqual(['/customers/2']);
+    const escaped = await stack.curl(`${stack.standin.url}/customers/2%2F..%2F..%2Fadmin`, [...bearer(support), '--path-as-is']);
+    expect(escaped.status).toBe(400);
+    expect(stack.standin.logs.at(-1)).toMatchObject({ access: { status: 400, details: 'path_normalization_failed', check_ms: null } });
+  });
+
   it('answers 404 for a request no route takes, without asking anyone', async () => {
     const res = await stack.curl(stack.standin.url, ['-X', 'OPTIONS', '--request-target', '*']);
     expect(res.status).toBe(404);
