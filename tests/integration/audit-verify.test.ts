@@ -217,7 +217,8 @@ describe('gatehouse audit tail', () => {
     const dbPath = config.replace(/\.yaml$/, '.db');
     const child = startCli(['audit', 'tail', '--config', config, '-n', '2']);
     try {
-      await waitFor(() => child.output().includes('/orders/30'), 'the newest events');
+      // A deadline for a cold CLI start while the rest of the suite runs beside it, not a timing assertion.
+      await waitFor(() => child.output().includes('/orders/30'), 'the newest events', 30_000);
       expect(child.output()).toContain('/orders/29');
       expect(child.output()).not.toContain('/orders/28"');
 
@@ -232,7 +233,7 @@ describe('gatehouse audit tail', () => {
     }
     const code = await new Promise((resolve) => child.once('exit', resolve));
     expect(code).toBe(0);
-  });
+  }, 60_000);
 });
 
 describe('gatehouse audit keygen', () => {
