@@ -3,12 +3,11 @@
  * credentials replaced. Evidence (audit events, recordings) must not hold a
  * token because a client put it in the URL.
  */
+import { findSpans } from './detectors.js';
 import { REDACTED } from './strategies.js';
 
 const CREDENTIAL_PARAMS = /^(?:access_token|id_token|refresh_token|token|jwt|bearer|assertion|auth|api[_-]?key|key|secret|client_secret|password|passwd|pwd|sig|signature|code|x-amz-(?:signature|credential|security-token)|x-goog-(?:signature|credential))$/i;
 
-/** A JWT under any parameter name: three base64url parts, the header a JSON object. */
-const JWT_VALUE = /^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /** The path with credential-like query values redacted; everything else byte for byte, and no fragment. */
 export function withoutCredentialParams(path: string): string {
@@ -19,7 +18,7 @@ export function withoutCredentialParams(path: string): string {
   const redacted = query.split('&').map((pair) => {
     const eq = pair.indexOf('=');
     if (eq === -1) return pair;
-    const credential = CREDENTIAL_PARAMS.test(paramName(pair.slice(0, eq))) || JWT_VALUE.test(paramName(pair.slice(eq + 1)));
+    const credential = CREDENTIAL_PARAMS.test(paramName(pair.slice(0, eq))) || isJwt(paramName(pair.slice(eq + 1)));
     return credential ? `${pair.slice(0, eq)}=${REDACTED}` : pair;
   }).join('&');
   return `${path.slice(0, q)}?${redacted}`; // a fragment never reaches a server; drop what a client sent anyway
@@ -31,4 +30,11 @@ function paramName(raw: string): string {
   } catch {
     return raw;
   }
+}
+
+/** A JWT under any parameter name, as the jwt detector validates one (a JSON header with "alg"). */
+function isJwt(value: string): boolean {
+  if (!value.startsWith('eyJ')) return false;
+  const [span] = findSpans(value, ['jwt']);
+  return span !== undefined && span.start === 0 && span.end === value.length;
 }

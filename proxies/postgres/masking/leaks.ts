@@ -17,43 +17,127 @@ export interface MaskedColumns {
   unresolved: ReadonlyMap<string, string>;
 }
 
-/** Why the statements cannot run masked under these rules, or null. */
-export async function unmaskable(masked: MaskedColumns, statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
-  // A child's copy of a masked column leaks the same way; only its rule can be renamed away.
-  const columns = masked.inherited.length === 0 ? masked.rules : [...masked.rules, ...masked.inherited];
-  return findUnresolved(masked.unresolved, statements) ?? findRename(masked.rules, statements) ?? findUnseenRead(statements)
-    ?? findLeak(columns, statements) ?? (await findViewLeak(columns, statements, catalog))
-    ?? (await findWholeRowCall(columns, statements, catalog));
-}
-
 /**
- * `c.row_to_json`, where c is a masked table with no column row_to_json:
- * PostgreSQL calls row_to_json(c) on the whole row, whose result has no
- * source column to mask (sql/field-refs.ts). Only the catalog knows the
- * table's columns.
+ * The checks of one mask plan, with what they need of its rules worked out
+ * once, when the plan is compiled, rather than for every statement.
  */
-async function findWholeRowCall(columns: readonly string[], statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
-  const tables = new Set<string>();
-  let anyTable = false;
-  for (const column of columns) {
-    const parts = column.split('.');
-    if (parts.length === 1) anyTable = true; // a rule by output name masks that name in any table
-    else tables.add(qualified(parts).slice(0, 2).join('.'));
+export class LeakChecks {
+  /** Masked column names, bare. */
+  private readonly names = new Set<string>();
+  /** Bare names of the tables they are masked in (several tables can share a column name). */
+  private readonly tables = new Set<string>();
+  /** The same tables as "schema.table". */
+  private readonly qualifiedTables = new Set<string>();
+  /** A rule by output name alone masks that name in any table. */
+  private readonly anyTable: boolean;
+  /** Masked columns as a view's sources name them ("schema.table.column"), and the bare-name rules. */
+  private readonly viewSources = new Set<string>();
+  private readonly bareNames = new Set<string>();
+
+  constructor(private readonly masked: MaskedColumns) {
+    let anyTable = false;
+    // A child's copy of a masked column leaks the same way; only its rule can be renamed away.
+    for (const column of [...masked.rules, ...masked.inherited]) {
+      const parts = column.split('.');
+      this.names.add(parts[parts.length - 1]!);
+      if (parts.length === 1) {
+        anyTable = true;
+        this.bareNames.add(column);
+        continue;
+      }
+      const [schema, table] = qualified(parts);
+      this.tables.add(table);
+      this.qualifiedTables.add(`${schema}.${table}`);
+      this.viewSources.add(qualified(parts).join('.'));
+    }
+    this.anyTable = anyTable;
   }
-  for (const statement of statements) {
-    for (const reference of statement.qualified_columns ?? []) {
-      const dot = reference.lastIndexOf('.');
-      const table = reference.slice(0, dot);
-      if (!anyTable && !tables.has(table)) continue;
-      const [schema, name] = [table.slice(0, table.indexOf('.')), table.slice(table.indexOf('.') + 1)];
-      const names = await catalog.columnNames(schema, name);
-      const column = reference.slice(dot + 1);
-      if (names && !names.has(column)) {
-        return `${column} is not a column of ${table}: PostgreSQL would read ${name}.${column} as ${column}() called on the whole row, which masking cannot follow`;
+
+  /** Why the statements cannot run masked under these rules, or null. */
+  async find(statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
+    return findUnresolved(this.masked.unresolved, statements) ?? findRename(this.masked.rules, statements) ?? findUnseenRead(statements)
+      ?? this.findLeak(statements) ?? (await this.findViewLeak(statements, catalog)) ?? (await this.findWholeRowCall(statements, catalog));
+  }
+
+  /**
+   * A view's result columns carry the view's own table OID, so a mask on a
+   * base column would not find them: a view that reads a masked column is
+   * refused (its other columns could still be selected from the base table).
+   */
+  private async findViewLeak(statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
+    for (const statement of statements) {
+      for (const table of statement.tables) {
+        if (table.access !== 'read') continue;
+        for (const source of await catalog.viewSources(table.schema, table.name)) {
+          if (this.viewSources.has(source) || this.bareNames.has(source.slice(source.lastIndexOf('.') + 1))) {
+            return `view ${table.schema}.${table.name} reads masked column ${source}, which masking cannot follow through a view; query ${source.slice(0, source.lastIndexOf('.'))} instead`;
+          }
+        }
       }
     }
+    return null;
   }
-  return null;
+
+  /**
+   * PostgreSQL names a result column's table and attribute only when the
+   * column is the table column itself (through subqueries and CTEs; not
+   * through views, see findViewLeak, nor set operations).
+   * An expression over a masked column (`upper(ssn)`, `row_to_json(c)`), or a
+   * COPY of a masked table, returns the value where no plan can find it; a
+   * write that copies a masked column into a table (INSERT … SELECT ssn,
+   * UPDATE … SET note = ssn, CREATE TABLE AS) puts it where no plan follows;
+   * so does CREATE TABLE … AS EXECUTE, whose columns are a prepared
+   * statement's: refused whatever they are.
+   */
+  private findLeak(statements: readonly StatementFacts[]): string | null {
+    const { names: masked, tables: maskedTables, anyTable } = this;
+    for (const statement of statements) {
+      const reads = statement.tables.filter((t) => t.access === 'read' && (anyTable || maskedTables.has(t.name)));
+      const written = statement.tables.filter((t) => t.access === 'write').map((t) => `${t.schema}.${t.name}`);
+      // The rows of a prepared statement: the analyser never sees which columns they hold.
+      if (statement.executes !== undefined && written.length > 0) {
+        return `${verb(statement)} would write the rows of prepared statement ${statement.executes} into ${written.join(', ')}, where masked columns are not masked; write CREATE TABLE … AS SELECT, which the gateway can check`;
+      }
+      for (const name of statement.derived_columns ?? []) {
+        // COPY sends rows without a RowDescription: all it sends is derived (walk.ts).
+        if (statement.kind === 'copy' && ((name === '*' && reads.length > 0) || masked.has(name))) {
+          return `COPY would send ${name === '*' ? `whole rows of ${reads.map((t) => t.name).join(', ')}` : `masked column ${name}`} unmasked (COPY rows are not masked); SELECT ${name === '*' ? 'them' : 'it'} instead`;
+        }
+        if (name === '*' && reads.length > 0) {
+          if (written.length > 0) return `${verb(statement)} would write whole rows of ${reads.map((t) => t.name).join(', ')} into ${written.join(', ')}, masked columns unmasked`;
+          return `an expression over a whole row of ${reads.map((t) => t.name).join(', ')} would return masked columns unmasked; select the columns themselves`;
+        }
+        if (masked.has(name)) {
+          if (written.length > 0) return `${verb(statement)} would write masked column ${name} into ${written.join(', ')}, where it is not masked`;
+          return `an expression over masked column ${name} would return it unmasked; select the column itself to get it masked`;
+        }
+      }
+    }
+    return null;
+  }
+
+  /**
+   * `c.row_to_json`, where c is a masked table with no column row_to_json:
+   * PostgreSQL calls row_to_json(c) on the whole row, whose result has no
+   * source column to mask (sql/field-refs.ts). Only the catalog knows the
+   * table's columns.
+   */
+  private async findWholeRowCall(statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
+    for (const statement of statements) {
+      for (const reference of statement.qualified_columns ?? []) {
+        const dot = reference.lastIndexOf('.');
+        const table = reference.slice(0, dot);
+        if (!this.anyTable && !this.qualifiedTables.has(table)) continue;
+        const [schema, name] = [table.slice(0, table.indexOf('.')), table.slice(table.indexOf('.') + 1)];
+        const names = await catalog.columnNames(schema, name);
+        const column = reference.slice(dot + 1);
+        if (names && !names.has(column)) {
+          return `${column} is not a column of ${table}: PostgreSQL would read ${name}.${column} as ${column}() called on the whole row, which masking cannot follow`;
+        }
+      }
+    }
+    return null;
+  }
 }
 
 /**
@@ -73,6 +157,7 @@ function findUnresolved(unresolved: ReadonlyMap<string, string>, statements: rea
     }
   }
   return null;
+
 }
 
 /**
@@ -125,74 +210,7 @@ function findUnseenRead(statements: readonly StatementFacts[]): string | null {
   return null;
 }
 
-/**
- * A view's result columns carry the view's own table OID, so a mask on a
- * base column would not find them: a view that reads a masked column is
- * refused (its other columns could still be selected from the base table).
- */
-async function findViewLeak(columns: readonly string[], statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
-  const full = new Set(columns.filter((c) => c.split('.').length === 3));
-  const bare = new Set(columns.filter((c) => !c.includes('.')));
-  const twoPart = new Set(columns.filter((c) => c.split('.').length === 2).map((c) => `public.${c}`));
-  for (const statement of statements) {
-    for (const table of statement.tables) {
-      if (table.access !== 'read') continue;
-      for (const source of await catalog.viewSources(table.schema, table.name)) {
-        if (full.has(source) || twoPart.has(source) || bare.has(source.slice(source.lastIndexOf('.') + 1))) {
-          return `view ${table.schema}.${table.name} reads masked column ${source}, which masking cannot follow through a view; query ${source.slice(0, source.lastIndexOf('.'))} instead`;
-        }
-      }
-    }
-  }
-  return null;
-}
 
-/**
- * PostgreSQL names a result column's table and attribute only when the
- * column is the table column itself (through subqueries and CTEs; not
- * through views, see findViewLeak, nor set operations).
- * An expression over a masked column (`upper(ssn)`, `row_to_json(c)`), or a
- * COPY of a masked table, returns the value where no plan can find it; a
- * write that copies a masked column into a table (INSERT … SELECT ssn,
- * UPDATE … SET note = ssn, CREATE TABLE AS) puts it where no plan follows;
- * so does CREATE TABLE … AS EXECUTE, whose columns are a prepared
- * statement's: refused whatever they are.
- */
-function findLeak(columns: readonly string[], statements: readonly StatementFacts[]): string | null {
-  // Column names, and the tables they are masked in (several tables can share a column name).
-  const masked = new Set<string>();
-  const maskedTables = new Set<string>();
-  let anyTable = false; // a rule by output name alone masks that name in any table
-  for (const column of columns) {
-    const parts = column.split('.');
-    masked.add(parts[parts.length - 1]!);
-    if (parts.length > 1) maskedTables.add(parts[parts.length - 2]!);
-    else anyTable = true;
-  }
-  for (const statement of statements) {
-    const reads = statement.tables.filter((t) => t.access === 'read' && (anyTable || maskedTables.has(t.name)));
-    const written = statement.tables.filter((t) => t.access === 'write').map((t) => `${t.schema}.${t.name}`);
-    // The rows of a prepared statement: the analyser never sees which columns they hold.
-    if (statement.executes !== undefined && written.length > 0) {
-      return `${verb(statement)} would write the rows of prepared statement ${statement.executes} into ${written.join(', ')}, where masked columns are not masked; write CREATE TABLE … AS SELECT, which the gateway can check`;
-    }
-    for (const name of statement.derived_columns ?? []) {
-      // COPY sends rows without a RowDescription: all it sends is derived (walk.ts).
-      if (statement.kind === 'copy' && ((name === '*' && reads.length > 0) || masked.has(name))) {
-        return `COPY would send ${name === '*' ? `whole rows of ${reads.map((t) => t.name).join(', ')}` : `masked column ${name}`} unmasked (COPY rows are not masked); SELECT ${name === '*' ? 'them' : 'it'} instead`;
-      }
-      if (name === '*' && reads.length > 0) {
-        if (written.length > 0) return `${verb(statement)} would write whole rows of ${reads.map((t) => t.name).join(', ')} into ${written.join(', ')}, masked columns unmasked`;
-        return `an expression over a whole row of ${reads.map((t) => t.name).join(', ')} would return masked columns unmasked; select the columns themselves`;
-      }
-      if (masked.has(name)) {
-        if (written.length > 0) return `${verb(statement)} would write masked column ${name} into ${written.join(', ')}, where it is not masked`;
-        return `an expression over masked column ${name} would return it unmasked; select the column itself to get it masked`;
-      }
-    }
-  }
-  return null;
-}
 
 function verb(statement: StatementFacts): string {
   if (statement.kind === 'explain') return 'EXPLAIN ANALYZE';

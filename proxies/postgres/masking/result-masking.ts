@@ -15,7 +15,7 @@ import { DataRowRewriter } from '../protocol/data-row.js';
 import type { StatementFacts } from '../sql/analyse.js';
 import type { Catalog } from '../upstream/catalog.js';
 import type { RowMasking } from '../session/statement-state.js';
-import { qualified, unmaskable, type MaskedColumns } from './leaks.js';
+import { LeakChecks, qualified, type MaskedColumns } from './leaks.js';
 
 export type { Catalog } from '../upstream/catalog.js';
 
@@ -40,8 +40,10 @@ interface CompiledPlan {
   /** "tableOid:attnum" → rule, for the rule's table and the tables inheriting it. */
   byOrigin: Map<string, CompiledRule>;
   byName: Map<string, CompiledRule>;
-  /** What the leak checks need to know of the rules. */
-  masked: MaskedColumns;
+  /** The rules' columns, for what a statement's errors may quote. */
+  columns: readonly string[];
+  /** What the plan cannot follow (leaks.ts), ready for each statement. */
+  leaks: LeakChecks;
 }
 
 /**
@@ -70,15 +72,15 @@ export class MaskPlans {
     const compiled = await plan;
     if ('refusal' in compiled) return compiled;
     if (compiled.rules.length === 0) return { masking: NO_COLUMNS };
-    const refusal = await unmaskable(compiled.masked, statements, this.catalog);
+    const refusal = await compiled.leaks.find(statements, this.catalog);
     if (refusal) return { refusal };
-    return { masking: new StatementMasking(compiled, readsMaskedTable(compiled.masked.rules, statements)) };
+    return { masking: new StatementMasking(compiled, readsMaskedTable(compiled.columns, statements)) };
   }
 }
 
 async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey: HashKey): Promise<CompiledPlan | { refusal: string }> {
-  const masked = { rules: [] as string[], inherited: [] as string[], unresolved: new Map<string, string>() };
-  const plan: CompiledPlan = { rules: [], byOrigin: new Map(), byName: new Map(), masked };
+  const masked: MaskedColumns & { rules: string[]; inherited: string[]; unresolved: Map<string, string> } = { rules: [], inherited: [], unresolved: new Map() };
+  const plan: Omit<CompiledPlan, 'leaks'> = { rules: [], byOrigin: new Map(), byName: new Map(), columns: masked.rules };
   for (const rule of rules) {
     if (rule.column === undefined) continue; // "field" rules are for HTTP bodies
     let masker: ColumnMasker;
@@ -104,7 +106,7 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
       if (i > 0) masked.inherited.push(`${origin.table}.${column}`);
     }
   }
-  return plan;
+  return { ...plan, leaks: new LeakChecks(masked) };
 }
 
 /**
