@@ -26,7 +26,7 @@
  * vary, and the rule still applies to the next one that has the field.
  */
 import type { MaskCount } from '../audit/events.js';
-import { ANY, parseFieldPath, type PathSegment } from './json-path.js';
+import { ANY, DESCENDANTS, parseFieldPath, type PathSegment } from './json-path.js';
 import { compileMasker, type ColumnMasker, type MaskerOptions, type MaskRuleSpec } from './masker.js';
 import { REDACTED } from './strategies.js';
 
@@ -176,10 +176,16 @@ class CompiledFieldMasks implements FieldMasks {
 
 const INDEX = /^(0|[1-9]\d*)$/;
 
+type Visit = (container: Container, key: string | number) => void;
+
 /** Calls `visit(container, key)` for every place `path` (from `depth` on) selects under `node`. */
-function forEachMatch(node: JsonValue, path: readonly PathSegment[], depth: number, visit: (container: Container, key: string | number) => void): void {
+function forEachMatch(node: JsonValue, path: readonly PathSegment[], depth: number, visit: Visit): void {
   if (node === null || typeof node !== 'object') return;
   const segment = path[depth]!;
+  if (segment === DESCENDANTS) {
+    forEachDescendantMatch(node, path, depth, visit);
+    return;
+  }
   const last = depth === path.length - 1;
   const step = (key: string | number) => {
     if (last) visit(node, key);
@@ -191,6 +197,25 @@ function forEachMatch(node: JsonValue, path: readonly PathSegment[], depth: numb
     if (INDEX.test(segment) && Number(segment) < node.length) step(Number(segment));
   } else if (Object.hasOwn(node, segment)) {
     step(segment);
+  }
+}
+
+/**
+ * `..`: the rest of the path from `node` itself, then from every container
+ * below it. A member the last segment matched here is not searched again:
+ * it was masked as a whole, or a detector rule already scanned all of it.
+ */
+function forEachDescendantMatch(node: Container, path: readonly PathSegment[], depth: number, visit: Visit): void {
+  const lastHere = depth + 1 === path.length - 1;
+  const matched = new Set<string | number>();
+  forEachMatch(node, path, depth + 1, (container, key) => {
+    if (lastHere && container === node) matched.add(key);
+    visit(container, key);
+  });
+  for (const key of memberKeys(node)) {
+    if (matched.has(key)) continue;
+    const child = getMember(node, key);
+    if (child !== null && typeof child === 'object') forEachDescendantMatch(child, path, depth, visit);
   }
 }
 

@@ -2,7 +2,7 @@
  * Where a mask rule's `field` points in a JSON document, parsed once into
  * segments. Two spellings, told apart by the first character:
  *
- *   path      customers[*].email, data.items[0].ssn, $.a['odd.key'], $
+ *   path      customers[*].email, data.items[0].ssn, $.a['odd.key'], $..email, $
  *   pointer   /customers/0/email  (RFC 6901: "~1" is "/", "~0" is "~")
  *
  * A segment is a member name or the wildcard. A member name that is a
@@ -13,12 +13,19 @@
  * read as one because a policy writing `/customers/*\/email` means it, and
  * masking a literal "*" member too is the safe way to be wrong.
  *
+ * `..` (JSONPath's descendant operator, paths only) matches the segment after
+ * it at any depth below: `$..email` is every `email` member wherever it
+ * sits, in a top-level array, an envelope or a nested record, so one rule
+ * survives an API changing the shape around the field.
+ *
  * No segments (`$`) is the whole document.
  */
 import { MaskRuleError } from './errors.js';
 
 export const ANY = Symbol('any member');
-export type PathSegment = string | typeof ANY;
+/** The next segment matches here or at any depth below. */
+export const DESCENDANTS = Symbol('any depth');
+export type PathSegment = string | typeof ANY | typeof DESCENDANTS;
 
 /** The field that names the whole document (the only one that parses to no segments). */
 export const WHOLE_DOCUMENT = '$';
@@ -45,12 +52,18 @@ function parseDotted(path: string): PathSegment[] {
     i = 1;
     if (path.length === 1) return segments;
     if (path[1] !== '.' && path[1] !== '[') throw invalid(path, 'expected "." or "[" after "$"');
-    if (path[1] === '.') i = 2;
+    if (path[1] === '.' && path[2] !== '.') i = 2;
   }
   let expectName = true; // at the start and after "."
   while (i < path.length) {
     const c = path[i];
-    if (c === '[') {
+    if (c === '.' && path[i + 1] === '.') {
+      // `..name` or `..[…]`: a name or a bracket must follow.
+      if (path[i + 2] === '.' || i + 2 === path.length) throw invalid(path, `".." at character ${i + 1} must be followed by a name or "["`);
+      segments.push(DESCENDANTS);
+      i += 2;
+      expectName = true;
+    } else if (c === '[') {
       const [segment, next] = bracket(path, i);
       segments.push(segment);
       i = next;

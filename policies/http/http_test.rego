@@ -35,12 +35,9 @@ request(who, target, method, path) := {
 }
 
 crm_masks := [
-	{"field": "customers[*].email", "strategy": "partial"},
-	{"field": "customers[*].phone", "strategy": "hash"},
-	{"field": "customers[*].notes", "strategy": "redact", "detectors": ["email", "payment_card"]},
-	{"field": "email", "strategy": "partial"},
-	{"field": "phone", "strategy": "hash"},
-	{"field": "notes", "strategy": "redact", "detectors": ["email", "payment_card"]},
+	{"field": "$..email", "strategy": "partial"},
+	{"field": "$..phone", "strategy": "hash"},
+	{"field": "$..notes", "strategy": "redact", "detectors": ["email", "payment_card"]},
 ]
 
 api_approval := {"groups": ["sre-leads"], "min": 1, "ttl_seconds": 900, "mode": "ticket"}

@@ -403,7 +403,7 @@ describe('ExternalProcessor: failing closed', () => {
     expect(immediate(notJson[0]).status).toBe('InternalServerError');
     const unknownDetector = await exchange([requestHeaders(metadata({ mask: [{ field: 'a', detectors: ['shoe_size'], strategy: 'redact' }] }))]);
     expect(immediate(unknownDetector[0]).status).toBe('InternalServerError');
-    const badField = await exchange([requestHeaders(metadata({ mask: [{ field: 'a..b', strategy: 'redact' }] }))]);
+    const badField = await exchange([requestHeaders(metadata({ mask: [{ field: 'a...b', strategy: 'redact' }] }))]);
     expect(immediate(badField[0]).status).toBe('InternalServerError');
   });
 
@@ -462,7 +462,7 @@ describe('ExternalProcessor: evidence', () => {
     expect(JSON.parse(response.content.text!).customers[0].email).toBe('j***@example.com');
     expect(response.content.mimeType).toBe('application/json');
     expect(response.headers).toContainEqual({ name: 'content-length', value: String(response.content.size) });
-    expect(entry.masked).toContainEqual({ column: 'customers[*].email', detector: null, count: 2 });
+    expect(entry.masked).toContainEqual({ column: '$..email', detector: null, count: 2 });
     expect(request.postData).toEqual({ mimeType: 'application/json', text: '{"search":"vip customers"}' });
   });
 
@@ -483,7 +483,7 @@ describe('ExternalProcessor: evidence', () => {
       }
       return undefined;
     }, 'the Masked audit event');
-    expect(event.unmapped?.masked).toEqual(expect.arrayContaining([{ column: 'customers[*].email', detector: null, count: 2 }]));
+    expect(event.unmapped?.masked).toEqual(expect.arrayContaining([{ column: '$..email', detector: null, count: 2 }]));
     expect(JSON.stringify(event)).not.toMatch(RAW_VALUES);
   });
 
@@ -491,7 +491,7 @@ describe('ExternalProcessor: evidence', () => {
     const text = runCli(['sessions', 'replay', meta.session_id, '-c', configFile]);
     expect(text.stderr).toBe('');
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/ALLOW {2}GET https:\/\/crm\.internal\/api\/customers\?limit=2&access_token=\[REDACTED\] → 200 OK {2}\(.*masked customers\[\*\]\.email×2/);
+    expect(text.stdout).toMatch(/ALLOW {2}GET https:\/\/crm\.internal\/api\/customers\?limit=2&access_token=\[REDACTED\] → 200 OK {2}\(.*masked \$\.\.email×2/);
     expect(text.stdout).toContain(`decision ${meta.decision_id}, audit gw-ext-proc#${meta.audit!.seq}`);
     expect(text.stdout).toMatch(/recorded: 1 exchange, 0 denied/);
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MaskRuleError, UnknownDetectorError } from '../../engine/masking/errors.js';
 import { compileFieldMasks, type FieldMaskRule, type JsonValue } from '../../engine/masking/json-fields.js';
-import { ANY, parseFieldPath } from '../../engine/masking/json-path.js';
+import { ANY, DESCENDANTS, parseFieldPath } from '../../engine/masking/json-path.js';
 import { REDACTED } from '../../engine/masking/strategies.js';
 
 const HASH_KEY = 'k'.repeat(32);
@@ -25,11 +25,17 @@ describe('parseFieldPath', () => {
     ['/a~1b/c~0d', ['a/b', 'c~d']],
     ['/customers/*/email', ['customers', ANY, 'email']],
     ['/', ['']],
+    ['$..email', [DESCENDANTS, 'email']],
+    ['..email', [DESCENDANTS, 'email']],
+    ['customers..email', ['customers', DESCENDANTS, 'email']],
+    ["$..['odd.key']", [DESCENDANTS, 'odd.key']],
+    ['$..[*].ssn', [DESCENDANTS, ANY, 'ssn']],
+    ['a..b.c', ['a', DESCENDANTS, 'b', 'c']],
   ])('%s', (field, segments) => {
     expect(parseFieldPath(field)).toEqual(segments);
   });
 
-  it.each(['', 'a..b', 'a.', '.a', 'a[x]', 'a[1', 'a]b', '$x', 'a[-1]', "a['x]", '/a~2b'])('refuses %j with a MaskRuleError naming it', (field) => {
+  it.each(['', 'a...b', 'a..', '$..', '$...a', 'a.', '.a', 'a[x]', 'a[1', 'a]b', '$x', 'a[-1]', "a['x]", '/a~2b'])('refuses %j with a MaskRuleError naming it', (field) => {
     expect(() => parseFieldPath(field)).toThrow(MaskRuleError);
     expect(() => parseFieldPath(field)).toThrow(JSON.stringify(field));
   });
@@ -84,6 +90,42 @@ describe('compileFieldMasks', () => {
       { data: { items: [{ ssn: '123-45-6789' }, { ssn: '234-56-7890' }], 'a/b': 'secret' } },
     );
     expect(value).toEqual({ data: { items: [{ ssn: '123-45-6789' }, { ssn: REDACTED }], 'a/b': null } });
+  });
+
+  it('"..name" masks the member at any depth: top-level arrays, envelopes, nested records', () => {
+    const document: JsonValue = [
+      { id: 1, email: 'jane.doe@example.com', contact: { email: 'jd@example.org', backup: [{ email: 'j@example.net' }] } },
+      { id: 2, data: { items: [{ email: 'bob@example.net' }] }, emails: ['not@matched.example'] },
+    ];
+    const { value, counts } = mask([{ field: '$..email', strategy: 'redact' }], document);
+    expect(value).toEqual([
+      { id: 1, email: REDACTED, contact: { email: REDACTED, backup: [{ email: REDACTED }] } },
+      { id: 2, data: { items: [{ email: REDACTED }] }, emails: ['not@matched.example'] },
+    ]);
+    expect(counts).toEqual([{ column: '$..email', detector: null, count: 4 }]);
+  });
+
+  it('"..name" masks a matched structure once, as a whole, and scans it once', () => {
+    const whole = mask([{ field: '..contact', strategy: 'redact' }], { a: { contact: { contact: { phone: '1' } } } });
+    expect(whole.value).toEqual({ a: { contact: REDACTED } });
+    expect(whole.counts).toEqual([{ column: '..contact', detector: null, count: 1 }]);
+
+    const scanned = mask([{ field: '..notes', detectors: ['email'], strategy: 'partial' }], {
+      notes: { text: 'write to jane.doe@example.com', notes: 'or jd@example.org' },
+    });
+    expect(scanned.value).toEqual({ notes: { text: 'write to j***@example.com', notes: 'or j***@example.org' } });
+    expect(scanned.counts).toEqual([{ column: '..notes', detector: 'email', count: 2 }]);
+  });
+
+  it('"a..b.c" matches b.c anywhere under a, and nowhere else', () => {
+    const { value } = mask([{ field: 'customers..card.number', strategy: 'null' }], {
+      customers: [{ card: { number: '4111111111111111' } }, { wallet: { card: { number: '5500005555555559', exp: '12/30' } } }],
+      card: { number: 'outside' },
+    });
+    expect(value).toEqual({
+      customers: [{ card: { number: null } }, { wallet: { card: { number: null, exp: '12/30' } } }],
+      card: { number: 'outside' },
+    });
   });
 
   it('masks whole non-string values and never lets a matched structure through', () => {
@@ -161,7 +203,7 @@ describe('compileFieldMasks', () => {
   it('fails at compile time, never per value: unknown detectors, a hash rule without a key, a bad field', () => {
     expect(() => compileFieldMasks([{ field: 'a', detectors: ['nope'], strategy: 'redact' }])).toThrow(UnknownDetectorError);
     expect(() => compileFieldMasks([{ field: 'a', strategy: 'hash' }])).toThrow(/hash key/);
-    expect(() => compileFieldMasks([{ field: 'a..b', strategy: 'redact' }])).toThrow(MaskRuleError);
+    expect(() => compileFieldMasks([{ field: 'a...b', strategy: 'redact' }])).toThrow(MaskRuleError);
     expect(compileFieldMasks([]).empty).toBe(true);
   });
 });

@@ -18,7 +18,7 @@ describe('MaskPlanCheck (can Process apply this plan?)', () => {
   it('refuses, every time it is asked, a plan that cannot be applied', () => {
     const check = new MaskPlanCheck(undefined);
     const cases: Array<[MaskRule[], RegExp]> = [
-      [[{ field: 'a..b', strategy: 'redact' }], /the mask plan cannot be applied/],
+      [[{ field: 'a...b', strategy: 'redact' }], /the mask plan cannot be applied/],
       [[{ field: 'notes', detectors: ['horoscope'], strategy: 'redact' }], /horoscope/],
       [[{ field: 'phone', strategy: 'hash' }], /hash key/],
       [[{ column: 'public.customers.ssn', strategy: 'redact' }], /cannot apply to an HTTP response/],
