@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../audit/canonical.js';
 import type { TargetConfig } from '../config/schema.js';
 import { isCredentialHeader } from '../masking/credential-headers.js';
 import { withoutCredentialParams } from '../masking/url-credentials.js';
@@ -64,22 +66,45 @@ export function unbindable(action: Record<string, unknown>, kind: TargetConfig['
 }
 
 /**
+ * The header the agent's token arrives in: the gateway takes it off before
+ * the request goes upstream, and a ticket's retry carries a fresh token, so
+ * an approval neither stores nor binds it.
+ */
+const AGENT_TOKEN_HEADER = 'authorization';
+
+/**
  * The part of an action an approval binds to and stores: for HTTP, the
  * request itself (method, host, path with query, headers, body), without
- * what the gateway or Envoy adds per request (time, peer addresses, ids)
- * and without the caller's credential headers: an approval record, its
- * webhook and the API show the action, and a ticket's retry carries a fresh
- * token.
+ * what the gateway or Envoy adds per request (time, peer addresses, ids).
+ *
+ * Credentials the upstream receives (cookies, an API key header, a token or
+ * password in the query) change what it does, so they are bound too; but an
+ * approval record, its webhook and the API show the action, so they are
+ * stored redacted, and bound through `withheld_sha256`, a SHA-256 of their
+ * exact values. Unkeyed, because approvals outlive a process and are shared
+ * by every gateway on the store: the digest confirms a value to someone who
+ * already holds it, which for tokens and session cookies is no one else.
  */
 export function approvableAction(action: Record<string, unknown>, kind: TargetConfig['kind']): Record<string, unknown> {
   if (kind !== 'http') return action;
   const attributes = action.attributes as { request?: { http?: Record<string, unknown> } };
   const http = attributes.request?.http ?? {};
-  const headers = typeof http.headers === 'object' && http.headers !== null && !Array.isArray(http.headers) ? http.headers : {};
-  const kept = Object.fromEntries(Object.entries(headers).filter(([name]) => !isCredentialHeader(name) && !PER_REQUEST_HEADERS.test(name)));
-  // A token in the query is a credential too: stored redacted, and a retry may carry a fresh one.
-  const path = typeof http.path === 'string' ? withoutCredentialParams(http.path) : http.path;
+  const headers = typeof http.headers === 'object' && http.headers !== null && !Array.isArray(http.headers) ? http.headers as Record<string, unknown> : {};
+  const kept: Record<string, unknown> = {};
+  const withheld: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (PER_REQUEST_HEADERS.test(name) || name.toLowerCase() === AGENT_TOKEN_HEADER) continue;
+    if (isCredentialHeader(name)) withheld[`header ${name.toLowerCase()}`] = value;
+    else kept[name] = value;
+  }
+  let path = http.path;
+  if (typeof path === 'string') {
+    const shown = withoutCredentialParams(path);
+    if (shown !== path) withheld.path = path;
+    path = shown;
+  }
   const bound: Record<string, unknown> = { method: http.method, host: http.host, path, headers: kept };
   for (const body of ['body', 'rawBody', 'raw_body']) if (http[body] !== undefined) bound[body] = http[body];
+  if (Object.keys(withheld).length > 0) bound.withheld_sha256 = createHash('sha256').update(canonicalJson(withheld)).digest('hex');
   return { attributes: { request: { http: bound } } };
 }

@@ -1,7 +1,7 @@
 /**
  * HTTP headers that carry a credential or session state: an approval
- * record never binds or stores them (a retry carries fresh ones), and a
- * recording never holds them, in either direction.
+ * record stores them only as a digest (action-input.ts), and a recording
+ * never holds them, in either direction.
  */
 const CREDENTIAL_HEADER = /^(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key|apikey|x-auth-token|x-access-token|x-amz-security-token|x-vault-token|private-token|x-csrf-token|x-xsrf-token|x-subject-token|x-goog-iap-jwt-assertion)$/i;
 

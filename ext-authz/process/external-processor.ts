@@ -121,6 +121,8 @@ class Exchange {
   private requestHeaders: HeaderList = [];
   /** What of the injected credential must not come back in the response. */
   private secrets: string[] = [];
+  /** The response body is read whole (masked, or scanned for the credential): no byte ranges. */
+  private readsBody = false;
   private requestBody: RecordedBody | null = null;
   private response: { status: number; headers: HeaderList; body: RecordedBody | null } | null = null;
   private readonly requestBuffer: BodyBuffer;
@@ -212,9 +214,10 @@ class Exchange {
     // Ask for an uncompressed response when it will be read: cheaper than
     // decoding, and a compressed one is still decoded if it comes anyway.
     const masking = this.masks !== null && !this.masks.empty;
-    const reading = masking || this.secrets.length > 0;
-    // A byte range of a masked body is a piece no field rule finds ("ada@example.com" alone): ask for all of it.
-    this.send(continueWith('request_headers', reading ? headerMutation({ 'accept-encoding': 'identity' }, masking ? ['range', 'if-range'] : []) : undefined));
+    this.readsBody = masking || this.secrets.length > 0;
+    // A byte range is a piece no rule or credential scan finds whole ("ada@example.com" alone, or an echoed key
+    // read out seven bytes at a time): ask for all of it.
+    this.send(continueWith('request_headers', this.readsBody ? headerMutation({ 'accept-encoding': 'identity' }, ['range', 'if-range']) : undefined));
   }
 
   private async onRequestBody(message: NonNullable<ProcessingRequest['request_body']>): Promise<void> {
@@ -232,8 +235,8 @@ class Exchange {
     const echoing = received.filter((h) => this.secrets.some((secret) => h.value.includes(secret))).map((h) => h.name);
     const headers = received.filter((h) => !echoing.includes(h.name));
     this.response = { status: Number(header(headers, ':status')) || 0, headers, body: null };
-    if (this.response.status === 206 && this.masks !== null && !this.masks.empty) {
-      return this.refuse(502, 'the response could not be masked: it is part of a body', 'the upstream answered 206 (a byte range) to a request whose response is masked');
+    if (this.response.status === 206 && this.readsBody) {
+      return this.refuse(502, 'the response could not be masked: it is part of a body', 'the upstream answered 206 (a byte range) to a request whose whole response must be read');
     }
     if (echoing.length > 0) this.log.warn({ headers: echoing }, 'response headers holding the target\'s credential removed');
     // Content-Length is fixed with the body (BUFFERED mode applies that response's header mutation).

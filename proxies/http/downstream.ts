@@ -47,12 +47,17 @@ const DOT_DOT = /^(\.|%2e){2}$/i;
  * normalize_path, merge_slashes and path_with_escaped_slashes_action
  * REJECT_REQUEST: backslashes read as slashes, "." and ".." segments
  * resolved (RFC 3986 §5.2.4), repeated slashes merged; null for an escaped
- * slash or backslash (%2F, %5C), which Envoy refuses. The query is left as
- * it is. Filters and the upstream see the same path, so a policy on
- * `parsed_path` cannot be walked around with `/people/../admin`.
+ * slash or backslash (%2F, %5C), which Envoy refuses. A fragment is cut
+ * off, as Envoy's connection manager does by default: no client sends one,
+ * and servers that kept "#&id=8" in the query would read what Check and an
+ * approval never saw. The query is left as it is. Filters and the upstream
+ * see the same path, so a policy on `parsed_path` cannot be walked around
+ * with `/people/../admin`.
  */
-export function normalizedPath(target: string): string | null {
-  if (!target.startsWith('/')) return target; // absolute-form or "*": no route takes it
+export function normalizedPath(requestTarget: string): string | null {
+  if (!requestTarget.startsWith('/')) return requestTarget; // absolute-form or "*": no route takes it
+  const fragment = requestTarget.indexOf('#');
+  const target = fragment === -1 ? requestTarget : requestTarget.slice(0, fragment);
   const q = target.indexOf('?');
   const path = (q === -1 ? target : target.slice(0, q)).replaceAll('\\', '/');
   if (/%(2f|5c)/i.test(path)) return null;

@@ -21,16 +21,39 @@ describe('checkAction', () => {
 });
 
 describe('approvableAction', () => {
-  it('leaves the caller\'s credential headers out of what an approval binds and stores', () => {
+  it('neither binds nor stores the agent\'s token, which the gateway takes off and a retry renews', () => {
     const first = withHeaders({ authorization: 'Bearer first-token', Cookie: 'session=1' });
-    const retry = withHeaders({ authorization: 'Bearer second-token', Cookie: 'session=2' });
+    const retry = withHeaders({ authorization: 'Bearer second-token', Cookie: 'session=1' });
     const stored = canonicalAction('crm-api', approvableAction(first, 'http'));
     expect(stored.text).not.toContain('first-token');
-    expect(stored.text).not.toContain('session=1');
     expect(stored.text).toContain('content-type');
     expect(canonicalAction('crm-api', approvableAction(retry, 'http')).hash).toBe(stored.hash);
     // The caller's action itself is untouched: policy still sees every header.
     expect(JSON.stringify(first)).toContain('first-token');
+  });
+
+  it('binds credentials the upstream receives (cookies, API keys, query tokens) by digest, never storing them', () => {
+    const approved = withHeaders({ Cookie: 'tenant=acme', 'x-api-key': 'key-1' });
+    (approved.attributes as { request: { http: { path: string } } }).request.http.path += '?key=alpha&password=hunter2';
+    const stored = canonicalAction('crm-api', approvableAction(approved, 'http'));
+    for (const secret of ['tenant=acme', 'key-1', 'alpha', 'hunter2']) expect(stored.text).not.toContain(secret);
+    expect(stored.text).toMatch(/"withheld_sha256":"[0-9a-f]{64}"/);
+    expect(canonicalAction('crm-api', approvableAction(structuredClone(approved), 'http')).hash).toBe(stored.hash);
+
+    const variants: Array<(http: { path: string; headers: Record<string, string> }) => void> = [
+      (http) => { http.headers.Cookie = 'tenant=other'; },
+      (http) => { http.headers['x-api-key'] = 'key-2'; },
+      (http) => { delete http.headers.Cookie; },
+      (http) => { http.path = http.path.replace('key=alpha', 'key=beta'); },
+      (http) => { http.path = http.path.replace('password=hunter2', 'password=hunter3'); },
+      (http) => { http.path += ';id=8'; },
+      (http) => { http.path += '#&id=8'; },
+    ];
+    for (const change of variants) {
+      const other = structuredClone(approved) as { attributes: { request: { http: { path: string; headers: Record<string, string> } } } };
+      change(other.attributes.request.http);
+      expect(canonicalAction('crm-api', approvableAction(other as never, 'http')).hash, change.toString()).not.toBe(stored.hash);
+    }
   });
 
   it('binds what a client can send to change what an upstream does, and stores no token header or query token', () => {

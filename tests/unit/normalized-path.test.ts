@@ -14,6 +14,8 @@ describe('normalizedPath (envoy.yaml normalize_path, merge_slashes, escaped slas
     ['/../../etc', '/etc'],
     ['/a\\..\\admin', '/admin'],
     ['/customers/../admin?x=../y&z=%2F', '/admin?x=../y&z=%2F'],
+    ['/customers?id=7#&id=8&all=true', '/customers?id=7'],
+    ['/customers#/../admin', '/customers'],
   ])('%s → %s', (target, path) => {
     expect(normalizedPath(target)).toBe(path);
   });
