@@ -4,8 +4,9 @@
  * record.
  *
  *   JSON (application/json, *+json, or a body that parses as a JSON object
- *   or array when the plan has field rules, whatever its type says): parsed,
- *   masked by field, re-serialised.
+ *   or array when the plan has field rules, whatever its type says, JSON5
+ *   included): parsed, masked by field, re-serialised. JSON in another
+ *   encoding than UTF-8 under such a plan is refused.
  *   Other text: masked only by the plan's `$` rules; without one it passes
  *   through unchanged, as the policy decided.
  *
@@ -27,6 +28,7 @@
  */
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
+import JSON5 from 'json5';
 import type { FieldMasks, JsonValue } from '../../engine/masking/json-fields.js';
 import type { RecordedBody } from '../../engine/recording/types.js';
 import { hasDuplicateKeys } from './duplicate-keys.js';
@@ -77,6 +79,8 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
   }
   if (await holdsSecretUnreadably(decoded, secrets)) throw new BodyRefused('the body holds the target\'s credential in a form the gateway cannot take out');
   const text = utf8(decoded);
+  // UTF-16 and UTF-32 of ASCII text are valid UTF-8, with NULs between the characters.
+  if (reads && masks.hasFieldRules && (text === null || text.includes('\0'))) refuseJsonInOtherEncodings(decoded, mime);
   const masked = reads ? maskedText(text, mime, masks) : null;
   const sent = masked ?? text;
   if (sent === null) {
@@ -91,10 +95,11 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
 
 /** The body's text under the plan, or null when the plan leaves it as it is. */
 function maskedText(text: string | null, mime: string, masks: FieldMasks): string | null {
-  const document = jsonDocument(text, mime, masks);
-  if (document !== NOT_JSON) {
-    const { value, changed } = masks.maskDocument(document);
-    return changed || hasDuplicateKeys(text!) ? JSON.stringify(value) : null;
+  const found = jsonDocument(text, mime, masks);
+  if (found !== NOT_JSON) {
+    const { value, changed } = masks.maskDocument(found.document);
+    // Text only a lenient parser reads is sent as the JSON that was masked: a client's parser could read it otherwise.
+    return changed || found.lenient || hasDuplicateKeys(text!) ? JSON.stringify(value) : null;
   }
   if (!masks.coversText) return null;
   if (text === null) throw new BodyRefused('the body is binary and the policy masks the whole body');
@@ -150,7 +155,8 @@ function scrubStrings(value: JsonValue, secrets: readonly string[]): { value: Js
 
 /**
  * The credential in bytes no text replacement reaches: UTF-16 text, or a
- * gzip member inside the body (double compression), a few levels deep.
+ * gzip or zlib stream inside the body (compressed twice, or compressed with
+ * no Content-Encoding saying so), a few levels deep.
  */
 async function holdsSecretUnreadably(bytes: Buffer, secrets: readonly string[], depth = 0): Promise<boolean> {
   if (secrets.length === 0) return false;
@@ -158,8 +164,10 @@ async function holdsSecretUnreadably(bytes: Buffer, secrets: readonly string[], 
     const wide = Buffer.from(secret, 'utf16le');
     if (bytes.includes(wide) || bytes.includes(Buffer.from(wide).swap16())) return true;
   }
-  if (depth >= 3 || !bytes.subarray(0, 3).equals(GZIP_MAGIC)) return false;
-  const inner = await gunzip(bytes, { maxOutputLength: 16 * 1024 * 1024 }).catch(() => null);
+  if (depth >= 3) return false;
+  const limit = { maxOutputLength: 16 * 1024 * 1024 };
+  const inner = bytes.subarray(0, 3).equals(GZIP_MAGIC) ? await gunzip(bytes, limit).catch(() => null)
+    : isZlibHeader(bytes) ? await inflate(bytes, limit).catch(() => null) : null;
   if (inner === null) return false;
   return secrets.some((s) => inner.includes(s)) || holdsSecretUnreadably(inner, secrets, depth + 1);
 }
@@ -181,16 +189,35 @@ export function credentialSecrets(value: string): string[] {
       parts.add(decoded.slice(decoded.indexOf(':') + 1));
     }
   }
-  // The spellings an upstream echoing it would use: URL-encoded, base64, JSON with "\/".
+  // The spellings an upstream echoing it would use: URL-encoded, base64 (at any offset in what it encodes), hex,
+  // upper- or lower-cased, JSON with "\/".
   const spellings = new Set<string>();
   for (const part of parts) {
-    spellings.add(part);
-    spellings.add(encodeURIComponent(part));
-    spellings.add(Buffer.from(part).toString('base64'));
-    spellings.add(Buffer.from(part).toString('base64url'));
-    spellings.add(part.replaceAll('/', '\\/'));
+    const bytes = Buffer.from(part);
+    for (const spelling of [part, encodeURIComponent(part), part.replaceAll('/', '\\/'), part.toUpperCase(), part.toLowerCase()]) spellings.add(spelling);
+    for (const hex of [bytes.toString('hex'), bytes.toString('hex').toUpperCase()]) spellings.add(hex);
+    for (const encoding of ['base64', 'base64url'] as const) for (const text of base64Inside(bytes, encoding)) spellings.add(text);
   }
   return [...spellings].filter((p) => p.length >= 8);
+}
+
+/**
+ * The base64 characters that spell `bytes` wherever they sit in a longer
+ * encoded text: at each of the three offsets a 3-byte group can start at,
+ * without the characters the neighbouring bytes share. An upstream that
+ * base64-encodes the headers it echoes puts the credential at any offset,
+ * and the caller chooses it with a header of its own.
+ */
+function base64Inside(bytes: Buffer, encoding: 'base64' | 'base64url'): string[] {
+  const spellings: string[] = [];
+  for (let offset = 0; offset < 3; offset++) {
+    const text = Buffer.concat([Buffer.alloc(offset), bytes]).toString(encoding).replace(/=+$/, '');
+    // Characters with bits of the padding before, or of whatever follows the credential, are not its own.
+    const head = Math.ceil((offset * 8) / 6);
+    const tail = ((offset + bytes.length) * 8) % 6 === 0 ? 0 : 1;
+    spellings.push(text.slice(head, text.length - tail));
+  }
+  return spellings;
 }
 
 function recordedAs(mime: string, size: number, text: string | null): RecordedBody {
@@ -202,23 +229,65 @@ const NOT_JSON = Symbol('not JSON');
 /**
  * The parsed document, or NOT_JSON. A declared JSON body that does not parse
  * is refused; an undeclared one is sniffed only when the plan has field
- * rules (a mislabelled JSON body must not slip past them).
+ * rules (a mislabelled JSON body must not slip past them). The sniff also
+ * reads what lenient parsers take for JSON (JSON5: NaN, comments, trailing
+ * commas, single quotes; Python's json reads NaN): `lenient` says so.
  */
-function jsonDocument(text: string | null, mime: string, masks: FieldMasks): JsonValue | typeof NOT_JSON {
+function jsonDocument(text: string | null, mime: string, masks: FieldMasks): { document: JsonValue; lenient: boolean } | typeof NOT_JSON {
   if (isJsonType(mime)) {
     // Never pass JSON.parse's message on: it quotes the body.
     if (text === null) throw new BodyRefused('the body is declared as JSON but is not UTF-8 text');
     try {
-      return JSON.parse(stripBom(text)) as JsonValue;
+      return { document: JSON.parse(stripBom(text)) as JsonValue, lenient: false };
     } catch {
       throw new BodyRefused('the body is declared as JSON but is not valid JSON');
     }
   }
-  if (text === null || !masks.hasFieldRules || !/^\s*[[{]/.test(text)) return NOT_JSON;
+  if (text === null || !masks.hasFieldRules || !LOOKS_LIKE_JSON.test(text)) return NOT_JSON;
+  const body = stripBom(text);
   try {
-    return JSON.parse(text) as JsonValue;
+    return { document: JSON.parse(body) as JsonValue, lenient: false };
+  } catch {
+    // Not strict JSON; perhaps what a lenient reader takes for it.
+  }
+  try {
+    const document = JSON5.parse<unknown>(body);
+    return typeof document === 'object' && document !== null ? { document: document as JsonValue, lenient: true } : NOT_JSON;
   } catch {
     return NOT_JSON;
+  }
+}
+
+/** An object or array after optional whitespace, a BOM, or a JSON5 comment. */
+const LOOKS_LIKE_JSON = /^\uFEFF?(?:\s|\/\/[^\n]*\n|\/\*[\s\S]*?\*\/)*[[{]/;
+
+/**
+ * A body that is not UTF-8 but reads as a JSON object or array in UTF-16,
+ * UTF-32 or its declared (or a single-byte) charset, under a plan with field
+ * rules: its fields would pass unmasked to any client that decodes it so.
+ */
+function refuseJsonInOtherEncodings(bytes: Buffer, mime: string): void {
+  const declared = /;\s*charset="?([^";\s]+)/i.exec(mime)?.[1];
+  for (const encoding of [declared, 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be', 'latin1']) {
+    if (encoding === undefined) continue;
+    const text = decodeAs(bytes, encoding);
+    if (text !== null && LOOKS_LIKE_JSON.test(text.replace(/^\0+/, ''))) {
+      throw new BodyRefused(`the body reads as JSON in ${encoding}, not UTF-8: the gateway masks JSON only as UTF-8`);
+    }
+  }
+}
+
+function decodeAs(bytes: Buffer, encoding: string): string | null {
+  if (encoding.startsWith('utf-32')) {
+    // TextDecoder has no UTF-32: ASCII in it is every fourth byte.
+    const at = encoding === 'utf-32le' ? 0 : 3;
+    const start = bytes.subarray(0, 64);
+    return start.length % 4 === 0 || start.length === 64 ? String.fromCharCode(...start.filter((_, i) => i % 4 === at)) : null;
+  }
+  try {
+    return new TextDecoder(encoding).decode(bytes.subarray(0, 64));
+  } catch {
+    return null; // a charset TextDecoder does not know
   }
 }
 
@@ -248,6 +317,11 @@ const inflateRaw = promisify(zlib.inflateRaw);
 const brotli = promisify(zlib.brotliDecompress);
 
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b, 0x08]);
+
+/** A zlib stream's two header bytes (RFC 1950): deflate, a window size, and a check making them a multiple of 31. */
+function isZlibHeader(bytes: Buffer): boolean {
+  return bytes.length >= 2 && (bytes[0]! & 0x0f) === 8 && (bytes[0]! >> 4) <= 7 && ((bytes[0]! << 8) | bytes[1]!) % 31 === 0;
+}
 
 /**
  * Undoes Content-Encoding (a list, applied in order, so undone from the

@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { brotliCompressSync, gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { credentials, Server, ServerCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -236,6 +236,35 @@ describe('ExternalProcessor: masking JSON responses', () => {
     expect((common.body_mutation.body as Buffer).toString()).not.toMatch(RAW_VALUES);
   });
 
+  it('masks what lenient readers take for JSON (NaN, comments, trailing commas) and sends it as strict JSON', async () => {
+    const json = JSON.stringify(CUSTOMERS);
+    for (const body of [json.replace('"id":2', '"id":NaN'), `// customers\n${json}`, json.replace(/}]}$/, '},]}')]) {
+      const { common } = await maskedBody(metadata(), body, { 'content-type': 'text/plain' });
+      const sent = (common.body_mutation.body as Buffer).toString();
+      expect(sent, body).not.toMatch(RAW_VALUES);
+      expect(() => JSON.parse(sent)).not.toThrow();
+    }
+  });
+
+  it('refuses JSON that is not UTF-8 under a type that does not say JSON (Latin-1, UTF-16, UTF-32)', async () => {
+    const json = JSON.stringify(CUSTOMERS).replace('vip', 'vïp');
+    for (const [type, body] of [
+      ['text/plain; charset=iso-8859-1', Buffer.from(json, 'latin1')],
+      ['text/plain', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(json, 'utf16le')])],
+      ['text/plain', Buffer.from(json, 'utf16le').swap16()],
+      ['application/octet-stream', Buffer.from([...Buffer.from(json, 'latin1')].flatMap((b) => [b, 0, 0, 0]))],
+      // ASCII only: UTF-16 of it is valid UTF-8 (with NULs).
+      ['text/plain', Buffer.from(JSON.stringify(CUSTOMERS), 'utf16le')],
+      ['text/plain', Buffer.from(JSON.stringify(CUSTOMERS), 'utf16le').swap16()],
+    ] as const) {
+      const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': type }), responseBody(metadata(), body)]);
+      expect(replies.at(-1).immediate_response?.status.code, `${type} ${body.subarray(0, 4).toString('hex')}`).toBe('BadGateway');
+    }
+    // Text that is not JSON in any of them still passes when only field rules apply.
+    const latin = await maskedBody(metadata(), Buffer.from('Grüße aus Köln', 'latin1'), { 'content-type': 'text/plain; charset=iso-8859-1' });
+    expect(latin.common.body_mutation).toBeUndefined();
+  });
+
   it('passes a text body through when the policy has only field rules, and scans it under a "$" detector rule', async () => {
     const text = 'Jane Doe <jane.doe@example.com>, card 4111 1111 1111 1111';
     const plain = await maskedBody(metadata(), text, { 'content-type': 'text/plain' });
@@ -306,11 +335,26 @@ describe('ExternalProcessor: what must not come back', () => {
     }
   });
 
-  it('refuses what it cannot read for the credential: UTF-16 text, gzip inside gzip, an encoding it cannot decode', async () => {
+  it('finds base64 of the echoed headers at any alignment, hex and changed case', async () => {
+    // An echo of all request headers, base64-encoded: the caller moves the credential's offset with a header of its own.
+    for (const pad of ['', 'a', 'aa']) {
+      const echoed = Buffer.from(`x-pad: ${pad}\r\nx-crm-key: ${CREDENTIAL}\r\naccept: */*`);
+      for (const body of [echoed.toString('base64'), echoed.toString('base64url'), echoed.toString('hex'), echoed.toString('hex').toUpperCase(), echoed.toString().toUpperCase()]) {
+        const { common } = await maskedBody(metadata({ mask: [] }), body, { 'content-type': 'text/plain' });
+        const sent = (common.body_mutation?.body as Buffer | undefined)?.toString();
+        expect(sent, `pad ${JSON.stringify(pad)}: ${body}`).toContain('[REDACTED:credential]');
+        expect(sent!.toLowerCase()).not.toContain(CREDENTIAL.toLowerCase());
+      }
+    }
+  });
+
+  it('refuses what it cannot read for the credential: UTF-16 text, compressed twice or unlabelled zlib, an encoding it cannot decode', async () => {
     const meta = metadata({ mask: [] });
     for (const [headers, body] of [
       [{ 'content-type': 'text/plain; charset=utf-16le' }, Buffer.from(`key ${CREDENTIAL}`, 'utf16le')],
       [{ 'content-type': 'application/octet-stream', 'content-encoding': 'gzip' }, gzipSync(gzipSync(Buffer.from(`{"k":"${CREDENTIAL}"}`)))],
+      [{ 'content-type': 'application/octet-stream' }, deflateSync(Buffer.from(`{"k":"${CREDENTIAL}"}`))],
+      [{ 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipSync(deflateSync(Buffer.from(`{"k":"${CREDENTIAL}"}`)))],
       [{ 'content-type': 'application/json', 'content-encoding': 'zstd' }, Buffer.from('(zstd bytes)')],
     ] as const) {
       const replies = await exchange([requestHeaders(meta), responseHeaders(meta, headers), responseBody(meta, body)]);
