@@ -15,6 +15,8 @@ export interface MaskedColumns {
   inherited: readonly string[];
   /** "schema.table" → a rule naming a column that table no longer has (renamed or dropped since the rule was written). */
   unresolved: ReadonlyMap<string, string>;
+  /** The rules' columns (as written) whose mask shows something of the value: detectors, partial or hash. */
+  readsValue: readonly string[];
 }
 
 /**
@@ -33,6 +35,8 @@ export class LeakChecks {
   /** Masked columns as a view's sources name them ("schema.table.column"), and the bare-name rules. */
   private readonly viewSources = new Set<string>();
   private readonly bareNames = new Set<string>();
+  /** Bare names of masked columns whose mask reads the value (see MaskedColumns.readsValue). */
+  private readonly valueRead: ReadonlySet<string>;
 
   constructor(private readonly masked: MaskedColumns) {
     let anyTable = false;
@@ -51,6 +55,7 @@ export class LeakChecks {
       this.viewSources.add(qualified(parts).join('.'));
     }
     this.anyTable = anyTable;
+    this.valueRead = new Set(masked.readsValue.map((column) => column.slice(column.lastIndexOf('.') + 1)));
   }
 
   /** Why the statements cannot run masked under these rules, or null. */
@@ -97,6 +102,10 @@ export class LeakChecks {
       // The rows of a prepared statement: the analyser never sees which columns they hold.
       if (statement.executes !== undefined && written.length > 0) {
         return `${verb(statement)} would write the rows of prepared statement ${statement.executes} into ${written.join(', ')}, where masked columns are not masked; write CREATE TABLE … AS SELECT, which the gateway can check`;
+      }
+      const rewritten = statement.rewritten_columns?.find((name) => this.valueRead.has(name));
+      if (rewritten !== undefined) {
+        return `${verb(statement)} would rewrite masked column ${rewritten} from its own value, which its mask (detectors, partial or hash) reads and might then not recognise; set it to a new value, or from itself unchanged`;
       }
       for (const name of statement.derived_columns ?? []) {
         // COPY sends rows without a RowDescription: all it sends is derived (walk.ts).

@@ -79,7 +79,9 @@ export class MaskPlans {
 }
 
 async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey: HashKey): Promise<CompiledPlan | { refusal: string }> {
-  const masked: MaskedColumns & { rules: string[]; inherited: string[]; unresolved: Map<string, string> } = { rules: [], inherited: [], unresolved: new Map() };
+  const masked: MaskedColumns & { rules: string[]; inherited: string[]; unresolved: Map<string, string>; readsValue: string[] } = {
+    rules: [], inherited: [], unresolved: new Map(), readsValue: [],
+  };
   const plan: Omit<CompiledPlan, 'leaks'> = { rules: [], byOrigin: new Map(), byName: new Map(), columns: masked.rules };
   for (const rule of rules) {
     if (rule.column === undefined) continue; // "field" rules are for HTTP bodies
@@ -93,6 +95,7 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
     const entry = { column: rule.column, masker };
     plan.rules.push(entry);
     masked.rules.push(rule.column);
+    if ((rule.detectors?.length ?? 0) > 0 || (rule.strategy !== 'redact' && rule.strategy !== 'null')) masked.readsValue.push(rule.column);
     const parts = rule.column.split('.');
     if (parts.length === 1) {
       plan.byName.set(parts[0]!, entry);

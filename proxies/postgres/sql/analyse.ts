@@ -134,6 +134,7 @@ function analyseStatement(type: string, body: Json): StatementFacts {
   }
   if (tree.derivedColumns) facts.derived_columns = tree.derivedColumns;
   if (tree.qualifiedColumns) facts.qualified_columns = tree.qualifiedColumns;
+  if (tree.rewrittenColumns) facts.rewritten_columns = tree.rewrittenColumns;
   const object = objectType(type, body);
   if (object !== undefined) facts.object_type = object;
   const names = sessionNames(type, body);
@@ -181,15 +182,10 @@ function analyseExplain(body: Json): StatementFacts {
   const inner = type ? (query?.[type] as Json | undefined) : undefined;
   if (!type || !inner) throw new SqlAnalysisError('EXPLAIN has no statement in the parse tree');
   const explained = analyseStatement(type, inner);
-  // EXPLAIN returns a plan, not the statement's rows: no derived_columns,
-  // unless EXPLAIN ANALYZE runs a write, whose values land in a table.
-  if (explainAnalyzes(body.options)) {
-    if (explained.readonly) {
-      delete explained.derived_columns;
-      delete explained.qualified_columns;
-    }
-    return { ...explained, kind: 'explain' };
-  }
+  // EXPLAIN returns a plan, not the statement's rows. EXPLAIN ANALYZE runs
+  // the statement, though: its writes land in tables and its carriers
+  // (pg_notify(…, ssn)) send values on, so it keeps every masking fact.
+  if (explainAnalyzes(body.options)) return { ...explained, kind: 'explain' };
   const tables = new Map(explained.tables.map((t) => [`${t.schema}\0${t.name}`, { ...t, access: 'read' as const }]));
   return { kind: 'explain', readonly: true, tables: [...tables.values()], functions: explained.functions };
 }

@@ -110,8 +110,8 @@ export interface StatementFacts {
    *   an alias renames columns by position (`AS s(a, b)`, `WITH w(a) AS …`).
    * Bare references (`SELECT ssn`, `c.ssn`, `c.*`, `*`) of the top-level
    * query are not listed: RowDescription names their table and column.
-   * Not listed for EXPLAIN (without ANALYZE of a write), which returns a
-   * plan rather than rows.
+   * Not listed for EXPLAIN without ANALYZE, which returns a plan rather
+   * than rows and runs nothing.
    */
   derived_columns?: string[];
   /**
@@ -122,6 +122,15 @@ export interface StatementFacts {
    * out when there are none; see sql/field-refs.ts.
    */
   qualified_columns?: string[];
+  /**
+   * For masking: columns an UPDATE, ON CONFLICT DO UPDATE or MERGE sets
+   * from an expression over their own value (`SET notes = translate(notes,
+   * …)`). Not derived (the value stays in its column, masked when read),
+   * but a mask that reads the value (detectors, partial, hash) may no longer
+   * recognise it, and RETURNING or a rolled-back transaction shows it.
+   * Sorted, lowercase; left out when there are none.
+   */
+  rewritten_columns?: string[];
   /**
    * For masking: what ALTER … RENAME or ALTER … SET SCHEMA takes a name
    * from, as `schema`, `schema.table` or `schema.table.column` (an

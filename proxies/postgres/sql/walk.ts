@@ -41,6 +41,8 @@ export interface TreeFacts {
   derivedColumns?: string[];
   /** facts.ts `qualified_columns`: sorted; absent when there are none. */
   qualifiedColumns?: string[];
+  /** facts.ts `rewritten_columns`: sorted, lowercase; absent when there are none. */
+  rewrittenColumns?: string[];
 }
 
 type Json = Record<string, unknown>;
@@ -176,6 +178,11 @@ function keepsInPlace(fields: unknown, inPlace: InPlace): boolean {
   return column === inPlace.column && inPlace.target.names.has(qualifier);
 }
 
+/** `excluded.x`: the row an INSERT proposed, not the value stored in the table. */
+function isExcluded(fields: unknown): boolean {
+  return Array.isArray(fields) && fields.length === 2 && svalOf(fields[0]) === 'excluded';
+}
+
 /** What the SET lists of an INSERT … ON CONFLICT, UPDATE or MERGE write into. */
 function writeTarget(type: string, body: Json): WriteTarget | undefined {
   if (type !== 'InsertStmt' && type !== 'UpdateStmt' && type !== 'MergeStmt') return undefined;
@@ -221,6 +228,7 @@ export function walkTree(root: unknown): TreeFacts {
   const seenTables = new Set<string>();
   const seenFunctions = new Set<string>();
   const columns = new DerivedColumns();
+  let rewritten: Set<string> | undefined;
   const fieldRefs = new FieldRefs();
 
   const addTable = (schema: string, name: string, access: TableAccess): void => {
@@ -268,7 +276,10 @@ export function walkTree(root: unknown): TreeFacts {
     }
     // A column: only its name matters, and only where it is derived.
     if (type === 'ColumnRef') {
-      if (inPlace && keepsInPlace(body.fields, inPlace)) continue;
+      if (inPlace && keepsInPlace(body.fields, inPlace)) {
+        if (!isExcluded(body.fields)) (rewritten ??= new Set()).add(inPlace.column.toLowerCase());
+        continue;
+      }
       fieldRefs.reference(body.fields);
       if (flags & DERIVED) columns.derived(body.fields);
       continue;
@@ -396,6 +407,7 @@ export function walkTree(root: unknown): TreeFacts {
   }
   const derived = columns.result();
   if (derived) facts.derivedColumns = derived;
+  if (rewritten) facts.rewrittenColumns = [...rewritten].sort();
   return facts;
 }
 
