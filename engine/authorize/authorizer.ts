@@ -48,10 +48,11 @@ export interface AuthorizeHooks {
    */
   holdDeadline?: number;
   /**
-   * Called with an allow before its audit event is written: the front end
-   * says whether it can enforce it (a mask plan it cannot apply, say). A
-   * reason turns the allow into a deny, so the audit trail records what was
-   * enforced. It can only take away, never allow.
+   * Called with an allow before its audit event is written, and with an
+   * approve before anyone is asked: the front end says whether it can
+   * enforce it (a mask plan it cannot apply, say). A reason turns it into a
+   * deny, so the audit trail records what was enforced and no human
+   * approves what could not run. It can only take away, never allow.
    */
   enforce?(decision: Decision): Promise<string | null>;
   /**
@@ -242,6 +243,9 @@ export class Authorizer {
     };
     const first = this.firstEvaluation(request, req.cacheKey);
     if (first.decision.action !== 'approve' || hooks.approvalLater) return this.record(request, first, null);
+    // What could not be enforced once approved is denied now, before a human is asked.
+    const enforced = await this.enforceable(request, first);
+    if (enforced.decision.action !== 'approve') return this.record(request, enforced, null);
     const unbound = unbindable(request.action, target.kind);
     if (unbound) return this.record(request, withDecision(first, denial(first.decision, [unbound])), null);
     return this.approve(request, first, hooks);
@@ -426,8 +430,9 @@ export class Authorizer {
     }, request.target, { decision, decision_id: metadata.decision_id, identity: request.identity, approval });
   }
 
+  /** An allow, or an approve about to be asked or held, that the front end cannot enforce becomes a deny. */
   private async enforceable(request: Request, evaluation: Evaluation): Promise<Evaluation> {
-    if (evaluation.decision.action !== 'allow') return evaluation;
+    if (evaluation.decision.action === 'deny') return evaluation;
     const { recording } = request.target;
     if (recording.enabled && !recording.fail_open && this.options.recordings?.accepting === false) {
       return withDecision(evaluation, { action: 'deny', reasons: [UNRECORDED], mask: [] });

@@ -14,7 +14,8 @@ import type { NoticeMessage } from 'pg-protocol/dist/messages.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/opa.js';
-import { sendCancel } from '../helpers/pg-pipeline.js';
+import { PipelineClient, errorFields, sendCancel } from '../helpers/pg-pipeline.js';
+import { serialize } from 'pg-protocol';
 import { startProxyStack, type ProxyStack } from '../helpers/pg-proxy.js';
 
 interface ApprovalView {
@@ -203,6 +204,39 @@ describe('hold mode: the statement waits for a human', () => {
     expect(await amountOf(hold, 11)).toBe('10.00');
 
     expect((await client.query('SELECT amount FROM orders WHERE id = $1', [11])).rows).toEqual([{ amount: '10.00' }]);
+  });
+});
+
+describe('what could not be enforced once approved is denied before anyone is asked', () => {
+  it('a write needing approval whose RETURNING would carry a masked column unmasked opens no approval', async () => {
+    const client = await agent(ticket);
+    const error = await errorOf(client.query('UPDATE orders SET amount = amount WHERE id = 12 RETURNING (SELECT string_agg(ssn, \',\') FROM customers)'));
+    expect(error.code).toBe('42501');
+    expect(error.message).toContain('masked column ssn');
+    expect(error.message).not.toContain('approval required');
+    expect(error.hint ?? '').not.toContain('approval');
+  });
+});
+
+describe('a statement name the server keeps is bound as what the server holds', () => {
+  it('a second Parse of a name the server refuses (42P05) does not stand in for the first: the write still needs approval', async () => {
+    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: ticket.stack.proxyPort, user: 'orders-db', database: 'orders', password: ticket.sre });
+    try {
+      wire.send(serialize.parse({ name: 's', text: 'UPDATE orders SET amount = 7 WHERE id = 11' }), serialize.sync());
+      expect((await wire.until('Z')).map((m) => m.type)).toEqual(['1', 'Z']);
+      wire.send(serialize.parse({ name: 's', text: 'SELECT 1' }), serialize.bind({ statement: 's' }), serialize.execute({}), serialize.sync());
+      const refused = await wire.until('Z');
+      expect(errorFields(refused.find((m) => m.type === 'E')!.body).C).toBe('42P05');
+      wire.send(serialize.bind({ statement: 's' }), serialize.execute({}), serialize.sync());
+      const bound = await wire.until('Z');
+      expect(bound.map((m) => m.type)).not.toContain('C');
+      const error = errorFields(bound.find((m) => m.type === 'E')!.body);
+      expect(error.C).toBe('42501');
+      expect(error.M).toContain('approval required');
+      expect(await amountOf(ticket, 11)).not.toBe('7.00');
+    } finally {
+      await wire.end();
+    }
   });
 });
 

@@ -569,6 +569,70 @@ describe('what a name stands for on the server is what gets masked', () => {
     }
   });
 
+  it('FETCH and EXECUTE are masked by what the cursor or statement returns when they run, not when described', async () => {
+    const wire = await wireOf(analystToken);
+    try {
+      // Described before the cursor exists: NoData, which promises nothing about the rows FETCH returns later.
+      wire.send(serialize.parse({ name: 'f1', text: 'FETCH ALL FROM c1' }), serialize.describe({ type: 'S', name: 'f1' }), serialize.sync());
+      await wire.until('Z');
+      wire.send(serialize.query('DECLARE c1 CURSOR WITH HOLD FOR SELECT id, email, ssn FROM customers ORDER BY id'));
+      await wire.until('Z');
+      wire.send(serialize.bind({ statement: 'f1' }), serialize.execute({}), serialize.sync());
+      const fetched = await wire.until('Z');
+      expect(fetched.filter((m) => m.type === 'D')).toHaveLength(3);
+      expect(leakedSsns(bodies(fetched))).toEqual([]);
+      expect(bodies(fetched)).not.toContain('ada@example.com');
+
+      // Described over a harmless cursor, which is then declared again over masked columns.
+      wire.send(serialize.query('CLOSE c1; DECLARE c1 CURSOR WITH HOLD FOR SELECT id, name FROM customers ORDER BY id'));
+      await wire.until('Z');
+      wire.send(serialize.parse({ name: 'f2', text: 'FETCH 2 FROM c1' }), serialize.describe({ type: 'S', name: 'f2' }), serialize.sync());
+      await wire.until('Z');
+      wire.send(serialize.query('CLOSE c1; DECLARE c1 CURSOR WITH HOLD FOR SELECT id, email, ssn FROM customers ORDER BY id'));
+      await wire.until('Z');
+      wire.send(serialize.bind({ statement: 'f2' }), serialize.execute({}), serialize.sync());
+      const refetched = await wire.until('Z');
+      expect(leakedSsns(bodies(refetched))).toEqual([]);
+      expect(bodies(refetched)).not.toContain('ada@example.com');
+    } finally {
+      await wire.end();
+    }
+    const dbaWire = await wireOf(dbaToken);
+    try {
+      // EXECUTE described before the statement it runs was prepared.
+      dbaWire.send(serialize.parse({ name: 'e1', text: 'EXECUTE p1' }), serialize.describe({ type: 'S', name: 'e1' }), serialize.sync());
+      await dbaWire.until('Z');
+      dbaWire.send(serialize.query('PREPARE p1 AS SELECT id, email, ssn FROM customers ORDER BY id'));
+      await dbaWire.until('Z');
+      dbaWire.send(serialize.bind({ statement: 'e1' }), serialize.execute({}), serialize.sync());
+      const executed = await dbaWire.until('Z');
+      expect(executed.filter((m) => m.type === 'D')).toHaveLength(3);
+      expect(leakedSsns(bodies(executed))).toEqual([]);
+    } finally {
+      await dbaWire.end();
+    }
+  });
+
+  it('a FETCH portal is not run once the cursor it was bound to has been replaced', async () => {
+    const wire = await wireOf(analystToken);
+    try {
+      wire.send(serialize.query('DECLARE c2 CURSOR WITH HOLD FOR SELECT id, name FROM customers ORDER BY id'));
+      await wire.until('Z');
+      wire.send(serialize.query('BEGIN'));
+      await wire.until('Z');
+      wire.send(serialize.parse({ text: 'FETCH ALL FROM c2' }), serialize.bind({ portal: 'f' }), serialize.flush());
+      await wire.until('2');
+      wire.send(serialize.query('CLOSE c2; DECLARE c2 CURSOR WITH HOLD FOR SELECT id, email, ssn FROM customers ORDER BY id'));
+      await wire.until('Z');
+      wire.send(serialize.execute({ portal: 'f' }), serialize.sync());
+      const answer = await wire.until('Z');
+      expect(leakedSsns(bodies(answer))).toEqual([]);
+      expect(errorFields(answer.find((m) => m.type === 'E')!.body).M).toContain('may have changed since it was bound');
+    } finally {
+      await wire.end();
+    }
+  });
+
   it('a statement the server plans again against another table is masked by its new columns', async () => {
     const wire = await wireOf(dbaToken);
     try {

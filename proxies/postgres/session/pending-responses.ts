@@ -9,7 +9,8 @@ import type { Portal, PreparedStatement, RunningStatement } from './statement-st
 export type Pending =
   /** Query, Sync (`sync`) and FunctionCall: everything up to and including ReadyForQuery. */
   | { kind: 'ready'; running: RunningStatement | null; sync?: true }
-  | { kind: 'parseComplete' }
+  /** `previous`: the proxy's entry the Parse replaced, put back if the server does not prepare the statement. */
+  | { kind: 'parseComplete'; name: string; previous: PreparedStatement | undefined }
   | { kind: 'bindComplete' }
   | { kind: 'closeComplete' }
   /** `internal`: the proxy asked, to learn a portal's columns; the client never sees the answer. `epoch`: Relay.epoch when it was sent. */

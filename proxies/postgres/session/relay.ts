@@ -296,8 +296,11 @@ export class Relay {
       this.discarding = true;
       return;
     }
-    this.statements.set(name, { ...decided, name, columns: null, columnsIn: -1 });
-    this.forward(raw, { kind: 'parseComplete' });
+    // Entered before the server answers (a Bind may follow at once); undone if the server does not prepare it
+    // (extendedError): a name it already holds (42P05) keeps what it stands for there, whatever this Parse said.
+    const previous = this.statements.get(name);
+    if (!this.serverSkipping) this.statements.set(name, { ...decided, name, columns: null, columnsIn: -1 });
+    this.forward(raw, { kind: 'parseComplete', name, previous });
   }
 
   /**
@@ -347,12 +350,12 @@ export class Relay {
   }
 
   private bind(portalName: string, statement: PreparedStatement, formats: readonly FormatCode[], raw: Buffer): void {
-    const portal: Portal = { name: portalName, statement, rows: null, describedIn: null };
-    if (statement.masking && statement.columns && statement.columnsIn === this.epoch) {
+    const portal: Portal = { name: portalName, statement, rows: null, describedIn: null, boundIn: this.epoch };
+    if (statement.masking && statement.columns && statement.columnsIn === this.epoch && !readsNamedResult(statement)) {
       portal.rows = statement.masking.forColumns(inFormats(statement.columns, formats));
       portal.describedIn = this.epoch;
     }
-    this.portals.set(portalName, portal);
+    if (!this.serverSkipping) this.portals.set(portalName, portal);
     this.forward(raw, { kind: 'bindComplete' });
   }
 
@@ -360,6 +363,11 @@ export class Relay {
     const portal = this.portals.get(portalName);
     // A cursor from SQL DECLARE is a portal too: the server would run it undecided and unmasked.
     if (!portal) return this.refuseUndecided(`portal "${portalName}" was not bound through the extended protocol in this session`, serialize.execute({ portal: NO_SUCH_STATEMENT }));
+    if (portal.statement.masking && portal.boundIn !== this.epoch && readsNamedResult(portal.statement)) {
+      // Its columns were set at Bind from what the name stood for then; the rows would come from what it stands for now.
+      return this.refuseUndecided(`portal "${portalName}" runs ${portal.statement.statements[0]?.kind.toUpperCase()} of a cursor or prepared statement that may have changed since it was bound; bind it again`,
+        serialize.execute({ portal: NO_SUCH_STATEMENT }));
+    }
     if (portal.statement.masking && portal.describedIn !== this.epoch) {
       // Masking needs the portal's columns as the server has them now; ask without telling the client.
       portal.describedIn = this.epoch;
@@ -643,8 +651,9 @@ export class Relay {
       return;
     }
     if (code === CODE.parameterDescription) return; // a statement's Describe: RowDescription or NoData follows
-    if (head.statement?.masking) {
-      head.statement.columns = code === CODE.rowDescription ? decodeRowDescription(message) : [];
+    // NoData is no promise: `FETCH ALL FROM c` describes as NoData before c is declared, and returns rows after.
+    if (head.statement?.masking && code === CODE.rowDescription) {
+      head.statement.columns = decodeRowDescription(message);
       head.statement.columnsIn = head.epoch;
     }
     if (code === CODE.rowDescription && head.portal) {
@@ -663,8 +672,20 @@ export class Relay {
   private extendedError(): void {
     // The error aborts the transaction, and with it any table it created.
     this.epoch++;
-    this.answered(this.pending.shift());
-    if (!this.pending.dropUntilSync((entry) => this.skipped(entry))) this.serverSkipping = true;
+    const failed = this.pending.shift();
+    this.answered(failed);
+    const unprepared = failed?.kind === 'parseComplete' ? [failed] : [];
+    const synced = this.pending.dropUntilSync((entry) => {
+      if (entry.kind === 'parseComplete') unprepared.push(entry);
+      this.skipped(entry);
+    });
+    if (!synced) this.serverSkipping = true;
+    // Parses the server did not run, undone last first, so each name ends as the server has it.
+    for (const parse of unprepared.reverse()) {
+      // A failed Parse of the unnamed statement has dropped the one before it, on the server too.
+      if (parse.previous && parse.name !== '') this.statements.set(parse.name, parse.previous);
+      else this.statements.delete(parse.name);
+    }
   }
 
   private answered(entry: Pending | undefined): void {
@@ -712,15 +733,23 @@ export class Relay {
 }
 
 /**
- * Statement kinds that cannot change which table a name resolves to, nor a
- * table's columns. Not COMMIT or ROLLBACK (TO): they can drop a temporary
- * table (ON COMMIT DROP, or one created since the savepoint).
+ * Statement kinds that cannot change which table a name resolves to, a
+ * table's columns, nor what a cursor or prepared statement name returns
+ * (so not DECLARE, CLOSE, PREPARE, DEALLOCATE: a FETCH or EXECUTE
+ * described before them would be described wrong after; nor EXECUTE, which
+ * runs any of these). Not COMMIT or ROLLBACK (TO): they can drop a
+ * temporary table (ON COMMIT DROP, or one created since the savepoint).
  */
 const RESOLUTION_KEEPING = new Set([
-  'select', 'insert', 'update', 'delete', 'merge', 'copy', 'explain', 'show', 'fetch', 'move', 'close', 'declare',
-  'prepare', 'execute', 'deallocate', 'listen', 'unlisten', 'notify', 'begin', 'savepoint',
+  'select', 'insert', 'update', 'delete', 'merge', 'copy', 'explain', 'show', 'fetch', 'move',
+  'listen', 'unlisten', 'notify', 'begin', 'savepoint',
   'release', 'lock', 'truncate', 'grant', 'revoke', 'comment', 'vacuum', 'analyze', 'checkpoint',
 ]);
+
+/** FETCH and EXECUTE return what a cursor or prepared statement of that name returns when they run. */
+function readsNamedResult(statement: DecidedSql): boolean {
+  return statement.statements.some((s) => s.kind === 'fetch' || s.kind === 'execute');
+}
 
 function changesResolution(statement: StatementFacts): boolean {
   if (statement.kind === 'set') return statement.setting === 'search_path' || statement.setting === 'all';

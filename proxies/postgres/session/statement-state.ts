@@ -48,6 +48,8 @@ export interface Portal {
    * table that shadowed one, SET search_path).
    */
   describedIn: number | null;
+  /** The epoch of its Bind. */
+  boundIn: number;
 }
 
 /** How one result's DataRows are rewritten; null columns pass through untouched. */
