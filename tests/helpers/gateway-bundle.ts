@@ -4,7 +4,7 @@
  * folders go in) without restating the flags.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBundle } from '../../engine/bundle/bundle.js';
 import { CompiledPolicy } from '../../engine/policy/compiled-policy.js';
@@ -36,18 +36,24 @@ export async function projectEvaluator(out: string): Promise<PolicyEvaluator> {
   return evaluator;
 }
 
+/** A copy of policies/ in `dir` whose policies/data/access/data.yaml is `edit`ed (once; later edits apply to the copy). */
+export function policiesWithData(dir: string, edit: (data: string, file: string) => string): string {
+  const copy = join(dir, 'policies');
+  if (!existsSync(copy)) cpSync(join(repoRoot, 'policies'), copy, { recursive: true });
+  const file = join(copy, 'data', 'access', 'data.yaml');
+  writeFileSync(file, edit(readFileSync(file, 'utf8'), file));
+  return copy;
+}
+
 /**
  * A copy of policies/ in `dir` whose approval rule `rule` (in
  * policies/data/access/data.yaml) has `mode`: a rule's mode wins over the
  * target's, so tests of the other mode build their bundle from the copy.
  */
 export function policiesWithApprovalMode(dir: string, rule: string, mode: 'hold' | 'ticket'): string {
-  const copy = join(dir, 'policies');
-  cpSync(join(repoRoot, 'policies'), copy, { recursive: true });
-  const file = join(copy, 'data', 'access', 'data.yaml');
-  const data = readFileSync(file, 'utf8');
-  const pattern = new RegExp(`(- name: ${rule}\\n(?:(?!\\n {2}- name:)[\\s\\S])*?\\n {4}mode: )\\w+`);
-  if (!pattern.test(data)) throw new Error(`no "mode:" in approval rule ${rule} of ${file}; update policiesWithApprovalMode`);
-  writeFileSync(file, data.replace(pattern, `$1${mode}`));
-  return copy;
+  return policiesWithData(dir, (data, file) => {
+    const pattern = new RegExp(`(- name: ${rule}\\n(?:(?!\\n {2}- name:)[\\s\\S])*?\\n {4}mode: )\\w+`);
+    if (!pattern.test(data)) throw new Error(`no "mode:" in approval rule ${rule} of ${file}; update policiesWithApprovalMode`);
+    return data.replace(pattern, `$1${mode}`);
+  });
 }

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { devToken, freePort, startServe, stopServe, type startCli } from './cli.js';
-import { makeBundle, policiesWithApprovalMode } from './gateway-bundle.js';
+import { makeBundle, policiesWithApprovalMode, policiesWithData } from './gateway-bundle.js';
 import { makeTempDir, removeDir } from './opa.js';
 import { postgresBinDir, startPostgres, type PostgresServer } from './postgres.js';
 
@@ -47,8 +47,8 @@ export interface ProxyStack {
   token(sub: string, groups: string[]): string;
   /** node-postgres settings for an agent connecting through the proxy. */
   clientConfig(user: string, token: string): pg.ClientConfig;
-  /** A fresh token for `sub` in `groups`, and a node-postgres client logged in with it to orders-db. */
-  connectAgent(sub: string, groups: string[]): Promise<{ token: string; client: pg.Client }>;
+  /** A fresh token for `sub` in `groups`, and a node-postgres client logged in with it to `target` (orders-db). */
+  connectAgent(sub: string, groups: string[], target?: string): Promise<{ token: string; client: pg.Client }>;
   /** Runs psql through the proxy; `input` goes to stdin. */
   psql(user: string, token: string, args: string[], input?: string): SpawnSyncReturns<string>;
   /** Starts psql through the proxy and returns at once (for cancel tests); stdin is left open. */
@@ -78,6 +78,8 @@ export interface ProxyStackOptions {
    * with several PostgreSQL servers and gateways that makes tests flaky.
    */
   policyTimeoutMs?: number;
+  /** Grants added to the sample policy's (YAML list items under `grants:`), e.g. for the orders-md5 target, which has no masks. */
+  extraGrants?: string;
   /** Serve TLS on the proxy with a fresh self-signed certificate for localhost; `required` refuses plaintext clients. */
   tls?: { required: boolean };
 }
@@ -104,7 +106,9 @@ export async function startProxyStack(options: ProxyStackOptions = {}): Promise<
     await orders.query('GRANT ALL ON ALL TABLES IN SCHEMA public TO gatehouse_orders, gatehouse_md5');
     await orders.end();
 
-    makeBundle({ out: join(dir, 'bundle.tar.gz'), policySrc: options.approvalMode ? policiesWithApprovalMode(dir, 'prod-writes-need-dba', options.approvalMode) : undefined });
+    if (options.approvalMode) policiesWithApprovalMode(dir, 'prod-writes-need-dba', options.approvalMode);
+    if (options.extraGrants) policiesWithData(dir, (data) => data.replace(/^grants:\n/m, `grants:\n${options.extraGrants}\n`));
+    makeBundle({ out: join(dir, 'bundle.tar.gz'), policySrc: options.approvalMode || options.extraGrants ? join(dir, 'policies') : undefined });
     const apiPort = await freePort();
     const proxyPort = await freePort();
     const pgAddress = new URL(server.url).host;
@@ -174,9 +178,9 @@ targets:
       clientConfig(user, token) {
         return { host: '127.0.0.1', port: proxyPort, user, password: token, database: 'orders' };
       },
-      async connectAgent(sub, groups) {
+      async connectAgent(sub, groups, target = 'orders-db') {
         const token = stack.token(sub, groups);
-        const client = new pg.Client(stack.clientConfig('orders-db', token));
+        const client = new pg.Client(stack.clientConfig(target, token));
         await client.connect();
         return { token, client };
       },

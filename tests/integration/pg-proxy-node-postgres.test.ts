@@ -32,7 +32,10 @@ let analyst: pg.Client;
 let dba: pg.Client;
 
 beforeAll(async () => {
-  stack = await startProxyStack();
+  // Read-only callers without masks (orders-md5 has none): masked callers may call no function the database defines.
+  stack = await startProxyStack({
+    extraGrants: '  - {name: test-readers, groups: [readers], targets: [orders-md5], access: read}\n  - {name: test-writers, groups: [writers], targets: [orders-md5], access: write}',
+  });
   direct = await stack.direct();
   await direct.query('CREATE TABLE blobs (id int PRIMARY KEY, data bytea NOT NULL)');
   await direct.query('INSERT INTO blobs VALUES (1, $1)', [BLOB]);
@@ -65,8 +68,8 @@ async function amountOf(orderId: number): Promise<string> {
   return (await direct.query<{ amount: string }>('SELECT amount FROM orders WHERE id = $1', [orderId])).rows[0]!.amount;
 }
 
-function proxyPipeline(token: string): Promise<PipelineClient> {
-  return PipelineClient.connect({ host: '127.0.0.1', port: stack.proxyPort, user: 'orders-db', database: 'orders', password: token });
+function proxyPipeline(token: string, target = 'orders-db'): Promise<PipelineClient> {
+  return PipelineClient.connect({ host: '127.0.0.1', port: stack.proxyPort, user: target, database: 'orders', password: token });
 }
 
 function directPipeline(): Promise<PipelineClient> {
@@ -446,8 +449,8 @@ describe('callers that may only read run in the server\'s read-only mode', () =>
     return (await direct.query<{ n: number }>('SELECT count(*)::int AS n FROM visits')).rows[0]!.n;
   }
 
-  it('an analyst\'s call of a function that writes is refused by the server, in both protocols; a dba\'s runs', async () => {
-    const { client } = await stack.connectAgent('ann-readonly', ['analysts']);
+  it('a reader\'s call of a function that writes is refused by the server, in both protocols; a writer\'s runs', async () => {
+    const { client } = await stack.connectAgent('rita-readonly', ['readers'], 'orders-md5');
     try {
       const simple = await errorOf(client.query('SELECT record_visit()'));
       expect([simple.code, simple.message]).toEqual(['25006', 'cannot execute INSERT in a read-only transaction']);
@@ -463,13 +466,18 @@ describe('callers that may only read run in the server\'s read-only mode', () =>
       await client.end();
     }
 
-    expect((await dba.query('SELECT record_visit() AS n')).rows).toEqual([{ n: 1 }]);
+    const { client: writer } = await stack.connectAgent('walt', ['writers'], 'orders-md5');
+    try {
+      expect((await writer.query('SELECT record_visit() AS n')).rows).toEqual([{ n: 1 }]);
+    } finally {
+      await writer.end();
+    }
     expect(await visits()).toBe(1);
   });
 
   it('read-only mode goes first even behind a pipelined denied statement still in flight', async () => {
     const before = await visits();
-    const client = await proxyPipeline(stack.token('ann-pipelined', ['analysts']));
+    const client = await proxyPipeline(stack.token('rita-pipelined', ['readers']), 'orders-md5');
     try {
       // Sent together: the DELETE's stand-in is still on its way when the SELECT is decided.
       client.send(serialize.query('DELETE FROM orders WHERE id = 999'), serialize.query('SELECT record_visit()'));
@@ -485,7 +493,7 @@ describe('callers that may only read run in the server\'s read-only mode', () =>
 
   it('where read-only mode cannot go first (inside an open extended batch), the statement is refused, not run unguarded', async () => {
     const before = await visits();
-    const client = await proxyPipeline(stack.token('ann-midbatch', ['analysts']));
+    const client = await proxyPipeline(stack.token('rita-midbatch', ['readers']), 'orders-md5');
     try {
       // A Close opens the batch; the first statement to decide comes after it, before Sync.
       client.send(serialize.close({ type: 'S', name: 'nothing' }), ...extendedStatement('SELECT record_visit()'), serialize.sync());

@@ -61,7 +61,8 @@ export class LeakChecks {
   /** Why the statements cannot run masked under these rules, or null. */
   async find(statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
     return findUnresolved(this.masked.unresolved, statements) ?? findRename(this.masked.rules, statements) ?? findUnseenRead(statements)
-      ?? this.findLeak(statements) ?? (await this.findViewLeak(statements, catalog)) ?? (await this.findWholeRowCall(statements, catalog));
+      ?? this.findLeak(statements) ?? (await this.findViewLeak(statements, catalog)) ?? (await this.findWholeRowCall(statements, catalog))
+      ?? (await findDefinedCode(statements, catalog));
   }
 
   /**
@@ -147,6 +148,28 @@ export class LeakChecks {
     }
     return null;
   }
+}
+
+/**
+ * A function the database defines in SQL or a procedural language reads
+ * what its body says, unseen: `SELECT * FROM all_customers()` returns
+ * masked columns with no source table (tableOID 0), and a scalar function,
+ * a RAISE or a write inside can carry them anywhere. So can a view that
+ * calls one. What masking cannot follow is refused: callers with column
+ * masks call no such code (a group exempt from the target's masks can).
+ */
+async function findDefinedCode(statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
+  const calls = statements.flatMap((s) => s.functions);
+  const reads = statements.flatMap((s) => s.tables.filter((t) => t.access === 'read'));
+  if (calls.length === 0 && reads.length === 0) return null;
+  const defined = await catalog.definedCode();
+  // Names as written: "schema.name", or a bare name (which may hold a quoted dot) that resolves to any schema's.
+  const call = calls.find((name) => defined.functions.has(name) || defined.functionNames.has(name)
+    || (!name.startsWith('pg_catalog.') && defined.functionNames.has(name.slice(name.lastIndexOf('.') + 1))));
+  if (call !== undefined) return `function ${call} is defined in the database: what it reads and returns cannot be followed by masking`;
+  const view = reads.find((t) => defined.views.has(`${t.schema}.${t.name}`));
+  if (view !== undefined) return `view ${view.schema}.${view.name} calls a function defined in the database, whose reads masking cannot follow`;
+  return null;
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * Catalog lookups the proxy needs beside the session's own connection:
  * which table column a RowDescription field comes from (table OID and
- * attribute number), what a view reads, and what a FunctionCall's OID
- * names. They run on a small pool per target, with the gateway's
+ * attribute number), what a view reads, what a FunctionCall's OID names,
+ * and which functions and views run code the database defines. They run on a small pool per target, with the gateway's
  * credentials, so they never interleave with the client's traffic. Answers
  * are cached per session, because DDL changes them only between sessions
  * in practice. A stale answer lasts until the session ends: a table
@@ -31,6 +31,22 @@ export interface Catalog {
    * not find them.
    */
   viewSources(schema: string, name: string): Promise<string[]>;
+  /**
+   * Code the database holds whose reads no statement shows: functions and
+   * procedures outside pg_catalog and information_schema written in SQL or
+   * a procedural language (and user aggregates, whose state functions can
+   * be), and the views that call one, through nested views.
+   */
+  definedCode(): Promise<DefinedCode>;
+}
+
+export interface DefinedCode {
+  /** "schema.name" of each function. */
+  functions: ReadonlySet<string>;
+  /** The same functions' bare names: an unqualified call may resolve to any of them. */
+  functionNames: ReadonlySet<string>;
+  /** "schema.name" of each view that calls one. */
+  views: ReadonlySet<string>;
 }
 
 export interface ColumnOrigin {
@@ -82,6 +98,45 @@ SELECT n.nspname || '.' || c.relname || '.' || a.attname AS column
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_catalog.pg_attribute a ON a.attrelid = reads.rel AND a.attnum = reads.attnum`;
 
+const DEFINED_FUNCTIONS = `
+SELECT n.nspname AS schema, p.proname AS name
+  FROM pg_catalog.pg_proc p
+  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+  JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND (l.lanname NOT IN ('c', 'internal') OR p.prokind = 'a')`;
+
+/** A view's rewrite rule depends on each function it calls (pg_depend); views over such views call them too. */
+const VIEWS_CALLING = `
+WITH RECURSIVE defined AS (${DEFINED_FUNCTIONS.replace('SELECT n.nspname AS schema, p.proname AS name', 'SELECT p.oid')}),
+calling(rel) AS (
+    SELECT r.ev_class FROM pg_catalog.pg_rewrite r
+      JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+     WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid IN (SELECT oid FROM defined)
+  UNION
+    SELECT r.ev_class FROM calling
+      JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = calling.rel
+      JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+     WHERE r.ev_class <> calling.rel
+)
+SELECT n.nspname AS schema, c.relname AS name
+  FROM calling JOIN pg_catalog.pg_class c ON c.oid = calling.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`;
+
+/** One lookup per arguments per session: the first call queries, later ones share its answer; a failed one is asked again. */
+function remembered<A extends (string | number)[], V>(load: (...args: A) => Promise<V>): (...args: A) => Promise<V> {
+  const known = new Map<string, Promise<V>>();
+  return (...args) => {
+    const key = args.join('\0');
+    let answer = known.get(key);
+    if (!answer) {
+      answer = load(...args);
+      answer.catch(() => known.delete(key));
+      known.set(key, answer);
+    }
+    return answer;
+  };
+}
+
 export class CatalogPool {
   private readonly pool: pg.Pool;
 
@@ -92,68 +147,41 @@ export class CatalogPool {
   }
 
   session(): Catalog {
-    const columns = new Map<string, Promise<ColumnOrigin[]>>();
-    const functions = new Map<number, Promise<string | null>>();
-    const views = new Map<string, Promise<string[]>>();
-    const relations = new Map<string, Promise<ReadonlySet<string> | null>>();
-    return {
-      viewSources: (schema, name) => {
-        const key = `${schema}\0${name}`;
-        let known = views.get(key);
-        if (!known) {
-          known = this.pool.query<{ column: string }>(VIEW_SOURCES, [schema, name]).then((r) => r.rows.map((row) => row.column));
-          known.catch(() => views.delete(key));
-          views.set(key, known);
-        }
-        return known;
-      },
-      columnOrigins: (schema, table, column) => {
-        const key = `${schema}\0${table}\0${column}`;
-        let known = columns.get(key);
-        if (!known) {
-          known = this.pool
-            .query<ColumnOrigin & { depth: number }>(COLUMN_ORIGINS, [schema, table, column])
-            // A child's column of that name, with none in the named table, is not the rule's.
-            .then((r) => (r.rows[0]?.depth === 0 ? r.rows.map(({ key: origin, table: holder }) => ({ key: origin, table: holder })) : []));
-          known.catch(() => columns.delete(key));
-          columns.set(key, known);
-        }
-        return known;
-      },
-      columnNames: (schema, table) => {
-        const key = `${schema}\0${table}`;
-        let known = relations.get(key);
-        if (!known) {
-          known = this.pool
-            .query<{ attname: string }>(
-              `SELECT a.attname FROM pg_catalog.pg_attribute a
-                 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = $1 AND c.relname = $2 AND NOT a.attisdropped`,
-              [schema, table],
-            )
-            .then((r) => (r.rows.length === 0 ? null : new Set(r.rows.map((row) => row.attname))));
-          known.catch(() => relations.delete(key));
-          relations.set(key, known);
-        }
-        return known;
-      },
-      functionName: (oid) => {
-        let known = functions.get(oid);
-        if (!known) {
-          known = this.pool
-            .query<{ name: string }>(
-              `SELECT n.nspname || '.' || p.proname AS name FROM pg_catalog.pg_proc p
-                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = $1`,
-              [oid],
-            )
-            .then((r) => r.rows[0]?.name ?? null);
-          known.catch(() => functions.delete(oid));
-          functions.set(oid, known);
-        }
-        return known;
-      },
-    };
+    const viewSources = remembered((schema: string, name: string) =>
+      this.pool.query<{ column: string }>(VIEW_SOURCES, [schema, name]).then((r) => r.rows.map((row) => row.column)));
+    const columnOrigins = remembered((schema: string, table: string, column: string) =>
+      this.pool
+        .query<ColumnOrigin & { depth: number }>(COLUMN_ORIGINS, [schema, table, column])
+        // A child's column of that name, with none in the named table, is not the rule's.
+        .then((r) => (r.rows[0]?.depth === 0 ? r.rows.map(({ key: origin, table: holder }) => ({ key: origin, table: holder })) : [])));
+    const columnNames = remembered((schema: string, table: string) =>
+      this.pool
+        .query<{ attname: string }>(
+          `SELECT a.attname FROM pg_catalog.pg_attribute a
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = $1 AND c.relname = $2 AND NOT a.attisdropped`,
+          [schema, table],
+        )
+        .then((r): ReadonlySet<string> | null => (r.rows.length === 0 ? null : new Set(r.rows.map((row) => row.attname)))));
+    const functionName = remembered((oid: number) =>
+      this.pool
+        .query<{ name: string }>(
+          `SELECT n.nspname || '.' || p.proname AS name FROM pg_catalog.pg_proc p
+             JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = $1`,
+          [oid],
+        )
+        .then((r) => r.rows[0]?.name ?? null));
+    const definedCode = remembered(async (): Promise<DefinedCode> => {
+      type Named = { schema: string; name: string };
+      const [functions, views] = await Promise.all([this.pool.query<Named>(DEFINED_FUNCTIONS), this.pool.query<Named>(VIEWS_CALLING)]);
+      return {
+        functions: new Set(functions.rows.map((f) => `${f.schema}.${f.name}`)),
+        functionNames: new Set(functions.rows.map((f) => f.name)),
+        views: new Set(views.rows.map((v) => `${v.schema}.${v.name}`)),
+      };
+    });
+    return { viewSources, columnOrigins, columnNames, functionName, definedCode };
   }
 
   end(): Promise<void> {
