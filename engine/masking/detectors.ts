@@ -78,17 +78,18 @@ function isLetterLike(c: number): boolean {
 /** "-", "." and "/" join a number to a neighbouring token ("ORD-…", "…-88", "1.5"). */
 const isJoiner = (c: number) => c === 45 || c === 46 || c === 47;
 
-function boundaryBefore(text: string, i: number): boolean {
+/** `lettersToo` false: only a digit (or a joiner after a letter or digit) makes a match part of a longer token. */
+function boundaryBefore(text: string, i: number, lettersToo = true): boolean {
   if (i === 0) return true;
   const c = text.charCodeAt(i - 1);
-  if (has(c, WORD)) return false;
+  if (lettersToo ? has(c, WORD) : isDigit(c)) return false;
   return !isJoiner(c) || i < 2 || !isAlnum(text.charCodeAt(i - 2));
 }
 
-function boundaryAfter(text: string, j: number): boolean {
+function boundaryAfter(text: string, j: number, lettersToo = true): boolean {
   if (j >= text.length) return true;
   const c = text.charCodeAt(j);
-  if (has(c, WORD)) return false;
+  if (lettersToo ? has(c, WORD) : isDigit(c)) return false;
   return !isJoiner(c) || j + 1 >= text.length || !isAlnum(text.charCodeAt(j + 1));
 }
 
@@ -97,10 +98,18 @@ function boundaryAfter(text: string, j: number): boolean {
 const MAX_LOCAL = 64;
 const MAX_DOMAIN = 253;
 
+/**
+ * "@" as text that a reader or a browser turns into one: fullwidth, URL-encoded (mailto:ada%40example.com),
+ * or an HTML character reference.
+ */
+const AT_SIGN = /@|\uff20|%40|&#0*64;|&#x0*40;/gi;
+
 function findEmails(text: string, out: Span[]): void {
-  let at = text.indexOf('@');
-  while (at !== -1) {
-    let next = at + 1;
+  AT_SIGN.lastIndex = 0;
+  for (let sign = AT_SIGN.exec(text); sign; sign = AT_SIGN.exec(text)) {
+    const at = sign.index;
+    const width = sign[0].length;
+    let next = at + width;
     // Local part: walk left from the "@". Longer than RFC 5321 allows is not an address.
     let s = at;
     while (s > 0 && at - s <= MAX_LOCAL) {
@@ -112,19 +121,20 @@ function findEmails(text: string, out: Span[]): void {
     const localOk = s < at && at - s <= MAX_LOCAL && text.charCodeAt(at - 1) !== 46;
     if (localOk) {
       // Domain: walk right, then drop a sentence's final "." or "-".
-      let e = at + 1;
-      while (e < text.length && e - at <= MAX_DOMAIN) {
+      const domain = at + width;
+      let e = domain;
+      while (e < text.length && e - domain < MAX_DOMAIN) {
         const c = text.charCodeAt(e);
         if (!(has(c, DOMAIN) || (c >= 128 && isLetterLike(c)))) break;
         e++;
       }
-      while (e > at + 1 && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
-      if (e - at - 1 <= MAX_DOMAIN && validDomain(text, at + 1, e)) {
+      while (e > domain && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
+      if (e - domain <= MAX_DOMAIN && validDomain(text, domain, e)) {
         out.push({ start: s, end: e, detector: 'email' });
         next = e;
       }
     }
-    at = text.indexOf('@', next);
+    AT_SIGN.lastIndex = next;
   }
 }
 
@@ -171,8 +181,8 @@ function luhn(digits: string, from: number, to: number): boolean {
 
 /**
  * 13–19 digits, written together or in groups of 3+ digits separated by
- * one kind of separator (one or two spaces, tabs, no-break spaces, "-" or
- * "."), passing Luhn, and starting with a major industry identifier 2–6
+ * one kind of separator (one or two spaces, tabs, no-break or thin spaces,
+ * "-", ".", "/" or "_"), passing Luhn, and starting with a major industry identifier 2–6
  * (Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard,
  * Discover/UnionPay/Maestro). The MII check drops Luhn-valid millisecond
  * timestamps and ids (1…), at the cost of rare cards (UATP 1…, some
@@ -222,7 +232,7 @@ function findCards(text: string, out: Span[]): void {
 }
 
 /** Space, tab, no-break space, figure space, narrow no-break space, "-", ".". */
-const CARD_SEPARATORS = new Set([32, 9, 0xa0, 0x2007, 0x202f, 45, 46]);
+const CARD_SEPARATORS = new Set([32, 9, 0xa0, 0x2007, 0x2009, 0x202f, 45, 46, 47, 95]);
 
 /** Not right after a digit, nor after a number continued by "-", ".", "," or "/" ("12-4111…"). */
 function cardBoundaryBefore(text: string, i: number): boolean {
@@ -275,14 +285,15 @@ function validSsn(area: number, group: number, serial: number): boolean {
   return area !== 0 && area !== 666 && area < 900 && group !== 0 && serial !== 0;
 }
 
-const SSN_SEPARATED = /\d{3}([- ])\d{2}\1\d{4}/g;
+/** One kind of separator: hyphen, space, dot, en or em dash, thin or no-break space. */
+const SSN_SEPARATED = /\d{3}([- .\u2013\u2014\u2009\u00a0])\d{2}\1\d{4}/g;
 const SSN_BARE = /\d{9}/g;
 /** Bare nine-digit numbers are everywhere (ids, amounts in cents); only with this nearby do they count. */
 const SSN_CONTEXT = /\bssns?\b|\bss#|social[\s_-]*security|\bsoc\.?\s*sec\b|\btin\b|taxpayer/i;
 const SSN_CONTEXT_WINDOW = 40;
 
 /**
- * AAA-GG-SSSS (or with spaces) under the SSA's rules. The unseparated form
+ * AAA-GG-SSSS (or with spaces, dots, dashes) under the SSA's rules. The unseparated form
  * counts only when it is the whole value, or when "SSN", "social security",
  * "TIN", … appears in the 40 characters before it.
  */
@@ -291,7 +302,8 @@ function findSsns(text: string, out: Span[]): void {
   for (let m = SSN_SEPARATED.exec(text); m; m = SSN_SEPARATED.exec(text)) {
     const s = m.index;
     const e = s + 11;
-    if (boundaryBefore(text, s) && boundaryAfter(text, e) && validSsn(num(text, s, s + 3), num(text, s + 4, s + 6), num(text, s + 7, e))) {
+    // Separated, the shape is telling enough that letters may touch it ("SSN078-05-1120x"); digits may not.
+    if (boundaryBefore(text, s, false) && boundaryAfter(text, e, false) && validSsn(num(text, s, s + 3), num(text, s + 4, s + 6), num(text, s + 7, e))) {
       out.push({ start: s, end: e, detector: 'us_ssn' });
     } else {
       SSN_SEPARATED.lastIndex = s + 1;

@@ -55,6 +55,16 @@ describe('email', () => {
     expect(found('a@example.com, b@example.org; c@example.net', 'email')).toEqual(['a@example.com', 'b@example.org', 'c@example.net']);
   });
 
+  it('finds "@" as clients turn text into one: fullwidth, URL-encoded, an HTML character reference', () => {
+    expectFinds('email', [
+      ['write to ada\uff20example.com', 'ada\uff20example.com'],
+      ['<a href="mailto:ada%40example.com">', 'ada%40example.com'],
+      ['ada&#64;example.com', 'ada&#64;example.com'],
+      ['ada&#x40;example.com', 'ada&#x40;example.com'],
+    ]);
+    expectIgnores('email', ['100%40 done', 'rate %40example', '&#64;handle']);
+  });
+
   it('ignores handles, hosts without a dot, numeric TLDs and malformed domains', () => {
     expectIgnores('email', [
       'ping @jane on chat',
@@ -97,6 +107,9 @@ describe('payment_card', () => {
       ['x4111111111111111', '4111111111111111'],
       ['4111111111111111x', '4111111111111111'],
       ['ORD-4111-1111-1111-1111', '4111-1111-1111-1111'],
+      ['4111/1111/1111/1111', '4111/1111/1111/1111'],
+      ['4111_1111_1111_1111', '4111_1111_1111_1111'],
+      ['4111\u20091111\u20091111\u20091111', '4111\u20091111\u20091111\u20091111'],
       ['uuid 4111111111111111-aaaa', '4111111111111111'],
     ]);
   });
@@ -125,6 +138,9 @@ describe('us_ssn', () => {
       ['ssn 123-45-6789 on file', '123-45-6789'],
       ['ssn 123 45 6789', '123 45 6789'],
       ['(078-05-1120)', '078-05-1120'],
+      ['078.05.1120', '078.05.1120'],
+      ['078\u201305\u20131120', '078\u201305\u20131120'],
+      ['SSN078-05-1120x', '078-05-1120'],
       ['SSN: 123456789', '123456789'],
       ['social security number 899999999', '899999999'],
       ['123456789', '123456789'],
