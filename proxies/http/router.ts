@@ -3,7 +3,7 @@
  * route's upstream and reads the whole response, as ext_proc's BUFFERED
  * response body mode makes Envoy do. Failures become Envoy's local replies.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import type { BufferedBody } from './downstream.js';
@@ -33,10 +33,7 @@ export class Router {
     const outgoing = headers.toNodeHeaders();
     // auto_host_rewrite: the upstream is addressed by its own name (an API behind TLS or a virtual host needs it).
     outgoing['host'] = upstream.host;
-    if ('replaced' in request.body) {
-      delete outgoing['transfer-encoding'];
-      outgoing['content-length'] = String(request.body.replaced.length);
-    }
+    frame(outgoing, request.body);
     const base = upstream.pathname.replace(/\/$/, '');
     return new Promise((resolve) => {
       let settled = false;
@@ -94,4 +91,22 @@ export class Router {
     this.http.destroy();
     this.https.destroy();
   }
+}
+
+/**
+ * Says how long the body is, always, as Envoy does: the client's own
+ * framing headers are hop-by-hop and gone (a `Connection: content-length`
+ * takes Content-Length with them), and Node frames no body of a GET,
+ * OPTIONS or DELETE unless told, so its bytes would reach the upstream as
+ * the start of another request, sent with the gateway's credential.
+ */
+function frame(outgoing: OutgoingHttpHeaders, body: UpstreamRequest['body']): void {
+  delete outgoing['transfer-encoding'];
+  if ('replaced' in body || body.buffered.ended) {
+    const length = 'replaced' in body ? body.replaced.length : body.buffered.bytes.length;
+    if (length > 0 || outgoing['content-length'] !== undefined) outgoing['content-length'] = String(length);
+    return;
+  }
+  delete outgoing['content-length'];
+  outgoing['transfer-encoding'] = 'chunked';
 }

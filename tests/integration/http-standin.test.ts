@@ -5,6 +5,7 @@
  * its side, so "the agent's token never reached the upstream" is a fact,
  * not an assumption.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEED_CUSTOMERS } from '../../examples/crm-api/server.js';
 import { freePort, runCli } from '../helpers/cli.js';
@@ -67,6 +68,40 @@ describe('allow: the gateway swaps the agent token for the target credential', (
     const res = await stack.curl(`${stack.standin.url}/customers`, bearer(support));
     expect(res.status).toBe(200);
     expect(JSON.stringify(res.headers) + res.body).not.toContain(CRM_API_TOKEN);
+  });
+});
+
+/** One request written as raw bytes (no client fixes its framing); the whole answer once the connection closes. */
+function rawRequest(url: string, request: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(request));
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString()));
+  });
+}
+
+describe('framing: a request body always reaches the upstream framed', () => {
+  const chunked = (token: string, method: string, body: string, extra = '') =>
+    `${method} /customers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: chunked\r\n${extra}Connection: close\r\n\r\n`
+    + `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+
+  it('the body of a read cannot smuggle a write, with the gateway\'s credential, past Check', async () => {
+    const from = stack.crm.requests().length;
+    const customersBefore = (json(await stack.curl(`${stack.standin.url}/customers`, bearer(support))).customers as unknown[]).length;
+    // Sent as two reads on two connections: unframed, the second's body would finish the first's request on a pooled upstream connection.
+    const prefix = 'POST /customers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 46\r\nX-Swallow: ';
+    const rest = '{"name":"smuggled","email":"evil@example.com"}';
+    for (const [method, extra] of [['GET', ''], ['OPTIONS', ''], ['GET', 'X-Framing: 1\r\nConnection: content-length\r\n']] as const) {
+      expect(await rawRequest(stack.standin.url, chunked(support, method, prefix, extra))).toMatch(/^HTTP\/1\.1 \d{3}/);
+      expect(await rawRequest(stack.standin.url, chunked(support, method, rest, extra))).toMatch(/^HTTP\/1\.1 \d{3}/);
+    }
+    const seen = seenSince(from);
+    expect(seen.map((r) => r.method)).not.toContain('POST');
+    const customersAfter = (json(await stack.curl(`${stack.standin.url}/customers`, bearer(support))).customers as unknown[]).length;
+    expect(customersAfter).toBe(customersBefore);
   });
 });
 
