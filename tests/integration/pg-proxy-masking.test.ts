@@ -876,10 +876,29 @@ describe('calls on whole rows, side channels and objects that outlive the statem
     ['SET search_path = crm, public', 'would make unqualified names resolve where the masking checks do not look'],
     ["SELECT set_config('search_path', 'crm, public', false)", 'set_config can change search_path'],
     ["CREATE DOMAIN pg_temp.d6 AS text CHECK (set_config('gh.v', VALUE, false) IS NOT NULL)", 'DOMAIN runs code the gateway cannot inspect'],
+    ['SET ROLE gatehouse_md5', 'SET role would make unqualified names resolve where the masking checks do not look'],
+    ['SET SESSION AUTHORIZATION gatehouse_md5', 'would make unqualified names resolve where the masking checks do not look'],
+    // Defaults of later sessions, whoever's: refused to every caller (the dba here has no mask on these).
+    ['ALTER ROLE gatehouse_orders SET standard_conforming_strings = off', 'ALTER … SET standard_conforming_strings to anything but on'],
+    ["ALTER DATABASE orders SET client_encoding = 'SJIS'", 'ALTER … SET client_encoding to anything but utf8'],
+    ['ALTER ROLE gatehouse_orders IN DATABASE orders SET search_path = crm, public', 'ALTER … SET search_path would change where unqualified names resolve in later sessions'],
+    ['ALTER ROLE ALL SET role = gatehouse_md5', 'ALTER … SET role would change where unqualified names resolve'],
   ])('what would change how the gateway reads SQL, or route values unseen, is refused: %s', async (sql, why) => {
     const result = await outcome(dba, sql);
     expect(result.error?.code).toBe('42501');
     expect(result.error?.message).toContain(why);
+  });
+
+  it('a session whose defaults (set outside the gateway) make the server read SQL differently is refused at login', async () => {
+    await direct.query('ALTER ROLE gatehouse_orders SET standard_conforming_strings = off');
+    try {
+      const login = await stack.connectAgent('dora-defaults', ['dba']).catch((err: pg.DatabaseError) => err);
+      expect(login).toBeInstanceOf(Error);
+      expect((login as pg.DatabaseError).code).toBe('0A000');
+      expect((login as pg.DatabaseError).message).toContain('gatehouse cannot serve orders-db: the server now has standard_conforming_strings = off');
+    } finally {
+      await direct.query('ALTER ROLE gatehouse_orders RESET standard_conforming_strings');
+    }
   });
 
   it('a setting changed where the analyser cannot see ends the session', async () => {

@@ -4,7 +4,7 @@
  * decodes DataRow fields as UTF-8 (node-postgres#3495), which would corrupt
  * binary columns; data-row.ts handles DataRows byte by byte.
  */
-import type { BackendMessage, CommandCompleteMessage, DatabaseError, Field, RowDescriptionMessage } from 'pg-protocol/dist/messages.js';
+import type { BackendMessage, CommandCompleteMessage, DatabaseError, Field, ParameterStatusMessage, RowDescriptionMessage } from 'pg-protocol/dist/messages.js';
 import { Parser } from 'pg-protocol/dist/parser.js';
 
 export type { Field } from 'pg-protocol/dist/messages.js';
@@ -32,4 +32,10 @@ export function decodeCommandTag(message: Buffer): string {
 export function decodeError(message: Buffer): { sqlstate: string; message: string } {
   const error = decodeBackend(message) as DatabaseError;
   return { sqlstate: error.code ?? 'XX000', message: error.message };
+}
+
+/** A ParameterStatus's setting name and value. */
+export function decodeParameterStatus(message: Buffer): { name: string; value: string } {
+  const status = decodeBackend(message) as ParameterStatusMessage;
+  return { name: status.parameterName, value: status.parameterValue };
 }

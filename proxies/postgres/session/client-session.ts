@@ -19,8 +19,10 @@ import {
   authenticationCleartextPassword, authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion,
   readyForQuery, REQUEST_REFUSED, SSL_ACCEPTED,
 } from '../protocol/backend-writer.js';
+import { decodeParameterStatus } from '../protocol/backend-decode.js';
 import { FrontendParser, readPasswordMessage } from '../protocol/frontend-parser.js';
 import { FrontendProtocolError, type FrontendMessage, type StartupMessage } from '../protocol/frontend-messages.js';
+import { unreadableSetting } from '../sql/reading-settings.js';
 import type { CatalogPool } from '../upstream/catalog.js';
 import { openUpstream, UpstreamError, type UpstreamSession } from '../upstream/upstream-connection.js';
 import { Inbox } from './inbox.js';
@@ -202,6 +204,13 @@ export class ClientSession {
       // The client left while the database was logging us in.
       this.upstream.socket.destroy();
       return;
+    }
+    // A default of the database or the role (ALTER ROLE … SET standard_conforming_strings = off) holds from the start.
+    const unreadable = this.upstream.parameterStatus.map(decodeParameterStatus).map(({ name: setting, value }) => unreadableSetting(setting, value)).find((why) => why !== null);
+    if (unreadable) {
+      this.upstream.socket.destroy();
+      this.deps.logger.error({ target: target.name, problem: unreadable }, 'upstream session refused: the database reads SQL differently from the gateway');
+      throw fatal('0A000', `gatehouse cannot serve ${target.name}: ${unreadable} (a default of the database or of the gateway's role there; reset it)`);
     }
     this.startRelay({ sessionId: this.sessionId, target, identity: authenticated.identity, sourceIp: this.sourceIp }, name.role ?? target.credentials.username, token);
   }

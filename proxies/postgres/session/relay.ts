@@ -14,7 +14,7 @@ import type { HashKey } from '../../../engine/masking/strategies.js';
 import { MaskPlans, type Catalog, type ResultMasking } from '../masking/result-masking.js';
 import { boundValues } from '../policy/bound-values.js';
 import type { DecideOptions, Protocol, StatementDecider, StatementDecision } from '../policy/statement-decider.js';
-import { decodeCommandTag, decodeError, decodeRowDescription, type Field } from '../protocol/backend-decode.js';
+import { decodeCommandTag, decodeError, decodeParameterStatus, decodeRowDescription, type Field } from '../protocol/backend-decode.js';
 import { BackendFramer } from '../protocol/backend-framer.js';
 import { errorResponse, noticeResponse, type ErrorFields, type TransactionStatus } from '../protocol/backend-writer.js';
 import { formatAt, type Bind, type FormatCode, type FrontendMessage, type FunctionCall } from '../protocol/frontend-messages.js';
@@ -533,8 +533,8 @@ export class Relay {
       this.copyingIn = true;
       this.settleAwaited();
     } else if (code === CODE.parameterStatus) {
-      const [name, value] = message.toString('utf8', 5, message.length - 1).split('\0');
-      const unreadable = unreadableSetting(name ?? '', value ?? '');
+      const { name, value } = decodeParameterStatus(message);
+      const unreadable = unreadableSetting(name, value);
       if (unreadable) {
         this.client.write(errorResponse({ severity: 'FATAL', code: '0A000', message: `gatehouse ends the session: ${unreadable}` }));
         this.end(unreadable);
@@ -752,7 +752,7 @@ function readsNamedResult(statement: DecidedSql): boolean {
 }
 
 function changesResolution(statement: StatementFacts): boolean {
-  if (statement.kind === 'set') return statement.setting === 'search_path' || statement.setting === 'all';
+  if (statement.kind === 'set') return ['search_path', 'role', 'session_authorization', 'all'].includes(statement.setting ?? '');
   return !RESOLUTION_KEEPING.has(statement.kind);
 }
 

@@ -121,6 +121,17 @@ function analyseStatement(type: string, body: Json): StatementFacts {
       if (readWriteSetting(body)) facts.read_write = true;
       break;
     }
+    case 'AlterRoleSetStmt':
+    case 'AlterDatabaseSetStmt': {
+      // A default for the sessions that start later: the setting, as for SET (reading-settings.ts).
+      const set = body.setstmt as Json | undefined;
+      if (set) {
+        facts.setting = typeof set.name === 'string' ? set.name.toLowerCase() : 'all';
+        const value = settingValue(set);
+        if (value !== undefined) facts.value = value;
+      }
+      break;
+    }
     case 'VariableShowStmt':
       facts.readonly = true;
       facts.setting = typeof body.name === 'string' ? body.name.toLowerCase() : 'all';

@@ -68,7 +68,9 @@ export interface StatementFacts {
    * SET, RESET and SHOW: the parameter, lowercase ("search_path", "role",
    * "all" for RESET ALL / SHOW ALL; "transaction", "session characteristics"
    * and "transaction snapshot" for SET TRANSACTION …, SET SESSION
-   * CHARACTERISTICS AS TRANSACTION … and SET TRANSACTION SNAPSHOT).
+   * CHARACTERISTICS AS TRANSACTION … and SET TRANSACTION SNAPSHOT). Also
+   * ALTER ROLE / ALTER DATABASE … SET (kind "alter"): the default it sets
+   * for later sessions.
    */
   setting?: string;
   /**

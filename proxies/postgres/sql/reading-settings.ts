@@ -9,8 +9,11 @@
  * accepts only UTF-8 (client-session.ts); these keep a session there.
  *
  * The masking checks also read an unqualified name as public.name: a
- * caller with column masks may not change search_path, nor call set_config,
- * which can change any of these without a SET the analyser reads.
+ * caller with column masks may not change search_path or the role ("$user"
+ * in it), nor call set_config, which can change any of these without a SET
+ * the analyser reads. Defaults of later sessions (ALTER ROLE / DATABASE …
+ * SET) of these settings are refused to everyone; a session that starts
+ * under an unreadable default is refused at login (client-session.ts).
  */
 import type { StatementFacts } from './facts.js';
 
@@ -20,17 +23,25 @@ const SAFE_VALUES: Readonly<Record<string, ReadonlySet<string>>> = {
   client_encoding: new Set(['utf8', 'utf-8', 'utf_8', 'unicode']),
 };
 
+/** Settings that decide where an unqualified name resolves ("$user" in search_path is the role). */
+const NAME_RESOLVING = new Set(['search_path', 'role', 'session_authorization']);
+
 /** Why the statements would change how the gateway must read SQL, or null. */
 export function readingChange(statements: readonly StatementFacts[], columnsMasked: boolean): string | null {
   for (const statement of statements) {
     const setting = statement.setting;
-    if (statement.kind === 'set' && setting !== undefined && SAFE_VALUES[setting]) {
+    // ALTER ROLE / DATABASE … SET: the default of every later session, whoever's.
+    const verb = statement.kind === 'set' ? 'SET' : statement.kind === 'alter' ? 'ALTER … SET' : null;
+    if (verb && setting !== undefined && SAFE_VALUES[setting]) {
       if (statement.value === undefined || !SAFE_VALUES[setting].has(statement.value)) {
-        return `SET ${setting} to anything but ${[...SAFE_VALUES[setting]][0]} would make the server read SQL differently from the gateway`;
+        return `${verb} ${setting} to anything but ${[...SAFE_VALUES[setting]][0]} would make the server read SQL differently from the gateway`;
       }
     }
+    if (statement.kind === 'alter' && setting !== undefined && NAME_RESOLVING.has(setting)) {
+      return `ALTER … SET ${setting} would change where unqualified names resolve in later sessions, where the masking checks do not look`;
+    }
     if (!columnsMasked) continue;
-    if ((statement.kind === 'set' || statement.kind === 'reset') && (setting === 'search_path' || setting === 'all')) {
+    if ((statement.kind === 'set' || statement.kind === 'reset') && setting !== undefined && (NAME_RESOLVING.has(setting) || setting === 'all')) {
       return `${statement.kind.toUpperCase()} ${setting} would make unqualified names resolve where the masking checks do not look; qualify the schema instead`;
     }
     if (callsSetConfig(statement)) {
