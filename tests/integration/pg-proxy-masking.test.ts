@@ -644,6 +644,63 @@ describe('what a name stands for on the server is what gets masked', () => {
     }
   });
 
+  it('a Bind the server refuses (a cursor of that name exists) does not stand in for the cursor', async () => {
+    const wire = await wireOf(analystToken);
+    try {
+      wire.send(serialize.query('DECLARE c3 CURSOR WITH HOLD FOR SELECT id, email, ssn FROM customers ORDER BY id'));
+      await wire.until('Z');
+      wire.send(serialize.parse({ name: 'sx', text: 'SELECT 1 AS x' }), serialize.bind({ statement: 'sx', portal: 'c3' }), serialize.flush());
+      expect(errorFields((await wire.until('E')).at(-1)!.body).C).toBe('42P03');
+      wire.send(serialize.describe({ type: 'P', name: 'c3' }), serialize.sync());
+      await wire.until('Z');
+      wire.send(serialize.execute({ portal: 'c3' }), serialize.sync());
+      const answer = await wire.until('Z');
+      expect(leakedSsns(bodies(answer))).toEqual([]);
+      expect(bodies(answer)).not.toContain('ada@example.com');
+      expect(errorFields(answer.find((m) => m.type === 'E')!.body).M).toContain('portal "c3" was not bound through the extended protocol');
+    } finally {
+      await wire.end();
+    }
+  });
+
+  it('a COPY FROM STDIN that fails on the server leaves no Sync answered twice: later rows are still masked', async () => {
+    const wire = await wireOf(dbaToken);
+    try {
+      wire.send(serialize.query('CREATE TEMP TABLE t5 (x int)'));
+      await wire.until('Z');
+      wire.send(serialize.query('COPY t5 FROM STDIN'));
+      await wire.until('G');
+      wire.send(serialize.copyData(Buffer.from('not-an-int\n')));
+      await wire.until('Z');
+      // No CopyDone: the server has left COPY already. A Sync and two queries, in one write.
+      wire.send(serialize.query('SELECT pg_sleep(0.2)'), serialize.sync(), serialize.query('SELECT id, email, ssn FROM customers ORDER BY id'));
+      const answers = [...await wire.until('Z'), ...await wire.until('Z'), ...await wire.until('Z')];
+      expect(leakedSsns(bodies(answers))).toEqual([]);
+      expect(answers.filter((m) => m.type === 'D').map((m) => dataRowFields(m.body)[2]?.toString())).toContain('[REDACTED]');
+    } finally {
+      await wire.end();
+    }
+  });
+
+  it('a temporary table dropped when its implicit transaction commits (ON COMMIT DROP) takes its description with it', async () => {
+    const wire = await wireOf(dbaToken);
+    try {
+      wire.send(
+        serialize.parse({ text: 'CREATE TEMP TABLE customers (id int, email text, ssn text) ON COMMIT DROP' }), serialize.bind({}), serialize.execute({}),
+        serialize.parse({ name: 's6', text: 'SELECT id, email, ssn FROM customers ORDER BY id' }), serialize.describe({ type: 'S', name: 's6' }), serialize.sync(),
+      );
+      await wire.until('Z');
+      wire.send(serialize.bind({ statement: 's6' }), serialize.execute({}), serialize.sync());
+      const answer = await wire.until('Z');
+      const rows = answer.filter((m) => m.type === 'D').map((m) => dataRowFields(m.body).map((f) => f?.toString()));
+      expect(rows.length).toBeGreaterThan(0);
+      expect(leakedSsns(bodies(answer))).toEqual([]);
+      expect(rows.every((row) => row[2] === '[REDACTED]')).toBe(true);
+    } finally {
+      await wire.end();
+    }
+  });
+
   it('a statement the server plans again against another table is masked by its new columns', async () => {
     const wire = await wireOf(dbaToken);
     try {

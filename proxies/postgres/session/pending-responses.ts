@@ -11,7 +11,8 @@ export type Pending =
   | { kind: 'ready'; running: RunningStatement | null; sync?: true }
   /** `previous`: the proxy's entry the Parse replaced, put back if the server does not prepare the statement. */
   | { kind: 'parseComplete'; name: string; previous: PreparedStatement | undefined }
-  | { kind: 'bindComplete' }
+  /** The same for the portal a Bind creates. */
+  | { kind: 'bindComplete'; name: string; previous: Portal | undefined }
   | { kind: 'closeComplete' }
   /** `internal`: the proxy asked, to learn a portal's columns; the client never sees the answer. `epoch`: Relay.epoch when it was sent. */
   | { kind: 'describe'; statement: PreparedStatement | null; portal: Portal | null; internal: boolean; epoch: number }

@@ -103,6 +103,8 @@ export class Relay {
    * they run in.
    */
   private epoch = 0;
+  /** SQL that changes name resolution ran since the server was last idle (see readyForQuery). */
+  private resolutionChangedInTransaction = false;
   /**
    * Aborts the decision in progress (a wait for approval ends with a deny).
    * Kept from one decision to the next until it is used: most decisions never
@@ -176,7 +178,8 @@ export class Relay {
         if (this.discarding) return;
         const portal = message.target === 'P' ? this.portals.get(message.name) ?? null : null;
         // The client's own Describe tells the proxy the columns too: no need to ask again at Execute.
-        if (portal) portal.describedIn = this.epoch;
+        // Not when the server is skipping to Sync: it will not answer.
+        if (portal && !this.serverSkipping) portal.describedIn = this.epoch;
         this.forward(raw, {
           kind: 'describe',
           statement: message.target === 'S' ? this.statements.get(message.name) ?? null : null,
@@ -197,17 +200,16 @@ export class Relay {
         this.forward(raw, { kind: 'closeComplete' });
         return;
       case 'sync':
-        if (this.copyingIn) {
-          this.upstream.write(raw);
-          return;
-        }
+        // The server ignores a Sync during COPY IN; and if the COPY has just failed, it would answer one nobody
+        // is owed. Not sent at all.
+        if (this.copyingIn) return;
         this.extendedOpen = false;
         this.discarding = false;
         this.serverSkipping = false;
         this.forward(raw, { kind: 'ready', running: null, sync: true });
         return;
       case 'flush':
-        if (!this.discarding) this.upstream.write(raw);
+        if (!this.discarding && !this.copyingIn) this.upstream.write(raw);
         return;
       case 'functionCall':
         return this.functionCall(message, raw);
@@ -275,7 +277,10 @@ export class Relay {
    */
   private replaces(statements: readonly StatementFacts[]): void {
     for (const statement of statements) {
-      if (changesResolution(statement)) this.epoch++;
+      if (changesResolution(statement)) {
+        this.epoch++;
+        this.resolutionChangedInTransaction = true;
+      }
       const names = statement.session_names;
       if (!names) continue;
       for (const [map, name] of [[this.statements, names.statement], [this.portals, names.portal]] as const) {
@@ -355,8 +360,10 @@ export class Relay {
       portal.rows = statement.masking.forColumns(inFormats(statement.columns, formats));
       portal.describedIn = this.epoch;
     }
+    // As for a Parse: undone if the server does not create the portal (a cursor of that name exists, 42P03).
+    const previous = this.portals.get(portalName);
     if (!this.serverSkipping) this.portals.set(portalName, portal);
-    this.forward(raw, { kind: 'bindComplete' });
+    this.forward(raw, { kind: 'bindComplete', name: portalName, previous });
   }
 
   private execute(portalName: string, raw: Buffer): Promise<void> | void {
@@ -532,6 +539,9 @@ export class Relay {
     if (code === CODE.copyIn && this.awaiting?.copiesIn) {
       this.copyingIn = true;
       this.settleAwaited();
+    } else if (this.copyingIn && (code === CODE.error || code === CODE.commandComplete)) {
+      // The COPY has ended on the server (failed, or done); what the client sends now is read as usual.
+      this.copyingIn = false;
     } else if (code === CODE.parameterStatus) {
       const { name, value } = decodeParameterStatus(message);
       const unreadable = unreadableSetting(name, value);
@@ -542,8 +552,16 @@ export class Relay {
       }
     }
     // Asynchronous messages can come at any time and answer nothing.
-    if (code === CODE.notice || code === CODE.parameterStatus || code === CODE.notification || head === undefined) {
+    if (code === CODE.notice || code === CODE.parameterStatus || code === CODE.notification) {
       this.client.write(code === CODE.notice ? this.scrub(head, message) : message);
+      return;
+    }
+    if (head === undefined) {
+      // An answer to nothing the proxy sent: it no longer knows which statement (and mask plan) rows belong to.
+      // Nothing more is passed on.
+      this.options.logger.error({ message: String.fromCharCode(code) }, 'the database answered what the proxy did not ask; closing the session');
+      this.client.write(errorResponse({ severity: 'FATAL', code: '08P01', message: 'gatehouse ends the session: the database answered a message the gateway did not send it' }));
+      this.end('the database answered what the proxy did not ask');
       return;
     }
     switch (head.kind) {
@@ -575,7 +593,7 @@ export class Relay {
       this.client.write(head.denial);
       if (head.extended) this.extendedError();
     } else if (code === CODE.ready && !head.extended) {
-      this.status = String.fromCharCode(message[5]!) as TransactionStatus;
+      this.readyForQuery(message);
       this.client.write(message);
       this.done();
     } else if (head.extended) {
@@ -589,7 +607,7 @@ export class Relay {
   private inSetting(head: Extract<Pending, { kind: 'setting' }>, code: number, message: Buffer): void {
     if (code === CODE.error) head.error = message;
     if (code !== CODE.ready) return;
-    this.status = String.fromCharCode(message[5]!) as TransactionStatus;
+    this.readyForQuery(message);
     this.done();
     head.settle(head.error);
   }
@@ -610,7 +628,7 @@ export class Relay {
       message = this.scrub(this.pending.first, message);
       if (run) run.error = decodeError(message);
     } else if (code === CODE.ready) {
-      this.status = String.fromCharCode(message[5]!) as TransactionStatus;
+      this.readyForQuery(message);
       this.client.write(message);
       if (run) this.record(run.decided, run.startedAt, run);
       this.done();
@@ -664,6 +682,19 @@ export class Relay {
     this.done();
   }
 
+  /**
+   * A ReadyForQuery: the transaction status it reports. Back to idle, the
+   * transaction has ended, and with it any temporary table created ON
+   * COMMIT DROP: after SQL that changed name resolution, a new epoch.
+   */
+  private readyForQuery(message: Buffer): void {
+    this.status = String.fromCharCode(message[5]!) as TransactionStatus;
+    if (this.status === 'I' && this.resolutionChangedInTransaction) {
+      this.resolutionChangedInTransaction = false;
+      this.epoch++;
+    }
+  }
+
   /** The head entry is answered. */
   private done(): void {
     this.answered(this.pending.shift());
@@ -674,17 +705,19 @@ export class Relay {
     this.epoch++;
     const failed = this.pending.shift();
     this.answered(failed);
-    const unprepared = failed?.kind === 'parseComplete' ? [failed] : [];
+    const notRun: Array<Extract<Pending, { kind: 'parseComplete' | 'bindComplete' }>> = [];
+    if (failed?.kind === 'parseComplete' || failed?.kind === 'bindComplete') notRun.push(failed);
     const synced = this.pending.dropUntilSync((entry) => {
-      if (entry.kind === 'parseComplete') unprepared.push(entry);
+      if (entry.kind === 'parseComplete' || entry.kind === 'bindComplete') notRun.push(entry);
       this.skipped(entry);
     });
     if (!synced) this.serverSkipping = true;
-    // Parses the server did not run, undone last first, so each name ends as the server has it.
-    for (const parse of unprepared.reverse()) {
-      // A failed Parse of the unnamed statement has dropped the one before it, on the server too.
-      if (parse.previous && parse.name !== '') this.statements.set(parse.name, parse.previous);
-      else this.statements.delete(parse.name);
+    // Parses and Binds the server did not run, undone last first, so each name ends as the server has it.
+    for (const entry of notRun.reverse()) {
+      const names: Map<string, PreparedStatement | Portal> = entry.kind === 'parseComplete' ? this.statements : this.portals;
+      // A failed Parse or Bind of the unnamed statement or portal may have dropped the one before it: forget it.
+      if (entry.previous && entry.name !== '') names.set(entry.name, entry.previous);
+      else names.delete(entry.name);
     }
   }
 
