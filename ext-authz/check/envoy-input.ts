@@ -7,6 +7,7 @@
  * (envoy-protos.ts), so only Timestamp and Struct are converted here.
  */
 import { structToJson } from '../struct.js';
+import { isJsonType } from '../media-type.js';
 
 /** The CheckRequest's attributes as the Check service decodes them (JSON names). */
 export interface CheckAttributes {
@@ -84,7 +85,7 @@ function parsePathAndQuery(raw: string): { path: string[]; query: Record<string,
 }
 
 /**
- * JSON bodies only, as the plugin: empty is null; a body Envoy cut short
+ * JSON bodies only, as the plugin (which knows fewer JSON types): empty is null; a body Envoy cut short
  * (content-length larger than what was sent, or Envoy's partial-body
  * header) is `truncated_body`, whatever its type, with no parsed_body; one
  * that does not parse cannot be decided.
@@ -93,8 +94,8 @@ function parseBody(headers: Record<string, string>, body: string): { parsed: unk
   const declared = Number(headers['content-length']);
   const truncated = (Number.isFinite(declared) && declared > Buffer.byteLength(body)) || headers['x-envoy-auth-partial-body'] === 'true';
   if (truncated) return { parsed: null, truncated: true };
-  const type = headers['content-type'];
-  if (!type?.includes('application/json') || body === '') return { parsed: null, truncated: false };
+  // The plugin matches "application/json" case-sensitively; upstreams also parse Application/JSON, text/json, +json.
+  if (!isJsonType(headers['content-type'] ?? '') || body === '') return { parsed: null, truncated: false };
   try {
     return { parsed: JSON.parse(body), truncated: false };
   } catch {

@@ -31,6 +31,7 @@ import * as zlib from 'node:zlib';
 import JSON5 from 'json5';
 import type { FieldMasks, JsonValue } from '../../engine/masking/json-fields.js';
 import type { RecordedBody } from '../../engine/recording/types.js';
+import { isJsonType } from '../media-type.js';
 import { hasDuplicateKeys } from './duplicate-keys.js';
 
 /** Why a body cannot be passed on: one line, for the caller and the log, never a value. */
@@ -289,12 +290,6 @@ function decodeAs(bytes: Buffer, encoding: string): string | null {
   } catch {
     return null; // a charset TextDecoder does not know
   }
-}
-
-/** application/json, application/problem+json, application/vnd.api+json; parameters ignored. */
-export function isJsonType(contentType: string): boolean {
-  const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
-  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
 }
 
 function stripBom(text: string): string {

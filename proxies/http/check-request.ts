@@ -97,7 +97,8 @@ function bodyFields(body: BufferedBody | null, max: number): Record<string, unkn
   const bytes = body.bytes.subarray(0, max);
   const partial = body.bytes.length > max;
   try {
-    return { body: new TextDecoder('utf-8', { fatal: true }).decode(bytes, { stream: partial }) };
+    // ignoreBOM: a BOM is part of what the upstream gets; policy and approvals must see it too.
+    return { body: new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes, { stream: partial }) };
   } catch {
     return { raw_body: Buffer.from(bytes) };
   }

@@ -41,13 +41,17 @@ export function requestHeaders(req: IncomingMessage): HeaderMap {
 /** Dot segments as Envoy's URL canonicaliser reads them, percent-encoded dots included. */
 const DOT = /^(\.|%2e)$/i;
 const DOT_DOT = /^(\.|%2e){2}$/i;
+/** A dot segment with path parameters ("..;", "..;x=1"): Servlet containers (Tomcat, Jetty) resolve it as "..". */
+const DOT_WITH_PARAMETERS = /^(\.|%2e){1,2}(;|%3b)/i;
 
 /**
  * A request path as Envoy's connection manager leaves it under envoy.yaml's
  * normalize_path, merge_slashes and path_with_escaped_slashes_action
  * REJECT_REQUEST: backslashes read as slashes, "." and ".." segments
  * resolved (RFC 3986 §5.2.4), repeated slashes merged; null for an escaped
- * slash or backslash (%2F, %5C), which Envoy refuses. A fragment is cut
+ * slash or backslash (%2F, %5C), which Envoy refuses, and for a dot segment
+ * with path parameters ("/people/..;/admin"), which Envoy passes as it is
+ * and a Servlet upstream resolves (envoy/README.md says how to refuse it). A fragment is cut
  * off, as Envoy's connection manager does by default: no client sends one,
  * and servers that kept "#&id=8" in the query would read what Check and an
  * approval never saw. The query is left as it is. Filters and the upstream
@@ -61,6 +65,7 @@ export function normalizedPath(requestTarget: string): string | null {
   const q = target.indexOf('?');
   const path = (q === -1 ? target : target.slice(0, q)).replaceAll('\\', '/');
   if (/%(2f|5c)/i.test(path)) return null;
+  if (path.split('/').some((segment) => DOT_WITH_PARAMETERS.test(segment))) return null;
   const segments: string[] = [];
   const parts = path.split('/').slice(1);
   parts.forEach((segment, i) => {

@@ -147,9 +147,9 @@ describe('a mutated copy of envoy/envoy.yaml fails, at the path of the mistake',
     },
     {
       name: 'two members of a oneof inside a per-route Any inside the connection manager Any',
-      mutate: (doc) => { routesOf(doc)[0].typed_per_filter_config[EXT_AUTHZ].disabled = true; },
+      mutate: (doc) => { routesOf(doc)[1].typed_per_filter_config[EXT_AUTHZ].disabled = true; },
       issues: () => exactly(
-        `${HCM_PATH}.route_config.virtual_hosts[0].routes[0].typed_per_filter_config["${EXT_AUTHZ}"].disabled`,
+        `${HCM_PATH}.route_config.virtual_hosts[0].routes[1].typed_per_filter_config["${EXT_AUTHZ}"].disabled`,
         /^check_settings and disabled are both set, but they are alternatives \(oneof override\)/,
       ),
     },
@@ -256,7 +256,7 @@ describe('envoy/envoy.yaml has the properties Gatehouse relies on', () => {
 
   it('lets a held request outlast the approval timeout, each outer timer longer than the inner one', () => {
     const approvalTimeout = 300; // engine/config/schema.ts: approval.timeout_seconds default
-    const holdRoute = routesOf(doc).find((r) => r.route.idle_timeout !== undefined);
+    const holdRoute = routesOf(doc).find((r) => r.route?.idle_timeout !== undefined);
     expect(holdRoute?.name).toBe('crm-api-writes');
     const ladder = [approvalTimeout, seconds(authz.grpc_service.timeout), seconds(holdRoute.route.idle_timeout), seconds(hcm.request_timeout)];
     expect(ladder).toEqual([...ladder].sort((a, b) => a - b));
@@ -277,16 +277,26 @@ describe('envoy/envoy.yaml has the properties Gatehouse relies on', () => {
     expect(seconds(proc.message_timeout)).toBeGreaterThan(0);
   });
 
-  it('names a Gatehouse http target on every route', () => {
+  it('names a Gatehouse http target on every route that forwards; the others answer themselves', () => {
     const example = parse(readFileSync(join(repoRoot, 'examples/gatehouse.yaml'), 'utf8')) as Json;
     const httpTargets = (example.targets as Json[]).filter((t) => t.kind === 'http').map((t) => t.name);
     const routes = routesOf(doc);
-    expect(routes.length).toBeGreaterThan(0);
-    for (const route of routes) {
+    const forwarding = routes.filter((route) => route.route !== undefined);
+    expect(forwarding.length).toBeGreaterThan(0);
+    for (const route of forwarding) {
       const target = route.typed_per_filter_config?.[EXT_AUTHZ]?.check_settings?.context_extensions?.target;
       expect(httpTargets, `route ${route.name}`).toContain(target);
       expect(route.route.cluster).toBe('upstream_api');
     }
+    for (const route of routes.filter((r) => r.route === undefined)) expect(route.direct_response?.status, `route ${route.name}`).toBeGreaterThanOrEqual(400);
+  });
+
+  it('refuses a dot segment with path parameters (..;) before any filter, which normalize_path leaves for a Servlet upstream to resolve', () => {
+    const [first] = routesOf(doc);
+    expect(first.name).toBe('dot-segment-with-parameters');
+    const regex = new RegExp(`^(?:${first.match.safe_regex.regex})$`);
+    for (const path of ['/people/..;/admin', '/people/%2e%2e;x=1/admin', '/a/.;/b', '/a/..%3B/b']) expect(regex.test(path), path).toBe(true);
+    for (const path of ['/people/42', '/a;b/c', '/a/...;/b', '/a/b..;c']) expect(regex.test(path), path).toBe(false);
   });
 
   it('gives per-route configs only to filters in the chain, of that filter\'s own package', () => {

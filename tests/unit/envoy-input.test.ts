@@ -21,6 +21,10 @@ describe('envoyInput (the OPA-Envoy input document)', () => {
     const json = { 'content-type': 'application/json; charset=utf-8' };
     expect(input({ headers: json, body: '{"a":[1,2]}' }).parsed_body).toEqual({ a: [1, 2] });
     expect(input({ headers: { 'content-type': 'text/plain' }, body: '{"a":1}' }).parsed_body).toBeNull();
+    // What upstream frameworks parse as JSON, policy reads as JSON (the plugin matches "application/json" only).
+    for (const type of ['Application/JSON', 'text/json', 'application/merge-patch+json', 'application/vnd.api+json; charset=utf-8']) {
+      expect(input({ headers: { 'content-type': type }, body: '{"a":1}' }).parsed_body, type).toEqual({ a: 1 });
+    }
     const cut = input({ headers: { ...json, 'content-length': '100' }, body: '{"a":' });
     expect([cut.parsed_body, cut.truncated_body]).toEqual([null, true]);
     // Bytes, not UTF-16 units, are what content-length counts.

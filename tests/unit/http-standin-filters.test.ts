@@ -128,6 +128,11 @@ describe('the CheckRequest', () => {
     });
   });
 
+  it('keeps a byte order mark in the body Check sees: the upstream gets it too', () => {
+    const withBom = buildCheckRequest({ req, headers: headers(), body: { bytes: Buffer.from('\ufeff{"a":1}'), ended: true }, maxRequestBytes: 8192, target: 't', startedAt: new Date(), streamId: '1' });
+    expect(http(withBom).body).toBe('\ufeff{"a":1}');
+  });
+
   it('sends bytes that are not UTF-8 as raw_body, and no body fields without a body', () => {
     const binary = buildCheckRequest({ req, headers: headers(), body: { bytes: Buffer.from([0xff, 0xfe, 0x00]), ended: true }, maxRequestBytes: 8192, target: 't', startedAt: new Date(), streamId: '1' });
     expect(http(binary).raw_body).toEqual(Buffer.from([0xff, 0xfe, 0x00]));

@@ -23,6 +23,11 @@ describe('normalizedPath (envoy.yaml normalize_path, merge_slashes, escaped slas
   it('refuses an escaped slash or backslash in the path, and leaves other forms to the router', () => {
     expect(normalizedPath('/people/..%2Fadmin')).toBeNull();
     expect(normalizedPath('/people/..%5cadmin')).toBeNull();
+    // A dot segment with path parameters: Servlet upstreams resolve "..;" as "..".
+    expect(normalizedPath('/people/..;/admin')).toBeNull();
+    expect(normalizedPath('/people/%2e%2e;x=1/admin')).toBeNull();
+    expect(normalizedPath('/people/.%3b/admin')).toBeNull();
+    expect(normalizedPath('/people/a;b/c')).toBe('/people/a;b/c');
     expect(normalizedPath('*')).toBe('*');
   });
 });

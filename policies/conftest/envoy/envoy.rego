@@ -133,10 +133,12 @@ deny contains msg if {
 	)
 }
 
-# No route, virtual host or cluster turns the check, or the masking, off.
+# No route, virtual host or cluster turns the check, or the masking, off,
+# except a route that answers itself (direct_response): nothing goes upstream.
 deny contains msg if {
 	walk(input, [path, per_filter])
 	path[count(path) - 1] == "typed_per_filter_config"
+	not _answers_itself(array.slice(path, 0, count(path) - 1))
 	some name, consequence in _skipped_when_disabled
 	per_filter[name].disabled == true
 	msg := sprintf(
@@ -316,3 +318,10 @@ _location(path) := trim_prefix(concat("", [_segment(p) | some p in path]), ".")
 _segment(p) := sprintf("[%d]", [p]) if is_number(p)
 
 _segment(p) := concat("", [".", p]) if is_string(p)
+
+# A route that answers the request itself sends nothing upstream.
+_answers_itself(path) if {
+	holder := object.get(input, path, {})
+	holder.direct_response
+	not holder.route
+}

@@ -267,6 +267,24 @@ test_ext_authz_disabled_on_route_denied if {
 	]))
 }
 
+test_filters_disabled_on_a_route_that_answers_itself_allowed if {
+	route := {
+		"match": {"safe_regex": {"regex": ".*/\\.\\.;.*"}},
+		"direct_response": {"status": 400},
+		"typed_per_filter_config": {
+			"envoy.filters.http.ext_authz": {"disabled": true},
+			"envoy.filters.http.ext_proc": {"disabled": true},
+		},
+	}
+	doc := json.patch(_good, [{
+		"op": "add",
+		"path": "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/route_config/virtual_hosts/0/routes/0",
+		"value": route,
+	}])
+	denials := envoy.deny with input as doc
+	count(denials) == 0
+}
+
 test_ext_authz_per_route_settings_allowed if {
 	per_route := {"envoy.filters.http.ext_authz": {"check_settings": {"context_extensions": {"route": "public"}}}}
 	route := object.union(_route, {"typed_per_filter_config": per_route})
