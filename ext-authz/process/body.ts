@@ -3,10 +3,8 @@
  * decide whether it is JSON, mask it, and say what to send on and what to
  * record.
  *
- *   JSON (application/json, *+json, or a body that parses as a JSON object
- *   or array when the plan has field rules, whatever its type says, JSON5
- *   included): parsed, masked by field, re-serialised. JSON in another
- *   encoding than UTF-8 under such a plan is refused.
+ *   JSON (json-body.ts says which bodies, and how they are written back):
+ *   parsed, masked by field, re-serialised.
  *   Other text: masked only by the plan's `$` rules; without one it passes
  *   through unchanged, as the policy decided.
  *
@@ -20,7 +18,8 @@
  * The target's credential, which Check injected into the request, is taken
  * out of whatever the upstream sends back (an echo of the request headers,
  * an error quoting the token): a text body has it replaced, a binary body
- * holding it is refused. A body that nothing changed is left alone, byte
+ * holding it, or text holding it behind escapes that cannot be rewritten,
+ * is refused. A body that nothing changed is left alone, byte
  * for byte (still compressed, if it was).
  *
  * Numbers are re-serialised by JSON.stringify: an integer beyond 2^53 in a
@@ -28,16 +27,14 @@
  */
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
-import JSON5 from 'json5';
 import type { FieldMasks, JsonValue } from '../../engine/masking/json-fields.js';
 import type { RecordedBody } from '../../engine/recording/types.js';
-import { isJsonType } from '../media-type.js';
+import { BodyRefused } from './body-refused.js';
 import { hasDuplicateKeys } from './duplicate-keys.js';
+import { parseLeniently, readJsonBody, refuseJsonInOtherEncodings } from './json-body.js';
 
-/** Why a body cannot be passed on: one line, for the caller and the log, never a value. */
-export class BodyRefused extends Error {
-  override name = 'BodyRefused';
-}
+export { BodyRefused } from './body-refused.js';
+
 
 export interface BodyHeaders {
   /** The Content-Type header, or "". */
@@ -96,11 +93,16 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
 
 /** The body's text under the plan, or null when the plan leaves it as it is. */
 function maskedText(text: string | null, mime: string, masks: FieldMasks): string | null {
-  const found = jsonDocument(text, mime, masks);
-  if (found !== NOT_JSON) {
-    const { value, changed } = masks.maskDocument(found.document);
-    // Text only a lenient parser reads is sent as the JSON that was masked: a client's parser could read it otherwise.
-    return changed || found.lenient || hasDuplicateKeys(text!) ? JSON.stringify(value) : null;
+  const json = readJsonBody(text, mime, masks.hasFieldRules);
+  if (json) {
+    let changed = false;
+    const documents = json.documents.map((document) => {
+      const masked = masks.maskDocument(document);
+      changed ||= masked.changed;
+      return masked.value;
+    });
+    // What is not plain strict JSON is sent as the JSON that was masked: a client's parser could read it otherwise.
+    return changed || json.rewritten || hasDuplicateKeys(text!) ? json.write(documents) : null;
   }
   if (!masks.coversText) return null;
   if (text === null) throw new BodyRefused('the body is binary and the policy masks the whole body');
@@ -116,16 +118,21 @@ function replaceLiterals(text: string, secrets: readonly string[]): string {
 
 function withoutSecrets(text: string, secrets: readonly string[]): string {
   let out = replaceLiterals(text, secrets);
-  // JSON can spell it with escapes (\u002B, \/): look in the parsed strings too.
-  if (secrets.length > 0 && out.includes('\\') && /^\s*[[{"]/.test(out)) {
-    try {
-      const { value, changed } = scrubStrings(JSON.parse(out) as JsonValue, secrets);
-      if (changed) out = JSON.stringify(value);
-    } catch {
-      // Not JSON: the literal replacement above is what applies.
-    }
+  // JSON (and JSON5, and the string literals of other languages) can spell it with escapes (\u0077, \x77, \/).
+  if (secrets.length === 0 || !out.includes('\\') || !secrets.some((s) => unescaped(out).includes(s))) return out;
+  const document = /^\s*[[{"]/.test(out) ? parseLeniently(out) : undefined;
+  if (document !== undefined) {
+    const { value, changed } = scrubStrings(document as JsonValue, secrets);
+    if (changed) out = JSON.stringify(value);
+    if (!secrets.some((s) => unescaped(out).includes(s))) return out;
   }
-  return out;
+  throw new BodyRefused('the body holds the target\'s credential written with escapes the gateway cannot take out');
+}
+
+/** Text with its backslash escapes read as JSON, JSON5 and most languages read them. */
+function unescaped(text: string): string {
+  return text.replace(/\\(?:u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2})|(.))/gs, (_, u: string | undefined, x: string | undefined, c: string) =>
+    u !== undefined || x !== undefined ? String.fromCharCode(parseInt(u ?? x!, 16)) : c);
 }
 
 function scrubStrings(value: JsonValue, secrets: readonly string[]): { value: JsonValue; changed: boolean } {
@@ -223,77 +230,6 @@ function base64Inside(bytes: Buffer, encoding: 'base64' | 'base64url'): string[]
 
 function recordedAs(mime: string, size: number, text: string | null): RecordedBody {
   return text === null ? { mime_type: mime, size } : { mime_type: mime, size, text };
-}
-
-const NOT_JSON = Symbol('not JSON');
-
-/**
- * The parsed document, or NOT_JSON. A declared JSON body that does not parse
- * is refused; an undeclared one is sniffed only when the plan has field
- * rules (a mislabelled JSON body must not slip past them). The sniff also
- * reads what lenient parsers take for JSON (JSON5: NaN, comments, trailing
- * commas, single quotes; Python's json reads NaN): `lenient` says so.
- */
-function jsonDocument(text: string | null, mime: string, masks: FieldMasks): { document: JsonValue; lenient: boolean } | typeof NOT_JSON {
-  if (isJsonType(mime)) {
-    // Never pass JSON.parse's message on: it quotes the body.
-    if (text === null) throw new BodyRefused('the body is declared as JSON but is not UTF-8 text');
-    try {
-      return { document: JSON.parse(stripBom(text)) as JsonValue, lenient: false };
-    } catch {
-      throw new BodyRefused('the body is declared as JSON but is not valid JSON');
-    }
-  }
-  if (text === null || !masks.hasFieldRules || !LOOKS_LIKE_JSON.test(text)) return NOT_JSON;
-  const body = stripBom(text);
-  try {
-    return { document: JSON.parse(body) as JsonValue, lenient: false };
-  } catch {
-    // Not strict JSON; perhaps what a lenient reader takes for it.
-  }
-  try {
-    const document = JSON5.parse<unknown>(body);
-    return typeof document === 'object' && document !== null ? { document: document as JsonValue, lenient: true } : NOT_JSON;
-  } catch {
-    return NOT_JSON;
-  }
-}
-
-/** An object or array after optional whitespace, a BOM, or a JSON5 comment. */
-const LOOKS_LIKE_JSON = /^\uFEFF?(?:\s|\/\/[^\n]*\n|\/\*[\s\S]*?\*\/)*[[{]/;
-
-/**
- * A body that is not UTF-8 but reads as a JSON object or array in UTF-16,
- * UTF-32 or its declared (or a single-byte) charset, under a plan with field
- * rules: its fields would pass unmasked to any client that decodes it so.
- */
-function refuseJsonInOtherEncodings(bytes: Buffer, mime: string): void {
-  const declared = /;\s*charset="?([^";\s]+)/i.exec(mime)?.[1];
-  for (const encoding of [declared, 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be', 'latin1']) {
-    if (encoding === undefined) continue;
-    const text = decodeAs(bytes, encoding);
-    if (text !== null && LOOKS_LIKE_JSON.test(text.replace(/^\0+/, ''))) {
-      throw new BodyRefused(`the body reads as JSON in ${encoding}, not UTF-8: the gateway masks JSON only as UTF-8`);
-    }
-  }
-}
-
-function decodeAs(bytes: Buffer, encoding: string): string | null {
-  if (encoding.startsWith('utf-32')) {
-    // TextDecoder has no UTF-32: ASCII in it is every fourth byte.
-    const at = encoding === 'utf-32le' ? 0 : 3;
-    const start = bytes.subarray(0, 64);
-    return start.length % 4 === 0 || start.length === 64 ? String.fromCharCode(...start.filter((_, i) => i % 4 === at)) : null;
-  }
-  try {
-    return new TextDecoder(encoding).decode(bytes.subarray(0, 64));
-  } catch {
-    return null; // a charset TextDecoder does not know
-  }
-}
-
-function stripBom(text: string): string {
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });

@@ -246,6 +246,33 @@ describe('ExternalProcessor: masking JSON responses', () => {
     }
   });
 
+  it('masks JSON sequences (NDJSON, RFC 7464) and JSON behind an anti-XSSI prefix, as clients read them', async () => {
+    const one = JSON.stringify(CUSTOMERS.customers[0]);
+    const two = JSON.stringify(CUSTOMERS.customers[1]);
+    for (const [type, body, shape] of [
+      ['application/x-ndjson', `${one}\n${two}\n`, /^\{.*\}\n\{.*\}\n$/],
+      ['text/plain', `{"a":1}\n${one}`, /^\{"a":1\}\n\{.*\}\n$/],
+      ['application/json-seq', `\u001e${one}\n\u001e${two}\n`, /^\u001e\{.*\}\n\u001e\{.*\}\n$/],
+      ['application/json', `)]}',\n${JSON.stringify(CUSTOMERS)}`, /^\)\]\}',\n\{/],
+      ['text/plain', `while(1);${JSON.stringify(CUSTOMERS)}`, /^while\(1\);\{/],
+    ] as const) {
+      const { common } = await maskedBody(metadata({ mask: [{ field: '$..email', strategy: 'partial' }, { field: '$..notes', detectors: ['payment_card'], strategy: 'redact' }] }), body, { 'content-type': type });
+      const sent = (common.body_mutation.body as Buffer).toString();
+      expect(sent, `${type}: ${body}`).not.toMatch(/jane\.doe|bob@|4111/);
+      expect(sent).toMatch(shape);
+    }
+  });
+
+  it('refuses, under field rules, a body that starts like JSON but is not JSON it can read whole', async () => {
+    for (const [type, body] of [
+      ['text/plain', `${JSON.stringify(CUSTOMERS)} trailing`],
+      ['application/octet-stream', `${JSON.stringify(CUSTOMERS)}{}`],
+    ] as const) {
+      const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': type }), responseBody(metadata(), body)]);
+      expect(replies.at(-1).immediate_response?.status.code, body).toBe('BadGateway');
+    }
+  });
+
   it('refuses JSON that is not UTF-8 under a type that does not say JSON (Latin-1, UTF-16, UTF-32)', async () => {
     const json = JSON.stringify(CUSTOMERS).replace('vip', 'vïp');
     for (const [type, body] of [
@@ -333,6 +360,18 @@ describe('ExternalProcessor: what must not come back', () => {
       expect(sent, body).toContain('[REDACTED:credential]');
       expect(JSON.stringify(JSON.parse(sent))).not.toContain(CREDENTIAL);
     }
+  });
+
+  it('finds the credential behind escapes in what lenient readers take for JSON, or refuses the body', async () => {
+    const escaped = `\\u${CREDENTIAL.charCodeAt(0).toString(16).padStart(4, '0')}${CREDENTIAL.slice(1)}`;
+    const lenient = await maskedBody(metadata({ mask: [] }), `{"n": NaN, "seen": "${escaped}"}`, { 'content-type': 'application/json5' });
+    const sent = (lenient.common.body_mutation.body as Buffer).toString();
+    expect(sent).toContain('[REDACTED:credential]');
+    expect(sent).not.toContain(CREDENTIAL.slice(1));
+    // Escaped in text that is not JSON at all: nothing to rewrite it in, so refused.
+    const text = await exchange([requestHeaders(metadata({ mask: [] })), responseHeaders(metadata({ mask: [] }), { 'content-type': 'text/plain' }),
+      responseBody(metadata({ mask: [] }), `key = '\\x${CREDENTIAL.charCodeAt(0).toString(16)}${CREDENTIAL.slice(1)}'`)]);
+    expect(text.at(-1).immediate_response?.status.code).toBe('BadGateway');
   });
 
   it('finds base64 of the echoed headers at any alignment, hex and changed case', async () => {

@@ -1,0 +1,130 @@
+/**
+ * Which response bodies a mask plan reads as JSON, and how a masked one is
+ * written back. A field rule is only as good as the gateway's reading of
+ * the body matches the client's, so whatever a client would read as JSON is
+ * read as JSON here too:
+ *
+ *   - a body whose type says JSON (media-type.ts) must be one JSON value,
+ *     after an anti-XSSI prefix (`)]}',`, `while(1);`) that clients strip;
+ *     anything else is refused;
+ *   - under field rules, a body of another type that starts like JSON is
+ *     read as strict JSON, then as what lenient readers accept (JSON5:
+ *     NaN, comments, trailing commas), then as a sequence of values
+ *     (NDJSON lines, RFC 7464 records); one that is none of these is
+ *     refused, since a streaming client would still read its first value;
+ *   - JSON in UTF-16, UTF-32 or a single-byte charset is refused: the rules
+ *     read UTF-8 (refuseJsonInOtherEncodings).
+ */
+import JSON5 from 'json5';
+import type { JsonValue } from '../../engine/masking/json-fields.js';
+import { isJsonType } from '../media-type.js';
+import { BodyRefused } from './body-refused.js';
+
+export interface JsonBody {
+  documents: JsonValue[];
+  /** The body must be sent as write() gives it even when no rule changed anything: it is not plain strict JSON. */
+  rewritten: boolean;
+  write(documents: readonly JsonValue[]): string;
+}
+
+/** Prefixes an API puts before JSON so that a <script> tag cannot run it; clients strip them before parsing. */
+const XSSI_PREFIX = /^(?:\)\]\}',?[ \t]*\r?\n?|while\s*\(1\);|for\s*\(;;\);)/;
+
+/** An object or array after optional whitespace, a BOM, or a JSON5 comment. */
+const LOOKS_LIKE_JSON = /^\uFEFF?(?:\s|\/\/[^\n]*\n|\/\*[\s\S]*?\*\/)*[[{]/;
+
+/** RFC 7464's record separator. */
+const RS = '\u001e';
+
+/** The body as JSON, or null when the plan reads it as text. Throws BodyRefused for JSON it cannot be sure it reads as a client would. */
+export function readJsonBody(text: string | null, contentType: string, fieldRules: boolean): JsonBody | null {
+  const declared = isJsonType(contentType);
+  if (declared && text === null) throw new BodyRefused('the body is declared as JSON but is not UTF-8 text');
+  if (text === null) return null;
+  const prefix = XSSI_PREFIX.exec(text)?.[0] ?? '';
+  const body = stripBom(text.slice(prefix.length));
+  if (!declared && !(fieldRules && (LOOKS_LIKE_JSON.test(body) || body.startsWith(RS)))) return null;
+
+  const single = (document: unknown, lenient: boolean): JsonBody => ({
+    documents: [document as JsonValue],
+    rewritten: lenient || prefix !== '',
+    write: ([masked]) => prefix + JSON.stringify(masked),
+  });
+  const strict = tryParse(() => JSON.parse(body));
+  if (strict.ok) return single(strict.value, false);
+  // Never pass a parser's message on: it quotes the body.
+  if (declared) throw new BodyRefused('the body is declared as JSON but is not valid JSON');
+  const lenient = tryParse(() => JSON5.parse<unknown>(body));
+  if (lenient.ok && typeof lenient.value === 'object' && lenient.value !== null) return single(lenient.value, true);
+  const sequence = readSequence(body, prefix);
+  if (sequence) return sequence;
+  throw new BodyRefused('the body starts like JSON but is not JSON the gateway can read whole, and the policy masks fields in it');
+}
+
+/** NDJSON (a value per line) or RFC 7464 (each value after a record separator); null when not every part parses. */
+function readSequence(body: string, prefix: string): JsonBody | null {
+  const records = body.startsWith(RS);
+  const parts = (records ? body.split(RS) : body.split('\n')).map((part) => part.trim()).filter((part) => part !== '');
+  if (parts.length < 2) return null;
+  const documents: JsonValue[] = [];
+  for (const part of parts) {
+    const parsed = tryParse(() => JSON.parse(part));
+    if (!parsed.ok) return null;
+    documents.push(parsed.value as JsonValue);
+  }
+  return {
+    documents,
+    rewritten: true,
+    write: (masked) => prefix + masked.map((d) => (records ? `${RS}${JSON.stringify(d)}\n` : `${JSON.stringify(d)}\n`)).join(''),
+  };
+}
+
+/**
+ * A body that is not UTF-8 but reads as a JSON object or array in UTF-16,
+ * UTF-32 or its declared (or a single-byte) charset, under a plan with field
+ * rules: its fields would pass unmasked to any client that decodes it so.
+ */
+export function refuseJsonInOtherEncodings(bytes: Buffer, contentType: string): void {
+  const declared = /;\s*charset="?([^";\s]+)/i.exec(contentType)?.[1];
+  for (const encoding of [declared, 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be', 'latin1']) {
+    if (encoding === undefined) continue;
+    const text = decodeAs(bytes, encoding);
+    if (text !== null && LOOKS_LIKE_JSON.test(text.replace(/^\0+/, ''))) {
+      throw new BodyRefused(`the body reads as JSON in ${encoding}, not UTF-8: the gateway masks JSON only as UTF-8`);
+    }
+  }
+}
+
+function decodeAs(bytes: Buffer, encoding: string): string | null {
+  if (encoding.startsWith('utf-32')) {
+    // TextDecoder has no UTF-32: ASCII in it is every fourth byte.
+    const at = encoding === 'utf-32le' ? 0 : 3;
+    const start = bytes.subarray(0, 64);
+    return start.length % 4 === 0 || start.length === 64 ? String.fromCharCode(...start.filter((_, i) => i % 4 === at)) : null;
+  }
+  try {
+    return new TextDecoder(encoding).decode(bytes.subarray(0, 64));
+  } catch {
+    return null; // a charset TextDecoder does not know
+  }
+}
+
+/** What a lenient reader (JSON5, Python's json) takes for JSON: the body parsed, or undefined. */
+export function parseLeniently(text: string): unknown {
+  const strict = tryParse(() => JSON.parse(text));
+  if (strict.ok) return strict.value;
+  const lenient = tryParse(() => JSON5.parse<unknown>(text));
+  return lenient.ok ? lenient.value : undefined;
+}
+
+function tryParse(parse: () => unknown): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: parse() };
+  } catch {
+    return { ok: false };
+  }
+}
+
+function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
