@@ -252,7 +252,7 @@ describe('ExternalProcessor: masking JSON responses', () => {
     for (const [type, body, shape] of [
       ['application/x-ndjson', `${one}\n${two}\n`, /^\{.*\}\n\{.*\}\n$/],
       ['text/plain', `{"a":1}\n${one}`, /^\{"a":1\}\n\{.*\}\n$/],
-      ['application/json-seq', `\u001e${one}\n\u001e${two}\n`, /^\u001e\{.*\}\n\u001e\{.*\}\n$/],
+      ['application/json-seq', `\u001e${one}\n\u001e${two}\n`, new RegExp(String.raw`^\x1e\{.*\}\n\x1e\{.*\}\n$`)],
       ['application/json', `)]}',\n${JSON.stringify(CUSTOMERS)}`, /^\)\]\}',\n\{/],
       ['text/plain', `while(1);${JSON.stringify(CUSTOMERS)}`, /^while\(1\);\{/],
     ] as const) {
