@@ -307,11 +307,12 @@ do_block := bare("do", false, {})
 
 code_denial(verb) := concat("", [
 	verb, " runs code the gateway cannot inspect, which could read columns masked for the caller ",
-	"(public.customers.ssn, public.orders.notes), and no grant on orders-db allows it (data.access.postgres.code_grants)",
+	"(public.customers.notes, public.customers.ssn, public.orders.notes), and no grant on orders-db allows it ",
+	"(data.access.postgres.code_grants)",
 ])
 
 test_callers_code_is_denied_where_columns_are_masked_for_them if {
-	# ssn and orders.notes are masked for the dba too (email is not: the dba is exempt).
+	# ssn and the notes are masked for the dba too (email and phone are not: the dba is exempt).
 	postgres.decision == {"action": "deny", "reasons": [code_denial("DO")], "mask": []}
 		with input as request(dba, orders_db, [do_block])
 	postgres.decision.reasons == [code_denial("CREATE FUNCTION")]
@@ -322,7 +323,8 @@ test_callers_code_is_denied_where_columns_are_masked_for_them if {
 	d.reasons == [
 		concat("", [
 			"DO runs code the gateway cannot inspect, which could read columns masked for the caller ",
-			"(public.customers.email, public.customers.ssn, public.orders.notes), and no grant on ",
+			"(public.customers.email, public.customers.notes, public.customers.phone, public.customers.ssn, ",
+			"public.orders.notes), and no grant on ",
 			"orders-db allows it (data.access.postgres.code_grants)",
 		]),
 		concat("", [read_only, "DO runs a code block the gateway cannot inspect"]),

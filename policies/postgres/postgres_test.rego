@@ -47,10 +47,22 @@ email_mask := {"column": "public.customers.email", "strategy": "partial"}
 
 ssn_mask := {"column": "public.customers.ssn", "strategy": "redact"}
 
+phone_mask := {"column": "public.customers.phone", "strategy": "partial"}
+
+customer_notes_mask := {
+	"column": "public.customers.notes", "strategy": "redact",
+	"detectors": ["email", "payment_card", "us_ssn", "phone", "iban"],
+}
+
 notes_mask := {
 	"column": "public.orders.notes", "strategy": "redact",
-	"detectors": ["email", "payment_card", "us_ssn", "phone"],
+	"detectors": ["email", "payment_card", "us_ssn", "phone", "iban"],
 }
+
+# Every mask on orders-db (and on staging-db, a copy of it), and those the dba is not exempt from.
+all_masks := [email_mask, ssn_mask, phone_mask, customer_notes_mask, notes_mask]
+
+dba_masks := [ssn_mask, customer_notes_mask, notes_mask]
 
 dba_approval := {"groups": ["dba"], "min": 1, "ttl_seconds": 900, "mode": "hold"}
 
@@ -58,7 +70,7 @@ test_analyst_select_is_allowed_with_masks if {
 	postgres.decision == {
 		"action": "allow",
 		"reasons": ["allowed by grant analysts-read-orders: read access to orders-db"],
-		"mask": [email_mask, ssn_mask, notes_mask],
+		"mask": all_masks,
 		"read_only": true,
 	} with input as request(analyst, orders_db, [select_customers])
 }
@@ -121,14 +133,14 @@ test_unqualified_tables_and_several_writes_are_named if {
 test_dba_is_not_masked_on_email if {
 	d := postgres.decision with input as request(dba, orders_db, [select_customers])
 	d.action == "allow"
-	d.mask == [ssn_mask, notes_mask]
+	d.mask == dba_masks
 }
 
 test_dba_write_to_prod_needs_no_approval if {
 	postgres.decision == {
 		"action": "allow",
 		"reasons": ["allowed by grant dba-administer: write access to orders-db"],
-		"mask": [ssn_mask, notes_mask],
+		"mask": dba_masks,
 	} with input as request(dba, orders_db, [delete_orders])
 }
 
@@ -139,7 +151,7 @@ test_sre_agents_write_to_prod_needs_a_dba if {
 			"allowed by grant sre-agents-operate: write access to orders-db",
 			"approval required by rule prod-writes-need-dba: Writes to production databases by agents need a DBA's approval.",
 		],
-		"mask": [email_mask, ssn_mask, notes_mask],
+		"mask": all_masks,
 		"approval": dba_approval,
 	} with input as request(sre, orders_db, [update_orders])
 }
@@ -151,7 +163,7 @@ test_sre_agents_write_to_prod_once_approved_is_allowed if {
 			"allowed by grant sre-agents-operate: write access to orders-db",
 			"approved by approval apr-7f3a under rule prod-writes-need-dba",
 		],
-		"mask": [email_mask, ssn_mask, notes_mask],
+		"mask": all_masks,
 	} with input as object.union(
 		request(sre, orders_db, [update_orders]),
 		{"approval": {"id": "apr-7f3a", "status": "approved"}},
@@ -176,7 +188,7 @@ test_sre_agents_write_to_staging_is_allowed if {
 	postgres.decision == {
 		"action": "allow",
 		"reasons": ["allowed by grant sre-agents-operate: write access to staging-db"],
-		"mask": [ssn_mask],
+		"mask": all_masks,
 	} with input as request(sre, staging_db, [update_orders])
 }
 

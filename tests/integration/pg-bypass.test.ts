@@ -17,8 +17,8 @@ const functionDenied = (name: string) => `function ${name} is not allowed with r
 // Code the caller writes (DO, CREATE FUNCTION) could read a masked column and hand it back unmasked.
 const codeDenied = (what: string, columns: string) =>
   `${what} runs code the gateway cannot inspect, which could read columns masked for the caller (${columns}), and no grant on orders-db allows it (data.access.postgres.code_grants)`;
-const analystMasks = 'public.customers.email, public.customers.ssn, public.orders.notes';
-const dbaMasks = 'public.customers.ssn, public.orders.notes';
+const analystMasks = 'public.customers.email, public.customers.notes, public.customers.phone, public.customers.ssn, public.orders.notes';
+const dbaMasks = 'public.customers.notes, public.customers.ssn, public.orders.notes';
 
 /** The analyst is denied for exactly these reasons. */
 async function deniedToAnalyst(sql: string, ...reasons: string[]): Promise<void> {

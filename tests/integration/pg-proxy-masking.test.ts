@@ -65,12 +65,12 @@ function leakedSsns(value: unknown): string[] {
 }
 
 describe('column masks', () => {
-  it('SELECT * masks email partially and redacts ssn for an analyst; other columns pass untouched', async () => {
+  it('SELECT * masks email and phone partially, redacts ssn and PII in notes for an analyst; other columns pass untouched', async () => {
     const { rows } = await analyst.query('SELECT * FROM customers ORDER BY id');
-    expect(rows.map((r) => [r.id, r.name, r.email, r.ssn, r.phone])).toEqual([
-      [1, 'Ada Lovelace', 'a***@example.com', '[REDACTED]', '+1 415 555 0101'],
-      [2, 'Alan Turing', 'a***@example.org', '[REDACTED]', '+44 20 7946 0958'],
-      [3, 'Grace Hopper', 'g***@example.net', '[REDACTED]', '+1 212 555 0199'],
+    expect(rows.map((r) => [r.id, r.name, r.email, r.ssn, r.phone, r.notes])).toEqual([
+      [1, 'Ada Lovelace', 'a***@example.com', '[REDACTED]', '+* *** *** 0101', 'prefers email'],
+      [2, 'Alan Turing', 'a***@example.org', '[REDACTED]', '+** ** **** 0958', 'card [REDACTED:payment_card] on file'],
+      [3, 'Grace Hopper', 'g***@example.net', '[REDACTED]', '+* *** *** 0199', null],
     ]);
     expect(Object.keys(rows[0]!)).toEqual(['id', 'name', 'email', 'ssn', 'phone', 'notes', 'created_at']);
     expect(leakedSsns(rows)).toEqual([]);
