@@ -125,3 +125,12 @@ test_readonly_denied_functions_are_bare_lowercase_names if {
 		not contains(name, ".")
 	}
 }
+
+test_state_changing_functions_are_bare_lowercase_names_a_reader_may_not_call if {
+	every name in data.access.postgres.state_changing_functions {
+		is_string(name)
+		name == lower(name)
+		not contains(name, ".")
+		name in data.access.postgres.readonly_denied_functions
+	}
+}

@@ -7,7 +7,10 @@
 #   described in proxies/postgres/sql/facts.ts.
 #
 #   A batch needs write access when any statement is not read-only, writes
-#   a table, or asks for read-write mode (read_write). Exceptions for
+#   a table, asks for read-write mode (read_write), or (for a caller with a
+#   write grant) calls a function in data.access.postgres.
+#   state_changing_functions, so approval rules for writes apply to
+#   SELECT lo_unlink(…) too. Exceptions for
 #   callers with only read grants:
 #     - SET / RESET of a setting in data.access.postgres.readonly_settings,
 #       or to a value listed in readonly_setting_values, is read-only.
@@ -102,6 +105,17 @@ writes(statement) if not read_only(statement)
 writes(statement) if {
 	some table in statement.tables
 	table.access == "write"
+}
+
+# A call that changes the server or what other sessions see (a large object,
+# a sequence, another session ended) is a write, whatever statement it sits
+# in: to the analyser SELECT lo_unlink(…) reads. Callers with only read
+# grants may not call these at all (readonly_denied_functions).
+writes(statement) if {
+	access.has_write_grant
+	some function in statement.functions
+	is_string(function)
+	base_name(function) in state_changing_functions
 }
 
 read_only(statement) if {
@@ -281,6 +295,10 @@ statements_given if is_array(input.postgres.statements)
 default readonly_denied_functions := []
 
 readonly_denied_functions := data.access.postgres.readonly_denied_functions
+
+default state_changing_functions := []
+
+state_changing_functions := data.access.postgres.state_changing_functions
 
 # Setting names, lowercase, as the parser reports them (facts.ts `setting`).
 default readonly_settings := []

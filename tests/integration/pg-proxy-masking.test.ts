@@ -701,6 +701,39 @@ describe('what a name stands for on the server is what gets masked', () => {
     }
   });
 
+  it('a table made by EXPLAIN ANALYZE CREATE TABLE AS, dropped at the implicit commit, takes its description with it', async () => {
+    const wire = await wireOf(dbaToken);
+    try {
+      wire.send(
+        serialize.parse({ text: "EXPLAIN ANALYZE CREATE TEMP TABLE customers ON COMMIT DROP AS SELECT 1 AS id, 'x'::text AS ssn" }), serialize.bind({}), serialize.execute({}),
+        serialize.parse({ name: 's7', text: 'SELECT id, ssn FROM customers ORDER BY id' }), serialize.describe({ type: 'S', name: 's7' }), serialize.sync(),
+      );
+      await wire.until('Z');
+      wire.send(serialize.bind({ statement: 's7' }), serialize.execute({}), serialize.sync());
+      const answer = await wire.until('Z');
+      const rows = answer.filter((m) => m.type === 'D').map((m) => dataRowFields(m.body).map((f) => f?.toString()));
+      expect(rows.length).toBeGreaterThan(0);
+      expect(leakedSsns(bodies(answer))).toEqual([]);
+    } finally {
+      await wire.end();
+    }
+  });
+
+  it('an error at the implicit commit of a Sync (a deferred constraint) is scrubbed like the statement\'s own', async () => {
+    await direct.query('ALTER TABLE customers ADD CONSTRAINT ssn_unique UNIQUE (ssn) DEFERRABLE INITIALLY DEFERRED');
+    const wire = await wireOf(dbaToken);
+    try {
+      wire.send(serialize.parse({ text: "UPDATE customers SET ssn = '219-09-9999' WHERE id = 1" }), serialize.bind({}), serialize.execute({}), serialize.sync());
+      const answer = await wire.until('Z');
+      const error = errorFields(answer.find((m) => m.type === 'E')!.body);
+      expect(error.C).toBe('23505');
+      expect(JSON.stringify(error)).not.toContain('219-09-9999');
+    } finally {
+      await wire.end();
+      await direct.query('ALTER TABLE customers DROP CONSTRAINT ssn_unique');
+    }
+  });
+
   it('a statement the server plans again against another table is masked by its new columns', async () => {
     const wire = await wireOf(dbaToken);
     try {
@@ -1042,6 +1075,8 @@ describe('reads masking cannot follow are refused', () => {
     "SELECT query_to_xml('SELECT ssn FROM customers', true, false, '')",
     "SELECT pg_catalog.table_to_xml('customers', true, false, '')",
     "SELECT ts_stat('SELECT to_tsvector(ssn) FROM customers')",
+    "SELECT * FROM crosstab('SELECT ssn, ''c'', email FROM customers ORDER BY 1') AS t(a text, b text)",
+    "SELECT * FROM public.connectby('customers', 'ssn', 'name', 'Ada Lovelace', 0) AS t(k text, p text, lvl int)",
   ])('a function that reads what a string names: %s', async (sql) => {
     // The dba has a write grant, so the read-only function list does not apply.
     const result = await outcome(dba, sql);

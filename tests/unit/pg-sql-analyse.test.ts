@@ -370,6 +370,8 @@ describe('derived_columns: values RowDescription does not attribute to a column'
     }
     // Another column, another table's column of that name, or a subquery's: derived.
     expect(derived('UPDATE orders SET notes = notes || ssn')).toEqual(['ssn']);
+    // Aliased, the target's own name qualifies another FROM item: another row's value, copied.
+    expect(derived('UPDATE customers AS x SET ssn = customers.ssn FROM customers WHERE customers.id = 2 AND x.id = 1')).toEqual(['ssn']);
     expect(derived('UPDATE orders o SET notes = c.notes FROM customers c WHERE c.id = o.customer_id')).toEqual(['notes']);
     expect(derived('UPDATE orders SET notes = (SELECT notes FROM customers LIMIT 1)')).toEqual(['notes']);
     expect(derived('MERGE INTO orders t USING customers s ON t.id = s.id WHEN MATCHED THEN UPDATE SET notes = s.notes')).toEqual(['notes']);

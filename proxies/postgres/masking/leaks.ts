@@ -224,6 +224,8 @@ const STRING_READERS = new Set([
   'query_to_xml', 'query_to_xml_and_xmlschema', 'table_to_xml', 'table_to_xml_and_xmlschema',
   'schema_to_xml', 'schema_to_xml_and_xmlschema', 'database_to_xml', 'database_to_xml_and_xmlschema',
   'cursor_to_xml', 'ts_stat', 'ts_rewrite', 'dblink', 'dblink_fetch', 'dblink_get_result',
+  // Extensions: tablefunc runs the SQL or reads the table it is given; xml2's xpath_table builds SQL from names.
+  'crosstab', 'crosstab2', 'crosstab3', 'crosstab4', 'crosstab_hash', 'connectby', 'xpath_table',
 ]);
 
 /**

@@ -103,6 +103,8 @@ export class Relay {
    * they run in.
    */
   private epoch = 0;
+  /** The mask plan of the session's last masked statement: what scrubs a Sync's errors (see scrub). */
+  private lastMasking: ResultMasking | null = null;
   /** SQL that changes name resolution ran since the server was last idle (see readyForQuery). */
   private resolutionChangedInTransaction = false;
   /**
@@ -489,7 +491,7 @@ export class Relay {
       audit: auditRef(result),
       approvalId: result.approval?.id ?? null,
       statements,
-      masking: result.decision.action === 'allow' ? masking : null,
+      masking: result.decision.action === 'allow' ? this.remember(masking) : null,
     };
   }
 
@@ -695,6 +697,11 @@ export class Relay {
     }
   }
 
+  private remember(masking: ResultMasking | null): ResultMasking | null {
+    if (masking) this.lastMasking = masking;
+    return masking;
+  }
+
   /** The head entry is answered. */
   private done(): void {
     this.answered(this.pending.shift());
@@ -742,9 +749,14 @@ export class Relay {
     }
   }
 
-  /** Errors and notices of a masked statement can quote a value (`invalid input syntax: "078-05-1120"`). */
+  /**
+   * Errors and notices of a masked statement can quote a value (`invalid input syntax: "078-05-1120"`). A Sync
+   * runs no statement of its own, but its implicit COMMIT can fail on the batch's rows (a deferred unique
+   * constraint: `Key (ssn)=(…) already exists`): it is scrubbed as the session's last masked statement was.
+   */
   private scrub(head: Pending | undefined, message: Buffer): Buffer {
-    const masking = head && (head.kind === 'ready' || head.kind === 'execute') ? head.running?.decided.masking : null;
+    const running = head && (head.kind === 'ready' || head.kind === 'execute') ? head.running : undefined;
+    const masking = running ? running.decided.masking : this.lastMasking;
     return masking ? masking.scrubMessage(message) : message;
   }
 
@@ -786,6 +798,8 @@ function readsNamedResult(statement: DecidedSql): boolean {
 
 function changesResolution(statement: StatementFacts): boolean {
   if (statement.kind === 'set') return ['search_path', 'role', 'session_authorization', 'all'].includes(statement.setting ?? '');
+  // SELECT … INTO and EXPLAIN ANALYZE CREATE TABLE AS make a table: by kind they keep resolution, by what they do not.
+  if ((statement.kind === 'select' || statement.kind === 'explain') && !statement.readonly) return true;
   return !RESOLUTION_KEEPING.has(statement.kind);
 }
 

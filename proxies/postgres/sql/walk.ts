@@ -188,8 +188,8 @@ function writeTarget(type: string, body: Json): WriteTarget | undefined {
   if (type !== 'InsertStmt' && type !== 'UpdateStmt' && type !== 'MergeStmt') return undefined;
   const relation = isObject(body.relation) ? body.relation : undefined;
   if (typeof relation?.relname !== 'string') return undefined;
-  const names = new Set([relation.relname]);
-  if (isObject(relation.alias) && typeof relation.alias.aliasname === 'string') names.add(relation.alias.aliasname);
+  // Once aliased, the table's own name no longer qualifies its columns: `customers.ssn` is then another FROM item's.
+  const names = new Set([isObject(relation.alias) && typeof relation.alias.aliasname === 'string' ? relation.alias.aliasname : relation.relname]);
   return { names, excluded: type === 'InsertStmt' };
 }
 
