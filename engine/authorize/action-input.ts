@@ -52,7 +52,8 @@ const PER_REQUEST_HEADERS = /^(?::path|:method|:authority|:scheme|x-request-id|t
  * max_request_bytes, so an approval of it would let any tail through; a
  * body without Content-Length (chunked) may be cut at exactly the limit
  * with nothing saying so; and bytes that are not UTF-8 reach Check
- * replaced by U+FFFD, so other bytes would match the approval too.
+ * replaced by U+FFFD, so other bytes would match the approval too (header
+ * values likewise).
  */
 export function unbindable(action: Record<string, unknown>, kind: TargetConfig['kind']): string | null {
   if (kind !== 'http') return null;
@@ -62,7 +63,10 @@ export function unbindable(action: Record<string, unknown>, kind: TargetConfig['
     : body !== '' && http?.headers?.['content-length'] === undefined ? 'has no Content-Length, so the gateway cannot tell it saw all of it'
       : body.includes('\uFFFD') ? 'is not UTF-8 text, which ext_authz passes on with its bytes replaced'
         : null;
-  return why === null ? null : `the request body ${why}: an approval could not bind all of it; send the body with a Content-Length, within the limit`;
+  if (why !== null) return `the request body ${why}: an approval could not bind all of it; send the body with a Content-Length, within the limit`;
+  // Header values reach Check as UTF-8 too: other bytes in one would bind as the same U+FFFD.
+  const header = Object.entries(http?.headers ?? {}).find(([, value]) => typeof value === 'string' && value.includes('\uFFFD'));
+  return header ? `the request header ${header[0]} is not UTF-8 text, which Check sees with its bytes replaced: an approval could not bind it` : null;
 }
 
 /**

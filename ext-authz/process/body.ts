@@ -19,8 +19,9 @@
  * out of whatever the upstream sends back (an echo of the request headers,
  * an error quoting the token): a text body has it replaced, a binary body
  * holding it, or text holding it behind escapes that cannot be rewritten,
- * is refused. A body that nothing changed is left alone, byte
- * for byte (still compressed, if it was).
+ * is refused. A body that nothing changed is left alone, byte for byte,
+ * unless it came compressed: then it goes out decoded, since the decoder
+ * skips parts of the compressed bytes that a client can still read.
  *
  * Numbers are re-serialised by JSON.stringify: an integer beyond 2^53 in a
  * body that was rewritten loses precision (Node 20 has no JSON.rawJSON).
@@ -30,7 +31,6 @@ import * as zlib from 'node:zlib';
 import type { FieldMasks, JsonValue } from '../../engine/masking/json-fields.js';
 import type { RecordedBody } from '../../engine/recording/types.js';
 import { BodyRefused } from './body-refused.js';
-import { hasDuplicateKeys } from './duplicate-keys.js';
 import { parseLeniently, readJsonBody, refuseJsonInOtherEncodings } from './json-body.js';
 
 export { BodyRefused } from './body-refused.js';
@@ -81,12 +81,15 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
   if (reads && masks.hasFieldRules && (text === null || text.includes('\0'))) refuseJsonInOtherEncodings(decoded, mime);
   const masked = reads ? maskedText(text, mime, masks) : null;
   const sent = masked ?? text;
+  // Compressed bytes hold more than the decoded body (a gzip header's file name and comment): what was read goes
+  // out decoded, never as the bytes that came.
+  const decodedOnly = decoded !== raw && (reads || secrets.length > 0);
   if (sent === null) {
     if (secrets.some((s) => decoded.includes(s))) throw new BodyRefused('the binary body holds the target\'s credential');
-    return { replacement: null, recorded: recordedAs(mime, decoded.length, null) };
+    return { replacement: decodedOnly ? decoded : null, recorded: recordedAs(mime, decoded.length, null) };
   }
   const clean = withoutSecrets(sent, secrets);
-  if (clean === text) return { replacement: null, recorded: recordedAs(mime, decoded.length, text) };
+  if (clean === text && !decodedOnly) return { replacement: null, recorded: recordedAs(mime, decoded.length, text) };
   const replacement = Buffer.from(clean, 'utf8');
   return { replacement, recorded: { mime_type: mime, size: replacement.length, text: clean } };
 }
@@ -102,7 +105,7 @@ function maskedText(text: string | null, mime: string, masks: FieldMasks): strin
       return masked.value;
     });
     // What is not plain strict JSON is sent as the JSON that was masked: a client's parser could read it otherwise.
-    return changed || json.rewritten || hasDuplicateKeys(text!) ? json.write(documents) : null;
+    return changed || json.mustRewrite() ? json.write(documents) : null;
   }
   if (!masks.coversText) return null;
   if (text === null) throw new BodyRefused('the body is binary and the policy masks the whole body');

@@ -232,7 +232,8 @@ class Exchange {
   private onResponseHeaders(message: NonNullable<ProcessingRequest['response_headers']>): void {
     this.responseAt = Date.now();
     const received = readHeaderMap(message.headers as never);
-    const echoing = received.filter((h) => this.secrets.some((secret) => h.value.includes(secret))).map((h) => h.name);
+    // In a name too: an upstream can reflect what it was sent into one (`x-<token>: 1`).
+    const echoing = received.filter((h) => this.secrets.some((secret) => h.value.includes(secret) || h.name.includes(secret.toLowerCase()))).map((h) => h.name);
     const headers = received.filter((h) => !echoing.includes(h.name));
     this.response = { status: Number(header(headers, ':status')) || 0, headers, body: null };
     if (this.response.status === 206 && this.readsBody) {

@@ -19,11 +19,16 @@ import JSON5 from 'json5';
 import type { JsonValue } from '../../engine/masking/json-fields.js';
 import { isJsonType } from '../media-type.js';
 import { BodyRefused } from './body-refused.js';
+import { hasDuplicateKeys } from './duplicate-keys.js';
 
 export interface JsonBody {
   documents: JsonValue[];
-  /** The body must be sent as write() gives it even when no rule changed anything: it is not plain strict JSON. */
-  rewritten: boolean;
+  /**
+   * The body must be sent as write() gives it even when no rule changed
+   * anything: it is not plain strict JSON, or a key is in it twice (the
+   * parse kept the last; the raw text would show the others unmasked).
+   */
+  mustRewrite(): boolean;
   write(documents: readonly JsonValue[]): string;
 }
 
@@ -36,6 +41,9 @@ const LOOKS_LIKE_JSON = /^\uFEFF?(?:\s|\/\/[^\n]*\n|\/\*[\s\S]*?\*\/)*[[{]/;
 /** RFC 7464's record separator. */
 const RS = '\u001e';
 
+/** Charsets under which the text the rules read is the text a client decodes. */
+const UTF8_READABLE = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii']);
+
 /** The body as JSON, or null when the plan reads it as text. Throws BodyRefused for JSON it cannot be sure it reads as a client would. */
 export function readJsonBody(text: string | null, contentType: string, fieldRules: boolean): JsonBody | null {
   const declared = isJsonType(contentType);
@@ -43,11 +51,20 @@ export function readJsonBody(text: string | null, contentType: string, fieldRule
   if (text === null) return null;
   const prefix = XSSI_PREFIX.exec(text)?.[0] ?? '';
   const body = stripBom(text.slice(prefix.length));
-  if (!declared && !(fieldRules && (LOOKS_LIKE_JSON.test(body) || body.startsWith(RS)))) return null;
+  if (!declared) {
+    if (!fieldRules) return null;
+    // Values of any kind, one per line: NDJSON whose first line is `0` is still read by an NDJSON client.
+    if (!LOOKS_LIKE_JSON.test(body) && !body.trimStart().startsWith(RS)) return readSequence(body, prefix);
+  }
+  // Text that is UTF-8 can still be declared as UTF-7 (`+AGU-mail` is "email" to the client), HZ, …
+  const charset = /;\s*charset="?([^";\s]+)/i.exec(contentType)?.[1]?.toLowerCase();
+  if (charset !== undefined && !UTF8_READABLE.has(charset) && fieldRules) {
+    throw new BodyRefused(`the body is JSON declared in charset ${charset.slice(0, 40)}: the gateway masks JSON only as UTF-8`);
+  }
 
   const single = (document: unknown, lenient: boolean): JsonBody => ({
     documents: [document as JsonValue],
-    rewritten: lenient || prefix !== '',
+    mustRewrite: () => lenient || prefix !== '' || hasDuplicateKeys(body),
     write: ([masked]) => prefix + JSON.stringify(masked),
   });
   const strict = tryParse(() => JSON.parse(body));
@@ -63,7 +80,7 @@ export function readJsonBody(text: string | null, contentType: string, fieldRule
 
 /** NDJSON (a value per line) or RFC 7464 (each value after a record separator); null when not every part parses. */
 function readSequence(body: string, prefix: string): JsonBody | null {
-  const records = body.startsWith(RS);
+  const records = body.trimStart().startsWith(RS);
   const parts = (records ? body.split(RS) : body.split('\n')).map((part) => part.trim()).filter((part) => part !== '');
   if (parts.length < 2) return null;
   const documents: JsonValue[] = [];
@@ -74,7 +91,7 @@ function readSequence(body: string, prefix: string): JsonBody | null {
   }
   return {
     documents,
-    rewritten: true,
+    mustRewrite: () => parts.some((part) => hasDuplicateKeys(part)),
     write: (masked) => prefix + masked.map((d) => (records ? `${RS}${JSON.stringify(d)}\n` : `${JSON.stringify(d)}\n`)).join(''),
   };
 }

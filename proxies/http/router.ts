@@ -58,6 +58,11 @@ export class Router {
       });
       req.on('error', () => settle(localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: connection failure', 'upstream_reset_before_response_started{connection_failure}')));
       req.on('response', (res) => void this.read(res).then(settle, () => settle(localReply(503, 'upstream connect error or disconnect/reset before headers. reset reason: connection termination', 'upstream_reset_after_response_started'))));
+      // The stand-in relays no upgraded connection (a 101): without this, Node drops the socket and nothing answers.
+      req.on('upgrade', (_res, socket) => {
+        socket.destroy();
+        settle(localReply(502, 'upstream answered with a protocol upgrade the stand-in does not relay', 'upstream_upgrade_refused'));
+      });
 
       if ('replaced' in request.body) {
         req.end(request.body.replaced);

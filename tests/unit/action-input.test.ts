@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalAction } from '../../engine/approvals/action.js';
-import { approvableAction, checkAction } from '../../engine/authorize/action-input.js';
+import { approvableAction, checkAction, unbindable } from '../../engine/authorize/action-input.js';
 import { exampleAction } from '../helpers/actions.js';
 
 function withHeaders(headers: Record<string, string>): Record<string, unknown> {
@@ -100,5 +100,13 @@ describe('approvableAction for a request Envoy describes', () => {
     const plain = canonicalAction('crm-api', approvableAction(envoyAction({ time: 't', id: 'a1', port: 1 }), 'http'));
     const overridden = canonicalAction('crm-api', approvableAction(envoyAction({ time: 't', id: 'a1', port: 1, extra: { 'x-http-method-override': 'DELETE' } }), 'http'));
     expect(overridden.hash).not.toBe(plain.hash);
+  });
+});
+
+describe('unbindable', () => {
+  it('refuses to bind a header value that reached Check with bytes replaced (not UTF-8)', () => {
+    expect(unbindable(withHeaders({}), 'http')).toBeNull();
+    expect(unbindable(withHeaders({ 'x-account': '\uFFFD' }), 'http')).toContain('the request header x-account is not UTF-8 text');
+    expect(unbindable(withHeaders({ 'x-account': '\uFFFD' }), 'postgres')).toBeNull();
   });
 });

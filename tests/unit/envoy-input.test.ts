@@ -22,7 +22,7 @@ describe('envoyInput (the OPA-Envoy input document)', () => {
     expect(input({ headers: json, body: '{"a":[1,2]}' }).parsed_body).toEqual({ a: [1, 2] });
     expect(input({ headers: { 'content-type': 'text/plain' }, body: '{"a":1}' }).parsed_body).toBeNull();
     // What upstream frameworks parse as JSON, policy reads as JSON (the plugin matches "application/json" only).
-    for (const type of ['Application/JSON', 'text/json', 'application/merge-patch+json', 'application/vnd.api+json; charset=utf-8']) {
+    for (const type of ['Application/JSON', 'text/json', 'application/merge-patch+json', 'application/vnd.api+json; charset=utf-8', 'application/json,text/plain', 'text/plain,application/json']) {
       expect(input({ headers: { 'content-type': type }, body: '{"a":1}' }).parsed_body, type).toEqual({ a: 1 });
     }
     const cut = input({ headers: { ...json, 'content-length': '100' }, body: '{"a":' });
