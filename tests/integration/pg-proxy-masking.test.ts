@@ -1023,13 +1023,19 @@ describe('code the database defines is not called by callers with masks', () => 
       CREATE FUNCTION "odd.name"() RETURNS text LANGUAGE sql AS 'SELECT ssn FROM customers LIMIT 1';
       CREATE VIEW customer_ids AS SELECT id, customer_ssn(id) AS tag FROM customers;
       CREATE VIEW customer_ids_again AS SELECT * FROM customer_ids;
-      GRANT SELECT ON customer_ids, customer_ids_again TO gatehouse_orders`);
+      CREATE OPERATOR public.### (RIGHTARG = int, FUNCTION = customer_ssn);
+      CREATE VIEW order_tags AS SELECT id, ### customer_id AS tag FROM orders;
+      CREATE TYPE ssn_box AS (v text);
+      CREATE FUNCTION ssn_box_of(int) RETURNS ssn_box LANGUAGE sql AS 'SELECT ROW(ssn)::ssn_box FROM customers WHERE id = $1';
+      CREATE CAST (int AS ssn_box) WITH FUNCTION ssn_box_of(int);
+      GRANT SELECT ON customer_ids, customer_ids_again, order_tags TO gatehouse_orders`);
     // A new session: a session learns the database's functions once.
     ({ client } = await stack.connectAgent('fred', ['analysts']));
   });
   afterAll(async () => {
     await client?.end();
-    await direct.query('DROP VIEW customer_ids_again, customer_ids; DROP FUNCTION all_customers(), customer_ssn(int), "odd.name"()');
+    await direct.query(`DROP VIEW customer_ids_again, customer_ids, order_tags; DROP OPERATOR public.### (NONE, int); DROP CAST (int AS ssn_box);
+      DROP FUNCTION all_customers(), customer_ssn(int), "odd.name"(), ssn_box_of(int); DROP TYPE ssn_box`);
   });
 
   it.each([
@@ -1040,6 +1046,12 @@ describe('code the database defines is not called by callers with masks', () => 
     ['SELECT "odd.name"()', 'function odd.name is defined in the database'],
     ['SELECT * FROM customer_ids', 'view public.customer_ids calls a function defined in the database'],
     ['SELECT tag FROM customer_ids_again', 'view public.customer_ids_again calls a function defined in the database'],
+    ['SELECT ### 1', 'operator ### runs a function defined in the database'],
+    ['SELECT OPERATOR(public.###) 3', 'operator public.### runs a function defined in the database'],
+    ['SELECT id, ### id FROM generate_series(1, 3) id', 'operator ### runs a function defined in the database'],
+    ['SELECT * FROM order_tags', 'view public.order_tags calls a function defined in the database'],
+    ['SELECT (2::ssn_box).v', 'a cast to ssn_box runs a function defined in the database'],
+    ['SELECT (CAST(3 AS public.ssn_box)).v', 'a cast to public.ssn_box runs a function defined in the database'],
   ])('%s', async (sql, why) => {
     const result = await outcome(client, sql);
     expect(result.error?.code).toBe('42501');

@@ -539,3 +539,13 @@ describe('unparseable SQL', () => {
     else expect(result[0]?.readonly).toBe(true);
   });
 });
+
+describe('operators and casts the database could back with its own functions', () => {
+  it('lists operators outside pg_catalog\'s symbols or schema-qualified, and casts to types that are not PostgreSQL\'s common ones', () => {
+    expect(one('SELECT ### 1, OPERATOR(public.###) 2, a = b, c || d, OPERATOR(pg_catalog.+) 3 FROM t')).toMatchObject({ operators: ['###', 'public.###'] });
+    expect(one("SELECT 2::ssn_box, CAST(x AS public.t), y::text, z::int, w::jsonb, v::pg_catalog.numeric FROM t")).toMatchObject({ casts: ['public.t', 'ssn_box'] });
+    const plain = one("SELECT a = 1, b::text FROM t WHERE c <> 'x'");
+    expect(plain).not.toHaveProperty('operators');
+    expect(plain).not.toHaveProperty('casts');
+  });
+});

@@ -155,13 +155,14 @@ export class LeakChecks {
  * what its body says, unseen: `SELECT * FROM all_customers()` returns
  * masked columns with no source table (tableOID 0), and a scalar function,
  * a RAISE or a write inside can carry them anywhere. So can a view that
- * calls one. What masking cannot follow is refused: callers with column
- * masks call no such code (a group exempt from the target's masks can).
+ * calls one, and an operator or a cast backed by one. What masking cannot
+ * follow is refused: callers with column masks call no such code (a group
+ * exempt from the target's masks can).
  */
 async function findDefinedCode(statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
   const calls = statements.flatMap((s) => s.functions);
   const reads = statements.flatMap((s) => s.tables.filter((t) => t.access === 'read'));
-  if (calls.length === 0 && reads.length === 0) return null;
+  if (calls.length === 0 && reads.length === 0 && !statements.some((s) => s.operators || s.casts)) return null;
   const defined = await catalog.definedCode();
   // Names as written: "schema.name", or a bare name (which may hold a quoted dot) that resolves to any schema's.
   const call = calls.find((name) => defined.functions.has(name) || defined.functionNames.has(name)
@@ -169,6 +170,10 @@ async function findDefinedCode(statements: readonly StatementFacts[], catalog: C
   if (call !== undefined) return `function ${call} is defined in the database: what it reads and returns cannot be followed by masking`;
   const view = reads.find((t) => defined.views.has(`${t.schema}.${t.name}`));
   if (view !== undefined) return `view ${view.schema}.${view.name} calls a function defined in the database, whose reads masking cannot follow`;
+  const operator = statements.flatMap((s) => s.operators ?? []).find((name) => defined.operators.has(name));
+  if (operator !== undefined) return `operator ${operator} runs a function defined in the database, whose reads masking cannot follow`;
+  const cast = statements.flatMap((s) => s.casts ?? []).find((name) => defined.castTypes.has(name));
+  if (cast !== undefined) return `a cast to ${cast} runs a function defined in the database, whose reads masking cannot follow`;
   return null;
 }
 

@@ -146,6 +146,8 @@ function analyseStatement(type: string, body: Json): StatementFacts {
   if (tree.derivedColumns) facts.derived_columns = tree.derivedColumns;
   if (tree.qualifiedColumns) facts.qualified_columns = tree.qualifiedColumns;
   if (tree.rewrittenColumns) facts.rewritten_columns = tree.rewrittenColumns;
+  if (tree.operators) facts.operators = tree.operators;
+  if (tree.casts) facts.casts = tree.casts;
   const object = objectType(type, body);
   if (object !== undefined) facts.object_type = object;
   const names = sessionNames(type, body);

@@ -134,6 +134,18 @@ export interface StatementFacts {
    */
   rewritten_columns?: string[];
   /**
+   * Operators written that are not among pg_catalog's symbols, or are
+   * schema-qualified (`OPERATOR(public.###)`), as written: the database may
+   * back them with a function of its own. Sorted; left out when none.
+   */
+  operators?: string[];
+  /**
+   * Types cast to that are not PostgreSQL's common ones, as written
+   * (`2::rt_box`): a cast can run a function the database defines. Sorted;
+   * left out when none.
+   */
+  casts?: string[];
+  /**
    * For masking: what ALTER … RENAME or ALTER … SET SCHEMA takes a name
    * from, as `schema`, `schema.table` or `schema.table.column` (an
    * unqualified table in "public"), since mask rules find columns by name.

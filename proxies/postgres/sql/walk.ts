@@ -43,7 +43,32 @@ export interface TreeFacts {
   qualifiedColumns?: string[];
   /** facts.ts `rewritten_columns`: sorted, lowercase; absent when there are none. */
   rewrittenColumns?: string[];
+  /** facts.ts `operators`: sorted; absent when there are none. */
+  operators?: string[];
+  /** facts.ts `casts`: sorted; absent when there are none. */
+  casts?: string[];
 }
+
+/**
+ * Operator symbols pg_catalog defines (PostgreSQL 15): an operator written
+ * with one of these is PostgreSQL's own unless the database overloads the
+ * symbol, which facts.ts `operators` does not follow.
+ */
+const BUILTIN_OPERATORS = new Set([
+  '!!', '!~', '!~*', '!~~', '!~~*', '#', '##', '#-', '#>', '#>>', '%', '&', '&&', '&<', '&<|', '&>', '*', '*<', '*<=', '*<>',
+  '*=', '*>', '*>=', '+', '-', '->', '->>', '-|-', '/', '<', '<->', '<<', '<<=', '<<|', '<=', '<>', '<@', '<^', '=', '>', '>=',
+  '>>', '>>=', '>^', '?', '?#', '?&', '?-', '?-|', '?|', '?||', '@', '@-@', '@>', '@?', '@@', '@@@', '^', '^@', '|', '|&>',
+  '|/', '|>>', '||', '||/', '~', '~*', '~<=~', '~<~', '~=', '~>=~', '~>~', '~~', '~~*', '!=',
+]);
+
+/** PostgreSQL's own types that casts name unqualified (the SQL-standard ones reach the tree as pg_catalog.x). */
+const BUILTIN_TYPES = new Set([
+  'text', 'date', 'json', 'jsonb', 'uuid', 'bytea', 'xml', 'money', 'name', 'oid', 'inet', 'cidr', 'macaddr', 'macaddr8',
+  'regclass', 'regproc', 'regprocedure', 'regoper', 'regoperator', 'regtype', 'regrole', 'regnamespace', 'regconfig',
+  'regdictionary', 'regcollation', 'tsvector', 'tsquery', 'point', 'line', 'lseg', 'box', 'path', 'polygon', 'circle',
+  'int4range', 'int8range', 'numrange', 'tsrange', 'tstzrange', 'daterange', 'record', 'void', 'cstring', 'unknown',
+  'int2', 'int4', 'int8', 'float4', 'float8', 'bool', 'varchar', 'timestamptz', 'timetz', 'bit', 'varbit', 'pg_lsn',
+]);
 
 type Json = Record<string, unknown>;
 
@@ -229,6 +254,8 @@ export function walkTree(root: unknown): TreeFacts {
   const seenFunctions = new Set<string>();
   const columns = new DerivedColumns();
   let rewritten: Set<string> | undefined;
+  let operators: Set<string> | undefined;
+  let casts: Set<string> | undefined;
   const fieldRefs = new FieldRefs();
 
   const addTable = (schema: string, name: string, access: TableAccess): void => {
@@ -298,6 +325,15 @@ export function walkTree(root: unknown): TreeFacts {
       continue;
     }
     if (type === 'FuncCall') addFunction(nameParts(body.funcname, 'a function call').join('.'));
+    // Operators and casts that may run a function the database defines (leaks.ts findDefinedCode).
+    if (type === 'A_Expr' && Array.isArray(body.name)) {
+      const name = nameParts(body.name, 'an operator');
+      if (name.length > 1 ? name[0] !== 'pg_catalog' : !BUILTIN_OPERATORS.has(name[0]!)) (operators ??= new Set()).add(name.join('.'));
+    }
+    if (type === 'TypeCast' && isObject(body.typeName) && Array.isArray(body.typeName.names)) {
+      const name = nameParts(body.typeName.names, 'a cast');
+      if (name.length > 1 ? name[0] !== 'pg_catalog' : !BUILTIN_TYPES.has(name[0]!)) (casts ??= new Set()).add(name.join('.'));
+    }
     // `(expr).name` is a field of a composite, or the call name(expr): list it as a call.
     if (type === 'A_Indirection' && Array.isArray(body.indirection)) {
       for (const item of body.indirection) {
@@ -408,6 +444,8 @@ export function walkTree(root: unknown): TreeFacts {
   const derived = columns.result();
   if (derived) facts.derivedColumns = derived;
   if (rewritten) facts.rewrittenColumns = [...rewritten].sort();
+  if (operators) facts.operators = [...operators].sort();
+  if (casts) facts.casts = [...casts].sort();
   return facts;
 }
 

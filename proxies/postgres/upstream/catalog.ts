@@ -47,6 +47,10 @@ export interface DefinedCode {
   functionNames: ReadonlySet<string>;
   /** "schema.name" of each view that calls one. */
   views: ReadonlySet<string>;
+  /** Operators whose function is one of them, bare and "schema.name". */
+  operators: ReadonlySet<string>;
+  /** Types a cast to runs one of them, bare and "schema.name". */
+  castTypes: ReadonlySet<string>;
 }
 
 export interface ColumnOrigin {
@@ -106,13 +110,26 @@ SELECT n.nspname AS schema, p.proname AS name
  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND (l.lanname NOT IN ('c', 'internal') OR p.prokind = 'a')`;
 
-/** A view's rewrite rule depends on each function it calls (pg_depend); views over such views call them too. */
+const DEFINED_OIDS = DEFINED_FUNCTIONS.replace('SELECT n.nspname AS schema, p.proname AS name', 'SELECT p.oid');
+
+/** Operators and cast target types that run a defined function. */
+const DEFINED_OPERATORS = `
+SELECT n.nspname AS schema, o.oprname AS name FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+ WHERE o.oprcode IN (${DEFINED_OIDS})`;
+const DEFINED_CAST_TYPES = `
+SELECT n.nspname AS schema, t.typname AS name FROM pg_catalog.pg_cast c
+  JOIN pg_catalog.pg_type t ON t.oid = c.casttarget JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+ WHERE c.castfunc IN (${DEFINED_OIDS})`;
+
+/** A view's rewrite rule depends on each function (or operator) it calls (pg_depend); views over such views call them too. */
 const VIEWS_CALLING = `
-WITH RECURSIVE defined AS (${DEFINED_FUNCTIONS.replace('SELECT n.nspname AS schema, p.proname AS name', 'SELECT p.oid')}),
+WITH RECURSIVE defined AS (${DEFINED_OIDS}),
 calling(rel) AS (
     SELECT r.ev_class FROM pg_catalog.pg_rewrite r
       JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-     WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid IN (SELECT oid FROM defined)
+     WHERE (d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid IN (SELECT oid FROM defined))
+        OR (d.refclassid = 'pg_catalog.pg_operator'::regclass
+            AND d.refobjid IN (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN (SELECT oid FROM defined)))
   UNION
     SELECT r.ev_class FROM calling
       JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = calling.rel
@@ -174,11 +191,16 @@ export class CatalogPool {
         .then((r) => r.rows[0]?.name ?? null));
     const definedCode = remembered(async (): Promise<DefinedCode> => {
       type Named = { schema: string; name: string };
-      const [functions, views] = await Promise.all([this.pool.query<Named>(DEFINED_FUNCTIONS), this.pool.query<Named>(VIEWS_CALLING)]);
+      const [functions, views, operators, castTypes] = await Promise.all(
+        [DEFINED_FUNCTIONS, VIEWS_CALLING, DEFINED_OPERATORS, DEFINED_CAST_TYPES].map((sql) => this.pool.query<Named>(sql).then((r) => r.rows)),
+      );
+      const qualified = (rows: Named[]) => rows.map((row) => `${row.schema}.${row.name}`);
       return {
-        functions: new Set(functions.rows.map((f) => `${f.schema}.${f.name}`)),
-        functionNames: new Set(functions.rows.map((f) => f.name)),
-        views: new Set(views.rows.map((v) => `${v.schema}.${v.name}`)),
+        functions: new Set(qualified(functions!)),
+        functionNames: new Set(functions!.map((f) => f.name)),
+        views: new Set(qualified(views!)),
+        operators: new Set([...qualified(operators!), ...operators!.map((o) => o.name)]),
+        castTypes: new Set([...qualified(castTypes!), ...castTypes!.map((t) => t.name)]),
       };
     });
     return { viewSources, columnOrigins, columnNames, functionName, definedCode };
