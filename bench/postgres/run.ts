@@ -27,9 +27,12 @@
 // as CPU taken from the others: the ratios matter, not the absolute TPS.
 //
 // Masking: SELECT of MASK_ROWS rows × 6 columns from `customers`, whose email
-// (partial) and ssn (redact) the orders-db target's mask rules in
-// policies/data/access/data.yaml cover. The bench's gateway names its target
-// orders-db for that reason (nothing bench-only is added to the policy data).
+// and phone (partial) and ssn (redact) the orders-db target's mask rules in
+// policies/data/access/data.yaml cover: 3 of 6, one more than the design's
+// target names. The table has the notes column a rule names too (a rule
+// whose column is missing refuses the table), not selected. The bench's
+// gateway names its target orders-db for that reason (nothing bench-only is
+// added to the policy data).
 // psql fetches it (unaligned, to /dev/null) on one open connection, direct
 // and through Gatehouse, plus the same shape from an unmasked table through
 // Gatehouse, to separate relaying from masking.
@@ -171,10 +174,10 @@ async function main(): Promise<void> {
 
   console.error(`bench-postgres: pgbench -i -s ${SCALE}, and ${MASK_ROWS.toLocaleString('en-US')} customers for the masking run`);
   await must('pgbench -i', run(tool('pgbench'), ['-i', '-q', '-s', String(SCALE), '-h', '127.0.0.1', '-p', String(pgPort), '-U', ROLE, DATABASE], { env: clientEnv(direct) }));
-  const shape = `(id int PRIMARY KEY, name text NOT NULL, email text NOT NULL, ssn text NOT NULL, phone text, created_at date NOT NULL)`;
+  const shape = `(id int PRIMARY KEY, name text NOT NULL, email text NOT NULL, ssn text NOT NULL, phone text, created_at date NOT NULL, notes text)`;
   const rows = `SELECT i, 'Customer ' || i, 'customer' || i || '@example.com',
     lpad((100 + i % 565)::text, 3, '0') || '-' || lpad((10 + i % 89)::text, 2, '0') || '-' || lpad((1000 + i % 8999)::text, 4, '0'),
-    '+1 415 555 ' || lpad((i % 10000)::text, 4, '0'), date '2024-01-01' + i % 365 FROM generate_series(1, ${MASK_ROWS}) AS i`;
+    '+1 415 555 ' || lpad((i % 10000)::text, 4, '0'), date '2024-01-01' + i % 365, NULL FROM generate_series(1, ${MASK_ROWS}) AS i`;
   await must('seeding customers', psql(direct, [], `
 CREATE TABLE customers ${shape};
 CREATE TABLE contacts ${shape};
@@ -324,9 +327,9 @@ targets:
   const rps = (ms: number) => MASK_ROWS / (ms / 1000);
   console.log(`masking: SELECT of ${MASK_ROWS.toLocaleString('en-US')} rows × 6 columns, psql -A -t to /dev/null on one connection, median of ${MASK_RUNS} fetches`);
   console.log(`  direct (peer)                               ${fmt(rps(directMs))} rows/s  ${directMs.toFixed(0).padStart(6)} ms`);
-  console.log(`  gatehouse, email partial + ssn redact       ${fmt(rps(maskedMs))} rows/s  ${maskedMs.toFixed(0).padStart(6)} ms  ${(directMs / maskedMs).toFixed(2)}× direct`);
+  console.log(`  gatehouse, email+phone partial, ssn redact ${fmt(rps(maskedMs))} rows/s  ${maskedMs.toFixed(0).padStart(6)} ms  ${(directMs / maskedMs).toFixed(2)}× direct`);
   console.log(`  gatehouse, same shape, no mask rule         ${fmt(rps(relayMs))} rows/s  ${relayMs.toFixed(0).padStart(6)} ms  ${(directMs / relayMs).toFixed(2)}× direct`);
-  console.log(`  target ≥ ${TARGET_MASK_ROWS_PER_SECOND.toLocaleString('en-US')} rows/s with 2 of 6 masked, end to end: ${rps(maskedMs) >= TARGET_MASK_ROWS_PER_SECOND ? 'met' : 'NOT met'}`);
+  console.log(`  target ≥ ${TARGET_MASK_ROWS_PER_SECOND.toLocaleString('en-US')} rows/s with 2 of 6 masked (here 3 of 6), end to end: ${rps(maskedMs) >= TARGET_MASK_ROWS_PER_SECOND ? 'met' : 'NOT met'}`);
 }
 
 let failed = false;
