@@ -51,6 +51,8 @@ export interface FieldMasks {
   readonly coversText: boolean;
   /** True when some rule names a field below `$` (so only a JSON document can satisfy it). */
   readonly hasFieldRules: boolean;
+  /** The member names the field rules' paths go through (`customers`, `email` of `customers[*].email`). */
+  readonly memberNames: ReadonlySet<string>;
   /** Masks a parsed document in place; returns it (or what replaced it, for a `$` rule). */
   maskDocument(document: JsonValue): MaskOutcome<JsonValue>;
   /** Masks text that is not JSON with the `$` rules; null when a "null" rule removed it. */
@@ -81,6 +83,7 @@ class CompiledFieldMasks implements FieldMasks {
   readonly empty: boolean;
   readonly coversText: boolean;
   readonly hasFieldRules: boolean;
+  readonly memberNames: ReadonlySet<string>;
   private readonly rootRules: readonly CompiledRule[];
   /** Set by maskValue when something changed inside a container it rewrote in place. */
   private changedInPlace = false;
@@ -90,6 +93,7 @@ class CompiledFieldMasks implements FieldMasks {
     this.rootRules = rules.filter((r) => r.path.length === 0);
     this.coversText = this.rootRules.length > 0;
     this.hasFieldRules = this.rootRules.length < rules.length;
+    this.memberNames = new Set(rules.flatMap((r) => r.path.filter((segment): segment is string => typeof segment === 'string' && !/^(0|[1-9]\d*)$/.test(segment))));
   }
 
   maskDocument(document: JsonValue): MaskOutcome<JsonValue> {

@@ -95,8 +95,8 @@ function parseBody(headers: Record<string, string>, body: string): { parsed: unk
   const truncated = (Number.isFinite(declared) && declared > Buffer.byteLength(body)) || headers['x-envoy-auth-partial-body'] === 'true';
   if (truncated) return { parsed: null, truncated: true };
   // The plugin matches "application/json" case-sensitively; upstreams also parse Application/JSON, text/json, +json.
-  // Content-Type twice arrives joined with ","; an upstream may read either: JSON if any says so.
-  if (!(headers['content-type'] ?? '').split(',').some(isJsonType) || body === '') return { parsed: null, truncated: false };
+  // Content-Type twice arrives joined with ","; an upstream may read either: JSON if any says so (media-type.ts).
+  if (!isJsonType(headers['content-type'] ?? '') || body === '') return { parsed: null, truncated: false };
   try {
     return { parsed: JSON.parse(body), truncated: false };
   } catch {

@@ -31,7 +31,7 @@ import * as zlib from 'node:zlib';
 import type { FieldMasks, JsonValue } from '../../engine/masking/json-fields.js';
 import type { RecordedBody } from '../../engine/recording/types.js';
 import { BodyRefused } from './body-refused.js';
-import { parseLeniently, readJsonBody, refuseJsonInOtherEncodings } from './json-body.js';
+import { parseLeniently, readJsonBody, refuseJsonInOtherEncodings, refuseMaskedMembersInText } from './json-body.js';
 
 export { BodyRefused } from './body-refused.js';
 
@@ -107,6 +107,7 @@ function maskedText(text: string | null, mime: string, masks: FieldMasks): strin
     // What is not plain strict JSON is sent as the JSON that was masked: a client's parser could read it otherwise.
     return changed || json.mustRewrite() ? json.write(documents) : null;
   }
+  if (text !== null && masks.hasFieldRules) refuseMaskedMembersInText(text, masks.memberNames);
   if (!masks.coversText) return null;
   if (text === null) throw new BodyRefused('the body is binary and the policy masks the whole body');
   const { value, changed } = masks.maskText(text);
@@ -121,21 +122,39 @@ function replaceLiterals(text: string, secrets: readonly string[]): string {
 
 function withoutSecrets(text: string, secrets: readonly string[]): string {
   let out = replaceLiterals(text, secrets);
+  if (secrets.length === 0) return out;
   // JSON (and JSON5, and the string literals of other languages) can spell it with escapes (\u0077, \x77, \/).
-  if (secrets.length === 0 || !out.includes('\\') || !secrets.some((s) => unescaped(out).includes(s))) return out;
-  const document = /^\s*[[{"]/.test(out) ? parseLeniently(out) : undefined;
-  if (document !== undefined) {
+  if (out.includes('\\') && secrets.some((s) => unescaped(out).includes(s))) {
+    const document = /^\s*[[{"]/.test(out) ? parseLeniently(out) : undefined;
+    if (document === undefined) throw new BodyRefused('the body holds the target\'s credential written with escapes the gateway cannot take out');
     const { value, changed } = scrubStrings(document as JsonValue, secrets);
     if (changed) out = JSON.stringify(value);
-    if (!secrets.some((s) => unescaped(out).includes(s))) return out;
+    if (secrets.some((s) => unescaped(out).includes(s))) throw new BodyRefused('the body holds the target\'s credential written with escapes the gateway cannot take out');
   }
-  throw new BodyRefused('the body holds the target\'s credential written with escapes the gateway cannot take out');
+  // Written so that no spelling matches the text as it is: wrapped or spaced, percent- or quoted-printable-encoded.
+  if (encodedViews(out).some((view) => secrets.some((s) => view.includes(s)))) {
+    throw new BodyRefused('the body holds the target\'s credential in an encoding the gateway cannot take out');
+  }
+  return out;
 }
 
-/** Text with its backslash escapes read as JSON, JSON5 and most languages read them. */
+/** Text with its backslash escapes read as JSON, JSON5 and most languages read them (a backslash-newline continues the line). */
 function unescaped(text: string): string {
-  return text.replace(/\\(?:u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2})|(.))/gs, (_, u: string | undefined, x: string | undefined, c: string) =>
-    u !== undefined || x !== undefined ? String.fromCharCode(parseInt(u ?? x!, 16)) : c);
+  return text.replace(/\\(?:\r?\n|u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2})|(.))/gs, (whole: string, u: string | undefined, x: string | undefined, c: string | undefined) =>
+    u !== undefined || x !== undefined ? String.fromCharCode(parseInt(u ?? x!, 16)) : c ?? '');
+}
+
+/**
+ * The text as an echo may have encoded it around the credential: base64
+ * wrapped at 76 columns and hex bytes with separators (whitespace and
+ * colons dropped), every byte percent-encoded, quoted-printable. Only the
+ * views the text could need are made.
+ */
+function encodedViews(text: string): string[] {
+  const views = [text.replace(/[\s:]+/g, '')];
+  if (text.includes('%')) views.push(text.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))));
+  if (text.includes('=')) views.push(text.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))));
+  return views;
 }
 
 function scrubStrings(value: JsonValue, secrets: readonly string[]): { value: JsonValue; changed: boolean } {
@@ -201,13 +220,15 @@ export function credentialSecrets(value: string): string[] {
     }
   }
   // The spellings an upstream echoing it would use: URL-encoded, base64 (at any offset in what it encodes), hex,
-  // upper- or lower-cased, JSON with "\/".
+  // upper- or lower-cased, JSON with "\/". withoutSecrets also looks through wrapping and byte encodings.
   const spellings = new Set<string>();
   for (const part of parts) {
-    const bytes = Buffer.from(part);
     for (const spelling of [part, encodeURIComponent(part), part.replaceAll('/', '\\/'), part.toUpperCase(), part.toLowerCase()]) spellings.add(spelling);
-    for (const hex of [bytes.toString('hex'), bytes.toString('hex').toUpperCase()]) spellings.add(hex);
-    for (const encoding of ['base64', 'base64url'] as const) for (const text of base64Inside(bytes, encoding)) spellings.add(text);
+    // Its bytes as UTF-8, and as UTF-16 (an echo of a Windows or Java string), in hex and base64.
+    for (const bytes of [Buffer.from(part), Buffer.from(part, 'utf16le')]) {
+      for (const hex of [bytes.toString('hex'), bytes.toString('hex').toUpperCase()]) spellings.add(hex);
+      for (const encoding of ['base64', 'base64url'] as const) for (const text of base64Inside(bytes, encoding)) spellings.add(text);
+    }
   }
   return [...spellings].filter((p) => p.length >= 8);
 }

@@ -379,7 +379,8 @@ class Exchange {
 }
 
 function bodyHeaders(headers: HeaderList): BodyHeaders {
-  return { contentType: header(headers, 'content-type'), contentEncoding: headerList(headers, 'content-encoding') };
+  // Every Content-Type line: a client may read the charset of any of them.
+  return { contentType: headerList(headers, 'content-type'), contentEncoding: headerList(headers, 'content-encoding') };
 }
 
 /** The Masked audit event's actor: the caller Check verified (its claims stay with the decision's own event). */

@@ -17,7 +17,7 @@
  */
 import JSON5 from 'json5';
 import type { JsonValue } from '../../engine/masking/json-fields.js';
-import { isJsonType } from '../media-type.js';
+import { declaredCharsets, isJsonType } from '../media-type.js';
 import { BodyRefused } from './body-refused.js';
 import { hasDuplicateKeys } from './duplicate-keys.js';
 
@@ -46,6 +46,10 @@ const UTF8_READABLE = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii']);
 
 /** The body as JSON, or null when the plan reads it as text. Throws BodyRefused for JSON it cannot be sure it reads as a client would. */
 export function readJsonBody(text: string | null, contentType: string, fieldRules: boolean): JsonBody | null {
+  // Text that is UTF-8 can still be declared as UTF-7 (`+AGU-mail` is "email" to the client), HZ, EBCDIC, …, and
+  // clients such as requests' r.json() decode a body in its declared charset whatever its type.
+  const unreadable = fieldRules ? declaredCharsets(contentType).find((charset) => !UTF8_READABLE.has(charset)) : undefined;
+  if (unreadable !== undefined) throw new BodyRefused(`the body is declared in charset ${unreadable.slice(0, 40)}: under field rules the gateway reads bodies only as UTF-8`);
   const declared = isJsonType(contentType);
   if (declared && text === null) throw new BodyRefused('the body is declared as JSON but is not UTF-8 text');
   if (text === null) return null;
@@ -55,11 +59,6 @@ export function readJsonBody(text: string | null, contentType: string, fieldRule
     if (!fieldRules) return null;
     // Values of any kind, one per line: NDJSON whose first line is `0` is still read by an NDJSON client.
     if (!LOOKS_LIKE_JSON.test(body) && !body.trimStart().startsWith(RS)) return readSequence(body, prefix);
-  }
-  // Text that is UTF-8 can still be declared as UTF-7 (`+AGU-mail` is "email" to the client), HZ, …
-  const charset = /;\s*charset="?([^";\s]+)/i.exec(contentType)?.[1]?.toLowerCase();
-  if (charset !== undefined && !UTF8_READABLE.has(charset) && fieldRules) {
-    throw new BodyRefused(`the body is JSON declared in charset ${charset.slice(0, 40)}: the gateway masks JSON only as UTF-8`);
   }
 
   const single = (document: unknown, lenient: boolean): JsonBody => ({
@@ -102,8 +101,7 @@ function readSequence(body: string, prefix: string): JsonBody | null {
  * rules: its fields would pass unmasked to any client that decodes it so.
  */
 export function refuseJsonInOtherEncodings(bytes: Buffer, contentType: string): void {
-  const declared = /;\s*charset="?([^";\s]+)/i.exec(contentType)?.[1];
-  for (const encoding of [declared, 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be', 'latin1']) {
+  for (const encoding of [...declaredCharsets(contentType), 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be', 'latin1']) {
     if (encoding === undefined) continue;
     const text = decodeAs(bytes, encoding);
     if (text !== null && LOOKS_LIKE_JSON.test(text.replace(/^\0+/, ''))) {
@@ -144,4 +142,25 @@ function tryParse(parse: () => unknown): { ok: true; value: unknown } | { ok: fa
 
 function stripBom(text: string): string {
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/**
+ * Under field rules, text the gateway could not read as JSON that still
+ * holds a member a rule names (`"email":`, perhaps escaped): a lenient or
+ * streaming client reads JSON the gateway did not (`0 {"email": …}`, a
+ * last line cut short), so it is refused rather than passed unmasked.
+ */
+export function refuseMaskedMembersInText(text: string, memberNames: ReadonlySet<string>): void {
+  if (memberNames.size === 0 || !text.includes(':')) return;
+  const views = text.includes('\\') ? [text, unescapeJson(text)] : [text];
+  for (const view of views) {
+    for (const match of view.matchAll(/"((?:[^"\\\n]|\\.){1,200})"\s*:/g)) {
+      if (memberNames.has(match[1]!)) throw new BodyRefused(`the body holds member "${match[1]!.slice(0, 40)}", which the policy masks, in JSON the gateway cannot read whole`);
+    }
+  }
+}
+
+/** JSON's \uXXXX escapes read. */
+function unescapeJson(text: string): string {
+  return text.replace(/\\u([0-9a-fA-F]{4})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }

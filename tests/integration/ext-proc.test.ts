@@ -275,12 +275,21 @@ describe('ExternalProcessor: masking JSON responses', () => {
     for (const [type, body] of [
       ['text/plain', `${JSON.stringify(CUSTOMERS)} trailing`],
       ['application/octet-stream', `${JSON.stringify(CUSTOMERS)}{}`],
-      // UTF-8 bytes, but the client decodes UTF-7: "+AGU-mail" is "email" to it.
+      // UTF-8 bytes, but the client decodes UTF-7: "+AGU-mail" is "email" to it. However the parameter is spelled.
       ['application/json; charset=utf-7', '{"customers":[{"+AGU-mail":"ada+AEA-example.com"}]}'],
+      ['application/json; charset = utf-7', '{"customers":[{"+AGU-mail":"ada+AEA-example.com"}]}'],
+      ['application/json; charset=utf-8; CHARSET="UTF-7"', '{"customers":[{"+AGU-mail":"ada+AEA-example.com"}]}'],
+      ['application/json, application/json; charset=utf-7', '{"customers":[{"+AGU-mail":"ada+AEA-example.com"}]}'],
       ['text/plain; charset=hz', '{"customers":[{"em~{~}ail":"ada@example.com"}]}'],
+      ['text/plain; charset=utf-7', '+AHs-"customers":[{"email":"ada@example.com"}]}'],
+      ['application/octet-stream; charset=cp037', Buffer.from([0xc0, 0x7f, 0x85, 0x94])],
+      // Values a streaming or lenient client reads, though the whole is no JSON the gateway reads.
+      ['application/x-ndjson', '0\n{"email":"ada@example.com"}\n<eof>\n'],
+      ['text/plain', '0\r{"email":"ada@example.com"}\r'],
+      ['text/plain', '0 {"em\\u0061il":"ada@example.com"}'],
     ] as const) {
       const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': type }), responseBody(metadata(), body)]);
-      expect(replies.at(-1).immediate_response?.status.code, body).toBe('BadGateway');
+      expect(replies.at(-1).immediate_response?.status.code, `${type}: ${body.toString()}`).toBe('BadGateway');
     }
   });
 
@@ -298,8 +307,11 @@ describe('ExternalProcessor: masking JSON responses', () => {
       const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': type }), responseBody(metadata(), body)]);
       expect(replies.at(-1).immediate_response?.status.code, `${type} ${body.subarray(0, 4).toString('hex')}`).toBe('BadGateway');
     }
-    // Text that is not JSON in any of them still passes when only field rules apply.
-    const latin = await maskedBody(metadata(), Buffer.from('Grüße aus Köln', 'latin1'), { 'content-type': 'text/plain; charset=iso-8859-1' });
+    // Under field rules a declared charset other than UTF-8 is refused, whatever the body (clients decode by it);
+    // text that is not JSON in any encoding, and declares none, still passes.
+    const declared = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': 'text/plain; charset=iso-8859-1' }), responseBody(metadata(), Buffer.from('Grüße aus Köln', 'latin1'))]);
+    expect(declared.at(-1).immediate_response?.status.code).toBe('BadGateway');
+    const latin = await maskedBody(metadata(), Buffer.from('Grüße aus Köln', 'latin1'), { 'content-type': 'text/plain' });
     expect(latin.common.body_mutation).toBeUndefined();
   });
 
@@ -383,6 +395,27 @@ describe('ExternalProcessor: what must not come back', () => {
     const text = await exchange([requestHeaders(metadata({ mask: [] })), responseHeaders(metadata({ mask: [] }), { 'content-type': 'text/plain' }),
       responseBody(metadata({ mask: [] }), `key = '\\x${CREDENTIAL.charCodeAt(0).toString(16)}${CREDENTIAL.slice(1)}'`)]);
     expect(text.at(-1).immediate_response?.status.code).toBe('BadGateway');
+  });
+
+  it('refuses the credential written so that no spelling matches the text: wrapped, spaced, percent- or QP-encoded, continued, UTF-16', async () => {
+    const echoed = Buffer.from(`x-pad: aaaaaaaaaaaaaaaaaaaa\r\nx-crm-key: ${CREDENTIAL}\r\n`);
+    const wrapped = echoed.toString('base64').replace(/.{20}/g, '$&\n');
+    const everyByte = [...Buffer.from(CREDENTIAL)].map((b) => `%${b.toString(16)}`).join('');
+    for (const body of [
+      wrapped,
+      [...Buffer.from(CREDENTIAL)].map((b) => b.toString(16)).join(' '),
+      [...Buffer.from(CREDENTIAL)].map((b) => b.toString(16)).join(':'),
+      `k=${everyByte}`,
+      `k=${[...Buffer.from(CREDENTIAL)].map((b) => `=${b.toString(16).toUpperCase()}`).join('')}`,
+      `var seen = "${CREDENTIAL.slice(0, 5)}\\\n${CREDENTIAL.slice(5)}";`,
+      Buffer.from(CREDENTIAL, 'utf16le').toString('hex'),
+      Buffer.from(`k: ${CREDENTIAL}`, 'utf16le').toString('base64'),
+    ]) {
+      const replies = await exchange([requestHeaders(metadata({ mask: [] })), responseHeaders(metadata({ mask: [] }), { 'content-type': 'text/plain' }), responseBody(metadata({ mask: [] }), body)]);
+      const sent = replies.at(-1).response_body?.response?.body_mutation?.body as Buffer | undefined;
+      // Either taken out where it stood, or the body refused.
+      expect(replies.at(-1).immediate_response?.status.code ?? (sent ? 'rewritten' : 'passed'), body).not.toBe('passed');
+    }
   });
 
   it('finds base64 of the echoed headers at any alignment, hex and changed case', async () => {
