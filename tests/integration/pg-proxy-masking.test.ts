@@ -720,6 +720,48 @@ describe('what a name stands for on the server is what gets masked', () => {
     }
   });
 
+  it.each([
+    ['a Sync, after a statement that reads nothing', [serialize.parse({ text: 'SELECT 1' }), serialize.bind({}), serialize.execute({}), serialize.sync()]],
+    ['a Query that ends the implicit transaction', [serialize.flush()], serialize.query('SELECT 1')],
+  ] as const)('an error of a WITH HOLD cursor\'s query, raised at the commit under %s, is scrubbed', async (_when, batchEnd, query?) => {
+    const wire = await wireOf(analystToken);
+    try {
+      wire.send(
+        serialize.parse({ text: "DECLARE c8 CURSOR WITH HOLD FOR SELECT id FROM customers WHERE id = 2 AND (ssn || ' | ' || email)::int = 0" }),
+        serialize.bind({}), serialize.execute({}), ...batchEnd,
+      );
+      if (query) {
+        await wire.until('C');
+        wire.send(query);
+      }
+      const answer = await wire.until('Z');
+      const error = answer.find((m) => m.type === 'E');
+      expect(error).toBeDefined();
+      expect(leakedSsns(bodies(answer))).toEqual([]);
+      expect(bodies(answer)).not.toContain('alan@example.org');
+    } finally {
+      await wire.end();
+    }
+  });
+
+  it('a FETCH of a protocol portal is not run once the portal was closed and bound again over other columns', async () => {
+    const wire = await wireOf(analystToken);
+    try {
+      wire.send(
+        serialize.parse({ name: 'sc1', text: 'SELECT id, name FROM customers' }), serialize.bind({ statement: 'sc1', portal: 'cur9' }),
+        serialize.parse({ name: 'sf9', text: 'FETCH ALL FROM cur9' }), serialize.bind({ statement: 'sf9', portal: 'pf9' }), serialize.describe({ type: 'P', name: 'pf9' }),
+        serialize.close({ type: 'P', name: 'cur9' }),
+        serialize.parse({ name: 'sc2', text: 'SELECT id, ssn, email FROM customers' }), serialize.bind({ statement: 'sc2', portal: 'cur9' }),
+        serialize.execute({ portal: 'pf9' }), serialize.sync(),
+      );
+      const answer = await wire.until('Z');
+      expect(leakedSsns(bodies(answer))).toEqual([]);
+      expect(bodies(answer)).not.toContain('ada@example.com');
+    } finally {
+      await wire.end();
+    }
+  });
+
   it('a statement the server plans again against another table is masked by its new columns', async () => {
     const wire = await wireOf(dbaToken);
     try {
@@ -1065,6 +1107,16 @@ describe('reads masking cannot follow are refused', () => {
       const result = await outcome(analyst, sql);
       expect(result.error?.code, sql).toBe('42501');
       expect(result.error?.message, sql).toMatch(/pg_stats(_ext)? holds sample values of table columns, masked ones included/);
+      expect(leakedSsns(result)).toEqual([]);
+    }
+  });
+
+  it('pg_stat_activity, which shows the SQL other sessions ran (every agent is the same database role)', async () => {
+    await dba.query("SELECT id FROM customers WHERE ssn = '078-05-1120'");
+    for (const sql of ['SELECT query FROM pg_stat_activity', 'SELECT pg_catalog.pg_stat_get_activity(NULL)']) {
+      const result = await outcome(analyst, sql);
+      expect(result.error?.code, sql).toBe('42501');
+      expect(result.error?.message).toContain('shows the SQL other sessions ran');
       expect(leakedSsns(result)).toEqual([]);
     }
   });

@@ -221,8 +221,13 @@ function renameBreaks(renamed: string, rule: string): boolean {
   return name === renamed || name.startsWith(`${renamed}.`);
 }
 
-/** Catalog views with sample values of table columns: the planner's most common values and histogram bounds. */
+/**
+ * Catalog views with values of table columns in them: the planner's most
+ * common values and histogram bounds, and the SQL other sessions ran (every
+ * agent logs in as the same role, so each sees the others' literals).
+ */
 const COLUMN_SAMPLES = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext_data']);
+const QUERY_TEXTS = new Set(['pg_stat_activity', 'pg_stat_statements']);
 
 /** Functions that read what a string names (a query, a table, a schema, a cursor, another database). */
 const STRING_READERS = new Set([
@@ -243,6 +248,10 @@ function findUnseenRead(statements: readonly StatementFacts[]): string | null {
   for (const statement of statements) {
     const samples = statement.tables.find((t) => t.access === 'read' && COLUMN_SAMPLES.has(t.name) && (t.schema === 'pg_catalog' || t.schema === defaultSchema));
     if (samples) return `${samples.name} holds sample values of table columns, masked ones included, which masking cannot follow`;
+    const texts = statement.tables.find((t) => t.access === 'read' && QUERY_TEXTS.has(t.name));
+    if (texts) return `${texts.name} shows the SQL other sessions ran, with the values they wrote, which masking cannot follow`;
+    const activity = statement.functions.find((f) => /^(pg_catalog\.)?pg_stat_(get_activity|statements)$/i.test(f));
+    if (activity) return `function ${activity} shows the SQL other sessions ran, with the values they wrote, which masking cannot follow`;
     const reader = statement.functions.find((f) => STRING_READERS.has(f.slice(f.lastIndexOf('.') + 1).toLowerCase()));
     if (reader) return `function ${reader} reads what a string names, which masking cannot follow`;
   }

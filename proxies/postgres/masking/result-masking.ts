@@ -40,8 +40,6 @@ interface CompiledPlan {
   /** "tableOid:attnum" → rule, for the rule's table and the tables inheriting it. */
   byOrigin: Map<string, CompiledRule>;
   byName: Map<string, CompiledRule>;
-  /** The rules' columns, for what a statement's errors may quote. */
-  columns: readonly string[];
   /** What the plan cannot follow (leaks.ts), ready for each statement. */
   leaks: LeakChecks;
 }
@@ -74,7 +72,7 @@ export class MaskPlans {
     if (compiled.rules.length === 0) return { masking: NO_COLUMNS };
     const refusal = await compiled.leaks.find(statements, this.catalog);
     if (refusal) return { refusal };
-    return { masking: new StatementMasking(compiled, readsMaskedTable(compiled.columns, statements)) };
+    return { masking: new StatementMasking(compiled) };
   }
 }
 
@@ -82,7 +80,7 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
   const masked: MaskedColumns & { rules: string[]; inherited: string[]; unresolved: Map<string, string>; readsValue: string[] } = {
     rules: [], inherited: [], unresolved: new Map(), readsValue: [],
   };
-  const plan: Omit<CompiledPlan, 'leaks'> = { rules: [], byOrigin: new Map(), byName: new Map(), columns: masked.rules };
+  const plan: Omit<CompiledPlan, 'leaks'> = { rules: [], byOrigin: new Map(), byName: new Map() };
   for (const rule of rules) {
     if (rule.column === undefined) continue; // "field" rules are for HTTP bodies
     let masker: ColumnMasker;
@@ -113,25 +111,13 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
 }
 
 /**
- * Whether a statement can see a masked column at all: only then can its errors quote one.
- * The facts name only what the statement's text names, and data is reached in other ways
- * too: through another relation (a view over a masked table), a function, or a statement
- * that runs what was declared or prepared before, or code (FETCH, EXECUTE, DO, CALL, a
- * COMMIT's deferred checks). Only a SELECT that names no relation and calls no function
- * cannot.
+ * A masked caller's statement. Its errors and notices are scrubbed whatever
+ * it names: an error can come from work another statement left to run (a
+ * WITH HOLD cursor's query runs at the commit, under whatever statement ends
+ * the transaction; a deferred constraint; a FETCH or EXECUTE).
  */
-function readsMaskedTable(columns: readonly string[], statements: readonly StatementFacts[]): boolean {
-  const tables = columns.map((c) => c.split('.')).map((parts) => (parts.length > 1 ? parts[parts.length - 2]! : null));
-  // A rule by output name alone could match any table.
-  if (tables.includes(null)) return true;
-  return statements.some((s) => s.kind !== 'select' || s.tables.length > 0 || s.functions.length > 0);
-}
-
 class StatementMasking implements ResultMasking {
-  constructor(
-    private readonly plan: CompiledPlan,
-    private readonly scrubs: boolean,
-  ) {}
+  constructor(private readonly plan: CompiledPlan) {}
 
   forColumns(fields: readonly Field[]): RowMasking | null {
     const { byOrigin, byName } = this.plan;
@@ -142,7 +128,7 @@ class StatementMasking implements ResultMasking {
   }
 
   scrubMessage(message: Buffer): Buffer {
-    return this.scrubs ? scrubNoticeFields(message) : message;
+    return scrubNoticeFields(message);
   }
 
   takeCounts(): MaskCount[] {

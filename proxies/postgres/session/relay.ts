@@ -199,6 +199,9 @@ export class Relay {
         this.extendedOpen = true;
         if (this.discarding) return;
         (message.target === 'S' ? this.statements : this.portals).delete(message.name);
+        // SQL reads named portals and statements too (FETCH … FROM p, EXECUTE s): one bound to read this name must
+        // not run on what takes the name next.
+        if (message.name !== '') this.epoch++;
         this.forward(raw, { kind: 'closeComplete' });
         return;
       case 'sync':
