@@ -405,8 +405,8 @@ describe('asynchronous messages reach the client', () => {
   it('NOTICEs reach the client: a dba\'s DROP … IF EXISTS of nothing, and a WARNING for an analyst', async () => {
     const dbaNotice = once(dba, 'notice') as Promise<[NoticeMessage]>;
     await dba.query('DROP TABLE IF EXISTS no_such_table');
-    // Columns are masked for the dba here, so quoted names are scrubbed from the notices of anything but a plain SELECT.
-    expect((await dbaNotice)[0]).toMatchObject({ severity: 'NOTICE', code: '00000', message: 'table "[REDACTED]" does not exist, skipping' });
+    // Columns are masked for the dba here, so a notice's message is withheld (it could quote a value).
+    expect((await dbaNotice)[0]).toMatchObject({ severity: 'NOTICE', code: '00000', message: 'successful completion (the database\'s message is withheld: it could quote a masked value)' });
 
     const analystNotice = once(analyst, 'notice') as Promise<[NoticeMessage]>;
     await analyst.query('ROLLBACK'); // outside a transaction: a WARNING, and no error

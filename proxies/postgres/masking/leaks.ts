@@ -250,7 +250,7 @@ function findUnseenRead(statements: readonly StatementFacts[]): string | null {
     if (samples) return `${samples.name} holds sample values of table columns, masked ones included, which masking cannot follow`;
     const texts = statement.tables.find((t) => t.access === 'read' && QUERY_TEXTS.has(t.name));
     if (texts) return `${texts.name} shows the SQL other sessions ran, with the values they wrote, which masking cannot follow`;
-    const activity = statement.functions.find((f) => /^(pg_catalog\.)?pg_stat_(get_activity|statements)$/i.test(f));
+    const activity = statement.functions.find((f) => /^(pg_catalog\.)?pg_stat_(get_activity|get_backend_activity|statements)$/i.test(f));
     if (activity) return `function ${activity} shows the SQL other sessions ran, with the values they wrote, which masking cannot follow`;
     const reader = statement.functions.find((f) => STRING_READERS.has(f.slice(f.lastIndexOf('.') + 1).toLowerCase()));
     if (reader) return `function ${reader} reads what a string names, which masking cannot follow`;

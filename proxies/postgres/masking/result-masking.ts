@@ -5,13 +5,13 @@
  * for ways around the plan that the proxy could not mask (leaks.ts).
  */
 import type { MaskCount } from '../../../engine/audit/events.js';
-import { DETECTOR_NAMES, findSpans } from '../../../engine/masking/detectors.js';
 import { compileMasker, type ColumnMasker } from '../../../engine/masking/masker.js';
 import { MaskRuleError } from '../../../engine/masking/errors.js';
 import type { HashKey } from '../../../engine/masking/strategies.js';
 import type { MaskRule } from '../../../engine/policy/decision.js';
 import type { Field } from '../protocol/backend-decode.js';
 import { DataRowRewriter } from '../protocol/data-row.js';
+import { sqlStateCondition } from '../protocol/sql-states.js';
 import type { StatementFacts } from '../sql/analyse.js';
 import type { Catalog } from '../upstream/catalog.js';
 import type { RowMasking } from '../session/statement-state.js';
@@ -149,22 +149,26 @@ const NO_COLUMNS: ResultMasking = {
 };
 
 /**
- * Rebuilds an ErrorResponse/NoticeResponse: the primary message keeps its
- * words but not its quoted values or detected PII; detail, context and
- * internal query (which quote rows and literals) are dropped.
+ * Rebuilds an ErrorResponse/NoticeResponse for a caller with masked
+ * columns. The primary message is replaced by what its SQLSTATE means: a
+ * message can hold a value anywhere, in any shape the query chose
+ * (`to_ascii(x, translate(ssn, …))` errs with `ahixafxbbca is not a valid
+ * encoding name`), and no pattern tells such words from the message's own.
  */
 function scrubNoticeFields(message: Buffer): Buffer {
-  const parts: Buffer[] = [];
+  const fields: Array<[string, string]> = [];
   let pos = 5;
   while (pos < message.length && message[pos] !== 0) {
-    const field = message[pos]!;
     const end = message.indexOf(0, pos + 1);
     if (end === -1) break;
-    const value = message.toString('utf8', pos + 1, end);
+    fields.push([String.fromCharCode(message[pos]!), message.toString('utf8', pos + 1, end)]);
     pos = end + 1;
-    const kind = String.fromCharCode(field);
-    if (kind === 'D' || kind === 'W' || kind === 'q' || kind === 'p') continue;
-    const kept = kind === 'M' ? scrubText(value) : value;
+  }
+  const code = fields.find(([kind]) => kind === 'C')?.[1] ?? '';
+  const parts: Buffer[] = [];
+  for (const [kind, value] of fields) {
+    if (WITHHELD_FIELDS.has(kind)) continue;
+    const kept = kind === 'M' && !FIXED_MESSAGES.has(code) ? `${sqlStateCondition(code)} (the database's message is withheld: it could quote a masked value)` : value;
     parts.push(Buffer.from(`${kind}${kept}\0`, 'utf8'));
   }
   parts.push(Buffer.from([0]));
@@ -177,22 +181,18 @@ function scrubNoticeFields(message: Buffer): Buffer {
 }
 
 /**
- * What follows the first ": " (where PostgreSQL puts the offending value:
- * `operator does not exist: ahi_af_bbca`, a value reshaped by the query so
- * that no detector knows it), everything from the first double quote to the
- * last (a value can hold quotes of its own), and any word with a digit in
- * it (`large object 78051120 does not exist`).
+ * Fields that can carry a value: detail, hint, where, the internal query,
+ * and the positions (a cast of a value to regtype reports where the value
+ * fails to parse, a number the caller chooses). Kept: severity, SQLSTATE,
+ * and the names of the schema, table, column, type and constraint, which
+ * hold no values.
  */
-function scrubText(text: string): string {
-  const colon = text.indexOf(': ');
-  const head = colon === -1 ? text : `${text.slice(0, colon)}: [REDACTED]`;
-  const quoted = head.replace(/"[\s\S]*"/, '"[REDACTED]"').replace(/[^\s"(),;]*\d[^\s"(),;]*/g, '[REDACTED]');
-  const spans = findSpans(quoted, DETECTOR_NAMES);
-  let out = '';
-  let pos = 0;
-  for (const span of spans) {
-    out += `${quoted.slice(pos, span.start)}[REDACTED:${span.detector}]`;
-    pos = span.end;
-  }
-  return out + quoted.slice(pos);
-}
+const WITHHELD_FIELDS = new Set(['D', 'H', 'W', 'q', 'p', 'P']);
+
+/**
+ * SQLSTATEs whose messages PostgreSQL writes with no value in them
+ * (`canceling statement due to user request`, `division by zero`,
+ * `cannot execute INSERT in a read-only transaction`): passed as they are.
+ */
+const FIXED_MESSAGES = new Set(['57014', '25P02', '22012', '40001', '40P01', '25006', '25001', '25P01', '57P01', '57P02', '57P03']);
+
