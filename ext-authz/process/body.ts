@@ -28,10 +28,11 @@
  */
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
-import type { FieldMasks, JsonValue } from '../../engine/masking/json-fields.js';
+import type { FieldMasks } from '../../engine/masking/json-fields.js';
 import type { RecordedBody } from '../../engine/recording/types.js';
 import { BodyRefused } from './body-refused.js';
-import { parseLeniently, readJsonBody, refuseJsonInOtherEncodings, refuseMaskedMembersInText } from './json-body.js';
+import { holdsSecret, withoutSecrets } from './credential-echo.js';
+import { readJsonBody, refuseJsonInOtherEncodings, refuseMaskedMembersInText } from './json-body.js';
 
 export { BodyRefused } from './body-refused.js';
 
@@ -59,7 +60,7 @@ export interface BodyOptions {
   secrets?: readonly string[];
 }
 
-export const CREDENTIAL_REPLACEMENT = '[REDACTED:credential]';
+export { CREDENTIAL_REPLACEMENT, credentialSecrets } from './credential-echo.js';
 
 export async function processBody(raw: Buffer, headers: BodyHeaders, masks: FieldMasks | null, options: BodyOptions): Promise<BodyOutcome> {
   const reads = masks !== null && !masks.empty;
@@ -79,13 +80,14 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
   const text = utf8(decoded);
   // UTF-16 and UTF-32 of ASCII text are valid UTF-8, with NULs between the characters.
   if (reads && masks.hasFieldRules && (text === null || text.includes('\0'))) refuseJsonInOtherEncodings(decoded, mime);
+  // One byte that is not UTF-8 makes the rest no less readable to a client that decodes Latin-1: it is read so too.
+  if (text === null) refuseReadableAsLatin1(decoded, reads && masks.hasFieldRules ? masks.memberNames : null, secrets);
   const masked = reads ? maskedText(text, mime, masks) : null;
   const sent = masked ?? text;
   // Compressed bytes hold more than the decoded body (a gzip header's file name and comment): what was read goes
   // out decoded, never as the bytes that came.
   const decodedOnly = decoded !== raw && (reads || secrets.length > 0);
   if (sent === null) {
-    if (secrets.some((s) => decoded.includes(s))) throw new BodyRefused('the binary body holds the target\'s credential');
     return { replacement: decodedOnly ? decoded : null, recorded: recordedAs(mime, decoded.length, null) };
   }
   const clean = withoutSecrets(sent, secrets);
@@ -114,73 +116,19 @@ function maskedText(text: string | null, mime: string, masks: FieldMasks): strin
   return changed ? (value ?? '') : null;
 }
 
-function replaceLiterals(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) if (out.includes(secret)) out = out.replaceAll(secret, CREDENTIAL_REPLACEMENT);
-  return out;
-}
-
-function withoutSecrets(text: string, secrets: readonly string[]): string {
-  let out = replaceLiterals(text, secrets);
-  if (secrets.length === 0) return out;
-  // JSON (and JSON5, and the string literals of other languages) can spell it with escapes (\u0077, \x77, \/).
-  if (out.includes('\\') && secrets.some((s) => unescaped(out).includes(s))) {
-    const document = /^\s*[[{"]/.test(out) ? parseLeniently(out) : undefined;
-    if (document === undefined) throw new BodyRefused('the body holds the target\'s credential written with escapes the gateway cannot take out');
-    const { value, changed } = scrubStrings(document as JsonValue, secrets);
-    if (changed) out = JSON.stringify(value);
-    if (secrets.some((s) => unescaped(out).includes(s))) throw new BodyRefused('the body holds the target\'s credential written with escapes the gateway cannot take out');
-  }
-  // Written so that no spelling matches the text as it is: wrapped or spaced, percent- or quoted-printable-encoded.
-  if (encodedViews(out).some((view) => secrets.some((s) => view.includes(s)))) {
-    throw new BodyRefused('the body holds the target\'s credential in an encoding the gateway cannot take out');
-  }
-  return out;
-}
-
-/** Text with its backslash escapes read as JSON, JSON5 and most languages read them (a backslash-newline continues the line). */
-function unescaped(text: string): string {
-  return text.replace(/\\(?:\r?\n|u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2})|(.))/gs, (whole: string, u: string | undefined, x: string | undefined, c: string | undefined) =>
-    u !== undefined || x !== undefined ? String.fromCharCode(parseInt(u ?? x!, 16)) : c ?? '');
-}
 
 /**
- * The text as an echo may have encoded it around the credential: base64
- * wrapped at 76 columns and hex bytes with separators (whitespace and
- * colons dropped), every byte percent-encoded, quoted-printable. Only the
- * views the text could need are made.
+ * A body that is not UTF-8, read as Latin-1 (every byte a character, as a
+ * client falling back would): refused if it holds the credential in any
+ * spelling, or, under field rules, JSON or a member the rules mask. No
+ * replacement is made in bytes the gateway cannot re-encode.
  */
-function encodedViews(text: string): string[] {
-  const views = [text.replace(/[\s:]+/g, '')];
-  if (text.includes('%')) views.push(text.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))));
-  if (text.includes('=')) views.push(text.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))));
-  return views;
-}
-
-function scrubStrings(value: JsonValue, secrets: readonly string[]): { value: JsonValue; changed: boolean } {
-  if (typeof value === 'string') {
-    const clean = replaceLiterals(value, secrets);
-    return { value: clean, changed: clean !== value };
-  }
-  if (Array.isArray(value)) {
-    let changed = false;
-    const items = value.map((item) => {
-      const scrubbed = scrubStrings(item, secrets);
-      changed ||= scrubbed.changed;
-      return scrubbed.value;
-    });
-    return { value: items, changed };
-  }
-  if (value !== null && typeof value === 'object') {
-    let changed = false;
-    const entries = Object.entries(value).map(([key, item]) => {
-      const scrubbed = scrubStrings(item, secrets);
-      changed ||= scrubbed.changed;
-      return [key, scrubbed.value] as const;
-    });
-    return { value: Object.fromEntries(entries) as JsonValue, changed };
-  }
-  return { value, changed: false };
+function refuseReadableAsLatin1(bytes: Buffer, memberNames: ReadonlySet<string> | null, secrets: readonly string[]): void {
+  const latin1 = bytes.toString('latin1');
+  if (holdsSecret(latin1, secrets)) throw new BodyRefused('the binary body holds the target\'s credential');
+  if (memberNames === null) return;
+  if (/^\s*[[{]/.test(latin1)) throw new BodyRefused('the body reads as JSON in Latin-1, not UTF-8: the gateway masks JSON only as UTF-8');
+  refuseMaskedMembersInText(latin1, memberNames);
 }
 
 /**
@@ -202,55 +150,6 @@ async function holdsSecretUnreadably(bytes: Buffer, secrets: readonly string[], 
   return secrets.some((s) => inner.includes(s)) || holdsSecretUnreadably(inner, secrets, depth + 1);
 }
 
-/**
- * The strings of an injected credential header's value that must not come
- * back: the value, the token after its scheme (`Bearer <token>`), and for
- * Basic the decoded `user:password` and the password. Short parts (under 8
- * characters) are left out: they would match ordinary text.
- */
-export function credentialSecrets(value: string): string[] {
-  const parts = new Set<string>([value.trim()]);
-  const [scheme, token] = value.trim().split(/\s+/, 2);
-  if (token) {
-    parts.add(token);
-    if (scheme!.toLowerCase() === 'basic') {
-      const decoded = Buffer.from(token, 'base64').toString('utf8');
-      parts.add(decoded);
-      parts.add(decoded.slice(decoded.indexOf(':') + 1));
-    }
-  }
-  // The spellings an upstream echoing it would use: URL-encoded, base64 (at any offset in what it encodes), hex,
-  // upper- or lower-cased, JSON with "\/". withoutSecrets also looks through wrapping and byte encodings.
-  const spellings = new Set<string>();
-  for (const part of parts) {
-    for (const spelling of [part, encodeURIComponent(part), part.replaceAll('/', '\\/'), part.toUpperCase(), part.toLowerCase()]) spellings.add(spelling);
-    // Its bytes as UTF-8, and as UTF-16 (an echo of a Windows or Java string), in hex and base64.
-    for (const bytes of [Buffer.from(part), Buffer.from(part, 'utf16le')]) {
-      for (const hex of [bytes.toString('hex'), bytes.toString('hex').toUpperCase()]) spellings.add(hex);
-      for (const encoding of ['base64', 'base64url'] as const) for (const text of base64Inside(bytes, encoding)) spellings.add(text);
-    }
-  }
-  return [...spellings].filter((p) => p.length >= 8);
-}
-
-/**
- * The base64 characters that spell `bytes` wherever they sit in a longer
- * encoded text: at each of the three offsets a 3-byte group can start at,
- * without the characters the neighbouring bytes share. An upstream that
- * base64-encodes the headers it echoes puts the credential at any offset,
- * and the caller chooses it with a header of its own.
- */
-function base64Inside(bytes: Buffer, encoding: 'base64' | 'base64url'): string[] {
-  const spellings: string[] = [];
-  for (let offset = 0; offset < 3; offset++) {
-    const text = Buffer.concat([Buffer.alloc(offset), bytes]).toString(encoding).replace(/=+$/, '');
-    // Characters with bits of the padding before, or of whatever follows the credential, are not its own.
-    const head = Math.ceil((offset * 8) / 6);
-    const tail = ((offset + bytes.length) * 8) % 6 === 0 ? 0 : 1;
-    spellings.push(text.slice(head, text.length - tail));
-  }
-  return spellings;
-}
 
 function recordedAs(mime: string, size: number, text: string | null): RecordedBody {
   return text === null ? { mime_type: mime, size } : { mime_type: mime, size, text };

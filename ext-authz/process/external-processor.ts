@@ -31,6 +31,7 @@ import type { SessionRecorder } from '../../engine/recording/recorder.js';
 import type { HttpExchangeRecord, MaskCount, RecordedBody } from '../../engine/recording/types.js';
 import type { ExchangeMetadata } from '../exchange-metadata.js';
 import { BodyRefused, credentialSecrets, processBody, type BodyHeaders, type BodyOutcome } from './body.js';
+import { holdsSecret } from './credential-echo.js';
 import { header, headerList, headerMutation, readHeaderMap, recordableHeaders, type HeaderList } from './headers.js';
 import { readExchangeMetadata } from './metadata.js';
 import { continueWith, immediateResponse, replaceBody, type Phase } from './responses.js';
@@ -232,8 +233,8 @@ class Exchange {
   private onResponseHeaders(message: NonNullable<ProcessingRequest['response_headers']>): void {
     this.responseAt = Date.now();
     const received = readHeaderMap(message.headers as never);
-    // In a name too: an upstream can reflect what it was sent into one (`x-<token>: 1`).
-    const echoing = received.filter((h) => this.secrets.some((secret) => h.value.includes(secret) || h.name.includes(secret.toLowerCase()))).map((h) => h.name);
+    // In a name too (`x-<token>: 1`), and in any spelling the body is searched for (percent-encoded, spaced, …).
+    const echoing = received.filter((h) => holdsSecret(`${h.name}\n${h.value}`, this.secrets)).map((h) => h.name);
     const headers = received.filter((h) => !echoing.includes(h.name));
     this.response = { status: Number(header(headers, ':status')) || 0, headers, body: null };
     if (this.response.status === 206 && this.readsBody) {

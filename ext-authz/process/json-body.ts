@@ -152,15 +152,14 @@ function stripBom(text: string): string {
  */
 export function refuseMaskedMembersInText(text: string, memberNames: ReadonlySet<string>): void {
   if (memberNames.size === 0 || !text.includes(':')) return;
-  const views = text.includes('\\') ? [text, unescapeJson(text)] : [text];
-  for (const view of views) {
-    for (const match of view.matchAll(/"((?:[^"\\\n]|\\.){1,200})"\s*:/g)) {
-      if (memberNames.has(match[1]!)) throw new BodyRefused(`the body holds member "${match[1]!.slice(0, 40)}", which the policy masks, in JSON the gateway cannot read whole`);
-    }
+  // A key in double or single quotes, then perhaps comments, then the colon.
+  for (const match of text.matchAll(/(["'])((?:(?!\1)[^\\\n]|\\.){1,200})\1\s*(?:\/\*[\s\S]*?\*\/\s*|\/\/[^\n]*\n\s*)*:/g)) {
+    const key = unescapeKey(match[2]!);
+    if (memberNames.has(key)) throw new BodyRefused(`the body holds member "${key.slice(0, 40)}", which the policy masks, in JSON the gateway cannot read whole`);
   }
 }
 
-/** JSON's \uXXXX escapes read. */
-function unescapeJson(text: string): string {
-  return text.replace(/\\u([0-9a-fA-F]{4})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+/** A key's \uXXXX and \xXX escapes read. */
+function unescapeKey(key: string): string {
+  return key.includes('\\') ? key.replace(/\\(?:u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2}))/g, (_, u?: string, x?: string) => String.fromCharCode(parseInt(u ?? x!, 16))) : key;
 }

@@ -287,6 +287,12 @@ describe('ExternalProcessor: masking JSON responses', () => {
       ['application/x-ndjson', '0\n{"email":"ada@example.com"}\n<eof>\n'],
       ['text/plain', '0\r{"email":"ada@example.com"}\r'],
       ['text/plain', '0 {"em\\u0061il":"ada@example.com"}'],
+      ['text/plain', "0 {'email': 'ada@example.com'}"],
+      ['text/plain', '0 {"email" /* c */ : "ada@example.com"}'],
+      ['text/plain', '0 {"\\x65mail": "ada@example.com"}'],
+      // One byte that is not UTF-8: the rest is still JSON to a client that decodes Latin-1.
+      ['text/plain', Buffer.concat([Buffer.from(`${' '.repeat(70)}{"customers":[{"email":"ada@example.com","note":"caf`), Buffer.from([0xe9]), Buffer.from('"}]}')])],
+      ['application/octet-stream', Buffer.concat([Buffer.from('x\n{"email":"ada@example.com"}\n'), Buffer.from([0xe9])])],
     ] as const) {
       const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': type }), responseBody(metadata(), body)]);
       expect(replies.at(-1).immediate_response?.status.code, `${type}: ${body.toString()}`).toBe('BadGateway');
@@ -410,6 +416,15 @@ describe('ExternalProcessor: what must not come back', () => {
       `var seen = "${CREDENTIAL.slice(0, 5)}\\\n${CREDENTIAL.slice(5)}";`,
       Buffer.from(CREDENTIAL, 'utf16le').toString('hex'),
       Buffer.from(`k: ${CREDENTIAL}`, 'utf16le').toString('base64'),
+      JSON.stringify({ type: 'Buffer', data: [...Buffer.from(CREDENTIAL)] }),
+      [...Buffer.from(CREDENTIAL)].map((b) => b.toString(16)).join('-'),
+      [...CREDENTIAL].map((c) => `&#${c.charCodeAt(0)};`).join(''),
+      [...CREDENTIAL].map((c) => `\\u{${c.charCodeAt(0).toString(16)}}`).join(''),
+      [...CREDENTIAL].map((c) => `\\${c.charCodeAt(0).toString(8)}`).join(''),
+      [...CREDENTIAL].map((c) => `%u00${c.charCodeAt(0).toString(16)}`).join(''),
+      [...CREDENTIAL].map((c, i) => (i % 2 ? c.toUpperCase() : c)).join(''),
+      [...CREDENTIAL].join('\u200b'),
+      JSON.stringify([...CREDENTIAL]),
     ]) {
       const replies = await exchange([requestHeaders(metadata({ mask: [] })), responseHeaders(metadata({ mask: [] }), { 'content-type': 'text/plain' }), responseBody(metadata({ mask: [] }), body)]);
       const sent = replies.at(-1).response_body?.response?.body_mutation?.body as Buffer | undefined;
@@ -455,10 +470,22 @@ describe('ExternalProcessor: what must not come back', () => {
     }
   });
 
-  it('removes a response header that holds the credential, in its value or its name', async () => {
+  it('removes a response header that holds the credential, in its value or its name, in any spelling the body is searched for', async () => {
     const meta = metadata();
-    const replies = await exchange([requestHeaders(meta), responseHeaders(meta, { 'content-type': 'application/json', 'x-debug-auth': CREDENTIAL, [`x-${CREDENTIAL}`]: '1' }), responseBody(meta, '{}')]);
-    expect(replies[1].response_headers.response.header_mutation.remove_headers).toEqual(['x-debug-auth', `x-${CREDENTIAL}`]);
+    const replies = await exchange([requestHeaders(meta), responseHeaders(meta, {
+      'content-type': 'application/json', 'x-debug-auth': CREDENTIAL, [`x-${CREDENTIAL}`]: '1',
+      'x-percent': CREDENTIAL.replace(/-/g, '%2D'), 'x-spaced': `${CREDENTIAL.slice(0, 6)} ${CREDENTIAL.slice(6)}`, 'x-cased': CREDENTIAL.toUpperCase().slice(0, 4) + CREDENTIAL.slice(4),
+      'x-fine': 'nothing here',
+    }), responseBody(meta, '{}')]);
+    expect(replies[1].response_headers.response.header_mutation.remove_headers).toEqual(['x-debug-auth', `x-${CREDENTIAL}`, 'x-percent', 'x-spaced', 'x-cased']);
+  });
+
+  it('refuses a body that is not UTF-8 but holds the credential in any spelling (read as Latin-1)', async () => {
+    for (const body of [Buffer.concat([Buffer.from([0xe9, 0x20]), Buffer.from(`${CREDENTIAL.slice(0, 10)}\n${CREDENTIAL.slice(10)}`)]),
+      Buffer.concat([Buffer.from([0xe9, 0x20]), Buffer.from([...Buffer.from(CREDENTIAL)].map((b) => `%${b.toString(16)}`).join(''))])]) {
+      const replies = await exchange([requestHeaders(metadata({ mask: [] })), responseHeaders(metadata({ mask: [] }), { 'content-type': 'application/octet-stream' }), responseBody(metadata({ mask: [] }), body)]);
+      expect(replies.at(-1).immediate_response?.status.code).toBe('BadGateway');
+    }
   });
 
   it('re-serialises a JSON body with a key twice in one object, so the first copy cannot pass unmasked', async () => {
