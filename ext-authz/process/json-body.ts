@@ -12,8 +12,14 @@
  *     NaN, comments, trailing commas), then as a sequence of values
  *     (NDJSON lines, RFC 7464 records); one that is none of these is
  *     refused, since a streaming client would still read its first value;
- *   - JSON in UTF-16, UTF-32 or a single-byte charset is refused: the rules
- *     read UTF-8 (refuseJsonInOtherEncodings).
+ *   - under field rules, values one per line are read as a sequence
+ *     whatever the first one is, and text the gateway cannot read as JSON
+ *     but that holds a member the rules name is refused
+ *     (refuseMaskedMembersInText);
+ *   - under field rules, a body declared in any charset but UTF-8 is
+ *     refused (clients decode by it, whatever the type), and so is JSON in
+ *     UTF-16, UTF-32 or a single-byte charset: the rules read UTF-8
+ *     (refuseJsonInOtherEncodings).
  */
 import JSON5 from 'json5';
 import type { JsonValue } from '../../engine/masking/json-fields.js';
