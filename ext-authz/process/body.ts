@@ -36,7 +36,6 @@ import { readJsonBody, refuseJsonInOtherEncodings, refuseMaskedMembersInText } f
 
 export { BodyRefused } from './body-refused.js';
 
-
 export interface BodyHeaders {
   /** The Content-Type header, or "". */
   contentType: string;
@@ -81,7 +80,8 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
   // UTF-16 and UTF-32 of ASCII text are valid UTF-8, with NULs between the characters.
   if (reads && masks.hasFieldRules && (text === null || text.includes('\0'))) refuseJsonInOtherEncodings(decoded, mime);
   // One byte that is not UTF-8 makes the rest no less readable to a client that decodes Latin-1: it is read so too.
-  if (text === null) refuseReadableAsLatin1(decoded, reads && masks.hasFieldRules ? masks.memberNames : null, secrets);
+  const memberNames = reads && masks.hasFieldRules ? masks.memberNames : null;
+  if (text === null && (memberNames !== null || secrets.length > 0)) refuseReadableAsLatin1(decoded, memberNames, secrets);
   const masked = reads ? maskedText(text, mime, masks) : null;
   const sent = masked ?? text;
   // Compressed bytes hold more than the decoded body (a gzip header's file name and comment): what was read goes
@@ -116,7 +116,6 @@ function maskedText(text: string | null, mime: string, masks: FieldMasks): strin
   return changed ? (value ?? '') : null;
 }
 
-
 /**
  * A body that is not UTF-8, read as Latin-1 (every byte a character, as a
  * client falling back would): refused if it holds the credential in any
@@ -149,7 +148,6 @@ async function holdsSecretUnreadably(bytes: Buffer, secrets: readonly string[], 
   if (inner === null) return false;
   return secrets.some((s) => inner.includes(s)) || holdsSecretUnreadably(inner, secrets, depth + 1);
 }
-
 
 function recordedAs(mime: string, size: number, text: string | null): RecordedBody {
   return text === null ? { mime_type: mime, size } : { mime_type: mime, size, text };

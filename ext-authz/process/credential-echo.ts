@@ -68,7 +68,11 @@ function base64Inside(bytes: Buffer, encoding: 'base64' | 'base64url'): string[]
   return spellings;
 }
 
-export function replaceLiterals(text: string, secrets: readonly string[]): string {
+function holdsLiteral(text: string, secrets: readonly string[]): boolean {
+  return secrets.some((s) => text.includes(s));
+}
+
+function replaceLiterals(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const secret of secrets) if (out.includes(secret)) out = out.replaceAll(secret, CREDENTIAL_REPLACEMENT);
   return out;
@@ -78,14 +82,14 @@ export function withoutSecrets(text: string, secrets: readonly string[]): string
   let out = replaceLiterals(text, secrets);
   if (secrets.length === 0) return out;
   // JSON (and JSON5, and the string literals of other languages) can spell it with escapes (\u0077, \x77, \/).
-  if (out.includes('\\') && secrets.some((s) => unescaped(out).includes(s))) {
+  if (out.includes('\\') && holdsLiteral(unescaped(out), secrets)) {
     const document = /^\s*[[{"]/.test(out) ? parseLeniently(out) : undefined;
     if (document === undefined) throw new BodyRefused('the body holds the target\'s credential written with escapes the gateway cannot take out');
     const { value, changed } = scrubStrings(document as JsonValue, secrets);
     if (changed) out = JSON.stringify(value);
-    if (secrets.some((s) => unescaped(out).includes(s))) throw new BodyRefused('the body holds the target\'s credential written with escapes the gateway cannot take out');
   }
-  // Written so that no spelling matches the text as it is: wrapped or spaced, byte by byte encoded, re-cased.
+  // Still there behind escapes, or written so that no spelling matches the text as it is: wrapped or spaced, byte by
+  // byte encoded, re-cased.
   if (holdsSecret(out, secrets)) throw new BodyRefused('the body holds the target\'s credential in an encoding the gateway cannot take out');
   return out;
 }
@@ -102,8 +106,8 @@ export function holdsSecret(text: string, secrets: readonly string[]): boolean {
 
 /**
  * Text with its backslash escapes read as JSON, JSON5 and most languages
- * read them: \uXXXX, \u{X…}, \xXX, octal, and a backslash-newline that
- * continues the line.
+ * read them: \u with four hex digits or in braces, \x with two, octal,
+ * and a backslash-newline that continues the line.
  */
 function unescaped(text: string): string {
   if (!text.includes('\\')) return text;
@@ -123,7 +127,7 @@ const byte = (_: string, hex: string) => String.fromCharCode(parseInt(hex, 16));
  * wrapped at 76 columns, with zero-width spaces or soft hyphens between its
  * characters (whitespace and those dropped), hex bytes with separators
  * (whitespace, colons and dashes dropped), every byte
- * percent-encoded (also %uXXXX), quoted-printable, HTML character
+ * percent-encoded (also %u and four hex digits), quoted-printable, HTML character
  * references, decimal byte arrays (Node's Buffer.toJSON), and one
  * character per array element. Only the views the text could need are made.
  */

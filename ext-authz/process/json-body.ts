@@ -165,7 +165,7 @@ export function refuseMaskedMembersInText(text: string, memberNames: ReadonlySet
   }
 }
 
-/** A key's \uXXXX and \xXX escapes read. */
+/** A key's \u (four hex digits) and \x (two) escapes read. */
 function unescapeKey(key: string): string {
   return key.includes('\\') ? key.replace(/\\(?:u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2}))/g, (_, u?: string, x?: string) => String.fromCharCode(parseInt(u ?? x!, 16))) : key;
 }

@@ -204,13 +204,6 @@ describe('derived_columns: values RowDescription does not attribute to a column'
     ]) {
       expect(one(sql), sql).not.toHaveProperty('derived_columns');
     }
-    // Set from an expression over itself: listed for the masks that read the value (leaks.ts).
-    expect(one("UPDATE orders SET notes = notes || ' (checked)' WHERE id = 12")).toMatchObject({ rewritten_columns: ['notes'] });
-    expect(one("UPDATE orders o SET notes = translate(o.notes, '@', '#')")).toMatchObject({ rewritten_columns: ['notes'] });
-    expect(one('INSERT INTO orders AS t (id, notes) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET notes = t.notes || excluded.notes')).toMatchObject({ rewritten_columns: ['notes'] });
-    for (const sql of ['UPDATE orders SET notes = notes', 'INSERT INTO orders (id, notes) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET notes = upper(excluded.notes)']) {
-      expect(one(sql), sql).not.toHaveProperty('rewritten_columns');
-    }
   });
 
   it('lists the columns inside expressions in the select list', () => {
@@ -387,13 +380,6 @@ describe('derived_columns: values RowDescription does not attribute to a column'
       "MERGE INTO notes n USING customers c ON n.id = c.id AND c.ssn IS NULL WHEN MATCHED THEN DELETE",
     ]) {
       expect(one(sql), sql).not.toHaveProperty('derived_columns');
-    }
-    // Set from an expression over itself: listed for the masks that read the value (leaks.ts).
-    expect(one("UPDATE orders SET notes = notes || ' (checked)' WHERE id = 12")).toMatchObject({ rewritten_columns: ['notes'] });
-    expect(one("UPDATE orders o SET notes = translate(o.notes, '@', '#')")).toMatchObject({ rewritten_columns: ['notes'] });
-    expect(one('INSERT INTO orders AS t (id, notes) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET notes = t.notes || excluded.notes')).toMatchObject({ rewritten_columns: ['notes'] });
-    for (const sql of ['UPDATE orders SET notes = notes', 'INSERT INTO orders (id, notes) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET notes = upper(excluded.notes)']) {
-      expect(one(sql), sql).not.toHaveProperty('rewritten_columns');
     }
   });
 });
