@@ -227,6 +227,25 @@ describe('derived_columns: values RowDescription does not attribute to a column'
     expect(derived('DELETE FROM customers RETURNING customers')).toEqual(['*', 'customers']);
   });
 
+  it('reads a bare system_user as a server before PostgreSQL 16 does too: a column, or the whole row of a FROM item so named', () => {
+    // PostgreSQL 15 returns each customer's whole row here; the parser (18's grammar) sees a call.
+    expect(derived('SELECT system_user FROM customers AS "system_user"')).toEqual(['*', 'system_user']);
+    expect(derived('SELECT id, system_user::text FROM customers AS "system_user"')).toEqual(['*', 'system_user']);
+    expect(derived('UPDATE orders SET status = system_user::text FROM customers AS "system_user" WHERE orders.customer_id = "system_user".id'))
+      .toEqual(['*', 'system_user']);
+    expect(one('SELECT system_user').functions).toEqual(['pg_catalog.system_user']);
+    // With no FROM item of that name it is the login name (16+) or a column, as any bare name would be.
+    expect(one('SELECT system_user FROM customers')).not.toHaveProperty('derived_columns');
+    expect(derived('SELECT upper(system_user) FROM customers')).toEqual(['system_user']);
+  });
+
+  it('lists SQL/JSON syntax as the calls a server before PostgreSQL 16 or 17 reads it as', () => {
+    expect(one("SELECT json_scalar(1), json_object('a': 1), json_array(SELECT 1), json('1'), json_value('1', '$'), json_exists('1', '$')").functions)
+      .toEqual(['json_scalar', 'json_object', 'json_array', 'json', 'json_value', 'json_exists']);
+    expect(one('SELECT json_objectagg(k: v), json_arrayagg(v) FROM t').functions).toEqual(['json_objectagg', 'json_arrayagg']);
+    expect(one("SELECT * FROM json_table('[]', '$[*]' COLUMNS (a int PATH '$')) jt").functions).toEqual(['json_table']);
+  });
+
   it('looks at every query level: subqueries, CTEs, set operations, RETURNING, PREPARE, DECLARE', () => {
     expect(derived('SELECT x FROM (SELECT upper(ssn) AS x FROM customers) s')).toEqual(['ssn']);
     expect(derived('WITH w AS (SELECT md5(ssn) AS h FROM customers) SELECT h FROM w')).toEqual(['ssn']);

@@ -293,8 +293,14 @@ export function walkTree(root: unknown): TreeFacts {
     if (!isObject(value)) continue;
 
     const wrapped = unwrap(value);
-    const type = wrapped?.[0];
-    const body = wrapped?.[1] ?? value;
+    let type = wrapped?.[0];
+    let body = wrapped?.[1] ?? value;
+    if (type === 'FuncCall' && isSystemUserKeyword(body)) {
+      // Both readings: a call on PostgreSQL 16 and later, a column (or a whole row) before.
+      addFunction('pg_catalog.system_user');
+      type = 'ColumnRef';
+      body = SYSTEM_USER_COLUMN;
+    }
 
     // A table reference, wrapped or bare (a struct field of type RangeVar).
     if (type === 'RangeVar' || (type === undefined && typeof body.relname === 'string')) {
@@ -315,7 +321,9 @@ export function walkTree(root: unknown): TreeFacts {
     // RowDescription; anything else is an expression over its columns.
     if (type === 'ResTarget' && flags & LIST) {
       const val = isObject(body.val) ? body.val : undefined;
-      const ref = val && isObject(val.ColumnRef) ? val.ColumnRef : undefined;
+      const systemUser = val !== undefined && isObject(val.FuncCall) && isSystemUserKeyword(val.FuncCall);
+      if (systemUser) addFunction('pg_catalog.system_user');
+      const ref = val && isObject(val.ColumnRef) ? val.ColumnRef : systemUser ? SYSTEM_USER_COLUMN : undefined;
       // A SET list's entry: the value written into column `name` of the target.
       const written = flags & WRITES && target && typeof body.name === 'string' ? { column: body.name, target } : undefined;
       if (ref && written && keepsInPlace(ref.fields, written)) continue;
@@ -325,6 +333,7 @@ export function walkTree(root: unknown): TreeFacts {
       continue;
     }
     if (type === 'FuncCall') addFunction(nameParts(body.funcname, 'a function call').join('.'));
+    if (type !== undefined && type in SQL_JSON_CALLS) addFunction(SQL_JSON_CALLS[type] ?? jsonFunctionName(body.op));
     // Operators and casts that may run a function the database defines (leaks.ts findDefinedCode).
     if (type === 'A_Expr' && Array.isArray(body.name)) {
       const name = nameParts(body.name, 'an operator');
@@ -460,6 +469,37 @@ function baseName(funcname: unknown): string {
   const parts = Array.isArray(funcname) ? funcname : [];
   return (svalOf(parts[parts.length - 1]) ?? '').toLowerCase();
 }
+
+/**
+ * The parser has PostgreSQL 18's grammar, where SYSTEM_USER (new in 16) is
+ * a keyword: a bare `system_user` parses as a call. A server before 16 reads
+ * the same word as a column of that name, or as the whole row of a FROM
+ * item named "system_user", which RowDescription gives no table to mask
+ * (`SELECT system_user FROM customers AS "system_user"`). The walk takes
+ * both readings, so the older one is checked as a column reference too.
+ */
+function isSystemUserKeyword(call: Json): boolean {
+  return call.funcformat === 'COERCE_SQL_SYNTAX' && call.args === undefined && baseName(call.funcname) === 'system_user';
+}
+
+/**
+ * SQL/JSON syntax (PostgreSQL 16 and 17) that a server before it reads as a
+ * call of a function by that name, which the database may define
+ * (leaks.ts findDefinedCode): listed as the call it could be. JsonFuncExpr
+ * is json_value, json_query or json_exists, by its op.
+ */
+const SQL_JSON_CALLS: Readonly<Record<string, string | undefined>> = {
+  JsonScalarExpr: 'json_scalar', JsonSerializeExpr: 'json_serialize', JsonParseExpr: 'json',
+  JsonObjectConstructor: 'json_object', JsonArrayConstructor: 'json_array', JsonArrayQueryConstructor: 'json_array',
+  JsonObjectAgg: 'json_objectagg', JsonArrayAgg: 'json_arrayagg', JsonTable: 'json_table', JsonFuncExpr: undefined,
+};
+
+function jsonFunctionName(op: unknown): string {
+  if (typeof op !== 'string' || !/^JSON_[A-Z]+_OP$/.test(op)) throw new TreeShapeError('a SQL/JSON function has no known op');
+  return op.slice(0, -3).toLowerCase();
+}
+
+const SYSTEM_USER_COLUMN: Json = { fields: [{ String: { sval: 'system_user' } }] };
 
 /** The String in a ColumnRef field or name list: `{"String": {"sval": "c"}}`. */
 function svalOf(node: unknown): string | undefined {
