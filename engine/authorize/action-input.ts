@@ -57,10 +57,12 @@ const PER_REQUEST_HEADERS = /^(?::path|:method|:authority|:scheme|x-request-id|t
  */
 export function unbindable(action: Record<string, unknown>, kind: TargetConfig['kind']): string | null {
   if (kind !== 'http') return null;
-  const http = (action.attributes as { request?: { http?: { headers?: Record<string, unknown>; body?: unknown } } } | undefined)?.request?.http;
+  const http = (action.attributes as { request?: { http?: { headers?: Record<string, unknown>; body?: unknown; rawBody?: unknown; raw_body?: unknown } } } | undefined)?.request?.http;
   const body = typeof http?.body === 'string' ? http.body : '';
+  // Bytes (raw_body) are bound exactly, but a body of them can be cut at the limit all the same.
+  const hasBody = body !== '' || [http?.rawBody, http?.raw_body].some((raw) => typeof raw === 'string' && raw !== '');
   const why = action.truncated_body === true ? 'is longer than the gateway reads (ext_authz with_request_body.max_request_bytes)'
-    : body !== '' && http?.headers?.['content-length'] === undefined ? 'has no Content-Length, so the gateway cannot tell it saw all of it'
+    : hasBody && http?.headers?.['content-length'] === undefined ? 'has no Content-Length, so the gateway cannot tell it saw all of it'
       : body.includes('\uFFFD') ? 'is not UTF-8 text, which ext_authz passes on with its bytes replaced'
         : null;
   if (why !== null) return `the request body ${why}: an approval could not bind all of it; send the body with a Content-Length, within the limit`;

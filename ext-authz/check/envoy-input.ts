@@ -51,7 +51,7 @@ export function envoyInput(attributes: CheckAttributes): EnvoyInput | { invalid:
   const http = attributes.request?.http ?? {};
   const location = parsePathAndQuery(http.path ?? '');
   if ('invalid' in location) return location;
-  const body = parseBody(http.headers ?? {}, http.body ?? '');
+  const body = parseBody(http.headers ?? {}, http.body ?? '', http.rawBody ?? '');
   if ('invalid' in body) return body;
   return {
     attributes: protojsonAttributes(attributes),
@@ -90,9 +90,11 @@ function parsePathAndQuery(raw: string): { path: string[]; query: Record<string,
  * header) is `truncated_body`, whatever its type, with no parsed_body; one
  * that does not parse cannot be decided.
  */
-function parseBody(headers: Record<string, string>, body: string): { parsed: unknown; truncated: boolean } | { invalid: string } {
+function parseBody(headers: Record<string, string>, body: string, rawBody: string): { parsed: unknown; truncated: boolean } | { invalid: string } {
   const declared = Number(headers['content-length']);
-  const truncated = (Number.isFinite(declared) && declared > Buffer.byteLength(body)) || headers['x-envoy-auth-partial-body'] === 'true';
+  // raw_body (bytes, base64 in protojson) when the body is not UTF-8 or Envoy packs it as bytes.
+  const received = body !== '' ? Buffer.byteLength(body) : Buffer.byteLength(rawBody, 'base64');
+  const truncated = (Number.isFinite(declared) && declared > received) || headers['x-envoy-auth-partial-body'] === 'true';
   if (truncated) return { parsed: null, truncated: true };
   // The plugin matches "application/json" case-sensitively; upstreams also parse Application/JSON, text/json, +json.
   // Content-Type twice arrives joined with ","; an upstream may read either: JSON if any says so (media-type.ts).

@@ -172,7 +172,10 @@ describe('Check with a ticket approval', () => {
     const chunked = envoyCheckRequest({ method: 'POST', path: '/customers/7/refund', token: sre, headers: { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' }, body: 'a=xxxx' }) as { attributes: { request: { http: { headers: Record<string, string> } } } };
     delete chunked.attributes.request.http.headers['content-length'];
     const notUtf8 = envoyCheckRequest({ method: 'POST', path: '/customers/7/refund', token: sre, headers: { 'content-type': 'application/octet-stream' }, body: 'amount=\uFFFD\uFFFD' });
-    for (const [request, why] of [[chunked, 'has no Content-Length'], [notUtf8, 'is not UTF-8 text']] as const) {
+    // Bytes in raw_body (pack_as_bytes, or the stand-in's body that is not UTF-8), with no Content-Length.
+    const chunkedBytes = envoyCheckRequest({ method: 'POST', path: '/customers/7/refund', token: sre, headers: { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' } }) as { attributes: { request: { http: Record<string, unknown> } } };
+    chunkedBytes.attributes.request.http.raw_body = Buffer.concat([Buffer.from([0xff]), Buffer.alloc(8191, 0x41)]);
+    for (const [request, why] of [[chunked, 'has no Content-Length'], [notUtf8, 'is not UTF-8 text'], [chunkedBytes, 'has no Content-Length']] as const) {
       const res = await stack.check(request);
       expect(res.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
       const denied = deniedBody(res);

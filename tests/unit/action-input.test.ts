@@ -109,4 +109,18 @@ describe('unbindable', () => {
     expect(unbindable(withHeaders({ 'x-account': '\uFFFD' }), 'http')).toContain('the request header x-account is not UTF-8 text');
     expect(unbindable(withHeaders({ 'x-account': '\uFFFD' }), 'postgres')).toBeNull();
   });
+
+  it('refuses a body of bytes (raw_body) with no Content-Length: it may have been cut at the limit', () => {
+    const raw = (length?: string) => {
+      const action = withHeaders({}) as { attributes: { request: { http: Record<string, unknown> & { headers: Record<string, string> } } } };
+      const http = action.attributes.request.http;
+      delete http.body;
+      delete http.headers['content-length'];
+      http.rawBody = Buffer.from([0xff, 0x41, 0x41]).toString('base64');
+      if (length !== undefined) http.headers['content-length'] = length;
+      return action as unknown as Record<string, unknown>;
+    };
+    expect(unbindable(raw(), 'http')).toContain('has no Content-Length');
+    expect(unbindable(raw('3'), 'http')).toBeNull();
+  });
 });

@@ -29,6 +29,10 @@ describe('envoyInput (the OPA-Envoy input document)', () => {
     expect([cut.parsed_body, cut.truncated_body]).toEqual([null, true]);
     // Bytes, not UTF-16 units, are what content-length counts.
     expect(input({ headers: { ...json, 'content-length': '8' }, body: '{"é":1}' }).truncated_body).toBe(false);
+    // A body of bytes (raw_body, base64 in protojson) is measured in bytes too.
+    const bytes = Buffer.from([0xff, 0x41, 0x41, 0x41]).toString('base64');
+    expect(input({ headers: { 'content-length': '4' }, rawBody: bytes }).truncated_body).toBe(false);
+    expect(input({ headers: { 'content-length': '5' }, rawBody: bytes }).truncated_body).toBe(true);
     expect(envoyInput({ request: { http: { headers: json, body: '{"a":' } } })).toEqual({ invalid: 'the request body says application/json but is not valid JSON' });
     expect(envoyInput({ request: { http: { path: '/%E0%A4%A' } } })).toEqual({ invalid: 'the request path is not valid percent-encoding' });
   });
