@@ -7,6 +7,8 @@
  *   parsed, masked by field, re-serialised.
  *   Other text: masked only by the plan's `$` rules; without one it passes
  *   through unchanged, as the policy decided.
+ *   Archives and compressed data (packed.ts): refused when the plan masks
+ *   anything, since a client unpacks what the rules never saw.
  *
  * Whatever the plan cannot be sure it masked is refused (BodyRefused), and
  * the caller answers in the upstream's place: a body that claims JSON and
@@ -33,6 +35,7 @@ import type { RecordedBody } from '../../engine/recording/types.js';
 import { BodyRefused } from './body-refused.js';
 import { holdsSecret, withoutSecrets } from './credential-echo.js';
 import { readJsonBody, refuseJsonInOtherEncodings, refuseMaskedMembersInText } from './json-body.js';
+import { isZlibHeader, packedFormat } from './packed.js';
 
 export { BodyRefused } from './body-refused.js';
 
@@ -76,9 +79,11 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
     return { replacement: null, recorded: { mime_type: mime, size: raw.length } }; // recorded as binary
   }
   if (await holdsSecretUnreadably(decoded, secrets)) throw new BodyRefused('the body holds the target\'s credential in a form the gateway cannot take out');
+  const packed = reads ? await packedFormat(decoded) : null;
+  if (packed !== null) throw new BodyRefused(`the body is ${packed}, which the gateway does not unpack, and the policy masks this response`);
   const text = utf8(decoded);
   // UTF-16 and UTF-32 of ASCII text are valid UTF-8, with NULs between the characters.
-  if (reads && masks.hasFieldRules && (text === null || text.includes('\0'))) refuseJsonInOtherEncodings(decoded, mime);
+  if (reads && masks.hasFieldRules && (text === null || text.includes('\0'))) refuseJsonInOtherEncodings(decoded, mime, masks.memberNames);
   // One byte that is not UTF-8 makes the rest no less readable to a client that decodes Latin-1: it is read so too.
   const memberNames = reads && masks.hasFieldRules ? masks.memberNames : null;
   if (text === null && (memberNames !== null || secrets.length > 0)) refuseReadableAsLatin1(decoded, memberNames, secrets);
@@ -131,9 +136,9 @@ function refuseReadableAsLatin1(bytes: Buffer, memberNames: ReadonlySet<string> 
 }
 
 /**
- * The credential in bytes no text replacement reaches: UTF-16 text, or a
- * gzip or zlib stream inside the body (compressed twice, or compressed with
- * no Content-Encoding saying so), a few levels deep.
+ * The credential in bytes no text replacement reaches: UTF-16 or UTF-32
+ * text, or a gzip or zlib stream inside the body (compressed twice, or
+ * compressed with no Content-Encoding saying so), a few levels deep.
  */
 async function holdsSecretUnreadably(bytes: Buffer, secrets: readonly string[], depth = 0): Promise<boolean> {
   if (secrets.length === 0) return false;
@@ -141,6 +146,8 @@ async function holdsSecretUnreadably(bytes: Buffer, secrets: readonly string[], 
     const wide = Buffer.from(secret, 'utf16le');
     if (bytes.includes(wide) || bytes.includes(Buffer.from(wide).swap16())) return true;
   }
+  // ASCII in UTF-16 or UTF-32, either byte order, or with NULs put anywhere else: the NULs taken out, in any spelling.
+  if (bytes.includes(0) && holdsSecret(bytes.toString('latin1').replaceAll('\0', ''), secrets)) return true;
   if (depth >= 3) return false;
   const limit = { maxOutputLength: 16 * 1024 * 1024 };
   const inner = bytes.subarray(0, 3).equals(GZIP_MAGIC) ? await gunzip(bytes, limit).catch(() => null)
@@ -169,11 +176,6 @@ const inflateRaw = promisify(zlib.inflateRaw);
 const brotli = promisify(zlib.brotliDecompress);
 
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b, 0x08]);
-
-/** A zlib stream's two header bytes (RFC 1950): deflate, a window size, and a check making them a multiple of 31. */
-function isZlibHeader(bytes: Buffer): boolean {
-  return bytes.length >= 2 && (bytes[0]! & 0x0f) === 8 && (bytes[0]! >> 4) <= 7 && ((bytes[0]! << 8) | bytes[1]!) % 31 === 0;
-}
 
 /**
  * Undoes Content-Encoding (a list, applied in order, so undone from the

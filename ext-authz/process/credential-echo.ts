@@ -124,15 +124,18 @@ const byte = (_: string, hex: string) => String.fromCharCode(parseInt(hex, 16));
 
 /**
  * The text as an echo may have encoded it around the credential: base64
- * wrapped at 76 columns, with zero-width spaces or soft hyphens between its
- * characters (whitespace and those dropped), hex bytes with separators
+ * wrapped at 76 columns, with zero-width spaces, soft hyphens, combining
+ * marks or NULs between its characters (INVISIBLE dropped), in fullwidth or
+ * other compatibility letters (NFKC), hex bytes with separators
  * (whitespace, colons and dashes dropped), every byte
  * percent-encoded (also %u and four hex digits), quoted-printable, HTML character
  * references, decimal byte arrays (Node's Buffer.toJSON), and one
  * character per array element. Only the views the text could need are made.
  */
 function encodedViews(text: string): string[] {
-  const views = [text.replace(/[\s\u200b-\u200d\u2060\u00ad\ufeff]+/g, ''), text.replace(/[\s:-]+/g, '')];
+  const views = [text.replace(INVISIBLE, ''), text.replace(/[\s:-]+/g, '')];
+  // Fullwidth and other compatibility forms of ASCII letters and digits (ｃｒｍ, 𝐜𝐫𝐦) read as ASCII.
+  if (NOT_ASCII.test(text)) views.push(text.normalize('NFKC').replace(INVISIBLE, ''));
   if (text.includes('%')) views.push(text.replace(/%u([0-9a-fA-F]{4})/g, byte).replace(/%([0-9a-fA-F]{2})/g, byte));
   if (text.includes('=')) views.push(text.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, byte));
   if (text.includes('&#')) views.push(text.replace(/&#x([0-9a-fA-F]{1,6});?/g, byte).replace(/&#(\d{1,7});?/g, (_, n: string) => String.fromCodePoint(Number(n) % 0x110000)));
@@ -142,6 +145,15 @@ function encodedViews(text: string): string[] {
   }
   return views;
 }
+
+/**
+ * What a reader does not see between characters: whitespace, NUL, format
+ * characters (zero-width spaces and joiners, soft hyphens, bidi marks, tag
+ * characters, the BOM) and combining marks (the grapheme joiner, variation
+ * selectors).
+ */
+const INVISIBLE = /[\s\0\p{Cf}\p{Mn}\p{Me}]+/gu;
+const NOT_ASCII = /[^\0-\x7f]/;
 
 function scrubStrings(value: JsonValue, secrets: readonly string[]): { value: JsonValue; changed: boolean } {
   if (typeof value === 'string') {

@@ -105,26 +105,39 @@ function readSequence(body: string, prefix: string): JsonBody | null {
  * A body that is not UTF-8 but reads as a JSON object or array in UTF-16,
  * UTF-32 or its declared (or a single-byte) charset, under a plan with field
  * rules: its fields would pass unmasked to any client that decodes it so.
+ * So would a member the rules name in UTF-16 or UTF-32 text that is not
+ * JSON (ASCII in them is the Latin-1 reading with the NULs taken out).
  */
-export function refuseJsonInOtherEncodings(bytes: Buffer, contentType: string): void {
+export function refuseJsonInOtherEncodings(bytes: Buffer, contentType: string, memberNames: ReadonlySet<string>): void {
+  // Whitespace before the value can be as long as it likes: the window starts where it ends, 4-byte aligned.
+  const window = bytes.subarray(contentStart(bytes), contentStart(bytes) + 64);
   for (const encoding of [...declaredCharsets(contentType), 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be', 'latin1']) {
     if (encoding === undefined) continue;
-    const text = decodeAs(bytes, encoding);
+    const text = decodeAs(window, encoding);
     if (text !== null && LOOKS_LIKE_JSON.test(text.replace(/^\0+/, ''))) {
       throw new BodyRefused(`the body reads as JSON in ${encoding}, not UTF-8: the gateway masks JSON only as UTF-8`);
     }
   }
+  if (bytes.includes(0)) refuseMaskedMembersInText(bytes.toString('latin1').replaceAll('\0', ''), memberNames);
 }
 
-function decodeAs(bytes: Buffer, encoding: string): string | null {
+/** NUL, tab, line feed, carriage return, space, and the bytes of the UTF-8, UTF-16 and UTF-32 BOMs. */
+const LEADING_BYTES = new Set([0x00, 0x09, 0x0a, 0x0d, 0x20, 0xef, 0xbb, 0xbf, 0xfe, 0xff]);
+
+function contentStart(bytes: Buffer): number {
+  let i = 0;
+  while (i < bytes.length && LEADING_BYTES.has(bytes[i]!)) i++;
+  return i - (i % 4);
+}
+
+function decodeAs(window: Buffer, encoding: string): string | null {
   if (encoding.startsWith('utf-32')) {
     // TextDecoder has no UTF-32: ASCII in it is every fourth byte.
     const at = encoding === 'utf-32le' ? 0 : 3;
-    const start = bytes.subarray(0, 64);
-    return start.length % 4 === 0 || start.length === 64 ? String.fromCharCode(...start.filter((_, i) => i % 4 === at)) : null;
+    return window.length % 4 === 0 || window.length === 64 ? String.fromCharCode(...window.filter((_, i) => i % 4 === at)) : null;
   }
   try {
-    return new TextDecoder(encoding).decode(bytes.subarray(0, 64));
+    return new TextDecoder(encoding).decode(window);
   } catch {
     return null; // a charset TextDecoder does not know
   }

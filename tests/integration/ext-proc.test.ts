@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { credentials, Server, ServerCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -309,6 +309,11 @@ describe('ExternalProcessor: masking JSON responses', () => {
       // ASCII only: UTF-16 of it is valid UTF-8 (with NULs).
       ['text/plain', Buffer.from(JSON.stringify(CUSTOMERS), 'utf16le')],
       ['text/plain', Buffer.from(JSON.stringify(CUSTOMERS), 'utf16le').swap16()],
+      // However much whitespace comes first.
+      ['application/octet-stream', Buffer.from(' '.repeat(40) + JSON.stringify(CUSTOMERS), 'utf16le')],
+      ['application/octet-stream', Buffer.from([...Buffer.from('\n'.repeat(33) + JSON.stringify(CUSTOMERS))].flatMap((b) => [0, 0, 0, b]))],
+      // Not JSON a parser takes, but a member the rules mask, in UTF-16.
+      ['text/plain', Buffer.from(`0 ${JSON.stringify(CUSTOMERS)}`, 'utf16le')],
     ] as const) {
       const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': type }), responseBody(metadata(), body)]);
       expect(replies.at(-1).immediate_response?.status.code, `${type} ${body.subarray(0, 4).toString('hex')}`).toBe('BadGateway');
@@ -319,6 +324,23 @@ describe('ExternalProcessor: masking JSON responses', () => {
     expect(declared.at(-1).immediate_response?.status.code).toBe('BadGateway');
     const latin = await maskedBody(metadata(), Buffer.from('Grüße aus Köln', 'latin1'), { 'content-type': 'text/plain' });
     expect(latin.common.body_mutation).toBeUndefined();
+  });
+
+  it('refuses archives and compressed data it does not unpack when the policy masks the response, and passes them when it masks nothing', async () => {
+    const json = Buffer.from(JSON.stringify(CUSTOMERS));
+    // A ZIP's local file header, as any zip tool writes one: the rest of the archive does not matter to the check.
+    const zip = Buffer.concat([Buffer.from('PK\x03\x04\x14\x00\x00\x00\x08\x00', 'latin1'), deflateRawSync(json)]);
+    const bzip2 = Buffer.concat([Buffer.from('BZh91AY&SY', 'latin1'), Buffer.alloc(32, 7)]);
+    const xz = Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.alloc(32, 7)]);
+    for (const [type, body] of [['application/zip', zip], ['application/octet-stream', deflateSync(json)], ['application/x-bzip2', bzip2], ['application/x-xz', xz]] as const) {
+      const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': type }), responseBody(metadata(), body)]);
+      expect(replies.at(-1).immediate_response?.status.code, type).toBe('BadGateway');
+      const unmasked = await maskedBody(metadata({ mask: [] }), body, { 'content-type': type });
+      expect(unmasked.common.body_mutation, type).toBeUndefined();
+    }
+    // Text that happens to start with a zlib header's two bytes is text.
+    const text = await maskedBody(metadata(), 'x^2 + y^2 = r^2', { 'content-type': 'text/plain' });
+    expect(text.common.body_mutation).toBeUndefined();
   });
 
   it('passes a text body through when the policy has only field rules, and scans it under a "$" detector rule', async () => {
@@ -425,6 +447,10 @@ describe('ExternalProcessor: what must not come back', () => {
       [...CREDENTIAL].map((c, i) => (i % 2 ? c.toUpperCase() : c)).join(''),
       [...CREDENTIAL].join('\u200b'),
       JSON.stringify([...CREDENTIAL]),
+      // A combining grapheme joiner or tag characters between the characters; fullwidth letters.
+      [...CREDENTIAL].join('\u034f'),
+      [...CREDENTIAL].join('\u{e0020}'),
+      CREDENTIAL.normalize('NFKC').replace(/[!-~]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0)),
     ]) {
       const replies = await exchange([requestHeaders(metadata({ mask: [] })), responseHeaders(metadata({ mask: [] }), { 'content-type': 'text/plain' }), responseBody(metadata({ mask: [] }), body)]);
       const sent = replies.at(-1).response_body?.response?.body_mutation?.body as Buffer | undefined;
@@ -454,6 +480,9 @@ describe('ExternalProcessor: what must not come back', () => {
       [{ 'content-type': 'application/octet-stream' }, deflateSync(Buffer.from(`{"k":"${CREDENTIAL}"}`))],
       [{ 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipSync(deflateSync(Buffer.from(`{"k":"${CREDENTIAL}"}`)))],
       [{ 'content-type': 'application/json', 'content-encoding': 'zstd' }, Buffer.from('(zstd bytes)')],
+      // UTF-32, either byte order.
+      [{ 'content-type': 'text/plain' }, Buffer.from([...Buffer.from(`key ${CREDENTIAL}`)].flatMap((b) => [b, 0, 0, 0]))],
+      [{ 'content-type': 'text/plain' }, Buffer.from([...Buffer.from(`key ${CREDENTIAL}`)].flatMap((b) => [0, 0, 0, b]))],
     ] as const) {
       const replies = await exchange([requestHeaders(meta), responseHeaders(meta, headers), responseBody(meta, body)]);
       expect(replies.at(-1).immediate_response?.status.code, JSON.stringify(headers)).toBe('BadGateway');
