@@ -56,6 +56,12 @@ export const exchangeMetadataSchema = z.strictObject({
    * sees carry the credential: recordings must drop this header.
    */
   credential_header: z.string().min(1),
+  /**
+   * The approval this request spent, if any. Check sees repeated header
+   * lines joined with ","; an upstream may not read them so, and Process,
+   * which sees each line, refuses an approved request that repeats one.
+   */
+  approval_id: z.string().min(1).nullable().optional(),
 });
 
 export type ExchangeMetadata = z.infer<typeof exchangeMetadataSchema>;

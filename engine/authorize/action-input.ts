@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../audit/canonical.js';
 import type { TargetConfig } from '../config/schema.js';
-import { isCredentialHeader } from '../masking/credential-headers.js';
+import { isCredentialHeader, URL_HEADERS } from '../masking/credential-headers.js';
 import { withoutCredentialParams } from '../masking/url-credentials.js';
 
 /** Input keys only the gateway may set: a caller that could set them could vouch for itself. */
@@ -41,10 +41,21 @@ export function checkAction(action: unknown, kind: TargetConfig['kind']): Action
  * forwarding headers Envoy sets itself, timing) or that follow from the
  * body: an approval that bound them could never be used by a retry.
  * Forwarded, X-Forwarded-Host and -Prefix and X-Real-IP come from the
- * client and can change what an upstream does: bound. Every other header is bound, because
- * headers can change what a request does (X-HTTP-Method-Override).
+ * client and can change what an upstream does: bound; so does what the
+ * client put in X-Forwarded-For before the address Envoy appended, and an
+ * x-envoy-* header Envoy did not set itself (x-envoy-retry-on from a client
+ * Envoy takes for internal would run an approved POST again). Every other
+ * header is bound, because headers can change what a request does
+ * (X-HTTP-Method-Override).
  */
-const PER_REQUEST_HEADERS = /^(?::path|:method|:authority|:scheme|x-request-id|traceparent|tracestate|b3|x-b3-[a-z-]+|x-amzn-trace-id|x-cloud-trace-context|x-datadog-[a-z-]+|date|user-agent|content-length|x-forwarded-for|x-forwarded-proto|x-envoy-[a-z-]+)$/i;
+const PER_REQUEST_HEADERS = /^(?::path|:method|:authority|:scheme|x-request-id|traceparent|tracestate|b3|x-b3-[a-z-]+|x-amzn-trace-id|x-cloud-trace-context|x-datadog-[a-z-]+|date|user-agent|content-length|x-forwarded-proto|x-envoy-(?:internal|external-address|auth-partial-body|downstream-service-cluster|downstream-service-node|decorator-operation))$/i;
+
+/** X-Forwarded-For as the client sent it: the last address is the one Envoy appended (use_remote_address). */
+function clientForwardedFor(value: unknown): string {
+  if (typeof value !== 'string') return '';
+  const last = value.lastIndexOf(',');
+  return last === -1 ? '' : value.slice(0, last).trim();
+}
 
 /**
  * Why an approval could not bind the whole request, or null. Envoy sends
@@ -100,8 +111,14 @@ export function approvableAction(action: Record<string, unknown>, kind: TargetCo
   const withheld: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (PER_REQUEST_HEADERS.test(name) || name.toLowerCase() === AGENT_TOKEN_HEADER) continue;
-    if (isCredentialHeader(name)) withheld[`header ${name.toLowerCase()}`] = value;
-    else kept[name] = value;
+    if (name.toLowerCase() === 'x-forwarded-for') {
+      const sent = clientForwardedFor(value);
+      if (sent !== '') kept[name] = sent;
+      continue;
+    }
+    const shown = URL_HEADERS.has(name.toLowerCase()) && typeof value === 'string' ? withoutCredentialParams(value) : value;
+    if (isCredentialHeader(name) || shown !== value) withheld[`header ${name.toLowerCase()}`] = value;
+    if (!isCredentialHeader(name)) kept[name] = shown;
   }
   let path = http.path;
   if (typeof path === 'string') {

@@ -5,7 +5,18 @@
  */
 const CREDENTIAL_HEADER = /^(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key|apikey|x-auth-token|x-access-token|x-amz-security-token|x-vault-token|private-token|x-csrf-token|x-xsrf-token|x-subject-token|x-goog-iap-jwt-assertion)$/i;
 
+/**
+ * Names made of the words credentials go under, whatever the vendor puts
+ * around them: X-Goog-Api-Key, Ocp-Apim-Subscription-Key, X-Session-Token,
+ * X-Shopify-Access-Token, X-Auth. A word is a whole part between "-", "_"
+ * or ".": X-Authenticated-User is not one.
+ */
+const CREDENTIAL_WORDS = /(?:^|[-_.])(?:token|secret|password|passwd|auth|session|sessionid|credentials?|signature|apikey|api[-_]key|access[-_]key|subscription[-_]key|private[-_]key|secret[-_]key)(?:[-_.]|$)/i;
+
 /** A lower- or mixed-case header name. */
 export function isCredentialHeader(name: string): boolean {
-  return CREDENTIAL_HEADER.test(name);
+  return CREDENTIAL_HEADER.test(name) || CREDENTIAL_WORDS.test(name);
 }
+
+/** Headers whose value is a URL, which can carry a credential in its query (a Referer from a page opened with ?access_token=). */
+export const URL_HEADERS: ReadonlySet<string> = new Set(['referer', 'location', 'content-location']);

@@ -8,6 +8,12 @@ import { REDACTED } from './strategies.js';
 
 const CREDENTIAL_PARAMS = /^(?:access_token|id_token|refresh_token|token|jwt|bearer|assertion|auth|api[_-]?key|key|secret|client_secret|password|passwd|pwd|sig|signature|code|x-amz-(?:signature|credential|security-token)|x-goog-(?:signature|credential))$/i;
 
+/**
+ * A name with a credential's word in it as a whole part (auth_token,
+ * api-token, private_token, token[], session_id), as header names are
+ * matched (credential-headers.ts).
+ */
+const CREDENTIAL_WORDS = /(?:^|[-_.[\]])(?:token|secret|password|passwd|pwd|auth|session|sessionid|sid|credentials?|signature|sig|apikey|api[-_]key|access[-_]key|private[-_]key|secret[-_]key|jwt|bearer|assertion)(?:[-_.[\]]|$)/i;
 
 /** The path with credential-like query values redacted; everything else byte for byte, and no fragment. */
 export function withoutCredentialParams(path: string): string {
@@ -15,12 +21,14 @@ export function withoutCredentialParams(path: string): string {
   if (q === -1) return path;
   const hash = path.indexOf('#', q);
   const query = path.slice(q + 1, hash === -1 ? undefined : hash);
-  const redacted = query.split('&').map((pair) => {
+  // Some servers split on ";" as well as "&" (a=1;token=…).
+  const redacted = query.split(/([&;])/).map((pair, i) => {
     const eq = pair.indexOf('=');
-    if (eq === -1) return pair;
-    const credential = CREDENTIAL_PARAMS.test(paramName(pair.slice(0, eq))) || isJwt(paramName(pair.slice(eq + 1)));
+    if (i % 2 === 1 || eq === -1) return pair;
+    const name = paramName(pair.slice(0, eq));
+    const credential = CREDENTIAL_PARAMS.test(name) || CREDENTIAL_WORDS.test(name) || isJwt(paramName(pair.slice(eq + 1)));
     return credential ? `${pair.slice(0, eq)}=${REDACTED}` : pair;
-  }).join('&');
+  }).join('');
   return `${path.slice(0, q)}?${redacted}`; // a fragment never reaches a server; drop what a client sent anyway
 }
 

@@ -53,6 +53,8 @@ export function allowResponse(decision: Decision, credential: Credential, exchan
   // which Envoy applies the two lists.
   const removed = new Set((decision.request_headers_to_remove ?? []).map((h) => h.toLowerCase()));
   removed.add('authorization');
+  // A client that has the gateway configured as its HTTP proxy sends the token here too; a proxy consumes it.
+  removed.add('proxy-authorization');
   removed.delete(credential.header);
   return {
     status: { code: RPC_OK },

@@ -128,6 +128,7 @@ function exchangeOf(result: AuthorizeResult, target: HttpTargetConfig, sessionId
     }])),
     record: target.recording.enabled,
     credential_header: target.credentials.header.toLowerCase(),
+    approval_id: result.approval?.status === 'consumed' ? result.approval.id : null,
   };
 }
 

@@ -210,6 +210,10 @@ class Exchange {
 
   private onRequestHeaders(message: NonNullable<ProcessingRequest['request_headers']>): void {
     this.requestHeaders = readHeaderMap(message.headers as never);
+    const repeated = this.metadata!.approval_id ? repeatedHeader(this.requestHeaders) : null;
+    if (repeated !== null) {
+      return this.refuse(403, 'an approved request must send each header once', `approved request repeats header ${repeated}, which the approval bound as one comma-joined value`);
+    }
     // Check has injected the credential by now; an upstream may echo it.
     this.secrets = credentialSecrets(header(this.requestHeaders, this.metadata!.credential_header));
     // Ask for an uncompressed response when it will be read: cheaper than
@@ -387,4 +391,18 @@ function bodyHeaders(headers: HeaderList): BodyHeaders {
 /** The Masked audit event's actor: the caller Check verified (its claims stay with the decision's own event). */
 function auditIdentity(metadata: ExchangeMetadata): Identity {
   return { ...metadata.identity, claims: {} };
+}
+
+/**
+ * A header name that arrives on more than one line. Check read them as one
+ * value joined with "," (as Envoy joins them), which an upstream may read
+ * otherwise (the first line only, or a cookie split differently).
+ */
+function repeatedHeader(list: HeaderList): string | null {
+  const seen = new Set<string>();
+  for (const { name } of list) {
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return null;
 }

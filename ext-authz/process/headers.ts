@@ -7,7 +7,8 @@
  * `raw_value` gets a 500 (envoyproxy/envoy#34034). So values are read from
  * either, and written to `raw_value` only.
  */
-import { isCredentialHeader } from '../../engine/masking/credential-headers.js';
+import { isCredentialHeader, URL_HEADERS } from '../../engine/masking/credential-headers.js';
+import { withoutCredentialParams } from '../../engine/masking/url-credentials.js';
 import type { HarHeader } from '../../engine/recording/types.js';
 
 /** Header names lower-cased, in the order Envoy sent them, repeated names kept. */
@@ -57,5 +58,7 @@ export function headerMutation(set: Record<string, string>, remove: readonly str
  */
 export function recordableHeaders(list: HeaderList, extraSecret?: string): HeaderList {
   const secret = extraSecret?.toLowerCase();
-  return list.filter((h) => !h.name.startsWith(':') && !isCredentialHeader(h.name) && h.name !== secret);
+  return list
+    .filter((h) => !h.name.startsWith(':') && !isCredentialHeader(h.name) && h.name !== secret)
+    .map((h) => (URL_HEADERS.has(h.name) ? { ...h, value: withoutCredentialParams(h.value) } : h));
 }

@@ -16,9 +16,10 @@ import { fromRawHeaders, stripHopByHop, type HeaderMap } from './header-map.js';
  * - `x-forwarded-for` gets the peer's address appended and
  *   `x-forwarded-proto` is set, as with `use_remote_address: true` (the
  *   stand-in is the edge: the agent connects to it directly);
- * - `x-request-id` is kept when the client sent one and otherwise a UUID v4
- *   (`generate_request_id`, Envoy's default; Envoy also keeps a client's id
- *   from an internal address, which loopback is).
+ * - the client is external (envoy.yaml's `internal_address_config` names
+ *   no client): the `x-envoy-*` headers it sent are dropped, and its
+ *   `x-request-id` is replaced with a UUID v4 (`generate_request_id`,
+ *   `preserve_external_request_id: false`).
  */
 export function requestHeaders(req: IncomingMessage): HeaderMap {
   const received = fromRawHeaders(req.rawHeaders);
@@ -28,13 +29,13 @@ export function requestHeaders(req: IncomingMessage): HeaderMap {
   headers.add(':path', req.url ?? '/');
   headers.add(':method', req.method ?? 'GET');
   headers.add(':scheme', 'http');
-  for (const [name, value] of received) if (name !== 'host') headers.add(name, value);
+  for (const [name, value] of received) if (name !== 'host' && !name.startsWith('x-envoy-')) headers.add(name, value);
 
   const peer = unmapped(req.socket.remoteAddress ?? '');
   const forwarded = headers.getAll('x-forwarded-for').join(', ');
   headers.set('x-forwarded-for', forwarded ? `${forwarded}, ${peer}` : peer);
   headers.set('x-forwarded-proto', 'http');
-  if (!headers.get('x-request-id')) headers.set('x-request-id', randomUUID());
+  headers.set('x-request-id', randomUUID());
   return headers;
 }
 

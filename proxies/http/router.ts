@@ -107,6 +107,8 @@ export class Router {
  */
 function frame(outgoing: OutgoingHttpHeaders, body: UpstreamRequest['body']): void {
   delete outgoing['transfer-encoding'];
+  // Request trailers are not forwarded, so none is announced (Node refuses a Trailer header on a sized body).
+  delete outgoing.trailer;
   if ('replaced' in body || body.buffered.ended) {
     const length = 'replaced' in body ? body.replaced.length : body.buffered.bytes.length;
     if (length > 0 || outgoing['content-length'] !== undefined) outgoing['content-length'] = String(length);

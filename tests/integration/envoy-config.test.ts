@@ -315,6 +315,12 @@ describe('envoy/envoy.yaml has the properties Gatehouse relies on', () => {
     for (const provider of Object.values(jwt.providers) as Json[]) expect(provider.forward).toBe(true);
   });
 
+  it('takes no client for internal: Envoy strips the x-envoy-* headers agents send', () => {
+    expect(hcm.use_remote_address).toBe(true);
+    // Unset, or with no ranges, RFC 1918 addresses count as internal.
+    expect(hcm.internal_address_config.cidr_ranges).toEqual([{ address_prefix: '192.0.2.255', prefix_len: 32 }]);
+  });
+
   it('generates x-request-id and logs it, and never the credential-bearing header', () => {
     expect(hcm.generate_request_id).toBe(true);
     expect(hcm.preserve_external_request_id).toBe(false);

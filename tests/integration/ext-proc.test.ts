@@ -326,6 +326,20 @@ describe('ExternalProcessor: masking JSON responses', () => {
     expect(latin.common.body_mutation).toBeUndefined();
   });
 
+  it('refuses an approved request that repeats a header line (Check saw the lines joined with ",")', async () => {
+    const repeated = (meta: ExchangeMetadata) => ({
+      request_headers: { headers: { headers: [...headerMap(REQUEST_HEADERS).headers, { key: 'x-a', raw_value: Buffer.from('1') }, { key: 'x-a', raw_value: Buffer.from('2') }] }, end_of_stream: true },
+      metadata_context: context(meta),
+    });
+    const approved = await exchange([repeated(metadata({ approval_id: randomUUID() }))]);
+    expect(approved.at(-1).immediate_response?.status.code).toBe('Forbidden');
+    // Without an approval the policy decided on the joined value, as Envoy sends it: it goes on.
+    const plain = await exchange([repeated(metadata())]);
+    expect(plain.at(-1).request_headers?.response).toBeDefined();
+    const once = await exchange([requestHeaders(metadata({ approval_id: randomUUID() }), { 'x-a': '1,2' })]);
+    expect(once.at(-1).request_headers?.response).toBeDefined();
+  });
+
   it('refuses archives and compressed data it does not unpack when the policy masks the response, and passes them when it masks nothing', async () => {
     const json = Buffer.from(JSON.stringify(CUSTOMERS));
     // A ZIP's local file header, as any zip tool writes one: the rest of the archive does not matter to the check.

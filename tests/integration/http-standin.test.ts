@@ -8,6 +8,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEED_CUSTOMERS } from '../../examples/crm-api/server.js';
+import { waitFor } from '../helpers/wait.js';
 import { freePort, runCli } from '../helpers/cli.js';
 import { CRM_API_TOKEN } from '../helpers/ext-authz-stack.js';
 import { startHttpStack, type CurlResult, type HttpStack } from '../helpers/http-stack.js';
@@ -62,6 +63,18 @@ describe('allow: the gateway swaps the agent token for the target credential', (
     // The headers Envoy's connection manager adds reach the upstream too.
     expect(seen[0]!.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(seen[0]!.headers['x-forwarded-for']).toBe('127.0.0.1');
+  });
+
+  it('takes a Proxy-Authorization off (it can carry the agent token) and forwards a body announced with Trailer', async () => {
+    const from = stack.crm.requests().length;
+    const res = await stack.curl(`${stack.standin.url}/customers/3`, [
+      ...bearer(support), '-H', `Proxy-Authorization: Bearer ${support}`, '-H', 'Trailer: x-checksum', '-X', 'GET', '--data-binary', 'x',
+    ]);
+    expect(res.status, res.body).toBe(200);
+    const seen = seenSince(from);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.headers['proxy-authorization']).toBeUndefined();
+    expect(JSON.stringify(seen[0]!.headers)).not.toContain(support);
   });
 
   it('never returns the credential to the agent', async () => {
@@ -273,11 +286,15 @@ describe('fail closed', () => {
 
 describe('evidence', () => {
   it('logs one access line per request, with its request id, and never a token, a credential or a body', async () => {
-    const res = await stack.curl(`${stack.standin.url}/customers/2?secret=q`, [...bearer(support), '-H', 'x-request-id: 7d3c7f0e-1f7e-4a57-9d55-0c6ad1d9b1aa']);
+    // An agent is an external client: its own request id is replaced, and its x-envoy-* headers dropped.
+    const res = await stack.curl(`${stack.standin.url}/customers/2?secret=q`, [...bearer(support), '-H', 'x-request-id: 7d3c7f0e-1f7e-4a57-9d55-0c6ad1d9b1aa', '-H', 'x-envoy-retry-on: 5xx']);
     expect(res.status).toBe(200);
-    const line = stack.standin.logs.find((l) => (l.access as Record<string, unknown> | undefined)?.request_id === '7d3c7f0e-1f7e-4a57-9d55-0c6ad1d9b1aa');
+    const upstream = stack.crm.requests().at(-1)!.headers;
+    expect(upstream['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(upstream['x-request-id']).not.toBe('7d3c7f0e-1f7e-4a57-9d55-0c6ad1d9b1aa');
+    expect(upstream['x-envoy-retry-on']).toBeUndefined();
+    const line = stack.standin.logs.find((l) => (l.access as Record<string, unknown> | undefined)?.request_id === upstream['x-request-id']);
     expect(line?.access).toMatchObject({ method: 'GET', path: '/customers/2', target: 'crm-api', status: 200, details: 'via_upstream' });
-    expect(stack.crm.requests().at(-1)!.headers['x-request-id']).toBe('7d3c7f0e-1f7e-4a57-9d55-0c6ad1d9b1aa');
 
     const logged = JSON.stringify(stack.standin.logs) + stack.serve.output();
     for (const secret of [support, sre, CRM_API_TOKEN, 'secret=q', SEED_CUSTOMERS[1]!.email]) expect(logged).not.toContain(secret);
@@ -296,16 +313,26 @@ describe('evidence', () => {
   });
 
   it('records the exchanges as masked HAR entries', async () => {
-    // The support agent's own sessions, through the API (one session per exchange).
-    const list = await fetch(`${stack.api}/v1/sessions?target=crm-api`, { headers: { authorization: `Bearer ${support}` } });
-    expect(list.status).toBe(200);
-    const { sessions } = (await list.json()) as { sessions: Array<{ id: string }> };
+    // Keys under vendors' header names, and tokens in a Referer or the query, stay out of the recording.
+    const res = await stack.curl(`${stack.standin.url}/customers/2?auth_token=query-secret-3`, [
+      ...bearer(support), '-H', 'X-Goog-Api-Key: goog-secret-1', '-H', 'Referer: https://app.example/cb?access_token=referer-secret-2&page=1',
+    ]);
+    expect(res.status, res.body).toBe(200);
+    // The support agent's own sessions, through the API (one session per exchange); the last is written after the answer.
+    const recorded = async (): Promise<{ sessions: Array<{ id: string }>; text: string } | undefined> => {
+      const list = await fetch(`${stack.api}/v1/sessions?target=crm-api`, { headers: { authorization: `Bearer ${support}` } });
+      expect(list.status).toBe(200);
+      const { sessions } = (await list.json()) as { sessions: Array<{ id: string }> };
+      const entries = await Promise.all(sessions.map(async (s) => (await fetch(`${stack.api}/v1/sessions/${s.id}`, { headers: { authorization: `Bearer ${support}` } })).text()));
+      const text = entries.join('\n');
+      return text.includes('auth_token=') ? { sessions, text } : undefined;
+    };
+    const { sessions, text } = await waitFor(recorded, 'the exchange with a token in its query to be recorded');
     expect(sessions.length).toBeGreaterThan(3);
-    const entries = await Promise.all(sessions.map(async (s) => (await fetch(`${stack.api}/v1/sessions/${s.id}`, { headers: { authorization: `Bearer ${support}` } })).text()));
-    const text = entries.join('\n');
     expect(text).toContain('[REDACTED:payment_card]');
     // Ada appears only in list answers here (the single-customer answer has its own test above).
-    for (const leaked of [SEED_CUSTOMERS[0]!.email, 'ada.billing@example.com', CRM_API_TOKEN, support]) expect(text).not.toContain(leaked);
+    for (const leaked of [SEED_CUSTOMERS[0]!.email, 'ada.billing@example.com', CRM_API_TOKEN, support, 'goog-secret-1', 'referer-secret-2', 'query-secret-3']) expect(text).not.toContain(leaked);
+    expect(text).toContain('https://app.example/cb?access_token=[REDACTED]&page=1');
 
     // And as a HAR 1.2 log, for HAR viewers.
     const har = runCli(['sessions', 'replay', sessions[0]!.id, '--config', stack.config, '--har']);

@@ -62,10 +62,33 @@ describe('approvableAction', () => {
     for (const header of clientHeaders) {
       expect(canonicalAction('crm-api', approvableAction(withHeaders(header), 'http')).hash, JSON.stringify(header)).not.toBe(refund.hash);
     }
-    const tokens = withHeaders({ 'x-auth-token': 'tok-1', 'private-token': 'tok-2', 'x-vault-token': 'tok-3', 'api-key': 'tok-4' });
-    (tokens.attributes as { request: { http: { path: string } } }).request.http.path += '?access_token=tok-5';
+    const tokens = withHeaders({
+      'x-auth-token': 'tok-alpha', 'private-token': 'tok-bravo', 'x-vault-token': 'tok-charlie', 'api-key': 'tok-delta',
+      // Vendors' names for keys and sessions, and a URL header with a token in its query.
+      'X-Goog-Api-Key': 'tok-foxtrot', 'Ocp-Apim-Subscription-Key': 'tok-golf', 'X-Session-Token': 'tok-hotel', 'X-Shopify-Access-Token': 'tok-india', 'X-Auth': 'tok-juliet',
+      referer: 'https://app.example/cb?access_token=tok-kilo&page=2',
+    });
+    (tokens.attributes as { request: { http: { path: string } } }).request.http.path += '?access_token=tok-echo&auth_token=tok-lima&token[]=tok-mike;session_id=tok-november';
     const stored = canonicalAction('crm-api', approvableAction(tokens, 'http')).text;
-    for (const token of ['tok-1', 'tok-2', 'tok-3', 'tok-4', 'tok-5']) expect(stored).not.toContain(token);
+    for (const token of ['tok-alpha', 'tok-bravo', 'tok-charlie', 'tok-delta', 'tok-echo', 'tok-foxtrot', 'tok-golf', 'tok-hotel', 'tok-india', 'tok-juliet', 'tok-kilo', 'tok-lima', 'tok-mike', 'tok-november']) {
+      expect(stored).not.toContain(token);
+    }
+    expect(stored).toContain('https://app.example/cb?access_token=[REDACTED]&page=2');
+    // Still bound: another token in the Referer is another request.
+    const other = structuredClone(tokens) as { attributes: { request: { http: { headers: Record<string, string> } } } };
+    other.attributes.request.http.headers.referer = 'https://app.example/cb?access_token=tok-oscar&page=2';
+    expect(canonicalAction('crm-api', approvableAction(other as never, 'http')).hash).not.toBe(canonicalAction('crm-api', approvableAction(tokens, 'http')).hash);
+  });
+
+  it('binds what the client put in X-Forwarded-For and any x-envoy-* header Envoy did not set itself', () => {
+    const plain = canonicalAction('crm-api', approvableAction(withHeaders({ 'x-forwarded-for': '10.0.0.7' }), 'http'));
+    // The address Envoy appends changes with the agent's host; an approval does not bind it.
+    expect(canonicalAction('crm-api', approvableAction(withHeaders({ 'x-forwarded-for': '10.0.0.8' }), 'http')).hash).toBe(plain.hash);
+    const changed: Record<string, string>[] = [{ 'x-forwarded-for': '203.0.113.50, 10.0.0.7' }, { 'x-envoy-retry-on': '5xx' }, { 'x-envoy-max-retries': '5' }];
+    for (const header of changed) {
+      expect(canonicalAction('crm-api', approvableAction(withHeaders(header), 'http')).hash, JSON.stringify(header)).not.toBe(plain.hash);
+    }
+    expect(canonicalAction('crm-api', approvableAction(withHeaders({ 'x-forwarded-for': '10.0.0.7', 'x-envoy-external-address': '10.0.0.7', 'x-envoy-internal': 'false' }), 'http')).hash).toBe(plain.hash);
   });
 
   it('still tells different requests apart, and leaves other protocols as they are', () => {

@@ -11,6 +11,13 @@ describe('withoutCredentialParams', () => {
     expect(withoutCredentialParams(`/api?q=${JWT}&page=eyJub3QiOiJhIGp3dCJ9`)).toBe('/api?q=[REDACTED]&page=eyJub3QiOiJhIGp3dCJ9');
   });
 
+  it('redacts parameters named with a credential word in them, also after ";"', () => {
+    expect(withoutCredentialParams('/api?auth_token=a1&api-token=a2&private_token=a3&token[]=a4&access-token=a5&x=1;session_id=a6&sort_by=name'))
+      .toBe('/api?auth_token=[REDACTED]&api-token=[REDACTED]&private_token=[REDACTED]&token[]=[REDACTED]&access-token=[REDACTED]&x=1;session_id=[REDACTED]&sort_by=name');
+    // A word only as a whole part of the name.
+    expect(withoutCredentialParams('/api?tokenizer=wordpiece&authors=3&sessions_count=2')).toBe('/api?tokenizer=wordpiece&authors=3&sessions_count=2');
+  });
+
   it('leaves a path without a query alone and drops a fragment', () => {
     expect(withoutCredentialParams('/api/customers/42')).toBe('/api/customers/42');
     expect(withoutCredentialParams('/api?a=1#token=x')).toBe('/api?a=1');
