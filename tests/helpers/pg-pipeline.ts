@@ -87,6 +87,16 @@ export class PipelineClient {
     this.socket.write(Buffer.concat(messages));
   }
 
+  /** Stops reading from the socket, as a client too slow to keep up would. */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  /** Drops the connection without a Terminate, as a client that goes away does. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
   /** The next backend message, whatever it is. */
   async next(): Promise<PgMessage> {
     for (;;) {

@@ -218,6 +218,27 @@ describe('what could not be enforced once approved is denied before anyone is as
   });
 });
 
+describe('an approval binds the statement it shows', () => {
+  it('EXECUTE of a prepared write is refused, not sent for approval: the approver would see only its name', async () => {
+    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: ticket.stack.proxyPort, user: 'orders-db', database: 'orders', password: ticket.sre });
+    try {
+      // Prepared at the protocol level: a Parse of a write is decided when it is bound, with its values.
+      wire.send(serialize.parse({ name: 'w', text: 'UPDATE orders SET amount = 9 WHERE id = 11' }), serialize.sync());
+      expect((await wire.until('Z')).map((m) => m.type)).toEqual(['1', 'Z']);
+      wire.send(serialize.query('EXECUTE w'));
+      const answer = await wire.until('Z');
+      expect(answer.map((m) => m.type)).not.toContain('C');
+      const error = errorFields(answer.find((m) => m.type === 'E')!.body);
+      expect(error.C).toBe('42501');
+      expect(error.M).toContain('an approver would see only the prepared statement\'s name');
+      expect(error.M).not.toContain('approval required');
+      expect(await amountOf(ticket, 11)).not.toBe('9.00');
+    } finally {
+      await wire.end();
+    }
+  });
+});
+
 describe('a statement name the server keeps is bound as what the server holds', () => {
   it('a second Parse of a name the server refuses (42P05) does not stand in for the first: the write still needs approval', async () => {
     const wire = await PipelineClient.connect({ host: '127.0.0.1', port: ticket.stack.proxyPort, user: 'orders-db', database: 'orders', password: ticket.sre });

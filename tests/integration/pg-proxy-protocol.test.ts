@@ -4,6 +4,7 @@
  * Two gateways: one in plaintext with a small message limit, one that
  * requires TLS. Each in front of its own real PostgreSQL.
  */
+import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import { serialize } from 'pg-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ import {
   cancelRequestPacket, errorFields, frontendMessage, GSSENC_REQUEST_CODE, passwordMessage, queryMessage, requestPacket,
   SSL_REQUEST_CODE, startupPacket, WireClient, wireLogin, wireQuery, type WireSession,
 } from '../helpers/pg-wire.js';
+import { PipelineClient } from '../helpers/pg-pipeline.js';
 import { waitFor } from '../helpers/wait.js';
 
 const MAX_MESSAGE_BYTES = 4096;
@@ -316,6 +318,31 @@ describe('denials in a transaction', () => {
     } finally {
       client.destroy();
     }
+  });
+});
+
+describe('backpressure', () => {
+  it('a client that stops reading makes the database wait, not the gateway hold the rows', async () => {
+    // About 1 GB of rows: more than the gateway could hold for one slow client.
+    const sql = "SELECT repeat('x', 100000) AS filler FROM generate_series(1, 10000)";
+    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: plain.proxyPort, user: 'orders-db', database: 'orders', password: dba });
+    try {
+      wire.pause();
+      wire.send(serialize.query(sql));
+      // The server blocks writing to the gateway (ClientWrite) and stays blocked: the gateway stopped reading it.
+      let blocked = 0;
+      await waitFor(async () => {
+        const { rows } = await direct.query<{ wait_event: string | null }>('SELECT wait_event FROM pg_stat_activity WHERE query = $1', [sql]);
+        blocked = rows[0]?.wait_event === 'ClientWrite' ? blocked + 1 : 0;
+        return blocked >= 25;
+      }, 'the server to wait on the gateway', 30_000);
+      const rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${plain.serve.pid}/status`, 'utf8'))![1]) * 1024;
+      expect(rss).toBeLessThan(512 * 1024 * 1024);
+    } finally {
+      wire.destroy();
+    }
+    // The client gone, so is the statement.
+    await waitFor(async () => (await direct.query('SELECT 1 FROM pg_stat_activity WHERE query = $1', [sql])).rowCount === 0, 'the statement to end with its client');
   });
 });
 

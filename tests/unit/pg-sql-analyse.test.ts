@@ -239,11 +239,13 @@ describe('derived_columns: values RowDescription does not attribute to a column'
     expect(derived('SELECT upper(system_user) FROM customers')).toEqual(['system_user']);
   });
 
-  it('lists SQL/JSON syntax as the calls a server before PostgreSQL 16 or 17 reads it as', () => {
+  it('lists SQL/JSON syntax and merge_action() as the calls a server before PostgreSQL 16 or 17 reads them as', () => {
     expect(one("SELECT json_scalar(1), json_object('a': 1), json_array(SELECT 1), json('1'), json_value('1', '$'), json_exists('1', '$')").functions)
       .toEqual(['json_scalar', 'json_object', 'json_array', 'json', 'json_value', 'json_exists']);
     expect(one('SELECT json_objectagg(k: v), json_arrayagg(v) FROM t').functions).toEqual(['json_objectagg', 'json_arrayagg']);
     expect(one("SELECT * FROM json_table('[]', '$[*]' COLUMNS (a int PATH '$')) jt").functions).toEqual(['json_table']);
+    // 17's merge_action() is any function of that name to PostgreSQL 15.
+    expect(one('SELECT merge_action()').functions).toEqual(['merge_action']);
   });
 
   it('looks at every query level: subqueries, CTEs, set operations, RETURNING, PREPARE, DECLARE', () => {

@@ -52,6 +52,13 @@ export interface DecideOptions {
 
 const MEMO_LIMIT = 2000;
 /**
+ * Text a session memoises at most, keys and facts counted in characters: a
+ * client sending distinct megabyte statements would otherwise make the memo
+ * hold gigabytes. A text longer than MEMO_MAX_TEXT is parsed every time.
+ */
+const MEMO_MAX_CHARS = 4 * 1024 * 1024;
+const MEMO_MAX_TEXT = 64 * 1024;
+/**
  * Memo keys of literal shapes. Shapes hold NUL markers, and SQL from the
  * wire holds no NUL (it is a C string), so with this prefix a shape key can
  * never equal an exact text, nor the other way round.
@@ -63,6 +70,7 @@ type Analysed = { facts: StatementFacts[]; key: string } | SqlAnalysisError;
 export class StatementDecider {
   /** Exact text, or SHAPE_KEY_PREFIX + literal shape, → analysis. */
   private readonly memo = new Map<string, Analysed>();
+  private memoChars = 0;
   private readonly groupsKey: string;
 
   constructor(
@@ -148,7 +156,19 @@ export class StatementDecider {
   }
 
   private remember(key: string, analysed: Analysed): void {
-    if (this.memo.size >= MEMO_LIMIT) this.memo.delete(this.memo.keys().next().value!);
+    if (key.length > MEMO_MAX_TEXT) return;
+    const chars = memoSize(key, analysed);
+    while (this.memo.size > 0 && (this.memo.size >= MEMO_LIMIT || this.memoChars + chars > MEMO_MAX_CHARS)) {
+      const [oldest, entry] = this.memo.entries().next().value!;
+      this.memo.delete(oldest);
+      this.memoChars -= memoSize(oldest, entry);
+    }
     this.memo.set(key, analysed);
+    this.memoChars += chars;
   }
+}
+
+/** An entry's size as the memo counts it: its key, and the facts' cache key (their JSON, about their size). */
+function memoSize(key: string, analysed: Analysed): number {
+  return key.length + (analysed instanceof SqlAnalysisError ? analysed.message.length : analysed.key.length);
 }

@@ -60,6 +60,13 @@ export interface SessionRecordings {
 /** Startup parameters passed on to the server; others (`options`, `replication`, GUCs) could change what a statement does. */
 const FORWARDED_PARAMETERS = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'];
 const NEWEST_MINOR = 0;
+/**
+ * Client bytes a session holds before it stops reading the client: messages
+ * waiting for a decision, or for the database to read what went before. A
+ * client pipelining faster than either would otherwise fill the gateway's
+ * memory; held back, it fills its own socket buffer, as with a server.
+ */
+const MAX_BACKLOG_BYTES = 8 * 1024 * 1024;
 
 export class ClientSession {
   readonly sessionId = randomUUID();
@@ -72,12 +79,14 @@ export class ClientSession {
   private upstream: UpstreamSession | null = null;
   private releaseKey: (() => void) | null = null;
   private readonly sourceIp: string | null;
+  /** The client is paused until the backlog is worked off (holdBack). */
+  private heldBack = false;
 
   constructor(socket: Socket, private readonly deps: SessionDeps) {
     this.client = socket;
     this.sourceIp = socket.remoteAddress ?? null;
     this.parser = new FrontendParser({ maxMessageSize: deps.maxMessageBytes });
-    this.inbox = new Inbox((message) => this.handleStartup(message), (err) => this.fail(err));
+    this.inbox = new Inbox((message) => this.handleStartup(message), (err) => this.fail(err), () => this.letIn());
     socket.setNoDelay(true);
     this.listen(socket);
   }
@@ -95,9 +104,33 @@ export class ClientSession {
       } finally {
         upstream?.uncork();
       }
+      this.holdBack();
     });
     socket.on('error', () => this.close('client connection error'));
     socket.on('close', () => this.close('the client disconnected'));
+  }
+
+  private backlogged(): boolean {
+    return this.inbox.queuedBytes > MAX_BACKLOG_BYTES || this.upstream?.socket.writableNeedDrain === true;
+  }
+
+  /** Stops reading the client while the backlog is too big; letIn() reads on. */
+  private holdBack(): void {
+    if (this.heldBack || !this.backlogged()) return;
+    this.heldBack = true;
+    this.client.pause();
+    this.upstream?.socket.once('drain', () => this.letIn());
+  }
+
+  private letIn(): void {
+    if (!this.heldBack) return;
+    if (this.upstream?.socket.writableNeedDrain) {
+      this.upstream.socket.once('drain', () => this.letIn());
+      return;
+    }
+    if (this.inbox.queuedBytes > MAX_BACKLOG_BYTES) return; // the inbox calls again when it runs empty
+    this.heldBack = false;
+    this.client.resume();
   }
 
   /** A CancelRequest named this session. */

@@ -460,6 +460,11 @@ export class Relay {
           if (statements.some(({ session_names: names }) => names?.statement === NO_SUCH_STATEMENT || names?.portal === NO_SUCH_STATEMENT)) {
             return `the name "${NO_SUCH_STATEMENT}" is the gateway's own`;
           }
+          // An approval binds the text it is shown: "EXECUTE s" would approve whatever s is in any session.
+          const executes = decision.action === 'approve' ? statements.find((s) => s.executes !== undefined)?.executes : undefined;
+          if (executes !== undefined) {
+            return `EXECUTE ${executes} needs approval, but an approver would see only the prepared statement's name, not what it runs; send the statement itself`;
+          }
           if (decision.mask.length === 0) return null;
           const prepared = await this.maskPlans.prepare(decision.mask, statements);
           if ('refusal' in prepared) return prepared.refusal;
@@ -536,6 +541,12 @@ export class Relay {
       this.end('unreadable message from the database');
     } finally {
       this.client.uncork();
+    }
+    // A client that reads slower than the database answers (or not at all) makes the database wait, not the
+    // gateway hold the rows: stop reading the database until the client has taken what it was sent.
+    if (this.client.writableNeedDrain && !this.upstream.isPaused()) {
+      this.upstream.pause();
+      this.client.once('drain', () => this.upstream.resume());
     }
   }
 

@@ -333,7 +333,7 @@ export function walkTree(root: unknown): TreeFacts {
       continue;
     }
     if (type === 'FuncCall') addFunction(nameParts(body.funcname, 'a function call').join('.'));
-    if (type !== undefined && type in SQL_JSON_CALLS) addFunction(SQL_JSON_CALLS[type] ?? jsonFunctionName(body.op));
+    if (type !== undefined && type in SYNTAX_CALLS) addFunction(SYNTAX_CALLS[type] ?? jsonFunctionName(body.op));
     // Operators and casts that may run a function the database defines (leaks.ts findDefinedCode).
     if (type === 'A_Expr' && Array.isArray(body.name)) {
       const name = nameParts(body.name, 'an operator');
@@ -483,15 +483,16 @@ function isSystemUserKeyword(call: Json): boolean {
 }
 
 /**
- * SQL/JSON syntax (PostgreSQL 16 and 17) that a server before it reads as a
- * call of a function by that name, which the database may define
- * (leaks.ts findDefinedCode): listed as the call it could be. JsonFuncExpr
- * is json_value, json_query or json_exists, by its op.
+ * Syntax of PostgreSQL 16 and 17 (SQL/JSON, MERGE's merge_action()) that a
+ * server before it reads as a call of a function by that name, which the
+ * database may define (leaks.ts findDefinedCode): listed as the call it
+ * could be. JsonFuncExpr is json_value, json_query or json_exists, by its op.
  */
-const SQL_JSON_CALLS: Readonly<Record<string, string | undefined>> = {
+const SYNTAX_CALLS: Readonly<Record<string, string | undefined>> = {
   JsonScalarExpr: 'json_scalar', JsonSerializeExpr: 'json_serialize', JsonParseExpr: 'json',
   JsonObjectConstructor: 'json_object', JsonArrayConstructor: 'json_array', JsonArrayQueryConstructor: 'json_array',
   JsonObjectAgg: 'json_objectagg', JsonArrayAgg: 'json_arrayagg', JsonTable: 'json_table', JsonFuncExpr: undefined,
+  MergeSupportFunc: 'merge_action',
 };
 
 function jsonFunctionName(op: unknown): string {
