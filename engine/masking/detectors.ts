@@ -18,6 +18,19 @@
  * Spans are UTF-16 indices into the string, [start, end). Spans from several
  * detectors that overlap are merged into one (see `scanSpans`), so masking
  * never leaves part of something a detector flagged in the clear.
+ *
+ * Look-alike characters: before any detector runs, a text holding some is
+ * read through a normalised copy (see `normalise`): every Unicode decimal
+ * digit (\p{Nd}: fullwidth, Arabic-Indic, Devanagari, mathematical, …) as
+ * its ASCII digit, format characters (\p{Cf}: zero-width space, soft hyphen,
+ * joiners, bidi marks) dropped, Unicode spaces as " ", line and paragraph
+ * separators as "\n", the Unicode hyphens, dashes and minus as "-",
+ * ideographic, fullwidth and small full stops as ".", and fullwidth ASCII as
+ * ASCII. Detectors see ASCII shapes only; their spans are mapped back to the
+ * original text, so what is replaced is what the reader saw, look-alikes and
+ * invisible characters inside a match included. A text of plain ASCII
+ * costs one native length count; one with only letters outside ASCII
+ * (names, IDN addresses) a pass over the characters, and no copy.
  */
 import { UnknownDetectorError } from './errors.js';
 
@@ -93,43 +106,162 @@ function boundaryAfter(text: string, j: number, lettersToo = true): boolean {
   return !isJoiner(c) || j + 1 >= text.length || !isAlnum(text.charCodeAt(j + 1));
 }
 
+// ── Normalisation ─────────────────────────────────────────────────────────
+
+const KEEP = -1, DROP = -2;
+/** Per BMP code unit: 0 not yet known, KEEP, DROP, or the ASCII code it reads as. */
+const BMP_READS_AS = new Int16Array(65536);
+const ASTRAL_READS_AS = new Map<number, number>();
+const DECIMAL_DIGIT = /^\p{Nd}$/u;
+const FORMAT = /^\p{Cf}$/u;
+const SPACE = /^\p{Zs}$/u;
+
+/** What a non-ASCII code point reads as for the detectors (see the header). */
+function readsAs(cp: number): number {
+  const ch = String.fromCodePoint(cp);
+  if (DECIMAL_DIGIT.test(ch)) return 48 + digitValue(cp);
+  if (FORMAT.test(ch)) return DROP;
+  if (SPACE.test(ch)) return 32;
+  if (cp === 0x85 || cp === 0x2028 || cp === 0x2029) return 10;
+  if (cp >= 0xff01 && cp <= 0xff5e) return cp - 0xfee0; // fullwidth ASCII
+  if ((cp >= 0x2010 && cp <= 0x2015) || cp === 0x2212 || cp === 0xfe58 || cp === 0xfe63) return 45;
+  if (cp === 0x3002 || cp === 0xff61 || cp === 0xfe52) return 46;
+  return KEEP;
+}
+
+/**
+ * Unicode encodes every decimal digit set as ten consecutive code points,
+ * 0 to 9, and sets that touch (the mathematical digits) start at a zero:
+ * the value is the distance from the start of the run, mod 10.
+ */
+function digitValue(cp: number): number {
+  let zero = cp;
+  while (DECIMAL_DIGIT.test(String.fromCodePoint(zero - 1))) zero--;
+  return (cp - zero) % 10;
+}
+
+/** KEEP, DROP or an ASCII code for the character at `i` (c its code unit, not ASCII); cached. */
+function readAt(text: string, i: number, c: number): number {
+  if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+    const d = text.charCodeAt(i + 1);
+    if (d >= 0xdc00 && d <= 0xdfff) {
+      const cp = (c - 0xd800) * 0x400 + d - 0xdc00 + 0x10000;
+      let v = ASTRAL_READS_AS.get(cp);
+      if (v === undefined) ASTRAL_READS_AS.set(cp, v = readsAs(cp));
+      return v;
+    }
+  }
+  if (c >= 0xd800 && c <= 0xdfff) return KEEP; // a lone surrogate
+  let v = BMP_READS_AS[c]!;
+  if (v === 0) BMP_READS_AS[c] = v = readsAs(c);
+  return v;
+}
+
+interface Normalised {
+  text: string;
+  /** Per UTF-16 unit of `text`: where its character starts in the original, and where it ends. */
+  starts: Int32Array;
+  ends: Int32Array;
+}
+
+/** The first character outside ASCII (a native scan, about twice as fast as a charCodeAt loop). */
+const NON_ASCII_CHAR = /[\u0080-\uffff]/;
+
+/** The text as the detectors read it, with the map back; null when it reads as itself (the common case). */
+function normalise(text: string): Normalised | null {
+  const n = text.length;
+  if (Buffer.byteLength(text, 'utf8') === n) return null; // ASCII only: the cheapest test there is, half the regex's cost
+  let i = text.search(NON_ASCII_CHAR);
+  if (i === -1) return null;
+  for (; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 128) continue;
+    const v = readAt(text, i, c);
+    if (v !== KEEP) break;
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < n && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++;
+  }
+  if (i === n) return null;
+  const codes = new Uint16Array(n);
+  const starts = new Int32Array(n);
+  const ends = new Int32Array(n);
+  let m = 0;
+  for (let k = 0; k < n; k++) {
+    const c = text.charCodeAt(k);
+    const v = k < i || c < 128 ? KEEP : readAt(text, k, c);
+    const width = c >= 0xd800 && c <= 0xdbff && k + 1 < n && (text.charCodeAt(k + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+    if (v === DROP) {
+      k += width - 1;
+    } else if (v === KEEP) {
+      codes[m] = c;
+      starts[m] = k;
+      ends[m++] = k + 1;
+    } else {
+      codes[m] = v;
+      starts[m] = k;
+      ends[m++] = k + width;
+      k += width - 1;
+    }
+  }
+  let out = '';
+  for (let k = 0; k < m; k += 4096) out += String.fromCharCode(...codes.subarray(k, Math.min(m, k + 4096)));
+  return { text: out, starts, ends };
+}
+
+type Finder = (text: string, out: Span[]) => void;
+
+/** The registry's detectors also carry their finder proper, which reads the normalised text. */
+interface Scanner extends Detector {
+  readonly scan: Finder;
+}
+
+/** A registry detector's finder; another Detector's `find` (normalising again is a no-op on normalised text). */
+const finderOf = (d: Detector): Finder => (d as Partial<Scanner>).scan ?? d.find;
+
+/** Runs the detectors over `text` as they read it, appending spans in the original's indices. */
+function findAll(text: string, detectors: readonly Detector[], out: Span[]): void {
+  const norm = normalise(text);
+  if (norm === null) {
+    for (const d of detectors) finderOf(d)(text, out);
+    return;
+  }
+  const from = out.length;
+  for (const d of detectors) finderOf(d)(norm.text, out);
+  for (let k = from; k < out.length; k++) {
+    const s = out[k]!;
+    s.end = norm.ends[s.end - 1]!;
+    s.start = norm.starts[s.start]!;
+  }
+}
+
 // ── email ─────────────────────────────────────────────────────────────────
 
 const MAX_LOCAL = 64;
 const MAX_DOMAIN = 253;
 
 /**
- * "@" as text that a reader or a browser turns into one: fullwidth, URL-encoded (mailto:ada%40example.com),
- * or an HTML character reference.
+ * "@" as text that a reader or a browser turns into one: URL-encoded (mailto:ada%40example.com), or an HTML
+ * character reference. A fullwidth "\uff20" reads as "@" (see the header).
  */
-const AT_SIGN = /@|\uff20|%40|&#0*64;|&#x0*40;/gi;
+const AT_SIGN = /@|%40|&#0*64;|&#x0*40;/gi;
 
+/**
+ * The local part ends at the "@": dot-atom characters (and non-ASCII
+ * letters), or a quoted string ("ada lovelace"@…). A run of such characters
+ * longer than RFC 5321's 64 (a URL's query before "&email=ada@…") is not
+ * skipped: its last 64 characters are taken, so what stands next to the "@"
+ * is masked either way. The domain is a host name ending at its last valid
+ * label, or an address literal ([192.0.2.1], [IPv6:2001:db8::1]).
+ */
 function findEmails(text: string, out: Span[]): void {
   AT_SIGN.lastIndex = 0;
   for (let sign = AT_SIGN.exec(text); sign; sign = AT_SIGN.exec(text)) {
     const at = sign.index;
     const width = sign[0].length;
     let next = at + width;
-    // Local part: walk left from the "@". Longer than RFC 5321 allows is not an address.
-    let s = at;
-    while (s > 0 && at - s <= MAX_LOCAL) {
-      const c = text.charCodeAt(s - 1);
-      if (!(has(c, EMAIL_LOCAL) || (c >= 128 && isLetterLike(c)))) break;
-      s--;
-    }
-    while (s < at && text.charCodeAt(s) === 46) s++; // "…see.jane@x.com" is fine, ".jane" is not a local part
-    const localOk = s < at && at - s <= MAX_LOCAL && text.charCodeAt(at - 1) !== 46;
-    if (localOk) {
-      // Domain: walk right, then drop a sentence's final "." or "-".
-      const domain = at + width;
-      let e = domain;
-      while (e < text.length && e - domain < MAX_DOMAIN) {
-        const c = text.charCodeAt(e);
-        if (!(has(c, DOMAIN) || (c >= 128 && isLetterLike(c)))) break;
-        e++;
-      }
-      while (e > domain && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
-      if (e - domain <= MAX_DOMAIN && validDomain(text, domain, e)) {
+    const s = localStart(text, at);
+    if (s !== -1) {
+      const e = text.charCodeAt(at + width) === 91 ? addressLiteralEnd(text, at + width) : domainEnd(text, at + width);
+      if (e !== -1) {
         out.push({ start: s, end: e, detector: 'email' });
         next = e;
       }
@@ -138,28 +270,83 @@ function findEmails(text: string, out: Span[]): void {
   }
 }
 
-/** Two or more labels of 1–63 characters, no leading or trailing "-", and an alphabetic (or IDN "xn--") top-level label. */
-function validDomain(text: string, start: number, end: number): boolean {
-  let labels = 0;
-  let labelStart = start;
-  for (let i = start; i <= end; i++) {
-    if (i < end && text.charCodeAt(i) !== 46) continue;
-    const len = i - labelStart;
-    if (len < 1 || len > 63) return false;
-    if (text.charCodeAt(labelStart) === 45 || text.charCodeAt(i - 1) === 45) return false;
-    labels++;
-    if (i === end) {
-      if (labels < 2 || len < 2) return false;
-      if (text.startsWith('xn--', labelStart)) return true;
-      for (let k = labelStart; k < end; k++) {
-        const c = text.charCodeAt(k);
-        if (!(has(c, ALPHA) || (c >= 128 && isLetterLike(c)))) return false;
-      }
-      return true;
-    }
-    labelStart = i + 1;
+/** Where the local part before `at` starts, or -1. */
+function localStart(text: string, at: number): number {
+  if (at > 0 && text.charCodeAt(at - 1) === 34) return quotedLocalStart(text, at);
+  let s = at;
+  while (s > 0 && at - s < MAX_LOCAL) {
+    const c = text.charCodeAt(s - 1);
+    if (!(has(c, EMAIL_LOCAL) || (c >= 128 && isLetterLike(c)))) break;
+    s--;
   }
-  return false;
+  while (s < at && text.charCodeAt(s) === 46) s++; // "…see.jane@x.com" is fine, ".jane" is not a local part
+  return s < at && text.charCodeAt(at - 1) !== 46 ? s : -1;
+}
+
+/** `"…"@`: the opening quote of a quoted local part of 1–62 characters on one line, `\"` and `\\` escaped; or -1. */
+function quotedLocalStart(text: string, at: number): number {
+  const close = at - 1;
+  for (let k = close - 1; k >= 0 && close - k < MAX_LOCAL; k--) {
+    const c = text.charCodeAt(k);
+    if (c < 32 || c === 127) return -1;
+    if (c !== 34) continue;
+    let slashes = 0;
+    while (k - slashes - 1 >= 0 && text.charCodeAt(k - slashes - 1) === 92) slashes++;
+    if (slashes % 2 === 1) continue; // an escaped quote inside
+    return k < close - 1 ? k : -1;
+  }
+  return -1;
+}
+
+const IPV4_LITERAL = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const IPV6_LITERAL = /^IPv6:(?=[0-9a-f:.]*:[0-9a-f:.]*:)[0-9a-f:.]{2,45}$/i;
+
+/** `[` at `start`: the end of an IPv4 or IPv6 address literal (after the "]"), or -1. */
+function addressLiteralEnd(text: string, start: number): number {
+  let close = start + 1;
+  const limit = Math.min(text.length, start + 53); // "IPv6:" and 45 characters, looked at no further
+  while (close < limit && text.charCodeAt(close) !== 93) close++;
+  if (close >= limit) return -1;
+  const inner = text.slice(start + 1, close);
+  return IPV4_LITERAL.test(inner) || IPV6_LITERAL.test(inner) ? close + 1 : -1;
+}
+
+const isLabelChar = (c: number) => (c < 128 ? c !== 46 && has(c, DOMAIN) : isLetterLike(c));
+const isLabelLetter = (c: number) => (c < 128 ? has(c, ALPHA) : isLetterLike(c));
+
+/**
+ * The end of the longest host name starting at `start`, or -1: two or more
+ * labels of 1–63 characters, none starting or ending with "-", and an
+ * alphabetic (or IDN "xn--") top-level label of 2 or more. What follows the
+ * last valid label is not part of it: a sentence's ".", "...then",
+ * "-2024" after the top-level label (which ends at the "-").
+ */
+function domainEnd(text: string, start: number): number {
+  const n = text.length;
+  const limit = Math.min(n, start + MAX_DOMAIN);
+  let best = -1;
+  let labels = 0;
+  let i = start;
+  for (;;) {
+    const label = i;
+    let letters = i; // the end of the label's leading run of letters
+    while (i < limit && isLabelChar(text.charCodeAt(i))) {
+      if (letters === i && isLabelLetter(text.charCodeAt(i))) letters++;
+      i++;
+    }
+    const len = i - label;
+    if (len === 0 || len > 63 || text.charCodeAt(label) === 45) break;
+    if (i === limit && i < n && isLabelChar(text.charCodeAt(i))) break; // runs on past the longest domain
+    const hyphenEnd = text.charCodeAt(i - 1) === 45;
+    if (labels > 0) {
+      if (!hyphenEnd && len >= 2 && (letters === i || text.startsWith('xn--', label))) best = i;
+      else if (letters - label >= 2 && text.charCodeAt(letters) === 45) best = letters;
+    }
+    labels++;
+    if (hyphenEnd || i >= limit - 1 || text.charCodeAt(i) !== 46) break;
+    i++;
+  }
+  return best;
 }
 
 // ── payment_card ──────────────────────────────────────────────────────────
@@ -181,12 +368,20 @@ function luhn(digits: string, from: number, to: number): boolean {
 
 /**
  * 13–19 digits, written together or in groups of 3+ digits separated by
- * one kind of separator (one or two spaces, tabs, no-break or thin spaces,
- * "-", ".", "/" or "_"), passing Luhn, and starting with a major industry identifier 2–6
- * (Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard,
- * Discover/UnionPay/Maestro). The MII check drops Luhn-valid millisecond
- * timestamps and ids (1…), at the cost of rare cards (UATP 1…, some
- * national schemes 8…/9…).
+ * one kind of separator, passing Luhn, and starting with a major industry
+ * identifier 2–6 (Mastercard 2-series and Mir, Amex/Diners/JCB, Visa,
+ * Mastercard, Discover/UnionPay/Maestro). The MII check drops Luhn-valid
+ * millisecond timestamps and ids (1…), at the cost of rare cards (UATP 1…,
+ * some national schemes 8…/9…); a card starting 2 must be in the ranges
+ * issued (2200–2204, 2221–2720), which drops runs of years ("2023-2024-…").
+ *
+ * A separator is one or two of the same space, tab, "-", ".", "/" or "_"
+ * (Unicode spaces and dashes read as these, see the header), or a run of
+ * up to three of those, "," and line breaks ("4111, 1111", "4111 - 1111",
+ * "4111\n1111", "4111,1111"). The wider kind is how lists and amounts are
+ * written too, so with it the groups must have a card's layout: 4-4-4-4,
+ * 4-4-4-4-3 or Amex/Diners' 4-6-5, 4-6-4. A lone "," (thousands) is only
+ * ever that wider kind.
  *
  * Luhn, the length and the MII are check enough that a card glued to a
  * word is still one ("card-4111…", "ref_4111…", "4111…x"): only digits
@@ -201,14 +396,14 @@ function findCards(text: string, out: Span[]): void {
   const n = text.length;
   const gStart: number[] = [];
   const gEnd: number[] = [];
-  const gSep: number[] = []; // separator after group g (0 when none)
+  const gSep: number[] = []; // separator after group g: 0 when none, else its characters' code * 2 + 1 when wide
   let i = 0;
   while (i < n) {
     if (!isDigit(text.charCodeAt(i))) {
       i++;
       continue;
     }
-    // A run: digit groups joined by separators of one kind.
+    // A run: digit groups joined by separators.
     gStart.length = gEnd.length = gSep.length = 0;
     let j = i;
     for (;;) {
@@ -216,23 +411,30 @@ function findCards(text: string, out: Span[]): void {
       while (j < n && isDigit(text.charCodeAt(j))) j++;
       gStart.push(s);
       gEnd.push(j);
-      const c = j < n ? text.charCodeAt(j) : 0;
-      const width = CARD_SEPARATORS.has(c) ? (text.charCodeAt(j + 1) === c ? 2 : 1) : 0;
-      if (width > 0 && j + width < n && isDigit(text.charCodeAt(j + width))) {
-        gSep.push(c * 4 + width);
-        j += width;
-      } else {
-        gSep.push(0);
-        break;
-      }
+      let k = j;
+      let code = 0;
+      while (k < n && k - j < 3 && has(text.charCodeAt(k), CARD_SEP)) code = code * 128 + text.charCodeAt(k++);
+      const sep = k < n && k > j && isDigit(text.charCodeAt(k)) ? cardSeparator(code, k - j) : 0;
+      gSep.push(sep);
+      if (sep === 0) break;
+      j = k;
     }
-    if (cardBoundaryBefore(text, i) && cardBoundaryAfter(text, j)) cardWindows(text, gStart, gEnd, gSep, out);
+    cardWindows(text, gStart, gEnd, gSep, cardBoundaryBefore(text, i), cardBoundaryAfter(text, j), out);
     i = j;
   }
 }
 
-/** Space, tab, no-break space, figure space, narrow no-break space, "-", ".". */
-const CARD_SEPARATORS = new Set([32, 9, 0xa0, 0x2007, 0x2009, 0x202f, 45, 46, 47, 95]);
+/** The characters separator runs are made of (after normalisation). */
+const CARD_SEP = 128;
+for (const c of [32, 9, 10, 13, 44, 45, 46, 47, 95]) CLASS[c]! |= CARD_SEP;
+const isNarrowSeparator = (c: number) => c === 32 || c === 9 || c === 45 || c === 46 || c === 47 || c === 95;
+
+/** 0 when the run (`width` characters, `code` base 128) separates nothing; else code * 2, + 1 for the wide kind. */
+function cardSeparator(code: number, width: number): number {
+  if (width === 1 && isNarrowSeparator(code)) return code * 2;
+  if (width === 2 && code % 128 === Math.floor(code / 128) && isNarrowSeparator(code % 128)) return code * 2;
+  return code * 2 + 1;
+}
 
 /** Not right after a digit, nor after a number continued by "-", ".", "," or "/" ("12-4111…"). */
 function cardBoundaryBefore(text: string, i: number): boolean {
@@ -250,9 +452,31 @@ function cardBoundaryAfter(text: string, j: number): boolean {
   return !(c === 45 || c === 46 || c === 44 || c === 47) || j + 1 >= text.length || !isDigit(text.charCodeAt(j + 1));
 }
 
-function cardWindows(text: string, gStart: number[], gEnd: number[], gSep: number[], out: Span[]): void {
+/** The issuer ranges this detector counts as cards (see findCards). */
+function cardPrefix(digits: string): boolean {
+  const first = digits.charCodeAt(0);
+  if (first < 50 || first > 54) return false;
+  if (first !== 50) return true;
+  const p = num(digits, 0, 4);
+  return (p >= 2200 && p <= 2204) || (p >= 2221 && p <= 2720);
+}
+
+const CARD_LAYOUTS = ['4,4,4,4', '4,4,4,4,3', '4,6,5', '4,6,4'];
+
+function cardLayout(gStart: number[], gEnd: number[], from: number, to: number): boolean {
+  let layout = '';
+  for (let g = from; g <= to; g++) layout += (g > from ? ',' : '') + (gEnd[g]! - gStart[g]!);
+  return CARD_LAYOUTS.includes(layout);
+}
+
+/**
+ * Every window of whole groups in one run that is a card, longest first.
+ * The run's own edges must be bounded (`before`, `after`); windows inside
+ * it are bounded by its separators.
+ */
+function cardWindows(text: string, gStart: number[], gEnd: number[], gSep: number[], before: boolean, after: boolean, out: Span[]): void {
   const groups = gStart.length;
-  let g = 0;
+  let g = before ? 0 : 1;
   while (g < groups) {
     let found = -1;
     let digits = '';
@@ -261,16 +485,16 @@ function cardWindows(text: string, gStart: number[], gEnd: number[], gSep: numbe
       if (e > g && (gSep[e - 1] !== gSep[g] || len < 3 || (e === g + 1 && gEnd[g]! - gStart[g]! < 3))) break;
       digits += text.slice(gStart[e], gEnd[e]);
       if (digits.length > 19) break;
-      const first = digits.charCodeAt(0);
-      if (digits.length >= 13 && first >= 50 && first <= 54 && luhn(digits, 0, digits.length)) found = e;
+      if (digits.length >= 13 && (e < groups - 1 || after) && cardPrefix(digits) && luhn(digits, 0, digits.length)
+        && (e === g || gSep[g]! % 2 === 0 || cardLayout(gStart, gEnd, g, e))) found = e;
     }
     if (found === -1) {
       g++;
       continue;
     }
-    // A "." the card's own groups do not use joins it to a number: 4111….50 is an amount.
+    // A "." or lone "," the card's own groups do not use joins it to a number: 4111….50 and 4111…,50 are amounts.
     const inner = found > g ? gSep[g]! : 0;
-    const decimal = (sep: number | undefined) => sep !== undefined && sep !== 0 && sep !== inner && Math.floor(sep / 4) === 46;
+    const decimal = (sep: number | undefined) => sep !== undefined && sep !== inner && (sep === 46 * 2 || sep === (46 * 128 + 46) * 2 || sep === 44 * 2 + 1);
     if (!decimal(gSep[found]) && !decimal(g > 0 ? gSep[g - 1] : undefined)) {
       out.push({ start: gStart[g]!, end: gEnd[found]!, detector: 'payment_card' });
     }
@@ -285,15 +509,18 @@ function validSsn(area: number, group: number, serial: number): boolean {
   return area !== 0 && area !== 666 && area < 900 && group !== 0 && serial !== 0;
 }
 
-/** One kind of separator: hyphen, space, dot, en or em dash, thin or no-break space. */
-const SSN_SEPARATED = /\d{3}([- .\u2013\u2014\u2009\u00a0])\d{2}\1\d{4}/g;
+/**
+ * One kind of separator: hyphen (any Unicode dash or minus reads as one), one or two spaces (any Unicode
+ * space), dot, "/" or "_".
+ */
+const SSN_SEPARATED = /\d{3}( {2}|[- ./_])\d{2}\1\d{4}/g;
 const SSN_BARE = /\d{9}/g;
 /** Bare nine-digit numbers are everywhere (ids, amounts in cents); only with this nearby do they count. */
 const SSN_CONTEXT = /\bssns?\b|\bss#|social[\s_-]*security|\bsoc\.?\s*sec\b|\btin\b|taxpayer/i;
 const SSN_CONTEXT_WINDOW = 40;
 
 /**
- * AAA-GG-SSSS (or with spaces, dots, dashes) under the SSA's rules. The unseparated form
+ * AAA-GG-SSSS (or with spaces, dots, dashes, "/", "_") under the SSA's rules. The unseparated form
  * counts only when it is the whole value, or when "SSN", "social security",
  * "TIN", … appears in the 40 characters before it.
  */
@@ -301,9 +528,10 @@ function findSsns(text: string, out: Span[]): void {
   SSN_SEPARATED.lastIndex = 0;
   for (let m = SSN_SEPARATED.exec(text); m; m = SSN_SEPARATED.exec(text)) {
     const s = m.index;
-    const e = s + 11;
+    const e = s + m[0].length;
+    const w = m[1]!.length;
     // Separated, the shape is telling enough that letters may touch it ("SSN078-05-1120x"); digits may not.
-    if (boundaryBefore(text, s, false) && boundaryAfter(text, e, false) && validSsn(num(text, s, s + 3), num(text, s + 4, s + 6), num(text, s + 7, e))) {
+    if (boundaryBefore(text, s, false) && boundaryAfter(text, e, false) && validSsn(num(text, s, s + 3), num(text, s + 3 + w, s + 5 + w), num(text, e - 4, e))) {
       out.push({ start: s, end: e, detector: 'us_ssn' });
     } else {
       SSN_SEPARATED.lastIndex = s + 1;
@@ -332,13 +560,26 @@ function num(text: string, from: number, to: number): number {
 
 /**
  * NANP with separators: (415) 555-2671, 415-555-2671, 415.555.2671,
- * 415 555 2671, optionally after +1 / 1-. Area code and exchange start with
- * 2–9. Ten bare digits are not matched: they are as often an id.
+ * 415 555 2671, 415/555/2671 (Unicode dashes and spaces read as "-" and
+ * " "), optionally after +1 / 1-. Area code and exchange start with 2–9.
+ * Ten bare digits are not matched: they are as often an id. An extension
+ * glued on ("x12", "ext5", "ext. 5") does not make the number part of a
+ * longer token; the number is masked, the extension left.
  */
-const NANP = /(?:\+?1[ .-]?)?(?:\([2-9]\d\d\) ?|[2-9]\d\d([ .-]))[2-9]\d\d([ .-])\d{4}/g;
+const NANP = /(?:\+?1[ .-]?)?(?:\([2-9]\d\d\) ?|[2-9]\d\d([ ./-]))[2-9]\d\d([ ./-])\d{4}/g;
+const EXTENSION = /(?:x|ext|extn|extension)\.? ?\d{1,6}(?![\p{L}\p{N}_])/iuy;
+
+/** A phone number may end at `j`: nothing continues it, or an extension does. */
+function phoneEnds(text: string, j: number): boolean {
+  if (boundaryAfter(text, j)) return true;
+  const c = text.charCodeAt(j) | 0x20;
+  if (c !== 120 && c !== 101) return false; // "x", "e"
+  EXTENSION.lastIndex = j;
+  return EXTENSION.test(text);
+}
 
 function findPhones(text: string, out: Span[]): void {
-  if (text.indexOf('+') !== -1) findE164(text, out);
+  if (text.indexOf('+') !== -1 || text.indexOf('00') !== -1) findE164(text, out);
   NANP.lastIndex = 0;
   for (let m = NANP.exec(text); m; m = NANP.exec(text)) {
     const s = m.index;
@@ -347,55 +588,67 @@ function findPhones(text: string, out: Span[]): void {
     const before = first === 43 || first === 40 ? s === 0 || !has(text.charCodeAt(s - 1), WORD) : boundaryBefore(text, s);
     // "415-555.2671" mixes separators: more likely two numbers than one phone.
     const consistent = m[1] === undefined || m[1] === m[2];
-    if (before && consistent && boundaryAfter(text, e)) out.push({ start: s, end: e, detector: 'phone' });
+    if (before && consistent && phoneEnds(text, e)) out.push({ start: s, end: e, detector: 'phone' });
     else NANP.lastIndex = s + 1; // a shorter match may start inside ("21 415-555-2671")
   }
 }
 
 /**
- * E.164 as people write it: "+", a country code starting 1–9, 8–15 digits
- * in all, single spaces, dashes or dots between groups, parentheses around
- * one ("+44 (0)20 7946 0958"). When the digits run on past 15, the longest
- * prefix of whole groups that fits is the number.
+ * E.164 as people write it: "+" (or the international prefix "00"), a
+ * country code starting 1–9, 8–15 digits in all, single spaces, dashes or
+ * dots between groups, parentheses around one ("+44 (0)20 7946 0958").
+ * When the digits run on past 15, the longest prefix of whole groups that
+ * fits is the number. After "00" the number must be written in groups
+ * ("0044 20 7946 0958"): zero-padded ids are written together.
  */
 function findE164(text: string, out: Span[]): void {
-  const n = text.length;
   let p = text.indexOf('+');
   while (p !== -1) {
-    let next = p + 1;
-    const c1 = p + 1 < n ? text.charCodeAt(p + 1) : 0;
-    if (c1 >= 49 && c1 <= 57 && (p === 0 || !has(text.charCodeAt(p - 1), WORD))) {
-      let j = p + 1;
-      let digits = 0;
-      let best = -1;
-      while (j < n) {
-        const c = text.charCodeAt(j);
-        if (isDigit(c)) {
-          digits++;
-          j++;
-          const after = j < n ? text.charCodeAt(j) : 0;
-          if (!isDigit(after)) {
-            let end = j;
-            if (after === 41) end++; // "(0)"
-            if (digits >= 8 && digits <= 15 && boundaryAfter(text, end)) best = end;
-            if (digits > 15) break;
-            if (after === 41) j++;
-          }
-        } else if ((c === 32 || c === 45 || c === 46) && j + 1 < n && (isDigit(text.charCodeAt(j + 1)) || text.charCodeAt(j + 1) === 40)) {
-          j++;
-        } else if (c === 40 && j + 1 < n && isDigit(text.charCodeAt(j + 1))) {
-          j++;
-        } else {
-          break;
-        }
-      }
-      if (best !== -1) {
-        out.push({ start: p, end: best, detector: 'phone' });
-        next = best;
-      }
-    }
-    p = text.indexOf('+', next);
+    const c1 = p + 1 < text.length ? text.charCodeAt(p + 1) : 0;
+    const end = c1 >= 49 && c1 <= 57 && (p === 0 || !has(text.charCodeAt(p - 1), WORD)) ? e164End(text, p + 1, false) : -1;
+    if (end !== -1) out.push({ start: p, end, detector: 'phone' });
+    p = text.indexOf('+', end === -1 ? p + 1 : end);
   }
+  p = text.indexOf('00');
+  while (p !== -1) {
+    const c2 = p + 2 < text.length ? text.charCodeAt(p + 2) : 0;
+    const end = c2 >= 49 && c2 <= 57 && boundaryBefore(text, p) ? e164End(text, p + 2, true) : -1;
+    if (end !== -1) out.push({ start: p, end, detector: 'phone' });
+    p = text.indexOf('00', end === -1 ? p + 1 : end);
+  }
+}
+
+/** The end of the E.164 number whose country code starts at `start`, or -1. */
+function e164End(text: string, start: number, grouped: boolean): number {
+  const n = text.length;
+  let j = start;
+  let digits = 0;
+  let groups = 1;
+  let best = -1;
+  while (j < n) {
+    const c = text.charCodeAt(j);
+    if (isDigit(c)) {
+      digits++;
+      j++;
+      const after = j < n ? text.charCodeAt(j) : 0;
+      if (!isDigit(after)) {
+        let end = j;
+        if (after === 41) end++; // "(0)"
+        if (digits >= 8 && digits <= 15 && (!grouped || groups > 1) && phoneEnds(text, end)) best = end;
+        if (digits > 15) break;
+        if (after === 41) j++;
+      }
+    } else if ((c === 32 || c === 45 || c === 46) && j + 1 < n && (isDigit(text.charCodeAt(j + 1)) || text.charCodeAt(j + 1) === 40)) {
+      j++;
+      groups++;
+    } else if (c === 40 && j + 1 < n && isDigit(text.charCodeAt(j + 1))) {
+      j++;
+      groups++;
+    } else {
+      break;
+    }
+  }
+  return best;
 }
 
 // ── iban ──────────────────────────────────────────────────────────────────
@@ -424,8 +677,9 @@ function ibanChecksum(compact: string): boolean {
 
 /**
  * Country code, two check digits, then the account, either compact or in
- * the paper format's groups of four separated by single spaces. Length per
- * country (or 15–34), mod-97 == 1. Case-insensitive.
+ * the paper format's groups of four separated by one to three spaces or
+ * dashes (Unicode spaces and dashes read as these). Length per country (or
+ * 15–34), mod-97 == 1. Case-insensitive.
  */
 function findIbans(text: string, out: Span[]): void {
   const n = text.length;
@@ -445,8 +699,11 @@ function findIbans(text: string, out: Span[]): void {
       if (isAlnum(c)) {
         compact += text[j];
         ends.push(++j);
-      } else if (c === 32 && compact.length % 4 === 0 && j + 1 < n && isAlnum(text.charCodeAt(j + 1))) {
-        j++;
+      } else if ((c === 32 || c === 45) && compact.length % 4 === 0) {
+        let k = j + 1;
+        while (k < n && k - j < 3 && (text.charCodeAt(k) === 32 || text.charCodeAt(k) === 45)) k++;
+        if (k >= n || !isAlnum(text.charCodeAt(k))) break;
+        j = k;
       } else {
         break;
       }
@@ -477,34 +734,36 @@ function lengthsDescending(max: number): number[] {
 /**
  * A compact JWS (three base64url segments, the last may be empty for
  * alg "none") or JWE (five), whose header decodes to a JSON object with a
- * string "alg". Every JSON object header starts `{"`, which is "eyJ".
+ * string "alg". A JSON object header starts `{"` ("eyJ"), or `{` and
+ * whitespace: "eyA" (a space), "ewo" (a newline), "ewk" (a tab), "ew0" (a
+ * carriage return). Glued to a word by "_", "-" or "." ("session_eyJ…") it
+ * is still a token; after a letter or digit it is part of something else.
  */
+const JWT_START = /e(?:yJ|yA|w[ok0])/g;
+
 function findJwts(text: string, out: Span[]): void {
   const n = text.length;
-  let p = text.indexOf('eyJ');
-  while (p !== -1) {
-    let next = p + 3;
-    const prev = p > 0 ? text.charCodeAt(p - 1) : 0;
-    if (p === 0 || !(has(prev, B64URL) || prev === 46)) {
-      const dots: number[] = [];
-      let j = p;
-      for (;;) {
-        while (j < n && has(text.charCodeAt(j), B64URL)) j++;
-        if (dots.length < 4 && j < n && text.charCodeAt(j) === 46 && (dots.length < 2 || (j + 1 < n && has(text.charCodeAt(j + 1), B64URL)))) {
-          dots.push(j++);
-        } else {
-          break;
-        }
-      }
-      const segments = dots.length + 1;
-      const after = j < n ? text.charCodeAt(j) : 0;
-      const bounded = j >= n || !(has(after, B64URL) || after === 61); // "=" would make it plain base64
-      if ((segments === 3 || segments === 5) && bounded && dots[1]! > dots[0]! + 1 && jwtHeader(text.slice(p, dots[0]))) {
-        out.push({ start: p, end: j, detector: 'jwt' });
-        next = j;
+  JWT_START.lastIndex = 0;
+  for (let m = JWT_START.exec(text); m; m = JWT_START.exec(text)) {
+    const p = m.index;
+    if (p > 0 && isAlnum(text.charCodeAt(p - 1))) continue;
+    const dots: number[] = [];
+    let j = p;
+    for (;;) {
+      while (j < n && has(text.charCodeAt(j), B64URL)) j++;
+      if (dots.length < 4 && j < n && text.charCodeAt(j) === 46 && (dots.length < 2 || (j + 1 < n && has(text.charCodeAt(j + 1), B64URL)))) {
+        dots.push(j++);
+      } else {
+        break;
       }
     }
-    p = text.indexOf('eyJ', next);
+    const segments = dots.length + 1;
+    const after = j < n ? text.charCodeAt(j) : 0;
+    const bounded = j >= n || !(has(after, B64URL) || after === 61); // "=" would make it plain base64
+    if ((segments === 3 || segments === 5) && bounded && dots[1]! > dots[0]! + 1 && jwtHeader(text.slice(p, dots[0]))) {
+      out.push({ start: p, end: j, detector: 'jwt' });
+      JWT_START.lastIndex = j;
+    }
   }
 }
 
@@ -512,7 +771,7 @@ function jwtHeader(segment: string): boolean {
   if (segment.length < 8) return false;
   try {
     const header: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
-    return typeof header === 'object' && header !== null && typeof (header as { alg?: unknown }).alg === 'string';
+    return typeof header === 'object' && header !== null && !Array.isArray(header) && typeof (header as { alg?: unknown }).alg === 'string';
   } catch {
     return false;
   }
@@ -575,36 +834,99 @@ function findAwsSecretKeys(text: string, out: Span[]): void {
 
 // ── private_key ──────────────────────────────────────────────────────────
 
-const PEM_LABEL = /^[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?$/;
+/**
+ * A BEGIN or END line's dashes are a run of four or more; what follows the
+ * run is read from its end, so a long run of dashes costs one pass.
+ */
+const PEM_BEGIN = /[ \t]*BEGIN[ \t]+([A-Z0-9 ]{0,60}?PRIVATE[ \t]+KEY(?:[ \t]+BLOCK)?)[ \t]*----/iy;
+const PEM_END = /[ \t]*END[ \t]+([A-Z0-9 ]{0,60}?PRIVATE[ \t]+KEY(?:[ \t]+BLOCK)?)[ \t]*----/iy;
+const PUTTY_HEADER = /PuTTY-User-Key-File-\d+:[ \t]*[A-Za-z0-9@.-]+/gi;
+const PUTTY_PRIVATE = /Private-Lines:/gi;
+const PUTTY_MAC = /Private-(?:MAC|Hash):[ \t]*[0-9a-f]*/gi;
+/** Header to "Private-Lines:": the public lines of an RSA-16384 key are some 3,000 characters. */
+const PUTTY_PUBLIC_MAX = 8192;
 
 /**
- * A PEM private key (PKCS#1/#8, EC, OpenSSH, encrypted, PGP) from its BEGIN
- * line through the END line with the same label. A block with no END (a
- * truncated log line) runs to the end of the text: half a key is still a
- * secret.
+ * A private key, from its first line through its last:
+ *
+ *   - PEM (PKCS#1/#8, EC, OpenSSH, encrypted, PGP) and SSH2 (RFC 4716's
+ *     "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----"): a BEGIN line of four or
+ *     more dashes, any case, spaces allowed inside the dashes, through the
+ *     END line of the same label.
+ *   - PuTTY (.ppk, versions 1–3): the "PuTTY-User-Key-File-N:" header
+ *     through the "Private-MAC:" line, when a "Private-Lines:" block
+ *     follows the header (the public half alone is no secret).
+ *
+ * A block with no end (a truncated log line) runs to the end of the text:
+ * half a key is still a secret.
  */
 function findPrivateKeys(text: string, out: Span[]): void {
-  let p = text.indexOf('-----BEGIN ');
-  while (p !== -1) {
-    let next = p + 11;
-    const close = text.indexOf('-----', p + 11);
-    if (close !== -1 && close - p < 80) {
-      const label = text.slice(p + 11, close);
-      if (PEM_LABEL.test(label)) {
-        const endLine = `-----END ${label}-----`;
-        const end = text.indexOf(endLine, close + 5);
-        const stop = end === -1 ? text.length : end + endLine.length;
-        out.push({ start: p, end: stop, detector: 'private_key' });
-        next = stop;
-      }
+  if (text.indexOf('----') !== -1) findPemKeys(text, out);
+  if (text.indexOf('ile-') === -1) return; // no "Key-File-" as PuTTY writes it (or in lower case)
+  PUTTY_HEADER.lastIndex = 0;
+  for (let m = PUTTY_HEADER.exec(text); m; m = PUTTY_HEADER.exec(text)) {
+    PUTTY_PRIVATE.lastIndex = m.index + m[0].length;
+    const lines = PUTTY_PRIVATE.exec(text);
+    if (lines === null) break;
+    if (lines.index - m.index > PUTTY_PUBLIC_MAX) {
+      PUTTY_HEADER.lastIndex = lines.index - PUTTY_PUBLIC_MAX; // headers before that are as far from it: skip them
+      continue;
     }
-    p = text.indexOf('-----BEGIN ', next);
+    PUTTY_MAC.lastIndex = lines.index;
+    const mac = PUTTY_MAC.exec(text);
+    const stop = mac === null ? text.length : mac.index + mac[0].length;
+    out.push({ start: m.index, end: stop, detector: 'private_key' });
+    PUTTY_HEADER.lastIndex = stop;
+  }
+}
+
+/** The end of the run of 4+ dashes at `i`, or -1. */
+function dashRunEnd(text: string, i: number): number {
+  let j = i;
+  while (j < text.length && text.charCodeAt(j) === 45) j++;
+  return j - i >= 4 ? j : -1;
+}
+
+const pemLabel = (label: string) => label.toUpperCase().replace(/[ \t]+/g, ' ').trim();
+
+function findPemKeys(text: string, out: Span[]): void {
+  let p = text.indexOf('----');
+  while (p !== -1) {
+    const run = dashRunEnd(text, p);
+    let next = run === -1 ? p + 4 : run;
+    PEM_BEGIN.lastIndex = run;
+    const begin = run === -1 ? null : PEM_BEGIN.exec(text);
+    if (begin !== null) {
+      const label = pemLabel(begin[1]!);
+      let stop = text.length;
+      for (let q = text.indexOf('----', PEM_BEGIN.lastIndex); q !== -1;) {
+        const endRun = dashRunEnd(text, q);
+        if (endRun === -1) {
+          q = text.indexOf('----', q + 4);
+          continue;
+        }
+        PEM_END.lastIndex = endRun;
+        const end = PEM_END.exec(text);
+        if (end !== null && pemLabel(end[1]!) === label) {
+          stop = dashRunEnd(text, PEM_END.lastIndex - 4);
+          break;
+        }
+        q = text.indexOf('----', endRun);
+      }
+      out.push({ start: p, end: stop, detector: 'private_key' });
+      next = stop;
+    }
+    p = text.indexOf('----', next);
   }
 }
 
 // ── Registry ──────────────────────────────────────────────────────────────
 
-const detector = (name: DetectorName, find: (text: string, out: Span[]) => void): Detector => ({ name, find });
+/** `scan` reads the normalised text (ASCII shapes); `find` normalises, scans and maps the spans back. */
+function detector(name: DetectorName, scan: Finder): Scanner {
+  const self: Scanner = { name, scan, find: (text, out) => findAll(text, [self], out) };
+  return self;
+}
 
 export const DETECTORS: Readonly<Record<DetectorName, Detector>> = Object.freeze({
   email: detector('email', findEmails),
@@ -642,7 +964,7 @@ export function resolveDetectors(names: readonly string[]): Detector[] {
  */
 export function scanSpans(text: string, detectors: readonly Detector[]): Span[] {
   const found: Span[] = [];
-  for (const d of detectors) d.find(text, found);
+  findAll(text, detectors, found); // one normalisation for all of them
   if (found.length < 2) return found;
   const order = (d: DetectorName) => detectors.findIndex((x) => x.name === d);
   found.sort((a, b) => a.start - b.start || b.end - a.end || order(a.detector) - order(b.detector));

@@ -14,8 +14,23 @@
  *     null, or the hash of its JSON; "partial" of a structure has no
  *     meaningful shape and is redacted), so nothing inside it survives.
  *   - a detector rule scans every string at or under the match (an object
- *     where text was expected is searched, not skipped); numbers, booleans
- *     and member names are left alone.
+ *     where text was expected is searched, not skipped), and with them:
+ *       - numbers, as their text ("notes": 4111111111111111 is a card): a
+ *         number something matched in becomes the masked string (or null).
+ *         JSON.parse has already read the number, so its text is
+ *         JavaScript's: exact up to 2^53, which every 16-digit card but
+ *         9… is; a longer one (19-digit cards) was rounded before any rule
+ *         saw it and is not found.
+ *       - member names of the objects at or under the match
+ *         ({"ada@example.com": 1}): a name something matched in is renamed
+ *         to its masked form, in place and in the same order ("null", which
+ *         cannot name a member, names it "[REDACTED]"). Masked names can
+ *         collide ("[REDACTED:email]" twice, or a name already there): the
+ *         second and later get "#2", "#3", … (the first free), so every
+ *         value survives and stays apart. Refusing the document instead
+ *         would deny every response keyed by email, a common shape, and the
+ *         suffix tells nothing but the order.
+ *     Booleans are left alone; so is the member name that selected the match.
  *
  * `$` (no segments) is the whole document: a whole-value rule replaces it,
  * a detector rule scans every string in it. Those rules are also the only
@@ -146,7 +161,8 @@ class CompiledFieldMasks implements FieldMasks {
     const { masker } = rule;
     if (typeof value === 'string') return masker.mask(value);
     if (rule.scans) {
-      if (typeof value === 'object') this.scanStrings(masker, value);
+      if (typeof value === 'number') return scanNumber(masker, value);
+      if (typeof value === 'object') this.scanContainer(masker, value);
       return value;
     }
     if (typeof value !== 'object') return masker.mask(String(value));
@@ -162,19 +178,56 @@ class CompiledFieldMasks implements FieldMasks {
     }
   }
 
-  private scanStrings(masker: ColumnMasker, container: Container): void {
+  /** Scans every string, number and member name under `container` (a detector rule), rewriting it in place. */
+  private scanContainer(masker: ColumnMasker, container: Container): void {
+    let renamed: Map<string, string> | null = null;
     for (const key of memberKeys(container)) {
       const value = getMember(container, key);
-      if (typeof value === 'string') {
-        const masked = masker.mask(value);
+      if (typeof value === 'string' || typeof value === 'number') {
+        const masked = typeof value === 'string' ? masker.mask(value) : scanNumber(masker, value);
         if (masked !== value) {
           setMember(container, key, masked);
           this.changedInPlace = true;
         }
       } else if (value !== null && typeof value === 'object') {
-        this.scanStrings(masker, value);
+        this.scanContainer(masker, value);
+      }
+      if (typeof key === 'string') {
+        const name = masker.mask(key);
+        if (name !== key) (renamed ??= new Map()).set(key, name ?? REDACTED);
       }
     }
+    if (renamed !== null) {
+      renameMembers(container as Record<string, JsonValue>, renamed);
+      this.changedInPlace = true;
+    }
+  }
+}
+
+/** A number's text, scanned: the masked string (or null) when something matched, else the number itself. */
+function scanNumber(masker: ColumnMasker, value: number): JsonValue {
+  const text = String(value);
+  const masked = masker.mask(text);
+  return masked === text ? value : masked;
+}
+
+/**
+ * Renames members in place, keeping their order: each in `renamed` gets
+ * its new name, or the first of "name#2", "name#3", … that no other member
+ * has (a masked name can equal another's, or a name already there).
+ */
+function renameMembers(object: Record<string, JsonValue>, renamed: ReadonlyMap<string, string>): void {
+  const entries = Object.keys(object).map((key): [string, JsonValue] => [key, object[key]!]);
+  const taken = new Set(entries.filter(([key]) => !renamed.has(key)).map(([key]) => key));
+  for (const [key] of entries) delete object[key];
+  for (const [key, value] of entries) {
+    let name = renamed.get(key) ?? key;
+    if (renamed.has(key)) {
+      const base = name;
+      for (let k = 2; taken.has(name); k++) name = `${base}#${k}`;
+      taken.add(name);
+    }
+    setMember(object, name, value);
   }
 }
 

@@ -151,12 +151,60 @@ describe('compileFieldMasks', () => {
     expect(counts.map((c) => [c.column, c.count])).toEqual([['n', 1], ['flag', 1], ['nested', 1], ['list', 1], ['hashed', 1], ['nulled', 1], ['partial', 1]]);
   });
 
-  it('a detector rule on a structure scans every string under it, and leaves numbers alone', () => {
+  it('a detector rule on a structure scans every string under it, and leaves numbers that match nothing alone', () => {
     const { value, counts } = mask([{ field: 'profile', detectors: ['email'], strategy: 'redact' }], {
       profile: { contacts: [{ email: 'a@example.com' }, 'b@example.com'], age: 42 },
     });
     expect(value).toEqual({ profile: { contacts: [{ email: '[REDACTED:email]' }, '[REDACTED:email]'], age: 42 } });
     expect(counts).toEqual([{ column: 'profile', detector: 'email', count: 2 }]);
+  });
+
+  it('a detector rule scans a number as its text, and a match replaces the number with the masked string', () => {
+    const { value, counts, changed } = mask([{ field: 'notes', detectors: ['payment_card', 'us_ssn'], strategy: 'redact' }], {
+      notes: { card: 4111111111111111, ssn: 123456789, items: [4111111111111111, 42, 12.5, true], qty: 1234567890123 },
+    });
+    expect(changed).toBe(true);
+    expect(value).toEqual({
+      notes: { card: '[REDACTED:payment_card]', ssn: '[REDACTED:us_ssn]', items: ['[REDACTED:payment_card]', 42, 12.5, true], qty: 1234567890123 },
+    });
+    expect(counts).toEqual([
+      { column: 'notes', detector: 'payment_card', count: 2 },
+      { column: 'notes', detector: 'us_ssn', count: 1 },
+    ]);
+    // The matched value itself, and every strategy: partial keeps the shape, null nulls it.
+    expect(mask([{ field: 'n', detectors: ['payment_card'], strategy: 'partial' }], { n: 4111111111111111 }).value).toEqual({ n: '************1111' });
+    expect(mask([{ field: 'n', detectors: ['payment_card'], strategy: 'null' }], { n: 4111111111111111 }).value).toEqual({ n: null });
+    const untouched = mask([{ field: 'n', detectors: ['payment_card'], strategy: 'redact' }], { n: 4111111111111112 });
+    expect(untouched.value).toEqual({ n: 4111111111111112 });
+    expect(untouched.changed).toBe(false);
+  });
+
+  it('a detector rule masks member names under the match, in place and in order', () => {
+    const document: JsonValue = { notes: { 'ada@example.com': 1, plain: { 'card 4111 1111 1111 1111': 'x' }, last: 3 }, 'bob@example.com': 'outside' };
+    const { value, counts, changed } = mask([{ field: 'notes', detectors: ['email', 'payment_card'], strategy: 'redact' }], document);
+    expect(changed).toBe(true);
+    expect(value).toBe(document);
+    expect(JSON.stringify(value)).toBe('{"notes":{"[REDACTED:email]":1,"plain":{"card [REDACTED:payment_card]":"x"},"last":3},"bob@example.com":"outside"}');
+    expect(counts).toEqual([{ column: 'notes', detector: 'email', count: 1 }, { column: 'notes', detector: 'payment_card', count: 1 }]);
+
+    const partial = mask([{ field: '$', detectors: ['email'], strategy: 'partial' }], { 'ada@example.com': { 'bob@example.org': 2 } });
+    expect(partial.value).toEqual({ 'a***@example.com': { 'b***@example.org': 2 } });
+    // "null" cannot make a name null: the name becomes the marker.
+    const nulled = mask([{ field: '$', detectors: ['email'], strategy: 'null' }], { 'ada@example.com': 1 });
+    expect(nulled.value).toEqual({ [REDACTED]: 1 });
+    // An own "__proto__" value under a renamed member stays an own member.
+    const proto = mask([{ field: '$', detectors: ['email'], strategy: 'redact' }], JSON.parse('{"ada@example.com": 1, "__proto__": "b@example.com"}') as JsonValue);
+    expect(JSON.stringify(proto.value)).toBe('{"[REDACTED:email]":1,"__proto__":"[REDACTED:email]"}');
+  });
+
+  it('masked member names that collide keep every value, under a numbered name', () => {
+    const { value, counts } = mask([{ field: 'stats', detectors: ['email'], strategy: 'redact' }], {
+      stats: { '[REDACTED:email]#2': 0, 'ada@example.com': 1, 'bob@example.com': 2, '[REDACTED:email]': 3, 'cy@example.com': 4 },
+    });
+    expect(Object.entries((value as { stats: Record<string, JsonValue> }).stats)).toEqual([
+      ['[REDACTED:email]#2', 0], ['[REDACTED:email]#3', 1], ['[REDACTED:email]#4', 2], ['[REDACTED:email]', 3], ['[REDACTED:email]#5', 4],
+    ]);
+    expect(counts).toEqual([{ column: 'stats', detector: 'email', count: 3 }]);
   });
 
   it('"$" with detectors scans every string of the document; without, it replaces the document', () => {

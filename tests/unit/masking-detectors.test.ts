@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  DETECTOR_NAMES, DETECTORS, findSpans, isDetectorName, resolveDetectors, scanSpans, type DetectorName,
+  DETECTOR_NAMES, DETECTORS, findSpans, isDetectorName, resolveDetectors, scanSpans, type DetectorName, type Span,
 } from '../../engine/masking/detectors.js';
 import { MaskRuleError, UnknownDetectorError } from '../../engine/masking/errors.js';
 
@@ -73,9 +73,60 @@ describe('email', () => {
       'a@b.c',
       'x@-bad.example.com',
       'ends with dot.@example.com',
-      `${'a'.repeat(65)}@example.com`,
       'no at sign here',
     ]);
+  });
+
+  it('finds a quoted local part and an IP-literal domain', () => {
+    expectFinds('email', [
+      ['write to "ada lovelace"@example.com now', '"ada lovelace"@example.com'],
+      ['"ada\\"l"@example.com', '"ada\\"l"@example.com'],
+      ['mail ada@[192.168.0.1] now', 'ada@[192.168.0.1]'],
+      ['mail ada@[IPv6:2001:db8::1].', 'ada@[IPv6:2001:db8::1]'],
+    ]);
+  });
+
+  it('ignores quotes and brackets that do not make an address', () => {
+    expectIgnores('email', [
+      'say "hi" @example.com',
+      '""@example.com',
+      '"ada\nlovelace"@example.com',
+      'ping @[192.168.0.1]',
+      'ada@[300.1.2.3]',
+      'ada@[1.2.3]',
+      'ada@[example.com]',
+      'ada@[IPv6:zz::1]',
+    ]);
+  });
+
+  it('masks the 64 characters before the "@" when a longer run of local-part characters precedes it', () => {
+    const url = `https://crm.example.com/customers/search?query=${'a'.repeat(70)}&email=ada@example.com`;
+    expectFinds('email', [
+      [url, `${'a'.repeat(54)}&email=ada@example.com`],
+      [`${'a'.repeat(65)}@example.com`, `${'a'.repeat(64)}@example.com`],
+    ]);
+  });
+
+  it('reads through format characters and ideographic or fullwidth full stops', () => {
+    expectFinds('email', [
+      ['ada@exa\u200bmple.com', 'ada@exa\u200bmple.com'],
+      ['ada\u00ad@example.com', 'ada\u00ad@example.com'],
+      ['a\u2060da@example\u200d.com today', 'a\u2060da@example\u200d.com'],
+      ['ada@example\u3002com', 'ada@example\u3002com'],
+      ['ada@example\uff0ecom', 'ada@example\uff0ecom'],
+      ['ada@example\uff61com', 'ada@example\uff61com'],
+    ]);
+  });
+
+  it('ends the domain at its last valid label: trailing dots, a hyphenated suffix', () => {
+    expectFinds('email', [
+      ['ada@example.com...then', 'ada@example.com'],
+      ['ada@example.com-2024', 'ada@example.com'],
+      ['ada@example.com--', 'ada@example.com'],
+      ['ada@mail.example-corp.com', 'ada@mail.example-corp.com'],
+      ['ada@example.com.\u3002next', 'ada@example.com'],
+    ]);
+    expectIgnores('email', ['ada@example..com', 'ada@.example.com', 'ada@example-.com', 'ada@example.c-om']);
   });
 });
 
@@ -130,6 +181,54 @@ describe('payment_card', () => {
       '10.0.4.17',
     ]);
   });
+
+  it('finds cards written in other decimal digits, mapped to their values for Luhn', () => {
+    expectFinds('payment_card', [
+      ['\uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11', '\uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11'],
+      [`card ${'\u0664' + '\u0661'.repeat(15)}.`, '\u0664' + '\u0661'.repeat(15)],
+      ['\u096a\u0967\u0967\u0967-\u0967\u0967\u0967\u0967-\u0967\u0967\u0967\u0967-\u0967\u0967\u0967\u0967', '\u096a\u0967\u0967\u0967-\u0967\u0967\u0967\u0967-\u0967\u0967\u0967\u0967-\u0967\u0967\u0967\u0967'],
+      [`x ${'\u{1d7d2}' + '\u{1d7cf}'.repeat(15)} y`, '\u{1d7d2}' + '\u{1d7cf}'.repeat(15)], // mathematical bold digits: surrogate pairs
+      ['41\u200b11111111111111', '41\u200b11111111111111'],
+    ]);
+    expectIgnores('payment_card', ['\u0664' + '\u0661'.repeat(14) + '\u0662', '\uff14\uff11\uff11\uff11111111111111.50']);
+  });
+
+  it('finds groups separated by other dashes, separator runs and line breaks', () => {
+    expectFinds('payment_card', [
+      ['4111\u20131111\u20131111\u20131111', '4111\u20131111\u20131111\u20131111'],
+      ['4111\u20141111\u20141111\u20141111', '4111\u20141111\u20141111\u20141111'],
+      ['4111\u22121111\u22121111\u22121111', '4111\u22121111\u22121111\u22121111'],
+      ['4111\u20101111\u20101111\u20101111', '4111\u20101111\u20101111\u20101111'],
+      ['4111\u20111111\u20111111\u20111111', '4111\u20111111\u20111111\u20111111'],
+      ['card 4111, 1111, 1111, 1111.', '4111, 1111, 1111, 1111'],
+      ['4111 - 1111 - 1111 - 1111', '4111 - 1111 - 1111 - 1111'],
+      ['4111 \u2013 1111 \u2013 1111 \u2013 1111', '4111 \u2013 1111 \u2013 1111 \u2013 1111'],
+      ['card:\n4111\n1111\n1111\n1111\nexp 12/30', '4111\n1111\n1111\n1111'],
+      ['4111\r\n1111\r\n1111\r\n1111', '4111\r\n1111\r\n1111\r\n1111'],
+      ['4111,1111,1111,1111', '4111,1111,1111,1111'],
+      ['amex 3782, 822463, 10005', '3782, 822463, 10005'],
+      ['4111 1111 1111 1111\n\n12,50', '4111 1111 1111 1111'],
+    ]);
+  });
+
+  it('ignores amounts, lists, dates and versions written with the new separators', () => {
+    expectIgnores('payment_card', [
+      '1,234, 5678',
+      '1,111,111,111,111,111', // thousands separators: groups of 3
+      '4,111,111,111,111,111',
+      '4111, 1111, 1111, 1111.50',
+      '4111111111111111,50',
+      '1,4111111111111111',
+      '2023-2024-2025-2026', // Luhn-valid, but no card number starts 2023
+      '2023, 2024, 2025, 2026',
+      '2023\n2024\n2025\n2026',
+      '2024-06-30 \u2013 2024-07-01',
+      '1234, 5678, 9012, 3456',
+      'ids 4111, 1111, 111, 11111', // not a card layout
+      'release 2023.2024.2025.2026',
+      '4111,  -1111,  -1111,  -1111', // runs longer than 3
+    ]);
+  });
 });
 
 describe('us_ssn', () => {
@@ -164,6 +263,32 @@ describe('us_ssn', () => {
       '123-45 6789',
       '2024-06-30',
       '1234567890',
+    ]);
+  });
+
+  it('finds SSNs in other decimal digits and with other separators', () => {
+    expectFinds('us_ssn', [
+      ['ssn \u0660\u0667\u0668-\u0660\u0665-\u0661\u0661\u0662\u0660', '\u0660\u0667\u0668-\u0660\u0665-\u0661\u0661\u0662\u0660'],
+      ['\uff10\uff17\uff18\uff10\uff15\uff11\uff11\uff12\uff10', '\uff10\uff17\uff18\uff10\uff15\uff11\uff11\uff12\uff10'],
+      ['078/05/1120', '078/05/1120'],
+      ['078_05_1120', '078_05_1120'],
+      ['078\u201105\u20111120', '078\u201105\u20111120'],
+      ['078\u201205\u20121120', '078\u201205\u20121120'],
+      ['078\u221205\u22121120', '078\u221205\u22121120'],
+      ['ssn 078  05  1120 on file', '078  05  1120'],
+      ['078\u00a0\u00a005\u00a0\u00a01120', '078\u00a0\u00a005\u00a0\u00a01120'],
+    ]);
+  });
+
+  it('ignores paths, dates and mixed or longer separators in the new forms', () => {
+    expectIgnores('us_ssn', [
+      'files/078/05/1120',
+      '078/05-1120',
+      '078   05   1120',
+      '2024/06/30',
+      '12/31/2024',
+      '666/12/3456',
+      '\u0660\u0660\u0660-12-3456',
     ]);
   });
 });
@@ -201,6 +326,39 @@ describe('phone', () => {
       'version 415.555.26710',
     ]);
   });
+
+  it('finds a number with an extension glued on (the extension may stay)', () => {
+    expectFinds('phone', [
+      ['415-555-2671x12', '415-555-2671'],
+      ['415-555-2671ext5', '415-555-2671'],
+      ['call 415-555-2671 ext. 5', '415-555-2671'],
+      ['(415) 555-2671X3', '(415) 555-2671'],
+      ['+1 415 555 2671x9', '+1 415 555 2671'],
+      ['+44 20 7946 0958ext.12', '+44 20 7946 0958'],
+    ]);
+    expectIgnores('phone', ['415-555-2671xyz', '415-555-2671ext', 'ORD-415-555-2671x1']);
+  });
+
+  it('finds numbers with en dashes, no-break spaces, slashes and a 00 international prefix', () => {
+    expectFinds('phone', [
+      ['415\u2013555\u20132671', '415\u2013555\u20132671'],
+      ['415\u00a0555\u00a02671', '415\u00a0555\u00a02671'],
+      ['tel 415/555/2671.', '415/555/2671'],
+      ['\uff14\uff11\uff15-\uff15\uff15\uff15-\uff12\uff16\uff17\uff11', '\uff14\uff11\uff15-\uff15\uff15\uff15-\uff12\uff16\uff17\uff11'],
+      ['call 0044 20 7946 0958', '0044 20 7946 0958'],
+      ['0049-151-1234-5678', '0049-151-1234-5678'],
+      ['+44\u00a020\u00a07946\u00a00958', '+44\u00a020\u00a07946\u00a00958'],
+    ]);
+    expectIgnores('phone', [
+      'api/415/555/2671',
+      '12/31/2024',
+      'id 0012345678901',
+      '00:12:34',
+      '0044',
+      'ORD-0044 20 7946 0958',
+      '00 0044 20',
+    ]);
+  });
 });
 
 describe('iban', () => {
@@ -226,6 +384,16 @@ describe('iban', () => {
       'DE00370400440532013000',
       'AB12 short',
     ]);
+  });
+
+  it('finds IBANs grouped by dashes, no-break spaces or double spaces', () => {
+    expectFinds('iban', [
+      ['iban DE89-3704-0044-0532-0130-00.', 'DE89-3704-0044-0532-0130-00'],
+      ['DE89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000', 'DE89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000'],
+      ['DE89  3704  0044  0532  0130  00', 'DE89  3704  0044  0532  0130  00'],
+      ['GB82\u2013WEST\u20131234\u20135698\u20137654\u201332', 'GB82\u2013WEST\u20131234\u20135698\u20137654\u201332'],
+    ]);
+    expectIgnores('iban', ['DE89-3704-0044-0532-0130-01', 'DE89    3704 0044 0532 0130 00', 'DE893-704-0044-0532-0130-00']);
   });
 });
 
@@ -255,6 +423,36 @@ describe('jwt', () => {
       `x${token}`,
       'eyJhbGciOiJIUzI1NiJ9',
       'dGhpcyBpcyBqdXN0IGJhc2U2NA==.dGhpcw==.dGhhdA==',
+    ]);
+  });
+
+  it('finds a token glued on by "_", "-" or ".", and headers with whitespace in their JSON', () => {
+    const spaced = (json: string) => `${Buffer.from(json).toString('base64url')}.eyJzdWIiOiIxIn0.c2ln`;
+    const space = spaced('{ "alg": "HS256" }');
+    const newline = spaced('{\n  "alg": "RS256"\n}');
+    const tab = spaced('{\t"alg":"HS256"}');
+    const crlf = spaced('{\r\n"alg":"HS256"}');
+    expect([space, newline, tab, crlf].map((t) => t.slice(0, 4))).toEqual(['eyAi', 'ewog', 'ewki', 'ew0K']);
+    expectFinds('jwt', [
+      [`session_${token}`, token],
+      [`sid-${token}`, token],
+      [`v1.${token}`, token],
+      [`x ${space} y`, space],
+      [newline, newline],
+      [`Bearer ${tab}`, tab],
+      [`"${crlf}"`, crlf],
+    ]);
+  });
+
+  it('ignores whitespace-led headers that are not an object with "alg"', () => {
+    const spaced = (json: string) => `${Buffer.from(json).toString('base64url')}.eyJzdWIiOiIxIn0.c2ln`;
+    expectIgnores('jwt', [
+      spaced('{ "typ": "JWT" }'),
+      spaced('{ "alg": 1 }'),
+      spaced('{\n "alg" "HS256"\n}'),
+      `x${spaced('{ "alg": "HS256" }')}`,
+      'they eyAiYWxnIjogIkhTMjU2IiB9 are',
+      'ewok.ewok.ewok',
     ]);
   });
 });
@@ -322,7 +520,51 @@ describe('private_key', () => {
     expectIgnores('private_key', [
       `-----BEGIN PUBLIC KEY-----\n${body}-----END PUBLIC KEY-----`,
       `-----BEGIN CERTIFICATE-----\n${body}-----END CERTIFICATE-----`,
-      '-----BEGIN private key-----',
+      `---- BEGIN SSH2 PUBLIC KEY ----\n${body}---- END SSH2 PUBLIC KEY ----`,
+      `-----begin public key-----\n${body}-----end public key-----`,
+    ]);
+  });
+
+  it('finds BEGIN lines with four or more dashes, spaces inside them, lower case, and SSH2 keys', () => {
+    for (const [begin, end] of [
+      ['----BEGIN RSA PRIVATE KEY----', '----END RSA PRIVATE KEY----'],
+      ['--------BEGIN PRIVATE KEY--------', '--------END PRIVATE KEY--------'],
+      ['-----begin rsa private key-----', '-----end rsa private key-----'],
+      ['-----BEGIN private key-----', '-----END private key-----'],
+      ['----- BEGIN EC PRIVATE KEY -----', '----- END EC PRIVATE KEY -----'],
+      ['---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----', '---- END SSH2 ENCRYPTED PRIVATE KEY ----'],
+    ]) {
+      const pem = `${begin}\n${body}${end}`;
+      expectFinds('private_key', [[`key:\n${pem}\nrest`, pem]]);
+    }
+    // The END line of another label does not end the block: it runs on to its own.
+    const nested = `-----BEGIN RSA PRIVATE KEY-----\n${body}-----END EC PRIVATE KEY-----\n${body}-----END RSA PRIVATE KEY-----`;
+    expectFinds('private_key', [[`${nested} tail`, nested]]);
+  });
+
+  it('finds PuTTY private key files from the header through the MAC', () => {
+    const ppk = (version: number) => [
+      `PuTTY-User-Key-File-${version}: ssh-ed25519`,
+      'Encryption: none',
+      'Comment: ada@laptop',
+      'Public-Lines: 2',
+      'AAAAC3NzaC1lZDI1NTE5AAAAIOxF0M7',
+      'QmVz',
+      'Private-Lines: 1',
+      'AAAAIFX1C5H3+5TbGQ0lGfcGcPFhvA',
+      'Private-MAC: 5a8e06ed2f9b6ffa0c41ec4a1c4e2c11a2f4b6d8',
+    ].join('\n');
+    expectFinds('private_key', [
+      [`file:\n${ppk(2)}\nend`, ppk(2)],
+      [ppk(3), ppk(3)],
+      [`{"ppk":"${ppk(3).replaceAll('\n', '\\n')}"}`, ppk(3).replaceAll('\n', '\\n')],
+    ]);
+    const cut = ppk(2).slice(0, ppk(2).indexOf('Private-MAC'));
+    expectFinds('private_key', [[`log ${cut}`, cut]]);
+    expectIgnores('private_key', [
+      'a .ppk file starts with PuTTY-User-Key-File-3: and then the algorithm',
+      ppk(2).slice(0, ppk(2).indexOf('Private-Lines')), // the public half only
+      `PuTTY-User-Key-File-2: ssh-rsa is the header; ${'x'.repeat(9000)} Private-Lines: is another's`,
     ]);
   });
 });
@@ -373,6 +615,21 @@ describe('registry', () => {
     // A span contained in another disappears into it.
     const pem = '-----BEGIN PRIVATE KEY-----\naws AKIAIOSFODNN7EXAMPLE\n-----END PRIVATE KEY-----';
     expect(scanSpans(pem, resolveDetectors(['aws_access_key', 'private_key']))).toEqual([{ start: 0, end: pem.length, detector: 'private_key' }]);
+  });
+
+  it('reports spans in the original text when look-alike characters were read through, from every entry point', () => {
+    const arabic = '\u0664' + '\u0661'.repeat(15);
+    const bold = '\u{1d7d2}' + '\u{1d7cf}'.repeat(15); // 32 UTF-16 units
+    const email = 'a\u00ad@exa\u200bmple.com';
+    const text = `\u200b\u200bx ${arabic} y ${bold} z ${email}`;
+    const at = (part: string, detector: DetectorName): Span => ({ start: text.indexOf(part), end: text.indexOf(part) + part.length, detector });
+    const expected = [at(arabic, 'payment_card'), at(bold, 'payment_card'), at(email, 'email')];
+    expect(expected.map((s) => s.start)).toEqual([4, 23, 58]);
+    expect(findSpans(text, ['payment_card', 'email'])).toEqual(expected);
+    const out: Span[] = [];
+    DETECTORS.email.find(text, out);
+    DETECTORS.payment_card.find(text, out);
+    expect(out).toEqual([expected[2], expected[0], expected[1]]);
   });
 
   it('finds nothing in plain text with every detector on', () => {
