@@ -116,9 +116,10 @@ export function approvableAction(action: Record<string, unknown>, kind: TargetCo
       if (sent !== '') kept[name] = sent;
       continue;
     }
-    const shown = URL_HEADERS.has(name.toLowerCase()) && typeof value === 'string' ? withoutCredentialParams(value) : value;
-    if (isCredentialHeader(name) || shown !== value) withheld[`header ${name.toLowerCase()}`] = value;
-    if (!isCredentialHeader(name)) kept[name] = shown;
+    const credential = isCredentialHeader(name);
+    const shown = !credential && URL_HEADERS.has(name.toLowerCase()) && typeof value === 'string' ? withoutCredentialParams(value) : value;
+    if (credential || shown !== value) withheld[`header ${name.toLowerCase()}`] = value;
+    if (!credential) kept[name] = shown;
   }
   let path = http.path;
   if (typeof path === 'string') {

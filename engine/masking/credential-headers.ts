@@ -8,10 +8,16 @@ const CREDENTIAL_HEADER = /^(?:authorization|proxy-authorization|cookie|set-cook
 /**
  * Names made of the words credentials go under, whatever the vendor puts
  * around them: X-Goog-Api-Key, Ocp-Apim-Subscription-Key, X-Session-Token,
- * X-Shopify-Access-Token, X-Auth. A word is a whole part between "-", "_"
- * or ".": X-Authenticated-User is not one.
+ * X-Shopify-Access-Token, X-Auth for headers; auth_token, token[],
+ * session_id for query parameters. A word is a whole part between "-", "_",
+ * ".", "[" or "]": X-Authenticated-User and tokenizer are not one.
  */
-const CREDENTIAL_WORDS = /(?:^|[-_.])(?:token|secret|password|passwd|auth|session|sessionid|credentials?|signature|apikey|api[-_]key|access[-_]key|subscription[-_]key|private[-_]key|secret[-_]key)(?:[-_.]|$)/i;
+const CREDENTIAL_WORDS = /(?:^|[-_.[\]])(?:token|secret|password|passwd|pwd|auth|session|sessionid|sid|credentials?|signature|sig|jwt|bearer|assertion|apikey|api[-_]key|access[-_]key|subscription[-_]key|private[-_]key|secret[-_]key)(?:[-_.[\]]|$)/i;
+
+/** A header or parameter name with a credential's word in it (CREDENTIAL_WORDS). */
+export function namedLikeCredential(name: string): boolean {
+  return CREDENTIAL_WORDS.test(name);
+}
 
 /** A lower- or mixed-case header name. */
 export function isCredentialHeader(name: string): boolean {

@@ -3,17 +3,12 @@
  * credentials replaced. Evidence (audit events, recordings) must not hold a
  * token because a client put it in the URL.
  */
+import { namedLikeCredential } from './credential-headers.js';
 import { findSpans } from './detectors.js';
 import { REDACTED } from './strategies.js';
 
 const CREDENTIAL_PARAMS = /^(?:access_token|id_token|refresh_token|token|jwt|bearer|assertion|auth|api[_-]?key|key|secret|client_secret|password|passwd|pwd|sig|signature|code|x-amz-(?:signature|credential|security-token)|x-goog-(?:signature|credential))$/i;
 
-/**
- * A name with a credential's word in it as a whole part (auth_token,
- * api-token, private_token, token[], session_id), as header names are
- * matched (credential-headers.ts).
- */
-const CREDENTIAL_WORDS = /(?:^|[-_.[\]])(?:token|secret|password|passwd|pwd|auth|session|sessionid|sid|credentials?|signature|sig|apikey|api[-_]key|access[-_]key|private[-_]key|secret[-_]key|jwt|bearer|assertion)(?:[-_.[\]]|$)/i;
 
 /** The path with credential-like query values redacted; everything else byte for byte, and no fragment. */
 export function withoutCredentialParams(path: string): string {
@@ -26,7 +21,7 @@ export function withoutCredentialParams(path: string): string {
     const eq = pair.indexOf('=');
     if (i % 2 === 1 || eq === -1) return pair;
     const name = paramName(pair.slice(0, eq));
-    const credential = CREDENTIAL_PARAMS.test(name) || CREDENTIAL_WORDS.test(name) || isJwt(paramName(pair.slice(eq + 1)));
+    const credential = CREDENTIAL_PARAMS.test(name) || namedLikeCredential(name) || isJwt(paramName(pair.slice(eq + 1)));
     return credential ? `${pair.slice(0, eq)}=${REDACTED}` : pair;
   }).join('');
   return `${path.slice(0, q)}?${redacted}`; // a fragment never reaches a server; drop what a client sent anyway

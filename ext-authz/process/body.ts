@@ -136,9 +136,10 @@ function refuseReadableAsLatin1(bytes: Buffer, memberNames: ReadonlySet<string> 
 }
 
 /**
- * The credential in bytes no text replacement reaches: UTF-16 or UTF-32
- * text, or a gzip or zlib stream inside the body (compressed twice, or
- * compressed with no Content-Encoding saying so), a few levels deep.
+ * The credential in bytes no text replacement reaches: UTF-16 text, or a
+ * gzip or zlib stream inside the body (compressed twice, or compressed with
+ * no Content-Encoding saying so), a few levels deep. ASCII in UTF-16 or
+ * UTF-32 is also found as text: holdsSecret reads it with the NULs dropped.
  */
 async function holdsSecretUnreadably(bytes: Buffer, secrets: readonly string[], depth = 0): Promise<boolean> {
   if (secrets.length === 0) return false;
@@ -146,8 +147,6 @@ async function holdsSecretUnreadably(bytes: Buffer, secrets: readonly string[], 
     const wide = Buffer.from(secret, 'utf16le');
     if (bytes.includes(wide) || bytes.includes(Buffer.from(wide).swap16())) return true;
   }
-  // ASCII in UTF-16 or UTF-32, either byte order, or with NULs put anywhere else: the NULs taken out, in any spelling.
-  if (bytes.includes(0) && holdsSecret(bytes.toString('latin1').replaceAll('\0', ''), secrets)) return true;
   if (depth >= 3) return false;
   const limit = { maxOutputLength: 16 * 1024 * 1024 };
   const inner = bytes.subarray(0, 3).equals(GZIP_MAGIC) ? await gunzip(bytes, limit).catch(() => null)

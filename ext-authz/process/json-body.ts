@@ -110,7 +110,8 @@ function readSequence(body: string, prefix: string): JsonBody | null {
  */
 export function refuseJsonInOtherEncodings(bytes: Buffer, contentType: string, memberNames: ReadonlySet<string>): void {
   // Whitespace before the value can be as long as it likes: the window starts where it ends, 4-byte aligned.
-  const window = bytes.subarray(contentStart(bytes), contentStart(bytes) + 64);
+  const start = contentStart(bytes);
+  const window = bytes.subarray(start, start + 64);
   for (const encoding of [...declaredCharsets(contentType), 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be', 'latin1']) {
     if (encoding === undefined) continue;
     const text = decodeAs(window, encoding);

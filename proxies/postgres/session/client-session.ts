@@ -81,6 +81,8 @@ export class ClientSession {
   private readonly sourceIp: string | null;
   /** The client is paused until the backlog is worked off (holdBack). */
   private heldBack = false;
+  /** letIn() is already waiting for the upstream socket's drain. */
+  private awaitingDrain = false;
 
   constructor(socket: Socket, private readonly deps: SessionDeps) {
     this.client = socket;
@@ -119,13 +121,17 @@ export class ClientSession {
     if (this.heldBack || !this.backlogged()) return;
     this.heldBack = true;
     this.client.pause();
-    this.upstream?.socket.once('drain', () => this.letIn());
+    this.letIn();
   }
 
   private letIn(): void {
-    if (!this.heldBack) return;
+    if (!this.heldBack || this.awaitingDrain) return;
     if (this.upstream?.socket.writableNeedDrain) {
-      this.upstream.socket.once('drain', () => this.letIn());
+      this.awaitingDrain = true;
+      this.upstream.socket.once('drain', () => {
+        this.awaitingDrain = false;
+        this.letIn();
+      });
       return;
     }
     if (this.inbox.queuedBytes > MAX_BACKLOG_BYTES) return; // the inbox calls again when it runs empty
