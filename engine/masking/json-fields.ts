@@ -17,10 +17,9 @@
  *     where text was expected is searched, not skipped), and with them:
  *       - numbers, as their text ("notes": 4111111111111111 is a card): a
  *         number something matched in becomes the masked string (or null).
- *         JSON.parse has already read the number, so its text is
- *         JavaScript's: exact up to 2^53, which every 16-digit card but
- *         9… is; a longer one (19-digit cards) was rounded before any rule
- *         saw it and is not found.
+ *         A number longer than a double holds (a 19-digit card) is scanned
+ *         as the text it came as, when the document was read with
+ *         parseJsonExactly (json-numbers.ts).
  *       - member names of the objects at or under the match
  *         ({"ada@example.com": 1}): a name something matched in is renamed
  *         to its masked form, in place and in the same order ("null", which
@@ -41,6 +40,7 @@
  * vary, and the rule still applies to the next one that has the field.
  */
 import type { MaskCount } from '../audit/events.js';
+import { stringifyJson, taggedNumber } from './json-numbers.js';
 import { ANY, DESCENDANTS, parseFieldPath, type PathSegment } from './json-path.js';
 import { compileMasker, type ColumnMasker, type MaskerOptions, type MaskRuleSpec } from './masker.js';
 import { REDACTED } from './strategies.js';
@@ -159,7 +159,7 @@ class CompiledFieldMasks implements FieldMasks {
   private maskValue(rule: CompiledRule, value: JsonValue): JsonValue {
     if (value === null) return null;
     const { masker } = rule;
-    if (typeof value === 'string') return masker.mask(value);
+    if (typeof value === 'string') return maskString(masker, value, rule.scans);
     if (rule.scans) {
       if (typeof value === 'number') return scanNumber(masker, value);
       if (typeof value === 'object') this.scanContainer(masker, value);
@@ -169,7 +169,7 @@ class CompiledFieldMasks implements FieldMasks {
     // A whole structure: replace it, never let part of it through.
     switch (masker.strategy) {
       case 'hash':
-        return masker.mask(JSON.stringify(value));
+        return masker.mask(stringifyJson(value));
       case 'partial':
         masker.countValue();
         return REDACTED;
@@ -184,7 +184,7 @@ class CompiledFieldMasks implements FieldMasks {
     for (const key of memberKeys(container)) {
       const value = getMember(container, key);
       if (typeof value === 'string' || typeof value === 'number') {
-        const masked = typeof value === 'string' ? masker.mask(value) : scanNumber(masker, value);
+        const masked = typeof value === 'string' ? maskString(masker, value, true) : scanNumber(masker, value);
         if (masked !== value) {
           setMember(container, key, masked);
           this.changedInPlace = true;
@@ -209,6 +209,14 @@ function scanNumber(masker: ColumnMasker, value: number): JsonValue {
   const text = String(value);
   const masked = masker.mask(text);
   return masked === text ? value : masked;
+}
+
+/** A string, or a long number read as its tagged text (json-numbers.ts), which is masked as the number's text. */
+function maskString(masker: ColumnMasker, value: string, scans: boolean): JsonValue {
+  const number = taggedNumber(value);
+  if (number === null) return masker.mask(value);
+  const masked = masker.mask(number);
+  return scans && masked === number ? value : masked;
 }
 
 /**

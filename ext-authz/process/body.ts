@@ -25,8 +25,8 @@
  * unless it came compressed: then it goes out decoded, since the decoder
  * skips parts of the compressed bytes that a client can still read.
  *
- * Numbers are re-serialised by JSON.stringify: an integer beyond 2^53 in a
- * body that was rewritten loses precision (Node 20 has no JSON.rawJSON).
+ * A rewritten JSON body keeps its long numbers (64-bit ids, 19-digit cards)
+ * as they came: they are read as their text (json-numbers.ts).
  */
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';

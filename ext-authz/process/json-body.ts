@@ -23,6 +23,7 @@
  */
 import JSON5 from 'json5';
 import type { JsonValue } from '../../engine/masking/json-fields.js';
+import { parseJsonExactly, stringifyJson } from '../../engine/masking/json-numbers.js';
 import { declaredCharsets, isJsonType } from '../media-type.js';
 import { BodyRefused } from './body-refused.js';
 import { hasDuplicateKeys } from './duplicate-keys.js';
@@ -70,9 +71,9 @@ export function readJsonBody(text: string | null, contentType: string, fieldRule
   const single = (document: unknown, lenient: boolean): JsonBody => ({
     documents: [document as JsonValue],
     mustRewrite: () => lenient || prefix !== '' || hasDuplicateKeys(body),
-    write: ([masked]) => prefix + JSON.stringify(masked),
+    write: ([masked]) => prefix + stringifyJson(masked),
   });
-  const strict = tryParse(() => JSON.parse(body));
+  const strict = tryParse(() => parseJsonExactly(body));
   if (strict.ok) return single(strict.value, false);
   // Never pass a parser's message on: it quotes the body.
   if (declared) throw new BodyRefused('the body is declared as JSON but is not valid JSON');
@@ -90,14 +91,14 @@ function readSequence(body: string, prefix: string): JsonBody | null {
   if (parts.length < 2) return null;
   const documents: JsonValue[] = [];
   for (const part of parts) {
-    const parsed = tryParse(() => JSON.parse(part));
+    const parsed = tryParse(() => parseJsonExactly(part));
     if (!parsed.ok) return null;
     documents.push(parsed.value as JsonValue);
   }
   return {
     documents,
     mustRewrite: () => parts.some((part) => hasDuplicateKeys(part)),
-    write: (masked) => prefix + masked.map((d) => (records ? `${RS}${JSON.stringify(d)}\n` : `${JSON.stringify(d)}\n`)).join(''),
+    write: (masked) => prefix + masked.map((d) => (records ? `${RS}${stringifyJson(d)}\n` : `${stringifyJson(d)}\n`)).join(''),
   };
 }
 

@@ -80,6 +80,8 @@ export interface ProxyStackOptions {
   policyTimeoutMs?: number;
   /** Grants added to the sample policy's (YAML list items under `grants:`), e.g. for the orders-md5 target, which has no masks. */
   extraGrants?: string;
+  /** Approval rules added to the sample policy's (YAML list items under `approvals:`). */
+  extraApprovals?: string;
   /** Serve TLS on the proxy with a fresh self-signed certificate for localhost; `required` refuses plaintext clients. */
   tls?: { required: boolean };
 }
@@ -108,7 +110,9 @@ export async function startProxyStack(options: ProxyStackOptions = {}): Promise<
 
     if (options.approvalMode) policiesWithApprovalMode(dir, 'prod-writes-need-dba', options.approvalMode);
     if (options.extraGrants) policiesWithData(dir, (data) => data.replace(/^grants:\n/m, `grants:\n${options.extraGrants}\n`));
-    makeBundle({ out: join(dir, 'bundle.tar.gz'), policySrc: options.approvalMode || options.extraGrants ? join(dir, 'policies') : undefined });
+    if (options.extraApprovals) policiesWithData(dir, (data) => data.replace(/^approvals:\n/m, `approvals:\n${options.extraApprovals}\n`));
+    const edited = options.approvalMode || options.extraGrants || options.extraApprovals;
+    makeBundle({ out: join(dir, 'bundle.tar.gz'), policySrc: edited ? join(dir, 'policies') : undefined });
     const apiPort = await freePort();
     const proxyPort = await freePort();
     const pgAddress = new URL(server.url).host;

@@ -237,6 +237,12 @@ describe('ExternalProcessor: masking JSON responses', () => {
     expect(common.header_mutation.remove_headers).toContain('content-encoding');
   });
 
+  it('keeps long numbers of a rewritten body as they came, and finds a 19-digit card sent as a number', async () => {
+    const body = '{"customers":[{"id":1234567890123456789,"email":"jo@example.com","notes":4000123456789010016}]}';
+    const { common } = await maskedBody(metadata(), body, { 'content-type': 'application/json' });
+    expect((common.body_mutation.body as Buffer).toString()).toBe('{"customers":[{"id":1234567890123456789,"email":"j***@example.com","notes":"[REDACTED:payment_card]"}]}');
+  });
+
   it('masks a JSON body served under another content type', async () => {
     const { common } = await maskedBody(metadata(), JSON.stringify(CUSTOMERS), { 'content-type': 'text/plain' });
     expect((common.body_mutation.body as Buffer).toString()).not.toMatch(RAW_VALUES);

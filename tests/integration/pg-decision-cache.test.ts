@@ -19,6 +19,7 @@ import type { Identity } from '../../engine/identity/identity.js';
 import { createTokenVerifier } from '../../engine/identity/verifier.js';
 import { SqliteStore } from '../../engine/store/sqlite/sqlite-store.js';
 import { StatementDecider } from '../../proxies/postgres/policy/statement-decider.js';
+import { LiteralSettings } from '../../proxies/postgres/session/literal-settings.js';
 import { loadSqlParser } from '../../proxies/postgres/sql/analyse.js';
 import { makeBundle } from '../helpers/gateway-bundle.js';
 import { makeTempDir, removeDir } from '../helpers/opa.js';
@@ -33,6 +34,7 @@ let engine: Engine;
 let authorizer: Authorizer;
 /** The engine as the authorizer sees it, counting evaluations; `revision` can be moved on by the test. */
 let evaluations = 0;
+const engineInputs: unknown[] = [];
 let revision = 'r1';
 
 beforeAll(async () => {
@@ -62,6 +64,7 @@ targets:
   const counting: PolicyEngine = {
     evaluate(entrypoint, input) {
       evaluations++;
+      engineInputs.push(input);
       const evaluation = engine.evaluate(entrypoint, input);
       return { ...evaluation, metadata: { ...evaluation.metadata, bundle_revision: revision } };
     },
@@ -90,8 +93,8 @@ function identity(sub: string, groups: string[]): Identity {
   return { sub, iss: 'urn:test', groups, agent: true, act: null, claims: {} };
 }
 
-function decider(who: Identity, session = 's1'): StatementDecider {
-  return new StatementDecider(authorizer, { target: 'orders-db', database: 'orders', role: 'u', identity: who, sessionId: session, sourceIp: null });
+function decider(who: Identity, session = 's1', settings = new LiteralSettings()): StatementDecider {
+  return new StatementDecider(authorizer, { target: 'orders-db', database: 'orders', role: 'u', identity: who, sessionId: session, sourceIp: null, settings });
 }
 
 async function auditedDecisions(): Promise<number> {
@@ -147,6 +150,21 @@ describe('the decision cache', () => {
     expect(first.result.approval).not.toBeNull();
     expect(second.result.approval?.id).not.toBe(first.result.approval?.id);
     expect(evaluations - before).toBe(2);
+  });
+
+  it('asks again under other literal-reading settings: policy sees them (input.postgres.settings)', async () => {
+    const settings = new LiteralSettings();
+    settings.report('DateStyle', 'ISO, MDY');
+    const analyst = decider(identity('agent:a', ['analysts']), 's1', settings);
+    await analyst.decide('SELECT amount FROM orders WHERE placed_at > \'01/02/2026\'', 'simple');
+    const before = evaluations;
+    await analyst.decide('SELECT amount FROM orders WHERE placed_at > \'03/04/2026\'', 'simple');
+    expect(evaluations - before).toBe(0);
+    settings.report('DateStyle', 'ISO, DMY');
+    const dmy = await analyst.decide('SELECT amount FROM orders WHERE placed_at > \'01/02/2026\'', 'simple');
+    expect(evaluations - before).toBe(1);
+    expect(dmy.result.decision.action).toBe('allow');
+    expect((engineInputs.at(-1) as { postgres: { settings: unknown } }).postgres.settings).toEqual({ DateStyle: 'ISO, DMY' });
   });
 
   it('forgets everything when the bundle revision changes', async () => {

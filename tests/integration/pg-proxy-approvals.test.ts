@@ -56,7 +56,12 @@ async function side(stack: ProxyStack): Promise<Side> {
 }
 
 beforeAll(async () => {
-  [hold, ticket] = await Promise.all([startProxyStack().then(side), startProxyStack({ approvalMode: 'ticket' }).then(side)]);
+  [hold, ticket] = await Promise.all([startProxyStack().then(side), startProxyStack({
+    approvalMode: 'ticket',
+    // orders-md5 has no column masks: a caller there may change search_path.
+    extraGrants: '  - {name: test-sre-md5, groups: [sre-agents], targets: [orders-md5], access: write}',
+    extraApprovals: '  - {name: test-md5-writes, match: {labels: {env: staging}, kinds: [postgres], access: write, requester_groups: [sre-agents]}, approvers: [dba], min: 1, ttl_seconds: 900, mode: ticket}',
+  }).then(side)]);
 }, 120_000);
 
 afterAll(async () => {
@@ -111,6 +116,14 @@ async function runHeld(client: pg.Client, sql: string | pg.QueryConfig): Promise
   )]);
   const id = /held for approval ([0-9a-f-]{36})/.exec(held.message!)![1]!;
   return { id, notice: held, result };
+}
+
+/** A dba approves through the API. */
+async function approve(s: Side, id: string): Promise<void> {
+  const res = await fetch(`${s.stack.api}/v1/approvals/${id}/approve`, {
+    method: 'POST', headers: { authorization: `Bearer ${s.dba}`, 'content-type': 'application/json' }, body: '{}',
+  });
+  expect(res.status).toBe(200);
 }
 
 function cli(s: Side, args: string[]): { code: number; stdout: string; stderr: string } {
@@ -316,10 +329,7 @@ describe('ticket mode: denied with the approval id, the approved retry runs once
     const before = await amountOf(ticket, 11);
     const first = await deniedTicket(client, setAmount('7'));
     expect((await approvalOf(ticket, first.id)).action.action.postgres.parameters).toEqual([{ format: 'text', value: '7' }, { format: 'text', value: '11' }]);
-    const approve = await fetch(`${ticket.stack.api}/v1/approvals/${first.id}/approve`, {
-      method: 'POST', headers: { authorization: `Bearer ${ticket.dba}`, 'content-type': 'application/json' }, body: '{}',
-    });
-    expect(approve.status).toBe(200);
+    await approve(ticket, first.id);
 
     const other = await deniedTicket(client, setAmount('7000'));
     expect(other.id).not.toBe(first.id);
@@ -329,5 +339,68 @@ describe('ticket mode: denied with the approval id, the approved retry runs once
     expect([result.command, result.rowCount]).toEqual(['UPDATE', 1]);
     expect(await amountOf(ticket, 11)).toBe('7.00');
     expect((await approvalOf(ticket, first.id)).status).toBe('consumed');
+  });
+
+  it('an approval binds the DateStyle, IntervalStyle and TimeZone its statement is read under: the same text under others asks again', async () => {
+    const dateOf = async () => (await ticket.direct.query<{ d: string }>('SELECT created_at::text AS d FROM customers WHERE id = 3')).rows[0]!.d;
+    const SET_DATE = "UPDATE customers SET created_at = '01/02/2026' WHERE id = 3";
+    const dmy = await agent(ticket);
+    await dmy.query("SET datestyle = 'ISO, DMY'");
+    const first = await deniedTicket(dmy, SET_DATE);
+    const shown = (await approvalOf(ticket, first.id)).action.action.postgres as { settings?: Record<string, string> };
+    expect(shown.settings).toMatchObject({ DateStyle: 'ISO, DMY', IntervalStyle: 'postgres' });
+    expect(shown.settings?.TimeZone).toEqual(expect.any(String));
+    await approve(ticket, first.id);
+
+    // Read as MDY the same text is 2 January: not what was approved.
+    const mdy = await agent(ticket);
+    const other = await deniedTicket(mdy, SET_DATE);
+    expect(other.id).not.toBe(first.id);
+    expect(await dateOf()).toBe('2026-01-01');
+
+    const result = await dmy.query(SET_DATE);
+    expect([result.command, result.rowCount]).toEqual(['UPDATE', 1]);
+    expect(await dateOf()).toBe('2026-02-01');
+    expect((await approvalOf(ticket, first.id)).status).toBe('consumed');
+    await ticket.direct.query("UPDATE customers SET created_at = '2026-01-01' WHERE id = 3");
+  });
+
+  it('an approval is not asked while a change of DateStyle sent before it is unanswered: it could bind the old value', async () => {
+    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: ticket.stack.proxyPort, user: 'orders-db', database: 'orders', password: ticket.sre });
+    try {
+      // No Sync or Flush after the SET: the server holds its answer (and the ParameterStatus) until the batch ends.
+      wire.send(
+        serialize.parse({ text: "SET datestyle = 'ISO, DMY'" }), serialize.bind({}), serialize.execute({}),
+        serialize.parse({ name: 'w', text: "UPDATE customers SET created_at = '03/04/2026' WHERE id = 3" }), serialize.bind({ statement: 'w' }), serialize.execute({}),
+        serialize.sync(),
+      );
+      const answer = await wire.until('Z');
+      const error = errorFields(answer.find((m) => m.type === 'E')!.body);
+      expect(error.C).toBe('42501');
+      expect(error.M).toContain('an earlier statement that changes DateStyle, IntervalStyle or TimeZone has not been answered yet');
+      expect(error.H ?? '').not.toMatch(/approval [0-9a-f-]{36}/);
+    } finally {
+      await wire.end();
+    }
+    expect((await ticket.direct.query<{ d: string }>('SELECT created_at::text AS d FROM customers WHERE id = 3')).rows[0]!.d).toBe('2026-01-01');
+  });
+
+  it('an approval is not asked in a session that changed search_path: the approver would read the names against the default', async () => {
+    const client = new pg.Client(ticket.stack.clientConfig('orders-md5', ticket.sre));
+    await client.connect();
+    ticket.clients.push(client);
+    const UPDATE = 'UPDATE orders SET amount = 8 WHERE id = 12';
+    // Where nothing was changed, the write is sent for approval as usual.
+    expect((await errorOf(client.query(UPDATE))).hint).toMatch(/^approval [0-9a-f-]{36}: /);
+    // Here a SET is a write like any other, approved as one.
+    const SET_PATH = 'SET search_path = pg_catalog, public';
+    const set = await deniedTicket(client, SET_PATH);
+    await approve(ticket, set.id);
+    await client.query(SET_PATH);
+    const error = await errorOf(client.query(UPDATE));
+    expect(error.code).toBe('42501');
+    expect(error.message).toContain('this session changed search_path or the role');
+    expect(error.hint ?? '').not.toMatch(/approval [0-9a-f-]{36}/);
+    expect(await amountOf(ticket, 12)).toBe('99.99');
   });
 });

@@ -12,6 +12,14 @@ describe('boundValues: Bind and FunctionCall values as policy and approvers see 
     ]);
   });
 
+  it('names the type the Parse gave a parameter, and leaves it out where the server infers it (0)', () => {
+    const values = [Buffer.from('01/02/2026'), Buffer.from('01/02/2026')];
+    expect(boundValues(values, [], [1082, 0])).toEqual([
+      { format: 'text', type: 1082, value: '01/02/2026' },
+      { format: 'text', value: '01/02/2026' },
+    ]);
+  });
+
   it('reads the format codes as the protocol does: none is all text, one applies to all', () => {
     const values = [Buffer.from('a'), Buffer.from('b')];
     expect(boundValues(values, []).map((v) => v.format)).toEqual(['text', 'text']);

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AuthorizeRequest, AuthorizeResult } from '../../engine/authorize/authorizer.js';
 import { StatementDecider } from '../../proxies/postgres/policy/statement-decider.js';
+import { LiteralSettings } from '../../proxies/postgres/session/literal-settings.js';
 import { analyseSqlSync, analyseSqlSyncWithShape, loadSqlParser, SqlAnalysisError, type StatementFacts } from '../../proxies/postgres/sql/analyse.js';
 import { literalShape } from '../../proxies/postgres/sql/literal-shape.js';
 
@@ -246,7 +247,7 @@ function fakeAuthorizer() {
 function decider() {
   const { authorizer, requests } = fakeAuthorizer();
   const identity = { sub: 'agent:a', iss: 'urn:test', groups: ['analysts'], agent: true, act: null, claims: {} };
-  const decider = new StatementDecider(authorizer, { target: 'db', database: 'orders', role: 'u', identity, sessionId: 's', sourceIp: null });
+  const decider = new StatementDecider(authorizer, { target: 'db', database: 'orders', role: 'u', identity, sessionId: 's', sourceIp: null, settings: new LiteralSettings() });
   const statements = (k: number) => (requests[k]?.action as { postgres: { statements: StatementFacts[]; text: string } }).postgres;
   return { decider, requests, statements };
 }

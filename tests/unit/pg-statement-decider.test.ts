@@ -6,6 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AuthorizeResult } from '../../engine/authorize/authorizer.js';
 import { StatementDecider } from '../../proxies/postgres/policy/statement-decider.js';
+import { LiteralSettings } from '../../proxies/postgres/session/literal-settings.js';
 import { loadSqlParser } from '../../proxies/postgres/sql/analyse.js';
 
 beforeAll(() => loadSqlParser());
@@ -20,7 +21,7 @@ function decider(): { decider: StatementDecider; memo: () => Map<string, unknown
     refuseInvalid: async () => ({ decision: { action: 'deny', reasons: [], mask: [] } }) as unknown as AuthorizeResult,
   };
   const identity = { sub: 'ann', iss: 'urn:test', groups: ['analysts'], agent: true, act: null, claims: {} };
-  const instance = new StatementDecider(authorizer as never, { target: 'orders-db', database: 'orders', role: 'app', identity: identity as never, sessionId: 's', sourceIp: null });
+  const instance = new StatementDecider(authorizer as never, { target: 'orders-db', database: 'orders', role: 'app', identity: identity as never, sessionId: 's', sourceIp: null, settings: new LiteralSettings() });
   return { decider: instance, memo: () => (instance as unknown as { memo: Map<string, unknown> }).memo, asked };
 }
 

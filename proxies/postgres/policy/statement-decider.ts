@@ -17,6 +17,7 @@ import type { Decision } from '../../../engine/policy/decision.js';
 import type { BoundValue } from './bound-values.js';
 import { analyseSqlSyncWithShape, SqlAnalysisError, type StatementFacts } from '../sql/analyse.js';
 import { literalShape } from '../sql/literal-shape.js';
+import type { LiteralSettings } from '../session/literal-settings.js';
 
 export interface SessionContext {
   target: string;
@@ -25,6 +26,8 @@ export interface SessionContext {
   identity: Identity;
   sessionId: string;
   sourceIp: string | null;
+  /** As the server last reported them: part of every action, and so of what an approval binds. */
+  settings: LiteralSettings;
 }
 
 export type Protocol = 'simple' | 'extended';
@@ -102,7 +105,7 @@ export class StatementDecider {
         action: this.action(sql, protocol, analysed.facts, options.parameters),
         sessionId: session.sessionId,
         sourceIp: session.sourceIp,
-        cacheKey: analysed.key === undefined ? undefined : `${protocol}\0${analysed.key}`,
+        cacheKey: analysed.key === undefined ? undefined : `${protocol}\0${session.settings.key}\0${analysed.key}`,
       },
       {
         signal: options.signal,
@@ -125,7 +128,8 @@ export class StatementDecider {
 
   private action(text: string, protocol: Protocol, statements: StatementFacts[], parameters?: BoundValue[]) {
     const { database, role } = this.session;
-    return { postgres: parameters ? { database, role, protocol, text, statements, parameters } : { database, role, protocol, text, statements } };
+    const settings = this.session.settings.values;
+    return { postgres: parameters ? { database, role, protocol, text, statements, settings, parameters } : { database, role, protocol, text, statements, settings } };
   }
 
   private analyse(sql: string): Analysed {

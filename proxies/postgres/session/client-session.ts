@@ -15,6 +15,7 @@ import type { Identity } from '../../../engine/identity/identity.js';
 import type { HashKey } from '../../../engine/masking/strategies.js';
 import type { CancelKeys } from '../cancel-keys.js';
 import { StatementDecider } from '../policy/statement-decider.js';
+import { LiteralSettings } from './literal-settings.js';
 import {
   authenticationCleartextPassword, authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion,
   readyForQuery, REQUEST_REFUSED, SSL_ACCEPTED,
@@ -260,11 +261,17 @@ export class ClientSession {
     this.releaseKey = key.release;
     const recording = this.deps.recordings.open(info);
     const [host, port] = splitAddress(info.target.upstream.address);
+    const settings = new LiteralSettings();
+    for (const status of upstream.parameterStatus) {
+      const { name, value } = decodeParameterStatus(status);
+      settings.report(name, value);
+    }
     this.relay = new Relay(this.client, upstream.socket, {
       decider: new StatementDecider(this.deps.authorizer, {
         target: info.target.name, database: info.target.upstream.database, role,
-        identity: info.identity, sessionId: info.sessionId, sourceIp: info.sourceIp,
+        identity: info.identity, sessionId: info.sessionId, sourceIp: info.sourceIp, settings,
       }),
+      settings,
       catalog: this.deps.catalogs(info.target).session(),
       hashKey: this.deps.hashKey,
       logger: this.deps.logger,

@@ -19,9 +19,10 @@ import { BackendFramer } from '../protocol/backend-framer.js';
 import { errorResponse, noticeResponse, type ErrorFields, type TransactionStatus } from '../protocol/backend-writer.js';
 import { formatAt, type Bind, type FormatCode, type FrontendMessage, type FunctionCall } from '../protocol/frontend-messages.js';
 import type { StatementFacts } from '../sql/analyse.js';
-import { callsSetConfig, readingChange, unreadableSetting } from '../sql/reading-settings.js';
+import { callsSetConfig, changesLiteralReading, changesNameResolution, readingChange, unreadableSetting } from '../sql/reading-settings.js';
 import { PendingResponses, type Pending } from './pending-responses.js';
 import type { DecidedSql, Portal, PreparedStatement, RunningStatement } from './statement-state.js';
+import type { LiteralSettings } from './literal-settings.js';
 
 /** A finished statement, as the session recording keeps it (never row values). */
 export interface StatementRecord {
@@ -55,6 +56,8 @@ export interface RelayOptions {
   expiresAtMs: number | null;
   /** Ends the session because the token expired (audited by the session). */
   onExpired(): Promise<void>;
+  /** The session's literal-reading settings, which the relay keeps as the server reports them. */
+  settings: LiteralSettings;
 }
 
 const INSUFFICIENT_PRIVILEGE = '42501';
@@ -107,6 +110,14 @@ export class Relay {
   private lastMasking: ResultMasking | null = null;
   /** SQL that changes name resolution ran since the server was last idle (see readyForQuery). */
   private resolutionChangedInTransaction = false;
+  /**
+   * The last statement sent that can change DateStyle, IntervalStyle or
+   * TimeZone, until the server has answered it (and so reported what it
+   * changed): meanwhile the settings an approval would bind may be stale.
+   */
+  private literalChangeInFlight: Pending | null = null;
+  /** The session has changed search_path or the role, which the server does not report and an approval cannot bind. */
+  private namesResolvedElsewhere = false;
   /**
    * Aborts the decision in progress (a wait for approval ends with a deny).
    * Kept from one decision to the next until it is used: most decisions never
@@ -162,7 +173,7 @@ export class Relay {
         }
         // The stand-ins fail because nothing has their name: a client's statement must not take it.
         if (message.name === NO_SUCH_STATEMENT) return this.refuseUndecided(`the statement name "${NO_SUCH_STATEMENT}" is the gateway's own`, serialize.bind({ statement: NO_SUCH_STATEMENT }));
-        return this.parse(message.name, message.sql, raw);
+        return this.parse(message.name, message.sql, message.paramTypes, raw);
       case 'bind': {
         this.extendedOpen = true;
         if (this.discarding) return;
@@ -248,8 +259,8 @@ export class Relay {
       this.refuse(decided, false, serialize.query(DENIED_STAND_IN));
       return;
     }
-    this.replaces(decided.statements);
     const entry: Pending = { kind: 'ready', running: running(decided) };
+    this.replaces(decided.statements, entry);
     this.forward(raw, entry);
     return this.settledIfNeeded(decided.statements, entry);
   }
@@ -280,8 +291,11 @@ export class Relay {
    * of the name is refused as undecided. SQL that can change name
    * resolution starts a new epoch.
    */
-  private replaces(statements: readonly StatementFacts[]): void {
+  private replaces(statements: readonly StatementFacts[], entry: Pending): void {
     for (const statement of statements) {
+      // Not sent on when the server skips to Sync: it runs nothing, and nothing will answer it.
+      if (!this.serverSkipping && changesLiteralReading(statement)) this.literalChangeInFlight = entry;
+      if (!this.serverSkipping && changesNameResolution(statement)) this.namesResolvedElsewhere = true;
       if (changesResolution(statement)) {
         this.epoch++;
         this.resolutionChangedInTransaction = true;
@@ -295,7 +309,7 @@ export class Relay {
     }
   }
 
-  private async parse(name: string, sql: string, raw: Buffer): Promise<void> {
+  private async parse(name: string, sql: string, paramTypes: number[], raw: Buffer): Promise<void> {
     // Preparing runs nothing: a statement that needs approval is asked about at each Bind, with its values.
     const decided = await this.decide(sql, 'extended', { approvalLater: true });
     this.extendedOpen = true;
@@ -309,7 +323,7 @@ export class Relay {
     // Entered before the server answers (a Bind may follow at once); undone if the server does not prepare it
     // (extendedError): a name it already holds (42P05) keeps what it stands for there, whatever this Parse said.
     const previous = this.statements.get(name);
-    if (!this.serverSkipping) this.statements.set(name, { ...decided, name, columns: null, columnsIn: -1 });
+    if (!this.serverSkipping) this.statements.set(name, { ...decided, name, paramTypes, columns: null, columnsIn: -1 });
     this.forward(raw, { kind: 'parseComplete', name, previous });
   }
 
@@ -346,7 +360,7 @@ export class Relay {
   private async bindWithApproval(bind: Bind, statement: PreparedStatement, raw: Buffer): Promise<void> {
     const decided = await this.decide(statement.sql, 'extended', {
       facts: statement.statements,
-      parameters: boundValues(bind.params, bind.paramFormats),
+      parameters: boundValues(bind.params, bind.paramFormats, statement.paramTypes),
     });
     if (!decided) return;
     if (decided.decision.action !== 'allow') {
@@ -385,11 +399,11 @@ export class Relay {
       portal.describedIn = this.epoch;
       this.forward(serialize.describe({ type: 'P', name: portalName }), { kind: 'describe', statement: null, portal, internal: true, epoch: this.epoch });
     }
-    // What this Execute changes on the server applies to what follows it, not to itself.
-    this.replaces(portal.statement.statements);
     // The portal's row masking is read when its rows come (inExecute), not now: the answer to
     // the Describe ahead of this Execute (the proxy's or the client's) may still be on its way.
     const entry: Pending = { kind: 'execute', running: running(portal.statement), portal };
+    // What this Execute changes on the server applies to what follows it, not to itself.
+    this.replaces(portal.statement.statements, entry);
     this.forward(raw, entry);
     return this.settledIfNeeded(portal.statement.statements, entry);
   }
@@ -407,7 +421,11 @@ export class Relay {
       this.refuse(decided, false, serialize.query(DENIED_STAND_IN));
       return;
     }
-    this.forward(raw, { kind: 'ready', running: running(decided) });
+    const entry: Pending = { kind: 'ready', running: running(decided) };
+    this.replaces([fact], entry);
+    this.forward(raw, entry);
+    // set_config by FunctionCall changes settings as a statement calling it does: waited for alike.
+    return this.settledIfNeeded([fact], entry);
   }
 
   /** The denied statement never reaches the server; its stand-in fails there, and the client gets the denial. */
@@ -460,6 +478,10 @@ export class Relay {
           if (statements.some(({ session_names: names }) => names?.statement === NO_SUCH_STATEMENT || names?.portal === NO_SUCH_STATEMENT)) {
             return `the name "${NO_SUCH_STATEMENT}" is the gateway's own`;
           }
+          if (decision.action === 'approve') {
+            const unbound = this.unboundSettings();
+            if (unbound) return unbound;
+          }
           // An approval binds the text it is shown: "EXECUTE s" would approve whatever s is in any session.
           const executes = decision.action === 'approve' ? statements.find((s) => s.executes !== undefined)?.executes : undefined;
           if (executes !== undefined) {
@@ -501,6 +523,22 @@ export class Relay {
       statements,
       masking: result.decision.action === 'allow' ? this.remember(masking) : null,
     };
+  }
+
+  /**
+   * Why an approval asked now could not bind the settings the statement
+   * would run under, or null. An approver reads the statement with the
+   * session's DateStyle, IntervalStyle and TimeZone next to it, and
+   * assumes the default search_path and role.
+   */
+  private unboundSettings(): string | null {
+    if (this.namesResolvedElsewhere) {
+      return 'the statement needs approval, but this session changed search_path or the role (or called set_config, or DISCARD), which an approval cannot show or bind: ask for it in a session that has not';
+    }
+    if (this.literalChangeInFlight) {
+      return 'the statement needs approval, but an earlier statement that changes DateStyle, IntervalStyle or TimeZone has not been answered yet, so the approval could not bind the values it would run under: send it once that statement is done';
+    }
+    return null;
   }
 
   private heldNotice(approvalId: string): void {
@@ -560,6 +598,7 @@ export class Relay {
       this.copyingIn = false;
     } else if (code === CODE.parameterStatus) {
       const { name, value } = decodeParameterStatus(message);
+      this.options.settings.report(name, value);
       const unreadable = unreadableSetting(name, value);
       if (unreadable) {
         this.client.write(errorResponse({ severity: 'FATAL', code: '0A000', message: `gatehouse ends the session: ${unreadable}` }));
@@ -743,7 +782,9 @@ export class Relay {
   }
 
   private answered(entry: Pending | undefined): void {
-    if (entry !== undefined && entry === this.awaiting?.entry) this.settleAwaited();
+    if (entry === undefined) return;
+    if (entry === this.literalChangeInFlight) this.literalChangeInFlight = null;
+    if (entry === this.awaiting?.entry) this.settleAwaited();
   }
 
   private settleAwaited(): void {

@@ -26,6 +26,8 @@ export interface DecidedSql {
 
 export interface PreparedStatement extends DecidedSql {
   name: string;
+  /** The Parse's parameter type OIDs (0: the server infers it): a value's type says how the server reads it. */
+  paramTypes: readonly number[];
   /**
    * Its result columns, from the answer to a Describe of the statement (in
    * text format): a Bind in the same epoch then knows its portal's row

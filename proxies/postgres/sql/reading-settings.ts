@@ -51,6 +51,35 @@ export function readingChange(statements: readonly StatementFacts[], columnsMask
   return null;
 }
 
+/** Settings whose values the server reads a literal under (bound by an approval: session/literal-settings.ts). */
+const LITERAL_READING = new Set(['datestyle', 'intervalstyle', 'timezone']);
+
+/**
+ * Whether the statement can change how the server reads literals in the
+ * next ones (SET or RESET of DateStyle, IntervalStyle or TimeZone, RESET
+ * ALL, DISCARD, set_config). The server reports the new values; until it
+ * has answered the statement, the gateway's copy may be stale.
+ */
+export function changesLiteralReading(statement: StatementFacts): boolean {
+  return changesSetting(statement, LITERAL_READING);
+}
+
+/**
+ * Whether the statement changes where unqualified names resolve through a
+ * setting (SET or RESET of search_path, role, session_authorization, RESET
+ * ALL, DISCARD, set_config). The server does not report search_path, so
+ * the gateway cannot say what it became: only that it changed.
+ */
+export function changesNameResolution(statement: StatementFacts): boolean {
+  return changesSetting(statement, NAME_RESOLVING);
+}
+
+function changesSetting(statement: StatementFacts, settings: ReadonlySet<string>): boolean {
+  if (statement.kind === 'discard' || callsSetConfig(statement)) return true;
+  if (statement.kind !== 'set' && statement.kind !== 'reset') return false;
+  return statement.setting === 'all' || settings.has(statement.setting ?? '');
+}
+
 /** set_config changes any setting, as a function call the analyser only names. */
 export function callsSetConfig(statement: StatementFacts): boolean {
   return statement.functions.some((f) => f.slice(f.lastIndexOf('.') + 1).toLowerCase() === 'set_config');

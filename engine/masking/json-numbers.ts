@@ -1,0 +1,50 @@
+/**
+ * JSON numbers with more digits than a double holds. JSON.parse reads
+ * 4000123456789010017 (a 19-digit card) as 4000123456789010000, so a
+ * detector would see other digits than the client gets, and a masked
+ * document written back would change every long id in it (64-bit ids are
+ * common). A document that has such numbers is read with each of them as
+ * a tagged string of its exact text: masking scans those digits
+ * (json-fields.ts), and the writer puts back whatever was not masked as
+ * the number it was, byte for byte.
+ */
+
+/** Starts a tagged number. JSON text cannot hold a raw NUL, so no string the document holds is read as one by accident. */
+const TAG = '\u0000json-number:';
+/** A double holds every number of up to 15 significant digits exactly; longer ones may round. 16 digits, perhaps with a point among them. */
+const LONG_DIGITS = /\d(?:\.?\d){15}/;
+/** Strings are matched whole so that digits inside them are left alone; numbers as JSON writes them. */
+const TOKENS = /"(?:[^"\\]|\\.)*"|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+const TAGGED_IN_JSON = /"\\u0000json-number:(-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)"/g;
+
+/**
+ * Parses JSON text as JSON.parse does (and throws as it does), except that
+ * numbers of more than 15 significant digits come back as tagged strings.
+ */
+export function parseJsonExactly(text: string): unknown {
+  const parsed: unknown = JSON.parse(text);
+  if (!LONG_DIGITS.test(text)) return parsed;
+  let tagged = false;
+  const wrapped = text.replace(TOKENS, (token) => {
+    if (token.startsWith('"') || significantDigits(token) <= 15) return token;
+    tagged = true;
+    return `"\\u0000json-number:${token}"`;
+  });
+  return tagged ? JSON.parse(wrapped) : parsed;
+}
+
+/** The exact text of a tagged number, or null for any other value. */
+export function taggedNumber(value: unknown): string | null {
+  return typeof value === 'string' && value.startsWith(TAG) ? value.slice(TAG.length) : null;
+}
+
+/** JSON.stringify, with tagged numbers written back as the numbers they were. */
+export function stringifyJson(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text.includes('\\u0000json-number:') ? text.replace(TAGGED_IN_JSON, '$1') : text;
+}
+
+function significantDigits(number: string): number {
+  const mantissa = number.replace(/^-/, '').replace(/[eE].*$/, '').replace('.', '');
+  return mantissa.replace(/^0+/, '').length;
+}

@@ -1,0 +1,48 @@
+/**
+ * Long JSON numbers (json-numbers.ts): read as their exact text, masked as
+ * that text, and written back as the numbers they were.
+ */
+import { describe, expect, it } from 'vitest';
+import { compileFieldMasks, type JsonValue } from '../../engine/masking/json-fields.js';
+import { parseJsonExactly, stringifyJson, taggedNumber } from '../../engine/masking/json-numbers.js';
+
+describe('parseJsonExactly', () => {
+  it('reads a document without long numbers as JSON.parse does', () => {
+    const text = '{"id":900719925474099,"price":12.5,"notes":"12345678901234567890 in a string"}';
+    expect(parseJsonExactly(text)).toEqual(JSON.parse(text));
+  });
+
+  it('keeps the exact text of numbers a double would round, and writes them back byte for byte', () => {
+    const text = '{"id":12345678901234567891,"ids":[-98765432109876543210,1],"ratio":1234567890.123456789,"big":1.2345678901234567e300}';
+    const document = parseJsonExactly(text) as { id: unknown; ids: unknown[] };
+    expect(taggedNumber(document.id)).toBe('12345678901234567891');
+    expect(taggedNumber(document.ids[0])).toBe('-98765432109876543210');
+    expect(document.ids[1]).toBe(1);
+    expect(stringifyJson(document)).toBe(text);
+    // What JSON.parse alone gives: other digits.
+    expect(JSON.stringify(JSON.parse(text))).not.toBe(text);
+  });
+
+  it('leaves digits inside strings alone, escaped quotes included', () => {
+    const text = '{"a":"x\\"12345678901234567891","b":"12345678901234567891"}';
+    expect(parseJsonExactly(text)).toEqual(JSON.parse(text));
+  });
+
+  it('throws on what JSON.parse throws on, long numbers or not', () => {
+    for (const text of ['{"a":012345678901234567891}', '[12345678901234567891', '{"a":"12345678901234567891}', '[12345678901234567891 1]']) {
+      expect(() => parseJsonExactly(text), text).toThrow(SyntaxError);
+    }
+  });
+
+  it('lets a detector find a 19-digit card sent as a number, and a field rule mask it whole', () => {
+    const text = '{"notes":[4000123456789010016,12345678901234567890],"card":6011000990139424124}';
+    const masks = compileFieldMasks([
+      { field: 'notes', detectors: ['payment_card'], strategy: 'redact' },
+      { field: 'card', strategy: 'partial' },
+    ]);
+    const { value, changed } = masks.maskDocument(parseJsonExactly(text) as JsonValue);
+    expect(changed).toBe(true);
+    const written = stringifyJson(value);
+    expect(written).toBe('{"notes":["[REDACTED:payment_card]",12345678901234567890],"card":"***************4124"}');
+  });
+});
