@@ -35,7 +35,8 @@ export interface ExchangeResult {
   upstreamMs: number | null;
 }
 
-export async function runExchange(req: IncomingMessage, stages: Stages): Promise<ExchangeResult> {
+/** `downstreamGone` fires when the client disconnects before its answer: nothing more is done for it. */
+export async function runExchange(req: IncomingMessage, stages: Stages, downstreamGone: AbortSignal): Promise<ExchangeResult> {
   const startedAt = new Date();
   const headers = requestHeaders(req);
   const result: ExchangeResult = { response: localReply(404, '', 'route_not_found'), headers, target: null, bytesReceived: 0, checkMs: null, upstreamMs: null };
@@ -61,8 +62,13 @@ export async function runExchange(req: IncomingMessage, stages: Stages): Promise
   const checkStarted = performance.now();
   const outcome = await stages.extAuthz.check(buildCheckRequest({
     req, headers, body, maxRequestBytes: stages.maxRequestBytes, target: route.target, startedAt, streamId: newStreamId(),
-  }));
+  }), downstreamGone);
   result.checkMs = performance.now() - checkStarted;
+  if (downstreamGone.aborted) {
+    // Envoy resets the stream: an allow that arrives now (a hold approved meanwhile) runs nothing.
+    result.response = localReply(499, '', 'downstream_remote_disconnect');
+    return result;
+  }
   const authz = applyCheckOutcome(outcome, headers);
   if (!authz.allowed) {
     result.response = authz.reply;
@@ -76,6 +82,8 @@ export async function runExchange(req: IncomingMessage, stages: Stages): Promise
     const onRequest = await extProc.requestHeaders(headers, body.ended && body.bytes.length === 0);
     if (onRequest.kind === 'reply') {
       response = onRequest.reply;
+    } else if (downstreamGone.aborted) {
+      response = localReply(499, '', 'downstream_remote_disconnect');
     } else {
       const upstreamStarted = performance.now();
       const upstream = await stages.router.forward({

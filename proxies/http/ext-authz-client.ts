@@ -24,7 +24,7 @@ export type CheckOutcome =
   | { kind: 'error'; reason: string };
 
 type CheckClient = Client & {
-  Check(request: unknown, options: { deadline: Date }, callback: (err: ServiceError | null, response?: CheckResponse) => void): unknown;
+  Check(request: unknown, options: { deadline: Date }, callback: (err: ServiceError | null, response?: CheckResponse) => void): { cancel(): void };
 };
 
 export class ExtAuthzClient {
@@ -35,13 +35,22 @@ export class ExtAuthzClient {
     this.client = new Authorization(address, credentials.createInsecure()) as CheckClient;
   }
 
-  check(request: unknown): Promise<CheckOutcome> {
+  /**
+   * `downstreamGone` fires when the client disconnects: as Envoy resets
+   * the stream, the call is cancelled, so a request held for approval is
+   * withdrawn rather than run later for no one.
+   */
+  check(request: unknown, downstreamGone?: AbortSignal): Promise<CheckOutcome> {
     return new Promise((resolve) => {
-      this.client.Check(request, { deadline: new Date(Date.now() + this.timeoutMs) }, (err, response) => {
+      const call = this.client.Check(request, { deadline: new Date(Date.now() + this.timeoutMs) }, (err, response) => {
+        downstreamGone?.removeEventListener('abort', cancel);
         if (err) resolve({ kind: 'error', reason: `ext_authz gRPC error ${err.code} (${err.details})` });
         else if (!response) resolve({ kind: 'error', reason: 'ext_authz sent no response' });
         else resolve(outcomeOf(response));
       });
+      const cancel = (): void => call.cancel();
+      if (downstreamGone?.aborted) cancel();
+      else downstreamGone?.addEventListener('abort', cancel, { once: true });
     });
   }
 

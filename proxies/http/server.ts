@@ -89,8 +89,12 @@ export async function startHttpStandin(options: HttpStandinOptions): Promise<Htt
 async function handle(req: IncomingMessage, res: ServerResponse, stages: Stages, logger: Logger): Promise<void> {
   const started = performance.now();
   const method = req.method ?? 'GET';
+  const downstreamGone = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) downstreamGone.abort();
+  });
   try {
-    const result = await runExchange(req, stages);
+    const result = await runExchange(req, stages, downstreamGone.signal);
     const sent = writeResponse(res, result.response, method);
     logAccess(logger, {
       request_id: result.headers.get('x-request-id') ?? '',

@@ -86,7 +86,8 @@ export async function startHttpStack(): Promise<HttpStack> {
   }
 }
 
-async function startStandinAt(extAuthzAddress: string, targets: readonly TargetConfig[]): Promise<StandinUnderTest> {
+/** A stand-in calling Check and Process at `extAuthzAddress`, routing everything to the crm-api target of `targets`. */
+export async function startStandinAt(extAuthzAddress: string, targets: readonly TargetConfig[]): Promise<StandinUnderTest> {
   const config: HttpStandinConfig = {
     address: '127.0.0.1:0',
     ext_authz_address: extAuthzAddress,

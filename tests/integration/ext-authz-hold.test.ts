@@ -4,24 +4,35 @@
  * Envoy gives up (its ext_authz timeout, or the client went away) the
  * held request is withdrawn, denied and audited, never left pending.
  */
+import { request as httpRequest } from 'node:http';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../engine/config/load.js';
+import { startCrmApi, type CrmApi } from '../../examples/crm-api/server.js';
 import { runCli } from '../helpers/cli.js';
 import { CRM_API_TOKEN, envoyCheckRequest, headerMap, startExtAuthzStack, type ExtAuthzStack } from '../helpers/ext-authz-stack.js';
+import { startStandinAt, type StandinUnderTest } from '../helpers/http-stack.js';
 import { waitFor } from '../helpers/wait.js';
 
 let stack: ExtAuthzStack;
+let crm: CrmApi;
+let standin: StandinUnderTest;
 let sre: string;
 let lead: string;
 
 beforeAll(async () => {
-  stack = await startExtAuthzStack({ approvalMode: 'hold' });
+  crm = await startCrmApi({ token: CRM_API_TOKEN });
+  stack = await startExtAuthzStack({ approvalMode: 'hold', upstreamUrl: crm.url });
+  const { targets } = loadConfig(stack.config, { ...process.env, CRM_API_TOKEN: 'unused-by-the-stand-in' });
+  standin = await startStandinAt(stack.grpcAddress, targets);
   sre = stack.token('agent-sre', ['sre-agents']);
   lead = stack.token('lena', ['sre-leads'], { human: true });
 }, 120_000);
 
 afterAll(async () => {
+  await standin?.close();
   await stack?.stop();
+  await crm?.close();
 });
 
 interface Approval { id: string; status: string; action: { action: { attributes: { request: { http: { path: string } } } } } }
@@ -78,5 +89,25 @@ describe('a held Check', () => {
     expect(ended.status).toBe('expired');
     const denial = runCli(['audit', 'export', '--config', stack.config]).stdout.split('\n').find((l) => l.includes(held.id) && l.includes('went away'));
     expect(denial, 'a deny audit event naming the approval').toBeDefined();
+  });
+});
+
+describe('a held request through the stand-in', () => {
+  it('is withdrawn when the client disconnects, as Envoy cancels the Check, and never reaches the upstream', async () => {
+    const path = '/customers/11/refund';
+    const body = '{"amount": 8}';
+    const req = httpRequest(`${standin.url}${path}`, {
+      method: 'POST', headers: { authorization: `Bearer ${sre}`, 'content-type': 'application/json', 'content-length': String(body.length) },
+    });
+    req.on('error', () => undefined); // destroyed below, on purpose
+    req.end(body);
+    const held = await heldFor(path);
+    req.destroy();
+    const ended = await waitFor(() => approvals('all').find((a) => a.id === held.id && a.status !== 'pending'), 'the held approval to end', 15_000);
+    expect(ended.status).toBe('expired');
+    expect(runCli(['approvals', 'approve', held.id, '--server', stack.api, '--token', lead]).code).not.toBe(0);
+    const access = await waitFor(() => standin.logs.map((l) => l.access as { path?: string; details?: string } | undefined).find((a) => a?.path === path), 'the access log line of the request', 15_000);
+    expect(access.details).toBe('downstream_remote_disconnect');
+    expect(crm.requests().filter((r) => r.path === path)).toEqual([]);
   });
 });
