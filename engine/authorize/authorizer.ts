@@ -129,6 +129,8 @@ export class Authorizer {
   private readonly closing = new AbortController();
   private readonly inflight = new Set<Promise<AuthorizeResult>>();
   private readonly cache = new DecisionCache();
+  /** Approval lookups in flight, by requester and action (openApproval). */
+  private readonly opening = new Map<string, Promise<ApprovalRecord>>();
 
   constructor(private readonly options: AuthorizerOptions) {
     this.targets = new Map(options.config.targets.map((t) => [t.name, t]));
@@ -257,32 +259,13 @@ export class Authorizer {
     const requirement = first.decision.approval!;
     const mode = requirement.mode ?? request.target.approval?.mode ?? 'hold';
 
-    let open: ApprovalRecord | null;
+    let pending: ApprovalRecord;
     try {
-      open = await approvals.findOpen(request.identity, request.canonical.hash);
+      pending = await this.openApproval(request, first, mode);
     } catch (err) {
       return this.failApproval(request, first, err);
     }
-    if (open?.status === 'approved') return this.spend(request, open);
-
-    let pending = open;
-    if (!pending) {
-      try {
-        pending = await approvals.request({
-          requester: request.identity,
-          target: request.target.name,
-          action: request.canonical,
-          requirement,
-          mode,
-          reasons: first.decision.reasons,
-          decisionId: first.metadata.decision_id,
-          sessionId: request.sessionId,
-          policyRevision: first.metadata.bundle_revision,
-        });
-      } catch (err) {
-        return this.failApproval(request, first, err);
-      }
-    }
+    if (pending.status === 'approved') return this.spend(request, pending);
 
     const holdMs = Math.min(
       (request.target.approval?.timeout_seconds ?? DEFAULT_HOLD_SECONDS) * 1000,
@@ -309,6 +292,38 @@ export class Authorizer {
       return this.record(request, withDecision(first, denial(first.decision, [`approval ${pending.id} was not granted: ${why}`])), ended);
     }
     return this.settle(request, first, resolved);
+  }
+
+  /**
+   * The requester's open approval request for this action (pending, or
+   * approved and not yet used), created when there is none. Identical
+   * requests arriving together share one lookup, so they share one request
+   * rather than each opening its own, which a human could approve twice.
+   * (Gateways on one store can still race each other; the store keeps no
+   * uniqueness of open requests.)
+   */
+  private openApproval(request: Request, first: Evaluation, mode: 'hold' | 'ticket'): Promise<ApprovalRecord> {
+    const { identity, canonical } = request;
+    const key = JSON.stringify([identity.iss, identity.sub, identity.act?.sub ?? null, canonical.hash]);
+    const inflight = this.opening.get(key);
+    if (inflight) return inflight;
+    const { approvals } = this.options;
+    const opening = (async () => {
+      const open = await approvals.findOpen(identity, canonical.hash);
+      return open ?? approvals.request({
+        requester: identity,
+        target: request.target.name,
+        action: canonical,
+        requirement: first.decision.approval!,
+        mode,
+        reasons: first.decision.reasons,
+        decisionId: first.metadata.decision_id,
+        sessionId: request.sessionId,
+        policyRevision: first.metadata.bundle_revision,
+      });
+    })().finally(() => this.opening.delete(key));
+    this.opening.set(key, opening);
+    return opening;
   }
 
   private waitFor(pending: ApprovalRecord, ms: number, callerSignal: AbortSignal | undefined): Promise<ApprovalRecord | null> {

@@ -168,6 +168,17 @@ describe('Check with a ticket approval', () => {
     expect(deniedBody(again).approval_id).not.toBe(body.approval_id);
   });
 
+  it('gives identical requests sent at once one approval request, which lets exactly one of them through', async () => {
+    const request = envoyCheckRequest({ method: 'POST', path: '/customers/6/refund', token: sre, headers: { 'content-type': 'application/json' }, body: '{"amount": 3}' });
+    const answers = await Promise.all([1, 2, 3, 4].map(() => stack.check(request)));
+    const ids = new Set(answers.map((a) => deniedBody(a).approval_id));
+    expect(ids.size).toBe(1);
+    const [id] = [...ids];
+    expect(runCli(['approvals', 'approve', String(id), '--server', stack.api, '--token', lead]).code).toBe(0);
+    const retries = await Promise.all([1, 2, 3].map(() => stack.check(request)));
+    expect(retries.filter((r) => r.status?.code === GrpcStatus.OK)).toHaveLength(1);
+  });
+
   it('denies, without asking anyone, a body it cannot tell is whole (no Content-Length), or whose bytes reached it replaced', async () => {
     const chunked = envoyCheckRequest({ method: 'POST', path: '/customers/7/refund', token: sre, headers: { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' }, body: 'a=xxxx' }) as { attributes: { request: { http: { headers: Record<string, string> } } } };
     delete chunked.attributes.request.http.headers['content-length'];
