@@ -116,7 +116,7 @@ export function approvableAction(action: Record<string, unknown>, kind: TargetCo
       if (sent !== '') kept[name] = sent;
       continue;
     }
-    const credential = isCredentialHeader(name);
+    const credential = isCredentialHeader(name, value);
     const shown = !credential && URL_HEADERS.has(name.toLowerCase()) && typeof value === 'string' ? withoutCredentialParams(value) : value;
     if (credential || shown !== value) withheld[`header ${name.toLowerCase()}`] = value;
     if (!credential) kept[name] = shown;

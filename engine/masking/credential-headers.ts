@@ -19,9 +19,16 @@ export function namedLikeCredential(name: string): boolean {
   return CREDENTIAL_WORDS.test(name);
 }
 
-/** A lower- or mixed-case header name. */
-export function isCredentialHeader(name: string): boolean {
-  return CREDENTIAL_HEADER.test(name) || CREDENTIAL_WORDS.test(name);
+/**
+ * A value that is a credential whatever the header's name: an HTTP
+ * authentication scheme and its parameters (`Authentication: Bearer …`,
+ * `X-Upstream: Basic …`), or a JWT anywhere in it.
+ */
+const CREDENTIAL_VALUE = /^\s*(?:bearer|basic|digest|token|negotiate|ntlm|apikey|api-key|aws4-hmac-sha256|hmac|oauth|bot|sso-key)\s+\S|\beyJ[\w-]{8,}\.[\w-]{8,}\./i;
+
+/** A lower- or mixed-case header name, and its value when known: either can make it a credential. */
+export function isCredentialHeader(name: string, value?: unknown): boolean {
+  return CREDENTIAL_HEADER.test(name) || CREDENTIAL_WORDS.test(name) || (typeof value === 'string' && CREDENTIAL_VALUE.test(value));
 }
 
 /** Headers whose value is a URL, which can carry a credential in its query (a Referer from a page opened with ?access_token=). */

@@ -133,7 +133,7 @@ function copyHeaders(list: readonly HarHeader[]): HarHeader[] | null {
     const name = h.name.toLowerCase();
     if (!HTTP_TOKEN.test(name)) return null;
     // The ExternalProcessor also drops the header Check injected the target's credential in, whatever its name.
-    if (isCredentialHeader(name)) continue;
+    if (isCredentialHeader(name, h.value)) continue;
     out.push({ name, value: h.value.length > MAX_HEADER_CHARS ? h.value.slice(0, MAX_HEADER_CHARS) : h.value });
   }
   return out;

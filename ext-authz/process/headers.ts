@@ -59,6 +59,6 @@ export function headerMutation(set: Record<string, string>, remove: readonly str
 export function recordableHeaders(list: HeaderList, extraSecret?: string): HeaderList {
   const secret = extraSecret?.toLowerCase();
   return list
-    .filter((h) => !h.name.startsWith(':') && !isCredentialHeader(h.name) && h.name !== secret)
+    .filter((h) => !h.name.startsWith(':') && !isCredentialHeader(h.name, h.value) && h.name !== secret)
     .map((h) => (URL_HEADERS.has(h.name) ? { ...h, value: withoutCredentialParams(h.value) } : h));
 }

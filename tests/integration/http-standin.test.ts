@@ -316,6 +316,7 @@ describe('evidence', () => {
     // Keys under vendors' header names, and tokens in a Referer or the query, stay out of the recording.
     const res = await stack.curl(`${stack.standin.url}/customers/2?auth_token=query-secret-3`, [
       ...bearer(support), '-H', 'X-Goog-Api-Key: goog-secret-1', '-H', 'Referer: https://app.example/cb?access_token=referer-secret-2&page=1',
+      '-H', 'Authentication: Bearer value-secret-4',
     ]);
     expect(res.status, res.body).toBe(200);
     // The support agent's own sessions, through the API (one session per exchange); the last is written after the answer.
@@ -331,7 +332,7 @@ describe('evidence', () => {
     expect(sessions.length).toBeGreaterThan(3);
     expect(text).toContain('[REDACTED:payment_card]');
     // Ada appears only in list answers here (the single-customer answer has its own test above).
-    for (const leaked of [SEED_CUSTOMERS[0]!.email, 'ada.billing@example.com', CRM_API_TOKEN, support, 'goog-secret-1', 'referer-secret-2', 'query-secret-3']) expect(text).not.toContain(leaked);
+    for (const leaked of [SEED_CUSTOMERS[0]!.email, 'ada.billing@example.com', CRM_API_TOKEN, support, 'goog-secret-1', 'referer-secret-2', 'query-secret-3', 'value-secret-4']) expect(text).not.toContain(leaked);
     expect(text).toContain('https://app.example/cb?access_token=[REDACTED]&page=1');
 
     // And as a HAR 1.2 log, for HAR viewers.

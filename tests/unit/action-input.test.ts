@@ -67,10 +67,12 @@ describe('approvableAction', () => {
       // Vendors' names for keys and sessions, and a URL header with a token in its query.
       'X-Goog-Api-Key': 'tok-foxtrot', 'Ocp-Apim-Subscription-Key': 'tok-golf', 'X-Session-Token': 'tok-hotel', 'X-Shopify-Access-Token': 'tok-india', 'X-Auth': 'tok-juliet',
       referer: 'https://app.example/cb?access_token=tok-kilo&page=2',
+      // Under names that say nothing: the value says it is a credential.
+      authentication: 'Bearer tok-papa', 'x-upstream': 'Basic dG9rLXF1ZWJlYw==', 'x-context': 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0b2stcm9tZW8ifQ.c2ln',
     });
     (tokens.attributes as { request: { http: { path: string } } }).request.http.path += '?access_token=tok-echo&auth_token=tok-lima&token[]=tok-mike;session_id=tok-november';
     const stored = canonicalAction('crm-api', approvableAction(tokens, 'http')).text;
-    for (const token of ['tok-alpha', 'tok-bravo', 'tok-charlie', 'tok-delta', 'tok-echo', 'tok-foxtrot', 'tok-golf', 'tok-hotel', 'tok-india', 'tok-juliet', 'tok-kilo', 'tok-lima', 'tok-mike', 'tok-november']) {
+    for (const token of ['tok-alpha', 'tok-bravo', 'tok-charlie', 'tok-delta', 'tok-echo', 'tok-foxtrot', 'tok-golf', 'tok-hotel', 'tok-india', 'tok-juliet', 'tok-kilo', 'tok-lima', 'tok-mike', 'tok-november', 'tok-papa', 'dG9rLXF1ZWJlYw', 'eyJzdWIiOiJ0b2stcm9tZW8ifQ']) {
       expect(stored).not.toContain(token);
     }
     expect(stored).toContain('https://app.example/cb?access_token=[REDACTED]&page=2');
