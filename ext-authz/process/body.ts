@@ -34,7 +34,7 @@ import type { FieldMasks } from '../../engine/masking/json-fields.js';
 import type { RecordedBody } from '../../engine/recording/types.js';
 import { BodyRefused } from './body-refused.js';
 import { holdsSecret, withoutSecrets } from './credential-echo.js';
-import { readJsonBody, refuseJsonInOtherEncodings, refuseMaskedMembersInText } from './json-body.js';
+import { readJsonBody, refuseJsonInOtherEncodings, refuseMaskedMembersInStrings, refuseMaskedMembersInText } from './json-body.js';
 import { isZlibHeader, packedFormat } from './packed.js';
 
 export { BodyRefused } from './body-refused.js';
@@ -111,6 +111,7 @@ function maskedText(text: string | null, mime: string, masks: FieldMasks): strin
       changed ||= masked.changed;
       return masked.value;
     });
+    refuseMaskedMembersInStrings(documents, masks.memberNames);
     // What is not plain strict JSON is sent as the JSON that was masked: a client's parser could read it otherwise.
     return changed || json.mustRewrite() ? json.write(documents) : null;
   }

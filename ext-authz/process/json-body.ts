@@ -175,10 +175,40 @@ export function refuseMaskedMembersInText(text: string, memberNames: ReadonlySet
   if (memberNames.size === 0 || !text.includes(':')) return;
   // A key in double or single quotes, then perhaps comments, then the colon.
   for (const match of text.matchAll(/(["'])((?:(?!\1)[^\\\n]|\\.){1,200})\1\s*(?:\/\*[\s\S]*?\*\/\s*|\/\/[^\n]*\n\s*)*:/g)) {
-    const key = unescapeKey(match[2]!);
-    if (memberNames.has(key)) throw new BodyRefused(`the body holds member "${key.slice(0, 40)}", which the policy masks, in JSON the gateway cannot read whole`);
+    refuseMember(unescapeKey(match[2]!), memberNames);
+  }
+  // A key without quotes, as JavaScript and JSON5 read one: after "{" or "," (not "email:" in prose).
+  for (const match of text.matchAll(/[{,]\s*(?:\/\*[\s\S]*?\*\/\s*|\/\/[^\n]*\n\s*)*([A-Za-z_$][\w$]{0,199})\s*(?:\/\*[\s\S]*?\*\/\s*|\/\/[^\n]*\n\s*)*:/g)) {
+    refuseMember(match[1]!, memberNames);
   }
 }
+
+function refuseMember(key: string, memberNames: ReadonlySet<string>): void {
+  if (memberNames.has(key)) throw new BodyRefused(`the body holds member "${key.slice(0, 40)}", which the policy masks, in JSON the gateway cannot read whole`);
+}
+
+/**
+ * Under field rules, a string value that is itself JSON holding a member
+ * the rules mask (`{"data": "{\"email\": …}"}`, common in event APIs): a
+ * client parses the string and reads the member, which no rule reached, so
+ * the body is refused. Run on the masked documents: a masked value is no
+ * longer JSON.
+ */
+export function refuseMaskedMembersInStrings(documents: readonly JsonValue[], memberNames: ReadonlySet<string>): void {
+  if (memberNames.size === 0) return;
+  const visit = (value: JsonValue): void => {
+    if (typeof value === 'string') {
+      if (NESTED_JSON.test(value)) refuseMaskedMembersInText(value, memberNames);
+    } else if (Array.isArray(value)) {
+      for (const item of value) visit(item);
+    } else if (value !== null && typeof value === 'object') {
+      for (const key in value) visit(value[key]!);
+    }
+  };
+  for (const document of documents) visit(document);
+}
+
+const NESTED_JSON = /^\s*[[{]/;
 
 /** A key's \u (four hex digits) and \x (two) escapes read. */
 function unescapeKey(key: string): string {

@@ -296,12 +296,28 @@ describe('ExternalProcessor: masking JSON responses', () => {
       ['text/plain', "0 {'email': 'ada@example.com'}"],
       ['text/plain', '0 {"email" /* c */ : "ada@example.com"}'],
       ['text/plain', '0 {"\\x65mail": "ada@example.com"}'],
+      // Keys without quotes, as JavaScript and JSON5 read them.
+      ['application/javascript', 'cb({email:"ada@example.com"});'],
+      ['text/plain', '0 {name: "Ada", email: "ada@example.com"}'],
+      // JSON inside a JSON string: a client parses the string and reads the member.
+      ['application/json', JSON.stringify({ data: JSON.stringify({ email: 'ada@example.com' }) })],
+      ['application/json', JSON.stringify({ events: [{ payload: ` [${JSON.stringify({ customers: [] })}]` }] })],
       // One byte that is not UTF-8: the rest is still JSON to a client that decodes Latin-1.
       ['text/plain', Buffer.concat([Buffer.from(`${' '.repeat(70)}{"customers":[{"email":"ada@example.com","note":"caf`), Buffer.from([0xe9]), Buffer.from('"}]}')])],
       ['application/octet-stream', Buffer.concat([Buffer.from('x\n{"email":"ada@example.com"}\n'), Buffer.from([0xe9])])],
     ] as const) {
       const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': type }), responseBody(metadata(), body)]);
       expect(replies.at(-1).immediate_response?.status.code, `${type}: ${body.toString()}`).toBe('BadGateway');
+    }
+  });
+
+  it('passes prose that names a masked member, and JSON strings that hold other JSON', async () => {
+    for (const [type, body] of [
+      ['text/plain', 'Contact email: write to the support desk'],
+      ['application/json', JSON.stringify({ customers: [], data: JSON.stringify({ status: 'ok' }) })],
+    ] as const) {
+      const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': type }), responseBody(metadata(), body)]);
+      expect(replies.at(-1).immediate_response, `${type}: ${body}`).toBeUndefined();
     }
   });
 
