@@ -128,22 +128,39 @@ const byte = (_: string, hex: string) => String.fromCharCode(parseInt(hex, 16));
  * marks or NULs between its characters (INVISIBLE dropped), in fullwidth or
  * other compatibility letters (NFKC), hex bytes with separators
  * (whitespace, colons and dashes dropped), every byte
- * percent-encoded (also %u and four hex digits), quoted-printable, HTML character
- * references, decimal byte arrays (Node's Buffer.toJSON), and one
+ * percent-encoded (also %u and four hex digits; and encoded twice or three
+ * times), quoted-printable, HTML character
+ * references, decimal byte arrays (Node's Buffer.toJSON, or codes separated by spaces), and one
  * character per array element. Only the views the text could need are made.
  */
 function encodedViews(text: string): string[] {
   const views = [text.replace(INVISIBLE, ''), text.replace(/[\s:-]+/g, '')];
   // Fullwidth and other compatibility forms of ASCII letters and digits (ｃｒｍ, 𝐜𝐫𝐦) read as ASCII.
   if (NOT_ASCII.test(text)) views.push(text.normalize('NFKC').replace(INVISIBLE, ''));
-  if (text.includes('%')) views.push(text.replace(/%u([0-9a-fA-F]{4})/g, byte).replace(/%([0-9a-fA-F]{2})/g, byte));
+  if (text.includes('%')) views.push(percentDecoded(text));
   if (text.includes('=')) views.push(text.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, byte));
   if (text.includes('&#')) views.push(text.replace(/&#x([0-9a-fA-F]{1,6});?/g, byte).replace(/&#(\d{1,7});?/g, (_, n: string) => String.fromCodePoint(Number(n) % 0x110000)));
   if (text.includes(',')) {
     views.push(text.replace(/\d{1,3}(?:\s*,\s*\d{1,3}){7,}/g, (run) => String.fromCharCode(...run.split(',').map((n) => Number(n) & 0xff))));
     views.push(text.replace(/(["'])\s*,\s*\1/g, ''));
   }
+  // Character codes separated by spaces ("99 114 109 …").
+  if (BYTE_RUN.test(text)) views.push(text.replace(BYTE_RUNS, (run) => String.fromCharCode(...run.trim().split(/\s+/).map((n) => Number(n) & 0xff))));
   return views;
+}
+
+const BYTE_RUN = /\b\d{2,3}(?:[ \t]+\d{2,3}){7,}\b/;
+const BYTE_RUNS = new RegExp(BYTE_RUN.source, 'g');
+
+/** Percent-decoded as long as that changes it, three times at most: a URL in another's query is encoded twice. */
+function percentDecoded(text: string): string {
+  let decoded = text;
+  for (let round = 0; round < 3 && decoded.includes('%'); round++) {
+    const next = decoded.replace(/%u([0-9a-fA-F]{4})/g, byte).replace(/%([0-9a-fA-F]{2})/g, byte);
+    if (next === decoded) break;
+    decoded = next;
+  }
+  return decoded;
 }
 
 /**

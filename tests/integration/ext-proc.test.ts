@@ -470,6 +470,9 @@ describe('ExternalProcessor: what must not come back', () => {
       [...Buffer.from(CREDENTIAL)].map((b) => b.toString(16)).join(' '),
       [...Buffer.from(CREDENTIAL)].map((b) => b.toString(16)).join(':'),
       `k=${everyByte}`,
+      // A URL nested in another's query: percent-encoded twice.
+      `next=${encodeURIComponent(encodeURIComponent(`https://x.example/?key=${CREDENTIAL}`)).replaceAll('-', '%252D')}`,
+      [...Buffer.from(CREDENTIAL)].map((b) => String(b)).join(' '),
       `k=${[...Buffer.from(CREDENTIAL)].map((b) => `=${b.toString(16).toUpperCase()}`).join('')}`,
       `var seen = "${CREDENTIAL.slice(0, 5)}\\\n${CREDENTIAL.slice(5)}";`,
       Buffer.from(CREDENTIAL, 'utf16le').toString('hex'),
