@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { callApi, expectJson, serverOf, tokenOf } from '../api-client.js';
 import { printJson } from '../io.js';
+import { visibleText } from '../../engine/observability/visible-text.js';
 
 interface Common {
   server?: string;
@@ -33,7 +34,7 @@ export function approvalsCommand(): Command {
       const body = (await request(options, 'GET', `/v1/approvals?status=${encodeURIComponent(options.status)}`)) as { approvals: ApprovalView[] };
       if (options.json) return printJson(body);
       if (body.approvals.length === 0) return void process.stdout.write(`no ${options.status === 'all' ? '' : `${options.status} `}approval requests\n`);
-      for (const a of body.approvals) process.stdout.write(`${a.id}  ${a.status.padEnd(8)}  ${a.target.padEnd(16)}  ${requester(a)}  ${a.approvals}/${a.min}  expires ${a.expires_at}\n`);
+      for (const a of body.approvals) process.stdout.write(visibleText(`${a.id}  ${a.status.padEnd(8)}  ${a.target.padEnd(16)}  ${requester(a)}  ${a.approvals}/${a.min}  expires ${a.expires_at}\n`));
     });
 
   withCommon(approvals.command('show').description('One request in full.').argument('<id>'))
@@ -41,7 +42,8 @@ export function approvalsCommand(): Command {
       const a = (await request(options, 'GET', `/v1/approvals/${encodeURIComponent(id)}`)) as ApprovalView;
       if (options.json) return printJson(a);
       printApproval(a);
-      process.stdout.write(`action (sha256 ${a.action_hash}):\n${JSON.stringify(a.action, null, 2)}\n`);
+      // The action as the approver must read it: JSON leaves bidi overrides and zero-width characters as they are.
+      process.stdout.write(visibleText(`action (sha256 ${a.action_hash}):\n${JSON.stringify(a.action, null, 2)}\n`));
     });
 
   withCommon(approvals.command('approve').description('Approve a request (you must be in one of its approver groups, and not its requester).').argument('<id>'))
@@ -81,9 +83,15 @@ function requester(a: ApprovalView): string {
 }
 
 function printApproval(a: ApprovalView): void {
-  process.stdout.write(`${a.id}: ${a.status}${a.resolution ? ` (${a.resolution})` : ''}\n`);
-  process.stdout.write(`  target:    ${a.target}\n  requester: ${requester(a)}\n  approvers: ${a.groups.join(', ')} (${a.approvals} of ${a.min})\n  expires:   ${a.expires_at}\n`);
-  for (const reason of a.reasons) process.stdout.write(`  - ${reason}\n`);
+  const lines = [
+    `${a.id}: ${a.status}${a.resolution ? ` (${a.resolution})` : ''}`,
+    `  target:    ${a.target}`,
+    `  requester: ${requester(a)}`,
+    `  approvers: ${a.groups.join(', ')} (${a.approvals} of ${a.min})`,
+    `  expires:   ${a.expires_at}`,
+    ...a.reasons.map((reason) => `  - ${reason}`),
+  ];
+  process.stdout.write(visibleText(`${lines.join('\n')}\n`));
 }
 
 function printResult(options: Common, result: unknown): void {

@@ -8,6 +8,7 @@ import { entryView, linkedEntries, sessionView, type LinkedEntry, type SessionVi
 import type { SessionSummary, Store } from '../../engine/store/store.js';
 import { readConfig } from '../config.js';
 import { printJson, UsageError } from '../io.js';
+import { visibleText } from '../../engine/observability/visible-text.js';
 
 const CONFIG_OPTION = ['-c, --config <file>', 'gatehouse.yaml naming the store', 'gatehouse.yaml'] as const;
 
@@ -87,7 +88,7 @@ function printTable(sessions: SessionView[]): void {
   const header = ['ID', 'TARGET', 'WHO', 'STARTED', 'ENDED', 'ENTRIES', 'DENIES'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   for (const row of [header, ...rows]) {
-    process.stdout.write(`${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`);
+    process.stdout.write(visibleText(`${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`));
   }
 }
 
@@ -110,7 +111,8 @@ async function replayText(store: Store, session: SessionSummary): Promise<number
   const view = sessionView(session);
   const format = formatById(session.format) as RecordingFormat<RecordingProtocol> | undefined;
   const out = new Output();
-  out.write(`${describeSession(view)}\n`);
+  // What agents sent is shown, never acted on by the terminal.
+  out.write(visibleText(`${describeSession(view)}\n`));
   let broken = 0;
   let expected = 1;
   for await (const linked of linkedEntries(store, session.id)) {
@@ -120,7 +122,7 @@ async function replayText(store: Store, session: SessionSummary): Promise<number
     const text = format
       ? format.render(linked.entry as unknown as Entries[RecordingProtocol], session.started_at)
       : `[+${((record.time - session.started_at) / 1000).toFixed(3)}s] ${record.entry}`;
-    out.write(`${text}\n          ${auditLine(linked)}\n`);
+    out.write(visibleText(`${text}\n          ${auditLine(linked)}\n`));
     if (linked.audit?.problem) broken += 1;
     await out.drained();
   }

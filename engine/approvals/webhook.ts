@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ApprovalsConfig } from '../config/schema.js';
+import { visibleText } from '../observability/visible-text.js';
 import type { ApprovalRecord } from '../store/store.js';
 
 type WebhookConfig = NonNullable<ApprovalsConfig['webhook']>;
@@ -76,15 +77,15 @@ function jsonPayload(approval: ApprovalRecord, statusUrl: string): object {
 /** Slack's incoming-webhook shape: a fallback `text` and Block Kit sections. */
 function slackPayload(approval: ApprovalRecord, statusUrl: string): object {
   const who = approval.requester.act ? `${approval.requester.sub} (for ${approval.requester.act.sub})` : approval.requester.sub;
-  const text = `Approval needed: ${who} on ${approval.target}`;
+  const text = slackText(`Approval needed: ${who} on ${approval.target}`);
   return {
     text,
     blocks: [
-      { type: 'section', text: { type: 'mrkdwn', text: `*${text}*\n${approval.reasons.map((r) => `• ${r}`).join('\n')}` } },
+      { type: 'section', text: { type: 'mrkdwn', text: `*${text}*\n${approval.reasons.map((r) => `• ${slackText(r)}`).join('\n')}` } },
       {
         type: 'section',
         fields: [
-          { type: 'mrkdwn', text: `*Approvers*\n${approval.groups.join(', ')} (${approval.min} needed)` },
+          { type: 'mrkdwn', text: `*Approvers*\n${slackText(approval.groups.join(', '))} (${approval.min} needed)` },
           { type: 'mrkdwn', text: `*Expires*\n${approval.expires_at}` },
           { type: 'mrkdwn', text: `*Action*\n\`${approval.action_hash.slice(0, 12)}\`` },
           { type: 'mrkdwn', text: `*Status*\n<${statusUrl}|${approval.id}>` },
@@ -93,4 +94,13 @@ function slackPayload(approval: ApprovalRecord, statusUrl: string): object {
       { type: 'context', elements: [{ type: 'mrkdwn', text: `gatehouse approvals approve ${approval.id}` }] },
     ],
   };
+}
+
+/**
+ * Text for Slack's mrkdwn: reasons can quote what the agent sent, and "<url|label>" there
+ * would be a link an approver clicks. Slack asks for &, < and > escaped; what does not show
+ * is written out (visible-text.ts).
+ */
+function slackText(text: string): string {
+  return visibleText(text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;'));
 }

@@ -209,7 +209,7 @@ describe('the webhook', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
     try {
-      const approval = await service.request(newApproval());
+      const approval = await service.request(newApproval({ reasons: ['approval required by rule prod-writes-need-dba', 'DELETE on <https://evil.example|approve here> \u202e'] }));
       for (const format of ['json', 'slack'] as const) {
         new ApprovalWebhook({ url, secret: new Secret('hook-secret', 'test'), format, timeout_ms: 2000 }, logger).notify(approval, `http://gw/v1/approvals/${approval.id}`);
       }
@@ -225,6 +225,8 @@ describe('the webhook', () => {
       const slack = bodies.find((b) => 'blocks' in b) as { text: string; blocks: unknown[] };
       expect(slack.text).toBe('Approval needed: agent-sre-2 (for alice) on orders-db');
       expect(JSON.stringify(slack.blocks)).toContain(approval.id);
+      // A reason quoting what the agent sent is text in Slack, never a link or markup.
+      expect((slack.blocks[0] as { text: { text: string } }).text.text).toContain('• DELETE on &lt;https://evil.example|approve here&gt; \\u{202e}');
     } finally {
       server.close();
     }

@@ -4,12 +4,12 @@
  * `gatehouse authorize` held in process A and approved through process B,
  * a ticket used once, the two-person rule, and `audit verify` on the result.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, runCli, startCli, startServe, type CliResult } from '../helpers/cli.js';
 import { makeBundle } from '../helpers/gateway-bundle.js';
-import { makeTempDir, removeDir } from '../helpers/opa.js';
+import { makeTempDir, removeDir, repoRoot as repoRootDir } from '../helpers/opa.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -155,6 +155,24 @@ describe('approvals across two processes on one PostgreSQL store', () => {
 
     const shown = cli(['approvals', 'show', held.id, '--server', api[0]!, '--token', bob, '--json']);
     expect(JSON.parse(shown.stdout)).toMatchObject({ status: 'consumed', votes: [{ sub: 'bob', decision: 'approve', comment: 'refund 1001' }] });
+  });
+
+  it('shows an approver the action as sent: format characters written out, not reordering what is read', () => {
+    const sre = token('--sub', 'agent-sre-3', '--groups', 'sre-agents');
+    const lead = token('--sub', 'dana', '--groups', 'sre-leads', '--human');
+    const action = JSON.parse(readFileSync(join(repoRootDir, 'examples/actions/crm-refund.json'), 'utf8')) as { attributes: { request: { http: { body: string; headers: Record<string, string> } } } };
+    // Shown raw, U+202E would make the note read backwards: "01 :tnuoma" for what is sent.
+    action.attributes.request.http.body = '{"amount":9000,"note":"\u202e01 :tnuoma"}';
+    action.attributes.request.http.headers['content-length'] = String(Buffer.byteLength(action.attributes.request.http.body));
+    const input = join(dir, 'bidi-refund.json');
+    writeFileSync(input, JSON.stringify(action));
+    const first = cli(['authorize', '--server', api[0]!, '--token', sre, '--target', 'crm-api', '--input', input, '--json']);
+    expect(first.code, first.stdout).toBe(3);
+    const { approval } = JSON.parse(first.stdout) as { approval: { id: string } };
+    const shown = cli(['approvals', 'show', approval.id, '--server', api[0]!, '--token', lead]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).not.toContain('\u202e');
+    expect(shown.stdout).toContain('\\u{202e}01 :tnuoma');
   });
 
   it('in ticket mode denies at once, then lets the approved retry through exactly once', () => {

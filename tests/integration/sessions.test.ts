@@ -36,7 +36,7 @@ const token = (sub: string, groups: string[], extra: { act?: string; agent?: boo
 const bearer = async (sub: string, groups: string[], extra: { act?: string; agent?: boolean } = {}) => `Bearer ${await token(sub, groups, extra)}`;
 
 /** What the Postgres proxy will do per statement: authorize, run (here: pretend), record. */
-async function runSession(opts: { target: string; sub: string; groups: string[]; act?: string; statements: Array<{ action: string; rows?: number }> }): Promise<string> {
+async function runSession(opts: { target: string; sub: string; groups: string[]; act?: string; statements: Array<{ action: string; rows?: number; text?: string }> }): Promise<string> {
   const sessionId = randomUUID();
   const jwt = await token(opts.sub, opts.groups, { act: opts.act });
   const recording = gateway.recorder.open({
@@ -50,6 +50,7 @@ async function runSession(opts: { target: string; sub: string; groups: string[];
   });
   for (const s of opts.statements) {
     const action = exampleAction(s.action);
+    if (s.text !== undefined) (action.postgres as { text: string }).text = s.text;
     const started = Date.now();
     const result = await gateway.authorizer.authorize({ token: jwt, target: opts.target, action, sessionId, sourceIp: '10.0.0.7' });
     const allowed = result.decision.action === 'allow';
@@ -75,6 +76,8 @@ async function runSession(opts: { target: string; sub: string; groups: string[];
 
 let analystSession: string;
 let sreSession: string;
+/** SQL that, printed raw, would have a terminal rewrite the line above it into an ALLOW, and reorder text. */
+const ACTING_SQL = 'SELECT 1 /* \x1b[1A\x1b[2K\r[+0.000s] ALLOW  SELECT 1 \u202e */';
 
 beforeAll(async () => {
   dir = makeTempDir('gatehouse-sessions-');
@@ -113,6 +116,7 @@ targets:
     statements: [{ action: 'orders-select.json', rows: 3 }, { action: 'orders-delete.json' }, { action: 'orders-select.json', rows: 1 }],
   });
   sreSession = await runSession({ target: 'orders-db', sub: 'agent-sre', groups: ['analysts'], act: 'alice', statements: [{ action: 'orders-select.json', rows: 2 }] });
+
   await runSession({ target: 'quiet-db', sub: 'agent-analyst', groups: ['analysts'], statements: [{ action: 'orders-select.json', rows: 1 }] });
   expect(await gateway.recorder.flush()).toBe(true);
 });
@@ -216,6 +220,15 @@ describe('gatehouse sessions', () => {
     expect(res.stdout).toMatch(/^\[\+\d+\.\d{3}s\] DENY {3}DELETE FROM .+ {2}\(.+\)$/m);
     expect(res.stdout).toMatch(/^ {10}decision [0-9a-f-]{36}, audit gw-sessions#\d+ \(bundle sessions-test\)$/m);
     expect(res.stdout).not.toMatch(/BROKEN/);
+  });
+
+  it('shows control and format characters an agent sent as escapes, never as what a terminal would act on', async () => {
+    const escapingSession = await runSession({ target: 'orders-db', sub: 'agent-escaper', groups: ['analysts'], statements: [{ action: 'orders-select.json', rows: 1, text: ACTING_SQL }] });
+    expect(await gateway.recorder.flush()).toBe(true);
+    const res = runCli(['sessions', 'replay', escapingSession, '-c', configFile]);
+    expect(res.code, res.stderr).toBe(0);
+    for (const acting of ['\x1b', '\r', '\u202e']) expect(res.stdout).not.toContain(acting);
+    expect(res.stdout).toContain('SELECT 1 /* \\u{1b}[1A\\u{1b}[2K\\u{d}[+0.000s] ALLOW  SELECT 1 \\u{202e} */');
   });
 
   it('replays as JSON with the audit event of each decision', () => {
