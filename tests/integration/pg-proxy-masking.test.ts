@@ -844,6 +844,27 @@ describe('what a name stands for on the server is what gets masked', () => {
     }
   });
 
+  it('two COPY … FROM STDIN in one query are refused: a Sync between them, which the server ignores, would put later rows out of step', async () => {
+    const wire = await wireOf(dbaToken);
+    try {
+      wire.send(serialize.query('CREATE TEMP TABLE t6 (a text)'));
+      await wire.until('Z');
+      wire.send(serialize.query('COPY t6 FROM STDIN; COPY t6 FROM STDIN'));
+      const refused = await wire.until('Z');
+      expect(refused.map((m) => m.type).join('')).toBe('EZ');
+      expect(errorFields(refused[0]!.body).M).toContain('send each COPY … FROM STDIN in a query of its own');
+      // What the client would have sent into the two copies, with the Sync between them; then a read.
+      wire.send(serialize.copyData(Buffer.from('x\n')), serialize.copyDone(), serialize.sync(), serialize.copyData(Buffer.from('y\n')), serialize.copyDone());
+      expect((await wire.until('Z')).map((m) => m.type).join('')).toBe('Z');
+      wire.send(serialize.query('SELECT id, email, ssn, phone FROM customers ORDER BY id'));
+      const answer = await wire.until('Z');
+      expect(leakedSsns(bodies(answer))).toEqual([]);
+      expect(answer.filter((m) => m.type === 'D').map((m) => dataRowFields(m.body)[2]?.toString())).toEqual(['[REDACTED]', '[REDACTED]', '[REDACTED]']);
+    } finally {
+      await wire.end();
+    }
+  });
+
   it('a temporary table dropped by an Execute in the same batch: the statement is described again', async () => {
     const wire = await wireOf(dbaToken);
     try {

@@ -274,7 +274,7 @@ export class Relay {
    * the ParameterStatus it reports comes first).
    */
   private settledIfNeeded(statements: readonly StatementFacts[], entry: Pending): Promise<void> | void {
-    const copiesIn = statements.some((s) => s.kind === 'copy' && s.tables.some((t) => t.access === 'write'));
+    const copiesIn = statements.some(copiesFromClient);
     const setsConfig = statements.some(callsSetConfig);
     // Not sent on (the server skips to Sync after an error): nothing will answer it.
     if ((!copiesIn && !setsConfig) || this.serverSkipping) return;
@@ -482,6 +482,11 @@ export class Relay {
             const unbound = this.unboundSettings();
             if (unbound) return unbound;
           }
+          // Once the client's CopyDone is sent the proxy reads the client again; a second COPY … FROM in the
+          // same query would take the client's next messages as copy data the proxy owes answers for.
+          if (statements.filter(copiesFromClient).length > 1) {
+            return 'send each COPY … FROM STDIN in a query of its own: the gateway follows one copy from the client per query';
+          }
           // An approval binds the text it is shown: "EXECUTE s" would approve whatever s is in any session.
           const executes = decision.action === 'approve' ? statements.find((s) => s.executes !== undefined)?.executes : undefined;
           if (executes !== undefined) {
@@ -590,9 +595,10 @@ export class Relay {
 
   private serverMessage(code: number, message: Buffer): void {
     const head = this.pending.first;
-    if (code === CODE.copyIn && this.awaiting?.copiesIn) {
+    if (code === CODE.copyIn) {
+      // The server's word, whatever the proxy expected: until the COPY ends, a Sync or Flush is not owed an answer.
       this.copyingIn = true;
-      this.settleAwaited();
+      if (this.awaiting?.copiesIn) this.settleAwaited();
     } else if (this.copyingIn && (code === CODE.error || code === CODE.commandComplete)) {
       // The COPY has ended on the server (failed, or done); what the client sends now is read as usual.
       this.copyingIn = false;
@@ -611,10 +617,10 @@ export class Relay {
       this.client.write(code === CODE.notice ? this.scrub(head, message) : message);
       return;
     }
-    if (head === undefined) {
-      // An answer to nothing the proxy sent: it no longer knows which statement (and mask plan) rows belong to.
-      // Nothing more is passed on.
-      this.options.logger.error({ message: String.fromCharCode(code) }, 'the database answered what the proxy did not ask; closing the session');
+    if (head === undefined || !canAnswer(head, code)) {
+      // An answer to nothing the proxy sent, or one that cannot answer what it sent: it no longer knows which
+      // statement (and mask plan) rows belong to. Nothing more is passed on.
+      this.options.logger.error({ message: String.fromCharCode(code), awaited: head?.kind ?? null }, 'the database answered what the proxy did not ask; closing the session');
       this.client.write(errorResponse({ severity: 'FATAL', code: '08P01', message: 'gatehouse ends the session: the database answered a message the gateway did not send it' }));
       this.end('the database answered what the proxy did not ask');
       return;
@@ -849,6 +855,33 @@ const RESOLUTION_KEEPING = new Set([
 /** FETCH and EXECUTE return what a cursor or prepared statement of that name returns when they run. */
 function readsNamedResult(statement: DecidedSql): boolean {
   return statement.statements.some((s) => s.kind === 'fetch' || s.kind === 'execute');
+}
+
+/**
+ * Whether a backend message can be (part of) the answer to `entry`. One
+ * that cannot means the proxy and the server are out of step (a message the
+ * server ignored was counted as owed an answer): rows would meet the wrong
+ * mask plan, or none.
+ */
+function canAnswer(entry: Pending, code: number): boolean {
+  switch (entry.kind) {
+    case 'ready':
+      // A Sync or an empty query runs nothing: it returns no rows, no copy, no command.
+      return entry.running !== null || code === CODE.ready || code === CODE.error || code === CODE.emptyQuery;
+    case 'parseComplete':
+      return code === CODE.parseComplete || code === CODE.error;
+    case 'bindComplete':
+      return code === CODE.bindComplete || code === CODE.error;
+    case 'closeComplete':
+      return code === CODE.closeComplete || code === CODE.error;
+    default:
+      return true;
+  }
+}
+
+/** COPY … FROM (STDIN, or a file the server reads: counted alike, as the analyser cannot always tell). */
+function copiesFromClient(statement: StatementFacts): boolean {
+  return statement.kind === 'copy' && statement.tables.some((t) => t.access === 'write');
 }
 
 function changesResolution(statement: StatementFacts): boolean {
