@@ -1,4 +1,5 @@
 import type { Identity } from '../identity/identity.js';
+import type { ApprovalRequirement } from '../policy/decision.js';
 import type { ApprovalRecord } from '../store/store.js';
 
 /**
@@ -12,15 +13,40 @@ export function approverRefusal(approval: ApprovalRecord, approver: Identity): s
     return `${approver.sub} is an agent; approvals are for humans`;
   }
   const requester = approval.requester;
-  if (approver.sub === requester.sub) return `${approver.sub} requested this action and cannot approve it`;
-  if (approver.sub === requester.act?.sub) {
+  const who = samePerson(approver.sub);
+  if (who(requester.sub)) return `${approver.sub} requested this action and cannot approve it`;
+  if (requester.act && who(requester.act.sub)) {
     return `${approver.sub} is the human ${requester.sub} acts for and cannot approve their own agent's request`;
   }
   if (!approver.groups.some((g) => approval.groups.includes(g))) {
     return `${approver.sub} is not in an approver group of this request (${approval.groups.join(', ')})`;
   }
-  if (approval.votes.some((v) => v.sub === approver.sub)) return `${approver.sub} has already voted on this request`;
+  if (approval.votes.some((v) => who(v.sub))) return `${approver.sub} has already voted on this request`;
   return null;
+}
+
+/**
+ * For separation of duties, subjects that differ only in case or Unicode
+ * form ("Lena" from one issuer, "lena" from another) are one person: the
+ * rule errs towards asking another human.
+ */
+function samePerson(sub: string): (other: string) => boolean {
+  const key = personKey(sub);
+  return (other) => personKey(other) === key;
+}
+
+function personKey(sub: string): string {
+  return sub.normalize('NFKC').toLowerCase();
+}
+
+/**
+ * Whether an open request still meets what the policy asks now: its
+ * approvers came from groups the policy still names, and at least as many.
+ * A request opened under a weaker rule (one sre-lead, where now two from
+ * security must agree) must not stand in for the stronger one.
+ */
+export function meetsRequirement(approval: ApprovalRecord, requirement: ApprovalRequirement): boolean {
+  return approval.min >= requirement.min && approval.groups.every((g) => requirement.groups.includes(g));
 }
 
 /** Whether `identity` is the one that asked: the same caller, acting for the same human. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { canonicalAction, type CanonicalAction } from '../approvals/action.js';
+import { meetsRequirement } from '../approvals/rules.js';
 import type { ApprovalService } from '../approvals/service.js';
 import type { AppendedEvent, AuditLog } from '../audit/audit-log.js';
 import { decisionEvent, maskingEvent, type DecisionFacts, type MaskCount } from '../audit/events.js';
@@ -296,7 +297,8 @@ export class Authorizer {
 
   /**
    * The requester's open approval request for this action (pending, or
-   * approved and not yet used), created when there is none. Identical
+   * approved and not yet used), created when there is none, or when the
+   * open one was asked under a weaker requirement than the policy's now. Identical
    * requests arriving together share one lookup, so they share one request
    * rather than each opening its own, which a human could approve twice.
    * (Gateways on one store can still race each other; the store keeps no
@@ -308,13 +310,18 @@ export class Authorizer {
     const inflight = this.opening.get(key);
     if (inflight) return inflight;
     const { approvals } = this.options;
+    const requirement = first.decision.approval!;
     const opening = (async () => {
-      const open = await approvals.findOpen(identity, canonical.hash);
+      let open = await approvals.findOpen(identity, canonical.hash);
+      if (open && !meetsRequirement(open, requirement)) {
+        await approvals.expire(open, `the policy now asks for ${requirement.min} of ${requirement.groups.join(', ')}; a new request was opened`);
+        open = null;
+      }
       return open ?? approvals.request({
         requester: identity,
         target: request.target.name,
         action: canonical,
-        requirement: first.decision.approval!,
+        requirement,
         mode,
         reasons: first.decision.reasons,
         decisionId: first.metadata.decision_id,

@@ -113,6 +113,9 @@ describe('the two-person rule', () => {
     expect((await refusal(service.vote(id, mallory, 'approve', null))).code).toBe('forbidden');
     const requester = person('agent-sre-2', ['dba']);
     expect((await refusal(service.vote(id, requester, 'approve', null))).message).toMatch(/requested this action/);
+    // The same person under another spelling of the subject (another issuer's casing, a compatibility form).
+    expect((await refusal(service.vote(id, person('Alice', ['dba']), 'approve', null))).message).toMatch(/is the human agent-sre-2 acts for/);
+    expect((await refusal(service.vote(id, person('ａｌｉｃｅ', ['dba']), 'approve', null))).message).toMatch(/is the human agent-sre-2 acts for/);
     expect((await service.get(id)).status).toBe('pending');
   });
 
@@ -120,6 +123,7 @@ describe('the two-person rule', () => {
     const { id } = await service.request(newApproval({ requirement: { groups: ['dba'], min: 2, ttl_seconds: 900 } }));
     expect((await service.vote(id, bob, 'approve', 'looks right')).status).toBe('pending');
     expect((await refusal(service.vote(id, bob, 'approve', null))).message).toMatch(/already voted/);
+    expect((await refusal(service.vote(id, person('BOB', ['dba']), 'approve', null))).message).toMatch(/already voted/);
     const approved = await service.vote(id, carol, 'approve', null);
     expect(approved.status).toBe('approved');
     expect(approved.resolution).toBe('approved by bob, carol');

@@ -167,6 +167,40 @@ describe('holding for approval', () => {
     expect((await storedEvents()).at(-1)).toMatchObject({ disposition: 'Pending Approval', unmapped: { approval_id: null } });
   });
 
+  it('does not spend an approval granted under a weaker requirement than the policy asks now', async () => {
+    const sre = await token('agent-sre-2', ['sre-agents'], 'alice');
+    const update = action('orders-update.json');
+    // A ticket: the caller's deadline has passed, so the request stays pending for a human.
+    const first = await authorizer.authorize({ token: sre, target: 'orders-db', action: update }, { holdDeadline: Date.now() });
+    const granted = first.approval!;
+    expect(granted).toMatchObject({ status: 'pending', groups: ['dba'], min: 1 });
+    const dora = { sub: 'dora', iss: 'urn:test', groups: ['dba'], agent: false, act: null, claims: {} };
+    expect((await approvals.vote(granted.id, dora, 'approve', null)).status).toBe('approved');
+
+    // The policy is tightened: two approvers from security.
+    const stricter = new Authorizer({
+      config,
+      verifier: createTokenVerifier(config.identity),
+      policy: {
+        evaluate(entrypoint, input) {
+          const evaluation = engine.evaluate(entrypoint, input);
+          const approval = evaluation.decision.approval ? { ...evaluation.decision.approval, groups: ['security'], min: 2 } : undefined;
+          return { ...evaluation, decision: { ...evaluation.decision, ...(approval ? { approval } : {}) } };
+        },
+      },
+      approvals,
+      audit,
+      statusUrl: (id) => `http://gw/v1/approvals/${id}`,
+      logger,
+    });
+    const retry = await stricter.authorize({ token: sre, target: 'orders-db', action: update }, { holdDeadline: Date.now() });
+    await stricter.close();
+    expect(retry.decision.action).toBe('deny');
+    expect(retry.approval).toMatchObject({ status: 'pending', groups: ['security'], min: 2 });
+    expect(retry.approval!.id).not.toBe(granted.id);
+    expect((await approvals.get(granted.id)).status).toBe('expired');
+  });
+
   it('ends held requests at shutdown, denied and audited', async () => {
     const sre = await token('agent-sre-2', ['sre-agents'], 'alice');
     let held = false;
