@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.js';
 import type { Gateway } from '../engine/gateway.js';
+import { refuseUnwritableBody } from './body-checks.js';
 import { registerApprovalRoutes } from './routes/approvals.js';
 import { registerAuthorizeRoutes } from './routes/authorize.js';
 import { registerEvalRoutes } from './routes/eval.js';
@@ -23,6 +24,7 @@ export function createApiServer({ engine, logger, gateway }: ApiServerOptions): 
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
   });
+  app.addHook('preValidation', refuseUnwritableBody);
   registerHealthRoutes(app, engine, gateway?.recorder);
   registerEvalRoutes(app, engine);
   if (gateway) {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Identity } from '../identity/identity.js';
 import type { ApprovalRequirement } from '../policy/decision.js';
 import type { ApprovalQuery, ApprovalRecord, ApprovalStatus, Store } from '../store/store.js';
+import { hasLoneSurrogate } from '../audit/canonical.js';
 import { ApprovalError } from './errors.js';
 import { approverRefusal, isRequester, mayRevoke } from './rules.js';
 
@@ -116,6 +117,8 @@ export class ApprovalService {
   /** One approver's vote. `min` approvals approve; one denial denies. */
   async vote(id: string, approver: Identity, decision: 'approve' | 'deny', comment: string | null): Promise<ApprovalRecord> {
     if (decision === 'deny' && !comment) throw new ApprovalError('invalid', 'a denial needs a reason');
+    // Checked before anything is committed: text with no canonical JSON would leave the vote without its audit event.
+    if (comment !== null && hasLoneSurrogate(comment)) throw new ApprovalError('invalid', 'the comment is not well-formed Unicode');
     await this.get(id); // expires it first if its window has ended
     const at = new Date(this.now()).toISOString();
     const { record, transition } = await this.update(id, (current) => {
@@ -140,6 +143,7 @@ export class ApprovalService {
   }
 
   async revoke(id: string, by: Identity, reason: string | null): Promise<ApprovalRecord> {
+    if (reason !== null && hasLoneSurrogate(reason)) throw new ApprovalError('invalid', 'the reason is not well-formed Unicode');
     const at = new Date(this.now()).toISOString();
     const { record } = await this.update(id, (current) => {
       if (!OPEN.has(current.status)) throw new ApprovalError('conflict', `approval ${id} is ${current.status} and cannot be revoked`);

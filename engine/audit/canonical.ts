@@ -18,7 +18,7 @@ export function canonicalJson(value: unknown): string {
   return text;
 }
 
-const MAX_DEPTH = 100;
+export const MAX_DEPTH = 100;
 
 function serialize(value: unknown, depth: number): string | undefined {
   switch (typeof value) {
@@ -117,3 +117,8 @@ const MAY_NEED_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 
 /** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Whether `text` has a lone surrogate, which has no canonical JSON form. */
+export function hasLoneSurrogate(text: string): boolean {
+  return LONE_SURROGATE.test(text);
+}

@@ -146,4 +146,26 @@ describe('/v1/approvals', () => {
     const list = await app.inject({ method: 'GET', url: '/v1/approvals?status=all', headers: { authorization: bob } });
     expect((list.json() as { approvals: Array<{ id: string }> }).approvals.map((a) => a.id)).toContain(request!.id);
   });
+
+  it('refuses text with no canonical JSON before it changes anything: no vote goes unaudited', async () => {
+    const sre = await bearer('agent-sre-2', ['sre-agents'], { act: 'alice' });
+    const held = app.inject({ method: 'POST', url: '/v1/authorize', headers: { authorization: sre }, payload: { target: 'orders-db', action: action('orders-delete.json') } });
+    const id = await waitFor(async () => (await gateway.approvals.list({ status: 'pending' }))[0]?.id, 'the request to be held');
+    const bob = await bearer('bob', ['dba'], { agent: false });
+    // A lone surrogate, as JSON can spell one.
+    const lone = await app.inject({
+      method: 'POST', url: `/v1/approvals/${id}/approve`, headers: { authorization: bob, 'content-type': 'application/json' }, payload: '{"comment": "ok \\ud800"}',
+    });
+    expect(lone.statusCode).toBe(400);
+    expect(lone.json()).toEqual({ error: 'the body holds text that is not well-formed Unicode (a lone surrogate)' });
+    expect((await gateway.approvals.get(id)).status).toBe('pending');
+    expect((await app.inject({ method: 'POST', url: `/v1/approvals/${id}/deny`, headers: { authorization: bob }, payload: { reason: 'no' } })).statusCode).toBe(200);
+    expect((await held).json()).toMatchObject({ decision: { action: 'deny' } });
+
+    let deep: unknown = 'x';
+    for (let i = 0; i < 150; i++) deep = { a: deep };
+    const nested = await app.inject({ method: 'POST', url: '/v1/authorize', headers: { authorization: sre }, payload: { target: 'orders-db', action: { postgres: deep } } });
+    expect(nested.statusCode).toBe(400);
+    expect(nested.json()).toEqual({ error: 'the body is nested deeper than 80 levels' });
+  });
 });
