@@ -24,7 +24,8 @@ export function auditCommand(): Command {
     .option(...CONFIG_OPTION)
     .option('--anchor <file|jws>', 'a checkpoint kept apart from the store (audit.checkpoint.export_file, or the JWS itself): catches a truncated tail')
     .option('--public-key <pem>', 'checkpoint public key (default: derived from audit.checkpoint.key_file)')
-    .action(async (options: { config: string; anchor?: string; publicKey?: string }) => {
+    .option('--allow-unsigned', 'with a public key, accept streams without checkpoints (written before checkpoints were configured); warns instead')
+    .action(async (options: { config: string; anchor?: string; publicKey?: string; allowUnsigned?: boolean }) => {
       const config = readConfig(options.config);
       const publicKey = verificationKey(config, options.publicKey);
       const anchor = options.anchor ? readAnchor(options.anchor) : null;
@@ -33,7 +34,10 @@ export function auditCommand(): Command {
         const progress = progressLine('verified');
         let report;
         try {
-          report = await verifyAudit({ store, publicKey, anchor, onProgress: progress.update });
+          // A gateway signs at least once per interval while it writes; twice that, and a minute, is the most a checkpoint may lag.
+          const maxGapMs = (2 * (config.audit.checkpoint?.interval_seconds ?? 60) + 60) * 1000;
+          const requireCheckpoints = publicKey && !options.allowUnsigned ? { maxGapMs } : null;
+          report = await verifyAudit({ store, publicKey, anchor, requireCheckpoints, onProgress: progress.update });
         } catch (err) {
           if (!(err instanceof AnchorError)) throw err;
           progress.done();
@@ -54,7 +58,14 @@ export function auditCommand(): Command {
         if (report.signaturesUnchecked) {
           console.error('gatehouse: warning: checkpoint signatures were not checked (no public key: give --public-key or configure audit.checkpoint.key_file)');
         }
-        if (!anchor) console.error('gatehouse: note: without --anchor, removal of the newest records together with their checkpoints cannot be detected');
+        if (publicKey && options.allowUnsigned && report.streams.some((s) => s.records > 0 && s.checkpoints === 0)) {
+          console.error('gatehouse: warning: --allow-unsigned: streams without checkpoints were accepted; a rewritten or made-up stream would pass as they did');
+        }
+        if (!anchor) {
+          console.error(publicKey && !options.allowUnsigned
+            ? 'gatehouse: note: without --anchor, records written since the newest checkpoint (one interval) could be rewritten undetected, and a whole stream removed with its checkpoints'
+            : 'gatehouse: note: without --anchor and a public key, a chain rewritten whole, with its checkpoints removed, cannot be detected');
+        }
         console.log(`audit trail verified: ${report.streams.length} stream(s), ${report.streams.reduce((n, s) => n + s.records, 0)} record(s)`);
       });
     });

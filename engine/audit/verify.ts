@@ -14,6 +14,15 @@ export interface VerifyOptions {
    * off together with its stored checkpoints.
    */
   anchor?: string | null;
+  /**
+   * Set where gateways sign checkpoints (a public key is known): each stream
+   * with records must have a checkpoint, and none written more than
+   * `maxGapMs` after its newest one. A gateway signs the head it starts
+   * from, then one per interval, then the head it stops at; a stream
+   * without any, or whose records run on long past the newest, had its
+   * checkpoints removed, which is what hides a rewritten chain.
+   */
+  requireCheckpoints?: { maxGapMs: number } | null;
   /** Called every `progressEvery` records, for a progress line. */
   onProgress?: (records: number) => void;
   progressEvery?: number;
@@ -28,6 +37,8 @@ export interface StreamSummary {
   checkpoints: number;
   /** Time of the newest checkpoint, ms since the epoch. */
   lastCheckpoint: number | null;
+  /** Time of the head record, ms since the epoch (null for an empty stream). */
+  headTime: number | null;
   anchored: boolean;
 }
 
@@ -83,6 +94,7 @@ export async function verifyAudit(options: VerifyOptions): Promise<VerifyReport>
       const summary = await verifyStream(store, stream, checkpoints, publicKey, anchor?.stream === stream ? anchor : null, () => {
         if (++total % every === 0) options.onProgress?.(total);
       });
+      if (options.requireCheckpoints) checkpointsCover(summary, options.requireCheckpoints.maxGapMs);
       summaries.push(summary);
     } catch (err) {
       if (!(err instanceof Broken)) throw err;
@@ -118,6 +130,7 @@ async function verifyStream(
 
   let seq = 0;
   let hash = GENESIS;
+  let headTime: number | null = null;
   matchClaims(0, GENESIS);
   for await (const r of store.readAudit({ stream })) {
     const expected = seq + 1;
@@ -140,6 +153,7 @@ async function verifyStream(
     if (typeof time === 'number' && time !== r.time) throw new Broken(r.seq, `the stored time ${r.time} differs from the event's time ${time} (edited)`);
     seq = r.seq;
     hash = r.hash;
+    headTime = r.time;
     matchClaims(seq, hash);
     tick();
   }
@@ -152,7 +166,19 @@ async function verifyStream(
   }
 
   const last = checkpoints.reduce<number | null>((t, cp) => (t === null || cp.time > t ? cp.time : t), null);
-  return { stream, records: seq, seq, hash, checkpoints: checkpoints.length, lastCheckpoint: last, anchored: anchor !== null };
+  return { stream, records: seq, seq, hash, checkpoints: checkpoints.length, lastCheckpoint: last, headTime, anchored: anchor !== null };
+}
+
+/** See VerifyOptions.requireCheckpoints. */
+function checkpointsCover(summary: StreamSummary, maxGapMs: number): void {
+  if (summary.records === 0) return;
+  if (summary.lastCheckpoint === null) {
+    throw new Broken(1, 'the stream has records but no checkpoint, where gateways sign one when they start: its checkpoints were removed, or it was written by no gateway of this deployment (a rewritten or made-up stream)');
+  }
+  const gap = (summary.headTime ?? 0) - summary.lastCheckpoint;
+  if (gap > maxGapMs) {
+    throw new Broken(summary.seq, `records run ${Math.round(gap / 1000)} s past the newest checkpoint, where gateways sign one at least every ${Math.round(maxGapMs / 1000)} s: later checkpoints were removed (a rewritten tail)`);
+  }
 }
 
 async function checkSignature(cp: CheckpointRecord, publicKey: KeyObject): Promise<void> {

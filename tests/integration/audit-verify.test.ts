@@ -2,7 +2,8 @@ import Database from 'better-sqlite3';
 import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recordHash } from '../../engine/audit/chain.js';
+import { canonicalJson } from '../../engine/audit/canonical.js';
+import { GENESIS, recordHash } from '../../engine/audit/chain.js';
 import { checkpointPayload } from '../../engine/audit/checkpoint.js';
 import { FileCheckpointKey, generateCheckpointKey } from '../../engine/audit/key-source.js';
 import { runCli, startCli } from '../helpers/cli.js';
@@ -51,6 +52,18 @@ function expectFailureAt(result: ReturnType<typeof runCli>, seq: number, why: Re
 function makeRoomAt(db: Database.Database, at: number): void {
   db.prepare('UPDATE audit_records SET seq = seq + 1000000 WHERE seq >= ?').run(at);
   db.prepare('UPDATE audit_records SET seq = seq - 999999 WHERE seq >= 1000000').run();
+}
+
+/** Recomputes prev and hash from seq `from` to the end, as someone rewriting the chain would. */
+function rechain(db: Database.Database, from: number): void {
+  let prev = from === 1 ? GENESIS : row(db, from - 1).hash;
+  for (let seq = from; ; seq++) {
+    const r = row(db, seq);
+    if (!r) return;
+    const hash = recordHash('s1', seq, prev, r.event);
+    db.prepare('UPDATE audit_records SET prev = ?, hash = ? WHERE stream = ? AND seq = ?').run(prev, hash, 's1', seq);
+    prev = hash;
+  }
 }
 
 type Row = { seq: number; prev: string; hash: string; time: number; event: string };
@@ -159,6 +172,45 @@ describe('gatehouse audit verify', () => {
   it('catches a truncated tail whose checkpoints were left behind, without the anchor', () => {
     const config = tampered((db) => db.prepare('DELETE FROM audit_records WHERE seq > 25').run());
     expectFailureAt(verify(config), 26, /a stored checkpoint vouches for seq 30/);
+  });
+
+  it('with the checkpoint key, catches a chain rewritten whole with its checkpoints removed, and a made-up stream', () => {
+    const rewritten = tampered((db) => {
+      const five = row(db, 5);
+      db.prepare('UPDATE audit_records SET event = ? WHERE stream = ? AND seq = 5').run(five.event.replace('"Allowed"', '"Blocked"'), 's1');
+      rechain(db, 5);
+      db.prepare('DELETE FROM audit_checkpoints').run();
+    });
+    expectFailureAt(verify(rewritten), 1, /has records but no checkpoint/);
+    // Streams from before checkpoints were configured: accepted on request, with a warning.
+    const allowed = verify(rewritten, '--allow-unsigned');
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(allowed.stderr).toMatch(/--allow-unsigned: streams without checkpoints were accepted/);
+
+    const madeUp = tampered((db) => {
+      const one = row(db, 1);
+      db.prepare('INSERT INTO audit_records (stream, seq, prev, hash, time, event) VALUES (?, ?, ?, ?, ?, ?)')
+        .run('s0', 1, GENESIS, recordHash('s0', 1, GENESIS, one.event), one.time, one.event);
+    });
+    const res = verify(madeUp);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/^gatehouse: audit verification failed: stream "s0", seq 1: the stream has records but no checkpoint/);
+  });
+
+  it('with the checkpoint key, catches a tail rewritten past the newest checkpoint left', () => {
+    const config = tampered((db) => {
+      // Seq 21 on, written a day after the checkpoint at 20 (as a tail rewritten since), and the checkpoints after 20 removed.
+      const { time: signedAt } = db.prepare('SELECT time FROM audit_checkpoints WHERE stream = ? AND seq = 20').get('s1') as { time: number };
+      for (let seq = 21; seq <= 30; seq++) {
+        const r = row(db, seq);
+        const event = JSON.parse(r.event) as { time: number };
+        event.time = signedAt + 86_400_000 + seq;
+        db.prepare('UPDATE audit_records SET event = ?, time = ? WHERE stream = ? AND seq = ?').run(canonicalJson(event), event.time, 's1', seq);
+      }
+      rechain(db, 21);
+      db.prepare('DELETE FROM audit_checkpoints WHERE seq > 20').run();
+    });
+    expectFailureAt(verify(config), 30, /records run 864\d\d s past the newest checkpoint/);
   });
 
   it('refuses an anchor that does not verify', async () => {
