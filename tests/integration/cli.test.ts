@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
+import { freePort, runCli, startCli } from '../helpers/cli.js';
 import { makeBundle } from '../helpers/gateway-bundle.js';
 import { makeTempDir, removeDir } from '../helpers/opa.js';
 
@@ -81,6 +82,39 @@ describe('gatehouse serve', () => {
     expect(res.stderr).toMatch(/- policy\.timeout_ms: /);
     expect(res.stderr).toMatch(/- targets\[0\]\.name: expected a lower-case name/);
     expect(res.stderr).toMatch(/- targets\[0\]\.upstream: /);
+  });
+
+  it('stops, exit 1, when a listener cannot start, rather than run on without it', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const config = join(dir, 'taken.yaml');
+      writeFileSync(config, [
+        'listeners:',
+        `  api: {address: 127.0.0.1:${await freePort()}}`,
+        `  postgres: {address: 127.0.0.1:${port}}`,
+        'policy:',
+        `  bundle: {source: ${bundle}}`,
+        'store:',
+        `  sqlite: {path: ${join(dir, 'taken.db')}}`,
+        'targets: []',
+        '',
+      ].join('\n'));
+      const res = await new Promise<{ code: number | null; output: string }>((resolve) => {
+        const serve = startCli(['serve', '--config', config]);
+        const killer = setTimeout(() => serve.kill('SIGKILL'), 30_000);
+        serve.once('exit', (code) => {
+          clearTimeout(killer);
+          resolve({ code, output: serve.output() });
+        });
+      });
+      expect(res.code, res.output).toBe(1);
+      expect(res.output).toContain('a listener could not start; stopping');
+      expect(res.output).toContain('EADDRINUSE');
+    } finally {
+      taken.close();
+    }
   });
 });
 
