@@ -233,6 +233,8 @@ export function configSchema(ctx: ReferenceContext) {
             max_message_bytes: z.int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
             /** How long to wait for the database when a client logs in. */
             connect_timeout_ms: z.int().min(100).max(60_000).default(5000),
+            /** How long a client has to log in, TLS handshake included (PostgreSQL's authentication_timeout). */
+            login_timeout_ms: z.int().min(100).max(600_000).default(60_000),
           })
           .optional(),
         /**

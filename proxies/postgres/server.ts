@@ -57,6 +57,7 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
     tls,
     maxMessageBytes: listener.max_message_bytes,
     connectTimeoutMs: listener.connect_timeout_ms,
+    loginTimeoutMs: listener.login_timeout_ms,
     hashKey: options.hashKey ?? randomBytes(32),
     logger: logger.child({ component: 'postgres-proxy' }),
     statusUrl: options.statusUrl,

@@ -11,12 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProxyStack, type ProxyStack } from '../helpers/pg-proxy.js';
 import {
   cancelRequestPacket, errorFields, frontendMessage, GSSENC_REQUEST_CODE, passwordMessage, queryMessage, requestPacket,
-  SSL_REQUEST_CODE, startupPacket, WireClient, wireLogin, wireQuery, type WireSession,
+  SSL_REQUEST_CODE, startupPacket, WireClient, wireLogin, wireQuery, type WireMessage, type WireSession,
 } from '../helpers/pg-wire.js';
 import { PipelineClient } from '../helpers/pg-pipeline.js';
 import { waitFor } from '../helpers/wait.js';
 
 const MAX_MESSAGE_BYTES = 4096;
+/** Short, so that a connection that never logs in is seen to be ended; long enough for a real login on a busy machine. */
+const LOGIN_TIMEOUT_MS = 4000;
 
 let plain: ProxyStack;
 let secure: ProxyStack;
@@ -27,8 +29,8 @@ let secureAnalyst: string;
 
 beforeAll(async () => {
   [plain, secure] = await Promise.all([
-    startProxyStack({ listenerYaml: `    max_message_bytes: ${MAX_MESSAGE_BYTES}\n` }),
-    startProxyStack({ tls: { required: true } }),
+    startProxyStack({ listenerYaml: `    max_message_bytes: ${MAX_MESSAGE_BYTES}\n    login_timeout_ms: ${LOGIN_TIMEOUT_MS}\n` }),
+    startProxyStack({ tls: { required: true }, listenerYaml: `    login_timeout_ms: ${LOGIN_TIMEOUT_MS}\n` }),
   ]);
   direct = await plain.direct();
   analyst = plain.token('ann', ['analysts']);
@@ -141,6 +143,47 @@ describe('encryption requests', () => {
     expect(res.stderr).toBe('');
     expect(res.stdout).not.toContain('SSL connection');
     expect(res.stdout.trim().split('\n').at(-1)).toBe('8');
+  });
+});
+
+describe('a connection that does not log in', () => {
+  /** Everything the gateway sends until it closes the connection. */
+  async function untilClosed(client: WireClient): Promise<WireMessage[]> {
+    const messages: WireMessage[] = [];
+    for (;;) {
+      try {
+        messages.push(await client.next());
+      } catch {
+        return messages;
+      }
+    }
+  }
+
+  it.each([
+    ['sends nothing', (_client: WireClient) => undefined],
+    ['stops at the password', (client: WireClient) => client.write(startupPacket({ user: 'orders-db', database: 'orders' }))],
+  ])('is ended after login_timeout_ms when it %s, as PostgreSQL\'s authentication_timeout does', async (_what, start) => {
+    const client = await WireClient.connect(plain.proxyPort);
+    try {
+      start(client);
+      const sent = await untilClosed(client);
+      const fatal = sent.find((m) => m.type === 'E');
+      expect(fatal && errorFields(fatal.body)).toMatchObject({ S: 'FATAL', C: '57014', M: 'canceling authentication due to timeout' });
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('is ended when it stops in the TLS handshake', async () => {
+    const client = await WireClient.connect(secure.proxyPort);
+    try {
+      client.write(requestPacket(SSL_REQUEST_CODE));
+      expect(await client.readByte()).toBe('S');
+      // No ClientHello ever follows.
+      await client.closed;
+    } finally {
+      client.destroy();
+    }
   });
 });
 

@@ -41,6 +41,8 @@ export interface SessionDeps {
   maxMessageBytes: number;
   hashKey: HashKey;
   connectTimeoutMs: number;
+  /** From accepting the connection to AuthenticationOk, TLS handshake and the database's own login included. */
+  loginTimeoutMs: number;
   logger: Logger;
   statusUrl(approvalId: string): string;
   /** The session recording, when the target records. */
@@ -84,6 +86,13 @@ export class ClientSession {
   private heldBack = false;
   /** letIn() is already waiting for the upstream socket's drain. */
   private awaitingDrain = false;
+  /**
+   * Ends a connection that has not logged in by then, as PostgreSQL's
+   * authentication_timeout does: one that never does (silent, or stuck in
+   * the TLS handshake) would hold a descriptor for good, and enough of them,
+   * needing no token, would leave none for anyone.
+   */
+  private readonly loginDeadline: NodeJS.Timeout;
 
   constructor(socket: Socket, private readonly deps: SessionDeps) {
     this.client = socket;
@@ -92,6 +101,15 @@ export class ClientSession {
     this.inbox = new Inbox((message) => this.handleStartup(message), (err) => this.fail(err), () => this.letIn());
     socket.setNoDelay(true);
     this.listen(socket);
+    this.loginDeadline = setTimeout(() => this.loginTimedOut(), deps.loginTimeoutMs);
+  }
+
+  private loginTimedOut(): void {
+    if (this.phase !== 'startup' && this.phase !== 'password') return;
+    const client = this.client;
+    this.fail(fatal('57014', 'canceling authentication due to timeout'));
+    // A client that does not read, or a handshake that never ends, would keep the socket open after end().
+    setTimeout(() => client.destroy(), 1000).unref();
   }
 
   private listen(socket: Socket): void {
@@ -299,6 +317,7 @@ export class ClientSession {
       },
     });
     this.phase = 'relay';
+    clearTimeout(this.loginDeadline);
     this.client.cork();
     this.client.write(authenticationOk());
     for (const status of upstream.parameterStatus) this.client.write(status);
@@ -329,6 +348,7 @@ export class ClientSession {
   private close(reason: string): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
+    clearTimeout(this.loginDeadline);
     this.inbox.stop();
     this.releaseKey?.();
     this.relay?.end(reason);
