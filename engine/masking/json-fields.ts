@@ -72,6 +72,10 @@ export interface FieldMasks {
   maskDocument(document: JsonValue): MaskOutcome<JsonValue>;
   /** Masks text that is not JSON with the `$` rules; null when a "null" rule removed it. */
   maskText(text: string): MaskOutcome<string | null>;
+  /** True when some `$` rule has detectors: it also scans text around the document (response header values). */
+  readonly scansText: boolean;
+  /** Scans text with the `$` rules that have detectors only; whole-value rules are for the document. */
+  scanText(text: string): MaskOutcome<string | null>;
   /** Non-zero counts per rule (its field as the column), for the audit event. Never values. */
   counts(): MaskCount[];
   reset(): void;
@@ -99,6 +103,7 @@ class CompiledFieldMasks implements FieldMasks {
   readonly coversText: boolean;
   readonly hasFieldRules: boolean;
   readonly memberNames: ReadonlySet<string>;
+  readonly scansText: boolean;
   private readonly rootRules: readonly CompiledRule[];
   /** Set by maskValue when something changed inside a container it rewrote in place. */
   private changedInPlace = false;
@@ -107,6 +112,7 @@ class CompiledFieldMasks implements FieldMasks {
     this.empty = rules.length === 0;
     this.rootRules = rules.filter((r) => r.path.length === 0);
     this.coversText = this.rootRules.length > 0;
+    this.scansText = this.rootRules.some((r) => r.scans);
     this.hasFieldRules = this.rootRules.length < rules.length;
     this.memberNames = new Set(rules.flatMap((r) => r.path.filter((segment): segment is string => typeof segment === 'string' && !/^(0|[1-9]\d*)$/.test(segment))));
   }
@@ -139,10 +145,18 @@ class CompiledFieldMasks implements FieldMasks {
   }
 
   maskText(text: string): MaskOutcome<string | null> {
+    return this.applyRoot(text, () => true);
+  }
+
+  scanText(text: string): MaskOutcome<string | null> {
+    return this.applyRoot(text, (rule) => rule.scans);
+  }
+
+  private applyRoot(text: string, applies: (rule: CompiledRule) => boolean): MaskOutcome<string | null> {
     let value: string | null = text;
     for (const rule of this.rootRules) {
       if (value === null) break;
-      value = rule.masker.mask(value);
+      if (applies(rule)) value = rule.masker.mask(value);
     }
     return { value, changed: value !== text };
   }

@@ -54,6 +54,11 @@ export interface ExternalProcessorService extends UntypedServiceImplementation {
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 /** The handler to register on a gRPC server for envoyServices().externalProcessor. */
+/** Response headers about the body's framing and caching, which detectors have nothing to find in. */
+const UNSCANNED_HEADERS: ReadonlySet<string> = new Set([
+  'content-length', 'content-type', 'content-encoding', 'transfer-encoding', 'date', 'last-modified', 'expires', 'age', 'etag', 'vary', 'cache-control',
+]);
+
 export function createExternalProcessor(options: ExternalProcessorOptions): ExternalProcessorService {
   const settings: Settings = {
     recorder: options.recorder,
@@ -239,15 +244,42 @@ class Exchange {
     const received = readHeaderMap(message.headers as never);
     // In a name too (`x-<token>: 1`), and in any spelling the body is searched for (percent-encoded, spaced, …).
     const echoing = received.filter((h) => holdsSecret(`${h.name}\n${h.value}`, this.secrets)).map((h) => h.name);
-    const headers = received.filter((h) => !echoing.includes(h.name));
+    const { headers, rewritten } = this.scannedHeaders(received.filter((h) => !echoing.includes(h.name)));
     this.response = { status: Number(header(headers, ':status')) || 0, headers, body: null };
     if (this.response.status === 206 && this.readsBody) {
       return this.refuse(502, 'the response could not be masked: it is part of a body', 'the upstream answered 206 (a byte range) to a request whose whole response must be read');
     }
     if (echoing.length > 0) this.log.warn({ headers: echoing }, 'response headers holding the target\'s credential removed');
     // Content-Length is fixed with the body (BUFFERED mode applies that response's header mutation).
-    this.send(continueWith('response_headers', echoing.length > 0 ? headerMutation({}, echoing) : undefined));
+    const removed = [...echoing, ...rewritten.filter((name) => !headers.some((h) => h.name === name))];
+    const set = Object.fromEntries(rewritten.filter((name) => !removed.includes(name)).map((name) => [name, headers.filter((h) => h.name === name).map((h) => h.value)]));
+    const changed = removed.length > 0 || rewritten.length > 0;
+    this.send(continueWith('response_headers', changed ? headerMutation(set, removed) : undefined));
     if (message.end_of_stream) this.finish(null);
+  }
+
+  /**
+   * Response header values under the plan's `$` detector rules: an API can
+   * put what it puts in a body in a header too (`X-User-Email`, a Location
+   * with an email in its query). Headers that describe the body's framing
+   * or caching are not scanned. Returns the headers as they go on (a value
+   * masked to null drops its line) and the names with a line changed.
+   */
+  private scannedHeaders(received: HeaderList): { headers: HeaderList; rewritten: string[] } {
+    const masks = this.masks;
+    if (!masks?.scansText) return { headers: received, rewritten: [] };
+    const rewritten = new Set<string>();
+    const headers: HeaderList = [];
+    for (const h of received) {
+      if (h.name.startsWith(':') || UNSCANNED_HEADERS.has(h.name)) {
+        headers.push(h);
+        continue;
+      }
+      const { value, changed } = masks.scanText(h.value);
+      if (changed) rewritten.add(h.name);
+      if (value !== null) headers.push(changed ? { name: h.name, value } : h);
+    }
+    return { headers, rewritten: [...rewritten] };
   }
 
   private async onResponseBody(message: NonNullable<ProcessingRequest['response_body']>): Promise<void> {

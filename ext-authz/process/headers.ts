@@ -40,13 +40,16 @@ export function headerList(list: HeaderList, name: string): string {
   return list.filter((h) => h.name === name).map((h) => h.value).join(', ');
 }
 
-/** A HeaderMutation: headers to set (replacing any existing value) and to remove. */
-export function headerMutation(set: Record<string, string>, remove: readonly string[] = []): object {
+/**
+ * A HeaderMutation: headers to set (replacing every existing line; a list
+ * sets one line per value) and to remove.
+ */
+export function headerMutation(set: Record<string, string | readonly string[]>, remove: readonly string[] = []): object {
   return {
-    set_headers: Object.entries(set).map(([key, value]) => ({
+    set_headers: Object.entries(set).flatMap(([key, values]) => (typeof values === 'string' ? [values] : values).map((value, i) => ({
       header: { key, raw_value: Buffer.from(value, 'utf8') },
-      append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
-    })),
+      append_action: i === 0 ? 'OVERWRITE_IF_EXISTS_OR_ADD' : 'APPEND_IF_EXISTS_OR_ADD',
+    }))),
     remove_headers: [...remove],
   };
 }

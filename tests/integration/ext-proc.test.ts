@@ -548,6 +548,22 @@ describe('ExternalProcessor: what must not come back', () => {
     expect(replies[1].response_headers.response.header_mutation.remove_headers).toEqual(['x-debug-auth', `x-${CREDENTIAL}`, 'x-percent', 'x-spaced', 'x-cased']);
   });
 
+  it('scans response header values under a "$" detector rule, as the body', async () => {
+    const meta = metadata({ mask: [{ field: '$', detectors: ['email', 'us_ssn'], strategy: 'redact' }] });
+    const replies = await exchange([requestHeaders(meta), responseHeaders(meta, {
+      'content-type': 'text/plain', 'x-user-email': 'ada@example.com', location: '/next?who=ada@example.com&page=2',
+      'x-ssn': '078-05-1120', 'x-fine': 'nothing here', etag: '"ada@example.com"',
+    }), responseBody(meta, 'ok')]);
+    const mutation = replies[1].response_headers.response.header_mutation;
+    const set = setHeaders(mutation);
+    // A query's "who=" is allowed in an address's local part: the redaction takes it along.
+    expect(set).toEqual({ 'x-user-email': '[REDACTED:email]', location: expect.stringMatching(/^\S*\[REDACTED:email\]&page=2$/) as string, 'x-ssn': '[REDACTED:us_ssn]' });
+    expect(mutation.remove_headers ?? []).toEqual([]);
+    // Field rules alone leave headers as they are: they name places in a JSON document.
+    const fieldsOnly = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': 'application/json', 'x-user-email': 'ada@example.com' }), responseBody(metadata(), '{}')]);
+    expect(fieldsOnly[1].response_headers.response?.header_mutation).toBeUndefined();
+  });
+
   it('refuses a body that is not UTF-8 but holds the credential in any spelling (read as Latin-1)', async () => {
     for (const body of [Buffer.concat([Buffer.from([0xe9, 0x20]), Buffer.from(`${CREDENTIAL.slice(0, 10)}\n${CREDENTIAL.slice(10)}`)]),
       Buffer.concat([Buffer.from([0xe9, 0x20]), Buffer.from([...Buffer.from(CREDENTIAL)].map((b) => `%${b.toString(16)}`).join(''))])]) {
