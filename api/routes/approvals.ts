@@ -41,7 +41,16 @@ export function registerApprovalRoutes(app: FastifyInstance, { approvals, verifi
     const caller = await authenticate(request, verifier);
     const query = parseInput(listQuery, request.query, 'query');
     const status: ApprovalStatus | undefined = query.status === 'all' ? undefined : query.status;
-    const visible = (await approvals.list({ status, limit: query.limit })).filter((a) => mayView(a, caller));
+    // Filtered page by page: others' requests, however many, must not push the caller's own off the list.
+    const visible: ApprovalRecord[] = [];
+    let after: { created_at: string; id: string } | undefined;
+    for (let page = 0; page < MAX_PAGES && visible.length < query.limit; page++) {
+      const found = await approvals.list({ status, limit: query.limit, ...(after ? { after } : {}) });
+      for (const a of found) if (mayView(a, caller) && visible.length < query.limit) visible.push(a);
+      if (found.length < query.limit) break;
+      const last = found.at(-1)!;
+      after = { created_at: last.created_at, id: last.id };
+    }
     return { approvals: visible.map(view) };
   }, approvalStatus));
 
@@ -70,6 +79,9 @@ export function registerApprovalRoutes(app: FastifyInstance, { approvals, verifi
     return view(await approvals.revoke(request.params.id, caller, reason ?? null));
   }, approvalStatus));
 }
+
+/** Pages of `limit` records looked through for the caller's at most: a bound on one listing's work. */
+const MAX_PAGES = 50;
 
 function mayView(approval: ApprovalRecord, caller: Identity): boolean {
   return isRequester(approval, caller)

@@ -224,6 +224,10 @@ export function listApprovalsSql(placeholder: Placeholder, query: ApprovalQuery)
   if (query.requester_sub !== undefined) where.push(`requester_sub = ${p.add(query.requester_sub)}`);
   if (query.action_hash !== undefined) where.push(`action_hash = ${p.add(query.action_hash)}`);
   if (query.expires_before !== undefined) where.push(`expires_at <= ${p.add(isoUtc(query.expires_before, 'expires_before'))}`);
+  if (query.after !== undefined) {
+    const at = isoUtc(query.after.created_at, 'after.created_at');
+    where.push(`(created_at < ${p.add(at)} OR (created_at = ${p.add(at)} AND id < ${p.add(query.after.id)}))`);
+  }
   let text = 'SELECT doc, version FROM approvals' + (where.length ? ` WHERE ${where.join(' AND ')}` : '') + ' ORDER BY created_at DESC, id DESC';
   if (query.limit !== undefined) {
     if (!Number.isSafeInteger(query.limit) || query.limit < 0) throw new Error(`listApprovals: limit must be a non-negative integer, got ${query.limit}`);

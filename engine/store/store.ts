@@ -87,6 +87,8 @@ export interface ApprovalQuery {
   action_hash?: string;
   /** Only records that expire at or before this ISO time. */
   expires_before?: string;
+  /** Only records listed after this one (newest first): the next page. */
+  after?: { created_at: string; id: string };
   limit?: number;
 }
 

@@ -168,4 +168,20 @@ describe('/v1/approvals', () => {
     expect(nested.statusCode).toBe(400);
     expect(nested.json()).toEqual({ error: 'the body is nested deeper than 80 levels' });
   });
+
+  it('lists the caller\'s requests however many newer ones it may not see', async () => {
+    const agent = { sub: 'agent-flood', iss: 'urn:test', groups: ['sre-agents'], agent: true, act: null, claims: {} };
+    const spec = (hash: string, groups: string[]) => ({
+      requester: agent, target: 'orders-db', action: { text: '{}', hash }, requirement: { groups, min: 1, ttl_seconds: 900 },
+      mode: 'ticket' as const, reasons: ['flood'], decisionId: 'd', sessionId: 's', policyRevision: null,
+    });
+    const mine = await gateway.approvals.request(spec('visible-to-dba', ['dba']));
+    for (let i = 0; i < 120; i++) await gateway.approvals.request(spec(`hidden-${i}`, ['security']));
+    const bob = await bearer('bob', ['dba'], { agent: false });
+    const list = await app.inject({ method: 'GET', url: '/v1/approvals?limit=5', headers: { authorization: bob } });
+    expect(list.statusCode).toBe(200);
+    const ids = (list.json() as { approvals: Array<{ id: string }> }).approvals.map((a) => a.id);
+    expect(ids).toContain(mine.id);
+    expect(ids.length).toBeLessThanOrEqual(5);
+  });
 });

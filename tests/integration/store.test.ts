@@ -243,6 +243,9 @@ describe.each([sqliteBackend('gatehouse-store-'), postgresBackend('store_test')]
       expect(await ids({ expires_before: '2030-01-01T00:10:00.000Z' })).toEqual(['a3', 'a1']);
       expect(await ids({ status: 'pending', expires_before: '2030-01-01T01:10:00+01:00' })).toEqual(['a1']);
       expect(await ids({ limit: 2 })).toEqual(['a3', 'a2']);
+      // The next page starts after the last record of the one before.
+      expect(await ids({ limit: 2, after: { created_at: '2030-01-01T00:00:02.000Z', id: 'a2' } })).toEqual(['a1']);
+      expect(await ids({ after: { created_at: '2030-01-01T00:00:03.000Z', id: 'a3' } })).toEqual(['a2', 'a1']);
     });
 
     it('updates by compare-and-set on the version', async () => {
