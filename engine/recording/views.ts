@@ -120,5 +120,34 @@ function linkProblem(event: Record<string, unknown> | null, entry: Record<string
   if (session !== sessionId) return `the audit record belongs to session ${String(session)}`;
   const decision = (event['unmapped'] as { decision?: unknown } | undefined)?.decision;
   if (entry['decision'] !== undefined && decision !== entry['decision']) return `the audit record says ${String(decision)}, the transcript ${String(entry['decision'])}`;
+  return requestMismatch(event, entry);
+}
+
+/**
+ * What the entry says ran, against what the decision's audit record says
+ * was asked: the statement (the transcript may keep only its start), or the
+ * HTTP method and path (the query may differ: Check can set or drop
+ * parameters, and credential ones are redacted).
+ */
+function requestMismatch(event: Record<string, unknown>, entry: Record<string, unknown>): string | null {
+  const query = (event['query_info'] as { query_string?: unknown } | undefined)?.query_string;
+  const statement = entry['statement'];
+  if (typeof statement === 'string' && typeof query === 'string') {
+    const same = entry['statement_truncated'] === true ? query.startsWith(statement) : query === statement;
+    return same ? null : 'the transcript\'s statement is not the one the audit record decided';
+  }
+  const http = event['http_request'] as { http_method?: unknown; url?: { path?: unknown } } | undefined;
+  const har = (entry['har'] as { request?: { method?: unknown; url?: unknown } } | undefined)?.request;
+  if (http && har) {
+    if (har.method !== http.http_method) return `the transcript's request is ${String(har.method)}, the audit record's ${String(http.http_method)}`;
+    const recordedPath = typeof har.url === 'string' ? pathOf(har.url) : null;
+    const decidedPath = typeof http.url?.path === 'string' ? http.url.path.split('?')[0] : null;
+    if (recordedPath !== decidedPath) return `the transcript's request is for ${String(recordedPath)}, the audit record's for ${String(decidedPath)}`;
+  }
   return null;
+}
+
+function pathOf(url: string): string | null {
+  const match = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([^?#]*)/i.exec(url);
+  return match ? match[1] || '/' : null;
 }

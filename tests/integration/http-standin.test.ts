@@ -6,6 +6,8 @@
  * not an assumption.
  */
 import { connect } from 'node:net';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEED_CUSTOMERS } from '../../examples/crm-api/server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -339,5 +341,20 @@ describe('evidence', () => {
     const har = runCli(['sessions', 'replay', sessions[0]!.id, '--config', stack.config, '--har']);
     expect(har.code, har.stderr).toBe(0);
     expect((JSON.parse(har.stdout) as { log: { version: string; entries: unknown[] } }).log).toMatchObject({ version: '1.2', entries: [expect.anything()] });
+
+    // Each exchange is what its decision's audit record says was asked (method and path); an edited one is not.
+    for (const { id } of sessions) expect(runCli(['sessions', 'replay', id, '--config', stack.config]).code, id).toBe(0);
+    const db = new Database(join(stack.dir, 'gatehouse.db'));
+    try {
+      const row = db.prepare('SELECT entry FROM session_entries WHERE session_id = ? AND seq = 1').get(sessions[0]!.id) as { entry: string };
+      const entry = JSON.parse(row.entry) as { har: { request: { url: string } } };
+      entry.har.request.url = entry.har.request.url.replace(/^(\w+:\/\/[^/]+)\/[^?]*/, '$1/admin/delete-all');
+      db.prepare('UPDATE session_entries SET entry = ? WHERE session_id = ? AND seq = 1').run(JSON.stringify(entry), sessions[0]!.id);
+    } finally {
+      db.close();
+    }
+    const edited = runCli(['sessions', 'replay', sessions[0]!.id, '--config', stack.config]);
+    expect(edited.code).toBe(1);
+    expect(edited.stdout).toMatch(/AUDIT LINK BROKEN: the transcript's request is for \/admin\/delete-all, the audit record's for \//);
   });
 });

@@ -270,6 +270,23 @@ describe('gatehouse sessions', () => {
     expect(res.stderr).toMatch(/1 transcript entry is not backed by the audit trail/);
   });
 
+  it('flags an entry whose statement is not the one its audit record decided', async () => {
+    const sessionId = await runSession({ target: 'orders-db', sub: 'agent-y', groups: ['analysts'], statements: [{ action: 'orders-select.json', rows: 1 }] });
+    expect(await gateway.recorder.flush()).toBe(true);
+    const db = new Database(join(dir, 'gatehouse.db'));
+    try {
+      const row = db.prepare('SELECT entry FROM session_entries WHERE session_id = ? AND seq = 1').get(sessionId) as { entry: string };
+      const entry = JSON.parse(row.entry) as { statement: string };
+      entry.statement = 'SELECT 1';
+      db.prepare('UPDATE session_entries SET entry = ? WHERE session_id = ? AND seq = 1').run(JSON.stringify(entry), sessionId);
+    } finally {
+      db.close();
+    }
+    const res = runCli(['sessions', 'replay', sessionId, '-c', configFile]);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toMatch(/AUDIT LINK BROKEN: the transcript's statement is not the one the audit record decided/);
+  });
+
   it('has --help', () => {
     for (const args of [['sessions'], ['sessions', 'list'], ['sessions', 'replay']]) {
       const res = runCli([...args, '--help']);
