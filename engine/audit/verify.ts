@@ -84,6 +84,7 @@ export async function verifyAudit(options: VerifyOptions): Promise<VerifyReport>
   }
 
   const summaries: StreamSummary[] = [];
+  const approvals = new ApprovalLedger();
   let signaturesUnchecked = false;
   let total = 0;
   const every = options.progressEvery ?? 100_000;
@@ -91,7 +92,8 @@ export async function verifyAudit(options: VerifyOptions): Promise<VerifyReport>
     const checkpoints = await store.checkpoints(stream);
     if (checkpoints.length > 0 && !publicKey) signaturesUnchecked = true;
     try {
-      const summary = await verifyStream(store, stream, checkpoints, publicKey, anchor?.stream === stream ? anchor : null, () => {
+      const summary = await verifyStream(store, stream, checkpoints, publicKey, anchor?.stream === stream ? anchor : null, (event, seq) => {
+        approvals.note(event, stream, seq);
         if (++total % every === 0) options.onProgress?.(total);
       });
       if (options.requireCheckpoints) checkpointsCover(summary, options.requireCheckpoints.maxGapMs);
@@ -101,7 +103,40 @@ export async function verifyAudit(options: VerifyOptions): Promise<VerifyReport>
       return { streams: summaries, signaturesUnchecked, failure: { stream, seq: err.seq, reason: err.message } };
     }
   }
-  return { streams: summaries, failure: null, signaturesUnchecked };
+  return { streams: summaries, failure: approvals.unbacked(), signaturesUnchecked };
+}
+
+/**
+ * Approvals as the trail tells them, across every stream (a request is
+ * approved by one process and used by another): each one used must have
+ * been approved, by as many approvers as it asked for, in the trail. An
+ * approval record flipped in the store, with no vote behind it, shows here.
+ */
+class ApprovalLedger {
+  private readonly approved = new Set<string>();
+  private readonly used = new Map<string, { stream: string; seq: number }>();
+
+  note(event: unknown, stream: string, seq: number): void {
+    const e = event as { class_uid?: unknown; unmapped?: { transition?: unknown; approval_id?: unknown }; entity?: { data?: { approvals?: unknown; min?: unknown } } };
+    const id = e.unmapped?.approval_id;
+    if (typeof id !== 'string' || e.class_uid !== 3004) return;
+    const transition = e.unmapped?.transition;
+    if (transition === 'approved') {
+      const { approvals, min } = e.entity?.data ?? {};
+      if (Array.isArray(approvals) && typeof min === 'number' && new Set(approvals).size >= min) this.approved.add(id);
+    } else if (transition === 'consumed' && !this.used.has(id)) {
+      this.used.set(id, { stream, seq });
+    }
+  }
+
+  unbacked(): VerifyFailure | null {
+    for (const [id, at] of this.used) {
+      if (!this.approved.has(id)) {
+        return { stream: at.stream, seq: at.seq, reason: `approval ${id} was used, but no event in the trail approves it with the approvers it asked for (approved outside the gateway)` };
+      }
+    }
+    return null;
+  }
 }
 
 async function verifyStream(
@@ -110,7 +145,7 @@ async function verifyStream(
   checkpoints: CheckpointRecord[],
   publicKey: KeyObject | null,
   anchor: CheckpointClaim | null,
-  tick: () => void,
+  onEvent: (event: unknown, seq: number) => void,
 ): Promise<StreamSummary> {
   if (publicKey) {
     for (const cp of checkpoints) await checkSignature(cp, publicKey);
@@ -155,7 +190,7 @@ async function verifyStream(
     hash = r.hash;
     headTime = r.time;
     matchClaims(seq, hash);
-    tick();
+    onEvent(event, seq);
   }
 
   // Claims beyond the end: the tail was cut off.

@@ -50,10 +50,11 @@ export interface WrittenTrail {
 
 /**
  * Writes `events` decision events to stream `stream` through AuditLog, with a
- * checkpoint at start, after every `checkpointEvery` events, and at close,
+ * checkpoint at start, after every `checkpointEvery` events, and at close
+ * (`thenAppend` events go in after the decision events),
  * plus the gatehouse.yaml that names it all.
  */
-export async function writeTrail(dir: string, options: { stream?: string; events?: number; checkpointEvery?: number } = {}): Promise<WrittenTrail> {
+export async function writeTrail(dir: string, options: { stream?: string; events?: number; checkpointEvery?: number; thenAppend?: object[] } = {}): Promise<WrittenTrail> {
   const stream = options.stream ?? 's1';
   const events = options.events ?? 30;
   const every = options.checkpointEvery ?? 10;
@@ -89,6 +90,7 @@ export async function writeTrail(dir: string, options: { stream?: string; events
     await log.append(decisionEvent(sampleFacts(i), stream));
     if (i % every === 0 && i < events) await checkpointer.checkpoint();
   }
+  for (const event of options.thenAppend ?? []) await log.append(event);
   await log.close();
   await checkpointer.stop();
   await store.close();

@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../engine/audit/canonical.js';
 import { GENESIS, recordHash } from '../../engine/audit/chain.js';
 import { checkpointPayload } from '../../engine/audit/checkpoint.js';
+import { approvalEvent } from '../../engine/audit/events.js';
+import type { ApprovalRecord } from '../../engine/store/store.js';
 import { FileCheckpointKey, generateCheckpointKey } from '../../engine/audit/key-source.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { openSqlite, writeTrail, type WrittenTrail } from '../helpers/audit.js';
@@ -211,6 +213,35 @@ describe('gatehouse audit verify', () => {
       db.prepare('DELETE FROM audit_checkpoints WHERE seq > 20').run();
     });
     expectFailureAt(verify(config), 30, /records run 864\d\d s past the newest checkpoint/);
+  });
+
+  it('catches an approval used with no event in any stream that approved it (a record flipped in the store)', async () => {
+    const record: ApprovalRecord = {
+      id: 'ap-1', status: 'pending', version: 1, requester: { sub: 'agent-sre', iss: 'urn:test', act: null, groups: ['sre-agents'] },
+      target: 'orders-db', action: '{}', action_hash: 'h', reasons: [], groups: ['dba'], min: 2, mode: 'ticket',
+      created_at: '2030-01-01T00:00:00.000Z', expires_at: '2030-01-01T00:15:00.000Z', votes: [], resolution: null, resolved_at: null,
+      decision_id: 'd', session_id: 's', policy_revision: null,
+    };
+    const vote = (sub: string) => ({ sub, decision: 'approve' as const, comment: null, at: '2030-01-01T00:01:00.000Z' });
+    const bob = { sub: 'bob', iss: 'urn:test', groups: ['dba'], agent: false, act: null, claims: {} };
+    const requested = approvalEvent({ approval: record, transition: 'requested' }, 's1');
+    const consumed = approvalEvent({ approval: { ...record, status: 'consumed', votes: [vote('bob'), vote('carol')] }, transition: 'consumed' }, 's1');
+    const check = async (events: object[]) => {
+      const trailDir = makeTempDir('gatehouse-audit-approvals-');
+      const written = await writeTrail(trailDir, { events: 2, thenAppend: events });
+      return { result: verify(written.configPath), done: () => removeDir(trailDir) };
+    };
+
+    const flipped = await check([requested, consumed]);
+    expectFailureAt(flipped.result, 4, /approval ap-1 was used, but no event in the trail approves it/);
+    flipped.done();
+    // One vote where two were asked for is no approval either.
+    const short = await check([requested, approvalEvent({ approval: { ...record, status: 'approved', votes: [vote('bob')] }, transition: 'approved', by: bob }, 's1'), consumed]);
+    expectFailureAt(short.result, 5, /no event in the trail approves it with the approvers it asked for/);
+    short.done();
+    const backed = await check([requested, approvalEvent({ approval: { ...record, status: 'approved', votes: [vote('bob'), vote('carol')] }, transition: 'approved', by: bob }, 's1'), consumed]);
+    expect(backed.result.code, backed.result.stderr).toBe(0);
+    backed.done();
   });
 
   it('refuses an anchor that does not verify', async () => {
