@@ -377,12 +377,61 @@ describe('ticket mode: denied with the approval id, the approved retry runs once
       const answer = await wire.until('Z');
       const error = errorFields(answer.find((m) => m.type === 'E')!.body);
       expect(error.C).toBe('42501');
-      expect(error.M).toContain('an earlier statement that changes DateStyle, IntervalStyle or TimeZone has not been answered yet');
+      expect(error.M).toContain('a statement sent before it has not been answered up to ReadyForQuery');
       expect(error.H ?? '').not.toMatch(/approval [0-9a-f-]{36}/);
     } finally {
       await wire.end();
     }
     expect((await ticket.direct.query<{ d: string }>('SELECT created_at::text AS d FROM customers WHERE id = 3')).rows[0]!.d).toBe('2026-01-01');
+  });
+
+  /** Sends `messages`, then resolves with the error the proxy answers the statement needing approval with. */
+  async function refusedOnWire(setup: Buffer[][], messages: Buffer[], readyForQueries = 1): Promise<Record<string, string>> {
+    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: ticket.stack.proxyPort, user: 'orders-db', database: 'orders', password: ticket.sre });
+    try {
+      for (const step of setup) {
+        wire.send(...step);
+        await wire.until(step.some((m) => m[0] === 0x48) ? 'C' : 'Z'); // after a Flush ('H'), the CommandComplete
+      }
+      wire.send(...messages);
+      const answer = [];
+      for (let i = 0; i < readyForQueries; i++) answer.push(...await wire.until('Z'));
+      const error = answer.find((m) => m.type === 'E');
+      expect(error, answer.map((m) => m.type).join('')).toBeDefined();
+      return errorFields(error!.body);
+    } finally {
+      await wire.end();
+    }
+  }
+  const UPDATE_DATE = "UPDATE customers SET created_at = '03/04/2026' WHERE id = 3";
+  const createdAt = async () => (await ticket.direct.query<{ d: string }>('SELECT created_at::text AS d FROM customers WHERE id = 3')).rows[0]!.d;
+
+  it('an approval is not asked after an extended-protocol SET the server has answered but not yet reported (ParameterStatus comes with ReadyForQuery)', async () => {
+    const error = await refusedOnWire(
+      [[serialize.parse({ text: "SET datestyle = 'ISO, DMY'" }), serialize.bind({}), serialize.execute({}), serialize.flush()]],
+      [serialize.parse({ text: UPDATE_DATE }), serialize.bind({}), serialize.execute({}), serialize.sync()],
+    );
+    expect(error.M).toContain('a statement sent before it has not been answered up to ReadyForQuery');
+    expect(await createdAt()).toBe('2026-01-01');
+  });
+
+  it('an approval is not asked while a ROLLBACK that undoes SET LOCAL is unanswered', async () => {
+    const error = await refusedOnWire(
+      [[serialize.query("BEGIN; SET LOCAL datestyle = 'ISO, DMY'")]],
+      [serialize.query('ROLLBACK'), serialize.query(UPDATE_DATE)],
+      2,
+    );
+    expect(error.M).toContain('a statement sent before it has not been answered up to ReadyForQuery');
+    expect(await createdAt()).toBe('2026-01-01');
+  });
+
+  it('a prepared statement is not approved under other settings than it was parsed under', async () => {
+    const error = await refusedOnWire(
+      [[serialize.query("SET datestyle = 'ISO, DMY'")], [serialize.parse({ name: 'p3', text: UPDATE_DATE }), serialize.sync()], [serialize.query("SET datestyle = 'ISO, MDY'")]],
+      [serialize.bind({ statement: 'p3' }), serialize.execute({}), serialize.sync()],
+    );
+    expect(error.M).toContain('it was prepared (its constants read) under other DateStyle, IntervalStyle or TimeZone than now');
+    expect(await createdAt()).toBe('2026-01-01');
   });
 
   it('an approval is not asked in a session that changed search_path: the approver would read the names against the default', async () => {
@@ -399,8 +448,20 @@ describe('ticket mode: denied with the approval id, the approved retry runs once
     await client.query(SET_PATH);
     const error = await errorOf(client.query(UPDATE));
     expect(error.code).toBe('42501');
-    expect(error.message).toContain('this session changed search_path or the role');
+    expect(error.message).toContain('this session changed search_path, which changes what statements do');
     expect(error.hint ?? '').not.toMatch(/approval [0-9a-f-]{36}/);
     expect(await amountOf(ticket, 12)).toBe('99.99');
+  });
+
+  it('an approval is not asked in a session that changed a setting that changes what statements do (transform_null_equals)', async () => {
+    const client = new pg.Client(ticket.stack.clientConfig('orders-md5', ticket.sre));
+    await client.connect();
+    ticket.clients.push(client);
+    const SET = 'SET transform_null_equals = on';
+    await approve(ticket, (await deniedTicket(client, SET)).id);
+    await client.query(SET);
+    const error = await errorOf(client.query("UPDATE orders SET notes = 'x' WHERE notes = NULL"));
+    expect(error.message).toContain('this session changed transform_null_equals');
+    expect(error.hint ?? '').not.toMatch(/approval [0-9a-f-]{36}/);
   });
 });

@@ -7,8 +7,8 @@
 import type { Portal, PreparedStatement, RunningStatement } from './statement-state.js';
 
 export type Pending =
-  /** Query, Sync (`sync`) and FunctionCall: everything up to and including ReadyForQuery. */
-  | { kind: 'ready'; running: RunningStatement | null; sync?: true }
+  /** Query, Sync (`sync`) and FunctionCall: everything up to and including ReadyForQuery. `execution`: see Relay.executionsSent. */
+  | { kind: 'ready'; running: RunningStatement | null; sync?: true; execution?: number }
   /** `previous`: the proxy's entry the Parse replaced, put back if the server does not prepare the statement. */
   | { kind: 'parseComplete'; name: string; previous: PreparedStatement | undefined }
   /** The same for the portal a Bind creates. */
@@ -17,7 +17,7 @@ export type Pending =
   /** `internal`: the proxy asked, to learn a portal's columns; the client never sees the answer. `epoch`: Relay.epoch when it was sent. */
   | { kind: 'describe'; statement: PreparedStatement | null; portal: Portal | null; internal: boolean; epoch: number }
   /** `portal`: its row masking, set by the answer to a Describe sent before the Execute. */
-  | { kind: 'execute'; running: RunningStatement; portal: Portal }
+  | { kind: 'execute'; running: RunningStatement; portal: Portal; execution?: number }
   /**
    * A denied statement's stand-in (Relay DENIED_STAND_IN): the server's error
    * is replaced by `denial`; `extended` stands in for a Parse, Bind or Execute (the

@@ -19,7 +19,7 @@ import { BackendFramer } from '../protocol/backend-framer.js';
 import { errorResponse, noticeResponse, type ErrorFields, type TransactionStatus } from '../protocol/backend-writer.js';
 import { formatAt, type Bind, type FormatCode, type FrontendMessage, type FunctionCall } from '../protocol/frontend-messages.js';
 import type { StatementFacts } from '../sql/analyse.js';
-import { callsSetConfig, changesLiteralReading, changesNameResolution, readingChange, unreadableSetting } from '../sql/reading-settings.js';
+import { callsSetConfig, readingChange, sessionChangeBeyondApproval, unreadableSetting } from '../sql/reading-settings.js';
 import { PendingResponses, type Pending } from './pending-responses.js';
 import type { DecidedSql, Portal, PreparedStatement, RunningStatement } from './statement-state.js';
 import type { LiteralSettings } from './literal-settings.js';
@@ -111,13 +111,19 @@ export class Relay {
   /** SQL that changes name resolution ran since the server was last idle (see readyForQuery). */
   private resolutionChangedInTransaction = false;
   /**
-   * The last statement sent that can change DateStyle, IntervalStyle or
-   * TimeZone, until the server has answered it (and so reported what it
-   * changed): meanwhile the settings an approval would bind may be stale.
+   * Messages that run SQL (Query, Execute, FunctionCall), numbered as sent;
+   * the last one answered; the last one answered before a ReadyForQuery.
+   * The server reports changed settings (ParameterStatus) only just before
+   * ReadyForQuery, and anything run can change them (SET, SET LOCAL undone
+   * by ROLLBACK, a function's set_config): the settings the relay holds are
+   * the ones the next statement runs under only when every message sent
+   * that ran SQL has been followed by a ReadyForQuery.
    */
-  private literalChangeInFlight: Pending | null = null;
-  /** The session has changed search_path or the role, which the server does not report and an approval cannot bind. */
-  private namesResolvedElsewhere = false;
+  private executionsSent = 0;
+  private executionsAnswered = 0;
+  private executionsSettled = 0;
+  /** The first change to the session, since it began, that changes what statements do and that an approval cannot show. */
+  private sessionChangedBy: string | null = null;
   /**
    * Aborts the decision in progress (a wait for approval ends with a deny).
    * Kept from one decision to the next until it is used: most decisions never
@@ -291,11 +297,11 @@ export class Relay {
    * of the name is refused as undecided. SQL that can change name
    * resolution starts a new epoch.
    */
-  private replaces(statements: readonly StatementFacts[], entry: Pending): void {
+  private replaces(statements: readonly StatementFacts[], entry: Extract<Pending, { kind: 'ready' | 'execute' }>): void {
+    // Not sent on when the server skips to Sync: it runs nothing, and nothing will answer it.
+    if (!this.serverSkipping) entry.execution = ++this.executionsSent;
     for (const statement of statements) {
-      // Not sent on when the server skips to Sync: it runs nothing, and nothing will answer it.
-      if (!this.serverSkipping && changesLiteralReading(statement)) this.literalChangeInFlight = entry;
-      if (!this.serverSkipping && changesNameResolution(statement)) this.namesResolvedElsewhere = true;
+      if (!this.serverSkipping) this.sessionChangedBy ??= sessionChangeBeyondApproval(statement);
       if (changesResolution(statement)) {
         this.epoch++;
         this.resolutionChangedInTransaction = true;
@@ -323,7 +329,9 @@ export class Relay {
     // Entered before the server answers (a Bind may follow at once); undone if the server does not prepare it
     // (extendedError): a name it already holds (42P05) keeps what it stands for there, whatever this Parse said.
     const previous = this.statements.get(name);
-    if (!this.serverSkipping) this.statements.set(name, { ...decided, name, paramTypes, columns: null, columnsIn: -1 });
+    // The server reads the statement's constants now, under the settings of now (if the relay knows them).
+    const preparedUnder = this.settingsKnown() ? this.options.settings.key : null;
+    if (!this.serverSkipping) this.statements.set(name, { ...decided, name, paramTypes, preparedUnder, columns: null, columnsIn: -1 });
     this.forward(raw, { kind: 'parseComplete', name, previous });
   }
 
@@ -361,6 +369,7 @@ export class Relay {
     const decided = await this.decide(statement.sql, 'extended', {
       facts: statement.statements,
       parameters: boundValues(bind.params, bind.paramFormats, statement.paramTypes),
+      preparedUnder: statement.preparedUnder,
     });
     if (!decided) return;
     if (decided.decision.action !== 'allow') {
@@ -454,7 +463,11 @@ export class Relay {
   }
 
   /** Decides, with the mask plan prepared before the decision is audited; null when the session ended meanwhile. */
-  private async decide(sql: string, protocol: Protocol, options: Pick<DecideOptions, 'facts' | 'parameters' | 'approvalLater'> = {}): Promise<DecidedSql | null> {
+  private async decide(
+    sql: string,
+    protocol: Protocol,
+    options: Pick<DecideOptions, 'facts' | 'parameters' | 'approvalLater'> & { preparedUnder?: string | null } = {},
+  ): Promise<DecidedSql | null> {
     if (this.options.expiresAtMs !== null && Date.now() >= this.options.expiresAtMs) {
       await this.options.onExpired();
       return null;
@@ -479,7 +492,7 @@ export class Relay {
             return `the name "${NO_SUCH_STATEMENT}" is the gateway's own`;
           }
           if (decision.action === 'approve') {
-            const unbound = this.unboundSettings();
+            const unbound = this.unboundSettings(options.preparedUnder);
             if (unbound) return unbound;
           }
           // Once the client's CopyDone is sent the proxy reads the client again; a second COPY … FROM in the
@@ -534,16 +547,26 @@ export class Relay {
    * Why an approval asked now could not bind the settings the statement
    * would run under, or null. An approver reads the statement with the
    * session's DateStyle, IntervalStyle and TimeZone next to it, and
-   * assumes the default search_path and role.
+   * assumes every other setting at its default. `preparedUnder`: for a
+   * Bind, the settings its Parse was read under (the server reads a
+   * statement's constants at Parse), null if they were not known then.
    */
-  private unboundSettings(): string | null {
-    if (this.namesResolvedElsewhere) {
-      return 'the statement needs approval, but this session changed search_path or the role (or called set_config, or DISCARD), which an approval cannot show or bind: ask for it in a session that has not';
+  private unboundSettings(preparedUnder?: string | null): string | null {
+    if (this.sessionChangedBy !== null) {
+      return `the statement needs approval, but this session changed ${this.sessionChangedBy}, which changes what statements do and which an approval cannot show: ask for it in a session that has not`;
     }
-    if (this.literalChangeInFlight) {
-      return 'the statement needs approval, but an earlier statement that changes DateStyle, IntervalStyle or TimeZone has not been answered yet, so the approval could not bind the values it would run under: send it once that statement is done';
+    if (!this.settingsKnown()) {
+      return 'the statement needs approval, but a statement sent before it has not been answered up to ReadyForQuery and may have changed DateStyle, IntervalStyle or TimeZone (the server reports them only then), so the approval could not bind the values it would run under: send it once the earlier ones are done';
+    }
+    if (preparedUnder !== undefined && preparedUnder !== this.options.settings.key) {
+      return 'the statement needs approval, but it was prepared (its constants read) under other DateStyle, IntervalStyle or TimeZone than now, which the approval would show: prepare it again';
     }
     return null;
+  }
+
+  /** The settings the relay holds are the ones the next statement runs under (see executionsSent). */
+  private settingsKnown(): boolean {
+    return this.executionsSettled === this.executionsSent;
   }
 
   private heldNotice(approvalId: string): void {
@@ -654,7 +677,7 @@ export class Relay {
       this.client.write(head.denial);
       if (head.extended) this.extendedError();
     } else if (code === CODE.ready && !head.extended) {
-      this.readyForQuery(message);
+      this.readyForQuery(message, head);
       this.client.write(message);
       this.done();
     } else if (head.extended) {
@@ -668,7 +691,7 @@ export class Relay {
   private inSetting(head: Extract<Pending, { kind: 'setting' }>, code: number, message: Buffer): void {
     if (code === CODE.error) head.error = message;
     if (code !== CODE.ready) return;
-    this.readyForQuery(message);
+    this.readyForQuery(message, head);
     this.done();
     head.settle(head.error);
   }
@@ -689,7 +712,7 @@ export class Relay {
       message = this.scrub(this.pending.first, message);
       if (run) run.error = decodeError(message);
     } else if (code === CODE.ready) {
-      this.readyForQuery(message);
+      this.readyForQuery(message, this.pending.first);
       this.client.write(message);
       if (run) this.record(run.decided, run.startedAt, run);
       this.done();
@@ -748,8 +771,10 @@ export class Relay {
    * transaction has ended, and with it any temporary table created ON
    * COMMIT DROP: after SQL that changed name resolution, a new epoch.
    */
-  private readyForQuery(message: Buffer): void {
+  private readyForQuery(message: Buffer, answering: Pending | undefined): void {
     this.status = String.fromCharCode(message[5]!) as TransactionStatus;
+    const execution = answering && 'execution' in answering ? answering.execution ?? 0 : 0;
+    this.executionsSettled = Math.max(this.executionsAnswered, execution);
     if (this.status === 'I' && this.resolutionChangedInTransaction) {
       this.resolutionChangedInTransaction = false;
       this.epoch++;
@@ -789,7 +814,7 @@ export class Relay {
 
   private answered(entry: Pending | undefined): void {
     if (entry === undefined) return;
-    if (entry === this.literalChangeInFlight) this.literalChangeInFlight = null;
+    if ('execution' in entry && entry.execution !== undefined) this.executionsAnswered = entry.execution;
     if (entry === this.awaiting?.entry) this.settleAwaited();
   }
 

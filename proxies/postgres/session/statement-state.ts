@@ -28,6 +28,8 @@ export interface PreparedStatement extends DecidedSql {
   name: string;
   /** The Parse's parameter type OIDs (0: the server infers it): a value's type says how the server reads it. */
   paramTypes: readonly number[];
+  /** LiteralSettings.key when it was parsed (its constants read then), or null when the relay did not know them. */
+  preparedUnder: string | null;
   /**
    * Its result columns, from the answer to a Describe of the statement (in
    * text format): a Bind in the same epoch then knows its portal's row

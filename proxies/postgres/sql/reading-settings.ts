@@ -51,33 +51,34 @@ export function readingChange(statements: readonly StatementFacts[], columnsMask
   return null;
 }
 
-/** Settings whose values the server reads a literal under (bound by an approval: session/literal-settings.ts). */
-const LITERAL_READING = new Set(['datestyle', 'intervalstyle', 'timezone']);
+/**
+ * Settings an approval need not show: their value is bound (DateStyle,
+ * IntervalStyle and TimeZone, which the server reports), or they change how
+ * fast or how loudly a statement runs, or guard it, never what it does.
+ */
+const APPROVAL_NEUTRAL = new Set([
+  'datestyle', 'intervalstyle', 'timezone', 'application_name', 'client_min_messages', 'extra_float_digits',
+  'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'idle_session_timeout',
+  'work_mem', 'maintenance_work_mem', 'temp_buffers', 'effective_cache_size', 'random_page_cost', 'seq_page_cost',
+  'max_parallel_workers_per_gather', 'jit', 'geqo',
+  'transaction', 'session characteristics', 'transaction_isolation', 'default_transaction_isolation',
+  'transaction_read_only', 'default_transaction_read_only',
+]);
+const NEUTRAL_PREFIXES = ['enable_', 'cpu_', 'jit_', 'parallel_'];
 
 /**
- * Whether the statement can change how the server reads literals in the
- * next ones (SET or RESET of DateStyle, IntervalStyle or TimeZone, RESET
- * ALL, DISCARD, set_config). The server reports the new values; until it
- * has answered the statement, the gateway's copy may be stale.
+ * What a statement changes in the session that changes what later
+ * statements do, and that an approval cannot show: search_path or the role
+ * (where names resolve), transform_null_equals, array_nulls, … Null for
+ * the settings in APPROVAL_NEUTRAL and for statements that set nothing.
  */
-export function changesLiteralReading(statement: StatementFacts): boolean {
-  return changesSetting(statement, LITERAL_READING);
-}
-
-/**
- * Whether the statement changes where unqualified names resolve through a
- * setting (SET or RESET of search_path, role, session_authorization, RESET
- * ALL, DISCARD, set_config). The server does not report search_path, so
- * the gateway cannot say what it became: only that it changed.
- */
-export function changesNameResolution(statement: StatementFacts): boolean {
-  return changesSetting(statement, NAME_RESOLVING);
-}
-
-function changesSetting(statement: StatementFacts, settings: ReadonlySet<string>): boolean {
-  if (statement.kind === 'discard' || callsSetConfig(statement)) return true;
-  if (statement.kind !== 'set' && statement.kind !== 'reset') return false;
-  return statement.setting === 'all' || settings.has(statement.setting ?? '');
+export function sessionChangeBeyondApproval(statement: StatementFacts): string | null {
+  if (statement.kind === 'discard') return 'DISCARD';
+  if (callsSetConfig(statement)) return 'set_config';
+  if (statement.kind !== 'set' && statement.kind !== 'reset') return null;
+  const setting = statement.setting ?? 'all';
+  if (setting === 'all') return 'RESET ALL';
+  return APPROVAL_NEUTRAL.has(setting) || NEUTRAL_PREFIXES.some((p) => setting.startsWith(p)) ? null : setting;
 }
 
 /** set_config changes any setting, as a function call the analyser only names. */
