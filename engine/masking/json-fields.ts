@@ -225,12 +225,20 @@ function scanNumber(masker: ColumnMasker, value: number): JsonValue {
   return masked === text ? value : masked;
 }
 
-/** A string, or a long number read as its tagged text (json-numbers.ts), which is masked as the number's text. */
+/**
+ * A string, or a long number read as its tagged text (json-numbers.ts),
+ * which is masked as the number's text. A detector also reads it as
+ * JavaScript writes the number (4111111111111111.0 and 4.111111111111111e15
+ * are the card 4111111111111111 to any client that parses them).
+ */
 function maskString(masker: ColumnMasker, value: string, scans: boolean): JsonValue {
   const number = taggedNumber(value);
   if (number === null) return masker.mask(value);
   const masked = masker.mask(number);
-  return scans && masked === number ? value : masked;
+  if (!scans || masked !== number) return masked;
+  const asRead = String(Number(number));
+  const maskedAsRead = masker.mask(asRead);
+  return maskedAsRead === asRead ? value : maskedAsRead;
 }
 
 /**

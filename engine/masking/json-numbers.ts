@@ -8,14 +8,24 @@
  * (json-fields.ts), and the writer puts back whatever was not masked as
  * the number it was, byte for byte.
  */
+import { randomBytes } from 'node:crypto';
 
-/** Starts a tagged number. JSON text cannot hold a raw NUL, so no string the document holds is read as one by accident. */
-const TAG = '\u0000json-number:';
-/** A double holds every number of up to 15 significant digits exactly; longer ones may round. 16 digits, perhaps with a point among them. */
-const LONG_DIGITS = /\d(?:\.?\d){15}/;
+/**
+ * Starts a tagged number. JSON text spells a NUL only as an escape, and the
+ * process's random part is not in any document: no string the document
+ * holds, nor a member name, is read as a tag.
+ */
+const TAG = `\u0000json-number-${randomBytes(8).toString('hex')}:`;
+const TAG_IN_JSON = JSON.stringify(TAG).slice(1, -1);
+/**
+ * Where a number may not survive JSON.parse: 16 digits, perhaps with a
+ * point among them (a double holds 15 exactly), or an exponent (1e400 is
+ * Infinity, written back as null).
+ */
+const LONG_DIGITS = /\d(?:\.?\d){15}|\d[eE][+-]?\d{3}/;
 /** Strings are matched whole so that digits inside them are left alone; numbers as JSON writes them. */
 const TOKENS = /"(?:[^"\\]|\\.)*"|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
-const TAGGED_IN_JSON = /"\\u0000json-number:(-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)"/g;
+const TAGGED_IN_JSON = new RegExp(`"${TAG_IN_JSON.replaceAll('\\', '\\\\')}(-?(?:0|[1-9]\\d*)(?:\\.\\d+)?(?:[eE][+-]?\\d+)?)"`, 'g');
 
 /**
  * Parses JSON text as JSON.parse does (and throws as it does), except that
@@ -26,9 +36,9 @@ export function parseJsonExactly(text: string): unknown {
   if (!LONG_DIGITS.test(text)) return parsed;
   let tagged = false;
   const wrapped = text.replace(TOKENS, (token) => {
-    if (token.startsWith('"') || significantDigits(token) <= 15) return token;
+    if (token.startsWith('"') || (significantDigits(token) <= 15 && Number.isFinite(Number(token)))) return token;
     tagged = true;
-    return `"\\u0000json-number:${token}"`;
+    return `"${TAG_IN_JSON}${token}"`;
   });
   return tagged ? JSON.parse(wrapped) : parsed;
 }
@@ -41,7 +51,7 @@ export function taggedNumber(value: unknown): string | null {
 /** JSON.stringify, with tagged numbers written back as the numbers they were. */
 export function stringifyJson(value: unknown): string {
   const text = JSON.stringify(value);
-  return text.includes('\\u0000json-number:') ? text.replace(TAGGED_IN_JSON, '$1') : text;
+  return text.includes(TAG_IN_JSON) ? text.replace(TAGGED_IN_JSON, '$1') : text;
 }
 
 function significantDigits(number: string): number {

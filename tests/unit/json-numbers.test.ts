@@ -45,4 +45,22 @@ describe('parseJsonExactly', () => {
     const written = stringifyJson(value);
     expect(written).toBe('{"notes":["[REDACTED:payment_card]",12345678901234567890],"card":"***************4124"}');
   });
+
+  it('finds a card in any spelling of its number a client reads as it (a fraction of zeros, an exponent)', () => {
+    const masks = compileFieldMasks([{ field: 'notes', detectors: ['payment_card'], strategy: 'redact' }]);
+    for (const spelling of ['4111111111111111.0', '4111111111111111.00', '4.111111111111111e15', '4.111111111111111E+15', '41111111111111110e-1', '0.4111111111111111e16']) {
+      masks.reset();
+      const { value } = masks.maskDocument(parseJsonExactly(`{"notes":${spelling}}`) as JsonValue);
+      expect(stringifyJson(value), spelling).toBe('{"notes":"[REDACTED:payment_card]"}');
+    }
+  });
+
+  it('takes no string or member name of the document for a tag, and keeps a number past a double\'s range', () => {
+    const text = '{"\\u0000json-number:5":"\\u0000json-number:7","n":12345678901234567890,"huge":1e400}';
+    const masks = compileFieldMasks([{ field: 'n', strategy: 'redact' }]);
+    const { value } = masks.maskDocument(parseJsonExactly(text) as JsonValue);
+    const written = stringifyJson(value);
+    expect(JSON.parse(written)).toEqual({ '\u0000json-number:5': '\u0000json-number:7', n: '[REDACTED]', huge: expect.anything() as unknown });
+    expect(written).toContain('"huge":1e400');
+  });
 });
