@@ -54,6 +54,11 @@ export interface ExternalProcessorService extends UntypedServiceImplementation {
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 /** The handler to register on a gRPC server for envoyServices().externalProcessor. */
+/** Pseudo-headers, Host and x-envoy-*: Envoy's default HeaderMutationRules let no external processor change them. */
+function unchangeableByProcessor(name: string): boolean {
+  return name.startsWith(':') || name === 'host' || name.startsWith('x-envoy-');
+}
+
 /** Response headers about the body's framing and caching, which detectors have nothing to find in. */
 const UNSCANNED_HEADERS: ReadonlySet<string> = new Set([
   'content-length', 'content-type', 'content-encoding', 'transfer-encoding', 'date', 'last-modified', 'expires', 'age', 'etag', 'vary', 'cache-control',
@@ -248,6 +253,11 @@ class Exchange {
     this.response = { status: Number(header(headers, ':status')) || 0, headers, body: null };
     if (this.response.status === 206 && this.readsBody) {
       return this.refuse(502, 'the response could not be masked: it is part of a body', 'the upstream answered 206 (a byte range) to a request whose whole response must be read');
+    }
+    // Envoy ignores, by default silently, a mutation of these (HeaderMutationRules): what must change there cannot.
+    const stuck = [...echoing, ...rewritten].find(unchangeableByProcessor);
+    if (stuck !== undefined) {
+      return this.refuse(502, 'the response could not be masked', `response header ${stuck} holds what must not reach the client, and Envoy does not let ext_proc change it`);
     }
     if (echoing.length > 0) this.log.warn({ headers: echoing }, 'response headers holding the target\'s credential removed');
     // Content-Length is fixed with the body (BUFFERED mode applies that response's header mutation).

@@ -46,9 +46,12 @@ export function headerList(list: HeaderList, name: string): string {
  */
 export function headerMutation(set: Record<string, string | readonly string[]>, remove: readonly string[] = []): object {
   return {
+    // The first line replaces every line there; the rest are appended. APPEND_IF_EXISTS_OR_ADD is
+    // append_action's zero value, which proto3 does not send and Envoy reads as "append unset, so
+    // overwrite" here: appending takes the (deprecated, still honoured) `append: true`.
     set_headers: Object.entries(set).flatMap(([key, values]) => (typeof values === 'string' ? [values] : values).map((value, i) => ({
       header: { key, raw_value: Buffer.from(value, 'utf8') },
-      append_action: i === 0 ? 'OVERWRITE_IF_EXISTS_OR_ADD' : 'APPEND_IF_EXISTS_OR_ADD',
+      ...(i === 0 ? { append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' } : { append: { value: true } }),
     }))),
     remove_headers: [...remove],
   };

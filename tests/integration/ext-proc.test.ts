@@ -22,6 +22,8 @@ import type { HttpExchangeEntry } from '../../engine/recording/types.js';
 import { envoyServices } from '../../ext-authz/envoy-protos.js';
 import type { ExchangeMetadata } from '../../ext-authz/exchange-metadata.js';
 import { createExternalProcessor } from '../../ext-authz/process/index.js';
+import { HeaderMap } from '../../proxies/http/header-map.js';
+import { applyHeaderMutation } from '../../proxies/http/header-mutation.js';
 import { jsonToStruct } from '../../ext-authz/struct.js';
 import { runCli } from '../helpers/cli.js';
 import { makeBundle } from '../helpers/gateway-bundle.js';
@@ -546,6 +548,27 @@ describe('ExternalProcessor: what must not come back', () => {
       'x-fine': 'nothing here',
     }), responseBody(meta, '{}')]);
     expect(replies[1].response_headers.response.header_mutation.remove_headers).toEqual(['x-debug-auth', `x-${CREDENTIAL}`, 'x-percent', 'x-spaced', 'x-cased']);
+  });
+
+  it('keeps every line of a repeated header when one of them is masked, as Envoy (here the stand-in) applies the mutation', async () => {
+    const meta = metadata({ mask: [{ field: '$', detectors: ['email'], strategy: 'redact' }] });
+    const lines = [{ key: ':status', raw_value: Buffer.from('200') }, { key: 'content-type', raw_value: Buffer.from('text/plain') },
+      { key: 'set-cookie', raw_value: Buffer.from('sid=abc123') }, { key: 'set-cookie', raw_value: Buffer.from('u=ada@example.com') }];
+    const replies = await exchange([requestHeaders(meta), { response_headers: { headers: { headers: lines }, end_of_stream: false }, metadata_context: context(meta) }, responseBody(meta, 'ok')]);
+    const received = new HeaderMap([['content-type', 'text/plain'], ['set-cookie', 'sid=abc123'], ['set-cookie', 'u=ada@example.com']]);
+    applyHeaderMutation(received, replies[1].response_headers.response.header_mutation);
+    expect(received.getAll('set-cookie')).toEqual(['sid=abc123', expect.stringContaining('[REDACTED:email]') as string]);
+  });
+
+  it('refuses a response whose header Envoy would not let the gateway change (x-envoy-*, host) holds the credential or masked data', async () => {
+    for (const [meta, name, value] of [
+      [metadata(), 'x-envoy-echo', `Bearer ${CREDENTIAL}`],
+      [metadata(), 'host', CREDENTIAL],
+      [metadata({ mask: [{ field: '$', detectors: ['email'], strategy: 'redact' }] }), 'x-envoy-user', 'ada@example.com'],
+    ] as const) {
+      const replies = await exchange([requestHeaders(meta), responseHeaders(meta, { 'content-type': 'text/plain', [name]: value }), responseBody(meta, 'ok')]);
+      expect(replies.at(-1).immediate_response?.status.code, name).toBe('BadGateway');
+    }
   });
 
   it('scans response header values under a "$" detector rule, as the body', async () => {
