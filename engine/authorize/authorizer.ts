@@ -356,6 +356,14 @@ export class Authorizer {
 
   /** Uses an approved request once and decides again with it in input.approval. */
   private async spend(request: Request, approved: ApprovalRecord): Promise<AuthorizeResult> {
+    // The policy may have been tightened while the request waited (a bundle reloaded mid-hold).
+    const now = this.evaluate(request, null);
+    const requirement = now.decision.action === 'approve' ? now.decision.approval : undefined;
+    if (requirement && !meetsRequirement(approved, requirement)) {
+      const why = `approval ${approved.id} was granted under a weaker rule than the policy's now (${requirement.min} of ${requirement.groups.join(', ')}); ask again`;
+      const ended = await this.options.approvals.expire(approved, why).catch(() => approved);
+      return this.record(request, withDecision(now, denial(now.decision, [why])), ended);
+    }
     let consumed: ApprovalRecord | null;
     try {
       consumed = await this.options.approvals.consume(approved, request.identity);

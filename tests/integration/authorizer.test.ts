@@ -201,6 +201,37 @@ describe('holding for approval', () => {
     expect((await approvals.get(granted.id)).status).toBe('expired');
   });
 
+  it('does not let a held request through on an approval the policy outgrew while it waited', async () => {
+    const sre = await token('agent-sre-2', ['sre-agents'], 'alice');
+    let strict = false;
+    const reloading = new Authorizer({
+      config,
+      verifier: createTokenVerifier(config.identity),
+      policy: {
+        evaluate(entrypoint, input) {
+          const evaluation = engine.evaluate(entrypoint, input);
+          if (!strict || !evaluation.decision.approval) return evaluation;
+          return { ...evaluation, decision: { ...evaluation.decision, approval: { ...evaluation.decision.approval, groups: ['security'], min: 2 } } };
+        },
+      },
+      approvals,
+      audit,
+      statusUrl: (id) => `http://gw/v1/approvals/${id}`,
+      logger,
+    });
+    const dora = { sub: 'dora', iss: 'urn:test', groups: ['dba'], agent: false, act: null, claims: {} };
+    const result = await reloading.authorize({ token: sre, target: 'orders-db', action: action('orders-update.json') }, {
+      onHeld: (approval) => {
+        strict = true; // the bundle is tightened while the request is held
+        void approvals.vote(approval.id, dora, 'approve', null);
+      },
+    });
+    await reloading.close();
+    expect(result.decision.action).toBe('deny');
+    expect(result.decision.reasons.at(-1)).toMatch(/was granted under a weaker rule than the policy's now \(2 of security\)/);
+    expect(result.approval?.status).toBe('expired');
+  });
+
   it('ends held requests at shutdown, denied and audited', async () => {
     const sre = await token('agent-sre-2', ['sre-agents'], 'alice');
     let held = false;
