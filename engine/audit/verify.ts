@@ -15,14 +15,16 @@ export interface VerifyOptions {
    */
   anchor?: string | null;
   /**
-   * Set where gateways sign checkpoints (a public key is known): each stream
-   * with records must have a checkpoint, and none written more than
-   * `maxGapMs` after its newest one. A gateway signs the head it starts
-   * from, then one per interval, then the head it stops at; a stream
-   * without any, or whose records run on long past the newest, had its
-   * checkpoints removed, which is what hides a rewritten chain.
+   * Set where gateways sign checkpoints (a public key is known). A gateway
+   * signs the head it starts from, then one per interval, then the head it
+   * stops at. So each stream with records must have a checkpoint, and its
+   * newest must sign its head (stopped) or be at most `maxGapMs` old (still
+   * writing). Record times are not trusted for this: whoever rewrites the
+   * records writes their times too.
    */
   requireCheckpoints?: { maxGapMs: number } | null;
+  /** The time now (ms since the epoch); Date.now() by default. */
+  now?: number;
   /** Called every `progressEvery` records, for a progress line. */
   onProgress?: (records: number) => void;
   progressEvery?: number;
@@ -35,8 +37,9 @@ export interface StreamSummary {
   seq: number;
   hash: string;
   checkpoints: number;
-  /** Time of the newest checkpoint, ms since the epoch. */
+  /** Time of the newest checkpoint, ms since the epoch, and the seq it signs. */
   lastCheckpoint: number | null;
+  lastCheckpointSeq: number | null;
   /** Time of the head record, ms since the epoch (null for an empty stream). */
   headTime: number | null;
   anchored: boolean;
@@ -85,6 +88,7 @@ export async function verifyAudit(options: VerifyOptions): Promise<VerifyReport>
 
   const summaries: StreamSummary[] = [];
   const approvals = new ApprovalLedger();
+  const now = options.now ?? Date.now();
   let signaturesUnchecked = false;
   let total = 0;
   const every = options.progressEvery ?? 100_000;
@@ -92,11 +96,11 @@ export async function verifyAudit(options: VerifyOptions): Promise<VerifyReport>
     const checkpoints = await store.checkpoints(stream);
     if (checkpoints.length > 0 && !publicKey) signaturesUnchecked = true;
     try {
-      const summary = await verifyStream(store, stream, checkpoints, publicKey, anchor?.stream === stream ? anchor : null, (event, seq) => {
+      const summary = await verifyStream(store, stream, checkpoints, publicKey, anchor?.stream === stream ? anchor : null, now, (event, seq) => {
         approvals.note(event, stream, seq);
         if (++total % every === 0) options.onProgress?.(total);
       });
-      if (options.requireCheckpoints) checkpointsCover(summary, options.requireCheckpoints.maxGapMs);
+      if (options.requireCheckpoints) checkpointsCover(summary, options.requireCheckpoints.maxGapMs, now);
       summaries.push(summary);
     } catch (err) {
       if (!(err instanceof Broken)) throw err;
@@ -145,6 +149,7 @@ async function verifyStream(
   checkpoints: CheckpointRecord[],
   publicKey: KeyObject | null,
   anchor: CheckpointClaim | null,
+  now: number,
   onEvent: (event: unknown, seq: number) => void,
 ): Promise<StreamSummary> {
   if (publicKey) {
@@ -186,6 +191,8 @@ async function verifyStream(
     if (computed !== r.hash) throw new Broken(r.seq, 'the hash does not match the record (edited)');
     const time = (event as { time?: unknown }).time;
     if (typeof time === 'number' && time !== r.time) throw new Broken(r.seq, `the stored time ${r.time} differs from the event's time ${time} (edited)`);
+    // Times are the rewriter's to choose, but not a future one: that would pass for a gateway still writing.
+    if (r.time > now + CLOCK_SKEW_MS) throw new Broken(r.seq, 'the record is dated in the future (edited)');
     seq = r.seq;
     hash = r.hash;
     headTime = r.time;
@@ -200,20 +207,24 @@ async function verifyStream(
     throw new Broken(seq + 1, `the chain ends at seq ${seq}, but ${what} vouches for seq ${claim.seq}: records from seq ${seq + 1} on were removed (truncated)`);
   }
 
-  const last = checkpoints.reduce<number | null>((t, cp) => (t === null || cp.time > t ? cp.time : t), null);
-  return { stream, records: seq, seq, hash, checkpoints: checkpoints.length, lastCheckpoint: last, headTime, anchored: anchor !== null };
+  const newest = checkpoints.reduce<CheckpointRecord | null>((n, cp) => (n === null || cp.seq > n.seq || (cp.seq === n.seq && cp.time > n.time) ? cp : n), null);
+  return {
+    stream, records: seq, seq, hash, checkpoints: checkpoints.length,
+    lastCheckpoint: newest?.time ?? null, lastCheckpointSeq: newest?.seq ?? null, headTime, anchored: anchor !== null,
+  };
 }
 
+/** How far the clocks of the gateways and of the verifier may disagree. */
+const CLOCK_SKEW_MS = 60_000;
+
 /** See VerifyOptions.requireCheckpoints. */
-function checkpointsCover(summary: StreamSummary, maxGapMs: number): void {
+function checkpointsCover(summary: StreamSummary, maxGapMs: number, now: number): void {
   if (summary.records === 0) return;
-  if (summary.lastCheckpoint === null) {
+  if (summary.lastCheckpoint === null || summary.lastCheckpointSeq === null) {
     throw new Broken(1, 'the stream has records but no checkpoint, where gateways sign one when they start: its checkpoints were removed, or it was written by no gateway of this deployment (a rewritten or made-up stream)');
   }
-  const gap = (summary.headTime ?? 0) - summary.lastCheckpoint;
-  if (gap > maxGapMs) {
-    throw new Broken(summary.seq, `records run ${Math.round(gap / 1000)} s past the newest checkpoint, where gateways sign one at least every ${Math.round(maxGapMs / 1000)} s: later checkpoints were removed (a rewritten tail)`);
-  }
+  if (summary.lastCheckpointSeq === summary.seq || now - summary.lastCheckpoint <= maxGapMs) return;
+  throw new Broken(summary.lastCheckpointSeq + 1, `the newest checkpoint signs seq ${summary.lastCheckpointSeq}, not the head (seq ${summary.seq}), and is ${Math.round((now - summary.lastCheckpoint) / 1000)} s old, where a running gateway signs at least every ${Math.round(maxGapMs / 1000)} s and a stopping one signs its head: later checkpoints were removed (a rewritten tail), or the gateway crashed (starting it again on this stream signs the head)`);
 }
 
 async function checkSignature(cp: CheckpointRecord, publicKey: KeyObject): Promise<void> {

@@ -7,7 +7,8 @@ import { GENESIS, recordHash } from '../../engine/audit/chain.js';
 import { checkpointPayload } from '../../engine/audit/checkpoint.js';
 import { approvalEvent } from '../../engine/audit/events.js';
 import type { ApprovalRecord } from '../../engine/store/store.js';
-import { FileCheckpointKey, generateCheckpointKey } from '../../engine/audit/key-source.js';
+import { FileCheckpointKey, generateCheckpointKey, publicKeyFromPem } from '../../engine/audit/key-source.js';
+import { verifyAudit } from '../../engine/audit/verify.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { openSqlite, writeTrail, type WrittenTrail } from '../helpers/audit.js';
 import { makeTempDir, removeDir } from '../helpers/opa.js';
@@ -212,7 +213,28 @@ describe('gatehouse audit verify', () => {
       rechain(db, 21);
       db.prepare('DELETE FROM audit_checkpoints WHERE seq > 20').run();
     });
-    expectFailureAt(verify(config), 30, /records run 864\d\d s past the newest checkpoint/);
+    expectFailureAt(verify(config), 21, /the record is dated in the future/);
+  });
+
+  it('with the checkpoint key, catches a tail rewritten after the newest checkpoint left, once that is older than a running gateway\'s', async () => {
+    const config = tampered((db) => {
+      const r = row(db, 25);
+      db.prepare('UPDATE audit_records SET event = ? WHERE stream = ? AND seq = 25').run(r.event.replace('"Allowed"', '"Blocked"'), 's1');
+      rechain(db, 25);
+      db.prepare('DELETE FROM audit_checkpoints WHERE seq > 20').run();
+    });
+    const dbPath = /path: (\S+)/.exec(readFileSync(config, 'utf8'))![1]!;
+    const store = await openSqlite(dbPath);
+    try {
+      const signedAt = (await store.checkpoints('s1')).find((c) => c.seq === 20)!.time;
+      const publicKey = publicKeyFromPem(readFileSync(trail.keyPath, 'utf8'), trail.keyPath);
+      const at = (now: number) => verifyAudit({ store, publicKey, requireCheckpoints: { maxGapMs: 7_260_000 }, now });
+      // While its gateway could still be writing, the tail past the newest checkpoint is the window no key covers.
+      expect((await at(signedAt + 1000)).failure).toBeNull();
+      expect((await at(signedAt + 86_400_000)).failure).toMatchObject({ stream: 's1', seq: 21, reason: expect.stringMatching(/the newest checkpoint signs seq 20, not the head \(seq 30\)/) as string });
+    } finally {
+      await store.close();
+    }
   });
 
   it('catches an approval used with no event in any stream that approved it (a record flipped in the store)', async () => {
