@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { keyIdOf, generateCheckpointKey, publicKeyFromPem, type CheckpointAlgorithm } from '../../engine/audit/key-source.js';
 import { AnchorError, verifyAudit, type StreamSummary } from '../../engine/audit/verify.js';
+import { visibleText } from '../../engine/observability/visible-text.js';
 import { readConfig } from '../config.js';
 import type { GatehouseConfig } from '../../engine/config/schema.js';
 import { withStore } from '../with-store.js';
@@ -49,11 +50,12 @@ export function auditCommand(): Command {
         }
         if (report.failure) {
           const { stream, seq, reason } = report.failure;
-          console.error(`gatehouse: audit verification failed: stream "${stream}", seq ${seq}: ${reason}`);
+          // Stream names are the store's: whoever edits it could name one to rewrite the terminal's last lines.
+          console.error(visibleText(`gatehouse: audit verification failed: stream "${stream}", seq ${seq}: ${reason}`));
           process.exitCode = 1;
           return;
         }
-        for (const s of report.streams) console.log(describeStream(s, publicKey !== null));
+        for (const s of report.streams) console.log(visibleText(describeStream(s, publicKey !== null)));
         if (report.streams.length === 0) console.log('no audit records yet');
         if (report.signaturesUnchecked) {
           console.error('gatehouse: warning: checkpoint signatures were not checked (no public key: give --public-key or configure audit.checkpoint.key_file)');

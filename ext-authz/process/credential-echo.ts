@@ -130,7 +130,7 @@ const byte = (_: string, hex: string) => String.fromCharCode(parseInt(hex, 16));
  * (whitespace, colons and dashes dropped), every byte
  * percent-encoded (also %u and four hex digits; and encoded twice or three
  * times), quoted-printable, HTML character
- * references, decimal byte arrays (Node's Buffer.toJSON, or codes separated by spaces), and one
+ * references, decimal byte arrays (Node's Buffer.toJSON, or codes with any separator), and one
  * character per array element. Only the views the text could need are made.
  */
 function encodedViews(text: string): string[] {
@@ -144,12 +144,12 @@ function encodedViews(text: string): string[] {
     views.push(text.replace(/\d{1,3}(?:\s*,\s*\d{1,3}){7,}/g, (run) => String.fromCharCode(...run.split(',').map((n) => Number(n) & 0xff))));
     views.push(text.replace(/(["'])\s*,\s*\1/g, ''));
   }
-  // Character codes separated by spaces ("99 114 109 …").
-  if (BYTE_RUN.test(text)) views.push(text.replace(BYTE_RUNS, (run) => String.fromCharCode(...run.trim().split(/\s+/).map((n) => Number(n) & 0xff))));
+  // Character codes separated by anything but letters and digits ("99 114 109 …", one per line, "99;114;…").
+  if (BYTE_RUN.test(text)) views.push(text.replace(BYTE_RUNS, (run) => String.fromCharCode(...run.split(/[^\dA-Za-z]+/).filter(Boolean).map((n) => Number(n) & 0xff))));
   return views;
 }
 
-const BYTE_RUN = /\b\d{2,3}(?:[ \t]+\d{2,3}){7,}\b/;
+const BYTE_RUN = /\b\d{2,3}(?:[^\dA-Za-z]{1,4}\d{2,3}){7,}\b/;
 const BYTE_RUNS = new RegExp(BYTE_RUN.source, 'g');
 
 /** Percent-decoded as long as that changes it, three times at most: a URL in another's query is encoded twice. */

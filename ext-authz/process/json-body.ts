@@ -196,19 +196,26 @@ function refuseMember(key: string, memberNames: ReadonlySet<string>): void {
  */
 export function refuseMaskedMembersInStrings(documents: readonly JsonValue[], memberNames: ReadonlySet<string>): void {
   if (memberNames.size === 0) return;
-  const visit = (value: JsonValue): void => {
+  const visit = (value: JsonValue, depth: number): void => {
     if (typeof value === 'string') {
       if (NESTED_JSON.test(value)) refuseMaskedMembersInText(value, memberNames);
+      // Encoded again (a JSON string of JSON, an array of them): a client parses as often as it takes.
+      if (depth < MAX_ENCODINGS && MAY_BE_JSON.test(value)) {
+        const inner = tryParse(() => JSON.parse(value));
+        if (inner.ok) visit(inner.value as JsonValue, depth + 1);
+      }
     } else if (Array.isArray(value)) {
-      for (const item of value) visit(item);
+      for (const item of value) visit(item, depth);
     } else if (value !== null && typeof value === 'object') {
-      for (const key in value) visit(value[key]!);
+      for (const key in value) visit(value[key]!, depth);
     }
   };
-  for (const document of documents) visit(document);
+  for (const document of documents) visit(document, 0);
 }
 
 const NESTED_JSON = /^\s*[[{]/;
+const MAY_BE_JSON = /^\s*["[{]/;
+const MAX_ENCODINGS = 4;
 
 /** A key's \u (four hex digits) and \x (two) escapes read. */
 function unescapeKey(key: string): string {

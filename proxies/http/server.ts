@@ -90,9 +90,13 @@ async function handle(req: IncomingMessage, res: ServerResponse, stages: Stages,
   const started = performance.now();
   const method = req.method ?? 'GET';
   const downstreamGone = new AbortController();
-  res.once('close', () => {
+  const gone = (): void => {
     if (!res.writableFinished) downstreamGone.abort();
-  });
+  };
+  // The socket too: a response queued behind another on a keep-alive connection gets no 'close' of its own.
+  res.once('close', gone);
+  req.socket.once('close', gone);
+  res.once('finish', () => req.socket.off('close', gone));
   try {
     const result = await runExchange(req, stages, downstreamGone.signal);
     const sent = writeResponse(res, result.response, method);

@@ -5,6 +5,7 @@
  * held request is withdrawn, denied and audited, never left pending.
  */
 import { request as httpRequest } from 'node:http';
+import { connect as connectTcp } from 'node:net';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../engine/config/load.js';
@@ -109,5 +110,22 @@ describe('a held request through the stand-in', () => {
     const access = await waitFor(() => standin.logs.map((l) => l.access as { path?: string; details?: string } | undefined).find((a) => a?.path === path), 'the access log line of the request', 15_000);
     expect(access.details).toBe('downstream_remote_disconnect');
     expect(crm.requests().filter((r) => r.path === path)).toEqual([]);
+  });
+
+  it('withdraws a held request pipelined behind another when the connection closes', async () => {
+    const paths = ['/customers/12/refund', '/customers/13/refund'];
+    const body = '{"amount": 9}';
+    const { hostname, port, host } = new URL(standin.url);
+    const request = (path: string) => `POST ${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${sre}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const socket = connectTcp(Number(port), hostname);
+    socket.on('error', () => undefined);
+    socket.write(request(paths[0]!) + request(paths[1]!));
+    const held = await Promise.all(paths.map((p) => heldFor(p)));
+    socket.destroy();
+    for (const { id } of held) {
+      const ended = await waitFor(() => approvals('all').find((a) => a.id === id && a.status !== 'pending'), `approval ${id} to end`, 15_000);
+      expect(ended.status).toBe('expired');
+    }
+    expect(crm.requests().filter((r) => paths.includes(r.path))).toEqual([]);
   });
 });

@@ -304,6 +304,9 @@ describe('ExternalProcessor: masking JSON responses', () => {
       // JSON inside a JSON string: a client parses the string and reads the member.
       ['application/json', JSON.stringify({ data: JSON.stringify({ email: 'ada@example.com' }) })],
       ['application/json', JSON.stringify({ events: [{ payload: ` [${JSON.stringify({ customers: [] })}]` }] })],
+      // Encoded twice, or as an array of encoded documents.
+      ['application/json', JSON.stringify({ data: JSON.stringify(JSON.stringify({ email: 'ada@example.com' })) })],
+      ['application/json', JSON.stringify({ data: JSON.stringify([JSON.stringify({ email: 'ada@example.com' })]) })],
       // One byte that is not UTF-8: the rest is still JSON to a client that decodes Latin-1.
       ['text/plain', Buffer.concat([Buffer.from(`${' '.repeat(70)}{"customers":[{"email":"ada@example.com","note":"caf`), Buffer.from([0xe9]), Buffer.from('"}]}')])],
       ['application/octet-stream', Buffer.concat([Buffer.from('x\n{"email":"ada@example.com"}\n'), Buffer.from([0xe9])])],
@@ -475,6 +478,8 @@ describe('ExternalProcessor: what must not come back', () => {
       // A URL nested in another's query: percent-encoded twice.
       `next=${encodeURIComponent(encodeURIComponent(`https://x.example/?key=${CREDENTIAL}`)).replaceAll('-', '%252D')}`,
       [...Buffer.from(CREDENTIAL)].map((b) => String(b)).join(' '),
+      [...Buffer.from(CREDENTIAL)].map((b) => String(b)).join('\r\n'),
+      [...Buffer.from(CREDENTIAL)].map((b) => String(b)).join(';'),
       `k=${[...Buffer.from(CREDENTIAL)].map((b) => `=${b.toString(16).toUpperCase()}`).join('')}`,
       `var seen = "${CREDENTIAL.slice(0, 5)}\\\n${CREDENTIAL.slice(5)}";`,
       Buffer.from(CREDENTIAL, 'utf16le').toString('hex'),
