@@ -99,6 +99,25 @@ afterEach(async () => {
 const token = (sub: string, groups: string[], act?: string) =>
   mintDevToken(config.identity.dev_issuer, { sub, groups, ttlSeconds: 300, ...(act && { act }) });
 
+/** An Authorizer on the same store whose policy, while `tightened()`, asks two approvers from security where it asked for one. */
+function authorizerTightenedWhen(tightened: () => boolean): Authorizer {
+  return new Authorizer({
+    config,
+    verifier: createTokenVerifier(config.identity),
+    policy: {
+      evaluate(entrypoint, input) {
+        const evaluation = engine.evaluate(entrypoint, input);
+        if (!tightened() || !evaluation.decision.approval) return evaluation;
+        return { ...evaluation, decision: { ...evaluation.decision, approval: { ...evaluation.decision.approval, groups: ['security'], min: 2 } } };
+      },
+    },
+    approvals,
+    audit,
+    statusUrl: (id) => `http://gw/v1/approvals/${id}`,
+    logger,
+  });
+}
+
 async function storedEvents(): Promise<Array<Record<string, unknown>>> {
   const events = [];
   for await (const record of store.readAudit({ stream: 'test' })) events.push(JSON.parse(record.event) as Record<string, unknown>);
@@ -178,21 +197,7 @@ describe('holding for approval', () => {
     expect((await approvals.vote(granted.id, dora, 'approve', null)).status).toBe('approved');
 
     // The policy is tightened: two approvers from security.
-    const stricter = new Authorizer({
-      config,
-      verifier: createTokenVerifier(config.identity),
-      policy: {
-        evaluate(entrypoint, input) {
-          const evaluation = engine.evaluate(entrypoint, input);
-          const approval = evaluation.decision.approval ? { ...evaluation.decision.approval, groups: ['security'], min: 2 } : undefined;
-          return { ...evaluation, decision: { ...evaluation.decision, ...(approval ? { approval } : {}) } };
-        },
-      },
-      approvals,
-      audit,
-      statusUrl: (id) => `http://gw/v1/approvals/${id}`,
-      logger,
-    });
+    const stricter = authorizerTightenedWhen(() => true);
     const retry = await stricter.authorize({ token: sre, target: 'orders-db', action: update }, { holdDeadline: Date.now() });
     await stricter.close();
     expect(retry.decision.action).toBe('deny');
@@ -204,21 +209,7 @@ describe('holding for approval', () => {
   it('does not let a held request through on an approval the policy outgrew while it waited', async () => {
     const sre = await token('agent-sre-2', ['sre-agents'], 'alice');
     let strict = false;
-    const reloading = new Authorizer({
-      config,
-      verifier: createTokenVerifier(config.identity),
-      policy: {
-        evaluate(entrypoint, input) {
-          const evaluation = engine.evaluate(entrypoint, input);
-          if (!strict || !evaluation.decision.approval) return evaluation;
-          return { ...evaluation, decision: { ...evaluation.decision, approval: { ...evaluation.decision.approval, groups: ['security'], min: 2 } } };
-        },
-      },
-      approvals,
-      audit,
-      statusUrl: (id) => `http://gw/v1/approvals/${id}`,
-      logger,
-    });
+    const reloading = authorizerTightenedWhen(() => strict);
     const dora = { sub: 'dora', iss: 'urn:test', groups: ['dba'], agent: false, act: null, claims: {} };
     const result = await reloading.authorize({ token: sre, target: 'orders-db', action: action('orders-update.json') }, {
       onHeld: (approval) => {

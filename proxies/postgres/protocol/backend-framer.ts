@@ -5,30 +5,17 @@
  * per message. Messages the proxy must read (RowDescription, ErrorResponse,
  * …) are decoded one by one with pg-protocol's parser (backend-decode.ts).
  */
+import { PendingBytes } from './pending-bytes.js';
+
 export type BackendMessageCallback = (code: number, message: Buffer) => void;
 
 export class BackendFramer {
-  /**
-   * The incomplete tail, as the chunks it came in: joined once the message
-   * is whole. Joining on every chunk would copy a 100 MB value hundreds of
-   * times over (quadratic), stalling every session on the event loop.
-   */
-  private pending: Buffer[] = [];
-  private pendingLength = 0;
-  /** Bytes the pending tail needs before a message can end in it (its header first). */
-  private need = 0;
+  private readonly pending = new PendingBytes();
 
   /** Calls `onMessage` with each complete message (type byte and length included), in order. */
   push(chunk: Buffer, onMessage: BackendMessageCallback): void {
-    let data = chunk;
-    if (this.pendingLength > 0) {
-      this.pending.push(chunk);
-      this.pendingLength += chunk.length;
-      if (this.pendingLength < this.need) return;
-      data = Buffer.concat(this.pending, this.pendingLength);
-      this.pending = [];
-      this.pendingLength = 0;
-    }
+    const data = this.pending.add(chunk);
+    if (data === null) return;
     const end = data.length;
     let pos = 0;
     while (end - pos >= 5) {
@@ -39,10 +26,6 @@ export class BackendFramer {
       onMessage(data[pos]!, data.subarray(pos, next));
       pos = next;
     }
-    if (pos < end) {
-      this.pending.push(data.subarray(pos));
-      this.pendingLength = end - pos;
-      this.need = end - pos >= 5 ? 1 + data.readInt32BE(pos + 1) : 5;
-    }
+    if (pos < end) this.pending.hold(data.subarray(pos), end - pos >= 5 ? 1 + data.readInt32BE(pos + 1) : 5);
   }
 }

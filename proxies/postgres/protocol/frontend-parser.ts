@@ -25,6 +25,7 @@ import {
   CANCEL_REQUEST_CODE, FrontendProtocolError, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE,
   type AuthenticationResponse, type FormatCode, type FrontendMessage, type RegularMessage, type StartupPhaseMessage,
 } from './frontend-messages.js';
+import { PendingBytes } from './pending-bytes.js';
 
 export { FrontendProtocolError } from './frontend-messages.js';
 
@@ -190,9 +191,8 @@ export class FrontendParser {
   private phaseNow: FrontendPhase = 'startup';
   private sslRequested = false;
   private gssRequested = false;
-  /** The incomplete tail: views of fed chunks, concatenated once `need` bytes are there. */
-  private pending: Buffer[] = [];
-  private pendingLength = 0;
+  /** The incomplete tail, joined once `need` bytes are there. */
+  private readonly pending = new PendingBytes();
   private need = 0;
   private failure: FrontendProtocolError | undefined;
   private readonly cursor = new Cursor();
@@ -212,7 +212,7 @@ export class FrontendParser {
 
   /** Bytes held back waiting for the rest of a message. */
   get bufferedBytes(): number {
-    return this.pendingLength;
+    return this.pending.size;
   }
 
   /**
@@ -224,23 +224,15 @@ export class FrontendParser {
   parse(chunk: Buffer, onMessage: FrontendMessageCallback): void {
     if (this.failure) throw this.failure;
     if (chunk.length === 0) return;
-    let data = chunk;
-    if (this.pendingLength > 0) {
-      this.pending.push(chunk);
-      this.pendingLength += chunk.length;
-      if (this.pendingLength < this.need) return;
-      data = Buffer.concat(this.pending, this.pendingLength);
-      this.pending = [];
-      this.pendingLength = 0;
-    }
+    const data = this.pending.add(chunk);
+    if (data === null) return;
     try {
       this.consume(data, onMessage);
     } catch (error) {
       this.failure = error instanceof FrontendProtocolError
         ? error
         : violation('the frontend parser is unusable after an error in its message handler');
-      this.pending = [];
-      this.pendingLength = 0;
+      this.pending.clear();
       throw error;
     }
   }
@@ -289,10 +281,7 @@ export class FrontendParser {
         throw violation('unexpected data after CancelRequest');
       }
     }
-    if (pos < end) {
-      this.pending = [pos === 0 ? data : data.subarray(pos)];
-      this.pendingLength = end - pos;
-    }
+    if (pos < end) this.pending.hold(pos === 0 ? data : data.subarray(pos), this.need);
   }
 
   private startup(buf: Buffer, start: number, end: number, following: number): StartupPhaseMessage {
