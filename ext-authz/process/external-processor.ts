@@ -53,7 +53,6 @@ export interface ExternalProcessorService extends UntypedServiceImplementation {
 
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
-/** The handler to register on a gRPC server for envoyServices().externalProcessor. */
 /** Pseudo-headers, Host and x-envoy-*: Envoy's default HeaderMutationRules let no external processor change them. */
 function unchangeableByProcessor(name: string): boolean {
   return name.startsWith(':') || name === 'host' || name.startsWith('x-envoy-');
@@ -64,6 +63,7 @@ const UNSCANNED_HEADERS: ReadonlySet<string> = new Set([
   'content-length', 'content-type', 'content-encoding', 'transfer-encoding', 'date', 'last-modified', 'expires', 'age', 'etag', 'vary', 'cache-control',
 ]);
 
+/** The handler to register on a gRPC server for envoyServices().externalProcessor. */
 export function createExternalProcessor(options: ExternalProcessorOptions): ExternalProcessorService {
   const settings: Settings = {
     recorder: options.recorder,
