@@ -29,7 +29,8 @@ const TAGGED_IN_JSON = new RegExp(`"${TAG_IN_JSON.replaceAll('\\', '\\\\')}(-?(?
 
 /**
  * Parses JSON text as JSON.parse does (and throws as it does), except that
- * numbers of more than 15 significant digits come back as tagged strings.
+ * numbers of more than 15 significant digits, and those past a double's
+ * range, come back as tagged strings.
  */
 export function parseJsonExactly(text: string): unknown {
   const parsed: unknown = JSON.parse(text);
