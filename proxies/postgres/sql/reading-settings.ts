@@ -53,11 +53,14 @@ export function readingChange(statements: readonly StatementFacts[], columnsMask
 
 /**
  * Settings an approval need not show: their value is bound (DateStyle,
- * IntervalStyle and TimeZone, which the server reports), or they change how
- * fast or how loudly a statement runs, or guard it, never what it does.
+ * IntervalStyle and TimeZone, which the server reports), held to one value
+ * (client_encoding, standard_conforming_strings: SAFE_VALUES), or they
+ * change how fast or how loudly a statement runs, how results are written
+ * out, or guard it, never what it does. Drivers set several at connect.
  */
 const APPROVAL_NEUTRAL = new Set([
-  'datestyle', 'intervalstyle', 'timezone', 'application_name', 'client_min_messages', 'extra_float_digits',
+  'datestyle', 'intervalstyle', 'timezone', 'client_encoding', 'standard_conforming_strings',
+  'application_name', 'client_min_messages', 'lc_messages', 'extra_float_digits', 'bytea_output',
   'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'idle_session_timeout',
   'work_mem', 'maintenance_work_mem', 'temp_buffers', 'effective_cache_size', 'random_page_cost', 'seq_page_cost',
   'max_parallel_workers_per_gather', 'jit', 'geqo',
