@@ -132,6 +132,8 @@ export class Authorizer {
   private readonly cache = new DecisionCache();
   /** Approval lookups in flight, by requester and action (openApproval). */
   private readonly opening = new Map<string, Promise<ApprovalRecord>>();
+  /** How many held requests wait on each approval request (identical requests share one). */
+  private readonly waiters = new Map<string, number>();
 
   constructor(private readonly options: AuthorizerOptions) {
     this.targets = new Map(options.config.targets.map((t) => [t.name, t]));
@@ -278,18 +280,25 @@ export class Authorizer {
     hooks.onHeld?.(pending);
     const waitMs = Math.min(holdMs, callerWaitsMs);
     let resolved: ApprovalRecord | null;
+    this.waiters.set(pending.id, (this.waiters.get(pending.id) ?? 0) + 1);
     try {
       resolved = await this.waitFor(pending, waitMs, hooks.signal);
     } catch (err) {
       return this.failApproval(request, first, err);
+    } finally {
+      const left = (this.waiters.get(pending.id) ?? 1) - 1;
+      if (left > 0) this.waiters.set(pending.id, left);
+      else this.waiters.delete(pending.id);
     }
     const callerDeadlineFirst = waitMs < holdMs && !hooks.signal?.aborted && !this.closing.signal.aborted;
     if (!resolved && callerDeadlineFirst) return this.ticket(request, first, pending);
     if (!resolved) {
+      const callerLeft = hooks.signal?.aborted === true && !this.closing.signal.aborted;
       const why = this.closing.signal.aborted
         ? 'the gateway shut down while the request was held'
-        : hooks.signal?.aborted ? 'the caller went away while held' : `no decision within ${Math.round(holdMs / 1000)} s`;
-      const ended = await approvals.expire(pending, why).catch(() => pending);
+        : callerLeft ? 'the caller went away while held' : `no decision within ${Math.round(holdMs / 1000)} s`;
+      // Identical requests share the approval request (openApproval): it is withdrawn with the last one waiting on it.
+      const ended = callerLeft && this.waiters.has(pending.id) ? pending : await approvals.expire(pending, why).catch(() => pending);
       return this.record(request, withDecision(first, denial(first.decision, [`approval ${pending.id} was not granted: ${why}`])), ended);
     }
     return this.settle(request, first, resolved);

@@ -21,7 +21,7 @@ import { createTokenVerifier } from '../../engine/identity/verifier.js';
 import { SessionRecorder } from '../../engine/recording/recorder.js';
 import { SqliteStore } from '../../engine/store/sqlite/sqlite-store.js';
 import { exampleAction } from '../helpers/actions.js';
-import { makeBundle } from '../helpers/gateway-bundle.js';
+import { makeBundle, policiesWithData } from '../helpers/gateway-bundle.js';
 import { makeTempDir, removeDir } from '../helpers/opa.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -31,7 +31,9 @@ const action = exampleAction;
 let bundleDir: string;
 beforeAll(() => {
   bundleDir = makeTempDir('gatehouse-authorizer-bundle-');
-  makeBundle({ out: join(bundleDir, 'bundle.tar.gz'), revision: 'authorizer' });
+  // orders-db-patient: orders-db with a hold long enough for a test to act within it.
+  const policySrc = policiesWithData(bundleDir, (data) => data.replace(/^grants:\n/m, 'grants:\n  - {name: test-patient, groups: [sre-agents], targets: [orders-db-patient], access: write}\n'));
+  makeBundle({ out: join(bundleDir, 'bundle.tar.gz'), revision: 'authorizer', policySrc });
   return () => removeDir(bundleDir);
 });
 
@@ -61,6 +63,12 @@ targets:
     upstream: {address: 127.0.0.1:5432, database: orders}
     credentials: {username: u, password: "\${env:PW}"}
     approval: {mode: hold, timeout_seconds: 1}
+  - name: orders-db-patient
+    kind: postgres
+    labels: {env: prod, data: pii}
+    upstream: {address: 127.0.0.1:5432, database: orders}
+    credentials: {username: u, password: "\${env:PW}"}
+    approval: {mode: hold, timeout_seconds: 60}
   - name: staging-db
     kind: postgres
     labels: {env: staging}
@@ -221,6 +229,31 @@ describe('holding for approval', () => {
     expect(result.decision.action).toBe('deny');
     expect(result.decision.reasons.at(-1)).toMatch(/was granted under a weaker rule than the policy's now \(2 of security\)/);
     expect(result.approval?.status).toBe('expired');
+  });
+
+  it('keeps an approval request two identical held requests share when one of them goes away', async () => {
+    const sre = await token('agent-sre-2', ['sre-agents'], 'alice');
+    const update = action('orders-update.json');
+    const held: string[] = [];
+    const gone = new AbortController();
+    let first!: Promise<{ decision: { action: string; reasons: string[] } }>;
+    let second!: Promise<{ decision: { action: string } }>;
+    const bothHeld = new Promise<void>((resolve) => {
+      const onHeld = (approval: { id: string }) => {
+        held.push(approval.id);
+        if (held.length === 2) resolve();
+      };
+      first = authorizer.authorize({ token: sre, target: 'orders-db-patient', action: update }, { signal: gone.signal, onHeld });
+      second = authorizer.authorize({ token: sre, target: 'orders-db-patient', action: update }, { onHeld });
+    });
+    await bothHeld;
+    expect(held[0]).toBe(held[1]);
+    gone.abort();
+    expect((await first).decision.reasons.at(-1)).toMatch(/the caller went away while held$/);
+    expect((await approvals.get(held[0]!)).status).toBe('pending');
+    const dora = { sub: 'dora', iss: 'urn:test', groups: ['dba'], agent: false, act: null, claims: {} };
+    await approvals.vote(held[0]!, dora, 'approve', null);
+    expect((await second).decision.action).toBe('allow');
   });
 
   it('ends held requests at shutdown, denied and audited', async () => {
