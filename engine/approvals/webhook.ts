@@ -1,17 +1,22 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ApprovalsConfig } from '../config/schema.js';
 import { visibleText } from '../observability/visible-text.js';
 import type { ApprovalRecord } from '../store/store.js';
+import { describeAction } from './describe-action.js';
 
 type WebhookConfig = NonNullable<ApprovalsConfig['webhook']>;
 
 const ATTEMPTS = 3;
+/** Enough of a statement to judge; `gatehouse approvals show` has the rest. Slack caps a block near 3,000. */
+const SLACK_ACTION_CHARS = 1500;
 
 /**
  * Tells people a request waits for them. The body is signed the way Slack
  * and Stripe sign theirs: HMAC-SHA256 over `<timestamp>.<body>`, so a
- * receiver can refuse forgeries and replays of old deliveries.
+ * receiver can refuse forgeries and old deliveries; the delivery id, the
+ * same on every attempt and inside the signed JSON body, lets it drop a
+ * delivery replayed within its timestamp window.
  */
 export class ApprovalWebhook {
   constructor(
@@ -21,11 +26,12 @@ export class ApprovalWebhook {
 
   /** Delivers in the background with retries; a failure is logged, never fatal to the request. */
   notify(approval: ApprovalRecord, statusUrl: string): void {
-    const body = JSON.stringify(this.config.format === 'slack' ? slackPayload(approval, statusUrl) : jsonPayload(approval, statusUrl));
-    void this.deliver(body, approval.id);
+    const delivery = randomUUID();
+    const body = JSON.stringify(this.config.format === 'slack' ? slackPayload(approval, statusUrl) : jsonPayload(approval, statusUrl, delivery));
+    void this.deliver(body, approval.id, delivery);
   }
 
-  private async deliver(body: string, id: string): Promise<void> {
+  private async deliver(body: string, id: string, delivery: string): Promise<void> {
     for (let attempt = 1; attempt <= ATTEMPTS; attempt += 1) {
       const timestamp = Math.floor(Date.now() / 1000).toString();
       try {
@@ -33,6 +39,7 @@ export class ApprovalWebhook {
           method: 'POST',
           headers: {
             'content-type': 'application/json',
+            'x-gatehouse-delivery': delivery,
             'x-gatehouse-timestamp': timestamp,
             'x-gatehouse-signature': `v1=${signWebhook(this.config.secret.reveal(), timestamp, body)}`,
           },
@@ -55,9 +62,10 @@ export function signWebhook(secret: string, timestamp: string, body: string): st
   return createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
 }
 
-function jsonPayload(approval: ApprovalRecord, statusUrl: string): object {
+function jsonPayload(approval: ApprovalRecord, statusUrl: string, delivery: string): object {
   return {
     type: 'approval.requested',
+    delivery_id: delivery,
     approval: {
       id: approval.id,
       status_url: statusUrl,
@@ -74,14 +82,25 @@ function jsonPayload(approval: ApprovalRecord, statusUrl: string): object {
   };
 }
 
-/** Slack's incoming-webhook shape: a fallback `text` and Block Kit sections. */
+/**
+ * Slack's incoming-webhook shape: a fallback `text` and Block Kit sections.
+ * What is asked goes in a preformatted rich-text block, which Slack shows
+ * as typed: a statement holding ``` or *bold* cannot restyle the message.
+ */
 function slackPayload(approval: ApprovalRecord, statusUrl: string): object {
   const who = approval.requester.act ? `${approval.requester.sub} (for ${approval.requester.act.sub})` : approval.requester.sub;
   const text = slackText(`Approval needed: ${who} on ${approval.target}`);
+  // The record keeps the canonical {target, action} the approval's hash covers.
+  const { action } = JSON.parse(approval.action) as { action?: unknown };
+  const asked = describeAction(action, SLACK_ACTION_CHARS);
   return {
     text,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: `*${text}*\n${approval.reasons.map((r) => `• ${slackText(r)}`).join('\n')}` } },
+      {
+        type: 'rich_text',
+        elements: [{ type: 'rich_text_preformatted', elements: [{ type: 'text', text: visibleText(asked) }] }],
+      },
       {
         type: 'section',
         fields: [

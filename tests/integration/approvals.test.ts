@@ -219,16 +219,24 @@ describe('the webhook', () => {
       }
       await waitFor(() => received.length === 2, 'two webhook deliveries');
       for (const { headers, body } of received) {
+        expect(headers['x-gatehouse-delivery']).toMatch(/^[0-9a-f-]{36}$/);
         const timestamp = headers['x-gatehouse-timestamp'] as string;
         expect(headers['x-gatehouse-signature']).toBe(`v1=${signWebhook('hook-secret', timestamp, body)}`);
         expect(headers['x-gatehouse-signature']).not.toBe(`v1=${signWebhook('other-secret', timestamp, body)}`);
       }
       const bodies = received.map((r) => JSON.parse(r.body) as Record<string, unknown>);
-      const json = bodies.find((b) => b.type === 'approval.requested') as { approval: Record<string, unknown> };
+      const json = bodies.find((b) => b.type === 'approval.requested') as { delivery_id: string; approval: Record<string, unknown> };
+      // The signed body names the delivery, so a receiver can drop a replay inside the timestamp window.
+      expect(json.delivery_id).toBe(received.find((r) => r.body.includes('approval.requested'))!.headers['x-gatehouse-delivery']);
       expect(json.approval).toMatchObject({ id: approval.id, action_hash: update.hash, groups: ['dba'], status_url: `http://gw/v1/approvals/${approval.id}` });
       const slack = bodies.find((b) => 'blocks' in b) as { text: string; blocks: unknown[] };
       expect(slack.text).toBe('Approval needed: agent-sre-2 (for alice) on orders-db');
       expect(JSON.stringify(slack.blocks)).toContain(approval.id);
+      // The approver reads what is asked, as plain preformatted text, not only its hash.
+      expect(slack.blocks[1]).toEqual({
+        type: 'rich_text',
+        elements: [{ type: 'rich_text_preformatted', elements: [{ type: 'text', text: 'UPDATE orders SET status = 1 WHERE id = 7' }] }],
+      });
       // A reason quoting what the agent sent is text in Slack, never a link or markup.
       expect((slack.blocks[0] as { text: { text: string } }).text.text).toContain('• DELETE on &lt;https://evil.example|approve here&gt; \\u{202e}');
     } finally {
