@@ -235,6 +235,17 @@ export function configSchema(ctx: ReferenceContext) {
             connect_timeout_ms: z.int().min(100).max(60_000).default(5000),
             /** How long a client has to log in, TLS handshake included (PostgreSQL's authentication_timeout). */
             login_timeout_ms: z.int().min(100).max(600_000).default(60_000),
+            /**
+             * Connections not yet logged in (no token checked yet), from one source address and in all.
+             * More are refused at once with SQLSTATE 53300, as PostgreSQL refuses past max_connections.
+             */
+            max_logins_per_source: z.int().min(1).max(100_000).default(64),
+            max_logins: z.int().min(1).max(1_000_000).default(1024),
+            /**
+             * A larger message from the database (a row, a notice) ends the session (SQLSTATE 54000):
+             * rows are held whole to be masked, and the detectors read every byte of a masked value.
+             */
+            max_server_message_bytes: z.int().min(64 * 1024).max(1024 * 1024 * 1024 + 1024 * 1024).default(256 * 1024 * 1024),
           })
           .optional(),
         /**

@@ -11,6 +11,8 @@ import type { Logger } from 'pino';
 import type { Authorizer } from '../../engine/authorize/authorizer.js';
 import type { PostgresListenerConfig, PostgresTargetConfig, TargetConfig } from '../../engine/config/schema.js';
 import { CancelKeys } from './cancel-keys.js';
+import { LoginSlots } from './login-slots.js';
+import { errorResponse } from './protocol/backend-writer.js';
 import { loadSqlParser } from './sql/analyse.js';
 import { ClientSession, splitAddress, type SessionRecordings } from './session/client-session.js';
 import { CatalogPool } from './upstream/catalog.js';
@@ -56,6 +58,7 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
     cancelKeys: new CancelKeys(),
     tls,
     maxMessageBytes: listener.max_message_bytes,
+    maxServerMessageBytes: listener.max_server_message_bytes,
     connectTimeoutMs: listener.connect_timeout_ms,
     loginTimeoutMs: listener.login_timeout_ms,
     hashKey: options.hashKey ?? randomBytes(32),
@@ -77,10 +80,16 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
     },
   };
 
+  const loginSlots = new LoginSlots(listener.max_logins, listener.max_logins_per_source);
   const server: Server = createServer((socket) => {
     sessions.add(socket);
     socket.once('close', () => sessions.delete(socket));
-    new ClientSession(socket, deps);
+    const slot = loginSlots.take(socket.remoteAddress ?? '');
+    if ('refused' in slot) {
+      refuse(socket, slot.refused);
+      return;
+    }
+    new ClientSession(socket, deps, slot.release);
   });
   const [host, port] = splitAddress(listener.address);
   await new Promise<void>((resolve, reject) => {
@@ -103,4 +112,16 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
       await Promise.all([...catalogs.values()].map((pool) => pool.end()));
     },
   };
+}
+
+/**
+ * Answers before reading anything, as PostgreSQL's postmaster does when it
+ * cannot take a connection: libpq shows the message whether it sent a
+ * StartupMessage or an SSLRequest first.
+ */
+function refuse(socket: Socket, why: string): void {
+  socket.on('error', () => undefined);
+  socket.end(errorResponse({ severity: 'FATAL', code: '53300', message: `gatehouse: ${why}; try again later` }));
+  // A client that never reads would keep the socket; it is refused, not served.
+  setTimeout(() => socket.destroy(), 1000).unref();
 }

@@ -19,6 +19,8 @@ import { waitFor } from '../helpers/wait.js';
 const MAX_MESSAGE_BYTES = 4096;
 /** Short, so that a connection that never logs in is seen to be ended; long enough for a real login on a busy machine. */
 const LOGIN_TIMEOUT_MS = 4000;
+/** Connections from one address that may be logging in at once on the plain gateway; no test here needs more. */
+const MAX_LOGINS_PER_SOURCE = 6;
 
 let plain: ProxyStack;
 let secure: ProxyStack;
@@ -29,7 +31,7 @@ let secureAnalyst: string;
 
 beforeAll(async () => {
   [plain, secure] = await Promise.all([
-    startProxyStack({ listenerYaml: `    max_message_bytes: ${MAX_MESSAGE_BYTES}\n    login_timeout_ms: ${LOGIN_TIMEOUT_MS}\n` }),
+    startProxyStack({ listenerYaml: `    max_message_bytes: ${MAX_MESSAGE_BYTES}\n    login_timeout_ms: ${LOGIN_TIMEOUT_MS}\n    max_logins_per_source: ${MAX_LOGINS_PER_SOURCE}\n` }),
     startProxyStack({ tls: { required: true }, listenerYaml: `    login_timeout_ms: ${LOGIN_TIMEOUT_MS}\n` }),
   ]);
   direct = await plain.direct();
@@ -183,6 +185,32 @@ describe('a connection that does not log in', () => {
       await client.closed;
     } finally {
       client.destroy();
+    }
+  });
+});
+
+describe('connections logging in from one address', () => {
+  it('are capped by max_logins_per_source: one more is refused at once with 53300, and a freed slot lets the next in', async () => {
+    const waiting = await Promise.all(Array.from({ length: MAX_LOGINS_PER_SOURCE }, () => WireClient.connect(plain.proxyPort)));
+    try {
+      const refused = await WireClient.connect(plain.proxyPort);
+      try {
+        const fields = await expectFatal(refused);
+        expect(fields).toMatchObject({ C: '53300' });
+        expect(fields.M).toContain('max_logins_per_source is 6');
+      } finally {
+        refused.destroy();
+      }
+      // A connection that logged in holds no slot: sessions past the cap are served once logins end.
+      waiting.pop()!.destroy();
+      const again = await waitFor(() => wireLogin(plain.proxyPort, 'orders-db', analyst).catch(() => false as const), 'a login once a slot is free');
+      // With the other slots still taken, this login gets in only because the one before gave its slot back.
+      const second = await wireLogin(plain.proxyPort, 'orders-db', analyst);
+      expect(await wireQuery(again.client, 'SELECT 1 AS one')).toMatchObject({ error: null });
+      again.client.destroy();
+      second.client.destroy();
+    } finally {
+      for (const client of waiting) client.destroy();
     }
   });
 });

@@ -45,30 +45,37 @@ afterEach(async () => {
   server = null;
 });
 
+/** A relay between an "agent" socket and a "database" socket, both driven by the test. */
+async function relayBetween(maxServerMessageBytes = 1024 * 1024) {
+  server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const [agent, relayClient] = await socketPair(server);
+  const [relayUpstream, database] = await socketPair(server);
+  sockets.push(agent, relayClient, relayUpstream, database);
+  const ended: string[] = [];
+  const relay = new Relay(relayClient, relayUpstream, {
+    decider: {} as never,
+    catalog: {} as never,
+    hashKey: Buffer.alloc(32),
+    logger: pino({ level: 'silent' }),
+    statusUrl: (id) => id,
+    onStatement: () => undefined,
+    cancelUpstream: () => undefined,
+    onEnd: (reason) => ended.push(reason),
+    expiresAtMs: null,
+    onExpired: async () => undefined,
+    settings: new LiteralSettings(),
+    maxServerMessageBytes,
+  });
+  const received: Buffer[] = [];
+  agent.on('data', (chunk: Buffer) => received.push(chunk));
+  return { relay, agent, database, relayUpstream, ended, received };
+}
+
 describe('Relay: answers out of step', () => {
   it('ends the session when rows come for a Sync, and passes none of them', async () => {
-    server = createServer();
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const [agent, relayClient] = await socketPair(server);
-    const [relayUpstream, database] = await socketPair(server);
-    sockets.push(agent, relayClient, relayUpstream, database);
-    const ended: string[] = [];
-    const relay = new Relay(relayClient, relayUpstream, {
-      decider: {} as never,
-      catalog: {} as never,
-      hashKey: Buffer.alloc(32),
-      logger: pino({ level: 'silent' }),
-      statusUrl: (id) => id,
-      onStatement: () => undefined,
-      cancelUpstream: () => undefined,
-      onEnd: (reason) => ended.push(reason),
-      expiresAtMs: null,
-      onExpired: async () => undefined,
-      settings: new LiteralSettings(),
-    });
-    const received: Buffer[] = [];
-    agent.on('data', (chunk: Buffer) => received.push(chunk));
+    const { relay, database, relayUpstream, ended, received } = await relayBetween();
 
     const sync = serialize.sync();
     await relay.fromClient({ type: 'sync' }, sync);
@@ -81,5 +88,26 @@ describe('Relay: answers out of step', () => {
     const sent = Buffer.concat(received).toString('latin1');
     expect(sent).not.toContain('078-05-1120');
     expect(sent).toContain('gatehouse ends the session: the database answered a message the gateway did not send it');
+  });
+});
+
+describe('Relay: messages from the database over max_server_message_bytes', () => {
+  it('ends the session from the message header, with a FATAL naming the limit, and holds none of the message', async () => {
+    const { relay, database, relayUpstream, ended, received } = await relayBetween(64 * 1024);
+    await relay.fromClient({ type: 'sync' }, serialize.sync());
+    // A DataRow declaring 100 MB: only its first bytes are ever sent.
+    const head = Buffer.alloc(5);
+    head[0] = 0x44;
+    head.writeInt32BE(100 * 1024 * 1024, 1);
+    database.write(Buffer.concat([head, Buffer.from('078-05-1120')]));
+    await once(relayUpstream, 'close', { signal: AbortSignal.timeout(5000) });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    expect(ended).toEqual(['a message from the database was over max_server_message_bytes']);
+    const sent = Buffer.concat(received).toString('latin1');
+    expect(sent).toContain('54000');
+    expect(sent).toContain('the database sent a D message of 104857600 bytes, over the gateway\'s limit of 65536');
+    expect(sent).toContain('max_server_message_bytes');
+    expect(sent).not.toContain('078-05-1120');
   });
 });

@@ -39,6 +39,7 @@ export interface SessionDeps {
   catalogs(target: PostgresTargetConfig): CatalogPool;
   tls: { context: SecureContext; required: boolean } | null;
   maxMessageBytes: number;
+  maxServerMessageBytes: number;
   hashKey: HashKey;
   connectTimeoutMs: number;
   /** From accepting the connection to AuthenticationOk, TLS handshake and the database's own login included. */
@@ -94,7 +95,8 @@ export class ClientSession {
    */
   private readonly loginDeadline: NodeJS.Timeout;
 
-  constructor(socket: Socket, private readonly deps: SessionDeps) {
+  /** `releaseLoginSlot`: called once the connection has logged in or is gone (login-slots.ts). */
+  constructor(socket: Socket, private readonly deps: SessionDeps, private readonly releaseLoginSlot: () => void = () => undefined) {
     this.client = socket;
     this.sourceIp = socket.remoteAddress ?? null;
     this.parser = new FrontendParser({ maxMessageSize: deps.maxMessageBytes });
@@ -290,6 +292,7 @@ export class ClientSession {
         identity: info.identity, sessionId: info.sessionId, sourceIp: info.sourceIp, settings,
       }),
       settings,
+      maxServerMessageBytes: this.deps.maxServerMessageBytes,
       catalog: this.deps.catalogs(info.target).session(),
       hashKey: this.deps.hashKey,
       logger: this.deps.logger,
@@ -318,6 +321,7 @@ export class ClientSession {
     });
     this.phase = 'relay';
     clearTimeout(this.loginDeadline);
+    this.releaseLoginSlot();
     this.client.cork();
     this.client.write(authenticationOk());
     for (const status of upstream.parameterStatus) this.client.write(status);
@@ -349,6 +353,7 @@ export class ClientSession {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     clearTimeout(this.loginDeadline);
+    this.releaseLoginSlot();
     this.inbox.stop();
     this.releaseKey?.();
     this.relay?.end(reason);

@@ -15,7 +15,7 @@ import { MaskPlans, type Catalog, type ResultMasking } from '../masking/result-m
 import { boundValues } from '../policy/bound-values.js';
 import type { DecideOptions, Protocol, StatementDecider, StatementDecision } from '../policy/statement-decider.js';
 import { decodeCommandTag, decodeError, decodeParameterStatus, decodeRowDescription, type Field } from '../protocol/backend-decode.js';
-import { BackendFramer } from '../protocol/backend-framer.js';
+import { BackendFramer, BackendMessageTooLarge } from '../protocol/backend-framer.js';
 import { errorResponse, noticeResponse, type ErrorFields, type TransactionStatus } from '../protocol/backend-writer.js';
 import { formatAt, type Bind, type FormatCode, type FrontendMessage, type FunctionCall } from '../protocol/frontend-messages.js';
 import type { StatementFacts } from '../sql/analyse.js';
@@ -58,6 +58,8 @@ export interface RelayOptions {
   onExpired(): Promise<void>;
   /** The session's literal-reading settings, which the relay keeps as the server reports them. */
   settings: LiteralSettings;
+  /** listeners.postgres.max_server_message_bytes: a larger row (or any message) from the database ends the session. */
+  maxServerMessageBytes: number;
 }
 
 const INSUFFICIENT_PRIVILEGE = '42501';
@@ -85,7 +87,7 @@ export class Relay {
   private readonly pending = new PendingResponses();
   private readonly statements = new Map<string, PreparedStatement>();
   private readonly portals = new Map<string, Portal>();
-  private readonly framer = new BackendFramer();
+  private readonly framer: BackendFramer;
   private readonly maskPlans: MaskPlans;
   private status: TransactionStatus = 'I';
   /** Extended-protocol messages went to the server since the last Sync: an implicit transaction may be open. */
@@ -144,6 +146,7 @@ export class Relay {
     private readonly options: RelayOptions,
   ) {
     this.maskPlans = new MaskPlans(options.catalog, options.hashKey);
+    this.framer = new BackendFramer(options.maxServerMessageBytes);
     upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
     upstream.on('close', () => this.end('the database closed the connection'));
     upstream.on('error', (err) => this.end(`database connection error: ${err.message}`));
@@ -603,6 +606,16 @@ export class Relay {
       this.framer.push(chunk, (code, message) => this.serverMessage(code, message));
     } catch (err) {
       // A row the proxy cannot read (or mask) is not forwarded: the session ends instead.
+      if (err instanceof BackendMessageTooLarge) {
+        this.options.logger.warn({ message: String.fromCharCode(err.code), bytes: err.length, limit: err.limit }, 'a message from the database is over max_server_message_bytes; closing the session');
+        this.client.write(errorResponse({
+          severity: 'FATAL', code: '54000',
+          message: `gatehouse ends the session: ${err.message}`,
+          hint: 'select less per row, or raise listeners.postgres.max_server_message_bytes',
+        }));
+        this.end('a message from the database was over max_server_message_bytes');
+        return;
+      }
       this.options.logger.error({ err }, 'unreadable message from the database; closing the session');
       this.end('unreadable message from the database');
     } finally {
