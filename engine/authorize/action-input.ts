@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { canonicalJson } from '../audit/canonical.js';
 import type { TargetConfig } from '../config/schema.js';
 import { isCredentialHeader, URL_HEADERS } from '../masking/credential-headers.js';
-import { withoutCredentialParams } from '../masking/url-credentials.js';
+import { withoutUrlCredentials } from '../masking/url-credentials.js';
 
 /** Input keys only the gateway may set: a caller that could set them could vouch for itself. */
 const GATEWAY_OWNED = ['identity', 'target', 'session', 'now_ns', 'approval'] as const;
@@ -117,13 +117,13 @@ export function approvableAction(action: Record<string, unknown>, kind: TargetCo
       continue;
     }
     const credential = isCredentialHeader(name, value);
-    const shown = !credential && URL_HEADERS.has(name.toLowerCase()) && typeof value === 'string' ? withoutCredentialParams(value) : value;
+    const shown = !credential && URL_HEADERS.has(name.toLowerCase()) && typeof value === 'string' ? withoutUrlCredentials(value) : value;
     if (credential || shown !== value) withheld[`header ${name.toLowerCase()}`] = value;
     if (!credential) kept[name] = shown;
   }
   let path = http.path;
   if (typeof path === 'string') {
-    const shown = withoutCredentialParams(path);
+    const shown = withoutUrlCredentials(path);
     if (shown !== path) withheld.path = path;
     path = shown;
   }

@@ -1,6 +1,6 @@
 import type { RequestFacts } from '../audit/events.js';
 import type { TargetConfig } from '../config/schema.js';
-import { withoutCredentialParams } from '../masking/url-credentials.js';
+import { withoutUrlCredentials } from '../masking/url-credentials.js';
 
 /**
  * What the audit event says was asked, read from a checked action. Only
@@ -30,7 +30,7 @@ export function requestFacts(kind: TargetConfig['kind'], action: Record<string, 
     case 'http': {
       const http = record(record(record(action.attributes).request).http);
       const method = str(http.method) ?? 'UNKNOWN';
-      const path = withoutCredentialParams(str(http.path) ?? '');
+      const path = withoutUrlCredentials(str(http.path) ?? '');
       return {
         request: { protocol: 'http', method, path, host: str(http.host), request_id: str(record(http.headers)['x-request-id']) },
         summary: `${method} ${path}`,

@@ -1,7 +1,8 @@
 /**
  * A request path with the values of query parameters that usually carry
- * credentials replaced. Evidence (audit events, recordings) must not hold a
- * token because a client put it in the URL.
+ * credentials replaced, and any JWT in the path itself (`/verify/<jwt>`).
+ * Evidence (audit events, recordings) must not hold a token because a
+ * client put it in the URL.
  */
 import { namedLikeCredential } from './credential-headers.js';
 import { findSpans } from './detectors.js';
@@ -9,13 +10,12 @@ import { REDACTED } from './strategies.js';
 
 const CREDENTIAL_PARAMS = /^(?:access_token|id_token|refresh_token|token|jwt|bearer|assertion|auth|api[_-]?key|key|secret|client_secret|password|passwd|pwd|sig|signature|code|x-amz-(?:signature|credential|security-token)|x-goog-(?:signature|credential))$/i;
 
-
-/** The path with credential-like query values redacted; everything else byte for byte, and no fragment. */
-export function withoutCredentialParams(path: string): string {
-  const q = path.indexOf('?');
-  if (q === -1) return path;
-  const hash = path.indexOf('#', q);
-  const query = path.slice(q + 1, hash === -1 ? undefined : hash);
+/** The path with JWTs and credential-like query values redacted; everything else byte for byte, and no fragment. */
+export function withoutUrlCredentials(url: string): string {
+  const q = url.indexOf('?');
+  if (q === -1) return withoutJwts(url);
+  const hash = url.indexOf('#', q);
+  const query = url.slice(q + 1, hash === -1 ? undefined : hash);
   // Some servers split on ";" as well as "&" (a=1;token=…).
   const redacted = query.split(/([&;])/).map((pair, i) => {
     const eq = pair.indexOf('=');
@@ -24,7 +24,18 @@ export function withoutCredentialParams(path: string): string {
     const credential = CREDENTIAL_PARAMS.test(name) || namedLikeCredential(name) || isJwt(paramName(pair.slice(eq + 1)));
     return credential ? `${pair.slice(0, eq)}=${REDACTED}` : pair;
   }).join('');
-  return `${path.slice(0, q)}?${redacted}`; // a fragment never reaches a server; drop what a client sent anyway
+  return `${withoutJwts(url.slice(0, q))}?${redacted}`; // a fragment never reaches a server; drop what a client sent anyway
+}
+
+function withoutJwts(path: string): string {
+  if (!path.includes('eyJ')) return path;
+  let out = '';
+  let at = 0;
+  for (const span of findSpans(path, ['jwt'])) {
+    out += `${path.slice(at, span.start)}${REDACTED}`;
+    at = span.end;
+  }
+  return out + path.slice(at);
 }
 
 function paramName(raw: string): string {

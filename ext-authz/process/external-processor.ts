@@ -32,7 +32,7 @@ import type { HttpExchangeRecord, MaskCount, RecordedBody } from '../../engine/r
 import type { ExchangeMetadata } from '../exchange-metadata.js';
 import { BodyRefused, credentialSecrets, processBody, type BodyHeaders, type BodyOutcome } from './body.js';
 import { holdsSecret } from './credential-echo.js';
-import { header, headerList, headerMutation, readHeaderMap, recordableHeaders, type HeaderList } from './headers.js';
+import { header, headerList, headerMutation, mutatedHeaders, readHeaderMap, recordableHeaders, type HeaderList } from './headers.js';
 import { readExchangeMetadata } from './metadata.js';
 import { continueWith, immediateResponse, replaceBody, type Phase } from './responses.js';
 import { pathOnly, recordedUrl } from './url.js';
@@ -232,7 +232,12 @@ class Exchange {
     this.readsBody = masking || this.secrets.length > 0;
     // A byte range is a piece no rule or credential scan finds whole ("ada@example.com" alone, or an echoed key
     // read out seven bytes at a time): ask for all of it.
-    this.send(continueWith('request_headers', this.readsBody ? headerMutation({ 'accept-encoding': 'identity' }, ['range', 'if-range']) : undefined));
+    if (!this.readsBody) return this.send(continueWith('request_headers'));
+    const set = { 'accept-encoding': 'identity' };
+    const remove = ['range', 'if-range'];
+    // The recording shows what the upstream was sent, not what the client asked for.
+    this.requestHeaders = mutatedHeaders(this.requestHeaders, set, remove);
+    this.send(continueWith('request_headers', headerMutation(set, remove)));
   }
 
   private async onRequestBody(message: NonNullable<ProcessingRequest['request_body']>): Promise<void> {

@@ -8,7 +8,7 @@
  * either, and written to `raw_value` only.
  */
 import { isCredentialHeader, URL_HEADERS } from '../../engine/masking/credential-headers.js';
-import { withoutCredentialParams } from '../../engine/masking/url-credentials.js';
+import { withoutUrlCredentials } from '../../engine/masking/url-credentials.js';
 import type { HarHeader } from '../../engine/recording/types.js';
 
 /** Header names lower-cased, in the order Envoy sent them, repeated names kept. */
@@ -57,6 +57,12 @@ export function headerMutation(set: Record<string, string | readonly string[]>, 
   };
 }
 
+/** The list as the upstream gets it once `headerMutation(set, remove)` is applied. */
+export function mutatedHeaders(list: HeaderList, set: Record<string, string>, remove: readonly string[] = []): HeaderList {
+  const replaced = new Set([...Object.keys(set), ...remove]);
+  return [...list.filter((h) => !replaced.has(h.name)), ...Object.entries(set).map(([name, value]) => ({ name, value }))];
+}
+
 /**
  * Headers fit for a recording: no HTTP/2 pseudo-headers (the URL and status
  * say it), no credentials, and not the header Check injected the target's
@@ -66,5 +72,5 @@ export function recordableHeaders(list: HeaderList, extraSecret?: string): Heade
   const secret = extraSecret?.toLowerCase();
   return list
     .filter((h) => !h.name.startsWith(':') && !isCredentialHeader(h.name, h.value) && h.name !== secret)
-    .map((h) => (URL_HEADERS.has(h.name) ? { ...h, value: withoutCredentialParams(h.value) } : h));
+    .map((h) => (URL_HEADERS.has(h.name) ? { ...h, value: withoutUrlCredentials(h.value) } : h));
 }

@@ -173,6 +173,33 @@ function stripBom(text: string): string {
  */
 export function refuseMaskedMembersInText(text: string, memberNames: ReadonlySet<string>): void {
   if (memberNames.size === 0 || !text.includes(':')) return;
+  // An event stream's client joins an event's data lines before it parses them: a member can be split across them.
+  if (SSE_DATA_LINE.test(text)) refuseMembersInKeys(eventStreamData(text), memberNames);
+  refuseMembersInKeys(text, memberNames);
+}
+
+/** A line that is an event stream's `data` field (with its value, or empty). */
+const SSE_DATA_LINE = /^data(?::|\r?$)/m;
+
+/** Each event's data as an EventSource client reads it (the HTML standard's "data" buffer), one event per line block. */
+function eventStreamData(text: string): string {
+  const events: string[] = [];
+  let data: string[] = [];
+  for (const line of text.split(/\r\n|\r|\n/)) {
+    if (line === '') {
+      if (data.length > 0) events.push(data.join('\n'));
+      data = [];
+    } else if (line === 'data') {
+      data.push('');
+    } else if (line.startsWith('data:')) {
+      data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
+    }
+  }
+  if (data.length > 0) events.push(data.join('\n'));
+  return events.join('\n\n');
+}
+
+function refuseMembersInKeys(text: string, memberNames: ReadonlySet<string>): void {
   // A key in double or single quotes, then perhaps comments, then the colon.
   for (const match of text.matchAll(/(["'])((?:(?!\1)[^\\\n]|\\.){1,200})\1\s*(?:\/\*[\s\S]*?\*\/\s*|\/\/[^\n]*\n\s*)*:/g)) {
     refuseMember(unescapeKey(match[2]!), memberNames);
@@ -191,19 +218,22 @@ function refuseMember(key: string, memberNames: ReadonlySet<string>): void {
  * Under field rules, a string value that is itself JSON holding a member
  * the rules mask (`{"data": "{\"email\": …}"}`, common in event APIs): a
  * client parses the string and reads the member, which no rule reached, so
- * the body is refused. Run on the masked documents: a masked value is no
- * longer JSON.
+ * the body is refused. So is JSON in base64 or base64url (Pub/Sub's
+ * `message.data`, a JWT's claims), and each encoding inside another, up to
+ * four deep. Run on the masked documents: a masked value is no longer JSON.
  */
 export function refuseMaskedMembersInStrings(documents: readonly JsonValue[], memberNames: ReadonlySet<string>): void {
   if (memberNames.size === 0) return;
   const visit = (value: JsonValue, depth: number): void => {
     if (typeof value === 'string') {
       if (NESTED_JSON.test(value)) refuseMaskedMembersInText(value, memberNames);
+      if (depth >= MAX_ENCODINGS) return;
       // Encoded again (a JSON string of JSON, an array of them): a client parses as often as it takes.
-      if (depth < MAX_ENCODINGS && MAY_BE_JSON.test(value)) {
+      if (MAY_BE_JSON.test(value)) {
         const inner = tryParse(() => JSON.parse(value));
         if (inner.ok) visit(inner.value as JsonValue, depth + 1);
       }
+      for (const decoded of base64Texts(value)) visit(decoded, depth + 1);
     } else if (Array.isArray(value)) {
       for (const item of value) visit(item, depth);
     } else if (value !== null && typeof value === 'object') {
@@ -211,6 +241,32 @@ export function refuseMaskedMembersInStrings(documents: readonly JsonValue[], me
     }
   };
   for (const document of documents) visit(document, 0);
+}
+
+/** Base64 or base64url, padded or not; a JWT is three of them joined by dots. */
+const BASE64_SEGMENT = /^[A-Za-z0-9+/_-]{8,}={0,2}$/;
+
+/** The text a client gets by decoding the string (or each dot-separated part of it) from base64, where that is UTF-8. */
+function base64Texts(value: string): string[] {
+  if (value.length < 8) return [];
+  const texts: string[] = [];
+  for (const segment of value.split('.', 8)) {
+    if (!BASE64_SEGMENT.test(segment)) continue;
+    // Node reads both alphabets, with or without padding.
+    const text = utf8Text(Buffer.from(segment, 'base64'));
+    if (text !== null) texts.push(text);
+  }
+  return texts;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function utf8Text(bytes: Buffer): string | null {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return null;
+  }
 }
 
 const NESTED_JSON = /^\s*[[{]/;

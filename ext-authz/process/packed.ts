@@ -3,8 +3,9 @@
  * not unpack: a download of an archive or a compressed export (a ZIP, an
  * .xlsx, which is one, a .json.bz2) carries the same personal data as the
  * JSON it was made from, and a client unpacks it without a Content-Encoding
- * saying so. A gzip body is not among them: it is decoded and masked
- * (body.ts decodeContent).
+ * saying so. A gzip body is decoded once and masked (body.ts decodeContent);
+ * gzip still there after that (a .json.gz served gzipped, or gzip under br)
+ * is packed like the rest.
  */
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
@@ -13,6 +14,7 @@ const inflate = promisify(zlib.inflate);
 
 /** Magic numbers at the start of a body, by format. */
 const MAGIC: ReadonlyArray<readonly [string, Buffer]> = [
+  ['gzip-compressed', Buffer.from([0x1f, 0x8b, 0x08])],
   ['a ZIP archive', Buffer.from('PK\x03\x04', 'latin1')],
   ['an empty ZIP archive', Buffer.from('PK\x05\x06', 'latin1')],
   ['a spanned ZIP archive', Buffer.from('PK\x07\x08', 'latin1')],

@@ -3,13 +3,13 @@
  * values of query parameters that usually carry credentials replaced: a
  * recording must not hold a token because a client put it in the URL.
  */
-import { withoutCredentialParams } from '../../engine/masking/url-credentials.js';
+import { withoutUrlCredentials } from '../../engine/masking/url-credentials.js';
 import { header, type HeaderList } from './headers.js';
 
 export function recordedUrl(headers: HeaderList): string {
   const scheme = header(headers, ':scheme') || 'http';
   const authority = header(headers, ':authority') || header(headers, 'host');
-  return `${scheme}://${authority}${withoutCredentialParams(header(headers, ':path') || '/')}`;
+  return `${scheme}://${authority}${withoutUrlCredentials(header(headers, ':path') || '/')}`;
 }
 
 /** The path without its query, for one-line summaries. */

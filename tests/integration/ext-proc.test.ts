@@ -307,6 +307,13 @@ describe('ExternalProcessor: masking JSON responses', () => {
       // Encoded twice, or as an array of encoded documents.
       ['application/json', JSON.stringify({ data: JSON.stringify(JSON.stringify({ email: 'ada@example.com' })) })],
       ['application/json', JSON.stringify({ data: JSON.stringify([JSON.stringify({ email: 'ada@example.com' })]) })],
+      // In base64 (Pub/Sub's message.data) or base64url, as a JWT's claims, or base64 of base64.
+      ['application/json', JSON.stringify({ message: { data: Buffer.from(JSON.stringify({ email: 'ada@example.com' })).toString('base64') } })],
+      ['application/json', JSON.stringify({ id_token: `eyJhbGciOiJub25lIn0.${Buffer.from(JSON.stringify({ sub: 'u1', email: 'ada@example.com' })).toString('base64url')}.` })],
+      ['application/json', JSON.stringify({ data: Buffer.from(Buffer.from('{"email":"ada@example.com"}').toString('base64')).toString('base64') })],
+      // An event stream whose data lines split a member from its colon: an EventSource client joins them.
+      ['text/event-stream', 'data: {"id":1,"email"\ndata: :"ada@example.com"}\n\n'],
+      ['text/event-stream', 'event: x\r\ndata:{"id":1,"em\\u0061il"\r\ndata\r\ndata: :"ada@example.com"}\r\n\r\n'],
       // One byte that is not UTF-8: the rest is still JSON to a client that decodes Latin-1.
       ['text/plain', Buffer.concat([Buffer.from(`${' '.repeat(70)}{"customers":[{"email":"ada@example.com","note":"caf`), Buffer.from([0xe9]), Buffer.from('"}]}')])],
       ['application/octet-stream', Buffer.concat([Buffer.from('x\n{"email":"ada@example.com"}\n'), Buffer.from([0xe9])])],
@@ -320,6 +327,9 @@ describe('ExternalProcessor: masking JSON responses', () => {
     for (const [type, body] of [
       ['text/plain', 'Contact email: write to the support desk'],
       ['application/json', JSON.stringify({ customers: [], data: JSON.stringify({ status: 'ok' }) })],
+      // Base64 that is not JSON with a masked member: an id, a digest, JSON of other members.
+      ['application/json', JSON.stringify({ customers: [], etag: 'ZGVhZGJlZWZkZWFkYmVlZg==', id: 'abcdef0123456789', data: Buffer.from('{"status":"ok"}').toString('base64') })],
+      ['text/event-stream', 'data: {"status":"ok"}\n\nevent: ping\ndata: keep-alive\n\n'],
     ] as const) {
       const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': type }), responseBody(metadata(), body)]);
       expect(replies.at(-1).immediate_response, `${type}: ${body}`).toBeUndefined();
@@ -378,6 +388,12 @@ describe('ExternalProcessor: masking JSON responses', () => {
       expect(replies.at(-1).immediate_response?.status.code, type).toBe('BadGateway');
       const unmasked = await maskedBody(metadata({ mask: [] }), body, { 'content-type': type });
       expect(unmasked.common.body_mutation, type).toBeUndefined();
+    }
+    // Gzip left after the one layer the gateway decodes: a .json.gz served gzipped, gzip under br, or twice with no header.
+    for (const [encoding, body] of [['gzip', gzipSync(gzipSync(json))], ['br', brotliCompressSync(gzipSync(json))], ['', gzipSync(gzipSync(json))]] as const) {
+      const headers = { 'content-type': 'application/gzip', ...(encoding ? { 'content-encoding': encoding } : {}) };
+      const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), headers), responseBody(metadata(), body)]);
+      expect(replies.at(-1).immediate_response?.status.code, `gzip inside ${encoding || 'gzip, no header'}`).toBe('BadGateway');
     }
     // Text that happens to start with a zlib header's two bytes is text.
     const text = await maskedBody(metadata(), 'x^2 + y^2 = r^2', { 'content-type': 'text/plain' });
@@ -707,7 +723,7 @@ describe('ExternalProcessor: evidence', () => {
     });
     const json = JSON.stringify(CUSTOMERS);
     await exchange([
-      requestHeaders(meta, { 'content-type': 'application/json' }, false),
+      requestHeaders(meta, { 'content-type': 'application/json', range: 'bytes=0-5' }, false),
       { request_body: { body: Buffer.from('{"search":"vip customers"}'), end_of_stream: true }, metadata_context: context(meta) },
       responseHeaders(meta, { 'content-type': 'application/json', 'content-length': String(json.length), 'set-cookie': 'upstream-session=1' }),
       responseBody(meta, json),
@@ -732,6 +748,10 @@ describe('ExternalProcessor: evidence', () => {
     expect(response.headers).toContainEqual({ name: 'content-length', value: String(response.content.size) });
     expect(entry.masked).toContainEqual({ column: '$..email', detector: null, count: 2 });
     expect(request.postData).toEqual({ mimeType: 'application/json', text: '{"search":"vip customers"}' });
+    // The request as the upstream got it: whole and uncompressed, as the gateway asked, not as the client sent it.
+    expect(request.headers).toContainEqual({ name: 'accept-encoding', value: 'identity' });
+    expect(request.headers.map((h) => h.name)).not.toContain('range');
+    expect(request.headers.filter((h) => h.name === 'accept-encoding')).toHaveLength(1);
   });
 
   it('never records a credential or an unmasked response value', () => {
