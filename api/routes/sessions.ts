@@ -37,14 +37,13 @@ export function registerSessionRoutes(app: FastifyInstance, { store, verifier, v
 
   app.get('/v1/sessions', async (request, reply) => guarded(reply, 'session request', async () => {
     const caller = await authenticate(request, verifier);
-    const query = parseInput(listQuery, request.query, 'query');
-    if (!isViewer(caller)) {
-      if (query.who !== undefined && query.who !== caller.sub) {
-        throw new RouteError(403, `${caller.sub} may list only its own sessions (recordings.viewer_groups may list others')`);
-      }
-      query.who = caller.sub;
+    const { who, ...query } = parseInput(listQuery, request.query, 'query');
+    if (!isViewer(caller) && who !== undefined && who !== caller.sub) {
+      throw new RouteError(403, `${caller.sub} may list only its own sessions (recordings.viewer_groups may list others')`);
     }
-    const sessions = await store.listSessions(query);
+    // A subject names someone only within its issuer: the same sub from another issuer is someone else.
+    const own = isViewer(caller) ? (who === undefined ? undefined : { sub: who }) : { sub: caller.sub, iss: caller.iss };
+    const sessions = await store.listSessions({ ...query, who: own });
     return { sessions: sessions.map(sessionView) };
   }));
 
@@ -66,6 +65,7 @@ export function registerSessionRoutes(app: FastifyInstance, { store, verifier, v
   }));
 }
 
+/** Sessions recorded before the issuer was kept (iss null) are for viewers only: their subject could be anyone's. */
 function mayView(session: SessionSummary, caller: Identity, viewer: boolean): boolean {
-  return viewer || session.sub === caller.sub || session.act_sub === caller.sub;
+  return viewer || (session.iss === caller.iss && (session.sub === caller.sub || session.act_sub === caller.sub));
 }

@@ -28,7 +28,7 @@ export function sessionsCommand(): Command {
       if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError(`--limit ${options.limit}: expected a whole number from 1 to 10000`);
       const config = readConfig(options.config);
       await withStore(config, async (store) => {
-        const found = (await store.listSessions({ target: options.target, who: options.who, limit })).map(sessionView);
+        const found = (await store.listSessions({ target: options.target, who: options.who === undefined ? undefined : { sub: options.who }, limit })).map(sessionView);
         if (options.json) return printJson({ sessions: found });
         if (found.length === 0) return void process.stdout.write('no recorded sessions\n');
         printTable(found);

@@ -136,6 +136,7 @@ export class SessionRecorder {
       target: meta.target,
       target_kind: meta.target_kind,
       sub: meta.identity.sub,
+      iss: meta.identity.iss,
       act_sub: meta.identity.act?.sub ?? null,
       groups: [...meta.identity.groups],
       source_ip: meta.source_ip,
@@ -417,6 +418,7 @@ function checkOpen(meta: SessionOpen<RecordingProtocol>): string | null {
   if (!KINDS.has(meta.target_kind)) return 'target_kind must be postgres, ssh or http';
   const identity = meta.identity;
   if (identity === null || typeof identity !== 'object' || typeof identity.sub !== 'string' || identity.sub.length === 0) return 'identity.sub is missing';
+  if (typeof identity.iss !== 'string' || identity.iss.length === 0) return 'identity.iss is missing';
   if (!Array.isArray(identity.groups) || !identity.groups.every((g) => typeof g === 'string')) return 'identity.groups must be a list of strings';
   if (identity.act != null && (typeof identity.act !== 'object' || typeof identity.act.sub !== 'string')) return 'identity.act must be {sub} or null';
   if (meta.source_ip !== null && typeof meta.source_ip !== 'string') return 'source_ip must be a string or null';

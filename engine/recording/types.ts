@@ -31,6 +31,8 @@ export type RecordingProtocol = 'postgres' | 'http';
 /** Who the session belongs to: the verified caller (engine Identity fits). */
 export interface SessionIdentity {
   sub: string;
+  /** The token's issuer: a subject names someone only within it. */
+  iss: string;
   groups: readonly string[];
   /** The human the agent acts for (RFC 8693), if any. */
   act?: { sub: string } | null;

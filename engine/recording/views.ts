@@ -11,7 +11,8 @@ export interface SessionView {
   format: string;
   target: string;
   target_kind: string;
-  identity: { sub: string; act: { sub: string } | null; groups: string[] };
+  /** iss is null for sessions recorded before the issuer was kept. */
+  identity: { sub: string; iss: string | null; act: { sub: string } | null; groups: string[] };
   source_ip: string | null;
   /** The audit stream of the gateway process that recorded the session. */
   gateway: string;
@@ -33,7 +34,7 @@ export function sessionView(s: SessionSummary): SessionView {
     format: s.format,
     target: s.target,
     target_kind: s.target_kind,
-    identity: { sub: s.sub, act: s.act_sub === null ? null : { sub: s.act_sub }, groups: s.groups },
+    identity: { sub: s.sub, iss: s.iss, act: s.act_sub === null ? null : { sub: s.act_sub }, groups: s.groups },
     source_ip: s.source_ip,
     gateway: s.gateway,
     started_at: new Date(s.started_at).toISOString(),

@@ -164,6 +164,20 @@ export const MIGRATIONS: readonly Migration[] = [
       `,
     },
   },
+  {
+    version: 3,
+    name: 'session recordings keep the issuer',
+    sql: {
+      // A subject is unique only within its issuer: who may read a session is decided on both.
+      // Sessions recorded before have none, and only recordings.viewer_groups read them.
+      sqlite: `
+        ALTER TABLE session_recordings ADD COLUMN iss TEXT;
+      `,
+      postgres: `
+        ALTER TABLE session_recordings ADD COLUMN iss text;
+      `,
+    },
+  },
 ];
 
 export interface AppliedMigration {

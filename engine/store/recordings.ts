@@ -10,7 +10,7 @@ import type { RecordingBatch, SessionEntryRecord, SessionQuery, SessionRecording
 /** The column order of session_recordings for INSERT statements. */
 export const SESSION_COLUMNS = [
   'id', 'protocol', 'format', 'target', 'target_kind', 'sub', 'act_sub', 'groups',
-  'source_ip', 'gateway', 'started_at', 'ended_at', 'end_reason', 'dropped_entries',
+  'source_ip', 'gateway', 'started_at', 'ended_at', 'end_reason', 'dropped_entries', 'iss',
 ] as const;
 
 export const ENTRY_COLUMNS = ['session_id', 'seq', 'time', 'decision', 'entry'] as const;
@@ -51,7 +51,7 @@ export function checkRecordingBatch(batch: RecordingBatch): void {
 }
 
 const SUMMARY_SELECT = `SELECT s.id, s.protocol, s.format, s.target, s.target_kind, s.sub, s.act_sub, s.groups, s.source_ip,
-  s.gateway, s.started_at, s.ended_at, s.end_reason, s.dropped_entries,
+  s.gateway, s.started_at, s.ended_at, s.end_reason, s.dropped_entries, s.iss,
   (SELECT count(*) FROM session_entries e WHERE e.session_id = s.id) AS entries,
   (SELECT count(*) FROM session_entries e WHERE e.session_id = s.id AND e.decision = 'deny') AS denies
   FROM session_recordings s`;
@@ -64,7 +64,10 @@ export function listSessionsSql(placeholder: Placeholder, query: SessionQuery): 
   };
   const where: string[] = [];
   if (query.target !== undefined) where.push(`s.target = ${add(query.target)}`);
-  if (query.who !== undefined) where.push(`(s.sub = ${add(query.who)} OR s.act_sub = ${add(query.who)})`);
+  if (query.who !== undefined) {
+    where.push(`(s.sub = ${add(query.who.sub)} OR s.act_sub = ${add(query.who.sub)})`);
+    if (query.who.iss !== undefined) where.push(`s.iss = ${add(query.who.iss)}`);
+  }
   const limit = query.limit ?? 100;
   if (!Number.isSafeInteger(limit) || limit < 0) throw new Error(`listSessions: limit must be a non-negative integer, got ${limit}`);
   const text = `${SUMMARY_SELECT}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY s.started_at DESC, s.id DESC LIMIT ${add(limit)}`;
@@ -102,6 +105,7 @@ export function sessionFromRow(row: Record<string, unknown>): SessionSummary {
     ended_at: nullableNumber(row['ended_at']),
     end_reason: (row['end_reason'] as string | null) ?? null,
     dropped_entries: Number(row['dropped_entries']),
+    iss: (row['iss'] as string | null) ?? null,
     entries: Number(row['entries']),
     denies: Number(row['denies']),
   };

@@ -113,6 +113,8 @@ export interface SessionRecordingRow {
   target: string;
   target_kind: string;
   sub: string;
+  /** The issuer of sub (and of act_sub: the token named both); null for sessions recorded before it was kept. */
+  iss: string | null;
   /** The human the agent acts for, if any. */
   act_sub: string | null;
   groups: string[];
@@ -153,8 +155,8 @@ export interface SessionSummary extends SessionRecordingRow {
 
 export interface SessionQuery {
   target?: string;
-  /** Sessions of this caller: its sub, or the human it acted for. */
-  who?: string;
+  /** Sessions of this caller: its sub, or the human it acted for; with `iss`, only as named by that issuer. */
+  who?: { sub: string; iss?: string };
   /** Newest first; at most this many. */
   limit?: number;
 }

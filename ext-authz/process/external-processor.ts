@@ -406,7 +406,7 @@ class Exchange {
         session_id: metadata.session_id,
         target: metadata.target,
         target_kind: 'http',
-        identity: { sub: metadata.identity.sub, groups: metadata.identity.groups, act: metadata.identity.act },
+        identity: { sub: metadata.identity.sub, iss: metadata.identity.iss, groups: metadata.identity.groups, act: metadata.identity.act },
         source_ip: metadata.source_ip,
         protocol: 'http',
         started_at: this.startedAt,

@@ -13,7 +13,7 @@ export function postgresRecordings(recorder: SessionRecorder): SessionRecordings
         session_id: info.sessionId,
         target: info.target.name,
         target_kind: 'postgres',
-        identity: { sub: info.identity.sub, groups: info.identity.groups, act: info.identity.act },
+        identity: { sub: info.identity.sub, iss: info.identity.iss, groups: info.identity.groups, act: info.identity.act },
         source_ip: info.sourceIp,
         protocol: 'postgres',
         started_at: Date.now(),

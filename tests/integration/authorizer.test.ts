@@ -310,7 +310,7 @@ describe('fail closed on the session recording', () => {
       raw.exec(`CREATE TRIGGER refuse BEFORE INSERT ON session_entries BEGIN SELECT RAISE(ABORT, 'disk says no'); END`);
       const session = recorder.open({
         session_id: 's-1', target: 'orders-db', target_kind: 'postgres', protocol: 'postgres', started_at: Date.now(),
-        identity: { sub: 'agent-a', groups: ['analysts'], act: null }, source_ip: null,
+        identity: { sub: 'agent-a', iss: 'https://idp.test', groups: ['analysts'], act: null }, source_ip: null,
       });
       for (let i = 1; i <= 1000; i++) {
         session.append({

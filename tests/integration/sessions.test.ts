@@ -43,7 +43,7 @@ async function runSession(opts: { target: string; sub: string; groups: string[];
     session_id: sessionId,
     target: opts.target,
     target_kind: 'postgres',
-    identity: { sub: opts.sub, groups: opts.groups, act: opts.act ? { sub: opts.act } : null },
+    identity: { sub: opts.sub, iss: config.identity.dev_issuer!.issuer, groups: opts.groups, act: opts.act ? { sub: opts.act } : null },
     source_ip: '10.0.0.7',
     protocol: 'postgres',
     started_at: Date.now() - 50,
@@ -293,6 +293,42 @@ describe('gatehouse sessions', () => {
       expect(res.code, args.join(' ')).toBe(0);
       expect(res.stdout).toMatch(/^Usage: gatehouse sessions/);
     }
+  });
+});
+
+describe('sessions and issuers', () => {
+  it('keep one issuer\'s subject out of another\'s sessions of the same name; sessions recorded without an issuer are for viewers only', async () => {
+    const foreign = randomUUID();
+    gateway.recorder.open({
+      session_id: foreign, target: 'orders-db', target_kind: 'postgres', source_ip: null, protocol: 'postgres', started_at: Date.now(),
+      identity: { sub: 'agent-analyst', iss: 'https://other-idp.example', groups: ['analysts'], act: { sub: 'alice' } },
+    }).close({ ended_at: Date.now(), reason: 'client closed' });
+    const legacy = randomUUID();
+    await gateway.store.appendRecordings({
+      sessions: [{
+        id: legacy, protocol: 'postgres', format: 'gatehouse.postgres-transcript.v1', target: 'orders-db', target_kind: 'postgres',
+        sub: 'agent-analyst', iss: null, act_sub: null, groups: ['analysts'], source_ip: null, gateway: 'gw-old',
+        started_at: Date.now(), ended_at: Date.now(), end_reason: 'client closed', dropped_entries: 0,
+      }],
+      entries: [],
+    });
+    expect(await gateway.recorder.flush()).toBe(true);
+
+    for (const [sub, extra] of [['agent-analyst', {}], ['alice', { agent: false }]] as const) {
+      const caller = await bearer(sub, ['analysts'], extra);
+      const listed = await app.inject({ method: 'GET', url: '/v1/sessions?limit=100', headers: { authorization: caller } });
+      const ids = (listed.json() as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id);
+      expect(ids, sub).not.toContain(foreign);
+      expect(ids, sub).not.toContain(legacy);
+      for (const id of [foreign, legacy]) {
+        expect((await app.inject({ method: 'GET', url: `/v1/sessions/${id}`, headers: { authorization: caller } })).statusCode, `${sub} ${id}`).toBe(403);
+      }
+    }
+    const auditor = await bearer('carol', ['auditors'], { agent: false });
+    const seen = await app.inject({ method: 'GET', url: `/v1/sessions/${foreign}`, headers: { authorization: auditor } });
+    expect(seen.statusCode).toBe(200);
+    expect((seen.json() as { session: { identity: unknown } }).session.identity).toEqual({ sub: 'agent-analyst', iss: 'https://other-idp.example', act: { sub: 'alice' }, groups: ['analysts'] });
+    expect((await app.inject({ method: 'GET', url: `/v1/sessions/${legacy}`, headers: { authorization: auditor } })).statusCode).toBe(200);
   });
 });
 

@@ -22,6 +22,7 @@ function header(id: string, overrides: Partial<SessionRecordingRow> = {}): Sessi
     target: 'orders-db',
     target_kind: 'postgres',
     sub: 'agent-1',
+    iss: 'https://idp.test',
     act_sub: 'alice',
     groups: ['analysts', 'sre'],
     source_ip: '10.0.0.7',
@@ -115,9 +116,12 @@ describe.each([sqliteBackend('gatehouse-store-rec-'), postgresBackend('rec_test'
     expect(await ids({})).toEqual(['b', 'c', 'a']);
     expect(await ids({ limit: 2 })).toEqual(['b', 'c']);
     expect(await ids({ target: 'orders-db' })).toEqual(['c', 'a']);
-    expect(await ids({ who: 'alice' })).toEqual(['a']);
-    expect(await ids({ who: 'bob' })).toEqual(['c']);
-    expect(await ids({ who: 'agent-1', target: 'orders-db' })).toEqual(['a']);
+    expect(await ids({ who: { sub: 'alice' } })).toEqual(['a']);
+    expect(await ids({ who: { sub: 'bob' } })).toEqual(['c']);
+    expect(await ids({ who: { sub: 'agent-1' }, target: 'orders-db' })).toEqual(['a']);
+    // A subject within its issuer only.
+    expect(await ids({ who: { sub: 'alice', iss: 'https://idp.test' } })).toEqual(['a']);
+    expect(await ids({ who: { sub: 'alice', iss: 'https://other.test' } })).toEqual([]);
     const [b] = await store.listSessions({ target: 'crm-db' });
     expect(b).toMatchObject({ entries: 1, denies: 1, act_sub: null, groups: ['analysts', 'sre'] });
   });

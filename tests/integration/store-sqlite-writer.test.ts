@@ -62,7 +62,7 @@ function committedSeq(stream: string): number {
 function recording(id: string, entries: number): RecordingBatch {
   return {
     sessions: [{
-      id, protocol: 'postgres', format: 'test.v1', target: 'orders-db', target_kind: 'postgres', sub: 'agent', act_sub: null,
+      id, protocol: 'postgres', format: 'test.v1', target: 'orders-db', target_kind: 'postgres', sub: 'agent', iss: 'https://idp.test', act_sub: null,
       groups: ['g'], source_ip: null, gateway: 'gw', started_at: 1, ended_at: null, end_reason: null, dropped_entries: 0,
     }],
     entries: Array.from({ length: entries }, (_, i) => ({ session_id: id, seq: i + 1, time: i, decision: 'allow' as const, entry: `{"n":${i}}` })),

@@ -82,7 +82,7 @@ function meta(overrides: Partial<SessionOpen<'postgres'>> = {}): SessionOpen<'po
     session_id: `s-${++sessions}`,
     target: 'orders-db',
     target_kind: 'postgres',
-    identity: { sub: 'agent-1', groups: ['analysts'], act: { sub: 'alice' } },
+    identity: { sub: 'agent-1', iss: 'https://idp.test', groups: ['analysts'], act: { sub: 'alice' } },
     source_ip: '10.0.0.7',
     protocol: 'postgres',
     started_at: 1_750_000_000_000,
@@ -243,7 +243,8 @@ describe('SessionRecorder', () => {
 
   it('refuses malformed session metadata and a session id already open', () => {
     const { recorder } = harness();
-    expect(() => recorder.open(meta({ identity: { sub: '', groups: [] } }))).toThrow(/identity\.sub is missing/);
+    expect(() => recorder.open(meta({ identity: { sub: '', iss: 'https://idp.test', groups: [] } }))).toThrow(/identity\.sub is missing/);
+    expect(() => recorder.open(meta({ identity: { sub: 'agent-1', iss: '', groups: [] } }))).toThrow(/identity\.iss is missing/);
     expect(() => recorder.open(meta({ started_at: Number.NaN }))).toThrow(/started_at/);
     const first = recorder.open(meta({ session_id: 'dup' }));
     expect(first.enabled).toBe(true);

@@ -86,7 +86,7 @@ const APPEND_SQL = `
  * column. The two parts touch different tables, so neither needs to see the
  * other's rows.
  */
-const SESSION_TYPES = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int8', 'int8', 'text', 'int4'] as const;
+const SESSION_TYPES = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'int8', 'int8', 'text', 'int4', 'text'] as const;
 const ENTRY_TYPES = ['text', 'int8', 'int8', 'text', 'text'] as const;
 const APPEND_RECORDINGS_SQL = `
   WITH sessions AS (
@@ -314,6 +314,7 @@ export class PostgresStore implements Store {
       s.map((r) => r.ended_at),
       s.map((r) => r.end_reason),
       s.map((r) => r.dropped_entries),
+      s.map((r) => r.iss),
       e.map((r) => r.session_id),
       e.map((r) => r.seq),
       e.map((r) => r.time),
