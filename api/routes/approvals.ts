@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ApprovalError, type ApprovalErrorCode } from '../../engine/approvals/errors.js';
-import { isRequester } from '../../engine/approvals/rules.js';
+import { isRequester, isRequestersHuman } from '../../engine/approvals/rules.js';
 import type { ApprovalService } from '../../engine/approvals/service.js';
 import type { Identity, TokenVerifier } from '../../engine/identity/identity.js';
 import type { ApprovalRecord, ApprovalStatus } from '../../engine/store/store.js';
@@ -85,6 +85,6 @@ const MAX_PAGES = 50;
 
 function mayView(approval: ApprovalRecord, caller: Identity): boolean {
   return isRequester(approval, caller)
-    || caller.sub === approval.requester.act?.sub
+    || isRequestersHuman(approval, caller)
     || caller.groups.some((g) => approval.groups.includes(g));
 }

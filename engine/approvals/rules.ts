@@ -55,9 +55,19 @@ export function isRequester(approval: ApprovalRecord, identity: Identity): boole
   return r.sub === identity.sub && r.iss === identity.iss && (r.act?.sub ?? null) === (identity.act?.sub ?? null);
 }
 
+/**
+ * Whether `identity` is the human the requesting agent acted for. The act
+ * claim names them within the agent token's issuer: the same name from
+ * another issuer is someone else.
+ */
+export function isRequestersHuman(approval: ApprovalRecord, identity: Identity): boolean {
+  const r = approval.requester;
+  return r.act !== null && identity.sub === r.act.sub && identity.iss === r.iss;
+}
+
 /** May `identity` withdraw the request: the requester, the human behind it, or an approver. */
 export function mayRevoke(approval: ApprovalRecord, identity: Identity): boolean {
   if (isRequester(approval, identity)) return true;
-  if (!identity.agent && identity.sub === approval.requester.act?.sub) return true;
+  if (!identity.agent && isRequestersHuman(approval, identity)) return true;
   return !identity.agent && identity.groups.some((g) => approval.groups.includes(g));
 }

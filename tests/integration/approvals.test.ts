@@ -171,7 +171,9 @@ describe('single use, expiry and revocation', () => {
   it('may be revoked by the requester, the human behind it, or an approver, not by others', async () => {
     const first = await service.request(newApproval());
     expect((await refusal(service.revoke(first.id, mallory, null))).code).toBe('forbidden');
-    expect(await service.revoke(first.id, alice, 'changed my mind')).toMatchObject({ status: 'revoked', resolution: 'revoked by alice: changed my mind' });
+    // The agent acts for alice as its issuer names her; another issuer's "alice", in no approver group, is someone else.
+    expect((await refusal(service.revoke(first.id, person('alice', [], { iss: 'urn:other' }), null))).code).toBe('forbidden');
+    expect(await service.revoke(first.id, person('alice', []), 'changed my mind')).toMatchObject({ status: 'revoked', resolution: 'revoked by alice: changed my mind' });
     const second = await service.request(newApproval());
     await service.vote(second.id, bob, 'approve', null);
     expect((await service.revoke(second.id, carol, null)).status).toBe('revoked');
