@@ -70,6 +70,7 @@ export async function startGateway(config: GatehouseConfig, logger: Logger): Pro
     const approvals = new ApprovalService({
       store,
       logger,
+      sealKey: config.approvals.seal_key?.reveal(),
       recordTransition: async (event) => {
         await audit.append(approvalEvent({ approval: event.approval, transition: event.transition, by: event.by ?? undefined, reason: event.reason }, audit.stream));
       },

@@ -50,8 +50,9 @@ writeFileSync('.demo/gatehouse.yaml', String(doc));
 JS
 grep -q "address: 127.0.0.1:$proxy_port" "$config" || { echo "demo: $config has no Postgres listener on 127.0.0.1:$proxy_port (listeners.postgres in examples/gatehouse.yaml)" >&2; exit 1; }
 
-# The audit checkpoint key; the dev issuer's key is made on first use.
+# The audit checkpoint key and the approvals' seal key; the dev issuer's key is made on first use.
 [ -f .demo/audit-checkpoint.pem ] || $gh audit keygen --out .demo/audit-checkpoint.pem >/dev/null
+[ -f .demo/approval-seal.key ] || (umask 077 && node -e "process.stdout.write(require('node:crypto').randomBytes(32).toString('hex'))" > .demo/approval-seal.key)
 
 serve_pid=
 crm_pid=

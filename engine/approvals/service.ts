@@ -6,6 +6,7 @@ import type { ApprovalQuery, ApprovalRecord, ApprovalStatus, Store } from '../st
 import { hasLoneSurrogate } from '../audit/canonical.js';
 import { ApprovalError } from './errors.js';
 import { approverRefusal, isRequester, mayRevoke } from './rules.js';
+import { sealedApprovers, sealVote, voter, type SealKey } from './vote-seal.js';
 
 export type ApprovalTransition = 'requested' | 'vote' | 'approved' | 'denied' | 'expired' | 'revoked' | 'consumed';
 
@@ -42,6 +43,8 @@ export interface ApprovalServiceOptions {
   sweepIntervalMs?: number;
   /** A held request also polls at this pace, in case a notification is lost. */
   pollIntervalMs?: number;
+  /** approvals.seal_key: votes are sealed with it, and a request is spent only on enough sealed votes. */
+  sealKey?: SealKey | undefined;
 }
 
 const OPEN: ReadonlySet<ApprovalStatus> = new Set(['pending', 'approved']);
@@ -128,7 +131,9 @@ export class ApprovalService {
       }
       const refusal = approverRefusal(current, approver);
       if (refusal) throw new ApprovalError('forbidden', refusal);
-      const votes = [...current.votes, { sub: approver.sub, decision, comment, at }];
+      const vote = { ...voter(approver), decision, comment, at };
+      const sealKey = this.options.sealKey;
+      const votes = [...current.votes, sealKey ? { ...vote, seal: sealVote(sealKey, current, vote) } : vote];
       const approvals = votes.filter((v) => v.decision === 'approve').length;
       if (decision === 'deny') {
         return { next: { ...current, votes, status: 'denied', resolution: `denied by ${approver.sub}: ${comment}`, resolved_at: at }, transition: 'denied' };
@@ -180,6 +185,13 @@ export class ApprovalService {
    */
   async consume(approval: ApprovalRecord, requester: Identity): Promise<ApprovalRecord | null> {
     if (approval.status !== 'approved' || !isRequester(approval, requester) || this.isDue(approval)) return null;
+    const sealKey = this.options.sealKey;
+    if (sealKey && sealedApprovers(sealKey, approval).size < approval.min) {
+      // Approved in the store, not by enough votes a gateway took: the record was written from outside.
+      this.options.logger.error({ approval: approval.id }, 'approval record is approved without enough sealed votes; it was changed outside the gateway and is not used');
+      await this.expire(approval, 'its votes do not hold their seals: the record was changed outside the gateway');
+      return null;
+    }
     const at = new Date(this.now()).toISOString();
     const consumed = await this.options.store.updateApproval(
       { ...approval, status: 'consumed', resolution: `${approval.resolution ?? 'approved'}; used once`, resolved_at: at },

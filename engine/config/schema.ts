@@ -27,6 +27,12 @@ export function configSchema(ctx: ReferenceContext) {
     return new Secret(resolved.value, resolved.origin);
   });
 
+  /** A key: a secret of at least `bytes` bytes once resolved (an HMAC key shorter than that is guessable). */
+  const key = (bytes: number) => secret.refine(
+    (s) => s.origin === 'unresolved' || Buffer.byteLength(s.reveal()) >= bytes,
+    { message: `expected a key of at least ${bytes} bytes, e.g. \${file:keys/…} holding \`openssl rand -hex ${bytes}\`` },
+  );
+
   const path = z.string().min(1).transform((p) => (isAbsolute(p) ? p : resolve(ctx.baseDir, p)));
 
   const hostPort = z.string().regex(HOST_PORT, { message: 'expected host:port, e.g. 127.0.0.1:8181' });
@@ -188,6 +194,12 @@ export function configSchema(ctx: ReferenceContext) {
     .strictObject({
       /** Base URL put in status links, e.g. https://gatehouse.example.com; defaults to the API address. */
       public_url: z.url({ protocol: /^https?$/ }).optional(),
+      /**
+       * Seals every vote (HMAC-SHA256, at least 32 bytes; the same on every gateway sharing the
+       * store): a request is then spent only on votes a gateway took, never on ones written into
+       * the store by other means.
+       */
+      seal_key: key(32).optional(),
       webhook: z
         .strictObject({
           url: z.url({ protocol: /^https?$/, message: 'expected an http(s) URL' }),

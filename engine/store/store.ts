@@ -49,9 +49,13 @@ export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 're
 /** One approver's vote. */
 export interface ApprovalVote {
   sub: string;
+  /** The voter's issuer (votes taken before it was kept have none). */
+  iss?: string;
   decision: 'approve' | 'deny';
   comment: string | null;
   at: string;
+  /** HMAC of the vote and what it approves, when approvals.seal_key is set (vote-seal.ts). */
+  seal?: string;
 }
 
 export interface ApprovalRecord {

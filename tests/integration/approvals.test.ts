@@ -10,6 +10,7 @@ import { ApprovalWebhook, signWebhook } from '../../engine/approvals/webhook.js'
 import { Secret } from '../../engine/config/secret.js';
 import type { Identity } from '../../engine/identity/identity.js';
 import { SqliteStore } from '../../engine/store/sqlite/sqlite-store.js';
+import type { ApprovalRecord } from '../../engine/store/store.js';
 import { makeTempDir, removeDir } from '../helpers/opa.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -136,6 +137,62 @@ describe('the two-person rule', () => {
     const denied = await service.vote(id, bob, 'deny', 'not during the freeze');
     expect(denied).toMatchObject({ status: 'denied', resolution: 'denied by bob: not during the freeze' });
     expect((await refusal(service.vote(id, carol, 'approve', null))).code).toBe('conflict');
+  });
+});
+
+describe('sealed votes (approvals.seal_key)', () => {
+  const SEAL_KEY = 'a-seal-key-of-at-least-thirty-two-bytes!';
+  let sealed: ApprovalService;
+  beforeEach(() => {
+    sealed = new ApprovalService({ store, logger, now: () => clock, sealKey: SEAL_KEY, recordTransition: async (event) => void transitions.push(event) });
+  });
+
+  /** What someone with write access to the store, and no key, can do to a record. */
+  async function tamper(id: string, change: (record: ApprovalRecord) => ApprovalRecord): Promise<ApprovalRecord> {
+    const current = (await store.getApproval(id))!;
+    return (await store.updateApproval(change(current), current.version))!;
+  }
+
+  it('spends a request approved by enough votes a gateway sealed', async () => {
+    const { id } = await sealed.request(newApproval({ requirement: { groups: ['dba'], min: 2, ttl_seconds: 900 } }));
+    await sealed.vote(id, bob, 'approve', null);
+    const approved = await sealed.vote(id, carol, 'approve', 'ok');
+    expect(approved.votes.map((v) => [v.sub, v.iss, typeof v.seal])).toEqual([['bob', 'urn:test', 'string'], ['carol', 'urn:test', 'string']]);
+    expect(await sealed.consume(approved, agent)).toMatchObject({ status: 'consumed' });
+  });
+
+  it('does not spend one approved in the store by other means, and ends it on the record', async () => {
+    const forged = [
+      // A vote written in with no seal, or with a seal made up.
+      (r: ApprovalRecord) => ({ ...r, status: 'approved' as const, votes: [{ sub: 'bob', iss: 'urn:test', decision: 'approve' as const, comment: null, at: r.created_at }] }),
+      (r: ApprovalRecord) => ({ ...r, status: 'approved' as const, votes: [{ sub: 'bob', iss: 'urn:test', decision: 'approve' as const, comment: null, at: r.created_at, seal: 'ab'.repeat(32) }] }),
+    ];
+    for (const forge of forged) {
+      const { id } = await sealed.request(newApproval());
+      const approved = await tamper(id, forge);
+      expect(await sealed.consume(approved, agent)).toBeNull();
+      expect(await sealed.get(id)).toMatchObject({ status: 'expired', resolution: 'its votes do not hold their seals: the record was changed outside the gateway' });
+    }
+  });
+
+  it('does not spend a sealed vote on a request edited after it (another action, a lower minimum) or copied to another request', async () => {
+    const { id } = await sealed.request(newApproval({ requirement: { groups: ['dba'], min: 2, ttl_seconds: 900 } }));
+    const once = await sealed.vote(id, bob, 'approve', null);
+    // Lowered to one approver: bob's vote was for a request that needed two.
+    const lowered = await tamper(id, (r) => ({ ...r, min: 1, status: 'approved' }));
+    expect(await sealed.consume(lowered, agent)).toBeNull();
+
+    const other = await sealed.request(newApproval());
+    const full = await sealed.vote(other.id, carol, 'approve', null);
+    expect(full.status).toBe('approved');
+    // Pointed at another action after approval.
+    const moved = await tamper(other.id, (r) => ({ ...r, action_hash: 'f'.repeat(64) }));
+    expect(await sealed.consume(moved, agent)).toBeNull();
+
+    // Bob's sealed vote copied onto a third request.
+    const third = await sealed.request(newApproval());
+    const copied = await tamper(third.id, (r) => ({ ...r, status: 'approved', votes: once.votes }));
+    expect(await sealed.consume(copied, agent)).toBeNull();
   });
 });
 

@@ -12,8 +12,9 @@ _env_reference := `^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$`
 _file_reference := `^\$\{file:[^{}]+\}$`
 
 # Keys that hold a secret wherever they appear in the document, e.g. password,
-# db_password, client_secret, access_token, private_key, apiKey.
-_secret_key := `(?i)(password|passwd|passphrase|secret|token|private_?key|api_?key)$`
+# db_password, client_secret, access_token, private_key, apiKey, and the
+# gateway's own HMAC keys (masking.hash_key, approvals.seal_key).
+_secret_key := `(?i)(password|passwd|passphrase|secret|token|private_?key|api_?key|hash_?key|seal_?key)$`
 
 # Keys under a target's `credentials` that name who the gateway is, or where the
 # secret goes, and are not secret themselves. Every other value under

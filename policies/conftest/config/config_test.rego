@@ -175,7 +175,10 @@ test_plaintext_secret_key_outside_targets_denied if {
 }
 
 test_plaintext_secret_key_spellings_denied if {
-	keys := ["password", "db_password", "passwd", "client_secret", "clientSecret", "access_token", "private_key", "apiKey"]
+	keys := [
+		"password", "db_password", "passwd", "client_secret", "clientSecret",
+		"access_token", "private_key", "apiKey", "hash_key", "seal_key",
+	]
 	missed := [key |
 		some key in keys
 		doc := _patched(_config([_prod_db]), "add", "/store/sqlite", {key: "x"})
