@@ -335,7 +335,7 @@ export function configSchema(ctx: ReferenceContext) {
          * one to keep hashes stable across restarts and processes (joins on
          * hashed columns); without it each process draws a random key.
          */
-        hash_key: secret.optional(),
+        hash_key: key(16).optional(),
       })
       .default({}),
     store: z

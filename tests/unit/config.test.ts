@@ -79,6 +79,17 @@ describe('config', () => {
     expect(problems(minimal().replace('source: bundle.tar.gz', 'sauce: bundle.tar.gz'))[0]).toMatch(/^policy\.bundle/);
   });
 
+  it('refuses HMAC keys too short to resist guessing, without printing them', () => {
+    const text = `${minimal()}approvals:\n  seal_key: \${env:SEAL}\nmasking:\n  hash_key: \${env:HASH}\n`;
+    const found = problems(text, { ORDERS_PW: SECRET_VALUE, SEAL: 'short-seal-key', HASH: 'short' });
+    expect(found).toEqual([
+      expect.stringMatching(/^approvals\.seal_key: expected a key of at least 32 bytes/) as string,
+      expect.stringMatching(/^masking\.hash_key: expected a key of at least 16 bytes/) as string,
+    ]);
+    expect(found.join('\n')).not.toMatch(/short-seal-key|short\b/);
+    expect(() => parseConfig(text, '/etc/gatehouse/gatehouse.yaml', { ORDERS_PW: SECRET_VALUE, SEAL: 'x'.repeat(32), HASH: 'y'.repeat(16) })).not.toThrow();
+  });
+
   it('rejects duplicate target names', () => {
     const text = minimal(`  - name: orders-db
     kind: http
