@@ -54,8 +54,8 @@ export async function startServe(configFile: string, api: string, env: NodeJS.Pr
 }
 
 /** A fresh token from a config's dev issuer, minted by `gatehouse token` as a user would; `human` for approvers. */
-export function devToken(config: string, sub: string, groups: readonly string[], options: { human?: boolean } = {}): string {
-  const res = runCli(['token', '-c', config, '--sub', sub, '--groups', groups.join(','), ...(options.human ? ['--human'] : [])]);
+export function devToken(config: string, sub: string, groups: readonly string[], options: { human?: boolean; ttl?: string } = {}): string {
+  const res = runCli(['token', '-c', config, '--sub', sub, '--groups', groups.join(','), ...(options.human ? ['--human'] : []), ...(options.ttl ? ['--ttl', options.ttl] : [])]);
   if (res.code !== 0) throw new Error(`gatehouse token failed: ${res.stderr}`);
   return res.stdout.trim();
 }

@@ -14,6 +14,7 @@ import {
   SSL_REQUEST_CODE, startupPacket, WireClient, wireLogin, wireQuery, type WireMessage, type WireSession,
 } from '../helpers/pg-wire.js';
 import { PipelineClient } from '../helpers/pg-pipeline.js';
+import { devToken } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 
 const MAX_MESSAGE_BYTES = 4096;
@@ -492,6 +493,31 @@ function functionCall(oid: number, args: string[]): Buffer {
   parts.push(Buffer.from([0, 0]));
   return frontendMessage('F', Buffer.concat(parts));
 }
+
+describe('a session whose token expires', () => {
+  it('runs no prepared statement after exp: a Bind or Execute ends the session with 28P01', async () => {
+    for (const after of [
+      [serialize.bind({}), serialize.execute({}), serialize.sync()],
+      // A portal bound in time, executed late.
+      [serialize.execute({ portal: 'p' }), serialize.sync()],
+    ]) {
+      const shortLived = devToken(plain.config, 'ann', ['analysts'], { ttl: '2s' });
+      const session = await wireLogin(plain.proxyPort, 'orders-db', shortLived);
+      try {
+        session.client.write(Buffer.concat([serialize.parse({ text: 'SELECT 42 AS answer' }), serialize.bind({ portal: 'p' }), serialize.sync()]));
+        // (An analyst's session is put in read-only mode first: its ParameterStatus may come along.)
+        expect((await session.client.readUntil('Z')).map((m) => m.type).filter((t) => t !== 'S')).toEqual(['1', '2', 'Z']);
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+        session.client.write(Buffer.concat(after));
+        const fields = await expectFatal(session.client);
+        expect(fields).toMatchObject({ C: '28P01' });
+        expect(fields.M).toContain('reconnect with a fresh token');
+      } finally {
+        session.client.destroy();
+      }
+    }
+  });
+});
 
 describe('FunctionCall', () => {
   it('is decided like a statement calling that function, named from its OID', async () => {

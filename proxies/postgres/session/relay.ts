@@ -186,6 +186,8 @@ export class Relay {
       case 'bind': {
         this.extendedOpen = true;
         if (this.discarding) return;
+        // A statement prepared while the token was valid runs again at every Bind and Execute: not after it expired.
+        if (this.tokenExpired()) return this.options.onExpired();
         if (message.portal === NO_SUCH_STATEMENT) return this.refuseUndecided(`the portal name "${NO_SUCH_STATEMENT}" is the gateway's own`, serialize.bind({ statement: NO_SUCH_STATEMENT }));
         const statement = this.statements.get(message.statement);
         // The server may know the name from SQL PREPARE, which decided a PREPARE, not what runs now.
@@ -214,6 +216,7 @@ export class Relay {
       case 'execute':
         this.extendedOpen = true;
         if (this.discarding) return;
+        if (this.tokenExpired()) return this.options.onExpired();
         return this.execute(message.portal, raw);
       case 'close':
         this.extendedOpen = true;
@@ -465,13 +468,18 @@ export class Relay {
     return { sql, decision: result.decision, decisionId: result.decision_id, audit: auditRef(result), approvalId: null, statements, masking: null };
   }
 
+  /** The login token's exp has passed: nothing more runs, and the session ends (onExpired). */
+  private tokenExpired(): boolean {
+    return this.options.expiresAtMs !== null && Date.now() >= this.options.expiresAtMs;
+  }
+
   /** Decides, with the mask plan prepared before the decision is audited; null when the session ended meanwhile. */
   private async decide(
     sql: string,
     protocol: Protocol,
     options: Pick<DecideOptions, 'facts' | 'parameters' | 'approvalLater'> & { preparedUnder?: string | null } = {},
   ): Promise<DecidedSql | null> {
-    if (this.options.expiresAtMs !== null && Date.now() >= this.options.expiresAtMs) {
+    if (this.tokenExpired()) {
       await this.options.onExpired();
       return null;
     }
