@@ -252,6 +252,22 @@ describe('an approval binds the statement it shows', () => {
   });
 });
 
+describe('a cursor over a statement that needs approval', () => {
+  it('is refused, not sent for approval: rewound, the cursor would run the approved query again', async () => {
+    const client = await agent(ticket);
+    try {
+      await client.query('BEGIN');
+      const error = await errorOf(client.query('DECLARE c SCROLL CURSOR FOR SELECT lo_create(0) FROM generate_series(1, 1)'));
+      expect(error.code).toBe('42501');
+      expect(error.message).toContain('could run it again on every rewind');
+      expect(error.message).not.toContain('approval required');
+      await client.query('ROLLBACK');
+    } finally {
+      await client.end();
+    }
+  });
+});
+
 describe('a statement name the server keeps is bound as what the server holds', () => {
   it('a second Parse of a name the server refuses (42P05) does not stand in for the first: the write still needs approval', async () => {
     const wire = await PipelineClient.connect({ host: '127.0.0.1', port: ticket.stack.proxyPort, user: 'orders-db', database: 'orders', password: ticket.sre });

@@ -516,6 +516,10 @@ export class Relay {
           if (executes !== undefined) {
             return `EXECUTE ${executes} needs approval, but an approver would see only the prepared statement's name, not what it runs; send the statement itself`;
           }
+          // Approved once, a cursor's query runs again each time the cursor is rewound (FETCH and MOVE are reads).
+          if (decision.action === 'approve' && statements.some((s) => s.kind === 'declare')) {
+            return 'a cursor over a statement that needs approval could run it again on every rewind; send the statement itself (or read it through an extended-protocol portal)';
+          }
           if (decision.mask.length === 0) return null;
           const prepared = await this.maskPlans.prepare(decision.mask, statements);
           if ('refusal' in prepared) return prepared.refusal;
