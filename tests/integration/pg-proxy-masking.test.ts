@@ -689,13 +689,15 @@ describe('what a name stands for on the server is what gets masked', () => {
     ['a temporary table dropped at its implicit commit (ON COMMIT DROP)', 'CREATE TEMP TABLE customers (id int, email text, ssn text) ON COMMIT DROP'],
     ['a table that EXPLAIN ANALYZE CREATE TABLE AS made, dropped at the implicit commit',
       "EXPLAIN ANALYZE CREATE TEMP TABLE customers ON COMMIT DROP AS SELECT 1 AS id, 'x'::text AS email, 'x'::text AS ssn"],
-  ])('%s takes its description with it', async (_what, ddl) => {
+  ])('%s: a masked read prepared in its shadow is refused, and runs masked once it is gone', async (_what, ddl) => {
     const wire = await wireOf(dbaToken);
     try {
-      wire.send(
-        serialize.parse({ text: ddl }), serialize.bind({}), serialize.execute({}),
-        serialize.parse({ name: 's6', text: 'SELECT id, email, ssn FROM customers ORDER BY id' }), serialize.describe({ type: 'S', name: 's6' }), serialize.sync(),
-      );
+      const select = serialize.parse({ name: 's6', text: 'SELECT id, email, ssn FROM customers ORDER BY id' });
+      wire.send(serialize.parse({ text: ddl }), serialize.bind({}), serialize.execute({}), select, serialize.describe({ type: 'S', name: 's6' }), serialize.sync());
+      // The catalog, another connection, cannot see the uncommitted temporary table the name now stands for.
+      const shadowed = (await wire.until('Z')).find((m) => m.type === 'E');
+      expect(shadowed && errorFields(shadowed.body).M).toContain('this session\'s open transaction changed tables or names');
+      wire.send(select, serialize.sync());
       await wire.until('Z');
       wire.send(serialize.bind({ statement: 's6' }), serialize.execute({}), serialize.sync());
       const answer = await wire.until('Z');
@@ -918,6 +920,46 @@ describe('calls on whole rows, side channels and objects that outlive the statem
     expect(leakedSsns(result), JSON.stringify(sql)).toEqual([]);
     return result;
   }
+
+  it('reads the table\'s columns as they are after the session\'s own DDL, never from what it cached before', async () => {
+    // Where the gateway's role owns the table (a common deployment), a caller with DDL rights changes its columns.
+    const { owner } = (await direct.query<{ owner: string }>("SELECT tableowner AS owner FROM pg_tables WHERE tablename = 'customers'")).rows[0]!;
+    await direct.query('ALTER TABLE customers OWNER TO gatehouse_orders');
+    try {
+      await dba.query('ALTER TABLE customers ADD COLUMN row_to_json text');
+      expect((await outcome(dba, 'SELECT c.row_to_json FROM customers c LIMIT 0')).error).toBeNull();
+      await dba.query('ALTER TABLE customers DROP COLUMN row_to_json');
+      // Now PostgreSQL reads c.row_to_json as row_to_json(c): the whole row, ssn and all.
+      expect((await refused(dba, 'SELECT c.row_to_json FROM customers c')).error?.message).toContain('row_to_json is not a column of public.customers');
+
+      // Uncommitted, a change is invisible to the catalog (another connection): masked reads wait for the commit.
+      await dba.query('ALTER TABLE customers ADD COLUMN row_to_json text');
+      await dba.query('BEGIN');
+      try {
+        await dba.query('ALTER TABLE customers DROP COLUMN row_to_json');
+        expect((await refused(dba, 'SELECT c.row_to_json FROM customers c')).error?.message).toContain('this session\'s open transaction changed tables or names');
+      } finally {
+        await dba.query('ROLLBACK');
+      }
+      // Likewise a change earlier in the same message, which runs in the same implicit transaction.
+      expect((await refused(dba, 'ALTER TABLE customers DROP COLUMN row_to_json; SELECT c.row_to_json FROM customers c')).error?.message)
+        .toContain('ALTER earlier in this message');
+      // A cursor or prepared statement changes no table: masked reads after one go on in the same transaction.
+      await dba.query('BEGIN');
+      try {
+        await dba.query('DECLARE cust CURSOR FOR SELECT id, ssn FROM customers ORDER BY id');
+        const { rows } = await dba.query('FETCH ALL FROM cust');
+        expect(rows.map((r: { ssn: string }) => r.ssn)).toEqual(['[REDACTED]', '[REDACTED]', '[REDACTED]']);
+      } finally {
+        await dba.query('ROLLBACK');
+      }
+      await dba.query('ALTER TABLE customers DROP COLUMN row_to_json');
+    } finally {
+      await direct.query(`ALTER TABLE customers OWNER TO "${owner}"`);
+      // Handing the table back drops the grants the gateway's roles held as its owner.
+      await direct.query('GRANT ALL ON customers TO gatehouse_orders, gatehouse_md5');
+    }
+  });
 
   it.each([
     'SELECT c.row_to_json FROM customers c',

@@ -53,14 +53,25 @@ interface CompiledPlan {
  * it completes.
  */
 export class MaskPlans {
-  private readonly compiled = new WeakMap<readonly MaskRule[], Promise<CompiledPlan | { refusal: string }>>();
+  private compiled = new WeakMap<readonly MaskRule[], Promise<CompiledPlan | { refusal: string }>>();
 
   constructor(
     private readonly catalog: Catalog,
     private readonly hashKey: HashKey,
   ) {}
 
-  async prepare(rules: readonly MaskRule[], statements: readonly StatementFacts[]): Promise<{ masking: ResultMasking } | { refusal: string }> {
+  /** Plans compiled from the catalog's answers before the session's own DDL are compiled again. */
+  forget(): void {
+    this.compiled = new WeakMap();
+    this.catalog.forget();
+  }
+
+  /**
+   * `uncommittedChange`: the session has changed tables or names (DDL, SET search_path, …) where the catalog,
+   * another connection, cannot see it yet (in its open transaction, or earlier in this message). The catalog's
+   * answers may then be wrong for the statements, and a plan that masks anything is refused.
+   */
+  async prepare(rules: readonly MaskRule[], statements: readonly StatementFacts[], uncommittedChange: string | null = null): Promise<{ masking: ResultMasking } | { refusal: string }> {
     let plan = this.compiled.get(rules);
     if (!plan) {
       plan = compilePlan(rules, this.catalog, this.hashKey);
@@ -70,6 +81,9 @@ export class MaskPlans {
     const compiled = await plan;
     if ('refusal' in compiled) return compiled;
     if (compiled.rules.length === 0) return { masking: NO_COLUMNS };
+    if (uncommittedChange !== null) {
+      return { refusal: `${uncommittedChange} changed tables or names that masking reads from the database's catalog, which shows only what is committed; commit it first, then send this statement` };
+    }
     const refusal = await compiled.leaks.find(statements, this.catalog);
     if (refusal) return { refusal };
     return { masking: new StatementMasking(compiled) };

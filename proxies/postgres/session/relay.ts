@@ -112,6 +112,8 @@ export class Relay {
   private lastMasking: ResultMasking | null = null;
   /** SQL that changes name resolution ran since the server was last idle (see readyForQuery). */
   private resolutionChangedInTransaction = false;
+  /** Of that, SQL that changes what the catalog holds (DDL, search_path, the role): uncommitted, the catalog cannot see it. */
+  private catalogChangedInTransaction = false;
   /**
    * Messages that run SQL (Query, Execute, FunctionCall), numbered as sent;
    * the last one answered; the last one answered before a ReadyForQuery.
@@ -311,6 +313,7 @@ export class Relay {
       if (changesResolution(statement)) {
         this.epoch++;
         this.resolutionChangedInTransaction = true;
+        if (changesCatalog(statement)) this.catalogChangedInTransaction = true;
       }
       const names = statement.session_names;
       if (!names) continue;
@@ -468,6 +471,17 @@ export class Relay {
     return { sql, decision: result.decision, decisionId: result.decision_id, audit: auditRef(result), approvalId: null, statements, masking: null };
   }
 
+  /**
+   * What changed tables or names where the catalog cannot see it yet, ahead of a statement whose masking
+   * reads the catalog: the session's open transaction, or a statement earlier in this message (they run in
+   * one implicit transaction); null when nothing did.
+   */
+  private uncommittedChange(statements: readonly StatementFacts[]): string | null {
+    if (this.catalogChangedInTransaction) return statements.some(readsThroughCatalog) ? 'this session\'s open transaction' : null;
+    const first = statements.findIndex(changesCatalog);
+    return first >= 0 && statements.slice(first + 1).some(readsThroughCatalog) ? `${statements[first]!.kind.toUpperCase()} earlier in this message` : null;
+  }
+
   /** The login token's exp has passed: nothing more runs, and the session ends (onExpired). */
   private tokenExpired(): boolean {
     return this.options.expiresAtMs !== null && Date.now() >= this.options.expiresAtMs;
@@ -521,7 +535,7 @@ export class Relay {
             return 'a cursor over a statement that needs approval could run it again on every rewind; send the statement itself (or read it through an extended-protocol portal)';
           }
           if (decision.mask.length === 0) return null;
-          const prepared = await this.maskPlans.prepare(decision.mask, statements);
+          const prepared = await this.maskPlans.prepare(decision.mask, statements, this.uncommittedChange(statements));
           if ('refusal' in prepared) return prepared.refusal;
           masking = prepared.masking;
           return null;
@@ -804,6 +818,11 @@ export class Relay {
       this.resolutionChangedInTransaction = false;
       this.epoch++;
     }
+    if (this.status === 'I' && this.catalogChangedInTransaction) {
+      this.catalogChangedInTransaction = false;
+      // Committed (or rolled back): the catalog now sees what the session sees.
+      this.maskPlans.forget();
+    }
   }
 
   private remember(masking: ResultMasking | null): ResultMasking | null {
@@ -939,6 +958,22 @@ function changesResolution(statement: StatementFacts): boolean {
   // SELECT … INTO and EXPLAIN ANALYZE CREATE TABLE AS make a table: by kind they keep resolution, by what they do not.
   if ((statement.kind === 'select' || statement.kind === 'explain') && !statement.readonly) return true;
   return !RESOLUTION_KEEPING.has(statement.kind);
+}
+
+/** Statements that change names only the session holds (cursors, prepared statements) or end a transaction: the catalog is as it was. */
+const CATALOG_KEEPING = new Set(['commit', 'rollback', 'rollback_to', 'prepare', 'execute', 'declare', 'close', 'deallocate']);
+
+/** SQL after which the catalog's answers (another connection's) may not hold for this session until it commits. */
+function changesCatalog(statement: StatementFacts): boolean {
+  if (CATALOG_KEEPING.has(statement.kind)) return false;
+  if (statement.kind === 'reset') return ['search_path', 'role', 'session_authorization', 'all'].includes(statement.setting ?? 'all');
+  return changesResolution(statement);
+}
+
+/** Whether masking the statement asks the catalog: what it reads, calls, or names by table (leaks.ts, the plan's column origins). */
+function readsThroughCatalog(statement: StatementFacts): boolean {
+  return statement.tables.some((t) => t.access === 'read') || statement.functions.length > 0
+    || (statement.qualified_columns?.length ?? 0) > 0 || (statement.operators?.length ?? 0) > 0 || (statement.casts?.length ?? 0) > 0;
 }
 
 /** Where a decision's audit event is, for the recording to point at. */

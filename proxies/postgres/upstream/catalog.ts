@@ -4,11 +4,13 @@
  * attribute number), what a view reads, what a FunctionCall's OID names,
  * and which functions and views run code the database defines. They run on a small pool per target, with the gateway's
  * credentials, so they never interleave with the client's traffic. Answers
- * are cached per session, because DDL changes them only between sessions
- * in practice. A stale answer lasts until the session ends: a table
- * created to inherit a masked one (a new partition) is masked from the next
- * session on, and so is a masked column dropped and added again (a new
- * attnum, holding none of the dropped values).
+ * are cached per session and forgotten when the session's own DDL commits
+ * (the relay calls forget()). Another session's DDL is not seen until then:
+ * a table created to inherit a masked one (a new partition) is masked from
+ * this session's next change on, or the next session, and so is a masked
+ * column dropped and added again (a new attnum). Being another connection,
+ * the catalog sees only what is committed: the relay does not rely on it
+ * while the session's own DDL is uncommitted.
  */
 import pg from 'pg';
 
@@ -38,6 +40,8 @@ export interface Catalog {
    * be), and the views that call one, through nested views.
    */
   definedCode(): Promise<DefinedCode>;
+  /** Drops every cached answer: the session changed tables or names, and its change is committed. */
+  forget(): void;
 }
 
 export interface DefinedCode {
@@ -139,9 +143,13 @@ calling(rel) AS (
 SELECT n.nspname AS schema, c.relname AS name
   FROM calling JOIN pg_catalog.pg_class c ON c.oid = calling.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`;
 
-/** One lookup per arguments per session: the first call queries, later ones share its answer; a failed one is asked again. */
-function remembered<A extends (string | number)[], V>(load: (...args: A) => Promise<V>): (...args: A) => Promise<V> {
+/**
+ * One lookup per arguments per session: the first call queries, later ones share its answer; a failed one is asked
+ * again. Its cache joins `caches`, for forget().
+ */
+function remembered<A extends (string | number)[], V>(caches: Array<Map<string, unknown>>, load: (...args: A) => Promise<V>): (...args: A) => Promise<V> {
   const known = new Map<string, Promise<V>>();
+  caches.push(known);
   return (...args) => {
     const key = args.join('\0');
     let answer = known.get(key);
@@ -164,14 +172,15 @@ export class CatalogPool {
   }
 
   session(): Catalog {
-    const viewSources = remembered((schema: string, name: string) =>
+    const caches: Array<Map<string, unknown>> = [];
+    const viewSources = remembered(caches, (schema: string, name: string) =>
       this.pool.query<{ column: string }>(VIEW_SOURCES, [schema, name]).then((r) => r.rows.map((row) => row.column)));
-    const columnOrigins = remembered((schema: string, table: string, column: string) =>
+    const columnOrigins = remembered(caches, (schema: string, table: string, column: string) =>
       this.pool
         .query<ColumnOrigin & { depth: number }>(COLUMN_ORIGINS, [schema, table, column])
         // A child's column of that name, with none in the named table, is not the rule's.
         .then((r) => (r.rows[0]?.depth === 0 ? r.rows.map(({ key: origin, table: holder }) => ({ key: origin, table: holder })) : [])));
-    const columnNames = remembered((schema: string, table: string) =>
+    const columnNames = remembered(caches, (schema: string, table: string) =>
       this.pool
         .query<{ attname: string }>(
           `SELECT a.attname FROM pg_catalog.pg_attribute a
@@ -181,7 +190,7 @@ export class CatalogPool {
           [schema, table],
         )
         .then((r): ReadonlySet<string> | null => (r.rows.length === 0 ? null : new Set(r.rows.map((row) => row.attname)))));
-    const functionName = remembered((oid: number) =>
+    const functionName = remembered(caches, (oid: number) =>
       this.pool
         .query<{ name: string }>(
           `SELECT n.nspname || '.' || p.proname AS name FROM pg_catalog.pg_proc p
@@ -189,7 +198,7 @@ export class CatalogPool {
           [oid],
         )
         .then((r) => r.rows[0]?.name ?? null));
-    const definedCode = remembered(async (): Promise<DefinedCode> => {
+    const definedCode = remembered(caches, async (): Promise<DefinedCode> => {
       type Named = { schema: string; name: string };
       const [functions, views, operators, castTypes] = await Promise.all(
         [DEFINED_FUNCTIONS, VIEWS_CALLING, DEFINED_OPERATORS, DEFINED_CAST_TYPES].map((sql) => this.pool.query<Named>(sql).then((r) => r.rows)),
@@ -203,7 +212,10 @@ export class CatalogPool {
         castTypes: new Set([...qualified(castTypes!), ...castTypes!.map((t) => t.name)]),
       };
     });
-    return { viewSources, columnOrigins, columnNames, functionName, definedCode };
+    const forget = (): void => {
+      for (const cache of caches) cache.clear();
+    };
+    return { viewSources, columnOrigins, columnNames, functionName, definedCode, forget };
   }
 
   end(): Promise<void> {
