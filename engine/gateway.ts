@@ -72,7 +72,8 @@ export async function startGateway(config: GatehouseConfig, logger: Logger): Pro
       logger,
       sealKey: config.approvals.seal_key?.reveal(),
       recordTransition: async (event) => {
-        await audit.append(approvalEvent({ approval: event.approval, transition: event.transition, by: event.by ?? undefined, reason: event.reason }, audit.stream));
+        const { stream, seq } = await audit.append(approvalEvent({ approval: event.approval, transition: event.transition, by: event.by ?? undefined, reason: event.reason }, audit.stream));
+        return { stream, seq };
       },
       onRequested: webhook ? (approval) => webhook.notify(approval, statusUrl(approval.id)) : undefined,
     });

@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Identity } from '../identity/identity.js';
 import type { ApprovalRequirement } from '../policy/decision.js';
-import type { ApprovalQuery, ApprovalRecord, ApprovalStatus, Store } from '../store/store.js';
+import type { ApprovalQuery, ApprovalRecord, ApprovalStatus, AuditRef, Store } from '../store/store.js';
 import { hasLoneSurrogate } from '../audit/canonical.js';
 import { ApprovalError } from './errors.js';
 import { approverRefusal, isRequester, mayRevoke } from './rules.js';
+import { endedInTrail } from './trail.js';
 import { sealedApprovers, sealVote, voter, type SealKey } from './vote-seal.js';
 
 export type ApprovalTransition = 'requested' | 'vote' | 'approved' | 'denied' | 'expired' | 'revoked' | 'consumed';
@@ -33,8 +34,11 @@ export interface NewApproval {
 
 export interface ApprovalServiceOptions {
   store: Store;
-  /** Writes the audit event of a transition; a rejection is logged, never swallowed silently. */
-  recordTransition(event: ApprovalTransitionEvent): Promise<void>;
+  /**
+   * Writes the audit event of a transition and says where it is, to be noted in the store (consume reads the
+   * request's history there); a rejection is logged, never swallowed silently.
+   */
+  recordTransition(event: ApprovalTransitionEvent): Promise<AuditRef | void>;
   /** Told of every new request, e.g. to send the webhook. */
   onRequested?(approval: ApprovalRecord): void;
   logger: Logger;
@@ -192,6 +196,12 @@ export class ApprovalService {
       await this.expire(approval, 'its votes do not hold their seals: the record was changed outside the gateway');
       return null;
     }
+    const ended = await endedInTrail(this.options.store, approval.id);
+    if (ended) {
+      this.options.logger.error({ approval: approval.id, trail: ended }, 'approval record is approved but its audit trail ended it; it was changed outside the gateway and is not used');
+      await this.expire(approval, `${ended}: the record was changed outside the gateway`);
+      return null;
+    }
     const at = new Date(this.now()).toISOString();
     const consumed = await this.options.store.updateApproval(
       { ...approval, status: 'consumed', resolution: `${approval.resolution ?? 'approved'}; used once`, resolved_at: at },
@@ -285,7 +295,8 @@ export class ApprovalService {
 
   private async audit(event: ApprovalTransitionEvent): Promise<void> {
     try {
-      await this.options.recordTransition(event);
+      const ref = await this.options.recordTransition(event);
+      if (ref) await this.options.store.noteApprovalEvent(event.approval.id, ref);
     } catch (err) {
       this.options.logger.error({ err, approval: event.approval.id, transition: event.transition }, 'approval transition could not be audited');
       throw err;

@@ -5,8 +5,10 @@
  * a vote sealed with a key only the gateways hold cannot be made there.
  *
  * A seal is an HMAC-SHA256 over the vote and what it approves: the request's
- * id, target, action hash, requester and requirement. Edit any of those in
- * the store, or copy a vote to another request, and its seal no longer holds.
+ * id, target, action hash, requester, requirement and window (created_at,
+ * expires_at). Edit any of those in the store, or copy a vote to another
+ * request, and its seal no longer holds. What a seal cannot say is that the
+ * request has not been spent since: trail.ts reads that from the audit chain.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { canonicalJson } from '../audit/canonical.js';
@@ -39,7 +41,7 @@ export function voter(identity: Identity): Pick<ApprovalVote, 'sub' | 'iss'> {
 function sealedText(approval: ApprovalRecord, vote: Omit<ApprovalVote, 'seal'>): string {
   const { requester } = approval;
   return canonicalJson({
-    seal: 'gatehouse.approval-vote.v1',
+    seal: 'gatehouse.approval-vote.v2',
     approval: approval.id,
     target: approval.target,
     action_hash: approval.action_hash,
@@ -47,6 +49,7 @@ function sealedText(approval: ApprovalRecord, vote: Omit<ApprovalVote, 'seal'>):
     groups: approval.groups,
     min: approval.min,
     created_at: approval.created_at,
+    expires_at: approval.expires_at,
     voter: { sub: vote.sub, iss: vote.iss ?? null },
     decision: vote.decision,
     at: vote.at,

@@ -178,6 +178,30 @@ export const MIGRATIONS: readonly Migration[] = [
       `,
     },
   },
+  {
+    version: 4,
+    name: 'where each approval\'s audit events are',
+    sql: {
+      // An approval's history as the audit chain holds it, found without reading the chain: a request is
+      // spent only if none of its events there ended it, whatever its record in the approvals table says.
+      sqlite: `
+        CREATE TABLE approval_events (
+          approval_id TEXT NOT NULL,
+          stream TEXT NOT NULL,
+          seq INTEGER NOT NULL,
+          PRIMARY KEY (approval_id, stream, seq)
+        ) STRICT, WITHOUT ROWID;
+      `,
+      postgres: `
+        CREATE TABLE approval_events (
+          approval_id text COLLATE "C" NOT NULL,
+          stream text COLLATE "C" NOT NULL,
+          seq bigint NOT NULL,
+          PRIMARY KEY (approval_id, stream, seq)
+        );
+      `,
+    },
+  },
 ];
 
 export interface AppliedMigration {

@@ -217,6 +217,12 @@ export function updateApprovalSql(placeholder: Placeholder, row: ApprovalRow, ex
 
 export const GET_APPROVAL_SQL = (placeholder: Placeholder): string => `SELECT doc, version FROM approvals WHERE id = ${placeholder(1)}`;
 
+export const NOTE_APPROVAL_EVENT_SQL = (placeholder: Placeholder): string =>
+  `INSERT INTO approval_events (approval_id, stream, seq) VALUES (${placeholder(1)}, ${placeholder(2)}, ${placeholder(3)}) ON CONFLICT DO NOTHING`;
+
+export const APPROVAL_EVENT_REFS_SQL = (placeholder: Placeholder): string =>
+  `SELECT stream, seq FROM approval_events WHERE approval_id = ${placeholder(1)} ORDER BY stream, seq`;
+
 export function listApprovalsSql(placeholder: Placeholder, query: ApprovalQuery): Sql {
   const p = new Params(placeholder);
   const where: string[] = [];

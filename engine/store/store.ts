@@ -220,6 +220,10 @@ export interface Store {
    * Returns an unsubscribe function.
    */
   onApprovalChange(listener: (id: string) => void): () => void;
+  /** Notes where one of an approval's audit events is; noting the same place again changes nothing. */
+  noteApprovalEvent(approvalId: string, ref: AuditRef): Promise<void>;
+  /** Where the approval's audit events are, as noted, in (stream, seq) order. */
+  approvalEventRefs(approvalId: string): Promise<AuditRef[]>;
 
   // ---- session recordings ---------------------------------------------
   /**

@@ -265,6 +265,16 @@ describe.each([sqliteBackend('gatehouse-store-'), postgresBackend('store_test')]
       expect(await store.listApprovals({ status: 'approved' })).toEqual([{ ...next, version: 2 }]);
     });
 
+    it('notes where an approval\'s audit events are, once each, in (stream, seq) order', async () => {
+      const store = await openFresh();
+      await store.noteApprovalEvent('x', { stream: 'gw-b', seq: 2 });
+      await store.noteApprovalEvent('x', { stream: 'gw-a', seq: 9 });
+      await store.noteApprovalEvent('x', { stream: 'gw-a', seq: 9 });
+      await store.noteApprovalEvent('y', { stream: 'gw-a', seq: 10 });
+      expect(await store.approvalEventRefs('x')).toEqual([{ stream: 'gw-a', seq: 9 }, { stream: 'gw-b', seq: 2 }]);
+      expect(await store.approvalEventRefs('none')).toEqual([]);
+    });
+
     it('tells every store on the same database about changes', async () => {
       const config = await backend.fresh();
       const one = await openFresh(config);

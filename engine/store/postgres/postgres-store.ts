@@ -25,6 +25,8 @@ import {
   checkpointFromRow,
   duplicateAudit,
   insertApprovalSql,
+  NOTE_APPROVAL_EVENT_SQL,
+  APPROVAL_EVENT_REFS_SQL,
   listApprovalsSql,
   notContinuingHead,
   pagedAudit,
@@ -290,6 +292,15 @@ export class PostgresStore implements Store {
 
   onApprovalChange(listener: (id: string) => void): () => void {
     return this.#listeners.add(listener);
+  }
+
+  async noteApprovalEvent(approvalId: string, ref: AuditRef): Promise<void> {
+    await this.#pool.query(NOTE_APPROVAL_EVENT_SQL($), [approvalId, ref.stream, ref.seq]);
+  }
+
+  async approvalEventRefs(approvalId: string): Promise<AuditRef[]> {
+    const { rows } = await this.#pool.query<{ stream: string; seq: string }>(APPROVAL_EVENT_REFS_SQL($), [approvalId]);
+    return rows.map(({ stream, seq }) => ({ stream, seq: Number(seq) }));
   }
 
   // ---- session recordings ---------------------------------------------

@@ -50,6 +50,8 @@ import {
   checkpointFromRow,
   duplicateAudit,
   insertApprovalSql,
+  NOTE_APPROVAL_EVENT_SQL,
+  APPROVAL_EVENT_REFS_SQL,
   listApprovalsSql,
   pagedAudit,
   updateApprovalSql,
@@ -279,6 +281,14 @@ export class SqliteStore implements Store {
 
   onApprovalChange(listener: (id: string) => void): () => void {
     return this.#listeners.add(listener);
+  }
+
+  async noteApprovalEvent(approvalId: string, ref: AuditRef): Promise<void> {
+    await this.#writer.write({ op: 'run', text: NOTE_APPROVAL_EVENT_SQL(q), params: [approvalId, ref.stream, ref.seq] });
+  }
+
+  async approvalEventRefs(approvalId: string): Promise<AuditRef[]> {
+    return (this.#db.prepare(APPROVAL_EVENT_REFS_SQL(q)).all(approvalId) as Array<{ stream: string; seq: number }>).map(({ stream, seq }) => ({ stream, seq }));
   }
 
   // ---- session recordings ---------------------------------------------
