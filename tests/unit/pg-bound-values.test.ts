@@ -42,4 +42,13 @@ describe('boundValues: Bind and FunctionCall values as policy and approvers see 
     const [changed] = boundValues([Buffer.concat([big.subarray(1), Buffer.from('b')])], []);
     expect(changed).not.toEqual(shown);
   });
+
+  it('digests only the largest values past the budget: one padded value does not hide the small ones beside it', () => {
+    const padding = Buffer.alloc(70 * 1024, 0x61);
+    const shown = boundValues([Buffer.from('DROP'), padding, Buffer.alloc(40 * 1024, 0x62), Buffer.from('7')], []);
+    expect(shown[0]).toEqual({ format: 'text', value: 'DROP' });
+    expect(shown[1]).toMatchObject({ sha256: expect.any(String), bytes: 70 * 1024 });
+    expect(shown[2]).toEqual({ format: 'text', value: 'b'.repeat(40 * 1024) });
+    expect(shown[3]).toEqual({ format: 'text', value: '7' });
+  });
 });
