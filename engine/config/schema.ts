@@ -258,6 +258,13 @@ export function configSchema(ctx: ReferenceContext) {
              * rows are held whole to be masked, and the detectors read every byte of a masked value.
              */
             max_server_message_bytes: z.int().min(64 * 1024).max(1024 * 1024 * 1024 + 1024 * 1024).default(256 * 1024 * 1024),
+            /**
+             * Prepared statements a session holds, each kept (SQL, facts, decision) until the client
+             * closes it: past either cap a Parse is refused (SQLSTATE 54000) and the session goes on.
+             * Named statements (the unnamed one replaces itself), and the bytes of their SQL and names.
+             */
+            max_prepared_statements: z.int().min(1).max(10_000_000).default(10_000),
+            max_prepared_statement_bytes: z.int().min(1024).max(64 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
           })
           .optional(),
         /**

@@ -59,6 +59,7 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
     tls,
     maxMessageBytes: listener.max_message_bytes,
     maxServerMessageBytes: listener.max_server_message_bytes,
+    preparedStatementLimits: { maxStatements: listener.max_prepared_statements, maxBytes: listener.max_prepared_statement_bytes },
     connectTimeoutMs: listener.connect_timeout_ms,
     loginTimeoutMs: listener.login_timeout_ms,
     hashKey: options.hashKey ?? randomBytes(32),

@@ -1,8 +1,9 @@
 /**
  * The proxy's client side at the byte level, over raw sockets: protocol
- * negotiation, encryption requests, TLS, malformed input, and cancel keys.
- * Two gateways: one in plaintext with a small message limit, one that
- * requires TLS. Each in front of its own real PostgreSQL.
+ * negotiation, encryption requests, TLS, malformed input, session limits
+ * and cancel keys. Two gateways: one in plaintext with small message and
+ * prepared-statement limits, one that requires TLS. Each in front of its
+ * own real PostgreSQL.
  */
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
@@ -22,6 +23,9 @@ const MAX_MESSAGE_BYTES = 4096;
 const LOGIN_TIMEOUT_MS = 4000;
 /** Connections from one address that may be logging in at once on the plain gateway; no test here needs more. */
 const MAX_LOGINS_PER_SOURCE = 6;
+/** Named prepared statements a session of the plain gateway may hold, and the bytes of their SQL and names. */
+const MAX_PREPARED_STATEMENTS = 3;
+const MAX_PREPARED_STATEMENT_BYTES = 2048;
 
 let plain: ProxyStack;
 let secure: ProxyStack;
@@ -32,7 +36,10 @@ let secureAnalyst: string;
 
 beforeAll(async () => {
   [plain, secure] = await Promise.all([
-    startProxyStack({ listenerYaml: `    max_message_bytes: ${MAX_MESSAGE_BYTES}\n    login_timeout_ms: ${LOGIN_TIMEOUT_MS}\n    max_logins_per_source: ${MAX_LOGINS_PER_SOURCE}\n` }),
+    startProxyStack({
+      listenerYaml: `    max_message_bytes: ${MAX_MESSAGE_BYTES}\n    login_timeout_ms: ${LOGIN_TIMEOUT_MS}\n    max_logins_per_source: ${MAX_LOGINS_PER_SOURCE}\n`
+        + `    max_prepared_statements: ${MAX_PREPARED_STATEMENTS}\n    max_prepared_statement_bytes: ${MAX_PREPARED_STATEMENT_BYTES}\n`,
+    }),
     startProxyStack({ tls: { required: true }, listenerYaml: `    login_timeout_ms: ${LOGIN_TIMEOUT_MS}\n` }),
   ]);
   direct = await plain.direct();
@@ -387,6 +394,91 @@ describe('denials in a transaction', () => {
       expect(ready.type).toBe('Z');
       expect(ready.body.toString('latin1')).toBe('I');
       expect((await wireQuery(client, 'SELECT 3')).rows).toEqual([['3']]);
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
+describe('prepared statements a session holds', () => {
+  /** Sends `messages` (a batch ending in Sync) and reads the answer through ReadyForQuery. */
+  async function batch(client: WireClient, ...messages: Buffer[]): Promise<{ types: string[]; error: Record<string, string> | null; status: string }> {
+    client.write(Buffer.concat(messages));
+    const answer = await client.readUntil('Z');
+    const error = answer.find((m) => m.type === 'E');
+    return { types: answer.map((m) => m.type), error: error ? errorFields(error.body) : null, status: answer.at(-1)!.body.toString('latin1') };
+  }
+
+  const parse = (name: string, text: string): Buffer => serialize.parse({ name, text });
+  const closeStatement = (name: string): Buffer => serialize.close({ type: 'S', name });
+
+  /** What the server itself holds for the session: a refused Parse must not be there. */
+  async function onServer(client: WireClient): Promise<string[]> {
+    const { rows, error } = await wireQuery(client, 'SELECT name FROM pg_catalog.pg_prepared_statements ORDER BY name');
+    expect(error).toBeNull();
+    return rows.map(([name]) => name!);
+  }
+
+  it(`refuses a named Parse past max_prepared_statements = ${MAX_PREPARED_STATEMENTS} with 54000; Close and DEALLOCATE free slots`, async () => {
+    const { client } = await wireLogin(plain.proxyPort, 'orders-db', dba);
+    try {
+      expect((await batch(client, parse('s1', 'SELECT 1'), parse('s2', 'SELECT 2'), parse('s3', 'SELECT 3'), serialize.sync())).types).toEqual(['1', '1', '1', 'Z']);
+
+      const refused = await batch(client, parse('s4', 'SELECT 4'), serialize.bind({ statement: 's4' }), serialize.execute({}), serialize.sync());
+      expect(refused.types).toEqual(['E', 'Z']);
+      expect(refused.error).toMatchObject({ S: 'ERROR', C: '54000' });
+      expect(refused.error!.M).toContain(`listeners.postgres.max_prepared_statements (${MAX_PREPARED_STATEMENTS})`);
+      expect(refused.error!.M).toContain('DEALLOCATE or Close');
+      expect(refused.status).toBe('I');
+      // The session goes on, and the refused Parse never reached the server.
+      expect(await onServer(client)).toEqual(['s1', 's2', 's3']);
+
+      // The unnamed statement takes no slot, however often it is parsed again.
+      for (const n of [5, 6]) {
+        expect((await batch(client, parse('', `SELECT ${n}`), serialize.bind({}), serialize.execute({}), serialize.sync())).types).toEqual(['1', '2', 'D', 'C', 'Z']);
+      }
+
+      expect((await batch(client, closeStatement('s1'), parse('s4', 'SELECT 4'), serialize.sync())).types).toEqual(['3', '1', 'Z']);
+      expect((await wireQuery(client, 'DEALLOCATE s2')).error).toBeNull();
+      expect((await batch(client, parse('s5', 'SELECT 5'), serialize.sync())).types).toEqual(['1', 'Z']);
+      expect((await batch(client, parse('s6', 'SELECT 6'), serialize.sync())).error).toMatchObject({ C: '54000' });
+      expect(await onServer(client)).toEqual(['s3', 's4', 's5']);
+
+      expect((await wireQuery(client, 'DEALLOCATE ALL')).error).toBeNull();
+      expect((await batch(client, parse('a', 'SELECT 7'), parse('b', 'SELECT 8'), parse('c', 'SELECT 9'), serialize.sync())).types).toEqual(['1', '1', '1', 'Z']);
+      expect((await batch(client, serialize.bind({ statement: 'c' }), serialize.execute({}), serialize.sync())).types).toEqual(['2', 'D', 'C', 'Z']);
+      // A Parse of a name already held takes no new slot; the server refuses it (42P05), and the slot is still c's alone.
+      expect((await batch(client, parse('c', 'SELECT 10'), serialize.sync())).error).toMatchObject({ C: '42P05' });
+      expect((await batch(client, parse('d', 'SELECT 11'), serialize.sync())).error).toMatchObject({ C: '54000' });
+      expect(await onServer(client)).toEqual(['a', 'b', 'c']);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it(`refuses a Parse that would hold more than max_prepared_statement_bytes = ${MAX_PREPARED_STATEMENT_BYTES} of SQL; the unnamed statement counts once`, async () => {
+    const sized = (bytes: number): string => {
+      const head = "SELECT '";
+      return `${head}${'x'.repeat(bytes - head.length - 1)}'`;
+    };
+    const { client } = await wireLogin(plain.proxyPort, 'orders-db', dba);
+    try {
+      expect((await batch(client, parse('big1', sized(1200)), serialize.sync())).types).toEqual(['1', 'Z']);
+
+      const refused = await batch(client, parse('big2', sized(1000)), serialize.sync());
+      expect(refused.types).toEqual(['E', 'Z']);
+      expect(refused.error).toMatchObject({ S: 'ERROR', C: '54000' });
+      expect(refused.error!.M).toContain(`listeners.postgres.max_prepared_statement_bytes (${MAX_PREPARED_STATEMENT_BYTES})`);
+      expect(refused.error!.M).toContain('DEALLOCATE or Close');
+      expect(await onServer(client)).toEqual(['big1']);
+
+      // Each unnamed Parse replaces the one before: three of 700 bytes fit beside big1, one at a time.
+      for (let i = 0; i < 3; i++) {
+        expect((await batch(client, parse('', sized(700)), serialize.bind({}), serialize.execute({}), serialize.sync())).types).toEqual(['1', '2', 'D', 'C', 'Z']);
+      }
+
+      expect((await batch(client, closeStatement('big1'), parse('big2', sized(1000)), serialize.sync())).types).toEqual(['3', '1', 'Z']);
+      expect(await onServer(client)).toEqual(['big2']);
     } finally {
       client.destroy();
     }

@@ -67,6 +67,7 @@ async function relayBetween(maxServerMessageBytes = 1024 * 1024) {
     onExpired: async () => undefined,
     settings: new LiteralSettings(),
     maxServerMessageBytes,
+    preparedStatementLimits: { maxStatements: 10_000, maxBytes: 64 * 1024 * 1024 },
   });
   const received: Buffer[] = [];
   agent.on('data', (chunk: Buffer) => received.push(chunk));

@@ -28,6 +28,7 @@ import type { CatalogPool } from '../upstream/catalog.js';
 import { openUpstream, UpstreamError, type UpstreamSession } from '../upstream/upstream-connection.js';
 import { Inbox } from './inbox.js';
 import { parseLoginName } from './login-name.js';
+import type { PreparedStatementLimits } from './prepared-statements.js';
 import { ProtocolMisuse, Relay, type StatementRecord } from './relay.js';
 
 export interface SessionDeps {
@@ -40,6 +41,7 @@ export interface SessionDeps {
   tls: { context: SecureContext; required: boolean } | null;
   maxMessageBytes: number;
   maxServerMessageBytes: number;
+  preparedStatementLimits: PreparedStatementLimits;
   hashKey: HashKey;
   connectTimeoutMs: number;
   /** From accepting the connection to AuthenticationOk, TLS handshake and the database's own login included. */
@@ -293,6 +295,7 @@ export class ClientSession {
       }),
       settings,
       maxServerMessageBytes: this.deps.maxServerMessageBytes,
+      preparedStatementLimits: this.deps.preparedStatementLimits,
       catalog: this.deps.catalogs(info.target).session(),
       hashKey: this.deps.hashKey,
       logger: this.deps.logger,

@@ -21,6 +21,7 @@ import { formatAt, type Bind, type FormatCode, type FrontendMessage, type Functi
 import type { StatementFacts } from '../sql/analyse.js';
 import { callsSetConfig, readingChange, sessionChangeBeyondApproval, unreadableSetting } from '../sql/reading-settings.js';
 import { PendingResponses, type Pending } from './pending-responses.js';
+import { PreparedStatements, type PreparedStatementLimits } from './prepared-statements.js';
 import type { DecidedSql, Portal, PreparedStatement, RunningStatement } from './statement-state.js';
 import type { LiteralSettings } from './literal-settings.js';
 
@@ -60,9 +61,13 @@ export interface RelayOptions {
   settings: LiteralSettings;
   /** listeners.postgres.max_server_message_bytes: a larger row (or any message) from the database ends the session. */
   maxServerMessageBytes: number;
+  /** listeners.postgres.max_prepared_statements and max_prepared_statement_bytes: a Parse past them is refused. */
+  preparedStatementLimits: PreparedStatementLimits;
 }
 
 const INSUFFICIENT_PRIVILEGE = '42501';
+/** A session limit of the gateway's (as for its message limits): the client sees it is not a matter of privilege. */
+const PROGRAM_LIMIT_EXCEEDED = '54000';
 
 /**
  * What the server gets in place of a denied statement: it fails in parse
@@ -85,7 +90,7 @@ const CODE = {
 
 export class Relay {
   private readonly pending = new PendingResponses();
-  private readonly statements = new Map<string, PreparedStatement>();
+  private readonly statements: PreparedStatements;
   private readonly portals = new Map<string, Portal>();
   private readonly framer: BackendFramer;
   private readonly maskPlans: MaskPlans;
@@ -148,6 +153,7 @@ export class Relay {
     private readonly options: RelayOptions,
   ) {
     this.maskPlans = new MaskPlans(options.catalog, options.hashKey);
+    this.statements = new PreparedStatements(options.preparedStatementLimits);
     this.framer = new BackendFramer(options.maxServerMessageBytes);
     upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
     upstream.on('close', () => this.end('the database closed the connection'));
@@ -184,7 +190,7 @@ export class Relay {
         }
         // The stand-ins fail because nothing has their name: a client's statement must not take it.
         if (message.name === NO_SUCH_STATEMENT) return this.refuseUndecided(`the statement name "${NO_SUCH_STATEMENT}" is the gateway's own`, serialize.bind({ statement: NO_SUCH_STATEMENT }));
-        return this.parse(message.name, message.sql, message.paramTypes, raw);
+        return this.parseWithinLimits(message.name, message.sql, message.paramTypes, raw);
       case 'bind': {
         this.extendedOpen = true;
         if (this.discarding) return;
@@ -324,6 +330,18 @@ export class Relay {
     }
   }
 
+  /**
+   * Each prepared statement is held until the client lets it go: a Parse
+   * past the session's caps is refused before it is decided, and the client
+   * can free room (Close, DEALLOCATE) and go on.
+   */
+  private parseWithinLimits(name: string, sql: string, paramTypes: number[], raw: Buffer): Promise<void> {
+    const overCap = this.statements.overCap(name, sql);
+    if (!overCap) return this.parse(name, sql, paramTypes, raw);
+    return this.refuseExtended(`Parse of statement "${name}" over a session cap`, `Parse of statement "${name}" refused: ${overCap}`,
+      serialize.bind({ statement: NO_SUCH_STATEMENT }), PROGRAM_LIMIT_EXCEEDED);
+  }
+
   private async parse(name: string, sql: string, paramTypes: number[], raw: Buffer): Promise<void> {
     // Preparing runs nothing: a statement that needs approval is asked about at each Bind, with its values.
     const decided = await this.decide(sql, 'extended', { approvalLater: true });
@@ -446,21 +464,29 @@ export class Relay {
     return this.settledIfNeeded([fact], entry);
   }
 
-  /** The denied statement never reaches the server; its stand-in fails there, and the client gets the denial. */
-  private refuse(decided: DecidedSql, extended: boolean, standIn: Buffer): void {
-    this.forward(standIn, { kind: 'denied', denial: this.denial(decided), extended });
+  /** The denied statement never reaches the server; its stand-in fails there, and the client gets the denial (`code`: its SQLSTATE). */
+  private refuse(decided: DecidedSql, extended: boolean, standIn: Buffer, code = INSUFFICIENT_PRIVILEGE): void {
+    this.forward(standIn, { kind: 'denied', denial: this.denial(decided, code), extended });
     this.record(decided, Date.now(), null);
   }
 
+  /** A Bind or Execute of something the proxy never decided (or a Parse it will not decide: a name of its own). */
+  private refuseUndecided(what: string, standIn: Buffer): Promise<void> {
+    return this.refuseExtended(what, `${what}; only statements gatehouse decided run`, standIn, INSUFFICIENT_PRIVILEGE);
+  }
+
   /**
-   * A Bind or Execute of something the proxy never decided: an audited deny,
-   * and a stand-in that fails on the server (no such statement or portal) so
-   * the rest of the batch is skipped up to Sync, as after any error.
+   * A Parse, Bind or Execute the proxy refuses without asking policy: an
+   * audited deny (`code` its SQLSTATE), and a stand-in that fails on the
+   * server (no such statement or portal) so the rest of the batch is
+   * skipped up to Sync, as after any error.
    */
-  private async refuseUndecided(what: string, standIn: Buffer): Promise<void> {
-    const decided = await this.deniedByProxy(`-- ${what}`, 'extended', [], `${what}; only statements gatehouse decided run`);
+  private async refuseExtended(what: string, reason: string, standIn: Buffer, code: string): Promise<void> {
+    const decided = await this.deniedByProxy(`-- ${what}`, 'extended', [], reason);
+    // The stand-in is an extended-protocol message too (a refused Parse has not said so yet).
+    this.extendedOpen = true;
     if (!decided) return;
-    this.refuse(decided, true, Buffer.concat([standIn, serialize.flush()]));
+    this.refuse(decided, true, Buffer.concat([standIn, serialize.flush()]), code);
     this.discarding = true;
   }
 
@@ -607,10 +633,10 @@ export class Relay {
     }));
   }
 
-  private denial(decided: DecidedSql): Buffer {
+  private denial(decided: DecidedSql, code: string): Buffer {
     const fields: ErrorFields = {
       severity: 'ERROR',
-      code: INSUFFICIENT_PRIVILEGE,
+      code,
       message: `gatehouse denied the statement: ${decided.decision.reasons.join('; ') || 'no reason given'}`,
       detail: `decision ${decided.decisionId}`,
       position: decided.errorPosition,
