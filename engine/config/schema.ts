@@ -265,6 +265,15 @@ export function configSchema(ctx: ReferenceContext) {
              */
             max_prepared_statements: z.int().min(1).max(10_000_000).default(10_000),
             max_prepared_statement_bytes: z.int().min(1024).max(64 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+            /**
+             * Named portals a session holds, each kept from its Bind until Close or the end of its
+             * transaction: past it a Bind is refused (SQLSTATE 54000) and the session goes on. A count
+             * of its own, so that a refused Bind names a cap about portals. The bytes of their names
+             * are held to max_prepared_statement_bytes, counted apart from the statements': a portal
+             * holds no SQL of its own (its statement is shared), so a byte figure of its own would
+             * tune nothing a client needs.
+             */
+            max_portals: z.int().min(1).max(10_000_000).default(10_000),
           })
           .optional(),
         /**

@@ -290,6 +290,36 @@ describe('a statement name the server keeps is bound as what the server holds', 
   });
 });
 
+describe('statement names the server cuts to 63 bytes', () => {
+  // PostgreSQL keys prepared statements by their first 63 bytes: a Close and a Parse under other long names
+  // sharing them replace, on the server, the statement the first name runs.
+  it.each([
+    ['cut between characters', 'x'.repeat(63), 8],
+    ['cut inside a character', `${'x'.repeat(62)}é`, 9],
+  ])('are one statement to the gateway as to the server (%s): the write still needs approval', async (_, head, amount) => {
+    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: ticket.stack.proxyPort, user: 'orders-db', database: 'orders', password: ticket.sre });
+    try {
+      wire.send(serialize.parse({ name: `${head}1`, text: 'SELECT 1' }), serialize.sync());
+      expect((await wire.until('Z')).map((m) => m.type)).toEqual(['1', 'Z']);
+      wire.send(
+        serialize.close({ type: 'S', name: `${head}2` }),
+        serialize.parse({ name: `${head}3`, text: `UPDATE orders SET amount = ${amount} WHERE id = 11` }),
+        serialize.sync(),
+      );
+      expect((await wire.until('Z')).map((m) => m.type)).toEqual(['3', '1', 'Z']);
+      wire.send(serialize.bind({ statement: `${head}1` }), serialize.execute({}), serialize.sync());
+      const bound = await wire.until('Z');
+      expect(bound.map((m) => m.type)).not.toContain('C');
+      const error = errorFields(bound.find((m) => m.type === 'E')!.body);
+      expect(error.C).toBe('42501');
+      expect(error.M).toContain('approval required');
+      expect(await amountOf(ticket, 11)).not.toBe(`${amount}.00`);
+    } finally {
+      await wire.end();
+    }
+  });
+});
+
 describe('ticket mode: denied with the approval id, the approved retry runs once', () => {
   const UPDATE = 'UPDATE orders SET amount = 5 WHERE id = 12';
 

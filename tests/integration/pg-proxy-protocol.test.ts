@@ -1,9 +1,9 @@
 /**
  * The proxy's client side at the byte level, over raw sockets: protocol
  * negotiation, encryption requests, TLS, malformed input, session limits
- * and cancel keys. Two gateways: one in plaintext with small message and
- * prepared-statement limits, one that requires TLS. Each in front of its
- * own real PostgreSQL.
+ * and cancel keys. Two gateways: one in plaintext with small message,
+ * prepared-statement and portal limits, one that requires TLS. Each in
+ * front of its own real PostgreSQL.
  */
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
@@ -26,6 +26,8 @@ const MAX_LOGINS_PER_SOURCE = 6;
 /** Named prepared statements a session of the plain gateway may hold, and the bytes of their SQL and names. */
 const MAX_PREPARED_STATEMENTS = 3;
 const MAX_PREPARED_STATEMENT_BYTES = 2048;
+/** Named portals a session of the plain gateway may hold (their names' bytes: MAX_PREPARED_STATEMENT_BYTES). */
+const MAX_PORTALS = 3;
 
 let plain: ProxyStack;
 let secure: ProxyStack;
@@ -38,7 +40,8 @@ beforeAll(async () => {
   [plain, secure] = await Promise.all([
     startProxyStack({
       listenerYaml: `    max_message_bytes: ${MAX_MESSAGE_BYTES}\n    login_timeout_ms: ${LOGIN_TIMEOUT_MS}\n    max_logins_per_source: ${MAX_LOGINS_PER_SOURCE}\n`
-        + `    max_prepared_statements: ${MAX_PREPARED_STATEMENTS}\n    max_prepared_statement_bytes: ${MAX_PREPARED_STATEMENT_BYTES}\n`,
+        + `    max_prepared_statements: ${MAX_PREPARED_STATEMENTS}\n    max_prepared_statement_bytes: ${MAX_PREPARED_STATEMENT_BYTES}\n`
+        + `    max_portals: ${MAX_PORTALS}\n`,
     }),
     startProxyStack({ tls: { required: true }, listenerYaml: `    login_timeout_ms: ${LOGIN_TIMEOUT_MS}\n` }),
   ]);
@@ -400,7 +403,7 @@ describe('denials in a transaction', () => {
   });
 });
 
-describe('prepared statements a session holds', () => {
+describe('prepared statements and portals a session holds', () => {
   /** Sends `messages` (a batch ending in Sync) and reads the answer through ReadyForQuery. */
   async function batch(client: WireClient, ...messages: Buffer[]): Promise<{ types: string[]; error: Record<string, string> | null; status: string }> {
     client.write(Buffer.concat(messages));
@@ -411,6 +414,10 @@ describe('prepared statements a session holds', () => {
 
   const parse = (name: string, text: string): Buffer => serialize.parse({ name, text });
   const closeStatement = (name: string): Buffer => serialize.close({ type: 'S', name });
+  /** A portal of statement "one" (SELECT 1), which each portal test prepares. */
+  const bind = (portal: string): Buffer => serialize.bind({ portal, statement: 'one' });
+  const closePortal = (name: string): Buffer => serialize.close({ type: 'P', name });
+  const execute = (portal: string): Buffer => serialize.execute({ portal });
 
   /** What the server itself holds for the session: a refused Parse must not be there. */
   async function onServer(client: WireClient): Promise<string[]> {
@@ -479,6 +486,76 @@ describe('prepared statements a session holds', () => {
 
       expect((await batch(client, closeStatement('big1'), parse('big2', sized(1000)), serialize.sync())).types).toEqual(['3', '1', 'Z']);
       expect(await onServer(client)).toEqual(['big2']);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it(`refuses a Bind of a named portal past max_portals = ${MAX_PORTALS} with 54000; Close and the end of the transaction free slots`, async () => {
+    const { client } = await wireLogin(plain.proxyPort, 'orders-db', dba);
+    try {
+      expect((await batch(client, parse('one', 'SELECT 1'), serialize.sync())).types).toEqual(['1', 'Z']);
+      // In a transaction, portals outlive their batch. The unnamed portal takes no slot.
+      expect((await wireQuery(client, 'BEGIN')).error).toBeNull();
+      expect((await batch(client, bind('p1'), bind('p2'), bind('p3'), bind(''), execute(''), serialize.sync())).types).toEqual(['2', '2', '2', '2', 'D', 'C', 'Z']);
+      expect((await batch(client, closePortal('p1'), bind('p4'), execute('p4'), serialize.sync())).types).toEqual(['3', '2', 'D', 'C', 'Z']);
+
+      const refused = await batch(client, bind('p5'), execute('p5'), serialize.sync());
+      expect(refused.types).toEqual(['E', 'Z']);
+      expect(refused.error).toMatchObject({ S: 'ERROR', C: '54000' });
+      expect(refused.error!.M).toContain(`listeners.postgres.max_portals (${MAX_PORTALS})`);
+      expect(refused.error!.M).toContain('Close portals no longer used, or end the transaction');
+      // The refusal fails the transaction, as any error does; the session goes on, and the end of the
+      // transaction drops its portals.
+      expect(refused.status).toBe('E');
+      expect((await wireQuery(client, 'ROLLBACK')).error).toBeNull();
+      expect((await batch(client, bind('q1'), bind('q2'), bind('q3'), execute('q3'), serialize.sync())).types).toEqual(['2', '2', '2', 'D', 'C', 'Z']);
+      // Outside a transaction, each batch is one: its Sync ends it.
+      expect((await batch(client, bind('q4'), bind('q5'), bind('q6'), execute('q6'), serialize.sync())).types).toEqual(['2', '2', '2', 'D', 'C', 'Z']);
+      expect((await batch(client, bind('r1'), bind('r2'), bind('r3'), bind('r4'), serialize.sync())).types).toEqual(['2', '2', '2', 'E', 'Z']);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it(`holds the names of a session's portals to max_prepared_statement_bytes = ${MAX_PREPARED_STATEMENT_BYTES}`, async () => {
+    const { client } = await wireLogin(plain.proxyPort, 'orders-db', dba);
+    try {
+      expect((await batch(client, parse('one', 'SELECT 1'), serialize.sync())).types).toEqual(['1', 'Z']);
+      expect((await wireQuery(client, 'BEGIN')).error).toBeNull();
+      expect((await batch(client, bind('n'.repeat(1500)), serialize.sync())).types).toEqual(['2', 'Z']);
+      const refused = await batch(client, bind('m'.repeat(600)), serialize.sync());
+      expect(refused.error).toMatchObject({ S: 'ERROR', C: '54000' });
+      expect(refused.error!.M).toContain(`portals would hold 2100 bytes of names, over listeners.postgres.max_prepared_statement_bytes (${MAX_PREPARED_STATEMENT_BYTES})`);
+      expect((await wireQuery(client, 'ROLLBACK')).error).toBeNull();
+      expect((await batch(client, bind('m'.repeat(600)), execute('m'.repeat(600)), serialize.sync())).types).toEqual(['2', 'D', 'C', 'Z']);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('forgets portals when their transaction ends, but not those of Binds sent behind its Sync', async () => {
+    const { client } = await wireLogin(plain.proxyPort, 'orders-db', dba);
+    try {
+      expect((await batch(client, parse('one', 'SELECT 1'), parse('begin', 'BEGIN'), serialize.sync())).types).toEqual(['1', '1', 'Z']);
+      // One write: the gateway has b1's Bind (a batch that begins a transaction) before the first batch's ReadyForQuery.
+      client.write(Buffer.concat([
+        bind('a1'), execute('a1'), serialize.sync(),
+        serialize.bind({ statement: 'begin' }), execute(''), bind('b1'), serialize.sync(),
+      ]));
+      const first = await client.readUntil('Z');
+      expect(first.map((m) => m.type)).toEqual(['2', 'D', 'C', 'Z']);
+      expect(first.at(-1)!.body.toString('latin1')).toBe('I');
+      const second = await client.readUntil('Z');
+      expect(second.map((m) => m.type)).toEqual(['2', 'C', '2', 'Z']);
+      expect(second.at(-1)!.body.toString('latin1')).toBe('T');
+
+      // b1 is live on the server, and the gateway kept it; a1 ended with its batch, and the gateway forgot it.
+      expect((await batch(client, execute('b1'), serialize.sync())).types).toEqual(['D', 'C', 'Z']);
+      const gone = await batch(client, execute('a1'), serialize.sync());
+      expect(gone.error!.M).toContain('portal "a1" was not bound through the extended protocol');
+      expect((await wireQuery(client, 'ROLLBACK')).error).toBeNull();
+      expect((await batch(client, execute('b1'), serialize.sync())).error!.M).toContain('portal "b1" was not bound through the extended protocol');
     } finally {
       client.destroy();
     }

@@ -67,7 +67,8 @@ async function relayBetween(maxServerMessageBytes = 1024 * 1024) {
     onExpired: async () => undefined,
     settings: new LiteralSettings(),
     maxServerMessageBytes,
-    preparedStatementLimits: { maxStatements: 10_000, maxBytes: 64 * 1024 * 1024 },
+    preparedStatementLimits: { maxNamed: 10_000, maxBytes: 64 * 1024 * 1024 },
+    portalLimits: { maxNamed: 10_000, maxBytes: 64 * 1024 * 1024 },
   });
   const received: Buffer[] = [];
   agent.on('data', (chunk: Buffer) => received.push(chunk));

@@ -26,9 +26,9 @@ import { FrontendProtocolError, type FrontendMessage, type StartupMessage } from
 import { unreadableSetting } from '../sql/reading-settings.js';
 import type { CatalogPool } from '../upstream/catalog.js';
 import { openUpstream, UpstreamError, type UpstreamSession } from '../upstream/upstream-connection.js';
+import type { CountedMapLimits } from './counted-map.js';
 import { Inbox } from './inbox.js';
 import { parseLoginName } from './login-name.js';
-import type { PreparedStatementLimits } from './prepared-statements.js';
 import { ProtocolMisuse, Relay, type StatementRecord } from './relay.js';
 
 export interface SessionDeps {
@@ -41,7 +41,8 @@ export interface SessionDeps {
   tls: { context: SecureContext; required: boolean } | null;
   maxMessageBytes: number;
   maxServerMessageBytes: number;
-  preparedStatementLimits: PreparedStatementLimits;
+  preparedStatementLimits: CountedMapLimits;
+  portalLimits: CountedMapLimits;
   hashKey: HashKey;
   connectTimeoutMs: number;
   /** From accepting the connection to AuthenticationOk, TLS handshake and the database's own login included. */
@@ -296,6 +297,7 @@ export class ClientSession {
       settings,
       maxServerMessageBytes: this.deps.maxServerMessageBytes,
       preparedStatementLimits: this.deps.preparedStatementLimits,
+      portalLimits: this.deps.portalLimits,
       catalog: this.deps.catalogs(info.target).session(),
       hashKey: this.deps.hashKey,
       logger: this.deps.logger,

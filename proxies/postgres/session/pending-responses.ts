@@ -43,6 +43,11 @@ export class PendingResponses {
     this.entries.push(entry);
   }
 
+  /** Every entry not yet answered, first to last. */
+  *[Symbol.iterator](): IterableIterator<Pending> {
+    for (let i = this.head; i < this.entries.length; i++) yield this.entries[i]!;
+  }
+
   shift(): Pending | undefined {
     const entry = this.entries[this.head];
     if (entry === undefined) return undefined;

@@ -21,7 +21,10 @@ import { formatAt, type Bind, type FormatCode, type FrontendMessage, type Functi
 import type { StatementFacts } from '../sql/analyse.js';
 import { callsSetConfig, readingChange, sessionChangeBeyondApproval, unreadableSetting } from '../sql/reading-settings.js';
 import { PendingResponses, type Pending } from './pending-responses.js';
-import { PreparedStatements, type PreparedStatementLimits } from './prepared-statements.js';
+import type { CountedMapLimits } from './counted-map.js';
+import { Portals } from './portals.js';
+import { PreparedStatements } from './prepared-statements.js';
+import { serverName } from './server-name.js';
 import type { DecidedSql, Portal, PreparedStatement, RunningStatement } from './statement-state.js';
 import type { LiteralSettings } from './literal-settings.js';
 
@@ -62,7 +65,9 @@ export interface RelayOptions {
   /** listeners.postgres.max_server_message_bytes: a larger row (or any message) from the database ends the session. */
   maxServerMessageBytes: number;
   /** listeners.postgres.max_prepared_statements and max_prepared_statement_bytes: a Parse past them is refused. */
-  preparedStatementLimits: PreparedStatementLimits;
+  preparedStatementLimits: CountedMapLimits;
+  /** listeners.postgres.max_portals and max_prepared_statement_bytes: a Bind past them is refused. */
+  portalLimits: CountedMapLimits;
 }
 
 const INSUFFICIENT_PRIVILEGE = '42501';
@@ -91,7 +96,7 @@ const CODE = {
 export class Relay {
   private readonly pending = new PendingResponses();
   private readonly statements: PreparedStatements;
-  private readonly portals = new Map<string, Portal>();
+  private readonly portals: Portals;
   private readonly framer: BackendFramer;
   private readonly maskPlans: MaskPlans;
   private status: TransactionStatus = 'I';
@@ -154,6 +159,7 @@ export class Relay {
   ) {
     this.maskPlans = new MaskPlans(options.catalog, options.hashKey);
     this.statements = new PreparedStatements(options.preparedStatementLimits);
+    this.portals = new Portals(options.portalLimits);
     this.framer = new BackendFramer(options.maxServerMessageBytes);
     upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
     upstream.on('close', () => this.end('the database closed the connection'));
@@ -182,7 +188,7 @@ export class Relay {
     switch (message.type) {
       case 'query':
         return this.query(message.sql, raw);
-      case 'parse':
+      case 'parse': {
         // Open once decided: the read-only guard (decide) asks whether a batch was open before this Parse.
         if (this.discarding) {
           this.extendedOpen = true;
@@ -190,7 +196,10 @@ export class Relay {
         }
         // The stand-ins fail because nothing has their name: a client's statement must not take it.
         if (message.name === NO_SUCH_STATEMENT) return this.refuseUndecided(`the statement name "${NO_SUCH_STATEMENT}" is the gateway's own`, serialize.bind({ statement: NO_SUCH_STATEMENT }));
-        return this.parseWithinLimits(message.name, message.sql, message.paramTypes, raw);
+        const overCap = this.statements.overCap(message);
+        if (overCap) return this.refuseOverCap(`Parse of statement "${message.name}"`, overCap);
+        return this.parse(message.name, message.sql, message.paramTypes, raw);
+      }
       case 'bind': {
         this.extendedOpen = true;
         if (this.discarding) return;
@@ -200,6 +209,9 @@ export class Relay {
         const statement = this.statements.get(message.statement);
         // The server may know the name from SQL PREPARE, which decided a PREPARE, not what runs now.
         if (!statement) return this.refuseUndecided(`statement "${message.statement}" was not prepared through the extended protocol in this session`, serialize.bind({ statement: NO_SUCH_STATEMENT }));
+        // Before approval is asked: no one is asked about a Bind that would not run.
+        const overCap = this.portals.overCap({ name: message.portal });
+        if (overCap) return this.refuseOverCap(`Bind of portal "${message.portal}"`, overCap);
         // Approval was left for the Bind: only now are the values known that the approver must see.
         if (statement.decision.action === 'approve') return this.bindWithApproval(message, statement, raw);
         this.bind(message.portal, statement, message.resultFormats, raw);
@@ -331,15 +343,13 @@ export class Relay {
   }
 
   /**
-   * Each prepared statement is held until the client lets it go: a Parse
-   * past the session's caps is refused before it is decided, and the client
-   * can free room (Close, DEALLOCATE) and go on.
+   * Each prepared statement and portal is held until it is let go: a Parse
+   * or Bind past the session's caps (`overCap`) is refused before it is
+   * decided, and the client can free room (Close, DEALLOCATE, the end of a
+   * portal's transaction) and go on.
    */
-  private parseWithinLimits(name: string, sql: string, paramTypes: number[], raw: Buffer): Promise<void> {
-    const overCap = this.statements.overCap(name, sql);
-    if (!overCap) return this.parse(name, sql, paramTypes, raw);
-    return this.refuseExtended(`Parse of statement "${name}" over a session cap`, `Parse of statement "${name}" refused: ${overCap}`,
-      serialize.bind({ statement: NO_SUCH_STATEMENT }), PROGRAM_LIMIT_EXCEEDED);
+  private refuseOverCap(what: string, overCap: string): Promise<void> {
+    return this.refuseExtended(`${what} over a session cap`, `${what} refused: ${overCap}`, serialize.bind({ statement: NO_SUCH_STATEMENT }), PROGRAM_LIMIT_EXCEEDED);
   }
 
   private async parse(name: string, sql: string, paramTypes: number[], raw: Buffer): Promise<void> {
@@ -833,13 +843,15 @@ export class Relay {
 
   /**
    * A ReadyForQuery: the transaction status it reports. Back to idle, the
-   * transaction has ended, and with it any temporary table created ON
-   * COMMIT DROP: after SQL that changed name resolution, a new epoch.
+   * transaction has ended, and with it its portals and any temporary table
+   * created ON COMMIT DROP: after SQL that changed name resolution, a new
+   * epoch.
    */
   private readyForQuery(message: Buffer, answering: Pending | undefined): void {
     this.status = String.fromCharCode(message[5]!) as TransactionStatus;
     const execution = answering && 'execution' in answering ? answering.execution ?? 0 : 0;
     this.executionsSettled = Math.max(this.executionsAnswered, execution);
+    if (this.status === 'I') this.portalsDropped();
     if (this.status === 'I' && this.resolutionChangedInTransaction) {
       this.resolutionChangedInTransaction = false;
       this.epoch++;
@@ -849,6 +861,26 @@ export class Relay {
       // Committed (or rolled back): the catalog now sees what the session sees.
       this.maskPlans.forget();
     }
+  }
+
+  /**
+   * The server drops a transaction's portals when it ends (a Bind's portal
+   * is never holdable), so a client may leave them to that rather than
+   * Close them: the relay forgets them too, or such a client would fill
+   * max_portals. Not those of Binds sent after the message this
+   * ReadyForQuery answers (a pipelining client's next batch, sent before
+   * it came): the server has not run them yet. While a Bind is on its way,
+   * the entry of its name, if any, is the portal of the latest Bind of that
+   * name (entered as it is sent, put back by extendedError only once a Bind
+   * has failed): the names of Binds still owed an answer are kept. A portal
+   * forgotten too soon would only have its Execute refused, never run
+   * under another's decision.
+   */
+  private portalsDropped(): void {
+    if (this.portals.size === 0) return;
+    const onTheirWay = new Set<string>();
+    for (const entry of this.pending) if (entry.kind === 'bindComplete') onTheirWay.add(serverName(entry.name));
+    for (const name of this.portals.keys()) if (!onTheirWay.has(name)) this.portals.delete(name);
   }
 
   private remember(masking: ResultMasking | null): ResultMasking | null {
