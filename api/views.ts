@@ -1,16 +1,23 @@
 import type { AuthorizeResult } from '../engine/authorize/authorizer.js';
+import { readAction } from '../engine/approvals/action-integrity.js';
 import type { ApprovalRecord } from '../engine/store/store.js';
 
-/** An approval request as the API shows it: the record, with its action parsed and a link to itself. */
+/**
+ * An approval request as the API shows it: the record, with its action
+ * parsed and a link to itself. An action that does not hold its hash is not
+ * shown (`action: null`): `action_mismatch` says why instead.
+ */
 export function approvalView(approval: ApprovalRecord, statusUrl: string): Record<string, unknown> {
+  const reading = readAction(approval);
   return {
     id: approval.id,
     status: approval.status,
     status_url: statusUrl,
     target: approval.target,
     requester: approval.requester,
-    action: JSON.parse(approval.action) as unknown,
+    action: reading.ok ? reading.stored : null,
     action_hash: approval.action_hash,
+    action_mismatch: reading.ok ? null : reading.problem,
     reasons: approval.reasons,
     groups: approval.groups,
     min: approval.min,

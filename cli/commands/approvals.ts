@@ -22,6 +22,8 @@ interface ApprovalView {
   resolution: string | null;
   action: unknown;
   action_hash: string;
+  /** Set when the stored action does not hold its hash; `action` is null then (api/views.ts). */
+  action_mismatch: string | null;
 }
 
 export function approvalsCommand(): Command {
@@ -34,7 +36,10 @@ export function approvalsCommand(): Command {
       const body = (await request(options, 'GET', `/v1/approvals?status=${encodeURIComponent(options.status)}`)) as { approvals: ApprovalView[] };
       if (options.json) return printJson(body);
       if (body.approvals.length === 0) return void process.stdout.write(`no ${options.status === 'all' ? '' : `${options.status} `}approval requests\n`);
-      for (const a of body.approvals) process.stdout.write(visibleText(`${a.id}  ${a.status.padEnd(8)}  ${a.target.padEnd(16)}  ${requester(a)}  ${a.approvals}/${a.min}  expires ${a.expires_at}\n`));
+      for (const a of body.approvals) {
+        const warning = a.action_mismatch ? `  WARNING: ${a.action_mismatch}` : '';
+        process.stdout.write(visibleText(`${a.id}  ${a.status.padEnd(8)}  ${a.target.padEnd(16)}  ${requester(a)}  ${a.approvals}/${a.min}  expires ${a.expires_at}${warning}\n`));
+      }
     });
 
   withCommon(approvals.command('show').description('One request in full.').argument('<id>'))
@@ -43,7 +48,10 @@ export function approvalsCommand(): Command {
       if (options.json) return printJson(a);
       printApproval(a);
       // The action as the approver must read it: JSON leaves bidi overrides and zero-width characters as they are.
-      process.stdout.write(visibleText(`action (sha256 ${a.action_hash}):\n${JSON.stringify(a.action, null, 2)}\n`));
+      // Text that does not hold its hash is not what an approval would cover, so none is printed as the action.
+      process.stdout.write(visibleText(a.action_mismatch
+        ? `action (sha256 ${a.action_hash}): NOT SHOWN\nWARNING: ${a.action_mismatch}. Do not approve this request; deny or revoke it.\n`
+        : `action (sha256 ${a.action_hash}):\n${JSON.stringify(a.action, null, 2)}\n`));
     });
 
   withCommon(approvals.command('approve').description('Approve a request (you must be in one of its approver groups, and not its requester).').argument('<id>'))

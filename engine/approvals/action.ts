@@ -17,5 +17,10 @@ export interface CanonicalAction {
  */
 export function canonicalAction(target: string, action: Record<string, unknown>): CanonicalAction {
   const text = canonicalJson({ target, action });
-  return { text, hash: createHash('sha256').update(text).digest('hex') };
+  return { text, hash: actionHash(text) };
+}
+
+/** SHA-256 (hex) of an action's canonical text: what approval records keep as action_hash. */
+export function actionHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }

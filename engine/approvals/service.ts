@@ -4,6 +4,7 @@ import type { Identity } from '../identity/identity.js';
 import type { ApprovalRequirement } from '../policy/decision.js';
 import type { ApprovalQuery, ApprovalRecord, ApprovalStatus, AuditRef, Store } from '../store/store.js';
 import { hasLoneSurrogate } from '../audit/canonical.js';
+import { unapprovable } from './action-integrity.js';
 import { ApprovalError } from './errors.js';
 import { approverRefusal, isRequester, mayRevoke } from './rules.js';
 import { endedInTrail } from './trail.js';
@@ -135,6 +136,12 @@ export class ApprovalService {
       }
       const refusal = approverRefusal(current, approver);
       if (refusal) throw new ApprovalError('forbidden', refusal);
+      // A vote approves the hash, while the approver read the text: checked here, in the write, so text swapped after a read is caught too.
+      const unreadable = decision === 'approve' ? unapprovable(current) : null;
+      if (unreadable) {
+        this.options.logger.error({ approval: id, by: approver.sub }, unreadable.message);
+        throw unreadable;
+      }
       const vote = { ...voter(approver), decision, comment, at };
       const sealKey = this.options.sealKey;
       const votes = [...current.votes, sealKey ? { ...vote, seal: sealVote(sealKey, current, vote) } : vote];

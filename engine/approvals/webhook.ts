@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { ApprovalsConfig } from '../config/schema.js';
 import { visibleText } from '../observability/visible-text.js';
 import type { ApprovalRecord } from '../store/store.js';
+import { readAction } from './action-integrity.js';
 import { describeAction } from './describe-action.js';
 
 type WebhookConfig = NonNullable<ApprovalsConfig['webhook']>;
@@ -63,6 +64,7 @@ export function signWebhook(secret: string, timestamp: string, body: string): st
 }
 
 function jsonPayload(approval: ApprovalRecord, statusUrl: string, delivery: string): object {
+  const reading = readAction(approval);
   return {
     type: 'approval.requested',
     delivery_id: delivery,
@@ -71,8 +73,10 @@ function jsonPayload(approval: ApprovalRecord, statusUrl: string, delivery: stri
       status_url: statusUrl,
       requester: approval.requester,
       target: approval.target,
-      action: JSON.parse(approval.action) as unknown,
+      // As the API shows it (api/views.ts): text that does not hold its hash is not the action.
+      action: reading.ok ? reading.stored : null,
       action_hash: approval.action_hash,
+      action_mismatch: reading.ok ? null : reading.problem,
       reasons: approval.reasons,
       groups: approval.groups,
       min: approval.min,
@@ -89,10 +93,10 @@ function jsonPayload(approval: ApprovalRecord, statusUrl: string, delivery: stri
  */
 function slackPayload(approval: ApprovalRecord, statusUrl: string): object {
   const who = approval.requester.act ? `${approval.requester.sub} (for ${approval.requester.act.sub})` : approval.requester.sub;
-  const text = slackText(`Approval needed: ${who} on ${approval.target}`);
-  // The record keeps the canonical {target, action} the approval's hash covers.
-  const { action } = JSON.parse(approval.action) as { action?: unknown };
-  const asked = describeAction(action, SLACK_ACTION_CHARS);
+  const reading = readAction(approval);
+  // A record whose action does not hold its hash says so instead: its text (and maybe its target) is not what would be approved.
+  const text = slackText(reading.ok ? `Approval needed: ${who} on ${approval.target}` : `Do not approve: request ${approval.id} by ${who} was changed outside the gateway`);
+  const asked = reading.ok ? describeAction(reading.stored.action, SLACK_ACTION_CHARS) : `The action is not shown: ${reading.problem}. Deny or revoke this request; the gateway refuses to approve it.`;
   return {
     text,
     blocks: [
@@ -110,7 +114,7 @@ function slackPayload(approval: ApprovalRecord, statusUrl: string): object {
           { type: 'mrkdwn', text: `*Status*\n<${statusUrl}|${approval.id}>` },
         ],
       },
-      { type: 'context', elements: [{ type: 'mrkdwn', text: `gatehouse approvals approve ${approval.id}` }] },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: reading.ok ? `gatehouse approvals approve ${approval.id}` : `gatehouse approvals deny ${approval.id} --reason 'changed outside the gateway'` }] },
     ],
   };
 }

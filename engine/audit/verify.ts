@@ -96,8 +96,8 @@ export async function verifyAudit(options: VerifyOptions): Promise<VerifyReport>
     const checkpoints = await store.checkpoints(stream);
     if (checkpoints.length > 0 && !publicKey) signaturesUnchecked = true;
     try {
-      const summary = await verifyStream(store, stream, checkpoints, publicKey, anchor?.stream === stream ? anchor : null, now, (event, seq) => {
-        approvals.note(event, stream, seq);
+      const summary = await verifyStream(store, stream, checkpoints, publicKey, anchor?.stream === stream ? anchor : null, now, (event, seq, time) => {
+        approvals.note(event, stream, seq, time);
         if (++total % every === 0) options.onProgress?.(total);
       });
       if (options.requireCheckpoints) checkpointsCover(summary, options.requireCheckpoints.maxGapMs, now);
@@ -107,40 +107,91 @@ export async function verifyAudit(options: VerifyOptions): Promise<VerifyReport>
       return { streams: summaries, signaturesUnchecked, failure: { stream, seq: err.seq, reason: err.message } };
     }
   }
-  return { streams: summaries, failure: approvals.unbacked(), signaturesUnchecked };
+  return { streams: summaries, failure: approvals.failure(), signaturesUnchecked };
 }
+
+/** One approval transition in the trail: where it is, and when it says it happened. */
+interface TrailPlace {
+  stream: string;
+  seq: number;
+  time: number;
+  transition: string;
+}
+
+/** Transitions that end a request: none of them can be followed by its use. */
+const ENDING: ReadonlySet<string> = new Set(['revoked', 'expired', 'denied']);
 
 /**
  * Approvals as the trail tells them, across every stream (a request is
  * approved by one process and used by another): each one used must have
- * been approved, by as many approvers as it asked for, in the trail. An
- * approval record flipped in the store, with no vote behind it, shows here.
+ * been approved, by as many approvers as it asked for, in the trail; used
+ * once; and not after it was revoked, expired or denied. An approval record
+ * flipped in the store, with no vote behind it, or set back to approved
+ * once spent or ended, shows here.
  */
 class ApprovalLedger {
   private readonly approved = new Set<string>();
-  private readonly used = new Map<string, { stream: string; seq: number }>();
+  private readonly used = new Map<string, TrailPlace>();
+  /** The earliest ending transition of each request. */
+  private readonly ended = new Map<string, TrailPlace>();
+  /** The first request seen used twice, with both places. */
+  private reused: { id: string; first: TrailPlace; second: TrailPlace } | null = null;
 
-  note(event: unknown, stream: string, seq: number): void {
+  note(event: unknown, stream: string, seq: number, time: number): void {
     const e = event as { class_uid?: unknown; unmapped?: { transition?: unknown; approval_id?: unknown }; entity?: { data?: { approvals?: unknown; min?: unknown } } };
     const id = e.unmapped?.approval_id;
-    if (typeof id !== 'string' || e.class_uid !== 3004) return;
     const transition = e.unmapped?.transition;
+    if (typeof id !== 'string' || e.class_uid !== 3004 || typeof transition !== 'string') return;
+    const place = { stream, seq, time, transition };
     if (transition === 'approved') {
       const { approvals, min } = e.entity?.data ?? {};
       if (Array.isArray(approvals) && typeof min === 'number' && new Set(approvals).size >= min) this.approved.add(id);
-    } else if (transition === 'consumed' && !this.used.has(id)) {
-      this.used.set(id, { stream, seq });
+    } else if (transition === 'consumed') {
+      const first = this.used.get(id);
+      if (!first) this.used.set(id, place);
+      else if (!this.reused) this.reused = { id, ...inOrder(first, place) };
+    } else if (ENDING.has(transition)) {
+      const earliest = this.ended.get(id);
+      if (!earliest || before(place, earliest)) this.ended.set(id, place);
     }
   }
 
-  unbacked(): VerifyFailure | null {
+  /** The first use the trail does not back: unapproved, repeated, or after the request ended. */
+  failure(): VerifyFailure | null {
     for (const [id, at] of this.used) {
       if (!this.approved.has(id)) {
         return { stream: at.stream, seq: at.seq, reason: `approval ${id} was used, but no event in the trail approves it with the approvers it asked for (approved outside the gateway)` };
       }
     }
+    if (this.reused) {
+      const { id, first, second } = this.reused;
+      return { stream: second.stream, seq: second.seq, reason: `approval ${id} was used twice: consumed at ${where(first)} and again at ${where(second)}, where a request is spent once (set back to approved in the store)` };
+    }
+    for (const [id, at] of this.used) {
+      const ended = this.ended.get(id);
+      if (ended && !before(at, ended)) {
+        return { stream: at.stream, seq: at.seq, reason: `approval ${id} was used (consumed at ${where(at)}) after it was ${ended.transition} (at ${where(ended)}), where an ended request is never spent (reopened in the store)` };
+      }
+    }
     return null;
   }
+}
+
+/**
+ * Trail order: seq within a stream; across streams (each read whole, one
+ * after another) the events' times, the gateways' clocks. Equal times
+ * count as not before: a use at the very time of an ending is not cleared.
+ */
+function before(a: TrailPlace, b: TrailPlace): boolean {
+  return a.stream === b.stream ? a.seq < b.seq : a.time < b.time;
+}
+
+function inOrder(a: TrailPlace, b: TrailPlace): { first: TrailPlace; second: TrailPlace } {
+  return before(b, a) ? { first: b, second: a } : { first: a, second: b };
+}
+
+function where(place: TrailPlace): string {
+  return `stream "${place.stream}" seq ${place.seq}`;
 }
 
 async function verifyStream(
@@ -150,7 +201,8 @@ async function verifyStream(
   publicKey: KeyObject | null,
   anchor: CheckpointClaim | null,
   now: number,
-  onEvent: (event: unknown, seq: number) => void,
+  /** `time` is the record's, which the event's own time was checked to equal. */
+  onEvent: (event: unknown, seq: number, time: number) => void,
 ): Promise<StreamSummary> {
   if (publicKey) {
     for (const cp of checkpoints) await checkSignature(cp, publicKey);
@@ -197,7 +249,7 @@ async function verifyStream(
     hash = r.hash;
     headTime = r.time;
     matchClaims(seq, hash);
-    onEvent(event, seq);
+    onEvent(event, seq, r.time);
   }
 
   // Claims beyond the end: the tail was cut off.

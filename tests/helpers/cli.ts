@@ -22,6 +22,19 @@ export function runCli(args: readonly string[], options: { input?: string; env?:
   return { code: res.status ?? -1, stdout: res.stdout, stderr: res.stderr };
 }
 
+/** runCli without blocking this process: for a CLI talking to a server the test itself runs. */
+export function runCliAsync(args: readonly string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...ENTRY, ...args], { cwd: repoRoot, env: process.env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
 export function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { output: () => string } {
   const child = spawn(process.execPath, [...ENTRY, ...args], { cwd: repoRoot, env: { ...process.env, ...env } });
   let output = '';

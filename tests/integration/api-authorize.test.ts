@@ -11,12 +11,14 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiServer } from '../../api/server.js';
+import { canonicalAction } from '../../engine/approvals/action.js';
 import { generateCheckpointKey } from '../../engine/audit/key-source.js';
 import { loadConfig } from '../../engine/config/load.js';
 import type { GatehouseConfig } from '../../engine/config/schema.js';
 import { startGateway, type Gateway } from '../../engine/gateway.js';
 import { mintDevToken } from '../../engine/identity/dev-issuer.js';
 import { exampleAction } from '../helpers/actions.js';
+import { runCliAsync } from '../helpers/cli.js';
 import { makeBundle } from '../helpers/gateway-bundle.js';
 import { makeTempDir, removeDir } from '../helpers/opa.js';
 import { waitFor } from '../helpers/wait.js';
@@ -183,5 +185,68 @@ describe('/v1/approvals', () => {
     const ids = (list.json() as { approvals: Array<{ id: string }> }).approvals.map((a) => a.id);
     expect(ids).toContain(mine.id);
     expect(ids.length).toBeLessThanOrEqual(5);
+  });
+});
+
+describe('an approval whose action was changed in the store under its hash', () => {
+  const MISMATCH = 'the stored action does not match its hash: the record was changed outside the gateway';
+
+  /** A request for `DELETE`, then what a store admin can write: harmless text over the hash the DELETE still matches. */
+  async function swapped(): Promise<string> {
+    const agent = { sub: 'agent-swap', iss: 'urn:test', groups: ['sre-agents'], agent: true, act: null, claims: {} };
+    const { id } = await gateway.approvals.request({
+      requester: agent, target: 'orders-db', action: canonicalAction('orders-db', { postgres: { text: 'DELETE FROM orders' } }),
+      requirement: { groups: ['dba'], min: 1, ttl_seconds: 900 }, mode: 'ticket', reasons: ['writes need a dba'], decisionId: 'd', sessionId: 's', policyRevision: null,
+    });
+    const current = (await gateway.store.getApproval(id))!;
+    const harmless = canonicalAction('orders-db', { postgres: { text: 'SELECT 1' } }).text;
+    await gateway.store.updateApproval({ ...current, action: harmless }, current.version);
+    return id;
+  }
+
+  it('is shown without its action, cannot be approved, and can still be denied', async () => {
+    const id = await swapped();
+    const bob = await bearer('bob', ['dba'], { agent: false });
+    const shown = await app.inject({ method: 'GET', url: `/v1/approvals/${id}`, headers: { authorization: bob } });
+    expect(shown.statusCode).toBe(200);
+    expect(shown.json()).toMatchObject({ id, status: 'pending', action: null, action_mismatch: MISMATCH });
+    expect(shown.body).not.toContain('SELECT 1');
+    const listed = (await app.inject({ method: 'GET', url: '/v1/approvals', headers: { authorization: bob } })).json() as { approvals: Array<Record<string, unknown>> };
+    expect(listed.approvals.find((a) => a.id === id)).toMatchObject({ action: null, action_mismatch: MISMATCH });
+
+    const approve = await app.inject({ method: 'POST', url: `/v1/approvals/${id}/approve`, headers: { authorization: bob } });
+    expect(approve.statusCode).toBe(409);
+    expect(approve.json()).toEqual({ error: `approval ${id} cannot be approved: ${MISMATCH}; deny or revoke it` });
+    expect(await gateway.approvals.get(id)).toMatchObject({ status: 'pending', votes: [] });
+
+    const deny = await app.inject({ method: 'POST', url: `/v1/approvals/${id}/deny`, headers: { authorization: bob }, payload: { reason: 'changed in the store' } });
+    expect(deny.statusCode).toBe(200);
+    expect(deny.json()).toMatchObject({ status: 'denied', action: null, action_mismatch: MISMATCH });
+  });
+
+  it('is shown untouched when text and hash agree', async () => {
+    const agent = { sub: 'agent-plain', iss: 'urn:test', groups: ['sre-agents'], agent: true, act: null, claims: {} };
+    const action = canonicalAction('orders-db', { postgres: { text: 'DELETE FROM orders WHERE id = 1' } });
+    const { id } = await gateway.approvals.request({
+      requester: agent, target: 'orders-db', action, requirement: { groups: ['dba'], min: 1, ttl_seconds: 900 },
+      mode: 'ticket', reasons: ['writes need a dba'], decisionId: 'd', sessionId: 's', policyRevision: null,
+    });
+    const bob = await bearer('bob', ['dba'], { agent: false });
+    const shown = (await app.inject({ method: 'GET', url: `/v1/approvals/${id}`, headers: { authorization: bob } })).json() as Record<string, unknown>;
+    expect(shown).toMatchObject({ action: JSON.parse(action.text) as unknown, action_hash: action.hash, action_mismatch: null });
+    expect((await app.inject({ method: 'POST', url: `/v1/approvals/${id}/approve`, headers: { authorization: bob } })).json()).toMatchObject({ status: 'approved' });
+  });
+
+  it('is flagged by gatehouse approvals show and list, which print no action for it', async () => {
+    const id = await swapped();
+    const server = await app.listen({ host: '127.0.0.1', port: 0 });
+    const token = (await bearer('bob', ['dba'], { agent: false })).slice('Bearer '.length);
+    const show = await runCliAsync(['approvals', 'show', id, '--server', server, '--token', token]);
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toContain(`action (sha256 ${(await gateway.store.getApproval(id))!.action_hash}): NOT SHOWN\nWARNING: ${MISMATCH}. Do not approve this request; deny or revoke it.\n`);
+    expect(show.stdout).not.toContain('SELECT 1');
+    const list = await runCliAsync(['approvals', 'list', '--server', server, '--token', token]);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout.split('\n').find((line) => line.startsWith(id))).toMatch(new RegExp(`  WARNING: ${MISMATCH}$`));
   });
 });

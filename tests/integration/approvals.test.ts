@@ -138,6 +138,18 @@ describe('the two-person rule', () => {
     expect(denied).toMatchObject({ status: 'denied', resolution: 'denied by bob: not during the freeze' });
     expect((await refusal(service.vote(id, carol, 'approve', null))).code).toBe('conflict');
   });
+
+  it('refuses an approving vote on a record whose action text no longer holds its hash; a denial still ends it', async () => {
+    const { id } = await service.request(newApproval({ action: canonicalAction('orders-db', { postgres: { text: 'DROP TABLE orders' } }) }));
+    // Swapped in the store after anyone read it: the check is in the vote's own write, not only where the action is shown.
+    const current = (await store.getApproval(id))!;
+    await store.updateApproval({ ...current, action: update.text }, current.version);
+    const refused = await refusal(service.vote(id, bob, 'approve', null));
+    expect(refused.code).toBe('conflict');
+    expect(refused.message).toBe(`approval ${id} cannot be approved: the stored action does not match its hash: the record was changed outside the gateway; deny or revoke it`);
+    expect((await store.getApproval(id))!.votes).toEqual([]);
+    expect((await service.vote(id, bob, 'deny', 'changed in the store')).status).toBe('denied');
+  });
 });
 
 describe('sealed votes (approvals.seal_key)', () => {
@@ -259,7 +271,8 @@ describe('waiting for a decision', () => {
 });
 
 describe('the webhook', () => {
-  it('posts a signed payload, in JSON or Slack form', async () => {
+  /** A receiver on a local port; `notify` sends one approval in both formats to it. */
+  async function webhookReceiver() {
     const received: Array<{ headers: IncomingMessage['headers']; body: string }> = [];
     const server = createServer((req, res) => {
       let body = '';
@@ -271,11 +284,19 @@ describe('the webhook', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-    try {
-      const approval = await service.request(newApproval({ reasons: ['approval required by rule prod-writes-need-dba', 'DELETE on <https://evil.example|approve here> \u202e'] }));
+    const notify = (approval: ApprovalRecord): void => {
       for (const format of ['json', 'slack'] as const) {
         new ApprovalWebhook({ url, secret: new Secret('hook-secret', 'test'), format, timeout_ms: 2000 }, logger).notify(approval, `http://gw/v1/approvals/${approval.id}`);
       }
+    };
+    return { received, notify, close: () => server.close() };
+  }
+
+  it('posts a signed payload, in JSON or Slack form', async () => {
+    const { received, notify, close } = await webhookReceiver();
+    try {
+      const approval = await service.request(newApproval({ reasons: ['approval required by rule prod-writes-need-dba', 'DELETE on <https://evil.example|approve here> \u202e'] }));
+      notify(approval);
       await waitFor(() => received.length === 2, 'two webhook deliveries');
       for (const { headers, body } of received) {
         expect(headers['x-gatehouse-delivery']).toMatch(/^[0-9a-f-]{36}$/);
@@ -299,7 +320,32 @@ describe('the webhook', () => {
       // A reason quoting what the agent sent is text in Slack, never a link or markup.
       expect((slack.blocks[0] as { text: { text: string } }).text.text).toContain('• DELETE on &lt;https://evil.example|approve here&gt; \\u{202e}');
     } finally {
-      server.close();
+      close();
+    }
+  });
+
+  it('does not describe an action whose text was changed in the store under its hash, and says so', async () => {
+    const { received, notify, close } = await webhookReceiver();
+    try {
+      const { id } = await service.request(newApproval({ action: canonicalAction('orders-db', { postgres: { text: 'DROP TABLE orders' } }) }));
+      // What a store admin can do: harmless text over the hash the real request still matches.
+      const current = (await store.getApproval(id))!;
+      const swapped = (await store.updateApproval({ ...current, action: update.text }, current.version))!;
+      notify(swapped);
+      await waitFor(() => received.length === 2, 'two webhook deliveries');
+      const bodies = received.map((r) => JSON.parse(r.body) as Record<string, unknown>);
+      const json = bodies.find((b) => b.type === 'approval.requested') as { approval: Record<string, unknown> };
+      expect(json.approval).toMatchObject({ id, action: null, action_mismatch: 'the stored action does not match its hash: the record was changed outside the gateway' });
+      const slack = bodies.find((b) => 'blocks' in b) as { text: string; blocks: unknown[] };
+      expect(slack.text).toBe(`Do not approve: request ${id} by agent-sre-2 (for alice) was changed outside the gateway`);
+      expect(slack.blocks[1]).toEqual({
+        type: 'rich_text',
+        elements: [{ type: 'rich_text_preformatted', elements: [{ type: 'text', text: 'The action is not shown: the stored action does not match its hash: the record was changed outside the gateway. Deny or revoke this request; the gateway refuses to approve it.' }] }],
+      });
+      for (const body of received.map((r) => r.body)) expect(body).not.toContain('UPDATE orders');
+      expect(JSON.stringify(slack.blocks)).not.toContain(`gatehouse approvals approve ${id}`);
+    } finally {
+      close();
     }
   });
 });

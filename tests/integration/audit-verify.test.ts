@@ -5,12 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../engine/audit/canonical.js';
 import { GENESIS, recordHash } from '../../engine/audit/chain.js';
 import { checkpointPayload } from '../../engine/audit/checkpoint.js';
-import { approvalEvent } from '../../engine/audit/events.js';
+import { AuditLog } from '../../engine/audit/audit-log.js';
+import { approvalEvent, type ApprovalTransition } from '../../engine/audit/events.js';
 import type { ApprovalRecord } from '../../engine/store/store.js';
 import { FileCheckpointKey, generateCheckpointKey, publicKeyFromPem } from '../../engine/audit/key-source.js';
 import { verifyAudit } from '../../engine/audit/verify.js';
 import { runCli, startCli } from '../helpers/cli.js';
-import { openSqlite, writeTrail, type WrittenTrail } from '../helpers/audit.js';
+import { openSqlite, quietLogger, writeTrail, type WrittenTrail } from '../helpers/audit.js';
 import { makeTempDir, removeDir } from '../helpers/opa.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -71,6 +72,48 @@ function rechain(db: Database.Database, from: number): void {
 
 type Row = { seq: number; prev: string; hash: string; time: number; event: string };
 const row = (db: Database.Database, seq: number) => db.prepare('SELECT seq, prev, hash, time, event FROM audit_records WHERE stream = ? AND seq = ?').get('s1', seq) as Row;
+
+// One approval (two approvers asked for) and its transitions as the gateway audits them.
+const approvalRecord: ApprovalRecord = {
+  id: 'ap-1', status: 'pending', version: 1, requester: { sub: 'agent-sre', iss: 'urn:test', act: null, groups: ['sre-agents'] },
+  target: 'orders-db', action: '{}', action_hash: 'h', reasons: [], groups: ['dba'], min: 2, mode: 'ticket',
+  created_at: '2030-01-01T00:00:00.000Z', expires_at: '2030-01-01T00:15:00.000Z', votes: [], resolution: null, resolved_at: null,
+  decision_id: 'd', session_id: 's', policy_revision: null,
+};
+const vote = (sub: string) => ({ sub, decision: 'approve' as const, comment: null, at: '2030-01-01T00:01:00.000Z' });
+const STATUS_AFTER: Record<ApprovalTransition, ApprovalRecord['status']> = {
+  requested: 'pending', vote: 'pending', approved: 'approved', consumed: 'consumed', revoked: 'revoked', expired: 'expired', denied: 'denied',
+};
+
+/** The audit event of one transition of ap-1 (approved by bob and carol unless `changes` says otherwise), at `time` when given. */
+function step(transition: ApprovalTransition, changes: Partial<ApprovalRecord> = {}, time?: number): object {
+  const votes = transition === 'requested' ? [] : [vote('bob'), vote('carol')];
+  const by = transition === 'approved' ? { sub: 'bob', iss: 'urn:test', groups: ['dba'], agent: false, act: null, claims: {} } : undefined;
+  return approvalEvent({ approval: { ...approvalRecord, status: STATUS_AFTER[transition], votes, ...changes }, transition, by, ...(time === undefined ? {} : { time }) }, 's1');
+}
+
+/** A trail of two decisions then `events`, verified by the CLI. */
+async function checkApprovals(events: object[]) {
+  const trailDir = makeTempDir('gatehouse-audit-approvals-');
+  const written = await writeTrail(trailDir, { events: 2, thenAppend: events });
+  return { result: verify(written.configPath), done: () => removeDir(trailDir) };
+}
+
+/** Each stream's events written through its own AuditLog on one store, as gateways sharing it would; then verified. */
+async function approvalStreams(dbPath: string, streams: Record<string, object[]>) {
+  const store = await openSqlite(dbPath);
+  try {
+    for (const [stream, events] of Object.entries(streams)) {
+      const log = new AuditLog({ store, stream, maxBatch: 100, logger: quietLogger });
+      await log.start();
+      for (const event of events) await log.append(event);
+      await log.close();
+    }
+    return await verifyAudit({ store });
+  } finally {
+    await store.close();
+  }
+}
 
 describe('gatehouse audit verify', () => {
   it('accepts the untampered trail, with and without the anchor', () => {
@@ -240,32 +283,53 @@ describe('gatehouse audit verify', () => {
   });
 
   it('catches an approval used with no event in any stream that approved it (a record flipped in the store)', async () => {
-    const record: ApprovalRecord = {
-      id: 'ap-1', status: 'pending', version: 1, requester: { sub: 'agent-sre', iss: 'urn:test', act: null, groups: ['sre-agents'] },
-      target: 'orders-db', action: '{}', action_hash: 'h', reasons: [], groups: ['dba'], min: 2, mode: 'ticket',
-      created_at: '2030-01-01T00:00:00.000Z', expires_at: '2030-01-01T00:15:00.000Z', votes: [], resolution: null, resolved_at: null,
-      decision_id: 'd', session_id: 's', policy_revision: null,
-    };
-    const vote = (sub: string) => ({ sub, decision: 'approve' as const, comment: null, at: '2030-01-01T00:01:00.000Z' });
-    const bob = { sub: 'bob', iss: 'urn:test', groups: ['dba'], agent: false, act: null, claims: {} };
-    const requested = approvalEvent({ approval: record, transition: 'requested' }, 's1');
-    const consumed = approvalEvent({ approval: { ...record, status: 'consumed', votes: [vote('bob'), vote('carol')] }, transition: 'consumed' }, 's1');
-    const check = async (events: object[]) => {
-      const trailDir = makeTempDir('gatehouse-audit-approvals-');
-      const written = await writeTrail(trailDir, { events: 2, thenAppend: events });
-      return { result: verify(written.configPath), done: () => removeDir(trailDir) };
-    };
-
-    const flipped = await check([requested, consumed]);
+    const flipped = await checkApprovals([step('requested'), step('consumed')]);
     expectFailureAt(flipped.result, 4, /approval ap-1 was used, but no event in the trail approves it/);
     flipped.done();
     // One vote where two were asked for is no approval either.
-    const short = await check([requested, approvalEvent({ approval: { ...record, status: 'approved', votes: [vote('bob')] }, transition: 'approved', by: bob }, 's1'), consumed]);
+    const short = await checkApprovals([step('requested'), step('approved', { votes: [vote('bob')] }), step('consumed')]);
     expectFailureAt(short.result, 5, /no event in the trail approves it with the approvers it asked for/);
     short.done();
-    const backed = await check([requested, approvalEvent({ approval: { ...record, status: 'approved', votes: [vote('bob'), vote('carol')] }, transition: 'approved', by: bob }, 's1'), consumed]);
+    const backed = await checkApprovals([step('requested'), step('approved'), step('consumed')]);
     expect(backed.result.code, backed.result.stderr).toBe(0);
     backed.done();
+  });
+
+  it('catches an approval used twice, or used after it was revoked, expired or denied (set back to approved in the store)', async () => {
+    const twice = await checkApprovals([step('requested'), step('approved'), step('consumed'), step('consumed')]);
+    expectFailureAt(twice.result, 6, /approval ap-1 was used twice: consumed at stream "s1" seq 5 and again at stream "s1" seq 6/);
+    twice.done();
+    for (const ending of ['revoked', 'expired', 'denied'] as const) {
+      const after = await checkApprovals([step('requested'), step('approved'), step(ending), step('consumed')]);
+      expectFailureAt(after.result, 6, new RegExp(`approval ap-1 was used \\(consumed at stream "s1" seq 6\\) after it was ${ending} \\(at stream "s1" seq 5\\)`));
+      after.done();
+    }
+  });
+
+  it('orders one approval\'s events across streams by their time, not by the order streams are read in', async () => {
+    const trailDir = makeTempDir('gatehouse-audit-approval-streams-');
+    try {
+      // Two gateways on one store: "a" is read first. It approves and spends the request; "b" revoked it before.
+      const spentAfterRevoke = await approvalStreams(join(trailDir, 'after.db'), {
+        a: [step('requested', {}, 1000), step('approved', {}, 2000), step('consumed', {}, 4000)],
+        b: [step('revoked', {}, 3000)],
+      });
+      expect(spentAfterRevoke.failure).toEqual({ stream: 'a', seq: 3, reason: 'approval ap-1 was used (consumed at stream "a" seq 3) after it was revoked (at stream "b" seq 1), where an ended request is never spent (reopened in the store)' });
+      // Spent by "b" before "a" revoked it: not a use after the end, though "b" is read last.
+      const spentBeforeRevoke = await approvalStreams(join(trailDir, 'before.db'), {
+        a: [step('requested', {}, 1000), step('approved', {}, 2000), step('revoked', {}, 4000)],
+        b: [step('consumed', {}, 3000)],
+      });
+      expect(spentBeforeRevoke.failure).toBeNull();
+      // Used once on each of two gateways.
+      const spentOnBoth = await approvalStreams(join(trailDir, 'twice.db'), {
+        a: [step('requested', {}, 1000), step('approved', {}, 2000), step('consumed', {}, 3000)],
+        b: [step('consumed', {}, 2500)],
+      });
+      expect(spentOnBoth.failure).toEqual({ stream: 'a', seq: 3, reason: 'approval ap-1 was used twice: consumed at stream "b" seq 1 and again at stream "a" seq 3, where a request is spent once (set back to approved in the store)' });
+    } finally {
+      removeDir(trailDir);
+    }
   });
 
   it('refuses an anchor that does not verify', async () => {
