@@ -20,7 +20,11 @@ const listQuery = z.strictObject({
   status: z.enum([...STATUSES, 'all']).default('pending'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
-const approveBody = z.strictObject({ comment: z.string().max(2000).optional() }).default({});
+const approveBody = z.strictObject({
+  comment: z.string().max(2000).optional(),
+  /** The action hash the approver read: approving is refused if the record no longer holds it. */
+  action_hash: z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64 hex digits of the action\'s SHA-256').optional(),
+}).default({});
 const denyBody = z.strictObject({ reason: z.string().min(1, { message: 'say why' }).max(2000) });
 const revokeBody = z.strictObject({ reason: z.string().max(2000).optional() }).default({});
 
@@ -63,8 +67,8 @@ export function registerApprovalRoutes(app: FastifyInstance, { approvals, verifi
 
   app.post<{ Params: Params }>('/v1/approvals/:id/approve', async (request, reply) => guarded(reply, 'approval request', async () => {
     const caller = await authenticate(request, verifier);
-    const { comment } = parseInput(approveBody, request.body, 'body');
-    return view(await approvals.vote(request.params.id, caller, 'approve', comment ?? null));
+    const { comment, action_hash: seenHash } = parseInput(approveBody, request.body, 'body');
+    return view(await approvals.vote(request.params.id, caller, 'approve', comment ?? null, seenHash));
   }, approvalStatus));
 
   app.post<{ Params: Params }>('/v1/approvals/:id/deny', async (request, reply) => guarded(reply, 'approval request', async () => {

@@ -51,13 +51,16 @@ export function approvalsCommand(): Command {
       // Text that does not hold its hash is not what an approval would cover, so none is printed as the action.
       process.stdout.write(visibleText(a.action_mismatch
         ? `action (sha256 ${a.action_hash}): NOT SHOWN\nWARNING: ${a.action_mismatch}. Do not approve this request; deny or revoke it.\n`
-        : `action (sha256 ${a.action_hash}):\n${JSON.stringify(a.action, null, 2)}\n`));
+        : `action (sha256 ${a.action_hash}):\n${JSON.stringify(a.action, null, 2)}\n`
+          + (a.status === 'pending' ? `approve what you read: gatehouse approvals approve ${a.id} --action-hash ${a.action_hash}\n` : '')));
     });
 
   withCommon(approvals.command('approve').description('Approve a request (you must be in one of its approver groups, and not its requester).').argument('<id>'))
     .option('--comment <text>', 'why, for the record')
-    .action(async (id: string, options: Common & { comment?: string }) => {
-      printResult(options, await request(options, 'POST', `/v1/approvals/${encodeURIComponent(id)}/approve`, options.comment ? { comment: options.comment } : {}));
+    .option('--action-hash <sha256>', 'the action hash you read (approvals show, the webhook): refused if the request no longer holds it')
+    .action(async (id: string, options: Common & { comment?: string; actionHash?: string }) => {
+      const body = { ...(options.comment ? { comment: options.comment } : {}), ...(options.actionHash ? { action_hash: options.actionHash } : {}) };
+      printResult(options, await request(options, 'POST', `/v1/approvals/${encodeURIComponent(id)}/approve`, body));
     });
 
   withCommon(approvals.command('deny').description('Deny a request, with a reason the requester will see.').argument('<id>'))

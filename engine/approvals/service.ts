@@ -122,8 +122,14 @@ export class ApprovalService {
     return this.options.store.listApprovals(query);
   }
 
-  /** One approver's vote. `min` approvals approve; one denial denies. */
-  async vote(id: string, approver: Identity, decision: 'approve' | 'deny', comment: string | null): Promise<ApprovalRecord> {
+  /**
+   * One approver's vote. `min` approvals approve; one denial denies.
+   * `seenHash`: the action hash the approver was shown (`approvals show`, the
+   * webhook); an approval is then refused unless the record still holds it,
+   * since text and hash replaced together in the store would otherwise pass
+   * the integrity check between reading and approving.
+   */
+  async vote(id: string, approver: Identity, decision: 'approve' | 'deny', comment: string | null, seenHash?: string): Promise<ApprovalRecord> {
     if (decision === 'deny' && !comment) throw new ApprovalError('invalid', 'a denial needs a reason');
     // Checked before anything is committed: text with no canonical JSON would leave the vote without its audit event.
     if (comment !== null && hasLoneSurrogate(comment)) throw new ApprovalError('invalid', 'the comment is not well-formed Unicode');
@@ -137,7 +143,7 @@ export class ApprovalService {
       const refusal = approverRefusal(current, approver);
       if (refusal) throw new ApprovalError('forbidden', refusal);
       // A vote approves the hash, while the approver read the text: checked here, in the write, so text swapped after a read is caught too.
-      const unreadable = decision === 'approve' ? unapprovable(current) : null;
+      const unreadable = decision === 'approve' ? unapprovable(current) ?? notTheOneSeen(current, seenHash) : null;
       if (unreadable) {
         this.options.logger.error({ approval: id, by: approver.sub }, unreadable.message);
         throw unreadable;
@@ -309,6 +315,12 @@ export class ApprovalService {
       throw err;
     }
   }
+}
+
+function notTheOneSeen(current: ApprovalRecord, seenHash: string | undefined): ApprovalError | null {
+  if (seenHash === undefined || seenHash === current.action_hash) return null;
+  return new ApprovalError('conflict', `approval ${current.id} cannot be approved: its action hash is ${current.action_hash}, not the ${seenHash} you were shown; `
+    + 'the record was changed after you read it: read it again with gatehouse approvals show');
 }
 
 function approvedBy(votes: ApprovalRecord['votes']): string {

@@ -114,7 +114,7 @@ function slackPayload(approval: ApprovalRecord, statusUrl: string): object {
           { type: 'mrkdwn', text: `*Status*\n<${statusUrl}|${approval.id}>` },
         ],
       },
-      { type: 'context', elements: [{ type: 'mrkdwn', text: reading.ok ? `gatehouse approvals approve ${approval.id}` : `gatehouse approvals deny ${approval.id} --reason 'changed outside the gateway'` }] },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: reading.ok ? `gatehouse approvals approve ${approval.id} --action-hash ${approval.action_hash}` : `gatehouse approvals deny ${approval.id} --reason 'changed outside the gateway'` }] },
     ],
   };
 }

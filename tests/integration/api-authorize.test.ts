@@ -190,6 +190,9 @@ describe('/v1/approvals', () => {
 
 describe('an approval whose action was changed in the store under its hash', () => {
   const MISMATCH = 'the stored action does not match its hash: the record was changed outside the gateway';
+  /** The API on a port, for the CLI: listened on once, by whichever test needs it first. */
+  let listening: Promise<string> | undefined;
+  const server = (): Promise<string> => (listening ??= app.listen({ host: '127.0.0.1', port: 0 }));
 
   /** A request for `DELETE`, then what a store admin can write: harmless text over the hash the DELETE still matches. */
   async function swapped(): Promise<string> {
@@ -237,15 +240,45 @@ describe('an approval whose action was changed in the store under its hash', () 
     expect((await app.inject({ method: 'POST', url: `/v1/approvals/${id}/approve`, headers: { authorization: bob } })).json()).toMatchObject({ status: 'approved' });
   });
 
+  it('is not approved with the hash the approver read once text and hash were replaced together', async () => {
+    const agent = { sub: 'agent-both', iss: 'urn:test', groups: ['sre-agents'], agent: true, act: null, claims: {} };
+    const read = canonicalAction('orders-db', { postgres: { text: 'SELECT 1' } });
+    const { id } = await gateway.approvals.request({
+      requester: agent, target: 'orders-db', action: read,
+      requirement: { groups: ['dba'], min: 1, ttl_seconds: 900 }, mode: 'ticket', reasons: ['writes need a dba'], decisionId: 'd', sessionId: 's', policyRevision: null,
+    });
+    const api = await server();
+    const token = (await bearer('bob', ['dba'], { agent: false })).slice('Bearer '.length);
+    const show = await runCliAsync(['approvals', 'show', id, '--server', api, '--token', token]);
+    expect(show.stdout).toContain(`approve what you read: gatehouse approvals approve ${id} --action-hash ${read.hash}\n`);
+
+    // After the approver read it, a store admin writes another request's text and hash: each agrees with the other.
+    const current = (await gateway.store.getApproval(id))!;
+    const other = canonicalAction('orders-db', { postgres: { text: 'DELETE FROM orders' } });
+    await gateway.store.updateApproval({ ...current, action: other.text, action_hash: other.hash }, current.version);
+
+    const approve = await runCliAsync(['approvals', 'approve', id, '--action-hash', read.hash, '--server', api, '--token', token]);
+    expect(approve.code).toBe(1);
+    expect(approve.stderr).toContain(`approval ${id} cannot be approved: its action hash is ${other.hash}, not the ${read.hash} you were shown`);
+    expect(await gateway.approvals.get(id)).toMatchObject({ status: 'pending', votes: [] });
+
+    const malformed = await app.inject({ method: 'POST', url: `/v1/approvals/${id}/approve`, headers: { authorization: `Bearer ${token}` }, payload: { action_hash: 'abc' } });
+    expect(malformed.statusCode).toBe(400);
+    expect(malformed.body).toContain('64 hex digits');
+    const approved = await runCliAsync(['approvals', 'approve', id, '--action-hash', other.hash, '--server', api, '--token', token]);
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(await gateway.approvals.get(id)).toMatchObject({ status: 'approved' });
+  });
+
   it('is flagged by gatehouse approvals show and list, which print no action for it', async () => {
     const id = await swapped();
-    const server = await app.listen({ host: '127.0.0.1', port: 0 });
+    const api = await server();
     const token = (await bearer('bob', ['dba'], { agent: false })).slice('Bearer '.length);
-    const show = await runCliAsync(['approvals', 'show', id, '--server', server, '--token', token]);
+    const show = await runCliAsync(['approvals', 'show', id, '--server', api, '--token', token]);
     expect(show.code, show.stderr).toBe(0);
     expect(show.stdout).toContain(`action (sha256 ${(await gateway.store.getApproval(id))!.action_hash}): NOT SHOWN\nWARNING: ${MISMATCH}. Do not approve this request; deny or revoke it.\n`);
     expect(show.stdout).not.toContain('SELECT 1');
-    const list = await runCliAsync(['approvals', 'list', '--server', server, '--token', token]);
+    const list = await runCliAsync(['approvals', 'list', '--server', api, '--token', token]);
     expect(list.code, list.stderr).toBe(0);
     expect(list.stdout.split('\n').find((line) => line.startsWith(id))).toMatch(new RegExp(`  WARNING: ${MISMATCH}$`));
   });
