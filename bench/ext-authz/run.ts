@@ -53,6 +53,7 @@ import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { AUTHORIZATION_PROTO, ENVOY_PROTO_DIRS } from '../../ext-authz/envoy-protos.js';
 import { summariseAllocations, type HeapProfile } from '../lib/allocation-summary.js';
+import { auditWrites, scrape, type Scrape } from '../lib/gateway-metrics.js';
 import { reportProfiles } from '../lib/profile-summary.js';
 import { cleanUp, cpuSeconds, daemon, freePort, listening, must, onCleanup, run, stop, waitFor } from '../lib/processes.js';
 
@@ -241,19 +242,8 @@ async function ghz(peer: Peer, requestFile: string, seconds: number, rate?: numb
   };
 }
 
-/** Gatehouse's /metrics as name{labels} → value (prom-client's default Node metrics among them). */
-async function scrape(apiPort: number): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^(\S+?)\s+(\S+)$/.exec(line);
-    if (m && !line.startsWith('#')) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
-}
-
 /** Event-loop delay and GC pauses between two scrapes (the event-loop histogram resets on each scrape; other servers' runs fall in between, when Gatehouse idles). */
-function loopAndGc(before: Map<string, number>, after: Map<string, number>, checks: number): string {
+function loopAndGc(before: Scrape, after: Scrape, checks: number): string {
   const resolution = 0.010; // prom-client's monitorEventLoopDelay resolution, included in what it reports
   const lag = (q: string) => Math.max(0, (after.get(`gatehouse_nodejs_eventloop_lag_${q}_seconds`) ?? NaN) - resolution) * 1000;
   const gc = (what: 'sum' | 'count', kind?: string) => [...after].filter(([k]) => k.startsWith(`gatehouse_nodejs_gc_duration_seconds_${what}`) && (!kind || k.includes(`kind="${kind}"`)))
@@ -261,23 +251,6 @@ function loopAndGc(before: Map<string, number>, after: Map<string, number>, chec
   return `event loop: p99 delay ≈ ${lag('p99').toFixed(1)} ms, longest ≈ ${lag('max').toFixed(0)} ms; ` +
     `GC: ${int(gc('count'))} pauses, ${(gc('sum') * 1000).toFixed(0)} ms (${((gc('sum') * 1e6) / checks).toFixed(0)} µs per Check; major ${int(gc('count', 'major'))}, ${(gc('sum', 'major') * 1000).toFixed(0)} ms); ` +
     auditWrites(before, after);
-}
-
-/** The durable audit writes between two scrapes: how many, events per write, and their p50/p99 (bucket upper bounds). */
-function auditWrites(before: Map<string, number>, after: Map<string, number>): string {
-  const delta = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
-  const writes = delta('gatehouse_audit_write_seconds_count');
-  if (!(writes > 0)) return 'audit writes: none measured';
-  const buckets = [...after.keys()]
-    .map((key) => /^gatehouse_audit_write_seconds_bucket\{le="([^"]+)"\}$/.exec(key))
-    .flatMap((m) => (m ? [{ le: Number(m[1]), count: delta(m[0]) }] : []))
-    .sort((a, b) => a.le - b.le);
-  const quantile = (q: number) => {
-    const bound = buckets.find((b) => b.count >= q * writes)?.le ?? Number.POSITIVE_INFINITY;
-    return bound === Number.POSITIVE_INFINITY ? '> 1 s' : `≤ ${(bound * 1000).toFixed(1)} ms`;
-  };
-  const perWrite = delta('gatehouse_audit_batch_events_sum') / writes;
-  return `audit writes: ${int(writes)}, ${perWrite.toFixed(1)} events each, p50 ${quantile(0.5)}, p99 ${quantile(0.99)}`;
 }
 
 const median = (xs: number[]) => {

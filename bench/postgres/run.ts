@@ -39,8 +39,9 @@
 //
 // Knobs: CLIENTS, THREADS, SECONDS, SCALE, ROUNDS (pgbench runs per path and
 // mode, default 3, median reported; each round starts with another path),
-// MASK_ROWS, MASK_RUNS, PROFILE=prepared|simple (instead of the comparison:
-// one pgbench run through Gatehouse under --cpu-prof, and where the gateway's
+// MASK_ROWS, MASK_RUNS, PROFILE=prepared|simple|masking (instead of the
+// comparison: one pgbench run, or the masked fetches, through Gatehouse under
+// --cpu-prof, and where the gateway's
 // time went; the profile is kept in build/postgres-profile). It only prints;
 // nothing is asserted about speed.
 import { execFileSync } from 'node:child_process';
@@ -50,6 +51,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { postgresBinDir, startPostgres, type PostgresServer } from '../../tests/helpers/postgres.js';
+import { auditWrites, scrape } from '../lib/gateway-metrics.js';
 import { cleanUp, cpuSeconds, daemon, freePort, listening, must, onCleanup, run, stop, waitFor, type Result } from '../lib/processes.js';
 import { reportProfiles } from '../lib/profile-summary.js';
 
@@ -60,7 +62,7 @@ const SCALE = Number(process.env.SCALE ?? 10);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const MASK_ROWS = Number(process.env.MASK_ROWS ?? 200_000);
 const MASK_RUNS = Number(process.env.MASK_RUNS ?? 5);
-const PROFILE = process.env.PROFILE as 'prepared' | 'simple' | undefined;
+const PROFILE = process.env.PROFILE as 'prepared' | 'simple' | 'masking' | undefined;
 const TARGET_RATIO = 0.75;
 const TARGET_MASK_ROWS_PER_SECOND = 200_000;
 
@@ -139,13 +141,16 @@ async function fetchTimes(path: Path, sql: string): Promise<number[]> {
   return times;
 }
 
+const select = (table: string) => `SELECT id, name, email, ssn, phone, created_at FROM ${table};`;
+const maskedSelect = select('customers');
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (n: number, width = 10) => Math.round(n).toLocaleString('en-US').padStart(width);
 
 // ── The run ─────────────────────────────────────────────────────────────
 
 async function main(): Promise<void> {
-  if (PROFILE && PROFILE !== 'prepared' && PROFILE !== 'simple') throw new Error(`PROFILE=${String(PROFILE)}: say PROFILE=prepared or PROFILE=simple`);
+  if (PROFILE && !['prepared', 'simple', 'masking'].includes(PROFILE)) throw new Error(`PROFILE=${String(PROFILE)}: say PROFILE=prepared, simple or masking`);
   for (const [file, fix] of [[CLI, 'make build'], [BUNDLE, 'make bundle']] as const) {
     if (!existsSync(file)) throw new Error(`${file} is missing; run \`${fix}\` (make bench-postgres does)`);
   }
@@ -279,9 +284,16 @@ targets:
   if (PROFILE) {
     // Samples carry CLOCK_MONOTONIC times, the clock hrtime reads: only the timed run counts.
     const from = Number(process.hrtime.bigint() / 1000n);
-    const { tps, cpuUs } = await pgbench(viaGatehouse, PROFILE, SECONDS);
+    if (PROFILE === 'masking') {
+      const ms = median(await fetchTimes(viaGatehouse, maskedSelect));
+      console.log(`  gatehouse under --cpu-prof, masked SELECT of ${MASK_ROWS.toLocaleString('en-US')} rows: ${fmt(MASK_ROWS / (ms / 1000), 0)} rows/s (the profiler itself costs some)`);
+    } else {
+      const metricsBefore = await scrape(apiPort);
+      const { tps, cpuUs } = await pgbench(viaGatehouse, PROFILE, SECONDS);
+      console.log(`  gatehouse under --cpu-prof, -M ${PROFILE}: ${fmt(tps, 0)} TPS, ${cpuUs ? `${cpuUs.all.toFixed(0)} µs (main thread ${cpuUs.main.toFixed(0)} µs)` : '?'} of gateway CPU per transaction (the profiler itself costs some)`);
+      console.log(`  ${auditWrites(metricsBefore, await scrape(apiPort))}`);
+    }
     const to = Number(process.hrtime.bigint() / 1000n);
-    console.log(`  gatehouse under --cpu-prof, -M ${PROFILE}: ${fmt(tps, 0)} TPS, ${cpuUs ? `${cpuUs.all.toFixed(0)} µs (main thread ${cpuUs.main.toFixed(0)} µs)` : '?'} of gateway CPU per transaction (the profiler itself costs some)`);
     await stop(serve);
     console.log(reportProfiles(cpuProfileDir, PROFILE_DIR, `gatehouse-pgbench-${PROFILE}`, { window: { from, to }, title: 'CPU profile of the Postgres proxy' }));
     return;
@@ -291,6 +303,8 @@ targets:
   const verdicts: string[] = [];
   for (const mode of ['prepared', 'simple'] as const) {
     const runs = new Map<string, Run[]>(paths.map((p) => [p.name, []]));
+    // Only Gatehouse's runs write its audit trail: the difference is theirs.
+    const metricsBefore = await scrape(apiPort);
     for (let round = 0; round < ROUNDS; round++) {
       // Each round starts with another path, so none always runs first (or right after the slowest).
       for (let i = 0; i < paths.length; i++) {
@@ -298,6 +312,7 @@ targets:
         runs.get(path.name)!.push(await pgbench(path, mode, SECONDS));
       }
     }
+    const metricsAfter = await scrape(apiPort);
     const tps = (path: Path) => median(runs.get(path.name)!.map((r) => r.tps));
     // The proxy's own CPU time (user + system, /proc) over the transactions pgbench counted:
     // on a shared 2-core box, what the others pay for the proxy.
@@ -313,6 +328,7 @@ targets:
     for (const path of paths) {
       console.log(`    ${path.label.padEnd(20)}${fmt(tps(path), 10)}${`${(tps(path) / tps(direct)).toFixed(2)}×`.padStart(10)}${cpu(path).padStart(30)}`);
     }
+    console.log(`    gatehouse's ${auditWrites(metricsBefore, metricsAfter)}`);
     const rb = tps(viaBouncer) / tps(direct);
     const rg = tps(viaGatehouse) / tps(direct);
     const met = rg >= TARGET_RATIO && rg > rb;
@@ -320,9 +336,8 @@ targets:
   }
   console.log(`  target (gatehouse ≥ ${TARGET_RATIO}× direct and above pgbouncer's ratio): ${verdicts.join('; ')}`);
 
-  const select = (table: string) => `SELECT id, name, email, ssn, phone, created_at FROM ${table};`;
-  const directMs = median(await fetchTimes(direct, select('customers')));
-  const maskedMs = median(await fetchTimes(viaGatehouse, select('customers')));
+  const directMs = median(await fetchTimes(direct, maskedSelect));
+  const maskedMs = median(await fetchTimes(viaGatehouse, maskedSelect));
   const relayMs = median(await fetchTimes(viaGatehouse, select('contacts')));
   const rps = (ms: number) => MASK_ROWS / (ms / 1000);
   console.log(`masking: SELECT of ${MASK_ROWS.toLocaleString('en-US')} rows × 6 columns, psql -A -t to /dev/null on one connection, median of ${MASK_RUNS} fetches`);
