@@ -40,7 +40,8 @@
 // (run cli/main.ts through tsx instead of dist/), PEERS (gatehouse,opa,noop:
 // which servers to run), PROFILE=cpu (or 1) / PROFILE=alloc (instead of the
 // comparison: one ghz run against Gatehouse under `node --cpu-prof`, or under
-// V8's sampling heap profiler, and where its time or its allocations go),
+// V8's sampling heap profiler, and where its time or its allocations go; at
+// a fixed RATE when it is set),
 // GATEHOUSE_NODE_ARGS (node flags for the gateway alone). It only prints;
 // nothing is asserted about speed.
 import type { ChildProcess } from 'node:child_process';
@@ -487,9 +488,9 @@ async function profile(gatehouse: Peer, requestFile: string, child: ChildProcess
   await ghz(gatehouse, requestFile, WARMUP_SECONDS);
   // Samples carry CLOCK_MONOTONIC times, the clock hrtime reads: only the timed load counts, not start-up or warm-up.
   const from = Number(process.hrtime.bigint() / 1000n);
-  const f = await ghz(gatehouse, requestFile, SECONDS);
+  const f = await ghz(gatehouse, requestFile, SECONDS, RATE || undefined);
   const to = Number(process.hrtime.bigint() / 1000n);
-  console.log(`  gatehouse under the ${PROFILE} profiler: ${int(f.rps)} RPS, p50 ${ms(f.p50)}, p99 ${ms(f.p99)} (the profiler itself costs some)`);
+  console.log(`  gatehouse under the ${PROFILE} profiler${RATE ? ` at a fixed ${int(RATE)} RPS` : ''}: ${int(f.rps)} RPS, p50 ${ms(f.p50)}, p99 ${ms(f.p99)} (the profiler itself costs some)`);
   await stop(child);
   if (PROFILE === 'alloc') {
     // The whole process life: start-up is a few MB, against the GBs the load allocates.

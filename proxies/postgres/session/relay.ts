@@ -20,6 +20,7 @@ import { errorResponse, noticeResponse, type ErrorFields, type TransactionStatus
 import { formatAt, type Bind, type FormatCode, type FrontendMessage, type FunctionCall } from '../protocol/frontend-messages.js';
 import type { StatementFacts } from '../sql/analyse.js';
 import { callsSetConfig, readingChange, sessionChangeBeyondApproval, unreadableSetting } from '../sql/reading-settings.js';
+import { changesCatalog, changesResolution, copiesFromClient, readsThroughCatalog } from '../sql/statement-effects.js';
 import { PendingResponses, type Pending } from './pending-responses.js';
 import type { CountedMapLimits } from './counted-map.js';
 import { Portals } from './portals.js';
@@ -965,20 +966,6 @@ export class Relay {
   }
 }
 
-/**
- * Statement kinds that cannot change which table a name resolves to, a
- * table's columns, nor what a cursor or prepared statement name returns
- * (so not DECLARE, CLOSE, PREPARE, DEALLOCATE: a FETCH or EXECUTE
- * described before them would be described wrong after; nor EXECUTE, which
- * runs any of these). Not COMMIT or ROLLBACK (TO): they can drop a
- * temporary table (ON COMMIT DROP, or one created since the savepoint).
- */
-const RESOLUTION_KEEPING = new Set([
-  'select', 'insert', 'update', 'delete', 'merge', 'copy', 'explain', 'show', 'fetch', 'move',
-  'listen', 'unlisten', 'notify', 'begin', 'savepoint',
-  'release', 'lock', 'truncate', 'grant', 'revoke', 'comment', 'vacuum', 'analyze', 'checkpoint',
-]);
-
 /** FETCH and EXECUTE return what a cursor or prepared statement of that name returns when they run. */
 function readsNamedResult(statement: DecidedSql): boolean {
   return statement.statements.some((s) => s.kind === 'fetch' || s.kind === 'execute');
@@ -1004,34 +991,6 @@ function canAnswer(entry: Pending, code: number): boolean {
     default:
       return true;
   }
-}
-
-/** COPY … FROM (STDIN, or a file the server reads: counted alike, as the analyser cannot always tell). */
-function copiesFromClient(statement: StatementFacts): boolean {
-  return statement.kind === 'copy' && statement.tables.some((t) => t.access === 'write');
-}
-
-function changesResolution(statement: StatementFacts): boolean {
-  if (statement.kind === 'set') return ['search_path', 'role', 'session_authorization', 'all'].includes(statement.setting ?? '');
-  // SELECT … INTO and EXPLAIN ANALYZE CREATE TABLE AS make a table: by kind they keep resolution, by what they do not.
-  if ((statement.kind === 'select' || statement.kind === 'explain') && !statement.readonly) return true;
-  return !RESOLUTION_KEEPING.has(statement.kind);
-}
-
-/** Statements that change names only the session holds (cursors, prepared statements) or end a transaction: the catalog is as it was. */
-const CATALOG_KEEPING = new Set(['commit', 'rollback', 'rollback_to', 'prepare', 'execute', 'declare', 'close', 'deallocate']);
-
-/** SQL after which the catalog's answers (another connection's) may not hold for this session until it commits. */
-function changesCatalog(statement: StatementFacts): boolean {
-  if (CATALOG_KEEPING.has(statement.kind)) return false;
-  if (statement.kind === 'reset') return ['search_path', 'role', 'session_authorization', 'all'].includes(statement.setting ?? 'all');
-  return changesResolution(statement);
-}
-
-/** Whether masking the statement asks the catalog: what it reads, calls, or names by table (leaks.ts, the plan's column origins). */
-function readsThroughCatalog(statement: StatementFacts): boolean {
-  return statement.tables.some((t) => t.access === 'read') || statement.functions.length > 0
-    || (statement.qualified_columns?.length ?? 0) > 0 || (statement.operators?.length ?? 0) > 0 || (statement.casts?.length ?? 0) > 0;
 }
 
 /** Where a decision's audit event is, for the recording to point at. */
