@@ -41,9 +41,8 @@
 // mode, default 3, median reported; each round starts with another path),
 // MASK_ROWS, MASK_RUNS, PROFILE=prepared|simple|masking (instead of the
 // comparison: one pgbench run, or the masked fetches, through Gatehouse under
-// --cpu-prof, and where the gateway's
-// time went; the profile is kept in build/postgres-profile). It only prints;
-// nothing is asserted about speed.
+// --cpu-prof, and where the gateway's time went; the profile is kept in
+// build/postgres-profile). It only prints; nothing is asserted about speed.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -40,6 +40,10 @@ interface CompiledPlan {
   /** "tableOid:attnum" → rule, for the rule's table and the tables inheriting it. */
   byOrigin: Map<string, CompiledRule>;
   byName: Map<string, CompiledRule>;
+  /** "schema.table" of the tables qualified rules name. */
+  ruleTables: Set<string>;
+  /** Those and the tables that inherited from them when the plan was compiled: the tables whose OIDs byOrigin knows. */
+  tables: Set<string>;
   /** What the plan cannot follow (leaks.ts), ready for each statement. */
   leaks: LeakChecks;
 }
@@ -72,29 +76,69 @@ export class MaskPlans {
    * answers may then be wrong for the statements, and a plan that masks anything is refused.
    */
   async prepare(rules: readonly MaskRule[], statements: readonly StatementFacts[], uncommittedChange: string | null = null): Promise<{ masking: ResultMasking } | { refusal: string }> {
+    let compiled = await this.compile(rules);
+    if ('refusal' in compiled) return compiled;
+    if (compiled.rules.length === 0) return { masking: NO_COLUMNS };
+    if (uncommittedChange !== null) {
+      return { refusal: `${uncommittedChange} changed tables or names that masking reads from the database's catalog, which shows only what is committed; commit it first, then send this statement` };
+    }
+    const heir = await unseenHeir(compiled, statements, this.catalog);
+    if (heir !== null) {
+      // Created (by another session) since the plan was compiled: its rows carry an OID the plan does not know.
+      this.forget();
+      compiled = await this.compile(rules);
+      if ('refusal' in compiled) return compiled;
+      if ((await unseenHeir(compiled, statements, this.catalog)) !== null) {
+        return { refusal: `${heir} inherits a masked table, and the database's catalog changed while masking was being prepared for it; send the statement again` };
+      }
+    }
+    const refusal = await compiled.leaks.find(statements, this.catalog);
+    if (refusal) return { refusal };
+    return { masking: new StatementMasking(compiled) };
+  }
+
+  private compile(rules: readonly MaskRule[]): Promise<CompiledPlan | { refusal: string }> {
     let plan = this.compiled.get(rules);
     if (!plan) {
       plan = compilePlan(rules, this.catalog, this.hashKey);
       this.compiled.set(rules, plan);
       plan.catch(() => this.compiled.delete(rules));
     }
-    const compiled = await plan;
-    if ('refusal' in compiled) return compiled;
-    if (compiled.rules.length === 0) return { masking: NO_COLUMNS };
-    if (uncommittedChange !== null) {
-      return { refusal: `${uncommittedChange} changed tables or names that masking reads from the database's catalog, which shows only what is committed; commit it first, then send this statement` };
-    }
-    const refusal = await compiled.leaks.find(statements, this.catalog);
-    if (refusal) return { refusal };
-    return { masking: new StatementMasking(compiled) };
+    return plan;
   }
+}
+
+/**
+ * A table the statements reach, by name or as a view's source, that
+ * inherits from a table a rule names but is not one the plan knows: it
+ * was created (or made a child) after the plan was compiled, and its rows
+ * come back under its own OID. "schema.table", or null. Bare-name rules
+ * match any table and need no such care.
+ */
+async function unseenHeir(plan: CompiledPlan, statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
+  if (plan.ruleTables.size === 0) return null;
+  for (const statement of statements) {
+    for (const table of statement.tables) {
+      const reached = [`${table.schema}.${table.name}`];
+      if (table.access === 'read') {
+        for (const source of await catalog.viewSources(table.schema, table.name)) reached.push(source.slice(0, source.lastIndexOf('.')));
+      }
+      for (const name of reached) {
+        if (plan.tables.has(name)) continue;
+        const dot = name.indexOf('.');
+        const parents = await catalog.ancestors(name.slice(0, dot), name.slice(dot + 1));
+        if (parents?.some((parent) => plan.ruleTables.has(parent))) return name;
+      }
+    }
+  }
+  return null;
 }
 
 async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey: HashKey): Promise<CompiledPlan | { refusal: string }> {
   const masked: MaskedColumns & { rules: string[]; inherited: string[]; unresolved: Map<string, string>; readsValue: string[] } = {
     rules: [], inherited: [], unresolved: new Map(), readsValue: [],
   };
-  const plan: Omit<CompiledPlan, 'leaks'> = { rules: [], byOrigin: new Map(), byName: new Map() };
+  const plan: Omit<CompiledPlan, 'leaks'> = { rules: [], byOrigin: new Map(), byName: new Map(), ruleTables: new Set(), tables: new Set() };
   for (const rule of rules) {
     if (rule.column === undefined) continue; // "field" rules are for HTTP bodies
     let masker: ColumnMasker;
@@ -115,9 +159,12 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
     }
     const [schema, table, column] = qualified(parts);
     const origins = await catalog.columnOrigins(schema, table, column);
+    plan.ruleTables.add(`${schema}.${table}`);
+    plan.tables.add(`${schema}.${table}`);
     if (origins.length === 0) masked.unresolved.set(`${schema}.${table}`, rule.column);
     for (const [i, origin] of origins.entries()) {
       plan.byOrigin.set(origin.key, entry);
+      plan.tables.add(origin.table);
       if (i > 0) masked.inherited.push(`${origin.table}.${column}`);
     }
   }

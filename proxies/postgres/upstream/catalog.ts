@@ -2,13 +2,16 @@
  * Catalog lookups the proxy needs beside the session's own connection:
  * which table column a RowDescription field comes from (table OID and
  * attribute number), what a view reads, what a FunctionCall's OID names,
- * and which functions and views run code the database defines. They run on a small pool per target, with the gateway's
+ * what a table inherits from, and which functions and views run code the
+ * database defines. They run on a small pool per target, with the gateway's
  * credentials, so they never interleave with the client's traffic. Answers
  * are cached per session and forgotten when the session's own DDL commits
- * (the relay calls forget()). Another session's DDL is not seen until then:
- * a table created to inherit a masked one (a new partition) is masked from
- * this session's next change on, or the next session, and so is a masked
- * column dropped and added again (a new attnum). Being another connection,
+ * (the relay calls forget()). Another session's DDL is not seen until then,
+ * except a table created to inherit a masked one (a new partition): the
+ * mask plan asks what a table it has not seen inherits from, and compiles
+ * again when it is an heir (result-masking.ts). A masked column dropped and
+ * added again (a new attnum), or an existing table made a child, is seen
+ * from this session's next change on, or the next session. Being another connection,
  * the catalog sees only what is committed: the relay does not rely on it
  * while the session's own DDL is uncommitted.
  */
@@ -24,6 +27,13 @@ export interface Catalog {
   columnOrigins(schema: string, table: string, column: string): Promise<ColumnOrigin[]>;
   /** The column names of a table or view, system columns included; null when there is no such relation. */
   columnNames(schema: string, table: string): Promise<ReadonlySet<string> | null>;
+  /**
+   * "schema.table" of every table a table inherits from (its partitioned
+   * parent, its parents' parents), nearest first; empty for a table that
+   * inherits nothing, null when there is no such relation. Only answers
+   * about relations that exist are kept: one created later is asked again.
+   */
+  ancestors(schema: string, table: string): Promise<string[] | null>;
   /** "schema.name" of a function, or null. */
   functionName(oid: number): Promise<string | null>;
   /**
@@ -83,6 +93,18 @@ SELECT c.oid::text || ':' || a.attnum::text AS key, n.nspname || '.' || c.relnam
   JOIN pg_catalog.pg_attribute a ON a.attrelid = tree.rel
  WHERE a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY tree.depth, c.oid`;
+
+/** The relation (depth 0) and what it inherits from, recursively, through pg_inherits. */
+const ANCESTORS = `
+WITH RECURSIVE up(rel, depth) AS (
+    SELECT c.oid, 0 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relname = $2
+  UNION
+    SELECT i.inhparent, up.depth + 1 FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.rel
+)
+SELECT n.nspname || '.' || c.relname AS table, up.depth
+  FROM up JOIN pg_catalog.pg_class c ON c.oid = up.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ ORDER BY up.depth, c.oid`;
 
 /** pg_depend records, per view rewrite rule, each column it reads; nested views are followed. */
 const VIEW_SOURCES = `
@@ -144,19 +166,26 @@ SELECT n.nspname AS schema, c.relname AS name
   FROM calling JOIN pg_catalog.pg_class c ON c.oid = calling.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`;
 
 /**
- * One lookup per arguments per session: the first call queries, later ones share its answer; a failed one is asked
- * again. Its cache joins `caches`, for forget().
+ * One lookup per arguments per session: the first call queries, later ones share its answer; a failed one, or one
+ * `keep` turns down, is asked again. Its cache joins `caches`, for forget().
  */
-function remembered<A extends (string | number)[], V>(caches: Array<Map<string, unknown>>, load: (...args: A) => Promise<V>): (...args: A) => Promise<V> {
+function remembered<A extends (string | number)[], V>(
+  caches: Array<Map<string, unknown>>,
+  load: (...args: A) => Promise<V>,
+  keep: (answer: V) => boolean = () => true,
+): (...args: A) => Promise<V> {
   const known = new Map<string, Promise<V>>();
   caches.push(known);
   return (...args) => {
     const key = args.join('\0');
     let answer = known.get(key);
     if (!answer) {
-      answer = load(...args);
-      answer.catch(() => known.delete(key));
-      known.set(key, answer);
+      const asked = load(...args);
+      // Only this answer is dropped: after a forget(), the key may hold a newer one.
+      const drop = () => { if (known.get(key) === asked) known.delete(key); };
+      asked.then((value) => { if (!keep(value)) drop(); }, drop);
+      known.set(key, asked);
+      answer = asked;
     }
     return answer;
   };
@@ -190,6 +219,12 @@ export class CatalogPool {
           [schema, table],
         )
         .then((r): ReadonlySet<string> | null => (r.rows.length === 0 ? null : new Set(r.rows.map((row) => row.attname)))));
+    // Only answers about a relation that exists are kept: one created later must be asked about again.
+    const ancestors = remembered(caches, (schema: string, table: string) =>
+      this.pool
+        .query<{ table: string; depth: number }>(ANCESTORS, [schema, table])
+        .then((r) => (r.rows.length === 0 ? null : r.rows.filter((row) => row.depth > 0).map((row) => row.table))),
+    (found) => found !== null);
     const functionName = remembered(caches, (oid: number) =>
       this.pool
         .query<{ name: string }>(
@@ -215,7 +250,7 @@ export class CatalogPool {
     const forget = (): void => {
       for (const cache of caches) cache.clear();
     };
-    return { viewSources, columnOrigins, columnNames, functionName, definedCode, forget };
+    return { viewSources, columnOrigins, columnNames, ancestors, functionName, definedCode, forget };
   }
 
   end(): Promise<void> {
