@@ -44,6 +44,17 @@ interface CompiledPlan {
   ruleTables: Set<string>;
   /** Those and the tables that inherited from them when the plan was compiled: the tables whose OIDs byOrigin knows. */
   tables: Set<string>;
+  /** Their OIDs → their highest attribute number then (dropped columns included). */
+  lastAttnums: Map<number, number>;
+  /**
+   * Redacts a column of those tables numbered past that: added since, by
+   * another connection, perhaps a masked column replaced under its name (a
+   * migration adding ssn_next, copying, dropping ssn, renaming), whose
+   * number the plan cannot know.
+   */
+  addedColumns: CompiledRule;
+  /** Set when a result met such a column: the next statement compiles the session's plans again. */
+  stale: boolean;
   /** What the plan cannot follow (leaks.ts), ready for each statement. */
   leaks: LeakChecks;
 }
@@ -82,13 +93,14 @@ export class MaskPlans {
     if (uncommittedChange !== null) {
       return { refusal: `${uncommittedChange} changed tables or names that masking reads from the database's catalog, which shows only what is committed; commit it first, then send this statement` };
     }
-    const heir = await unseenHeir(compiled, statements, this.catalog);
-    if (heir !== null) {
-      // Created (by another session) since the plan was compiled: its rows carry an OID the plan does not know.
+    // Another connection changed the schema since the plan was compiled: a column added to a masked
+    // table, or a table made to inherit one, whose rows carry an OID the plan does not know.
+    if (compiled.stale || (await unseenHeir(compiled, statements, this.catalog)) !== null) {
       this.forget();
       compiled = await this.compile(rules);
       if ('refusal' in compiled) return compiled;
-      if ((await unseenHeir(compiled, statements, this.catalog)) !== null) {
+      const heir = await unseenHeir(compiled, statements, this.catalog);
+      if (heir !== null) {
         return { refusal: `${heir} inherits a masked table, and the database's catalog changed while masking was being prepared for it; send the statement again` };
       }
     }
@@ -138,7 +150,10 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
   const masked: MaskedColumns & { rules: string[]; inherited: string[]; unresolved: Map<string, string>; readsValue: string[] } = {
     rules: [], inherited: [], unresolved: new Map(), readsValue: [],
   };
-  const plan: Omit<CompiledPlan, 'leaks'> = { rules: [], byOrigin: new Map(), byName: new Map(), ruleTables: new Set(), tables: new Set() };
+  const plan: Omit<CompiledPlan, 'leaks'> = {
+    rules: [], byOrigin: new Map(), byName: new Map(), ruleTables: new Set(), tables: new Set(), lastAttnums: new Map(),
+    addedColumns: { column: ADDED_COLUMNS, masker: compileMasker({ strategy: 'redact' }) }, stale: false,
+  };
   for (const rule of rules) {
     if (rule.column === undefined) continue; // "field" rules are for HTTP bodies
     let masker: ColumnMasker;
@@ -165,6 +180,7 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
     for (const [i, origin] of origins.entries()) {
       plan.byOrigin.set(origin.key, entry);
       plan.tables.add(origin.table);
+      plan.lastAttnums.set(Number(origin.key.slice(0, origin.key.indexOf(':'))), origin.lastAttnum);
       if (i > 0) masked.inherited.push(`${origin.table}.${column}`);
     }
   }
@@ -181,11 +197,23 @@ class StatementMasking implements ResultMasking {
   constructor(private readonly plan: CompiledPlan) {}
 
   forColumns(fields: readonly Field[]): RowMasking | null {
-    const { byOrigin, byName } = this.plan;
-    const maskers: (ColumnMasker | undefined)[] = fields.map((f) =>
-      (f.tableID !== 0 ? byOrigin.get(`${f.tableID}:${f.columnID}`) : undefined)?.masker ?? byName.get(f.name)?.masker);
+    const maskers: (ColumnMasker | undefined)[] = fields.map((f) => this.maskerOf(f));
     if (!maskers.some((m) => m !== undefined)) return null;
     return new DataRowRewriter(maskers, fields.map((f) => (f.format === 'binary' ? 1 : 0)), fields.map((f) => f.dataTypeID));
+  }
+
+  private maskerOf(field: Field): ColumnMasker | undefined {
+    const { plan } = this;
+    if (field.tableID !== 0) {
+      const rule = plan.byOrigin.get(`${field.tableID}:${field.columnID}`);
+      if (rule) return rule.masker;
+      const last = plan.lastAttnums.get(field.tableID);
+      if (last !== undefined && field.columnID > last) {
+        plan.stale = true;
+        return plan.addedColumns.masker;
+      }
+    }
+    return plan.byName.get(field.name)?.masker;
   }
 
   scrubMessage(message: Buffer): Buffer {
@@ -194,13 +222,16 @@ class StatementMasking implements ResultMasking {
 
   takeCounts(): MaskCount[] {
     const counts: MaskCount[] = [];
-    for (const rule of this.plan.rules) {
+    for (const rule of [...this.plan.rules, this.plan.addedColumns]) {
       counts.push(...rule.masker.counts(rule.column));
       rule.masker.reset();
     }
     return counts;
   }
 }
+
+/** What the audit event and recording count addedColumns' redactions under. */
+const ADDED_COLUMNS = 'columns added to a masked table since the session read the catalog';
 
 /** A plan with only HTTP rules masks nothing here, but still scrubs nothing either. */
 const NO_COLUMNS: ResultMasking = {

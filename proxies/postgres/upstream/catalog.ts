@@ -6,12 +6,11 @@
  * database defines. They run on a small pool per target, with the gateway's
  * credentials, so they never interleave with the client's traffic. Answers
  * are cached per session and forgotten when the session's own DDL commits
- * (the relay calls forget()). Another session's DDL is not seen until then,
- * except a table created to inherit a masked one (a new partition): the
- * mask plan asks what a table it has not seen inherits from, and compiles
- * again when it is an heir (result-masking.ts). A masked column dropped and
- * added again (a new attnum), or an existing table made a child, is seen
- * from this session's next change on, or the next session. Being another connection,
+ * (the relay calls forget()), or when the mask plan finds another
+ * session's DDL under it (result-masking.ts): a table it has not seen that
+ * inherits a masked one, a column numbered past what a masked table had.
+ * An existing table made a child later is seen from this session's next
+ * change on, or the next session. Being another connection,
  * the catalog sees only what is committed: the relay does not rely on it
  * while the session's own DDL is uncommitted.
  */
@@ -72,6 +71,8 @@ export interface ColumnOrigin {
   key: string;
   /** "schema.table" of the table holding it. */
   table: string;
+  /** The highest attribute number of that table, dropped columns included: a column added later is numbered past it. */
+  lastAttnum: number;
 }
 
 /**
@@ -86,7 +87,8 @@ WITH RECURSIVE tree(rel, depth) AS (
   UNION
     SELECT i.inhrelid, tree.depth + 1 FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.rel
 )
-SELECT c.oid::text || ':' || a.attnum::text AS key, n.nspname || '.' || c.relname AS table, tree.depth
+SELECT c.oid::text || ':' || a.attnum::text AS key, n.nspname || '.' || c.relname AS table, tree.depth,
+       (SELECT max(x.attnum) FROM pg_catalog.pg_attribute x WHERE x.attrelid = c.oid)::int AS last_attnum
   FROM tree
   JOIN pg_catalog.pg_class c ON c.oid = tree.rel
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -206,9 +208,9 @@ export class CatalogPool {
       this.pool.query<{ column: string }>(VIEW_SOURCES, [schema, name]).then((r) => r.rows.map((row) => row.column)));
     const columnOrigins = remembered(caches, (schema: string, table: string, column: string) =>
       this.pool
-        .query<ColumnOrigin & { depth: number }>(COLUMN_ORIGINS, [schema, table, column])
+        .query<{ key: string; table: string; depth: number; last_attnum: number }>(COLUMN_ORIGINS, [schema, table, column])
         // A child's column of that name, with none in the named table, is not the rule's.
-        .then((r) => (r.rows[0]?.depth === 0 ? r.rows.map(({ key: origin, table: holder }) => ({ key: origin, table: holder })) : [])));
+        .then((r) => (r.rows[0]?.depth === 0 ? r.rows.map((row) => ({ key: row.key, table: row.table, lastAttnum: row.last_attnum })) : [])));
     const columnNames = remembered(caches, (schema: string, table: string) =>
       this.pool
         .query<{ attname: string }>(
