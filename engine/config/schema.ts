@@ -274,6 +274,13 @@ export function configSchema(ctx: ReferenceContext) {
              * tune nothing a client needs.
              */
             max_portals: z.int().min(1).max(10_000_000).default(10_000),
+            /**
+             * How long a session trusts the database catalog's answers that masking relies on (which
+             * functions and views the database defines, what a view reads, what a table inherits), and
+             * the mask plans built from them: another connection's DDL is seen at most this long after
+             * it commits. 0 asks again for every statement.
+             */
+            catalog_cache_ms: z.int().min(0).max(3_600_000).default(2000),
           })
           .optional(),
         /**

@@ -75,7 +75,7 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
           host, port, database: target.upstream.database, user: target.credentials.username,
           password: target.credentials.password.reveal(),
           ssl: target.upstream.tls ? { ca: upstreamCa.get(target.name), servername: isIP(host) ? undefined : host } : false,
-        });
+        }, listener.catalog_cache_ms);
         catalogs.set(target.name, pool);
       }
       return pool;

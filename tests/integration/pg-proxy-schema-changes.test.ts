@@ -111,3 +111,68 @@ describe('a masked column replaced while a session is open (expand and contract)
     expect((await client.query('SELECT id, tier FROM customers WHERE id = 1')).rows).toEqual([{ id: 1, tier: 'gold' }]);
   });
 });
+
+describe('code and views defined by another connection while a session is open', () => {
+  let client: pg.Client;
+  beforeAll(async () => {
+    ({ client } = await stack.connectAgent('olga', ['analysts']));
+    // The session asks the catalog about defined code, the view and the table before they read ssn.
+    await direct.query(`CREATE VIEW contact_names AS SELECT id, name FROM customers;
+      CREATE TABLE customers_staging (id int, name text, email text, ssn text, phone text, notes text, created_at date);
+      GRANT SELECT ON contact_names, customers_staging TO gatehouse_orders`);
+    expect((await client.query('SELECT id, name FROM contact_names WHERE id = 1')).rows).toEqual([{ id: 1, name: 'Ada Lovelace' }]);
+    expect((await client.query('SELECT count(*)::int AS n FROM customers_staging')).rows).toEqual([{ n: 0 }]);
+    expect((await client.query('SELECT id, ssn FROM customers WHERE id = 1')).rows).toEqual([{ id: 1, ssn: '[REDACTED]' }]);
+  });
+  afterAll(async () => {
+    await client?.end();
+    await direct.query('DROP VIEW IF EXISTS contact_names, not_yet_there; DROP FUNCTION IF EXISTS all_ssns(); DROP TABLE IF EXISTS customers_staging');
+  });
+
+  it('a view asked about before it existed is looked up again once it does', async () => {
+    expect((await outcome(client, 'SELECT * FROM not_yet_there')).error?.code).toBe('42P01');
+    await direct.query('CREATE VIEW not_yet_there AS SELECT id, ssn FROM customers; GRANT SELECT ON not_yet_there TO gatehouse_orders');
+    const result = await outcome(client, 'SELECT * FROM not_yet_there');
+    expect(result.error?.code).toBe('42501');
+    expect(JSON.stringify(result)).not.toMatch(/\d{3}-\d{2}-\d{4}/);
+  });
+
+  it('a function defined, a view replaced and a table made again are seen once the catalog cache has passed', async () => {
+    await direct.query(`CREATE FUNCTION all_ssns() RETURNS SETOF text LANGUAGE sql AS $$ SELECT ssn FROM customers $$;
+      CREATE OR REPLACE VIEW contact_names AS SELECT id, ssn AS name FROM customers;
+      DROP TABLE customers_staging; CREATE TABLE customers_staging () INHERITS (customers);
+      INSERT INTO customers_staging SELECT * FROM ONLY customers; GRANT SELECT ON customers_staging TO gatehouse_orders`);
+    // catalog_cache_ms (2 s by default): how long a session trusts what the catalog said.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    for (const sql of ['SELECT * FROM all_ssns()', 'SELECT id, name FROM contact_names', 'SELECT id, ssn FROM customers_staging']) {
+      const result = await outcome(client, sql);
+      expect(JSON.stringify(result), sql).not.toMatch(/\d{3}-\d{2}-\d{4}/);
+    }
+    expect((await client.query('SELECT id, ssn FROM customers_staging WHERE id = 1')).rows).toEqual([{ id: 1, ssn: '[REDACTED]' }]);
+  });
+});
+
+// The analyser reads an unqualified name as public.name. Defaults made outside the gateway must not
+// make the server read it as another schema's: sessions start with search_path = public.
+describe('a search_path default that would resolve names outside public', () => {
+  afterAll(async () => {
+    await direct.query('ALTER DATABASE orders RESET search_path');
+    await direct.query('DROP SCHEMA reporting CASCADE; DROP SCHEMA gatehouse_orders CASCADE');
+  });
+
+  it('the database\'s default and a schema named after the gateway\'s role are not searched', async () => {
+    for (const schema of ['reporting', 'gatehouse_orders']) {
+      await direct.query(`CREATE SCHEMA ${schema}; CREATE VIEW ${schema}.customers AS SELECT * FROM public.customers;
+        GRANT USAGE ON SCHEMA ${schema} TO gatehouse_orders; GRANT SELECT ON ${schema}.customers TO gatehouse_orders`);
+    }
+    await direct.query('ALTER DATABASE orders SET search_path = reporting, "$user", public');
+    const { client } = await stack.connectAgent('pia', ['analysts']);
+    try {
+      const result = await outcome(client, 'SELECT id, ssn FROM customers WHERE id = 1');
+      expect(result).toEqual({ rows: [{ id: 1, ssn: '[REDACTED]' }], error: null });
+      expect((await client.query('SHOW search_path')).rows).toEqual([{ search_path: 'public' }]);
+    } finally {
+      await client.end();
+    }
+  });
+});

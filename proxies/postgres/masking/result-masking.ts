@@ -55,6 +55,8 @@ interface CompiledPlan {
   addedColumns: CompiledRule;
   /** Set when a result met such a column: the next statement compiles the session's plans again. */
   stale: boolean;
+  /** Compiled again after this (Date.now()), like the catalog answers it was compiled from (Catalog.cacheMs). */
+  until: number;
   /** What the plan cannot follow (leaks.ts), ready for each statement. */
   leaks: LeakChecks;
 }
@@ -95,7 +97,7 @@ export class MaskPlans {
     }
     // Another connection changed the schema since the plan was compiled: a column added to a masked
     // table, or a table made to inherit one, whose rows carry an OID the plan does not know.
-    if (compiled.stale || (await unseenHeir(compiled, statements, this.catalog)) !== null) {
+    if (compiled.stale || Date.now() >= compiled.until || (await unseenHeir(compiled, statements, this.catalog)) !== null) {
       this.forget();
       compiled = await this.compile(rules);
       if ('refusal' in compiled) return compiled;
@@ -133,7 +135,7 @@ async function unseenHeir(plan: CompiledPlan, statements: readonly StatementFact
     for (const table of statement.tables) {
       const reached = [`${table.schema}.${table.name}`];
       if (table.access === 'read') {
-        for (const source of await catalog.viewSources(table.schema, table.name)) reached.push(source.slice(0, source.lastIndexOf('.')));
+        for (const source of (await catalog.viewSources(table.schema, table.name)) ?? []) reached.push(source.slice(0, source.lastIndexOf('.')));
       }
       for (const name of reached) {
         if (plan.tables.has(name)) continue;
@@ -153,6 +155,7 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
   const plan: Omit<CompiledPlan, 'leaks'> = {
     rules: [], byOrigin: new Map(), byName: new Map(), ruleTables: new Set(), tables: new Set(), lastAttnums: new Map(),
     addedColumns: { column: ADDED_COLUMNS, masker: compileMasker({ strategy: 'redact' }) }, stale: false,
+    until: Date.now() + catalog.cacheMs,
   };
   for (const rule of rules) {
     if (rule.column === undefined) continue; // "field" rules are for HTTP bodies

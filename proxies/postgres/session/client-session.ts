@@ -24,6 +24,7 @@ import { decodeParameterStatus } from '../protocol/backend-decode.js';
 import { FrontendParser, readPasswordMessage } from '../protocol/frontend-parser.js';
 import { FrontendProtocolError, type FrontendMessage, type StartupMessage } from '../protocol/frontend-messages.js';
 import { unreadableSetting } from '../sql/reading-settings.js';
+import { defaultSchema } from '../sql/facts.js';
 import type { CatalogPool } from '../upstream/catalog.js';
 import { openUpstream, UpstreamError, type UpstreamSession } from '../upstream/upstream-connection.js';
 import type { CountedMapLimits } from './counted-map.js';
@@ -252,6 +253,9 @@ export class ClientSession {
       const value = startup.parameters.get(key);
       if (value !== undefined) parameters[key] = value;
     }
+    // The analyser reads an unqualified name as public.name; the server must too, whatever search_path the
+    // database or the gateway's role defaults to (a "$user" entry would find a schema named after the role).
+    parameters.search_path = defaultSchema;
     try {
       this.upstream = await openUpstream({
         host, port, database: target.upstream.database, username: target.credentials.username,

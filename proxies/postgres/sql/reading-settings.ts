@@ -8,9 +8,10 @@
  * split the text into other statements than the ones decided. The login
  * accepts only UTF-8 (client-session.ts); these keep a session there.
  *
- * The masking checks also read an unqualified name as public.name: a
- * caller with column masks may not change search_path or the role ("$user"
- * in it), nor call set_config, which can change any of these without a SET
+ * The masking checks also read an unqualified name as public.name (and
+ * sessions start with search_path = public, client-session.ts): a caller
+ * with column masks may not change search_path or the role ("$user" in
+ * it), nor call set_config, which can change any of these without a SET
  * the analyser reads. Defaults of later sessions (ALTER ROLE / DATABASE …
  * SET) of these settings are refused to everyone; a session that starts
  * under an unreadable default is refused at login (client-session.ts).

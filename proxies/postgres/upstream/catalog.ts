@@ -5,12 +5,11 @@
  * what a table inherits from, and which functions and views run code the
  * database defines. They run on a small pool per target, with the gateway's
  * credentials, so they never interleave with the client's traffic. Answers
- * are cached per session and forgotten when the session's own DDL commits
- * (the relay calls forget()), or when the mask plan finds another
- * session's DDL under it (result-masking.ts): a table it has not seen that
- * inherits a masked one, a column numbered past what a masked table had.
- * An existing table made a child later is seen from this session's next
- * change on, or the next session. Being another connection,
+ * are cached per session for cacheMs, and forgotten sooner when the
+ * session's own DDL commits (the relay calls forget()), or when the mask
+ * plan finds another session's DDL under it (result-masking.ts): a table it
+ * has not seen that inherits a masked one, a column numbered past what a
+ * masked table had. Being another connection,
  * the catalog sees only what is committed: the relay does not rely on it
  * while the session's own DDL is uncommitted.
  */
@@ -37,11 +36,12 @@ export interface Catalog {
   functionName(oid: number): Promise<string | null>;
   /**
    * The base-table columns ("schema.table.column") a view or materialized
-   * view reads, through nested views; empty for a table. A view's result
-   * columns carry the view's own OID, so masks on its base columns would
-   * not find them.
+   * view reads, through nested views; empty for a table, null when there is
+   * no such relation (not kept: one made later is asked about again). A
+   * view's result columns carry the view's own OID, so masks on its base
+   * columns would not find them.
    */
-  viewSources(schema: string, name: string): Promise<string[]>;
+  viewSources(schema: string, name: string): Promise<string[] | null>;
   /**
    * Code the database holds whose reads no statement shows: functions and
    * procedures outside pg_catalog and information_schema written in SQL or
@@ -51,6 +51,13 @@ export interface Catalog {
   definedCode(): Promise<DefinedCode>;
   /** Drops every cached answer: the session changed tables or names, and its change is committed. */
   forget(): void;
+  /**
+   * How long an answer is trusted (listeners.postgres.catalog_cache_ms):
+   * another connection's DDL (a function defined, a view replaced, a table
+   * made again) is seen at most this long after it commits. Mask plans built
+   * from the answers are compiled again as often.
+   */
+  readonly cacheMs: number;
 }
 
 export interface DefinedCode {
@@ -95,6 +102,9 @@ SELECT c.oid::text || ':' || a.attnum::text AS key, n.nspname || '.' || c.relnam
   JOIN pg_catalog.pg_attribute a ON a.attrelid = tree.rel
  WHERE a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY tree.depth, c.oid`;
+
+const RELATION = `
+SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`;
 
 /** The relation (depth 0) and what it inherits from, recursively, through pg_inherits. */
 const ANCESTORS = `
@@ -167,51 +177,65 @@ calling(rel) AS (
 SELECT n.nspname AS schema, c.relname AS name
   FROM calling JOIN pg_catalog.pg_class c ON c.oid = calling.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`;
 
+/** Where a session's lookups keep their answers: each cache, for forget(), and how long an answer is trusted. */
+interface Memo {
+  caches: Array<Map<string, unknown>>;
+  ttlMs: number;
+}
+
 /**
- * One lookup per arguments per session: the first call queries, later ones share its answer; a failed one, or one
- * `keep` turns down, is asked again. Its cache joins `caches`, for forget().
+ * One lookup per arguments per session and per `memo.ttlMs`: the first call
+ * queries, later ones share its answer until it is that old; a failed one,
+ * or one `keep` turns down, is asked again.
  */
 function remembered<A extends (string | number)[], V>(
-  caches: Array<Map<string, unknown>>,
+  memo: Memo,
   load: (...args: A) => Promise<V>,
   keep: (answer: V) => boolean = () => true,
 ): (...args: A) => Promise<V> {
-  const known = new Map<string, Promise<V>>();
-  caches.push(known);
+  const known = new Map<string, { answer: Promise<V>; until: number }>();
+  memo.caches.push(known);
   return (...args) => {
     const key = args.join('\0');
-    let answer = known.get(key);
-    if (!answer) {
-      const asked = load(...args);
-      // Only this answer is dropped: after a forget(), the key may hold a newer one.
-      const drop = () => { if (known.get(key) === asked) known.delete(key); };
-      asked.then((value) => { if (!keep(value)) drop(); }, drop);
-      known.set(key, asked);
-      answer = asked;
-    }
-    return answer;
+    const now = Date.now();
+    const held = known.get(key);
+    if (held && now < held.until) return held.answer;
+    const entry = { answer: load(...args), until: now + memo.ttlMs };
+    known.set(key, entry);
+    // Only this answer is dropped: after a forget() or an expiry, the key may hold a newer one.
+    const drop = () => {
+      if (known.get(key) === entry) known.delete(key);
+    };
+    entry.answer.then((value) => {
+      if (!keep(value)) drop();
+    }, drop);
+    return entry.answer;
   };
 }
 
 export class CatalogPool {
   private readonly pool: pg.Pool;
 
-  constructor(config: pg.PoolConfig) {
+  constructor(config: pg.PoolConfig, private readonly cacheMs: number) {
     this.pool = new pg.Pool({ ...config, max: 2, idleTimeoutMillis: 30_000, application_name: 'gatehouse-catalog' });
     // An idle client's error must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined);
   }
 
   session(): Catalog {
-    const caches: Array<Map<string, unknown>> = [];
-    const viewSources = remembered(caches, (schema: string, name: string) =>
-      this.pool.query<{ column: string }>(VIEW_SOURCES, [schema, name]).then((r) => r.rows.map((row) => row.column)));
-    const columnOrigins = remembered(caches, (schema: string, table: string, column: string) =>
+    const memo: Memo = { caches: [], ttlMs: this.cacheMs };
+    const viewSources = remembered(memo, async (schema: string, name: string): Promise<string[] | null> => {
+      const { rows } = await this.pool.query<{ column: string }>(VIEW_SOURCES, [schema, name]);
+      if (rows.length > 0) return rows.map((row) => row.column);
+      // A table, a view that reads no column, or no such relation yet.
+      return (await this.pool.query(RELATION, [schema, name])).rows.length > 0 ? [] : null;
+    }, (sources) => sources !== null);
+    const columnOrigins = remembered(memo, (schema: string, table: string, column: string) =>
       this.pool
         .query<{ key: string; table: string; depth: number; last_attnum: number }>(COLUMN_ORIGINS, [schema, table, column])
         // A child's column of that name, with none in the named table, is not the rule's.
         .then((r) => (r.rows[0]?.depth === 0 ? r.rows.map((row) => ({ key: row.key, table: row.table, lastAttnum: row.last_attnum })) : [])));
-    const columnNames = remembered(caches, (schema: string, table: string) =>
+    const columnNames = remembered(memo, (schema: string, table: string) =>
       this.pool
         .query<{ attname: string }>(
           `SELECT a.attname FROM pg_catalog.pg_attribute a
@@ -222,12 +246,12 @@ export class CatalogPool {
         )
         .then((r): ReadonlySet<string> | null => (r.rows.length === 0 ? null : new Set(r.rows.map((row) => row.attname)))));
     // Only answers about a relation that exists are kept: one created later must be asked about again.
-    const ancestors = remembered(caches, (schema: string, table: string) =>
+    const ancestors = remembered(memo, (schema: string, table: string) =>
       this.pool
         .query<{ table: string; depth: number }>(ANCESTORS, [schema, table])
         .then((r) => (r.rows.length === 0 ? null : r.rows.filter((row) => row.depth > 0).map((row) => row.table))),
     (found) => found !== null);
-    const functionName = remembered(caches, (oid: number) =>
+    const functionName = remembered(memo, (oid: number) =>
       this.pool
         .query<{ name: string }>(
           `SELECT n.nspname || '.' || p.proname AS name FROM pg_catalog.pg_proc p
@@ -235,7 +259,7 @@ export class CatalogPool {
           [oid],
         )
         .then((r) => r.rows[0]?.name ?? null));
-    const definedCode = remembered(caches, async (): Promise<DefinedCode> => {
+    const definedCode = remembered(memo, async (): Promise<DefinedCode> => {
       type Named = { schema: string; name: string };
       const [functions, views, operators, castTypes] = await Promise.all(
         [DEFINED_FUNCTIONS, VIEWS_CALLING, DEFINED_OPERATORS, DEFINED_CAST_TYPES].map((sql) => this.pool.query<Named>(sql).then((r) => r.rows)),
@@ -250,9 +274,9 @@ export class CatalogPool {
       };
     });
     const forget = (): void => {
-      for (const cache of caches) cache.clear();
+      for (const cache of memo.caches) cache.clear();
     };
-    return { viewSources, columnOrigins, columnNames, ancestors, functionName, definedCode, forget };
+    return { viewSources, columnOrigins, columnNames, ancestors, functionName, definedCode, forget, cacheMs: this.cacheMs };
   }
 
   end(): Promise<void> {
