@@ -8,7 +8,9 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serialize } from 'pg-protocol';
 import { runCli } from '../helpers/cli.js';
+import { PipelineClient, dataRowFields } from '../helpers/pg-pipeline.js';
 import { startProxyStack, type ProxyStack } from '../helpers/pg-proxy.js';
 
 let stack: ProxyStack;
@@ -24,9 +26,9 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function outcome(client: pg.Client, sql: string): Promise<{ rows: Record<string, unknown>[] | null; error: { code: string; message: string } | null }> {
+async function outcome(client: pg.Client, query: string | pg.QueryConfig): Promise<{ rows: Record<string, unknown>[] | null; error: { code: string; message: string } | null }> {
   try {
-    return { rows: (await client.query(sql)).rows as Record<string, unknown>[], error: null };
+    return { rows: (await client.query(query as pg.QueryConfig)).rows as Record<string, unknown>[], error: null };
   } catch (err) {
     const e = err as pg.DatabaseError;
     return { rows: null, error: { code: e.code ?? '', message: e.message } };
@@ -149,6 +151,105 @@ describe('code and views defined by another connection while a session is open',
       expect(JSON.stringify(result), sql).not.toMatch(/\d{3}-\d{2}-\d{4}/);
     }
     expect((await client.query('SELECT id, ssn FROM customers_staging WHERE id = 1')).rows).toEqual([{ id: 1, ssn: '[REDACTED]' }]);
+  });
+});
+
+/** How long a session trusts the catalog (catalog_cache_ms, 2 s by default), and a little more. */
+const pastCatalogCache = () => new Promise((resolve) => setTimeout(resolve, 2100));
+
+// The server plans a prepared statement again after DDL: what it returns at a later Bind is what the
+// catalog says now, not what it said at the Parse.
+describe('statements prepared before another connection changes the schema', () => {
+  let client: pg.Client;
+  beforeAll(async () => {
+    ({ client } = await stack.connectAgent('quinn', ['analysts']));
+    await direct.query('CREATE VIEW directory AS SELECT id, name FROM customers; GRANT SELECT ON directory TO gatehouse_orders');
+  });
+  afterAll(async () => {
+    await client?.end();
+    await direct.query('DROP VIEW IF EXISTS directory');
+  });
+
+  it('a view replaced to read ssn is refused at the next Bind once the catalog cache has passed', async () => {
+    const query = { name: 'directory_entry', text: 'SELECT id, name FROM directory WHERE id = 1' };
+    expect((await outcome(client, query)).rows).toEqual([{ id: 1, name: 'Ada Lovelace' }]);
+    await direct.query('CREATE OR REPLACE VIEW directory AS SELECT id, ssn AS name FROM customers');
+    await pastCatalogCache();
+    const result = await outcome(client, query);
+    expect(result.error?.code).toBe('42501');
+    expect(result.error?.message).toContain('view public.directory reads masked column');
+    expect(JSON.stringify(result)).not.toMatch(/\d{3}-\d{2}-\d{4}/);
+    // It reads ssn now, which the next test drops.
+    await direct.query('DROP VIEW directory');
+  });
+
+  it('a statement described before its masked column was replaced is masked by the column the server returns now', async () => {
+    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: stack.proxyPort, user: 'orders-db', database: 'orders', password: stack.token('ruth', ['analysts']) });
+    const ssnOfFirst = async () => {
+      wire.send(serialize.bind({ statement: 'ssn_of' }), serialize.execute({}), serialize.sync());
+      const rows = (await wire.until('Z')).filter((m) => m.type === 'D').map((m) => dataRowFields(m.body).map((f) => f?.toString('utf8')));
+      return rows;
+    };
+    try {
+      // Its columns known from Describe S: a Bind masks by them without asking the server again.
+      wire.send(serialize.parse({ name: 'ssn_of', text: 'SELECT id, ssn FROM customers WHERE id = 1' }), serialize.describe({ type: 'S', name: 'ssn_of' }), serialize.sync());
+      await wire.until('Z');
+      expect(await ssnOfFirst()).toEqual([['1', '[REDACTED]']]);
+      await direct.query(`ALTER TABLE customers ADD COLUMN ssn_next text; UPDATE customers SET ssn_next = ssn;
+        ALTER TABLE customers DROP COLUMN ssn; ALTER TABLE customers RENAME COLUMN ssn_next TO ssn`);
+      expect(await ssnOfFirst()).toEqual([['1', '[REDACTED]']]);
+      await pastCatalogCache();
+      expect(await ssnOfFirst()).toEqual([['1', '[REDACTED]']]);
+    } finally {
+      await wire.end();
+    }
+  });
+});
+
+describe('rows under table OIDs and attribute numbers the catalog no longer shows, or did not yet', () => {
+  let client: pg.Client;
+  beforeAll(async () => {
+    ({ client } = await stack.connectAgent('sam', ['analysts']));
+  });
+  afterAll(async () => {
+    await client?.end();
+  });
+
+  it('a cursor held from before its table was made again still returns its rows masked', async () => {
+    await client.query('BEGIN');
+    await client.query('DECLARE held CURSOR WITH HOLD FOR SELECT id, ssn FROM customers ORDER BY id');
+    await client.query('COMMIT');
+    expect((await client.query('FETCH 1 FROM held')).rows).toEqual([{ id: 1, ssn: '[REDACTED]' }]);
+    // The held rows keep the OID and attribute numbers of then; customers is made again under a new OID.
+    await direct.query(`ALTER TABLE customers RENAME TO customers_before;
+      CREATE TABLE customers AS SELECT * FROM customers_before;
+      GRANT SELECT ON customers TO gatehouse_orders`);
+    try {
+      await pastCatalogCache();
+      expect((await client.query('SELECT id, ssn FROM customers WHERE id = 1')).rows).toEqual([{ id: 1, ssn: '[REDACTED]' }]);
+      const fetched = await outcome(client, 'FETCH 1 FROM held');
+      expect(fetched).toEqual({ rows: [{ id: 2, ssn: '[REDACTED]' }], error: null });
+    } finally {
+      await client.query('CLOSE held');
+      await direct.query('DROP TABLE customers; ALTER TABLE customers_before RENAME TO customers');
+      await pastCatalogCache();
+    }
+  });
+
+  it('a masked table made the child of a new parent is masked when the parent is read', async () => {
+    await direct.query(`CREATE TABLE people (id int, ssn text); ALTER TABLE customers INHERIT people;
+      GRANT SELECT ON people TO gatehouse_orders`);
+    const fresh = await stack.connectAgent('tom', ['analysts']);
+    try {
+      for (const session of [fresh.client, client]) {
+        if (session === client) await pastCatalogCache();
+        const result = await outcome(session, 'SELECT id, ssn FROM people ORDER BY id LIMIT 2');
+        expect(result).toEqual({ rows: [{ id: 1, ssn: '[REDACTED]' }, { id: 2, ssn: '[REDACTED]' }], error: null });
+      }
+    } finally {
+      await fresh.client.end();
+      await direct.query('ALTER TABLE customers NO INHERIT people; DROP TABLE people');
+    }
   });
 });
 

@@ -26,6 +26,12 @@ export interface ResultMasking {
   scrubMessage(message: Buffer): Buffer;
   /** Counts since the last call, for the recording and the audit trail; never values. */
   takeCounts(): MaskCount[];
+  /**
+   * Whether the plan it masks by is no longer trusted (older than the
+   * catalog's cacheMs, or another connection's DDL found under it): a
+   * prepared statement's masking is then prepared again at its next Bind.
+   */
+  expired(): boolean;
 }
 
 interface CompiledRule {
@@ -71,6 +77,15 @@ interface CompiledPlan {
  */
 export class MaskPlans {
   private compiled = new WeakMap<readonly MaskRule[], Promise<CompiledPlan | { refusal: string }>>();
+  /**
+   * Every "tableOid:attnum" a rule's column has had in this session → the
+   * rule's column, kept when plans are compiled again: a cursor declared
+   * WITH HOLD before a table was rebuilt or a column replaced still returns
+   * rows under the pairs of then, which the catalog no longer shows. Pairs
+   * are not reused (attnums never; OIDs only after wraparound, which would
+   * over-mask), so keeping them costs nothing but a little memory.
+   */
+  private readonly origins = new Map<string, string>();
 
   constructor(
     private readonly catalog: Catalog,
@@ -114,7 +129,7 @@ export class MaskPlans {
   private compile(rules: readonly MaskRule[]): Promise<CompiledPlan | { refusal: string }> {
     let plan = this.compiled.get(rules);
     if (!plan) {
-      plan = compilePlan(rules, this.catalog, this.hashKey);
+      plan = compilePlan(rules, this.catalog, this.hashKey, this.origins);
       this.compiled.set(rules, plan);
       plan.catch(() => this.compiled.delete(rules));
     }
@@ -148,7 +163,7 @@ async function unseenHeir(plan: CompiledPlan, statements: readonly StatementFact
   return null;
 }
 
-async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey: HashKey): Promise<CompiledPlan | { refusal: string }> {
+async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey: HashKey, seen: Map<string, string>): Promise<CompiledPlan | { refusal: string }> {
   const masked: MaskedColumns & { rules: string[]; inherited: string[]; unresolved: Map<string, string>; readsValue: string[] } = {
     rules: [], inherited: [], unresolved: new Map(), readsValue: [],
   };
@@ -182,10 +197,16 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
     if (origins.length === 0) masked.unresolved.set(`${schema}.${table}`, rule.column);
     for (const [i, origin] of origins.entries()) {
       plan.byOrigin.set(origin.key, entry);
+      seen.set(origin.key, rule.column);
       plan.tables.add(origin.table);
       plan.lastAttnums.set(Number(origin.key.slice(0, origin.key.indexOf(':'))), origin.lastAttnum);
       if (i > 0) masked.inherited.push(`${origin.table}.${column}`);
     }
+  }
+  const byColumn = new Map(plan.rules.map((entry) => [entry.column, entry]));
+  for (const [key, column] of seen) {
+    const entry = byColumn.get(column);
+    if (entry && !plan.byOrigin.has(key)) plan.byOrigin.set(key, entry);
   }
   return { ...plan, leaks: new LeakChecks(masked) };
 }
@@ -223,6 +244,10 @@ class StatementMasking implements ResultMasking {
     return scrubNoticeFields(message);
   }
 
+  expired(): boolean {
+    return this.plan.stale || Date.now() >= this.plan.until;
+  }
+
   takeCounts(): MaskCount[] {
     const counts: MaskCount[] = [];
     for (const rule of [...this.plan.rules, this.plan.addedColumns]) {
@@ -241,6 +266,7 @@ const NO_COLUMNS: ResultMasking = {
   forColumns: () => null,
   scrubMessage: (message) => message,
   takeCounts: () => [],
+  expired: () => false,
 };
 
 /**

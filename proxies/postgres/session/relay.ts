@@ -215,6 +215,7 @@ export class Relay {
         if (overCap) return this.refuseOverCap(`Bind of portal "${message.portal}"`, overCap);
         // Approval was left for the Bind: only now are the values known that the approver must see.
         if (statement.decision.action === 'approve') return this.bindWithApproval(message, statement, raw);
+        if (statement.masking?.expired()) return this.bindRemasked(message, statement, raw);
         this.bind(message.portal, statement, message.resultFormats, raw);
         return;
       }
@@ -410,14 +411,36 @@ export class Relay {
       preparedUnder: statement.preparedUnder,
     });
     if (!decided) return;
-    if (decided.decision.action !== 'allow') {
-      // Binding a statement that does not exist fails on the server with no side effect, like the Parse stand-in.
-      this.refuse(decided, true, Buffer.concat([serialize.bind({ statement: NO_SUCH_STATEMENT }), serialize.flush()]));
-      this.discarding = true;
-      return;
-    }
+    if (decided.decision.action !== 'allow') return this.refuseBind(decided);
     // The portal runs under this decision (its approval, its mask plan), not the Parse's.
     this.bind(bind.portal, { ...statement, ...decided, columns: null, columnsIn: -1 }, bind.resultFormats, raw);
+  }
+
+  /**
+   * The server plans a prepared statement again at a Bind when the schema
+   * changed: one whose mask plan is no longer trusted (Catalog.cacheMs, or
+   * another connection's DDL found) is checked again against the catalog as
+   * it is now, and its columns described afresh before rows are masked.
+   */
+  private async bindRemasked(bind: Bind, statement: PreparedStatement, raw: Buffer): Promise<void> {
+    const { decision, statements } = statement;
+    const prepared = await this.maskPlans.prepare(decision.mask, statements, this.uncommittedChange(statements));
+    if (this.ended) return;
+    if ('refusal' in prepared) {
+      const decided = await this.deniedByProxy(statement.sql, 'extended', statements, prepared.refusal);
+      if (decided) this.refuseBind(decided);
+      return;
+    }
+    statement.masking = this.remember(prepared.masking);
+    statement.columns = null;
+    statement.columnsIn = -1;
+    this.bind(bind.portal, statement, bind.resultFormats, raw);
+  }
+
+  /** Binding a statement that does not exist fails on the server with no side effect, like the Parse stand-in. */
+  private refuseBind(decided: DecidedSql): void {
+    this.refuse(decided, true, Buffer.concat([serialize.bind({ statement: NO_SUCH_STATEMENT }), serialize.flush()]));
+    this.discarding = true;
   }
 
   private bind(portalName: string, statement: PreparedStatement, formats: readonly FormatCode[], raw: Buffer): void {

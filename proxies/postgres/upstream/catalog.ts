@@ -19,8 +19,10 @@ export interface Catalog {
   /**
    * A column as RowDescription names it ("tableOid:attnum"), in the table
    * and in every table that inherits it (partitions, children), whose
-   * rows a query of the child returns under the child's OID; the named
-   * table first. Empty when the named table has no such column.
+   * rows a query of the child returns under the child's OID, and in every
+   * table it inherits from (a partitioned parent, a parent made for it),
+   * whose rows include the table's under the parent's OID; the named table
+   * first. Empty when the named table has no such column.
    */
   columnOrigins(schema: string, table: string, column: string): Promise<ColumnOrigin[]>;
   /** The column names of a table or view, system columns included; null when there is no such relation. */
@@ -83,16 +85,25 @@ export interface ColumnOrigin {
 }
 
 /**
- * The table and its inheritance descendants, recursively; a child's copy
- * of a column is found by name, since a partition's attnum can differ
- * (it may have been created with other columns, then attached).
+ * The table, its inheritance descendants and its ancestors, recursively
+ * (depth 0, then 1, 2 … down and -1, -2 … up); each one's copy of the
+ * column is found by name, since a partition's attnum can differ (it may
+ * have been created with other columns, then attached).
  */
 const COLUMN_ORIGINS = `
-WITH RECURSIVE tree(rel, depth) AS (
-    SELECT c.oid, 0 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WITH RECURSIVE named AS (
+    SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = $1 AND c.relname = $2
+), down(rel, depth) AS (
+    SELECT oid, 0 FROM named
   UNION
-    SELECT i.inhrelid, tree.depth + 1 FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.rel
+    SELECT i.inhrelid, down.depth + 1 FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.rel
+), up(rel, depth) AS (
+    SELECT oid, 0 FROM named
+  UNION
+    SELECT i.inhparent, up.depth - 1 FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.rel
+), tree(rel, depth) AS (
+    SELECT rel, depth FROM down UNION SELECT rel, depth FROM up WHERE depth < 0
 )
 SELECT c.oid::text || ':' || a.attnum::text AS key, n.nspname || '.' || c.relname AS table, tree.depth,
        (SELECT max(x.attnum) FROM pg_catalog.pg_attribute x WHERE x.attrelid = c.oid)::int AS last_attnum
@@ -101,7 +112,7 @@ SELECT c.oid::text || ':' || a.attnum::text AS key, n.nspname || '.' || c.relnam
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_catalog.pg_attribute a ON a.attrelid = tree.rel
  WHERE a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
- ORDER BY tree.depth, c.oid`;
+ ORDER BY tree.depth <> 0, abs(tree.depth), c.oid`;
 
 const RELATION = `
 SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`;
