@@ -277,3 +277,33 @@ describe('a search_path default that would resolve names outside public', () => 
     }
   });
 });
+
+// pg_depend records a view's column references, and drops its reference to a whole row when it has
+// both: a view returning to_jsonb(c) looks, there, as if it read c.id alone.
+describe('views that return whole rows of a masked table', () => {
+  afterAll(async () => {
+    await direct.query('DROP VIEW IF EXISTS customer_docs, docs_again; DROP MATERIALIZED VIEW IF EXISTS customer_lines');
+  });
+
+  it('are refused, also materialized and nested', async () => {
+    await direct.query(`CREATE VIEW customer_docs AS SELECT c.id, to_jsonb(c) AS doc FROM customers c;
+      CREATE VIEW docs_again AS SELECT id, doc FROM customer_docs;
+      CREATE MATERIALIZED VIEW customer_lines AS SELECT c::text AS line FROM customers c;
+      GRANT SELECT ON customer_docs, docs_again, customer_lines TO gatehouse_orders`);
+    const { client } = await stack.connectAgent('uma', ['analysts']);
+    try {
+      for (const sql of ['SELECT id, doc FROM customer_docs', 'SELECT * FROM docs_again', 'SELECT line FROM customer_lines']) {
+        const result = await outcome(client, sql);
+        expect(result.error?.code, sql).toBe('42501');
+        expect(result.error?.message, sql).toContain('an expression over a whole row of customers would return masked columns unmasked');
+        expect(JSON.stringify(result), sql).not.toMatch(/\d{3}-\d{2}-\d{4}/);
+      }
+      // A view over the table's unmasked columns still reads.
+      await direct.query('CREATE VIEW names_only AS SELECT id, name FROM customers; GRANT SELECT ON names_only TO gatehouse_orders');
+      expect((await client.query('SELECT name FROM names_only WHERE id = 1')).rows).toEqual([{ name: 'Ada Lovelace' }]);
+    } finally {
+      await client.end();
+      await direct.query('DROP VIEW IF EXISTS names_only');
+    }
+  });
+});

@@ -5,7 +5,7 @@
  * What cannot be masked is refused, never passed.
  */
 import { defaultSchema } from '../sql/facts.js';
-import type { StatementFacts } from '../sql/analyse.js';
+import { analyseSqlSync, SqlAnalysisError, type StatementFacts } from '../sql/analyse.js';
 import type { Catalog } from '../upstream/catalog.js';
 
 export interface MaskedColumns {
@@ -37,6 +37,8 @@ export class LeakChecks {
   private readonly bareNames = new Set<string>();
   /** Bare names of masked columns whose mask reads the value (see MaskedColumns.readsValue). */
   private readonly valueRead: ReadonlySet<string>;
+  /** View definition → its facts (viewFacts). */
+  private readonly definitions = new Map<string, StatementFacts[] | null>();
 
   constructor(private readonly masked: MaskedColumns) {
     let anyTable = false;
@@ -61,7 +63,8 @@ export class LeakChecks {
   /** Why the statements cannot run masked under these rules, or null. */
   async find(statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
     return findUnresolved(this.masked.unresolved, statements) ?? findRename(this.masked.rules, statements) ?? findUnseenRead(statements)
-      ?? this.findLeak(statements) ?? (await this.findViewLeak(statements, catalog)) ?? (await this.findWholeRowCall(statements, catalog))
+      ?? this.findLeak(statements) ?? (await this.findViewLeak(statements, catalog)) ?? (await this.findViewDefinitionLeak(statements, catalog))
+      ?? (await this.findWholeRowCall(statements, catalog))
       ?? (await findDefinedCode(statements, catalog));
   }
 
@@ -83,6 +86,47 @@ export class LeakChecks {
       }
     }
     return null;
+  }
+
+  /**
+   * A view that returns a whole row (`to_jsonb(c)`, `c::text`) depends on
+   * no column of it in pg_depend (PostgreSQL keeps only the column
+   * references when a query has both), so findViewLeak cannot see it. The
+   * view's own definition is read as a statement of the caller's would be,
+   * through nested views, and what findLeak would refuse in it is refused.
+   */
+  private async findViewDefinitionLeak(statements: readonly StatementFacts[], catalog: Catalog, depth = 0): Promise<string | null> {
+    for (const statement of statements) {
+      for (const table of statement.tables) {
+        // PostgreSQL's own views read its catalogs, not the rows of tables.
+        if (table.access !== 'read' || SYSTEM_SCHEMAS.has(table.schema)) continue;
+        const definition = await catalog.viewDefinition(table.schema, table.name);
+        if (definition === null) continue;
+        const name = `${table.schema}.${table.name}`;
+        const facts = this.viewFacts(definition);
+        if (facts === null) return `view ${name} could not be read by the gateway's parser, so what it returns cannot be followed by masking`;
+        if (depth >= MAX_VIEW_NESTING) return `view ${name} nests views more than ${MAX_VIEW_NESTING} deep, further than masking follows`;
+        const why = this.findLeak(facts) ?? (await this.findViewDefinitionLeak(facts, catalog, depth + 1));
+        if (why) return `view ${name}: ${why}`;
+      }
+    }
+    return null;
+  }
+
+  /** A view definition's statement facts (null when it cannot be parsed), kept for the plan's life: views are read again and again. */
+  private viewFacts(definition: string): StatementFacts[] | null {
+    let facts = this.definitions.get(definition);
+    if (facts === undefined) {
+      try {
+        facts = analyseSqlSync(definition);
+      } catch (err) {
+        if (!(err instanceof SqlAnalysisError)) throw err;
+        facts = null;
+      }
+      if (this.definitions.size >= MAX_DEFINITIONS) this.definitions.clear();
+      this.definitions.set(definition, facts);
+    }
+    return facts;
   }
 
   /**
@@ -221,6 +265,12 @@ function renameBreaks(renamed: string, rule: string): boolean {
   const name = qualified(parts).join('.');
   return name === renamed || name.startsWith(`${renamed}.`);
 }
+
+/** Views within views followed by findViewDefinitionLeak; pg_depend (findViewLeak) follows any depth. */
+const MAX_VIEW_NESTING = 16;
+/** View definitions a plan keeps parsed. */
+const MAX_DEFINITIONS = 256;
+const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
 
 /**
  * Catalog views with values of table columns in them: the planner's most

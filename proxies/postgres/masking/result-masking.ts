@@ -27,8 +27,8 @@ export interface ResultMasking {
   /** Counts since the last call, for the recording and the audit trail; never values. */
   takeCounts(): MaskCount[];
   /**
-   * Whether the plan it masks by is no longer trusted (older than the
-   * catalog's cacheMs, or another connection's DDL found under it): a
+   * Whether the plan it masks by is no longer trusted (its catalog answers
+   * expired, or another connection's DDL found under it): a
    * prepared statement's masking is then prepared again at its next Bind.
    */
   expired(): boolean;
@@ -43,12 +43,16 @@ interface CompiledRule {
 /** A plan's rules compiled and their columns resolved: what every statement under that plan shares. */
 interface CompiledPlan {
   rules: CompiledRule[];
-  /** "tableOid:attnum" → rule, for the rule's table and the tables inheriting it. */
+  /**
+   * "tableOid:attnum" → rule, for the rule's table, the tables inheriting it
+   * and the tables it inherits from, and every pair the rule's column has
+   * had earlier in the session (MaskPlans.origins).
+   */
   byOrigin: Map<string, CompiledRule>;
   byName: Map<string, CompiledRule>;
   /** "schema.table" of the tables qualified rules name. */
   ruleTables: Set<string>;
-  /** Those and the tables that inherited from them when the plan was compiled: the tables whose OIDs byOrigin knows. */
+  /** Those and their heirs and ancestors when the plan was compiled: the tables whose OIDs byOrigin knows. */
   tables: Set<string>;
   /** Their OIDs → their highest attribute number then (dropped columns included). */
   lastAttnums: Map<number, number>;
@@ -61,7 +65,7 @@ interface CompiledPlan {
   addedColumns: CompiledRule;
   /** Set when a result met such a column: the next statement compiles the session's plans again. */
   stale: boolean;
-  /** Compiled again after this (Date.now()), like the catalog answers it was compiled from (Catalog.cacheMs). */
+  /** Compiled again after this (Date.now()), when the catalog answers it was compiled from expire (Catalog.trustedUntil). */
   until: number;
   /** What the plan cannot follow (leaks.ts), ready for each statement. */
   leaks: LeakChecks;
@@ -110,8 +114,8 @@ export class MaskPlans {
     if (uncommittedChange !== null) {
       return { refusal: `${uncommittedChange} changed tables or names that masking reads from the database's catalog, which shows only what is committed; commit it first, then send this statement` };
     }
-    // Another connection changed the schema since the plan was compiled: a column added to a masked
-    // table, or a table made to inherit one, whose rows carry an OID the plan does not know.
+    // The plan is past catalog_cache_ms, or another connection changed the schema under it: a column
+    // added to a masked table, or a table made to inherit one, whose rows carry an OID the plan does not know.
     if (compiled.stale || Date.now() >= compiled.until || (await unseenHeir(compiled, statements, this.catalog)) !== null) {
       this.forget();
       compiled = await this.compile(rules);
@@ -170,7 +174,7 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
   const plan: Omit<CompiledPlan, 'leaks'> = {
     rules: [], byOrigin: new Map(), byName: new Map(), ruleTables: new Set(), tables: new Set(), lastAttnums: new Map(),
     addedColumns: { column: ADDED_COLUMNS, masker: compileMasker({ strategy: 'redact' }) }, stale: false,
-    until: Date.now() + catalog.cacheMs,
+    until: catalog.trustedUntil(),
   };
   for (const rule of rules) {
     if (rule.column === undefined) continue; // "field" rules are for HTTP bodies
@@ -250,10 +254,12 @@ class StatementMasking implements ResultMasking {
 
   takeCounts(): MaskCount[] {
     const counts: MaskCount[] = [];
-    for (const rule of [...this.plan.rules, this.plan.addedColumns]) {
+    const take = (rule: CompiledRule) => {
       counts.push(...rule.masker.counts(rule.column));
       rule.masker.reset();
-    }
+    };
+    this.plan.rules.forEach(take);
+    take(this.plan.addedColumns);
     return counts;
   }
 }

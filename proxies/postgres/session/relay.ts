@@ -418,7 +418,7 @@ export class Relay {
 
   /**
    * The server plans a prepared statement again at a Bind when the schema
-   * changed: one whose mask plan is no longer trusted (Catalog.cacheMs, or
+   * changed: one whose mask plan is no longer trusted (Catalog.trustedUntil, or
    * another connection's DDL found) is checked again against the catalog as
    * it is now, and its columns described afresh before rows are masked.
    */

@@ -5,7 +5,7 @@
  * what a table inherits from, and which functions and views run code the
  * database defines. They run on a small pool per target, with the gateway's
  * credentials, so they never interleave with the client's traffic. Answers
- * are cached per session for cacheMs, and forgotten sooner when the
+ * are cached per session for catalog_cache_ms, and forgotten sooner when the
  * session's own DDL commits (the relay calls forget()), or when the mask
  * plan finds another session's DDL under it (result-masking.ts): a table it
  * has not seen that inherits a masked one, a column numbered past what a
@@ -54,12 +54,15 @@ export interface Catalog {
   /** Drops every cached answer: the session changed tables or names, and its change is committed. */
   forget(): void;
   /**
-   * How long an answer is trusted (listeners.postgres.catalog_cache_ms):
-   * another connection's DDL (a function defined, a view replaced, a table
-   * made again) is seen at most this long after it commits. Mask plans built
-   * from the answers are compiled again as often.
+   * When the answers given now stop being trusted (Date.now()): all of them
+   * are asked again from then, at most listeners.postgres.catalog_cache_ms
+   * after the first was, so another connection's DDL (a function defined,
+   * a view replaced, a table made again) is seen at most that long after it
+   * commits. Mask plans built from them are compiled again then too.
    */
-  readonly cacheMs: number;
+  trustedUntil(): number;
+  /** The definition (SELECT …) of a view or materialized view, as the server prints it; null for anything else. */
+  viewDefinition(schema: string, name: string): Promise<string | null>;
 }
 
 export interface DefinedCode {
@@ -113,6 +116,11 @@ SELECT c.oid::text || ':' || a.attnum::text AS key, n.nspname || '.' || c.relnam
   JOIN pg_catalog.pg_attribute a ON a.attrelid = tree.rel
  WHERE a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY tree.depth <> 0, abs(tree.depth), c.oid`;
+
+const VIEW_DEFINITION = `
+SELECT pg_catalog.pg_get_viewdef(c.oid) AS definition
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('v', 'm')`;
 
 const RELATION = `
 SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`;
@@ -188,39 +196,64 @@ calling(rel) AS (
 SELECT n.nspname AS schema, c.relname AS name
   FROM calling JOIN pg_catalog.pg_class c ON c.oid = calling.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`;
 
-/** Where a session's lookups keep their answers: each cache, for forget(), and how long an answer is trusted. */
-interface Memo {
-  caches: Array<Map<string, unknown>>;
-  ttlMs: number;
+/**
+ * A session's answers: each lookup's cache, and when they all stop being
+ * trusted. They expire together, so a plan compiled from several of them is
+ * never trusted longer than the oldest.
+ */
+class Memo {
+  private readonly caches: Array<Map<string, unknown>> = [];
+  private until = 0;
+
+  constructor(private readonly ttlMs: number) {}
+
+  cache<V>(): Map<string, V> {
+    const cache = new Map<string, V>();
+    this.caches.push(cache);
+    return cache;
+  }
+
+  /** Clears every cache when the answers are past their time (or forgotten), and says until when they are trusted now. */
+  trustedUntil(): number {
+    const now = Date.now();
+    if (now >= this.until) {
+      for (const cache of this.caches) cache.clear();
+      this.until = now + this.ttlMs;
+    }
+    return this.until;
+  }
+
+  forget(): void {
+    this.until = 0;
+  }
 }
 
 /**
- * One lookup per arguments per session and per `memo.ttlMs`: the first call
- * queries, later ones share its answer until it is that old; a failed one,
- * or one `keep` turns down, is asked again.
+ * One lookup per arguments while the session's answers are trusted (Memo):
+ * the first call queries, later ones share its answer; a failed one, or one
+ * `keep` turns down, is asked again.
  */
 function remembered<A extends (string | number)[], V>(
   memo: Memo,
   load: (...args: A) => Promise<V>,
   keep: (answer: V) => boolean = () => true,
 ): (...args: A) => Promise<V> {
-  const known = new Map<string, { answer: Promise<V>; until: number }>();
-  memo.caches.push(known);
+  const known = memo.cache<Promise<V>>();
   return (...args) => {
+    memo.trustedUntil();
     const key = args.join('\0');
-    const now = Date.now();
     const held = known.get(key);
-    if (held && now < held.until) return held.answer;
-    const entry = { answer: load(...args), until: now + memo.ttlMs };
-    known.set(key, entry);
-    // Only this answer is dropped: after a forget() or an expiry, the key may hold a newer one.
+    if (held) return held;
+    const answer = load(...args);
+    known.set(key, answer);
+    // Only this answer is dropped: after an expiry, the key may hold a newer one.
     const drop = () => {
-      if (known.get(key) === entry) known.delete(key);
+      if (known.get(key) === answer) known.delete(key);
     };
-    entry.answer.then((value) => {
+    answer.then((value) => {
       if (!keep(value)) drop();
     }, drop);
-    return entry.answer;
+    return answer;
   };
 }
 
@@ -228,13 +261,14 @@ export class CatalogPool {
   private readonly pool: pg.Pool;
 
   constructor(config: pg.PoolConfig, private readonly cacheMs: number) {
-    this.pool = new pg.Pool({ ...config, max: 2, idleTimeoutMillis: 30_000, application_name: 'gatehouse-catalog' });
+    // search_path as the sessions have it (client-session.ts): pg_get_viewdef qualifies names by it.
+    this.pool = new pg.Pool({ ...config, max: 2, idleTimeoutMillis: 30_000, application_name: 'gatehouse-catalog', options: '-c search_path=public' });
     // An idle client's error must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined);
   }
 
   session(): Catalog {
-    const memo: Memo = { caches: [], ttlMs: this.cacheMs };
+    const memo = new Memo(this.cacheMs);
     const viewSources = remembered(memo, async (schema: string, name: string): Promise<string[] | null> => {
       const { rows } = await this.pool.query<{ column: string }>(VIEW_SOURCES, [schema, name]);
       if (rows.length > 0) return rows.map((row) => row.column);
@@ -284,10 +318,13 @@ export class CatalogPool {
         castTypes: new Set([...qualified(castTypes!), ...castTypes!.map((t) => t.name)]),
       };
     });
-    const forget = (): void => {
-      for (const cache of memo.caches) cache.clear();
+    const viewDefinition = remembered(memo, (schema: string, name: string) =>
+      this.pool.query<{ definition: string }>(VIEW_DEFINITION, [schema, name]).then((r) => r.rows[0]?.definition ?? null));
+    return {
+      viewSources, viewDefinition, columnOrigins, columnNames, ancestors, functionName, definedCode,
+      forget: () => memo.forget(),
+      trustedUntil: () => memo.trustedUntil(),
     };
-    return { viewSources, columnOrigins, columnNames, ancestors, functionName, definedCode, forget, cacheMs: this.cacheMs };
   }
 
   end(): Promise<void> {
