@@ -307,3 +307,53 @@ describe('views that return whole rows of a masked table', () => {
     }
   });
 });
+
+// What a view or a renamed built-in would do is refused as the statement it hides would be.
+describe('reads no mask can follow, hidden in views and in built-ins under other names', () => {
+  afterAll(async () => {
+    await direct.query(`DROP VIEW IF EXISTS xml_dump, column_stats, information_schema.customer_docs;
+      DROP FUNCTION IF EXISTS report_xml(text, boolean, boolean, text); DROP FUNCTION IF EXISTS apply_setting(text, text, boolean)`);
+  });
+
+  it('a view over pg_stats or query_to_xml, and a whole-row view in information_schema, are refused', async () => {
+    await direct.query(`ANALYZE customers;
+      CREATE VIEW xml_dump AS SELECT query_to_xml('select id, ssn from customers', true, false, '') AS x;
+      CREATE VIEW column_stats AS SELECT attname, histogram_bounds::text AS hb FROM pg_catalog.pg_stats WHERE schemaname = 'public';
+      CREATE VIEW information_schema.customer_docs AS SELECT c.id, to_jsonb(c) AS doc FROM public.customers c;
+      GRANT SELECT ON xml_dump, column_stats, information_schema.customer_docs TO gatehouse_orders`);
+    const { client } = await stack.connectAgent('vera', ['analysts']);
+    try {
+      for (const [sql, why] of [
+        ['SELECT * FROM xml_dump', 'function query_to_xml reads what a string names'],
+        ['SELECT * FROM column_stats', 'pg_stats holds sample values of table columns'],
+        ['SELECT * FROM information_schema.customer_docs', 'an expression over a whole row of customers'],
+      ] as const) {
+        const result = await outcome(client, sql);
+        expect(result.error?.code, sql).toBe('42501');
+        expect(result.error?.message, sql).toContain(why);
+        expect(JSON.stringify(result), sql).not.toMatch(/\d{3}-\d{2}-\d{4}/);
+      }
+      // PostgreSQL's own views still read.
+      expect((await client.query("SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = 'customers'")).rows).toEqual([{ n: 1 }]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('an internal-language alias of a built-in is code the database defines', async () => {
+    await direct.query(`CREATE FUNCTION report_xml(text, boolean, boolean, text) RETURNS xml LANGUAGE internal STABLE STRICT AS 'query_to_xml';
+      CREATE FUNCTION apply_setting(text, text, boolean) RETURNS text LANGUAGE internal VOLATILE AS 'set_config_by_name'`);
+    const { client } = await stack.connectAgent('wes', ['analysts']);
+    try {
+      for (const sql of ["SELECT report_xml('select id, ssn from customers', true, false, '') AS x", "SELECT apply_setting('search_path', 'pg_temp, public', false)"]) {
+        const result = await outcome(client, sql);
+        expect(result.error?.code, sql).toBe('42501');
+        expect(result.error?.message, sql).toMatch(/function (report_xml|apply_setting) is defined in the database/);
+        expect(JSON.stringify(result), sql).not.toMatch(/\d{3}-\d{2}-\d{4}/);
+      }
+      expect((await client.query('SHOW search_path')).rows).toEqual([{ search_path: 'public' }]);
+    } finally {
+      await client.end();
+    }
+  });
+});

@@ -91,22 +91,23 @@ export class LeakChecks {
   /**
    * A view that returns a whole row (`to_jsonb(c)`, `c::text`) depends on
    * no column of it in pg_depend (PostgreSQL keeps only the column
-   * references when a query has both), so findViewLeak cannot see it. The
+   * references when a query has both), so findViewLeak cannot see it; nor
+   * a read no mask can follow (pg_stats, query_to_xml) inside a view. The
    * view's own definition is read as a statement of the caller's would be,
-   * through nested views, and what findLeak would refuse in it is refused.
+   * through nested views, and what findUnseenRead and findLeak would refuse
+   * in it is refused. PostgreSQL's own views are not asked about (catalog.ts).
    */
   private async findViewDefinitionLeak(statements: readonly StatementFacts[], catalog: Catalog, depth = 0): Promise<string | null> {
     for (const statement of statements) {
       for (const table of statement.tables) {
-        // PostgreSQL's own views read its catalogs, not the rows of tables.
-        if (table.access !== 'read' || SYSTEM_SCHEMAS.has(table.schema)) continue;
+        if (table.access !== 'read') continue;
         const definition = await catalog.viewDefinition(table.schema, table.name);
         if (definition === null) continue;
         const name = `${table.schema}.${table.name}`;
         const facts = this.viewFacts(definition);
         if (facts === null) return `view ${name} could not be read by the gateway's parser, so what it returns cannot be followed by masking`;
         if (depth >= MAX_VIEW_NESTING) return `view ${name} nests views more than ${MAX_VIEW_NESTING} deep, further than masking follows`;
-        const why = this.findLeak(facts) ?? (await this.findViewDefinitionLeak(facts, catalog, depth + 1));
+        const why = findUnseenRead(facts) ?? this.findLeak(facts) ?? (await this.findViewDefinitionLeak(facts, catalog, depth + 1));
         if (why) return `view ${name}: ${why}`;
       }
     }
@@ -270,7 +271,6 @@ function renameBreaks(renamed: string, rule: string): boolean {
 const MAX_VIEW_NESTING = 16;
 /** View definitions a plan keeps parsed. */
 const MAX_DEFINITIONS = 256;
-const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
 
 /**
  * Catalog views with values of table columns in them: the planner's most

@@ -46,9 +46,11 @@ export interface Catalog {
   viewSources(schema: string, name: string): Promise<string[] | null>;
   /**
    * Code the database holds whose reads no statement shows: functions and
-   * procedures outside pg_catalog and information_schema written in SQL or
-   * a procedural language (and user aggregates, whose state functions can
-   * be), and the views that call one, through nested views.
+   * procedures made after initdb (whatever their schema) in SQL, a
+   * procedural language, or as an `internal` alias of a built-in under
+   * another name (`query_to_xml` as `report_xml`), and user aggregates,
+   * whose state functions can be any; and the views that call one, through
+   * nested views. Extensions' C functions are not counted.
    */
   definedCode(): Promise<DefinedCode>;
   /** Drops every cached answer: the session changed tables or names, and its change is committed. */
@@ -117,10 +119,19 @@ SELECT c.oid::text || ':' || a.attnum::text AS key, n.nspname || '.' || c.relnam
  WHERE a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY tree.depth <> 0, abs(tree.depth), c.oid`;
 
+/**
+ * Objects initdb made (PostgreSQL's own, in pg_catalog and
+ * information_schema) have OIDs below FirstNormalObjectId; anything made
+ * since, in any schema (a superuser can add to those two), is the
+ * database's own.
+ */
+const FIRST_NORMAL_OID = 16384;
+
+/** PostgreSQL's own views (initdb's) read its catalogs, not the rows of tables: only the database's are returned. */
 const VIEW_DEFINITION = `
 SELECT pg_catalog.pg_get_viewdef(c.oid) AS definition
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('v', 'm')`;
+ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('v', 'm') AND c.oid >= ${FIRST_NORMAL_OID}`;
 
 const RELATION = `
 SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`;
@@ -159,13 +170,14 @@ SELECT n.nspname || '.' || c.relname || '.' || a.attname AS column
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_catalog.pg_attribute a ON a.attrelid = reads.rel AND a.attnum = reads.attnum`;
 
+
 const DEFINED_FUNCTIONS = `
 SELECT n.nspname AS schema, p.proname AS name
   FROM pg_catalog.pg_proc p
   JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
   JOIN pg_catalog.pg_language l ON l.oid = p.prolang
- WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND (l.lanname NOT IN ('c', 'internal') OR p.prokind = 'a')`;
+ WHERE p.oid >= ${FIRST_NORMAL_OID}
+   AND (l.lanname <> 'c' OR p.prokind = 'a')`;
 
 const DEFINED_OIDS = DEFINED_FUNCTIONS.replace('SELECT n.nspname AS schema, p.proname AS name', 'SELECT p.oid');
 
