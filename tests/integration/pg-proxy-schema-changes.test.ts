@@ -357,3 +357,23 @@ describe('reads no mask can follow, hidden in views and in built-ins under other
     }
   });
 });
+
+describe('a masked column renamed and a new one given its name, while a session is open', () => {
+  it('the renamed column stays masked in the session, in expressions and COPY too', async () => {
+    const { client } = await stack.connectAgent('xena', ['analysts']);
+    try {
+      expect((await client.query('SELECT ssn FROM customers WHERE id = 1')).rows).toEqual([{ ssn: '[REDACTED]' }]);
+      await direct.query('ALTER TABLE customers RENAME COLUMN ssn TO ssn_legacy; ALTER TABLE customers ADD COLUMN ssn text');
+      await pastCatalogCache();
+      expect((await client.query('SELECT ssn_legacy FROM customers WHERE id = 1')).rows).toEqual([{ ssn_legacy: '[REDACTED]' }]);
+      for (const sql of ['SELECT upper(ssn_legacy) FROM customers WHERE id = 1', 'COPY (SELECT id, ssn_legacy FROM customers) TO STDOUT']) {
+        const result = await outcome(client, sql);
+        expect(result.error?.code, sql).toBe('42501');
+        expect(JSON.stringify(result), sql).not.toMatch(/\d{3}-\d{2}-\d{4}/);
+      }
+    } finally {
+      await client.end();
+      await direct.query('ALTER TABLE customers DROP COLUMN ssn; ALTER TABLE customers RENAME COLUMN ssn_legacy TO ssn');
+    }
+  });
+});

@@ -210,7 +210,13 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
   const byColumn = new Map(plan.rules.map((entry) => [entry.column, entry]));
   for (const [key, column] of seen) {
     const entry = byColumn.get(column);
-    if (entry && !plan.byOrigin.has(key)) plan.byOrigin.set(key, entry);
+    if (!entry || plan.byOrigin.has(key)) continue;
+    plan.byOrigin.set(key, entry);
+    // Still there under another name (renamed, and a new column given the rule's name): the checks
+    // that go by names (expressions, COPY) must know that name as masked too.
+    const [tableOid, attnum] = key.split(':').map(Number) as [number, number];
+    const now = await catalog.columnAt(tableOid, attnum);
+    if (now) masked.inherited.push(`${now.table}.${now.name}`);
   }
   return { ...plan, leaks: new LeakChecks(masked) };
 }

@@ -34,6 +34,8 @@ export interface Catalog {
    * about relations that exist are kept: one created later is asked again.
    */
   ancestors(schema: string, table: string): Promise<string[] | null>;
+  /** The table ("schema.table") and name a column has now, by table OID and attribute number; null when it is gone. */
+  columnAt(tableOid: number, attnum: number): Promise<{ table: string; name: string } | null>;
   /** "schema.name" of a function, or null. */
   functionName(oid: number): Promise<string | null>;
   /**
@@ -330,10 +332,19 @@ export class CatalogPool {
         castTypes: new Set([...qualified(castTypes!), ...castTypes!.map((t) => t.name)]),
       };
     });
+    const columnAt = remembered(memo, (tableOid: number, attnum: number) =>
+      this.pool
+        .query<{ table: string; name: string }>(
+          `SELECT n.nspname || '.' || c.relname AS table, a.attname AS name FROM pg_catalog.pg_attribute a
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE a.attrelid = $1 AND a.attnum = $2 AND NOT a.attisdropped`,
+          [tableOid, attnum],
+        )
+        .then((r) => r.rows[0] ?? null));
     const viewDefinition = remembered(memo, (schema: string, name: string) =>
       this.pool.query<{ definition: string }>(VIEW_DEFINITION, [schema, name]).then((r) => r.rows[0]?.definition ?? null));
     return {
-      viewSources, viewDefinition, columnOrigins, columnNames, ancestors, functionName, definedCode,
+      viewSources, viewDefinition, columnOrigins, columnNames, columnAt, ancestors, functionName, definedCode,
       forget: () => memo.forget(),
       trustedUntil: () => memo.trustedUntil(),
     };
