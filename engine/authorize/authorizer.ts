@@ -482,7 +482,7 @@ export class Authorizer {
       refusal = await request.enforce(evaluation.decision);
     } catch (err) {
       this.options.logger.error({ err, target: request.target.name }, 'the front end could not prepare to enforce a decision; denying');
-      refusal = 'the gateway could not prepare to enforce the decision';
+      refusal = UNENFORCEABLE;
     }
     return refusal === null ? evaluation : withDecision(evaluation, { action: 'deny', reasons: [refusal], mask: [] });
   }
@@ -516,3 +516,6 @@ function denial(decision: Decision, why: string[]): Decision {
   return { action: 'deny', reasons: [...decision.reasons, ...why], mask: [] };
 }
 
+
+/** The reason of a deny when the front end's enforce hook failed (a mask plan that could not be prepared). */
+export const UNENFORCEABLE = 'the gateway could not prepare to enforce the decision';

@@ -377,3 +377,27 @@ describe('a masked column renamed and a new one given its name, while a session 
     }
   });
 });
+
+describe('the catalog unreachable when a prepared statement is checked again', () => {
+  it('the Bind is denied and audited, and the session goes on', async () => {
+    const { client } = await stack.connectAgent('yuri', ['analysts']);
+    const query = { name: 'one_ssn', text: 'SELECT id, ssn FROM customers WHERE id = 1' };
+    try {
+      expect((await outcome(client, query)).rows).toEqual([{ id: 1, ssn: '[REDACTED]' }]);
+      // The gateway's catalog connections are cut and cannot come back; the session's own stays.
+      await direct.query('ALTER ROLE gatehouse_orders NOLOGIN');
+      await direct.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'gatehouse-catalog'");
+      await pastCatalogCache();
+      const result = await outcome(client, query);
+      expect(result.error?.code).toBe('42501');
+      expect(result.error?.message).toContain('the gateway could not prepare to enforce the decision');
+      const exported = runCli(['audit', 'export', '-c', stack.config]);
+      expect(exported.stdout).toContain('the gateway could not prepare to enforce the decision');
+    } finally {
+      await direct.query('ALTER ROLE gatehouse_orders LOGIN');
+    }
+    await pastCatalogCache();
+    expect((await outcome(client, query)).rows).toEqual([{ id: 1, ssn: '[REDACTED]' }]);
+    await client.end();
+  });
+});

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { serialize } from 'pg-protocol';
 import type { MaskCount } from '../../../engine/audit/events.js';
-import type { AuthorizeResult } from '../../../engine/authorize/authorizer.js';
+import { UNENFORCEABLE, type AuthorizeResult } from '../../../engine/authorize/authorizer.js';
 import type { HashKey } from '../../../engine/masking/strategies.js';
 import { MaskPlans, type Catalog, type ResultMasking } from '../masking/result-masking.js';
 import { boundValues } from '../policy/bound-values.js';
@@ -424,7 +424,14 @@ export class Relay {
    */
   private async bindRemasked(bind: Bind, statement: PreparedStatement, raw: Buffer): Promise<void> {
     const { decision, statements } = statement;
-    const prepared = await this.maskPlans.prepare(decision.mask, statements, this.uncommittedChange(statements));
+    let prepared: Awaited<ReturnType<MaskPlans['prepare']>>;
+    try {
+      prepared = await this.maskPlans.prepare(decision.mask, statements, this.uncommittedChange(statements));
+    } catch (err) {
+      // As the authorizer does when a decision's masking cannot be prepared: denied, and audited.
+      this.options.logger.error({ err }, 'masking could not be checked again at a Bind; denying');
+      prepared = { refusal: UNENFORCEABLE };
+    }
     if (this.ended) return;
     if ('refusal' in prepared) {
       const decided = await this.deniedByProxy(statement.sql, 'extended', statements, prepared.refusal);
