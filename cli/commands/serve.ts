@@ -73,6 +73,7 @@ async function startListeners(config: GatehouseConfig, gateway: Gateway, api: Fa
       logger,
       statusUrl,
       recordings: postgresRecordings(gateway.recorder),
+      columnPlaces: gateway.store,
       hashKey,
     });
     started.push({ name: 'postgres', address: postgres.address, close: () => postgres.close() });

@@ -202,6 +202,35 @@ export const MIGRATIONS: readonly Migration[] = [
       `,
     },
   },
+  {
+    version: 5,
+    name: 'where masked columns have been found',
+    sql: {
+      // A masked column renamed, and a new column given its name, is still the one holding the values:
+      // the gateway finds it again by the table OID and attribute number it once had (postgres proxy's
+      // column-history.ts), in every session and after a restart. scope: the target and its database.
+      sqlite: `
+        CREATE TABLE masked_column_places (
+          scope TEXT NOT NULL,
+          rule_column TEXT NOT NULL,
+          table_oid INTEGER NOT NULL,
+          attnum INTEGER NOT NULL,
+          noted_at INTEGER NOT NULL,
+          PRIMARY KEY (scope, rule_column, table_oid, attnum)
+        ) STRICT, WITHOUT ROWID;
+      `,
+      postgres: `
+        CREATE TABLE masked_column_places (
+          scope text COLLATE "C" NOT NULL,
+          rule_column text COLLATE "C" NOT NULL,
+          table_oid bigint NOT NULL,
+          attnum integer NOT NULL,
+          noted_at bigint NOT NULL,
+          PRIMARY KEY (scope, rule_column, table_oid, attnum)
+        );
+      `,
+    },
+  },
 ];
 
 export interface AppliedMigration {

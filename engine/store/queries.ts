@@ -4,7 +4,7 @@
  * batch, and the approval listener set.
  */
 import type { Logger } from '../observability/logger.js';
-import type { ApprovalQuery, ApprovalRecord, AuditQuery, AuditRecord, CheckpointRecord } from './store.js';
+import type { ApprovalQuery, ApprovalRecord, AuditQuery, AuditRecord, CheckpointRecord, MaskedColumnPlace } from './store.js';
 
 /** `?` for SQLite, `$1, $2, …` for PostgreSQL. */
 export type Placeholder = (index: number) => string;
@@ -222,6 +222,28 @@ export const NOTE_APPROVAL_EVENT_SQL = (placeholder: Placeholder): string =>
 
 export const APPROVAL_EVENT_REFS_SQL = (placeholder: Placeholder): string =>
   `SELECT stream, seq FROM approval_events WHERE approval_id = ${placeholder(1)} ORDER BY stream, seq`;
+
+export function noteMaskedColumnPlacesSql(placeholder: Placeholder, scope: string, places: readonly MaskedColumnPlace[]): Sql {
+  const p = new Params(placeholder);
+  const rows = places.map((place) => `(${p.add(scope)}, ${p.add(place.rule_column)}, ${p.add(place.table_oid)}, ${p.add(place.attnum)}, ${p.add(place.noted_at)})`);
+  return {
+    text: `INSERT INTO masked_column_places (scope, rule_column, table_oid, attnum, noted_at) VALUES ${rows.join(', ')} ON CONFLICT DO NOTHING`,
+    params: p.values,
+  };
+}
+
+export const MASKED_COLUMN_PLACES_SQL = (placeholder: Placeholder): string =>
+  `SELECT rule_column, table_oid, attnum, noted_at FROM masked_column_places WHERE scope = ${placeholder(1)} ORDER BY rule_column, table_oid, attnum`;
+
+/** A stored place; PostgreSQL returns bigint columns as strings. */
+export function maskedColumnPlaceFromRow(row: Record<string, unknown>): MaskedColumnPlace {
+  return {
+    rule_column: String(row.rule_column),
+    table_oid: Number(row.table_oid),
+    attnum: Number(row.attnum),
+    noted_at: Number(row.noted_at),
+  };
+}
 
 export function listApprovalsSql(placeholder: Placeholder, query: ApprovalQuery): Sql {
   const p = new Params(placeholder);

@@ -157,6 +157,21 @@ export interface SessionSummary extends SessionRecordingRow {
   denies: number;
 }
 
+/**
+ * Where a masked column of a Postgres database was found: its table's OID
+ * and its attribute number, which stay with the column when it or its
+ * table is renamed.
+ */
+export interface MaskedColumnPlace {
+  /** The mask rule's column, "schema.table.column". */
+  rule_column: string;
+  /** The OID of the rule's table, or of a table inheriting it or inherited by it. */
+  table_oid: number;
+  attnum: number;
+  /** ms since the epoch. */
+  noted_at: number;
+}
+
 export interface SessionQuery {
   target?: string;
   /** Sessions of this caller: its sub, or the human it acted for; with `iss`, only as named by that issuer. */
@@ -224,6 +239,15 @@ export interface Store {
   noteApprovalEvent(approvalId: string, ref: AuditRef): Promise<void>;
   /** Where the approval's audit events are, as noted, in (stream, seq) order. */
   approvalEventRefs(approvalId: string): Promise<AuditRef[]>;
+
+  // ---- masked columns -------------------------------------------------
+  /**
+   * Notes places of masked columns in one database (`scope` names it); a
+   * place noted already is left as it is.
+   */
+  noteMaskedColumnPlaces(scope: string, places: readonly MaskedColumnPlace[]): Promise<void>;
+  /** Every place noted in a scope. */
+  maskedColumnPlaces(scope: string): Promise<MaskedColumnPlace[]>;
 
   // ---- session recordings ---------------------------------------------
   /**

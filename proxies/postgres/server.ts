@@ -15,6 +15,7 @@ import { LoginSlots } from './login-slots.js';
 import { errorResponse } from './protocol/backend-writer.js';
 import { loadSqlParser } from './sql/analyse.js';
 import { ClientSession, splitAddress, type SessionRecordings } from './session/client-session.js';
+import { ColumnHistories, type ColumnPlaceStore } from './masking/column-history.js';
 import { CatalogPool } from './upstream/catalog.js';
 
 export interface PostgresProxyOptions {
@@ -24,6 +25,8 @@ export interface PostgresProxyOptions {
   logger: Logger;
   statusUrl(approvalId: string): string;
   recordings: SessionRecordings;
+  /** Where masked columns have been found, kept for every target's sessions and across restarts (the gateway's store). */
+  columnPlaces: ColumnPlaceStore;
   /** masking.hash_key; without it a random key per process (hashes then differ across restarts). */
   hashKey?: string;
 }
@@ -40,7 +43,7 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
   const targets = new Map(
     options.targets.filter((t): t is PostgresTargetConfig => t.kind === 'postgres').map((t) => [t.name, t]),
   );
-  const catalogs = new Map<string, CatalogPool>();
+  const shared = new Map<string, { catalogs: CatalogPool; columnHistories: ColumnHistories }>();
   const sessions = new Set<Socket>();
   const tls = listener.tls
     ? {
@@ -67,18 +70,21 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
     logger: logger.child({ component: 'postgres-proxy' }),
     statusUrl: options.statusUrl,
     recordings: options.recordings,
-    catalogs(target: PostgresTargetConfig): CatalogPool {
-      let pool = catalogs.get(target.name);
-      if (!pool) {
+    shared(target: PostgresTargetConfig) {
+      let services = shared.get(target.name);
+      if (!services) {
         const [host, port] = splitAddress(target.upstream.address);
-        pool = new CatalogPool({
-          host, port, database: target.upstream.database, user: target.credentials.username,
-          password: target.credentials.password.reveal(),
-          ssl: target.upstream.tls ? { ca: upstreamCa.get(target.name), servername: isIP(host) ? undefined : host } : false,
-        }, listener.catalog_cache_ms);
-        catalogs.set(target.name, pool);
+        services = {
+          catalogs: new CatalogPool({
+            host, port, database: target.upstream.database, user: target.credentials.username,
+            password: target.credentials.password.reveal(),
+            ssl: target.upstream.tls ? { ca: upstreamCa.get(target.name), servername: isIP(host) ? undefined : host } : false,
+          }, listener.catalog_cache_ms),
+          columnHistories: new ColumnHistories(options.columnPlaces, target.name, listener.catalog_cache_ms),
+        };
+        shared.set(target.name, services);
       }
-      return pool;
+      return services;
     },
   };
 
@@ -111,7 +117,7 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of sessions) socket.destroy();
       await closed;
-      await Promise.all([...catalogs.values()].map((pool) => pool.end()));
+      await Promise.all([...shared.values()].map(({ catalogs }) => catalogs.end()));
     },
   };
 }

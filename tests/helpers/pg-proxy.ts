@@ -57,6 +57,8 @@ export interface ProxyStack {
   tlsCert: string | null;
   /** A superuser connection straight to the database, to check what really happened. */
   direct(): Promise<pg.Client>;
+  /** Stops `gatehouse serve` (SIGTERM), runs `whileDown`, and starts it again on the same config and store. */
+  restart(whileDown?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -199,8 +201,13 @@ targets:
         await client.connect();
         return client;
       },
+      async restart(whileDown) {
+        await stopServe(stack.serve);
+        await whileDown?.();
+        stack.serve = await startServe(config, api, env);
+      },
       async stop() {
-        await stopServe(serve);
+        await stopServe(stack.serve);
         await server.stop();
         removeDir(dir);
       },

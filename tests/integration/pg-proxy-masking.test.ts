@@ -9,6 +9,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { outcome, type Outcome } from '../helpers/pg-outcome.js';
 import { PipelineClient, dataRowFields, errorFields, rowDescription } from '../helpers/pg-pipeline.js';
 import { startProxyStack, type ProxyStack } from '../helpers/pg-proxy.js';
 import { serialize } from 'pg-protocol';
@@ -43,20 +44,6 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-interface Outcome {
-  rows: Record<string, unknown>[] | null;
-  error: { code: string; message: string; detail?: string; hint?: string; where?: string; position?: string } | null;
-}
-
-async function outcome(client: pg.Client, query: string | pg.QueryConfig): Promise<Outcome> {
-  try {
-    const result = await client.query(query as pg.QueryConfig);
-    return { rows: result.rows as Record<string, unknown>[], error: null };
-  } catch (err) {
-    const e = err as pg.DatabaseError;
-    return { rows: null, error: { code: e.code ?? '', message: e.message, detail: e.detail, hint: e.hint, where: e.where, position: e.position } };
-  }
-}
 
 /** Every SSN spelling found anywhere in `value` (rows, errors, buffers). */
 function leakedSsns(value: unknown): string[] {

@@ -10,6 +10,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serialize } from 'pg-protocol';
 import { runCli } from '../helpers/cli.js';
+import { outcome } from '../helpers/pg-outcome.js';
 import { PipelineClient, dataRowFields } from '../helpers/pg-pipeline.js';
 import { startProxyStack, type ProxyStack } from '../helpers/pg-proxy.js';
 
@@ -25,15 +26,6 @@ afterAll(async () => {
   await direct?.end();
   await stack?.stop();
 });
-
-async function outcome(client: pg.Client, query: string | pg.QueryConfig): Promise<{ rows: Record<string, unknown>[] | null; error: { code: string; message: string } | null }> {
-  try {
-    return { rows: (await client.query(query as pg.QueryConfig)).rows as Record<string, unknown>[], error: null };
-  } catch (err) {
-    const e = err as pg.DatabaseError;
-    return { rows: null, error: { code: e.code ?? '', message: e.message } };
-  }
-}
 
 describe('a table that inherits a masked one, created while a session is open', () => {
   const LATE_SSN = '312-44-8790';
@@ -373,6 +365,63 @@ describe('a masked column renamed and a new one given its name, while a session 
       }
     } finally {
       await client.end();
+      await direct.query('ALTER TABLE customers DROP COLUMN ssn; ALTER TABLE customers RENAME COLUMN ssn_legacy TO ssn');
+    }
+  });
+});
+
+describe('a masked column or table moved under another name, seen by sessions opened afterwards', () => {
+  /** What a session opened now reads of the moved column: it must be masked, and refused in expressions and COPY. */
+  async function expectStillMasked(sub: string, table: string, column: string): Promise<void> {
+    const { client } = await stack.connectAgent(sub, ['analysts']);
+    try {
+      expect((await client.query(`SELECT ${column} FROM ${table} WHERE id = 1`)).rows).toEqual([{ [column]: '[REDACTED]' }]);
+      for (const sql of [`SELECT upper(${column}) FROM ${table} WHERE id = 1`, `COPY (SELECT id, ${column} FROM ${table}) TO STDOUT`, `SELECT row_to_json(t) FROM ${table} t`]) {
+        const result = await outcome(client, sql);
+        expect(result.error?.code, sql).toBe('42501');
+        expect(JSON.stringify(result), sql).not.toMatch(/\d{3}-\d{2}-\d{4}/);
+      }
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** A session reads the masked column, so the gateway has found where it is. */
+  async function readSsn(sub: string): Promise<void> {
+    const { client } = await stack.connectAgent(sub, ['analysts']);
+    expect((await client.query('SELECT ssn FROM customers WHERE id = 1')).rows).toEqual([{ ssn: '[REDACTED]' }]);
+    await client.end();
+  }
+
+  it('a column renamed and a new one given its name', async () => {
+    await readSsn('zoe');
+    await direct.query('ALTER TABLE customers RENAME COLUMN ssn TO ssn_legacy; ALTER TABLE customers ADD COLUMN ssn text');
+    try {
+      await expectStillMasked('zack', 'customers', 'ssn_legacy');
+    } finally {
+      await direct.query('ALTER TABLE customers DROP COLUMN ssn; ALTER TABLE customers RENAME COLUMN ssn_legacy TO ssn');
+    }
+  });
+
+  it('a table renamed away and a new one made under its name', async () => {
+    await readSsn('abe');
+    await direct.query(`ALTER TABLE customers RENAME TO customers_old;
+      CREATE TABLE customers (LIKE customers_old); GRANT SELECT ON customers TO gatehouse_orders`);
+    try {
+      await expectStillMasked('bea', 'customers_old', 'ssn');
+    } finally {
+      await direct.query('DROP TABLE customers; ALTER TABLE customers_old RENAME TO customers');
+    }
+  });
+
+  it('after the gateway restarts, with the column renamed while it was down', async () => {
+    await readSsn('cal');
+    await stack.restart(async () => {
+      await direct.query('ALTER TABLE customers RENAME COLUMN ssn TO ssn_legacy; ALTER TABLE customers ADD COLUMN ssn text');
+    });
+    try {
+      await expectStillMasked('dee', 'customers', 'ssn_legacy');
+    } finally {
       await direct.query('ALTER TABLE customers DROP COLUMN ssn; ALTER TABLE customers RENAME COLUMN ssn_legacy TO ssn');
     }
   });

@@ -223,6 +223,23 @@ describe.each([sqliteBackend('gatehouse-store-'), postgresBackend('store_test')]
     });
   });
 
+  describe('masked column places', () => {
+    it('keeps each place once per scope, as it was first noted', async () => {
+      const store = await openFresh();
+      const place = (table_oid: number, attnum: number, noted_at = 1_700_000_000_000) =>
+        ({ rule_column: 'public.customers.ssn', table_oid, attnum, noted_at });
+      const orders = 'orders-db:7714660835413381223/16384';
+      expect(await store.maskedColumnPlaces(orders)).toEqual([]);
+      await store.noteMaskedColumnPlaces(orders, [place(16390, 4), place(16402, 4)]);
+      // Noted again (by another session, after a restart): the first noting stays.
+      await store.noteMaskedColumnPlaces(orders, [place(16390, 4, 1_800_000_000_000), place(4_000_000_000, 7)]);
+      await store.noteMaskedColumnPlaces('orders-db:1/16384', [place(16390, 5)]);
+      await store.noteMaskedColumnPlaces(orders, []);
+      expect(await store.maskedColumnPlaces(orders)).toEqual([place(16390, 4), place(16402, 4), place(4_000_000_000, 7)]);
+      expect(await store.maskedColumnPlaces('orders-db:1/16384')).toEqual([place(16390, 5)]);
+    });
+  });
+
   describe('approvals', () => {
     it('creates, gets and lists with filters, newest first', async () => {
       const store = await openFresh();

@@ -27,6 +27,9 @@ import {
   insertApprovalSql,
   NOTE_APPROVAL_EVENT_SQL,
   APPROVAL_EVENT_REFS_SQL,
+  MASKED_COLUMN_PLACES_SQL,
+  maskedColumnPlaceFromRow,
+  noteMaskedColumnPlacesSql,
   listApprovalsSql,
   notContinuingHead,
   pagedAudit,
@@ -51,6 +54,7 @@ import type {
   AuditRecord,
   AuditRef,
   CheckpointRecord,
+  MaskedColumnPlace,
   RecordingBatch,
   SessionEntryRecord,
   SessionQuery,
@@ -301,6 +305,19 @@ export class PostgresStore implements Store {
   async approvalEventRefs(approvalId: string): Promise<AuditRef[]> {
     const { rows } = await this.#pool.query<{ stream: string; seq: string }>(APPROVAL_EVENT_REFS_SQL($), [approvalId]);
     return rows.map(({ stream, seq }) => ({ stream, seq: Number(seq) }));
+  }
+
+  // ---- masked columns -------------------------------------------------
+
+  async noteMaskedColumnPlaces(scope: string, places: readonly MaskedColumnPlace[]): Promise<void> {
+    if (places.length === 0) return;
+    const { text, params } = noteMaskedColumnPlacesSql($, scope, places);
+    await this.#pool.query(text, params);
+  }
+
+  async maskedColumnPlaces(scope: string): Promise<MaskedColumnPlace[]> {
+    const { rows } = await this.#pool.query(MASKED_COLUMN_PLACES_SQL($), [scope]);
+    return rows.map(maskedColumnPlaceFromRow);
   }
 
   // ---- session recordings ---------------------------------------------

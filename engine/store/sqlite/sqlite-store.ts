@@ -52,6 +52,9 @@ import {
   insertApprovalSql,
   NOTE_APPROVAL_EVENT_SQL,
   APPROVAL_EVENT_REFS_SQL,
+  MASKED_COLUMN_PLACES_SQL,
+  maskedColumnPlaceFromRow,
+  noteMaskedColumnPlacesSql,
   listApprovalsSql,
   pagedAudit,
   updateApprovalSql,
@@ -73,6 +76,7 @@ import {
   type AuditRecord,
   type AuditRef,
   type CheckpointRecord,
+  type MaskedColumnPlace,
   type RecordingBatch,
   type SessionEntryRecord,
   type SessionQuery,
@@ -289,6 +293,18 @@ export class SqliteStore implements Store {
 
   async approvalEventRefs(approvalId: string): Promise<AuditRef[]> {
     return (this.#db.prepare(APPROVAL_EVENT_REFS_SQL(q)).all(approvalId) as Array<{ stream: string; seq: number }>).map(({ stream, seq }) => ({ stream, seq }));
+  }
+
+  // ---- masked columns -------------------------------------------------
+
+  async noteMaskedColumnPlaces(scope: string, places: readonly MaskedColumnPlace[]): Promise<void> {
+    if (places.length === 0) return;
+    const { text, params } = noteMaskedColumnPlacesSql(q, scope, places);
+    await this.#writer.write({ op: 'run', text, params });
+  }
+
+  async maskedColumnPlaces(scope: string): Promise<MaskedColumnPlace[]> {
+    return (this.#db.prepare(MASKED_COLUMN_PLACES_SQL(q)).all(scope) as Record<string, unknown>[]).map(maskedColumnPlaceFromRow);
   }
 
   // ---- session recordings ---------------------------------------------

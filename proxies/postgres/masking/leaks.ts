@@ -11,7 +11,12 @@ import type { Catalog } from '../upstream/catalog.js';
 export interface MaskedColumns {
   /** The rules' columns as written: "column", "table.column" or "schema.table.column". */
   rules: readonly string[];
-  /** "schema.table.column": the rules' columns in tables that inherit the rule's table (partitions, children). */
+  /**
+   * "schema.table.column": the rules' columns in the tables that inherit the
+   * rule's table (partitions, children) or that it inherits, and under the
+   * names they have now where they moved (renamed, or their table renamed;
+   * column-history.ts).
+   */
   inherited: readonly string[];
   /** "schema.table" → a rule naming a column that table no longer has (renamed or dropped since the rule was written). */
   unresolved: ReadonlyMap<string, string>;

@@ -15,6 +15,7 @@ import { sqlStateCondition } from '../protocol/sql-states.js';
 import type { StatementFacts } from '../sql/analyse.js';
 import type { Catalog } from '../upstream/catalog.js';
 import type { RowMasking } from '../session/statement-state.js';
+import type { ColumnHistories } from './column-history.js';
 import { LeakChecks, qualified, type MaskedColumns } from './leaks.js';
 
 export type { Catalog } from '../upstream/catalog.js';
@@ -45,8 +46,8 @@ interface CompiledPlan {
   rules: CompiledRule[];
   /**
    * "tableOid:attnum" → rule, for the rule's table, the tables inheriting it
-   * and the tables it inherits from, and every pair the rule's column has
-   * had earlier in the session (MaskPlans.origins).
+   * and the tables it inherits from, and every other place the rule's
+   * column has had in the database (column-history.ts).
    */
   byOrigin: Map<string, CompiledRule>;
   byName: Map<string, CompiledRule>;
@@ -81,19 +82,11 @@ interface CompiledPlan {
  */
 export class MaskPlans {
   private compiled = new WeakMap<readonly MaskRule[], Promise<CompiledPlan | { refusal: string }>>();
-  /**
-   * Every "tableOid:attnum" a rule's column has had in this session → the
-   * rule's column, kept when plans are compiled again: a cursor declared
-   * WITH HOLD before a table was rebuilt or a column replaced still returns
-   * rows under the pairs of then, which the catalog no longer shows. Pairs
-   * are not reused (attnums never; OIDs only after wraparound, which would
-   * over-mask), so keeping them costs nothing but a little memory.
-   */
-  private readonly origins = new Map<string, string>();
 
   constructor(
     private readonly catalog: Catalog,
     private readonly hashKey: HashKey,
+    private readonly histories: ColumnHistories,
   ) {}
 
   /** Plans compiled from the catalog's answers before the session's own DDL are compiled again. */
@@ -133,7 +126,7 @@ export class MaskPlans {
   private compile(rules: readonly MaskRule[]): Promise<CompiledPlan | { refusal: string }> {
     let plan = this.compiled.get(rules);
     if (!plan) {
-      plan = compilePlan(rules, this.catalog, this.hashKey, this.origins);
+      plan = compilePlan(rules, this.catalog, this.histories, this.hashKey);
       this.compiled.set(rules, plan);
       plan.catch(() => this.compiled.delete(rules));
     }
@@ -167,7 +160,7 @@ async function unseenHeir(plan: CompiledPlan, statements: readonly StatementFact
   return null;
 }
 
-async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey: HashKey, seen: Map<string, string>): Promise<CompiledPlan | { refusal: string }> {
+async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, histories: ColumnHistories, hashKey: HashKey): Promise<CompiledPlan | { refusal: string }> {
   const masked: MaskedColumns & { rules: string[]; inherited: string[]; unresolved: Map<string, string>; readsValue: string[] } = {
     rules: [], inherited: [], unresolved: new Map(), readsValue: [],
   };
@@ -176,6 +169,9 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
     addedColumns: { column: ADDED_COLUMNS, masker: compileMasker({ strategy: 'redact' }) }, stale: false,
     until: catalog.trustedUntil(),
   };
+  /** Qualified rules by "schema.table.column". */
+  const byColumn = new Map<string, CompiledRule>();
+  const history = histories.of(await catalog.databaseId());
   for (const rule of rules) {
     if (rule.column === undefined) continue; // "field" rules are for HTTP bodies
     let masker: ColumnMasker;
@@ -195,28 +191,34 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, hashKey
       continue;
     }
     const [schema, table, column] = qualified(parts);
+    const ruleColumn = `${schema}.${table}.${column}`;
+    byColumn.set(ruleColumn, entry);
     const origins = await catalog.columnOrigins(schema, table, column);
+    await history.note(ruleColumn, origins);
     plan.ruleTables.add(`${schema}.${table}`);
     plan.tables.add(`${schema}.${table}`);
     if (origins.length === 0) masked.unresolved.set(`${schema}.${table}`, rule.column);
     for (const [i, origin] of origins.entries()) {
       plan.byOrigin.set(origin.key, entry);
-      seen.set(origin.key, rule.column);
       plan.tables.add(origin.table);
       plan.lastAttnums.set(Number(origin.key.slice(0, origin.key.indexOf(':'))), origin.lastAttnum);
       if (i > 0) masked.inherited.push(`${origin.table}.${column}`);
     }
   }
-  const byColumn = new Map(plan.rules.map((entry) => [entry.column, entry]));
-  for (const [key, column] of seen) {
-    const entry = byColumn.get(column);
+  // Places the rule's column had before (column-history.ts): a column renamed, and a new one given the
+  // rule's name, or a table renamed away, still holds the values there under another name. Rows can come
+  // back under a place that is gone too: a cursor held (WITH HOLD) from before its table was rebuilt.
+  const moved = new Map<string, CompiledRule>();
+  for (const place of await history.all()) {
+    const key = `${place.table_oid}:${place.attnum}`;
+    const entry = byColumn.get(place.rule_column);
     if (!entry || plan.byOrigin.has(key)) continue;
     plan.byOrigin.set(key, entry);
-    // Still there under another name (renamed, and a new column given the rule's name): the checks
-    // that go by names (expressions, COPY) must know that name as masked too.
-    const [tableOid, attnum] = key.split(':').map(Number) as [number, number];
-    const now = await catalog.columnAt(tableOid, attnum);
-    if (now) masked.inherited.push(`${now.table}.${now.name}`);
+    moved.set(key, entry);
+  }
+  if (moved.size > 0) {
+    // The checks that go by names (expressions, COPY) must know their names now as masked too.
+    for (const now of (await catalog.columnsAt([...moved.keys()])).values()) masked.inherited.push(`${now.table}.${now.name}`);
   }
   return { ...plan, leaks: new LeakChecks(masked) };
 }

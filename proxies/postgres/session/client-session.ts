@@ -25,6 +25,7 @@ import { FrontendParser, readPasswordMessage } from '../protocol/frontend-parser
 import { FrontendProtocolError, type FrontendMessage, type StartupMessage } from '../protocol/frontend-messages.js';
 import { unreadableSetting } from '../sql/reading-settings.js';
 import { defaultSchema } from '../sql/facts.js';
+import type { ColumnHistories } from '../masking/column-history.js';
 import type { CatalogPool } from '../upstream/catalog.js';
 import { openUpstream, UpstreamError, type UpstreamSession } from '../upstream/upstream-connection.js';
 import type { CountedMapLimits } from './counted-map.js';
@@ -38,7 +39,8 @@ export interface SessionDeps {
   upstreamCa: ReadonlyMap<string, Buffer>;
   authorizer: Authorizer;
   cancelKeys: CancelKeys;
-  catalogs(target: PostgresTargetConfig): CatalogPool;
+  /** What a target's sessions share: the catalog lookups' connections, and where its masked columns have been found. */
+  shared(target: PostgresTargetConfig): { catalogs: CatalogPool; columnHistories: ColumnHistories };
   tls: { context: SecureContext; required: boolean } | null;
   maxMessageBytes: number;
   maxServerMessageBytes: number;
@@ -293,6 +295,7 @@ export class ClientSession {
       const { name, value } = decodeParameterStatus(status);
       settings.report(name, value);
     }
+    const shared = this.deps.shared(info.target);
     this.relay = new Relay(this.client, upstream.socket, {
       decider: new StatementDecider(this.deps.authorizer, {
         target: info.target.name, database: info.target.upstream.database, role,
@@ -302,7 +305,8 @@ export class ClientSession {
       maxServerMessageBytes: this.deps.maxServerMessageBytes,
       preparedStatementLimits: this.deps.preparedStatementLimits,
       portalLimits: this.deps.portalLimits,
-      catalog: this.deps.catalogs(info.target).session(),
+      catalog: shared.catalogs.session(),
+      columnHistories: shared.columnHistories,
       hashKey: this.deps.hashKey,
       logger: this.deps.logger,
       statusUrl: this.deps.statusUrl,

@@ -34,8 +34,20 @@ export interface Catalog {
    * about relations that exist are kept: one created later is asked again.
    */
   ancestors(schema: string, table: string): Promise<string[] | null>;
-  /** The table ("schema.table") and name a column has now, by table OID and attribute number; null when it is gone. */
-  columnAt(tableOid: number, attnum: number): Promise<{ table: string; name: string } | null>;
+  /**
+   * The table ("schema.table") and name each column has now, by
+   * "tableOid:attnum"; columns that are gone are not in the answer. Not
+   * cached: a mask plan asks once per compilation, about the places its
+   * columns had before (column-history.ts).
+   */
+  columnsAt(keys: readonly string[]): Promise<Map<string, { table: string; name: string }>>;
+  /**
+   * Which database the target is now: the cluster's system identifier and
+   * the database's OID, which is what gives OIDs their meaning. The system
+   * identifier is "unknown" where the server does not let the gateway read
+   * it (some managed services).
+   */
+  databaseId(): Promise<string>;
   /** "schema.name" of a function, or null. */
   functionName(oid: number): Promise<string | null>;
   /**
@@ -134,6 +146,13 @@ const VIEW_DEFINITION = `
 SELECT pg_catalog.pg_get_viewdef(c.oid) AS definition
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('v', 'm') AND c.oid >= ${FIRST_NORMAL_OID}`;
+
+/** Columns by table OID and attribute number ($1 and $2, side by side), as "tableOid:attnum". */
+const COLUMNS_AT = `
+SELECT p.rel::int8 || ':' || p.attnum AS key, n.nspname || '.' || c.relname AS table, a.attname AS name
+  FROM unnest($1::pg_catalog.oid[], $2::int2[]) AS p(rel, attnum)
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = p.rel AND a.attnum = p.attnum AND NOT a.attisdropped
+  JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`;
 
 const RELATION = `
 SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`;
@@ -332,19 +351,25 @@ export class CatalogPool {
         castTypes: new Set([...qualified(castTypes!), ...castTypes!.map((t) => t.name)]),
       };
     });
-    const columnAt = remembered(memo, (tableOid: number, attnum: number) =>
-      this.pool
-        .query<{ table: string; name: string }>(
-          `SELECT n.nspname || '.' || c.relname AS table, a.attname AS name FROM pg_catalog.pg_attribute a
-             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-            WHERE a.attrelid = $1 AND a.attnum = $2 AND NOT a.attisdropped`,
-          [tableOid, attnum],
-        )
-        .then((r) => r.rows[0] ?? null));
+    const columnsAt = async (keys: readonly string[]) => {
+      const pairs = keys.map((key) => key.split(':').map(Number) as [number, number]);
+      const { rows } = await this.pool.query<{ key: string; table: string; name: string }>(COLUMNS_AT, [pairs.map((p) => p[0]), pairs.map((p) => p[1])]);
+      return new Map(rows.map(({ key, table, name }) => [key, { table, name }]));
+    };
+    const databaseId = remembered(memo, async () => {
+      const database = (await this.pool.query<{ oid: string }>('SELECT oid::text AS oid FROM pg_catalog.pg_database WHERE datname = current_database()')).rows[0]!.oid;
+      const cluster = await this.pool
+        .query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_catalog.pg_control_system()')
+        .then((r) => r.rows[0]!.id, (err: unknown) => {
+          if ((err as { code?: string }).code === '42501') return 'unknown';
+          throw err;
+        });
+      return `${cluster}/${database}`;
+    });
     const viewDefinition = remembered(memo, (schema: string, name: string) =>
       this.pool.query<{ definition: string }>(VIEW_DEFINITION, [schema, name]).then((r) => r.rows[0]?.definition ?? null));
     return {
-      viewSources, viewDefinition, columnOrigins, columnNames, columnAt, ancestors, functionName, definedCode,
+      viewSources, viewDefinition, columnOrigins, columnNames, columnsAt, databaseId, ancestors, functionName, definedCode,
       forget: () => memo.forget(),
       trustedUntil: () => memo.trustedUntil(),
     };

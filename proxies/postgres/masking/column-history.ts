@@ -1,0 +1,97 @@
+/**
+ * Where a target's masked columns have been found, kept across sessions
+ * and restarts in the store. Mask rules name columns, and names move:
+ * `RENAME COLUMN ssn TO ssn_legacy; ADD COLUMN ssn` leaves the values under
+ * a name no rule names and gives the rule an empty column, and a table
+ * renamed away (`customers` → `customers_old`, a new `customers` made)
+ * keeps its values under a name no rule names either. A column keeps its
+ * table's OID and its attribute number through both, so every place a
+ * rule's column was ever found is masked too, under whatever name it has
+ * now.
+ *
+ * OIDs mean something only in the database that gave them: places are kept
+ * per database (the cluster's system identifier and the database's OID), so
+ * a target pointed at a restored copy or another cluster starts afresh
+ * rather than masking whatever columns now have those numbers.
+ */
+import type { MaskedColumnPlace, Store } from '../../../engine/store/store.js';
+import type { ColumnOrigin } from '../upstream/catalog.js';
+
+export type ColumnPlaceStore = Pick<Store, 'noteMaskedColumnPlaces' | 'maskedColumnPlaces'>;
+
+/** A target's histories, one per database it has been seen to be (the catalog's databaseId()). */
+export class ColumnHistories {
+  private readonly byDatabase = new Map<string, ColumnHistory>();
+
+  /** `refreshMs`: how long what was read is trusted before the store is read again (other gateways note places too). */
+  constructor(
+    private readonly store: ColumnPlaceStore,
+    private readonly target: string,
+    private readonly refreshMs: number,
+  ) {}
+
+  of(databaseId: string): ColumnHistory {
+    let history = this.byDatabase.get(databaseId);
+    if (!history) {
+      history = new ColumnHistory(this.store, `${this.target}:${databaseId}`, this.refreshMs);
+      this.byDatabase.set(databaseId, history);
+    }
+    return history;
+  }
+}
+
+export class ColumnHistory {
+  private places: readonly MaskedColumnPlace[] = [];
+  /** "rule column|tableOid:attnum" of every place known, noted or read. */
+  private readonly known = new Set<string>();
+  private readUntil = 0;
+  private reading: Promise<void> | null = null;
+
+  constructor(
+    private readonly store: ColumnPlaceStore,
+    private readonly scope: string,
+    private readonly refreshMs: number,
+  ) {}
+
+  /** Every place noted in this database. Throws when the store cannot be read. */
+  async all(): Promise<readonly MaskedColumnPlace[]> {
+    if (Date.now() >= this.readUntil) {
+      this.reading ??= this.read().finally(() => (this.reading = null));
+      await this.reading;
+    }
+    return this.places;
+  }
+
+  /**
+   * Notes, durably, where a rule's column ("schema.table.column") is now: in
+   * the rule's table, its heirs and its ancestors. Places known already cost
+   * nothing. Throws when the store cannot be written.
+   */
+  async note(ruleColumn: string, origins: readonly ColumnOrigin[]): Promise<void> {
+    const fresh = origins.filter((origin) => !this.known.has(`${ruleColumn}|${origin.key}`));
+    if (fresh.length === 0) return;
+    const now = Date.now();
+    const places = fresh.map((origin): MaskedColumnPlace => {
+      const [tableOid, attnum] = origin.key.split(':').map(Number) as [number, number];
+      return { rule_column: ruleColumn, table_oid: tableOid, attnum, noted_at: now };
+    });
+    await this.store.noteMaskedColumnPlaces(this.scope, places);
+    this.remember(places);
+  }
+
+  private async read(): Promise<void> {
+    const started = Date.now();
+    this.remember(await this.store.maskedColumnPlaces(this.scope));
+    this.readUntil = started + this.refreshMs;
+  }
+
+  private remember(places: readonly MaskedColumnPlace[]): void {
+    const added = places.filter((place) => {
+      const key = `${place.rule_column}|${place.table_oid}:${place.attnum}`;
+      if (this.known.has(key)) return false;
+      this.known.add(key);
+      return true;
+    });
+    if (added.length > 0) this.places = [...this.places, ...added];
+  }
+}
