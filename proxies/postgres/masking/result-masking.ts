@@ -15,7 +15,7 @@ import { sqlStateCondition } from '../protocol/sql-states.js';
 import type { StatementFacts } from '../sql/analyse.js';
 import type { Catalog } from '../upstream/catalog.js';
 import type { RowMasking } from '../session/statement-state.js';
-import type { ColumnHistories } from './column-history.js';
+import type { ColumnHistories, ColumnHistory } from './column-history.js';
 import { LeakChecks, qualified, type MaskedColumns } from './leaks.js';
 
 export type { Catalog } from '../upstream/catalog.js';
@@ -171,7 +171,7 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, histori
   };
   /** Qualified rules by "schema.table.column". */
   const byColumn = new Map<string, CompiledRule>();
-  const history = histories.of(await catalog.databaseId());
+  let history: ColumnHistory | null = null;
   for (const rule of rules) {
     if (rule.column === undefined) continue; // "field" rules are for HTTP bodies
     let masker: ColumnMasker;
@@ -194,6 +194,7 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, histori
     const ruleColumn = `${schema}.${table}.${column}`;
     byColumn.set(ruleColumn, entry);
     const origins = await catalog.columnOrigins(schema, table, column);
+    history ??= histories.of(await catalog.databaseId());
     await history.note(ruleColumn, origins);
     plan.ruleTables.add(`${schema}.${table}`);
     plan.tables.add(`${schema}.${table}`);
@@ -208,17 +209,17 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, histori
   // Places the rule's column had before (column-history.ts): a column renamed, and a new one given the
   // rule's name, or a table renamed away, still holds the values there under another name. Rows can come
   // back under a place that is gone too: a cursor held (WITH HOLD) from before its table was rebuilt.
-  const moved = new Map<string, CompiledRule>();
-  for (const place of await history.all()) {
+  const moved: string[] = [];
+  for (const place of history ? await history.all() : []) {
     const key = `${place.table_oid}:${place.attnum}`;
     const entry = byColumn.get(place.rule_column);
     if (!entry || plan.byOrigin.has(key)) continue;
     plan.byOrigin.set(key, entry);
-    moved.set(key, entry);
+    moved.push(key);
   }
-  if (moved.size > 0) {
+  if (moved.length > 0) {
     // The checks that go by names (expressions, COPY) must know their names now as masked too.
-    for (const now of (await catalog.columnsAt([...moved.keys()])).values()) masked.inherited.push(`${now.table}.${now.name}`);
+    for (const now of (await catalog.columnsAt(moved)).values()) masked.inherited.push(`${now.table}.${now.name}`);
   }
   return { ...plan, leaks: new LeakChecks(masked) };
 }
