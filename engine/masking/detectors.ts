@@ -239,10 +239,12 @@ const MAX_LOCAL = 64;
 const MAX_DOMAIN = 253;
 
 /**
- * "@" as text that a reader or a browser turns into one: URL-encoded (mailto:ada%40example.com), or an HTML
- * character reference. A fullwidth "\uff20" reads as "@" (see the header).
+ * "@" as text that a reader or a browser turns into one: URL-encoded (mailto:ada%40example.com), an HTML
+ * character reference, numeric (&#64;, &#x40;, &#X40;) or named (&commat;, which HTML spells in lower
+ * case only), or a JavaScript or JSON escape left in text that is not decoded as either (ada\u0040…).
+ * A fullwidth "\uff20" reads as "@" (see the header).
  */
-const AT_SIGN = /@|%40|&#0*64;|&#x0*40;/gi;
+const AT_SIGN = /@|%40|&#0*64;|&#[xX]0*40;|&commat;|\\u0040/g;
 
 /**
  * The local part ends at the "@": dot-atom characters (and non-ASCII
@@ -367,21 +369,35 @@ function luhn(digits: string, from: number, to: number): boolean {
 }
 
 /**
- * 13–19 digits, written together or in groups of 3+ digits separated by
- * one kind of separator, passing Luhn, and starting with a major industry
- * identifier 2–6 (Mastercard 2-series and Mir, Amex/Diners/JCB, Visa,
- * Mastercard, Discover/UnionPay/Maestro). The MII check drops Luhn-valid
- * millisecond timestamps and ids (1…), at the cost of rare cards (UATP 1…,
- * some national schemes 8…/9…); a card starting 2 must be in the ranges
- * issued (2200–2204, 2221–2720), which drops runs of years ("2023-2024-…").
+ * 13–19 digits, written together or in groups separated by separators,
+ * passing Luhn, and starting with a major industry identifier 2–6
+ * (Mastercard 2-series and Mir, Amex/Diners/JCB, Visa, Mastercard,
+ * Discover/UnionPay/Maestro). The MII check drops Luhn-valid millisecond
+ * timestamps and ids (1…), at the cost of rare cards (UATP 1…, some
+ * national schemes 8…/9…); a card starting 2 must be in the ranges issued
+ * (2200–2204, 2221–2720), which drops runs of years ("2023-2024-…").
  *
- * A separator is one or two of the same space, tab, "-", ".", "/" or "_"
- * (Unicode spaces and dashes read as these, see the header), or a run of
- * up to three of those, "," and line breaks ("4111, 1111", "4111 - 1111",
- * "4111\n1111", "4111,1111"). The wider kind is how lists and amounts are
- * written too, so with it the groups must have a card's layout: 4-4-4-4,
- * 4-4-4-4-3 or Amex/Diners' 4-6-5, 4-6-4. A lone "," (thousands) is only
- * ever that wider kind.
+ * A separator is a run of one to three of space, tab, line breaks, "-",
+ * ".", "/", "_", ",", "|", ":", "+", "*", "~" and parentheses (Unicode
+ * spaces and dashes read as these, see the header). The groups a card may
+ * be written in:
+ *
+ *   - One narrow separator throughout (one or two of the same space, tab,
+ *     "-", ".", "/" or "_"): groups of 3+ digits in any layout
+ *     ("3782 822463 10005", "4111.1111.1111.1111").
+ *   - Any other separator, or separators that differ from group to group
+ *     ("4111, 1111", "4111 - 1111", "4111\n1111", "4111|1111",
+ *     "4111 1111-1111 1111", "(4111) 1111 …"): the groups must have a
+ *     card's layout, 4-4-4-4, 4-4-4-4-3 or Amex/Diners' 4-6-5, 4-6-4,
+ *     because that is how lists, amounts, dates, times and phone numbers
+ *     are not written. Mixed, no separator may be three blanks: that is a
+ *     gap between a table's columns ("4111 1111   1111 1111").
+ *   - One digit per group ("4 1 1 1 …", "4-1-1-1-…"): only when the whole
+ *     run is those 13–19 digits with one narrow separator throughout (a
+ *     longer run of single digits is a list, and windows inside it would
+ *     find Luhn-valid numbers by chance).
+ *
+ * A lone "," (thousands) is only ever the wider kind.
  *
  * Luhn, the length and the MII are check enough that a card glued to a
  * word is still one ("card-4111…", "ref_4111…", "4111…x"): only digits
@@ -403,37 +419,47 @@ function findCards(text: string, out: Span[]): void {
       i++;
       continue;
     }
-    // A run: digit groups joined by separators.
-    gStart.length = gEnd.length = gSep.length = 0;
+    // A run: digit groups joined by separators. The arrays are reused, not emptied (setting their length is a runtime call).
+    let groups = 0;
     let j = i;
     for (;;) {
       const s = j;
       while (j < n && isDigit(text.charCodeAt(j))) j++;
-      gStart.push(s);
-      gEnd.push(j);
+      gStart[groups] = s;
+      gEnd[groups] = j;
       let k = j;
       let code = 0;
       while (k < n && k - j < 3 && has(text.charCodeAt(k), CARD_SEP)) code = code * 128 + text.charCodeAt(k++);
       const sep = k < n && k > j && isDigit(text.charCodeAt(k)) ? cardSeparator(code, k - j) : 0;
-      gSep.push(sep);
+      gSep[groups++] = sep;
       if (sep === 0) break;
       j = k;
     }
-    cardWindows(text, gStart, gEnd, gSep, cardBoundaryBefore(text, i), cardBoundaryAfter(text, j), out);
+    const before = cardBoundaryBefore(text, i);
+    const after = cardBoundaryAfter(text, j);
+    if (groups >= 13 && gEnd[0]! - i === 1) cardDigits(text, groups, gStart, gEnd, gSep, before, after, out);
+    cardWindows(text, groups, gStart, gEnd, gSep, before, after, out);
     i = j;
   }
 }
 
 /** The characters separator runs are made of (after normalisation). */
 const CARD_SEP = 128;
-for (const c of [32, 9, 10, 13, 44, 45, 46, 47, 95]) CLASS[c]! |= CARD_SEP;
+for (const c of ' \t\n\r,-./_|:+*~()') CLASS[c.charCodeAt(0)]! |= CARD_SEP;
 const isNarrowSeparator = (c: number) => c === 32 || c === 9 || c === 45 || c === 46 || c === 47 || c === 95;
+const isBlank = (c: number) => c === 32 || c === 9 || c === 10 || c === 13;
 
 /** 0 when the run (`width` characters, `code` base 128) separates nothing; else code * 2, + 1 for the wide kind. */
 function cardSeparator(code: number, width: number): number {
   if (width === 1 && isNarrowSeparator(code)) return code * 2;
   if (width === 2 && code % 128 === Math.floor(code / 128) && isNarrowSeparator(code % 128)) return code * 2;
   return code * 2 + 1;
+}
+
+/** Three blanks: the gap between two columns of a table, not a separator inside one value. */
+function columnGap(sep: number): boolean {
+  const code = (sep - 1) / 2;
+  return sep % 2 === 1 && code >= 128 * 128 && isBlank(code % 128) && isBlank(Math.floor(code / 128) % 128) && isBlank(Math.floor(code / 16384));
 }
 
 /** Not right after a digit, nor after a number continued by "-", ".", "," or "/" ("12-4111…"). */
@@ -464,39 +490,64 @@ function cardPrefix(digits: string): boolean {
 const CARD_LAYOUTS = ['4,4,4,4', '4,4,4,4,3', '4,6,5', '4,6,4'];
 
 function cardLayout(gStart: number[], gEnd: number[], from: number, to: number): boolean {
+  if (to - from < 2 || to - from > 4 || gEnd[from]! - gStart[from]! !== 4) return false;
   let layout = '';
   for (let g = from; g <= to; g++) layout += (g > from ? ',' : '') + (gEnd[g]! - gStart[g]!);
   return CARD_LAYOUTS.includes(layout);
 }
+
+/** A run of single digits (the first group is one): a card when the whole run is one, with one narrow separator. */
+function cardDigits(text: string, groups: number, gStart: number[], gEnd: number[], gSep: number[], before: boolean, after: boolean, out: Span[]): void {
+  if (!before || !after || groups > 19 || gSep[0]! % 2 !== 0) return;
+  let digits = '';
+  for (let g = 0; g < groups; g++) {
+    if (gEnd[g]! - gStart[g]! !== 1 || (g < groups - 1 && gSep[g] !== gSep[0])) return;
+    digits += text[gStart[g]!];
+  }
+  if (cardPrefix(digits) && luhn(digits, 0, groups)) out.push({ start: gStart[0]!, end: gEnd[groups - 1]!, detector: 'payment_card' });
+}
+
+const DOT = 46 * 2, DOTS = (46 * 128 + 46) * 2, COMMA = 44 * 2 + 1;
 
 /**
  * Every window of whole groups in one run that is a card, longest first.
  * The run's own edges must be bounded (`before`, `after`); windows inside
  * it are bounded by its separators.
  */
-function cardWindows(text: string, gStart: number[], gEnd: number[], gSep: number[], before: boolean, after: boolean, out: Span[]): void {
-  const groups = gStart.length;
+function cardWindows(text: string, groups: number, gStart: number[], gEnd: number[], gSep: number[], before: boolean, after: boolean, out: Span[]): void {
   let g = before ? 0 : 1;
   while (g < groups) {
     let found = -1;
     let digits = '';
+    let uniform = true; // every separator in the window is the first one
+    let gap = false;
     for (let e = g; e < groups; e++) {
-      const len = gEnd[e]! - gStart[e]!;
-      if (e > g && (gSep[e - 1] !== gSep[g] || len < 3 || (e === g + 1 && gEnd[g]! - gStart[g]! < 3))) break;
+      if (gEnd[e]! - gStart[e]! < 3) break;
+      if (e > g) {
+        const sep = gSep[e - 1]!;
+        if (sep !== gSep[g]) uniform = false;
+        if (columnGap(sep)) gap = true;
+        if (gap && !uniform) break;
+      }
       digits += text.slice(gStart[e], gEnd[e]);
       if (digits.length > 19) break;
       if (digits.length >= 13 && (e < groups - 1 || after) && cardPrefix(digits) && luhn(digits, 0, digits.length)
-        && (e === g || gSep[g]! % 2 === 0 || cardLayout(gStart, gEnd, g, e))) found = e;
+        && (e === g || (uniform && gSep[g]! % 2 === 0) || cardLayout(gStart, gEnd, g, e))) found = e;
     }
     if (found === -1) {
       g++;
       continue;
     }
     // A "." or lone "," the card's own groups do not use joins it to a number: 4111….50 and 4111…,50 are amounts.
-    const inner = found > g ? gSep[g]! : 0;
-    const decimal = (sep: number | undefined) => sep !== undefined && sep !== inner && (sep === 46 * 2 || sep === (46 * 128 + 46) * 2 || sep === 44 * 2 + 1);
+    const decimal = (sep: number | undefined) => {
+      if (sep !== DOT && sep !== DOTS && sep !== COMMA) return false;
+      for (let k = g; k < found; k++) if (gSep[k] === sep) return false;
+      return true;
+    };
     if (!decimal(gSep[found]) && !decimal(g > 0 ? gSep[g - 1] : undefined)) {
-      out.push({ start: gStart[g]!, end: gEnd[found]!, detector: 'payment_card' });
+      // "(4111) 1111 …": the parenthesis around the first group goes with it.
+      const open = gStart[g]! > 0 && text.charCodeAt(gStart[g]! - 1) === 40 && text.charCodeAt(gEnd[g]!) === 41 && found > g;
+      out.push({ start: gStart[g]! - (open ? 1 : 0), end: gEnd[found]!, detector: 'payment_card' });
     }
     g = found + 1;
   }
@@ -510,28 +561,39 @@ function validSsn(area: number, group: number, serial: number): boolean {
 }
 
 /**
- * One kind of separator: hyphen (any Unicode dash or minus reads as one), one or two spaces (any Unicode
- * space), dot, "/" or "_".
+ * AAA-GG-SSSS. A separator is a hyphen (any Unicode dash or minus reads as one), spaced or not, one
+ * or two spaces (any Unicode space), ":", ".", "/" or "_". The area may be in parentheses, followed by
+ * spaces or a hyphen or nothing: "(078) 05-1120". Each alternative is a fixed shape of at most 17
+ * characters, so the search is linear.
  */
-const SSN_SEPARATED = /\d{3}( {2}|[- ./_])\d{2}\1\d{4}/g;
+const SSN_SEPARATED = /(?:\(\d{3}\)( {0,2}| ?- ?)|\d{3}( {1,2}| ?- ?|[.:/_]))\d{2}( {1,2}| ?- ?|[.:/_])\d{4}/g;
+/** ".", "/" and "_" are not mixed with another separator: "078/05-1120" is a path, "123.45 6789" an amount and a number. */
+const SSN_UNMIXED = /[./_]/;
 const SSN_BARE = /\d{9}/g;
 /** Bare nine-digit numbers are everywhere (ids, amounts in cents); only with this nearby do they count. */
-const SSN_CONTEXT = /\bssns?\b|\bss#|social[\s_-]*security|\bsoc\.?\s*sec\b|\btin\b|taxpayer/i;
+const SSN_CONTEXT = /\bssns?\b|\bss#|\bsocial\b|social[\s_-]*security|\bsoc\.?\s*sec\b|\btin\b|taxpayer/i;
 const SSN_CONTEXT_WINDOW = 40;
 
 /**
- * AAA-GG-SSSS (or with spaces, dots, dashes, "/", "_") under the SSA's rules. The unseparated form
- * counts only when it is the whole value, or when "SSN", "social security",
- * "TIN", … appears in the 40 characters before it.
+ * AAA-GG-SSSS under the SSA's rules, separated as SSN_SEPARATED says, the two separators alike or
+ * mixed ("078-05 1120", "078 - 05 - 1120", "078:05-1120"). The unseparated form counts only when it
+ * is the whole value, or when "SSN", "social security", "social", "TIN", … appears in the 40
+ * characters before it.
  */
 function findSsns(text: string, out: Span[]): void {
   SSN_SEPARATED.lastIndex = 0;
   for (let m = SSN_SEPARATED.exec(text); m; m = SSN_SEPARATED.exec(text)) {
     const s = m.index;
     const e = s + m[0].length;
-    const w = m[1]!.length;
+    const paren = m[1] !== undefined;
+    const first = paren ? m[1]! : m[2]!;
+    const second = m[3]!;
+    const area = paren ? s + 1 : s;
+    const group = s + (paren ? 5 : 3) + first.length;
+    const separators = first === second || !(SSN_UNMIXED.test(first) || SSN_UNMIXED.test(second));
     // Separated, the shape is telling enough that letters may touch it ("SSN078-05-1120x"); digits may not.
-    if (boundaryBefore(text, s, false) && boundaryAfter(text, e, false) && validSsn(num(text, s, s + 3), num(text, s + 3 + w, s + 5 + w), num(text, e - 4, e))) {
+    if (separators && boundaryBefore(text, s, false) && boundaryAfter(text, e, false)
+      && validSsn(num(text, area, area + 3), num(text, group, group + 2), num(text, e - 4, e))) {
       out.push({ start: s, end: e, detector: 'us_ssn' });
     } else {
       SSN_SEPARATED.lastIndex = s + 1;

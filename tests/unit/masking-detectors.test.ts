@@ -65,6 +65,29 @@ describe('email', () => {
     expectIgnores('email', ['100%40 done', 'rate %40example', '&#64;handle']);
   });
 
+  it('finds "@" as the named HTML reference &commat; and as a \\u0040 escape left in text that is not JSON', () => {
+    expectFinds('email', [
+      ['ada&commat;example.com', 'ada&commat;example.com'],
+      ['<a href="mailto:ada&commat;example.com">', 'ada&commat;example.com'],
+      ['log: ada\\u0040example.com sent', 'ada\\u0040example.com'],
+      ['const to = "ada\\u0040example.com";', 'ada\\u0040example.com'],
+      ['ada&#X40;example.com', 'ada&#X40;example.com'],
+    ]);
+  });
+
+  it('ignores &commat; and \\u0040 that make no address, and &commat; in a case HTML does not read as "@"', () => {
+    expectIgnores('email', [
+      '&commat;handle',
+      'ada&commat;localhost',
+      'ada&COMMAT;example.com',
+      'ada&Commat;example.com',
+      '\\u0040example.com',
+      'x\\u0040y',
+      'ada\\u0041example.com',
+      'ada\\u00400.1',
+    ]);
+  });
+
   it('ignores handles, hosts without a dot, numeric TLDs and malformed domains', () => {
     expectIgnores('email', [
       'ping @jane on chat',
@@ -175,7 +198,7 @@ describe('payment_card', () => {
       `created ${luhnValidTimestamp}`,
       'total 4111111111111111.50',
       'rate 12.4111111111111111',
-      '4111 1111-1111 1111', // mixed separators
+      '4111 1111-1111 1112', // mixed separators, Luhn-invalid
       '4111 1111   1111 1111', // three spaces
       '2024-06-30 12 34 56 78',
       '10.0.4.17',
@@ -229,6 +252,56 @@ describe('payment_card', () => {
       '4111,  -1111,  -1111,  -1111', // runs longer than 3
     ]);
   });
+
+  it('finds cards with mixed separators, with |, :, +, *, ~ or parentheses, and one digit per group', () => {
+    expectFinds('payment_card', [
+      ['4111 1111-1111 1111', '4111 1111-1111 1111'],
+      ['card: 4111-1111 1111-1111.', '4111-1111 1111-1111'],
+      ['4111.1111 1111-1111', '4111.1111 1111-1111'],
+      ['4111 - 1111 1111-1111', '4111 - 1111 1111-1111'],
+      ['amex 3782-822463 10005', '3782-822463 10005'],
+      ['4111|1111|1111|1111', '4111|1111|1111|1111'],
+      ['| 4111 | 1111 | 1111 | 1111 |', '4111 | 1111 | 1111 | 1111'],
+      ['4111:1111:1111:1111', '4111:1111:1111:1111'],
+      ['4111+1111+1111+1111', '4111+1111+1111+1111'],
+      ['4111*1111*1111*1111', '4111*1111*1111*1111'],
+      ['4111~1111~1111~1111', '4111~1111~1111~1111'],
+      ['(4111) 1111 1111 1111', '(4111) 1111 1111 1111'],
+      ['card (4111)-1111-1111-1111 on file', '(4111)-1111-1111-1111'],
+      ['4111 (1111) 1111 1111', '4111 (1111) 1111 1111'],
+      ['4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1', '4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1'],
+      ['card 4-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1 exp 12/30', '4-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1'],
+      ['4.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1', '4.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1'],
+      ['4\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01', '4\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01\u00a01'],
+    ]);
+    expect(found('4111 1111-1111 1111, 5555|5555|5555|4444', 'payment_card')).toEqual(['4111 1111-1111 1111', '5555|5555|5555|4444']);
+  });
+
+  it('ignores dates, times, phone numbers, ids, versions, addresses and lists written with mixed or the new separators', () => {
+    expectIgnores('payment_card', [
+      '2026-12-02 10:54:14',
+      'at 2026-12-02 10:54:14.123456+00:00',
+      '2026-12-02 | 10:54:14 | 2026-12-03 | 11:00:00',
+      '12/31/2024 - 01/01/2025 - 03/31/2025',
+      'call 415 555 0101 or 415-555-0102',
+      '+1 (415) 555-2671 / +44 (0)20 7946-0958',
+      'ORD-1234-5678 9012',
+      'release v1.2.3 (build 4.5.6:7)',
+      '192.168.1.10:8080 10.0.4.17:443',
+      'scores 5:4 3:2 1:0 2:2 4:1 3:3 5:0 1:1',
+      '4111 1111-1111 1111.50', // an amount: the "." joins it to a number its groups do not use
+      '4111|1111|1111|1111,50',
+      '4111:1111:1111:1112', // Luhn-invalid
+      '4111 1111-1111 111', // 15 digits, not a card layout
+      '4111 1111 \n\n 1111 1111', // a run longer than 3 ends the run
+      '4111 1111\t\t\t1111 1111', // three blanks mixed with one: two table columns
+      '1 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1', // one digit per group: only a whole run of 13–19 is a card
+      '4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 2',
+      '4 1-1 1-1 1-1 1-1 1-1 1-1 1-1 1-1', // one digit per group needs one separator throughout
+      '4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1', // a list
+      'x 1.4.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1',
+    ]);
+  });
 });
 
 describe('us_ssn', () => {
@@ -260,7 +333,7 @@ describe('us_ssn', () => {
       'ORD-123-45-6789',
       '123-45-6789-01',
       '1234-56-7890',
-      '123-45 6789',
+      '123-45/6789', // "/" is not mixed with another separator
       '2024-06-30',
       '1234567890',
     ]);
@@ -289,6 +362,54 @@ describe('us_ssn', () => {
       '12/31/2024',
       '666/12/3456',
       '\u0660\u0660\u0660-12-3456',
+    ]);
+  });
+
+  it('finds mixed separators, ":", spaced hyphens, a parenthesised area, and bare nine digits after "social"', () => {
+    expectFinds('us_ssn', [
+      ['078-05 1120', '078-05 1120'],
+      ['ssn 078 05-1120 on file', '078 05-1120'],
+      ['123-45 6789', '123-45 6789'],
+      ['078:05:1120', '078:05:1120'],
+      ['078:05-1120', '078:05-1120'],
+      ['078 - 05 - 1120', '078 - 05 - 1120'],
+      ['078 -05- 1120', '078 -05- 1120'],
+      ['078\u00a0\u2013\u00a005\u00a0\u2013\u00a01120', '078\u00a0\u2013\u00a005\u00a0\u2013\u00a01120'],
+      ['(078) 05-1120', '(078) 05-1120'],
+      ['SSN (078)05-1120.', '(078)05-1120'],
+      ['(078)-05-1120', '(078)-05-1120'],
+      ['(078) 05 1120', '(078) 05 1120'],
+      ['my social is 078051120', '078051120'],
+      ['Social: 078051120', '078051120'],
+    ]);
+  });
+
+  it('ignores phone numbers, dates, zip+4, amounts and invalid SSNs in the mixed and parenthesised forms', () => {
+    expectIgnores('us_ssn', [
+      '415 555 0101',
+      'call 415-555 0101',
+      '(415) 555-0101',
+      '(415) 55-50101',
+      'zip 94105-1234',
+      'CA 94105 1234',
+      '2024-06 30',
+      '12-31 2024',
+      '10:54:14',
+      '2026-12-02 10:54:14',
+      '123.45 6789', // an amount and a count: ".", "/" and "_" are not mixed
+      '078_05 1120',
+      '078 05.1120',
+      '078 - 05 - 11200',
+      '078  -  05  -  1120',
+      '(666) 05-1120',
+      '(900) 12-3456',
+      '(078) 00-1120',
+      '078-05 0000',
+      '000:12:3456',
+      '1(078) 05-1120',
+      'antisocial ticket 078051120',
+      'socialize order 078051120',
+      'my social is 000051120',
     ]);
   });
 });
