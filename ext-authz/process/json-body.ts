@@ -42,8 +42,27 @@ export interface JsonBody {
 /** Prefixes an API puts before JSON so that a <script> tag cannot run it; clients strip them before parsing. */
 const XSSI_PREFIX = /^(?:\)\]\}',?[ \t]*\r?\n?|while\s*\(1\);|for\s*\(;;\);)/;
 
-/** An object or array after optional whitespace, a BOM, or a JSON5 comment. */
-const LOOKS_LIKE_JSON = /^\uFEFF?(?:\s|\/\/[^\n]*\n|\/\*[\s\S]*?\*\/)*[[{]/;
+/**
+ * An object or array after a BOM, whitespace and JSON5 comments. Skipped
+ * by hand: a pattern with lazy comments inside a repeated group backtracks
+ * through every way of pairing "/*" with a later "*\/", exponentially: forty
+ * empty comments before a letter held the process for good.
+ */
+export function looksLikeJson(text: string): boolean {
+  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+  for (;;) {
+    WHITESPACE.lastIndex = i;
+    WHITESPACE.test(text);
+    i = WHITESPACE.lastIndex;
+    const comment = text.startsWith('/*', i) ? '*/' : text.startsWith('//', i) ? '\n' : null;
+    if (comment === null) return text[i] === '[' || text[i] === '{';
+    const end = text.indexOf(comment, i + 2);
+    if (end === -1) return false;
+    i = end + comment.length;
+  }
+}
+
+const WHITESPACE = /\s*/y;
 
 /** RFC 7464's record separator. */
 const RS = '\u001e';
@@ -65,7 +84,7 @@ export function readJsonBody(text: string | null, contentType: string, fieldRule
   if (!declared) {
     if (!fieldRules) return null;
     // Values of any kind, one per line: NDJSON whose first line is `0` is still read by an NDJSON client.
-    if (!LOOKS_LIKE_JSON.test(body) && !body.trimStart().startsWith(RS)) return readSequence(body, prefix);
+    if (!looksLikeJson(body) && !body.trimStart().startsWith(RS)) return readSequence(body, prefix);
   }
 
   const single = (document: unknown, lenient: boolean): JsonBody => ({
@@ -116,7 +135,7 @@ export function refuseJsonInOtherEncodings(bytes: Buffer, contentType: string, m
   for (const encoding of [...declaredCharsets(contentType), 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be', 'latin1']) {
     if (encoding === undefined) continue;
     const text = decodeAs(window, encoding);
-    if (text !== null && LOOKS_LIKE_JSON.test(text.replace(/^\0+/, ''))) {
+    if (text !== null && looksLikeJson(text.replace(/^\0+/, ''))) {
       throw new BodyRefused(`the body reads as JSON in ${encoding}, not UTF-8: the gateway masks JSON only as UTF-8`);
     }
   }
@@ -200,15 +219,84 @@ function eventStreamData(text: string): string {
 }
 
 function refuseMembersInKeys(text: string, memberNames: ReadonlySet<string>): void {
-  // A key in double or single quotes, then perhaps comments, then the colon.
-  for (const match of text.matchAll(/(["'])((?:(?!\1)[^\\\n]|\\.){1,200})\1\s*(?:\/\*[\s\S]*?\*\/\s*|\/\/[^\n]*\n\s*)*:/g)) {
-    refuseMember(unescapeKey(match[2]!), memberNames);
-  }
-  // A key without quotes, as JavaScript and JSON5 read one: after "{" or "," (not "email:" in prose).
-  for (const match of text.matchAll(/[{,]\s*(?:\/\*[\s\S]*?\*\/\s*|\/\/[^\n]*\n\s*)*([A-Za-z_$][\w$]{0,199})\s*(?:\/\*[\s\S]*?\*\/\s*|\/\/[^\n]*\n\s*)*:/g)) {
-    refuseMember(match[1]!, memberNames);
-  }
+  refuseKeys(text, memberNames);
+  // Comments between a key and its colon (JSON5, JavaScript) are taken out first, in one pass: a pattern that
+  // skipped them at each key would scan to the end of the text for every unclosed "/*", and a body repeating
+  // `"k"/*` would hold the main thread, and every other request, for seconds per megabyte.
+  if (text.includes('/*') || text.includes('//')) refuseKeys(withoutComments(text), memberNames);
 }
+
+function refuseKeys(text: string, memberNames: ReadonlySet<string>): void {
+  const patterns = keyPatterns(memberNames);
+  // A key in double or single quotes, then the colon.
+  for (const match of text.matchAll(patterns.quoted)) refuseMember(unescapeKey(match[2]!), memberNames);
+  // A key without quotes, as JavaScript and JSON5 read one: after "{" or "," (not "email:" in prose).
+  for (const match of text.matchAll(patterns.bare)) refuseMember(match[1]!, memberNames);
+}
+
+/**
+ * The key patterns, as long as the longest masked name can be spelled
+ * (each character a six-character \u escape): every quote in the text
+ * starts a try that reads up to that far, so the bound is the cost per
+ * character of text.
+ */
+function keyPatterns(memberNames: ReadonlySet<string>): { quoted: RegExp; bare: RegExp } {
+  let longest = 1;
+  for (const name of memberNames) longest = Math.max(longest, name.length);
+  const max = Math.min(6 * longest, 1000);
+  let patterns = KEY_PATTERNS.get(max);
+  if (!patterns) {
+    patterns = {
+      quoted: new RegExp(`(["'])((?:(?!\\1)[^\\\\\\n]|\\\\.){1,${max}})\\1\\s*:`, 'g'),
+      bare: new RegExp(`[{,]\\s*([A-Za-z_$][\\w$]{0,${max - 1}})\\s*:`, 'g'),
+    };
+    KEY_PATTERNS.set(max, patterns);
+  }
+  return patterns;
+}
+
+const KEY_PATTERNS = new Map<number, { quoted: RegExp; bare: RegExp }>();
+
+/**
+ * The text with each comment a JavaScript or JSON5 parser would skip made
+ * one space; quoted strings (which end at their quote or the line's end, as
+ * JavaScript's do) are kept whole, so `"http://x"` is no comment. An unclosed
+ * block comment runs to the end. Linear: each comment's end is found once.
+ */
+export function withoutComments(text: string): string {
+  const parts: string[] = [];
+  let from = 0;
+  let i = 0;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE || c === APOSTROPHE) {
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === BACKSLASH) i++;
+        else if (d === c || d === NEWLINE) break;
+      }
+      i++;
+      continue;
+    }
+    const next = c === SLASH ? text.charCodeAt(i + 1) : 0;
+    if (next !== STAR && next !== SLASH) {
+      i++;
+      continue;
+    }
+    const close = next === STAR ? text.indexOf('*/', i + 2) : text.indexOf('\n', i + 2);
+    parts.push(text.slice(from, i), ' ');
+    i = from = close === -1 ? text.length : next === STAR ? close + 2 : close;
+  }
+  parts.push(text.slice(from));
+  return parts.join('');
+}
+
+const QUOTE = 0x22;
+const APOSTROPHE = 0x27;
+const BACKSLASH = 0x5c;
+const NEWLINE = 0x0a;
+const SLASH = 0x2f;
+const STAR = 0x2a;
 
 function refuseMember(key: string, memberNames: ReadonlySet<string>): void {
   if (memberNames.has(key)) throw new BodyRefused(`the body holds member "${key.slice(0, 40)}", which the policy masks, in JSON the gateway cannot read whole`);
