@@ -40,7 +40,7 @@
  * vary, and the rule still applies to the next one that has the field.
  */
 import type { MaskCount } from '../audit/events.js';
-import { stringifyJson, taggedNumber } from './json-numbers.js';
+import { parseJsonExactly, stringifyJson, taggedNumber } from './json-numbers.js';
 import { ANY, DESCENDANTS, parseFieldPath, type PathSegment } from './json-path.js';
 import { compileMasker, type ColumnMasker, type MaskerOptions, type MaskRuleSpec } from './masker.js';
 import { REDACTED } from './strategies.js';
@@ -173,7 +173,7 @@ class CompiledFieldMasks implements FieldMasks {
   private maskValue(rule: CompiledRule, value: JsonValue): JsonValue {
     if (value === null) return null;
     const { masker } = rule;
-    if (typeof value === 'string') return maskString(masker, value, rule.scans);
+    if (typeof value === 'string') return rule.scans ? this.scanString(masker, value, 0) : maskString(masker, value, false);
     if (rule.scans) {
       if (typeof value === 'number') return scanNumber(masker, value);
       if (typeof value === 'object') this.scanContainer(masker, value);
@@ -192,13 +192,44 @@ class CompiledFieldMasks implements FieldMasks {
     }
   }
 
+  /**
+   * A string a detector rule scans. One that is itself JSON
+   * (`"{\"contact\": \"ada\\u0040example.com\"}"`, common in event and
+   * log APIs) is scanned as the document a client gets when it parses it,
+   * escapes read, as deep as it is encoded (up to MAX_EMBEDDED), and written
+   * back compact when something in it was masked.
+   */
+  private scanString(masker: ColumnMasker, value: string, depth: number): JsonValue {
+    if (depth < MAX_EMBEDDED && EMBEDDED_JSON.test(value)) {
+      let inner: unknown;
+      try {
+        inner = parseJsonExactly(value);
+      } catch {
+        inner = undefined;
+      }
+      if (typeof inner === 'string') {
+        const masked = this.scanString(masker, inner, depth + 1);
+        return masked === inner ? value : JSON.stringify(masked);
+      }
+      if (inner !== null && typeof inner === 'object') {
+        const outer = this.changedInPlace;
+        this.changedInPlace = false;
+        this.scanContainer(masker, inner as Container);
+        const changed = this.changedInPlace;
+        this.changedInPlace = outer;
+        return changed ? stringifyJson(inner) : value;
+      }
+    }
+    return maskString(masker, value, true);
+  }
+
   /** Scans every string, number and member name under `container` (a detector rule), rewriting it in place. */
   private scanContainer(masker: ColumnMasker, container: Container): void {
     let renamed: Map<string, string> | null = null;
     for (const key of memberKeys(container)) {
       const value = getMember(container, key);
       if (typeof value === 'string' || typeof value === 'number') {
-        const masked = typeof value === 'string' ? maskString(masker, value, true) : scanNumber(masker, value);
+        const masked = typeof value === 'string' ? this.scanString(masker, value, 0) : scanNumber(masker, value);
         if (masked !== value) {
           setMember(container, key, masked);
           this.changedInPlace = true;
@@ -217,6 +248,10 @@ class CompiledFieldMasks implements FieldMasks {
     }
   }
 }
+
+/** An object, an array or a JSON string, perhaps after whitespace. */
+const EMBEDDED_JSON = /^\s*["[{]/;
+const MAX_EMBEDDED = 4;
 
 /** A number's text, scanned: the masked string (or null) when something matched, else the number itself. */
 function scanNumber(masker: ColumnMasker, value: number): JsonValue {

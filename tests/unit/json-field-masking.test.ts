@@ -159,6 +159,26 @@ describe('compileFieldMasks', () => {
     expect(counts).toEqual([{ column: 'profile', detector: 'email', count: 2 }]);
   });
 
+  it('a detector rule reads a string that is JSON as a client parsing it would, escapes decoded, however often it is encoded', () => {
+    const inner = '{"contact": "ada\\u0040example.com", "card": "4111\\u00201111\\u00201111\\u00201111", "id": 7}';
+    const { value, changed, counts } = mask([{ field: '$..notes', detectors: ['email', 'payment_card'], strategy: 'redact' }], {
+      rows: [{ notes: inner }, { notes: JSON.stringify(inner) }, { notes: [JSON.stringify({ deep: JSON.stringify('bob\u0040example.com') })] }],
+    });
+    expect(changed).toBe(true);
+    const rows = (value as { rows: Array<{ notes: JsonValue }> }).rows;
+    expect(JSON.parse(rows[0]!.notes as string)).toEqual({ contact: '[REDACTED:email]', card: '[REDACTED:payment_card]', id: 7 });
+    expect(JSON.parse(JSON.parse(rows[1]!.notes as string) as string)).toEqual({ contact: '[REDACTED:email]', card: '[REDACTED:payment_card]', id: 7 });
+    expect(JSON.parse(JSON.parse((rows[2]!.notes as string[])[0]!).deep as string)).toBe('[REDACTED:email]');
+    expect(JSON.stringify(value)).not.toMatch(/ada|bob|4111/);
+    expect(counts).toContainEqual(expect.objectContaining({ detector: 'email', count: 3 }));
+  });
+
+  it('a string that only looks like JSON is scanned as text, and JSON with nothing to mask is kept byte for byte', () => {
+    const notes = ['{ not json, mail ada@example.com', '[1, 2,\n 3]', '"quoted"'];
+    const { value } = mask([{ field: '$..notes', detectors: ['email'], strategy: 'redact' }], { rows: notes.map((n) => ({ notes: n })) });
+    expect((value as { rows: Array<{ notes: string }> }).rows.map((r) => r.notes)).toEqual(['{ not json, mail [REDACTED:email]', '[1, 2,\n 3]', '"quoted"']);
+  });
+
   it('a detector rule scans a number as its text, and a match replaces the number with the masked string', () => {
     const { value, counts, changed } = mask([{ field: 'notes', detectors: ['payment_card', 'us_ssn'], strategy: 'redact' }], {
       notes: { card: 4111111111111111, ssn: 123456789, items: [4111111111111111, 42, 12.5, true], qty: 1234567890123 },
