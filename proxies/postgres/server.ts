@@ -15,7 +15,7 @@ import { LoginSlots } from './login-slots.js';
 import { errorResponse } from './protocol/backend-writer.js';
 import { loadSqlParser } from './sql/analyse.js';
 import { ClientSession, splitAddress, type SessionRecordings } from './session/client-session.js';
-import { ColumnHistories, type ColumnPlaceStore } from './masking/column-history.js';
+import { ColumnHistories, type ColumnHistory, type ColumnPlaceStore } from './masking/column-history.js';
 import { CatalogPool } from './upstream/catalog.js';
 
 export interface PostgresProxyOptions {
@@ -43,7 +43,8 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
   const targets = new Map(
     options.targets.filter((t): t is PostgresTargetConfig => t.kind === 'postgres').map((t) => [t.name, t]),
   );
-  const shared = new Map<string, { catalogs: CatalogPool; columnHistories: ColumnHistories }>();
+  const shared = new Map<string, { catalogs: CatalogPool; columnHistory: (databaseId: string) => ColumnHistory }>();
+  const columnHistories = new ColumnHistories(options.columnPlaces, listener.catalog_cache_ms);
   const sessions = new Set<Socket>();
   const tls = listener.tls
     ? {
@@ -80,7 +81,7 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
             password: target.credentials.password.reveal(),
             ssl: target.upstream.tls ? { ca: upstreamCa.get(target.name), servername: isIP(host) ? undefined : host } : false,
           }, listener.catalog_cache_ms),
-          columnHistories: new ColumnHistories(options.columnPlaces, target.name, listener.catalog_cache_ms),
+          columnHistory: (databaseId: string) => columnHistories.of(target.name, databaseId),
         };
         shared.set(target.name, services);
       }

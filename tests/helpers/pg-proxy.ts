@@ -84,6 +84,8 @@ export interface ProxyStackOptions {
   extraGrants?: string;
   /** Approval rules added to the sample policy's (YAML list items under `approvals:`). */
   extraApprovals?: string;
+  /** Mask lists added to the sample policy's, per target (YAML entries under `masks:`, e.g. for orders-md5). */
+  extraMasks?: string;
   /** Serve TLS on the proxy with a fresh self-signed certificate for localhost; `required` refuses plaintext clients. */
   tls?: { required: boolean };
 }
@@ -113,7 +115,8 @@ export async function startProxyStack(options: ProxyStackOptions = {}): Promise<
     if (options.approvalMode) policiesWithApprovalMode(dir, 'prod-writes-need-dba', options.approvalMode);
     if (options.extraGrants) policiesWithData(dir, (data) => data.replace(/^grants:\n/m, `grants:\n${options.extraGrants}\n`));
     if (options.extraApprovals) policiesWithData(dir, (data) => data.replace(/^approvals:\n/m, `approvals:\n${options.extraApprovals}\n`));
-    const edited = options.approvalMode || options.extraGrants || options.extraApprovals;
+    if (options.extraMasks) policiesWithData(dir, (data) => data.replace(/^masks:\n/m, `masks:\n${options.extraMasks}\n`));
+    const edited = options.approvalMode || options.extraGrants || options.extraApprovals || options.extraMasks;
     makeBundle({ out: join(dir, 'bundle.tar.gz'), policySrc: edited ? join(dir, 'policies') : undefined });
     const apiPort = await freePort();
     const proxyPort = await freePort();

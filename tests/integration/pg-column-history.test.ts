@@ -42,14 +42,14 @@ const places = (list: readonly MaskedColumnPlace[]) => list.map((p) => `${p.rule
 
 describe('column history', () => {
   it('writes a place once, and reads what another gateway noted after its refresh time', async () => {
-    const ours = new ColumnHistories(counting, 'orders-db', 50).of('7714/16384');
-    const theirs = new ColumnHistories(counting, 'orders-db', 50).of('7714/16384');
+    const ours = new ColumnHistories(counting, 50).of('orders-db', '7714/16384');
+    const theirs = new ColumnHistories(counting, 50).of('orders-db', '7714/16384');
     expect(await ours.all()).toEqual([]);
 
     await ours.note('public.customers.ssn', [origin('16390:4'), origin('16402:4')]);
     await ours.note('public.customers.ssn', [origin('16390:4')]);
     expect(writes.map((w) => w.places.length)).toEqual([2]);
-    expect(writes[0]!.scope).toBe('orders-db:7714/16384');
+    expect(writes[0]!.scope).toBe('7714/16384');
     expect(places(await ours.all())).toEqual(['public.customers.ssn@16390:4', 'public.customers.ssn@16402:4']);
 
     await theirs.note('public.customers.ssn', [origin('16390:4'), origin('16390:7')]);
@@ -60,16 +60,19 @@ describe('column history', () => {
     expect(places(await ours.all())).toEqual(['public.customers.ssn@16390:4', 'public.customers.ssn@16402:4', 'public.customers.ssn@16390:7']);
   });
 
-  it('keeps each database apart, and a target name apart from another', async () => {
-    const orders = new ColumnHistories(counting, 'orders-db', 0);
-    await orders.of('7714/16384').note('public.customers.ssn', [origin('16390:4')]);
-    expect(await orders.of('9999/16384').all()).toEqual([]);
-    expect(await new ColumnHistories(counting, 'reports-db', 0).of('7714/16384').all()).toEqual([]);
-    expect(places(await new ColumnHistories(counting, 'orders-db', 0).of('7714/16384').all())).toEqual(['public.customers.ssn@16390:4']);
+  it('keeps each database apart, shared by the targets that reach it; per target where the cluster is unknown', async () => {
+    const histories = new ColumnHistories(counting, 0);
+    await histories.of('orders-db', '7714/16384').note('public.customers.ssn', [origin('16390:4')]);
+    expect(await histories.of('orders-db', '9999/16384').all()).toEqual([]);
+    expect(histories.of('reports-db', '7714/16384')).toBe(histories.of('orders-db', '7714/16384'));
+    expect(places(await new ColumnHistories(counting, 0).of('reports-db', '7714/16384').all())).toEqual(['public.customers.ssn@16390:4']);
+    await histories.of('orders-db', 'unknown/16384').note('public.customers.ssn', [origin('16390:5')]);
+    expect(await histories.of('reports-db', 'unknown/16384').all()).toEqual([]);
+    expect(writes.at(-1)!.scope).toBe('orders-db:unknown/16384');
   });
 
   it('fails when the store cannot be read or written, so the plan is not compiled without it', async () => {
-    const history = new ColumnHistories(counting, 'orders-db', 0).of('7714/16384');
+    const history = new ColumnHistories(counting, 0).of('orders-db', '7714/16384');
     await store.close();
     await expect(history.all()).rejects.toThrow();
     await expect(history.note('public.customers.ssn', [origin('16390:4')])).rejects.toThrow();

@@ -414,6 +414,31 @@ describe('a masked column or table moved under another name, seen by sessions op
     }
   });
 
+  it('a table renamed away, then given a child or made the child of a new parent', async () => {
+    await readSsn('eve');
+    await direct.query(`ALTER TABLE customers RENAME TO customers_old;
+      CREATE TABLE customers (LIKE customers_old INCLUDING ALL); GRANT SELECT ON customers TO gatehouse_orders`);
+    const { client } = await stack.connectAgent('fay', ['analysts']);
+    try {
+      expect((await client.query('SELECT ssn FROM customers_old WHERE id = 1')).rows).toEqual([{ ssn: '[REDACTED]' }]);
+      // Its new child is seen at once: the session knows the table the column moved to.
+      await direct.query(`CREATE TABLE old_child () INHERITS (customers_old);
+        INSERT INTO old_child (id, name, email, ssn) VALUES (9, 'Nine', 'nine@example.com', '999-88-7777');
+        GRANT SELECT ON old_child TO gatehouse_orders`);
+      expect((await client.query('SELECT id, ssn FROM old_child')).rows).toEqual([{ id: 9, ssn: '[REDACTED]' }]);
+      // A new parent, as when the rule's own table is made a child: once the catalog cache has passed.
+      await direct.query(`CREATE TABLE people (id int, ssn text); GRANT SELECT ON people TO gatehouse_orders;
+        ALTER TABLE customers_old INHERIT people`);
+      await pastCatalogCache();
+      const parent = await outcome(client, 'SELECT id, ssn AS x FROM people ORDER BY id');
+      expect(JSON.stringify(parent)).not.toMatch(/\d{3}-\d{2}-\d{4}/);
+      expect(parent.rows?.[0]).toEqual({ id: 1, x: '[REDACTED]' });
+    } finally {
+      await client.end();
+      await direct.query('DROP TABLE old_child; ALTER TABLE customers_old NO INHERIT people; DROP TABLE people; DROP TABLE customers; ALTER TABLE customers_old RENAME TO customers');
+    }
+  });
+
   it('after the gateway restarts, with the column renamed while it was down', async () => {
     await readSsn('cal');
     await stack.restart(async () => {

@@ -57,7 +57,7 @@ async function relayBetween(maxServerMessageBytes = 1024 * 1024) {
   const relay = new Relay(relayClient, relayUpstream, {
     decider: {} as never,
     catalog: {} as never,
-    columnHistories: {} as never,
+    columnHistory: () => ({}) as never,
     hashKey: Buffer.alloc(32),
     logger: pino({ level: 'silent' }),
     statusUrl: (id) => id,

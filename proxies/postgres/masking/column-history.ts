@@ -10,31 +10,33 @@
  * now.
  *
  * OIDs mean something only in the database that gave them: places are kept
- * per database (the cluster's system identifier and the database's OID), so
- * a target pointed at a restored copy or another cluster starts afresh
- * rather than masking whatever columns now have those numbers.
+ * per database (the cluster's system identifier and the database's OID),
+ * shared by every target that reaches it, so a target pointed at a restored
+ * copy or another cluster starts afresh rather than masking whatever
+ * columns now have those numbers. Where the server does not tell its system
+ * identifier, places are kept per target too.
  */
 import type { MaskedColumnPlace, Store } from '../../../engine/store/store.js';
 import type { ColumnOrigin } from '../upstream/catalog.js';
 
 export type ColumnPlaceStore = Pick<Store, 'noteMaskedColumnPlaces' | 'maskedColumnPlaces'>;
 
-/** A target's histories, one per database it has been seen to be (the catalog's databaseId()). */
+/** The histories of the databases the proxy's targets have been seen to be (the catalog's databaseId()). */
 export class ColumnHistories {
-  private readonly byDatabase = new Map<string, ColumnHistory>();
+  private readonly byScope = new Map<string, ColumnHistory>();
 
   /** `refreshMs`: how long what was read is trusted before the store is read again (other gateways note places too). */
   constructor(
     private readonly store: ColumnPlaceStore,
-    private readonly target: string,
     private readonly refreshMs: number,
   ) {}
 
-  of(databaseId: string): ColumnHistory {
-    let history = this.byDatabase.get(databaseId);
+  of(target: string, databaseId: string): ColumnHistory {
+    const scope = databaseId.startsWith('unknown/') ? `${target}:${databaseId}` : databaseId;
+    let history = this.byScope.get(scope);
     if (!history) {
-      history = new ColumnHistory(this.store, `${this.target}:${databaseId}`, this.refreshMs);
-      this.byDatabase.set(databaseId, history);
+      history = new ColumnHistory(this.store, scope, this.refreshMs);
+      this.byScope.set(scope, history);
     }
     return history;
   }

@@ -13,9 +13,9 @@ import type { Field } from '../protocol/backend-decode.js';
 import { DataRowRewriter } from '../protocol/data-row.js';
 import { sqlStateCondition } from '../protocol/sql-states.js';
 import type { StatementFacts } from '../sql/analyse.js';
-import type { Catalog } from '../upstream/catalog.js';
+import type { Catalog, ColumnOrigin } from '../upstream/catalog.js';
 import type { RowMasking } from '../session/statement-state.js';
-import type { ColumnHistories, ColumnHistory } from './column-history.js';
+import type { ColumnHistory } from './column-history.js';
 import { LeakChecks, qualified, type MaskedColumns } from './leaks.js';
 
 export type { Catalog } from '../upstream/catalog.js';
@@ -51,8 +51,10 @@ interface CompiledPlan {
    */
   byOrigin: Map<string, CompiledRule>;
   byName: Map<string, CompiledRule>;
-  /** "schema.table" of the tables qualified rules name. */
+  /** "schema.table" of the tables qualified rules name, and of those their columns moved to (renamed away). */
   ruleTables: Set<string>;
+  /** The columns rules name by themselves ("ssn"): in any table. */
+  bareNames: Set<string>;
   /** Those and their heirs and ancestors when the plan was compiled: the tables whose OIDs byOrigin knows. */
   tables: Set<string>;
   /** Their OIDs → their highest attribute number then (dropped columns included). */
@@ -86,7 +88,7 @@ export class MaskPlans {
   constructor(
     private readonly catalog: Catalog,
     private readonly hashKey: HashKey,
-    private readonly histories: ColumnHistories,
+    private readonly history: (databaseId: string) => ColumnHistory,
   ) {}
 
   /** Plans compiled from the catalog's answers before the session's own DDL are compiled again. */
@@ -109,13 +111,13 @@ export class MaskPlans {
     }
     // The plan is past catalog_cache_ms, or another connection changed the schema under it: a column
     // added to a masked table, or a table made to inherit one, whose rows carry an OID the plan does not know.
-    if (compiled.stale || Date.now() >= compiled.until || (await unseenHeir(compiled, statements, this.catalog)) !== null) {
+    if (compiled.stale || Date.now() >= compiled.until || (await unseenMaskedTable(compiled, statements, this.catalog)) !== null) {
       this.forget();
       compiled = await this.compile(rules);
       if ('refusal' in compiled) return compiled;
-      const heir = await unseenHeir(compiled, statements, this.catalog);
-      if (heir !== null) {
-        return { refusal: `${heir} inherits a masked table, and the database's catalog changed while masking was being prepared for it; send the statement again` };
+      const unseen = await unseenMaskedTable(compiled, statements, this.catalog);
+      if (unseen !== null) {
+        return { refusal: `${unseen} has a masked column, and the database's catalog changed while masking was being prepared for it; send the statement again` };
       }
     }
     const refusal = await compiled.leaks.find(statements, this.catalog);
@@ -126,7 +128,7 @@ export class MaskPlans {
   private compile(rules: readonly MaskRule[]): Promise<CompiledPlan | { refusal: string }> {
     let plan = this.compiled.get(rules);
     if (!plan) {
-      plan = compilePlan(rules, this.catalog, this.histories, this.hashKey);
+      plan = compilePlan(rules, this.catalog, this.history, this.hashKey);
       this.compiled.set(rules, plan);
       plan.catch(() => this.compiled.delete(rules));
     }
@@ -135,14 +137,15 @@ export class MaskPlans {
 }
 
 /**
- * A table the statements reach, by name or as a view's source, that
- * inherits from a table a rule names but is not one the plan knows: it
- * was created (or made a child) after the plan was compiled, and its rows
- * come back under its own OID. "schema.table", or null. Bare-name rules
- * match any table and need no such care.
+ * A table the statements reach, by name or as a view's source, that the
+ * plan does not know but a rule masks: one that inherits from a table a
+ * rule names, or one with a column a rule names by itself. It was created
+ * (or made a child, or given the column) after the plan was compiled, and
+ * its rows come back under its own OID, which an alias can keep from the
+ * name. "schema.table", or null.
  */
-async function unseenHeir(plan: CompiledPlan, statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
-  if (plan.ruleTables.size === 0) return null;
+async function unseenMaskedTable(plan: CompiledPlan, statements: readonly StatementFacts[], catalog: Catalog): Promise<string | null> {
+  if (plan.ruleTables.size === 0 && plan.bareNames.size === 0) return null;
   for (const statement of statements) {
     for (const table of statement.tables) {
       const reached = [`${table.schema}.${table.name}`];
@@ -152,26 +155,40 @@ async function unseenHeir(plan: CompiledPlan, statements: readonly StatementFact
       for (const name of reached) {
         if (plan.tables.has(name)) continue;
         const dot = name.indexOf('.');
-        const parents = await catalog.ancestors(name.slice(0, dot), name.slice(dot + 1));
+        const [schema, relation] = [name.slice(0, dot), name.slice(dot + 1)];
+        const parents = plan.ruleTables.size > 0 ? await catalog.ancestors(schema, relation) : null;
         if (parents?.some((parent) => plan.ruleTables.has(parent))) return name;
+        const columns = plan.bareNames.size > 0 ? await catalog.columnNames(schema, relation) : null;
+        if (columns && [...plan.bareNames].some((column) => columns.has(column))) return name;
       }
     }
   }
   return null;
 }
 
-async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, histories: ColumnHistories, hashKey: HashKey): Promise<CompiledPlan | { refusal: string }> {
+async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, historyOfDatabase: (databaseId: string) => ColumnHistory, hashKey: HashKey): Promise<CompiledPlan | { refusal: string }> {
   const masked: MaskedColumns & { rules: string[]; inherited: string[]; unresolved: Map<string, string>; readsValue: string[] } = {
     rules: [], inherited: [], unresolved: new Map(), readsValue: [],
   };
   const plan: Omit<CompiledPlan, 'leaks'> = {
-    rules: [], byOrigin: new Map(), byName: new Map(), ruleTables: new Set(), tables: new Set(), lastAttnums: new Map(),
+    rules: [], byOrigin: new Map(), byName: new Map(), ruleTables: new Set(), bareNames: new Set(), tables: new Set(), lastAttnums: new Map(),
     addedColumns: { column: ADDED_COLUMNS, masker: compileMasker({ strategy: 'redact' }) }, stale: false,
     until: catalog.trustedUntil(),
   };
-  /** Qualified rules by "schema.table.column". */
+  /** Rules by "schema.table.column", or the bare column name. */
   const byColumn = new Map<string, CompiledRule>();
-  let history: ColumnHistory | null = null;
+  let history: ColumnHistory | undefined;
+  const historyOf = async () => (history ??= historyOfDatabase(await catalog.databaseId()));
+  /** Where a rule's column is (`column` its name there): in the plan, and noted in the history. */
+  const found = async (ruleColumn: string, entry: CompiledRule, column: string, origins: readonly ColumnOrigin[], inherited: (i: number) => boolean) => {
+    await (await historyOf()).note(ruleColumn, origins);
+    for (const [i, origin] of origins.entries()) {
+      plan.byOrigin.set(origin.key, entry);
+      plan.tables.add(origin.table);
+      plan.lastAttnums.set(Number(origin.key.slice(0, origin.key.indexOf(':'))), origin.lastAttnum);
+      if (inherited(i)) masked.inherited.push(`${origin.table}.${column}`);
+    }
+  };
   for (const rule of rules) {
     if (rule.column === undefined) continue; // "field" rules are for HTTP bodies
     let masker: ColumnMasker;
@@ -187,39 +204,41 @@ async function compilePlan(rules: readonly MaskRule[], catalog: Catalog, histori
     if ((rule.detectors?.length ?? 0) > 0 || (rule.strategy !== 'redact' && rule.strategy !== 'null')) masked.readsValue.push(rule.column);
     const parts = rule.column.split('.');
     if (parts.length === 1) {
+      // By its output name, and where the server says a result column comes from, which an alias does not change.
       plan.byName.set(parts[0]!, entry);
+      plan.bareNames.add(parts[0]!);
+      byColumn.set(parts[0]!, entry);
+      await found(parts[0]!, entry, parts[0]!, await catalog.columnsNamed(parts[0]!), () => false);
       continue;
     }
     const [schema, table, column] = qualified(parts);
     const ruleColumn = `${schema}.${table}.${column}`;
     byColumn.set(ruleColumn, entry);
     const origins = await catalog.columnOrigins(schema, table, column);
-    history ??= histories.of(await catalog.databaseId());
-    await history.note(ruleColumn, origins);
     plan.ruleTables.add(`${schema}.${table}`);
     plan.tables.add(`${schema}.${table}`);
     if (origins.length === 0) masked.unresolved.set(`${schema}.${table}`, rule.column);
-    for (const [i, origin] of origins.entries()) {
-      plan.byOrigin.set(origin.key, entry);
-      plan.tables.add(origin.table);
-      plan.lastAttnums.set(Number(origin.key.slice(0, origin.key.indexOf(':'))), origin.lastAttnum);
-      if (i > 0) masked.inherited.push(`${origin.table}.${column}`);
-    }
+    await found(ruleColumn, entry, column, origins, (i) => i > 0);
   }
   // Places the rule's column had before (column-history.ts): a column renamed, and a new one given the
   // rule's name, or a table renamed away, still holds the values there under another name. Rows can come
   // back under a place that is gone too: a cursor held (WITH HOLD) from before its table was rebuilt.
-  const moved: string[] = [];
-  for (const place of history ? await history.all() : []) {
+  const moved = new Map<string, string>();
+  for (const place of byColumn.size > 0 ? await (await historyOf()).all() : []) {
     const key = `${place.table_oid}:${place.attnum}`;
-    const entry = byColumn.get(place.rule_column);
-    if (!entry || plan.byOrigin.has(key)) continue;
-    plan.byOrigin.set(key, entry);
-    moved.push(key);
+    if (!byColumn.has(place.rule_column) || plan.byOrigin.has(key)) continue;
+    plan.byOrigin.set(key, byColumn.get(place.rule_column)!);
+    moved.set(key, place.rule_column);
   }
-  if (moved.length > 0) {
-    // The checks that go by names (expressions, COPY) must know their names now as masked too.
-    for (const now of (await catalog.columnsAt(moved)).values()) masked.inherited.push(`${now.table}.${now.name}`);
+  if (moved.size > 0) {
+    // Where each is now: masked under that name too (the checks that go by names, expressions and COPY), and
+    // in the tables that inherit its table or that it inherits, as the rule's own table is.
+    for (const [key, now] of await catalog.columnsAt([...moved.keys()])) {
+      const ruleColumn = moved.get(key)!;
+      const dot = now.table.indexOf('.');
+      plan.ruleTables.add(now.table);
+      await found(ruleColumn, byColumn.get(ruleColumn)!, now.name, await catalog.columnOrigins(now.table.slice(0, dot), now.table.slice(dot + 1), now.name), () => true);
+    }
   }
   return { ...plan, leaks: new LeakChecks(masked) };
 }

@@ -25,7 +25,7 @@ import { FrontendParser, readPasswordMessage } from '../protocol/frontend-parser
 import { FrontendProtocolError, type FrontendMessage, type StartupMessage } from '../protocol/frontend-messages.js';
 import { unreadableSetting } from '../sql/reading-settings.js';
 import { defaultSchema } from '../sql/facts.js';
-import type { ColumnHistories } from '../masking/column-history.js';
+import type { ColumnHistory } from '../masking/column-history.js';
 import type { CatalogPool } from '../upstream/catalog.js';
 import { openUpstream, UpstreamError, type UpstreamSession } from '../upstream/upstream-connection.js';
 import type { CountedMapLimits } from './counted-map.js';
@@ -40,7 +40,7 @@ export interface SessionDeps {
   authorizer: Authorizer;
   cancelKeys: CancelKeys;
   /** What a target's sessions share: the catalog lookups' connections, and where its masked columns have been found. */
-  shared(target: PostgresTargetConfig): { catalogs: CatalogPool; columnHistories: ColumnHistories };
+  shared(target: PostgresTargetConfig): { catalogs: CatalogPool; columnHistory(databaseId: string): ColumnHistory };
   tls: { context: SecureContext; required: boolean } | null;
   maxMessageBytes: number;
   maxServerMessageBytes: number;
@@ -306,7 +306,7 @@ export class ClientSession {
       preparedStatementLimits: this.deps.preparedStatementLimits,
       portalLimits: this.deps.portalLimits,
       catalog: shared.catalogs.session(),
-      columnHistories: shared.columnHistories,
+      columnHistory: shared.columnHistory,
       hashKey: this.deps.hashKey,
       logger: this.deps.logger,
       statusUrl: this.deps.statusUrl,

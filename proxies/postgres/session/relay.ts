@@ -11,7 +11,7 @@ import { serialize } from 'pg-protocol';
 import type { MaskCount } from '../../../engine/audit/events.js';
 import { UNENFORCEABLE, type AuthorizeResult } from '../../../engine/authorize/authorizer.js';
 import type { HashKey } from '../../../engine/masking/strategies.js';
-import type { ColumnHistories } from '../masking/column-history.js';
+import type { ColumnHistory } from '../masking/column-history.js';
 import { MaskPlans, type Catalog, type ResultMasking } from '../masking/result-masking.js';
 import { boundValues } from '../policy/bound-values.js';
 import type { DecideOptions, Protocol, StatementDecider, StatementDecision } from '../policy/statement-decider.js';
@@ -48,8 +48,8 @@ export interface StatementRecord {
 export interface RelayOptions {
   decider: StatementDecider;
   catalog: Catalog;
-  /** Where the target's masked columns have been found, by any session (column-history.ts). */
-  columnHistories: ColumnHistories;
+  /** Where masked columns have been found in the target's database, as the catalog names it (column-history.ts). */
+  columnHistory(databaseId: string): ColumnHistory;
   /** Keys the "hash" mask strategy, so hashes cannot be reversed by hashing guesses. */
   hashKey: HashKey;
   logger: Logger;
@@ -161,7 +161,7 @@ export class Relay {
     private readonly upstream: Socket,
     private readonly options: RelayOptions,
   ) {
-    this.maskPlans = new MaskPlans(options.catalog, options.hashKey, options.columnHistories);
+    this.maskPlans = new MaskPlans(options.catalog, options.hashKey, options.columnHistory);
     this.statements = new PreparedStatements(options.preparedStatementLimits);
     this.portals = new Portals(options.portalLimits);
     this.framer = new BackendFramer(options.maxServerMessageBytes);

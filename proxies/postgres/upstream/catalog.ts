@@ -25,6 +25,11 @@ export interface Catalog {
    * first. Empty when the named table has no such column.
    */
   columnOrigins(schema: string, table: string, column: string): Promise<ColumnOrigin[]>;
+  /**
+   * Every column with this name, in any table or view of any schema
+   * (PostgreSQL's own too): where a rule naming a column by itself applies.
+   */
+  columnsNamed(column: string): Promise<ColumnOrigin[]>;
   /** The column names of a table or view, system columns included; null when there is no such relation. */
   columnNames(schema: string, table: string): Promise<ReadonlySet<string> | null>;
   /**
@@ -146,6 +151,15 @@ const VIEW_DEFINITION = `
 SELECT pg_catalog.pg_get_viewdef(c.oid) AS definition
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('v', 'm') AND c.oid >= ${FIRST_NORMAL_OID}`;
+
+const COLUMNS_NAMED = `
+SELECT c.oid::text || ':' || a.attnum::text AS key, n.nspname || '.' || c.relname AS table,
+       (SELECT max(x.attnum) FROM pg_catalog.pg_attribute x WHERE x.attrelid = c.oid)::int AS last_attnum
+  FROM pg_catalog.pg_attribute a
+  JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE a.attname = $1 AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind NOT IN ('i', 'I', 'c', 't')
+ ORDER BY c.oid`;
 
 /** Columns by table OID and attribute number ($1 and $2, side by side), as "tableOid:attnum". */
 const COLUMNS_AT = `
@@ -313,6 +327,10 @@ export class CatalogPool {
         .query<{ key: string; table: string; depth: number; last_attnum: number }>(COLUMN_ORIGINS, [schema, table, column])
         // A child's column of that name, with none in the named table, is not the rule's.
         .then((r) => (r.rows[0]?.depth === 0 ? r.rows.map((row) => ({ key: row.key, table: row.table, lastAttnum: row.last_attnum })) : [])));
+    const columnsNamed = remembered(memo, (column: string) =>
+      this.pool
+        .query<{ key: string; table: string; last_attnum: number }>(COLUMNS_NAMED, [column])
+        .then((r) => r.rows.map((row) => ({ key: row.key, table: row.table, lastAttnum: row.last_attnum }))));
     const columnNames = remembered(memo, (schema: string, table: string) =>
       this.pool
         .query<{ attname: string }>(
@@ -369,7 +387,7 @@ export class CatalogPool {
     const viewDefinition = remembered(memo, (schema: string, name: string) =>
       this.pool.query<{ definition: string }>(VIEW_DEFINITION, [schema, name]).then((r) => r.rows[0]?.definition ?? null));
     return {
-      viewSources, viewDefinition, columnOrigins, columnNames, columnsAt, databaseId, ancestors, functionName, definedCode,
+      viewSources, viewDefinition, columnOrigins, columnsNamed, columnNames, columnsAt, databaseId, ancestors, functionName, definedCode,
       forget: () => memo.forget(),
       trustedUntil: () => memo.trustedUntil(),
     };
