@@ -8,15 +8,32 @@
  * rewrite in place; `holdsSecret` says whether a header or other bytes
  * hold it in any spelling or encoding looked for.
  *
- * Not looked for: base32, compression inside base64, HTML-entity text with
- * characters between entities, and anything the agent must reassemble from
- * pieces in different places.
+ * Besides its spellings, each view of the text is also compared with only
+ * its letters and digits kept, case-folded, against the credential's
+ * spellings reduced the same way (`lettersAndDigits`): the credential with
+ * anything between its characters (dots, dashes, commas, spaces, invisible
+ * characters, markup tags), or with its own dashes left out, is found too.
+ * Its reversed and rot13 forms are spellings like the others.
+ *
+ * Every view is made in time linear in the text (bodies of several MiB):
+ * no pattern here rescans the text from each position.
+ *
+ * Not looked for: base32, compression inside base64, other ciphers and
+ * anagrams, and anything the agent must reassemble from pieces in
+ * different places.
  */
 import type { JsonValue } from '../../engine/masking/json-fields.js';
 import { BodyRefused } from './body-refused.js';
 import { parseLeniently } from './json-body.js';
 
 export const CREDENTIAL_REPLACEMENT = '[REDACTED:credential]';
+
+/**
+ * Spellings shorter than this (in characters, or in letters and digits for
+ * the separator-free comparison) are left out: they would match ordinary
+ * text by chance.
+ */
+const MIN_SECRET_LENGTH = 8;
 
 /**
  * The strings of an injected credential header's value that must not come
@@ -36,18 +53,26 @@ export function credentialSecrets(value: string): string[] {
     }
   }
   // The spellings an upstream echoing it would use: URL-encoded, base64 (at any offset in what it encodes), hex,
-  // upper- or lower-cased, JSON with "\/". withoutSecrets also looks through wrapping and byte encodings.
+  // upper- or lower-cased, JSON with "\/", reversed, rot13. withoutSecrets also looks through wrapping, separators
+  // and byte encodings.
   const spellings = new Set<string>();
   for (const part of parts) {
-    for (const spelling of [part, encodeURIComponent(part), part.replaceAll('/', '\\/'), part.toUpperCase(), part.toLowerCase()]) spellings.add(spelling);
+    for (const spelling of [part, encodeURIComponent(part), part.replaceAll('/', '\\/'), part.toUpperCase(), part.toLowerCase(), reversed(part), rot13(part)]) spellings.add(spelling);
     // Its bytes as UTF-8, and as UTF-16 (an echo of a Windows or Java string), in hex and base64.
     for (const bytes of [Buffer.from(part), Buffer.from(part, 'utf16le')]) {
       for (const hex of [bytes.toString('hex'), bytes.toString('hex').toUpperCase()]) spellings.add(hex);
       for (const encoding of ['base64', 'base64url'] as const) for (const text of base64Inside(bytes, encoding)) spellings.add(text);
     }
   }
-  return [...spellings].filter((p) => p.length >= 8);
+  return [...spellings].filter((p) => p.length >= MIN_SECRET_LENGTH);
 }
+
+const reversed = (text: string): string => [...text].reverse().join('');
+
+const rot13 = (text: string): string => text.replace(/[A-Za-z]/g, (c) => {
+  const base = c <= 'Z' ? 65 : 97;
+  return String.fromCharCode(base + ((c.charCodeAt(0) - base + 13) % 26));
+});
 
 /**
  * The base64 characters that spell `bytes` wherever they sit in a longer
@@ -97,11 +122,50 @@ export function withoutSecrets(text: string, secrets: readonly string[]): string
 /** Whether text (a header, a body read as Latin-1) holds the credential in any spelling or encoding looked for. */
 export function holdsSecret(text: string, secrets: readonly string[]): boolean {
   if (secrets.length === 0) return false;
-  const lowered = secrets.map((s) => s.toLowerCase());
-  return [text, unescaped(text), ...encodedViews(text)].some((view) => {
+  const { lowered, bare } = needles(secrets);
+  // One view at a time: a body of several MiB makes each a copy.
+  for (const { view, separators } of views(text)) {
     const lower = view.toLowerCase();
-    return lowered.some((s) => lower.includes(s));
-  });
+    if (lowered.some((s) => lower.includes(s))) return true;
+    if (!separators) continue;
+    const letters = lettersAndDigits(lower);
+    if (bare.some((s) => letters.includes(s))) return true;
+  }
+  return false;
+}
+
+interface Needles {
+  /** Every spelling, lower-cased. */
+  lowered: string[];
+  /** Every spelling with only its letters and digits, lower-cased, when that leaves MIN_SECRET_LENGTH of them. */
+  bare: string[];
+}
+
+/** Per secrets list (one per exchange, asked for each header and the body). */
+const NEEDLES = new WeakMap<readonly string[], Needles>();
+
+function needles(secrets: readonly string[]): Needles {
+  let found = NEEDLES.get(secrets);
+  if (!found) {
+    const lowered = [...new Set(secrets.map((s) => s.toLowerCase()))];
+    const bare = [...new Set(lowered.map(lettersAndDigits))].filter((s) => s.length >= MIN_SECRET_LENGTH);
+    found = { lowered, bare };
+    NEEDLES.set(secrets, found);
+  }
+  return found;
+}
+
+/**
+ * Only the ASCII letters and digits of lower-cased text, the same for the
+ * text and for the credential's spellings. Whatever stands between the
+ * credential's characters, and its own separators, drop out of both sides
+ * of the comparison: `c.r.m.-.u.p…`, `c,r,m,…`, `crm_upstream`,
+ * `crmupstream…` all read as the credential's letters and digits.
+ * Compatibility forms and accented letters are folded first (NFKD), so
+ * fullwidth letters count as the ASCII ones they stand for.
+ */
+function lettersAndDigits(lower: string): string {
+  return (NOT_ASCII.test(lower) ? lower.normalize('NFKD') : lower).replace(/[^0-9a-z]+/g, '');
 }
 
 /**
@@ -122,35 +186,72 @@ function unescaped(text: string): string {
 
 const byte = (_: string, hex: string) => String.fromCharCode(parseInt(hex, 16));
 
-/**
- * The text as an echo may have encoded it around the credential: base64
- * wrapped at 76 columns, with zero-width spaces, soft hyphens, combining
- * marks or NULs between its characters (INVISIBLE dropped), in fullwidth or
- * other compatibility letters (NFKC), hex bytes with separators
- * (whitespace, colons and dashes dropped), every byte
- * percent-encoded (also %u and four hex digits; and encoded twice or three
- * times), quoted-printable, HTML character
- * references, decimal byte arrays (Node's Buffer.toJSON, or codes with any separator), and one
- * character per array element. Only the views the text could need are made.
- */
-function encodedViews(text: string): string[] {
-  const views = [text.replace(INVISIBLE, ''), text.replace(/[\s:-]+/g, '')];
-  // Fullwidth and other compatibility forms of ASCII letters and digits (ｃｒｍ, 𝐜𝐫𝐦) read as ASCII.
-  if (NOT_ASCII.test(text)) views.push(text.normalize('NFKC').replace(INVISIBLE, ''));
-  if (text.includes('%')) views.push(percentDecoded(text));
-  if (text.includes('=')) views.push(text.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, byte));
-  if (text.includes('&#')) views.push(text.replace(/&#x([0-9a-fA-F]{1,6});?/g, byte).replace(/&#(\d{1,7});?/g, (_, n: string) => String.fromCodePoint(Number(n) % 0x110000)));
-  if (text.includes(',')) {
-    views.push(text.replace(/\d{1,3}(?:\s*,\s*\d{1,3}){7,}/g, (run) => String.fromCharCode(...run.split(',').map((n) => Number(n) & 0xff))));
-    views.push(text.replace(/(["'])\s*,\s*\1/g, ''));
-  }
-  // Character codes separated by anything but letters and digits ("99 114 109 …", one per line, "99;114;…").
-  if (BYTE_RUN.test(text)) views.push(text.replace(BYTE_RUNS, (run) => String.fromCharCode(...run.split(/[^\dA-Za-z]+/).filter(Boolean).map((n) => Number(n) & 0xff))));
-  return views;
+/** A view of the text, and whether it is also compared with only its letters and digits (see lettersAndDigits). */
+interface View {
+  view: string;
+  separators: boolean;
 }
 
-const BYTE_RUN = /\b\d{2,3}(?:[^\dA-Za-z]{1,4}\d{2,3}){7,}\b/;
+/**
+ * The text as an echo may have encoded it around the credential, made one
+ * at a time and only as the text could need: as it is, and with its
+ * escapes read (`unescaped`); base64 wrapped at 76 columns, with
+ * zero-width spaces, soft hyphens, combining marks or NULs between its
+ * characters (INVISIBLE dropped); in fullwidth or other compatibility
+ * letters (NFKC); without markup tags and named character references
+ * (`crm-upstre<b></b>am`, `&shy;`); every byte percent-encoded (also %u
+ * and four hex digits; and encoded twice or three times); quoted-printable;
+ * HTML character references; decimal byte arrays (Node's Buffer.toJSON, or
+ * codes with any separator); and one character per array element. Hex
+ * bytes with separators, and the credential with anything between its
+ * characters, are found by the separator-free comparison of these views.
+ */
+function* views(text: string): Generator<View> {
+  yield { view: text, separators: true };
+  const unescapedText = unescaped(text);
+  if (unescapedText !== text) yield { view: unescapedText, separators: true };
+  // Both found by the separator-free comparison of the text too, but only with MIN_SECRET_LENGTH letters and digits.
+  yield { view: text.replace(INVISIBLE, ''), separators: false };
+  // Fullwidth and other compatibility forms of ASCII letters and digits (ｃｒｍ, 𝐜𝐫𝐦) read as ASCII.
+  if (NOT_ASCII.test(text)) yield { view: text.normalize('NFKC').replace(INVISIBLE, ''), separators: false };
+  if (text.includes('<') || text.includes('&')) yield { view: text.replace(MARKUP, ''), separators: true };
+  if (text.includes('%')) yield { view: percentDecoded(text), separators: true };
+  if (text.includes('=')) yield { view: text.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, byte), separators: true };
+  if (text.includes('&#')) {
+    const view = text.replace(/&#x([0-9a-fA-F]{1,6});?/g, byte).replace(/&#(\d{1,7});?/g, (_, n: string) => String.fromCodePoint(Number(n) % 0x110000));
+    yield { view, separators: true };
+  }
+  if (text.includes(',')) {
+    yield { view: text.replace(/\d{1,3}(?:\s*,\s*\d{1,3}){7,}/g, (run) => fromCodes(run.split(','))), separators: true };
+    yield { view: text.replace(/(["'])\s*,\s*\1/g, ''), separators: false };
+  }
+  // Character codes separated by anything but letters and digits ("99 114 109 …", one per line, "99;114;…").
+  if (BYTE_RUN.test(text)) yield { view: text.replace(BYTE_RUNS, (run) => fromCodes(run.split(/[^\dA-Za-z]+/).filter(Boolean))), separators: true };
+}
+
+/**
+ * Markup a reader of the rendered text does not see: tags and comments
+ * without `<` or `>` inside, and named character references (`&shy;`,
+ * `&zwj;`, `&nbsp;`). Linear: a tag's scan stops at the next `<`.
+ */
+const MARKUP = /<[^<>]*>|&[A-Za-z][A-Za-z0-9]{1,31};/g;
+
+/**
+ * Eight or more numbers in a row, each starting where no letter or digit
+ * stands before it and separated by one to four characters that are
+ * neither. No group can be read two ways and none ends on a condition, so a
+ * failed match costs at most the eight groups after where it started
+ * (a trailing `\b` made text like " 99_ 99_ …" quadratic).
+ */
+const BYTE_RUN = /(?<![\dA-Za-z])\d+(?:[^\dA-Za-z]{1,4}\d+){7,}/;
 const BYTE_RUNS = new RegExp(BYTE_RUN.source, 'g');
+
+/** The characters of byte values (decimal text, taken mod 256), built in slices: a spread of a long run overflows the stack. */
+function fromCodes(numbers: readonly string[]): string {
+  let out = '';
+  for (let i = 0; i < numbers.length; i += 4096) out += String.fromCharCode(...numbers.slice(i, i + 4096).map((n) => Number(n) & 0xff));
+  return out;
+}
 
 /** Percent-decoded as long as that changes it, three times at most: a URL in another's query is encoded twice. */
 function percentDecoded(text: string): string {

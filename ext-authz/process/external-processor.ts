@@ -1,17 +1,27 @@
 /**
  * envoy.service.ext_proc.v3.ExternalProcessor: Envoy opens one Process
  * stream per HTTP request, after ext_authz allowed it, and sends the
- * request's headers, then the response's headers and its buffered body
- * (envoy/envoy.yaml: request_header_mode SEND, response_header_mode SEND,
- * response_body_mode BUFFERED; a BUFFERED request body is recorded too).
+ * request's headers, then the response's headers, its buffered body and
+ * its trailers if it has any (envoy/envoy.yaml: request_header_mode SEND,
+ * response_header_mode SEND, response_body_mode BUFFERED,
+ * response_trailer_mode SEND; a BUFFERED request body is recorded too).
  * Each message carries the Check decision's metadata (exchange-metadata.ts):
  * the mask rules, the session to record in, whether to record.
  *
  * Per exchange: the mask rules are compiled once, at the first message; the
  * response body is masked (body.ts) and sent back identity-encoded with its
- * Content-Length set; the masking counts go to the audit trail (a "Masked"
- * event linked by decision id) and, when the target records, the exchange
- * goes to the session recording as a HAR entry, masked, without credentials.
+ * Content-Length set; response headers and trailers alike lose a line that
+ * holds the injected credential and have values under the `$` detector
+ * rules masked (screenedFields); the masking counts go to the audit trail
+ * (a "Masked" event linked by decision id) and, when the target records,
+ * the exchange goes to the session recording as a HAR entry, masked,
+ * without credentials (HAR has no trailers: they are not recorded).
+ *
+ * When trailers follow a body, Envoy sends the buffered body without
+ * end_of_stream, which cannot be told from one chunk of a streamed body:
+ * a response that must be read is then refused (500) at its body, as a
+ * streamed one is; one that is not read goes on, and its trailers are
+ * still screened for the credential.
  *
  * Fail closed: no metadata (the request did not pass Check) is a 403;
  * malformed metadata, rules that cannot be enforced or an internal error is
@@ -31,7 +41,7 @@ import type { SessionRecorder } from '../../engine/recording/recorder.js';
 import type { HttpExchangeRecord, MaskCount, RecordedBody } from '../../engine/recording/types.js';
 import type { ExchangeMetadata } from '../exchange-metadata.js';
 import { BodyRefused, credentialSecrets, processBody, type BodyHeaders, type BodyOutcome } from './body.js';
-import { holdsSecret } from './credential-echo.js';
+import { CREDENTIAL_REPLACEMENT, holdsSecret } from './credential-echo.js';
 import { header, headerList, headerMutation, mutatedHeaders, readHeaderMap, recordableHeaders, type HeaderList } from './headers.js';
 import { readExchangeMetadata } from './metadata.js';
 import { continueWith, immediateResponse, replaceBody, type Phase } from './responses.js';
@@ -89,6 +99,7 @@ interface ProcessingRequest {
   response_headers?: { headers?: unknown; end_of_stream?: boolean };
   request_body?: { body?: Uint8Array; end_of_stream?: boolean };
   response_body?: { body?: Uint8Array; end_of_stream?: boolean };
+  response_trailers?: { trailers?: unknown };
   metadata_context?: { filter_metadata?: Record<string, unknown> };
 }
 
@@ -184,8 +195,9 @@ class Exchange {
         return this.onRequestBody(message.request_body!);
       case 'response_body':
         return this.onResponseBody(message.response_body!);
-      case 'request_trailers':
       case 'response_trailers':
+        return this.onResponseTrailers(message.response_trailers!);
+      case 'request_trailers':
         return this.send(continueWith(phase));
       default:
         this.log.error({ phase }, 'ext_proc message of an unknown kind');
@@ -251,34 +263,75 @@ class Exchange {
 
   private onResponseHeaders(message: NonNullable<ProcessingRequest['response_headers']>): void {
     this.responseAt = Date.now();
-    const received = readHeaderMap(message.headers as never);
-    // In a name too (`x-<token>: 1`), and in any spelling the body is searched for (percent-encoded, spaced, …).
-    const echoing = received.filter((h) => holdsSecret(`${h.name}\n${h.value}`, this.secrets)).map((h) => h.name);
-    const { headers, rewritten } = this.scannedHeaders(received.filter((h) => !echoing.includes(h.name)));
+    const { fields: headers, mutation, echoing, stuck } = this.screenedFields(readHeaderMap(message.headers as never));
     this.response = { status: Number(header(headers, ':status')) || 0, headers, body: null };
     if (this.response.status === 206 && this.readsBody) {
       return this.refuse(502, 'the response could not be masked: it is part of a body', 'the upstream answered 206 (a byte range) to a request whose whole response must be read');
     }
-    // Envoy ignores, by default silently, a mutation of these (HeaderMutationRules): what must change there cannot.
-    const stuck = [...echoing, ...rewritten].find(unchangeableByProcessor);
     if (stuck !== undefined) {
       return this.refuse(502, 'the response could not be masked', `response header ${stuck} holds what must not reach the client, and Envoy does not let ext_proc change it`);
     }
     if (echoing.length > 0) this.log.warn({ headers: echoing }, 'response headers holding the target\'s credential removed');
     // Content-Length is fixed with the body (BUFFERED mode applies that response's header mutation).
-    const removed = [...echoing, ...rewritten.filter((name) => !headers.some((h) => h.name === name))];
-    const set = Object.fromEntries(rewritten.filter((name) => !removed.includes(name)).map((name) => [name, headers.filter((h) => h.name === name).map((h) => h.value)]));
-    const changed = removed.length > 0 || rewritten.length > 0;
-    this.send(continueWith('response_headers', changed ? headerMutation(set, removed) : undefined));
+    this.send(continueWith('response_headers', mutation));
     if (message.end_of_stream) this.finish(null);
   }
 
   /**
-   * Response header values under the plan's `$` detector rules: an API can
-   * put what it puts in a body in a header too (`X-User-Email`, a Location
-   * with an email in its query). Headers that describe the body's framing
-   * or caching are not scanned. Returns the headers as they go on (a value
-   * masked to null drops its line) and the names with a line changed.
+   * Response trailers (an HTTP/2 upstream's, or HTTP/1.1 chunked ones),
+   * screened as the response headers are: a line holding the credential
+   * removed, values under the `$` detector rules masked, and the response
+   * refused when such a line is one Envoy does not let ext_proc change.
+   * Envoy holds the response (headers, buffered body) until this answer, so
+   * a refusal still replaces all of it. The exchange ends here.
+   */
+  private async onResponseTrailers(message: NonNullable<ProcessingRequest['response_trailers']>): Promise<void> {
+    const { mutation, echoing, stuck } = this.screenedFields(readHeaderMap(message.trailers as never));
+    if (stuck !== undefined) {
+      return this.refuse(502, 'the response could not be masked', `response trailer ${stuck} holds what must not reach the client, and Envoy does not let ext_proc change it`);
+    }
+    if (echoing.length > 0) this.log.warn({ trailers: echoing }, 'response trailers holding the target\'s credential removed');
+    // TrailersResponse carries a HeaderMutation of its own, not a CommonResponse.
+    this.send({ response_trailers: mutation ? { header_mutation: mutation } : {} });
+    // A body that came before them, not marked as the end, went on unread (only a response that is not masked or
+    // scanned gets here with one): recorded now that it is whole.
+    const response = this.response;
+    if (response && response.body === null && this.responseBuffer.size > 0 && this.metadata!.record) {
+      response.body = await this.recordedBody(this.responseBuffer, bodyHeaders(response.headers), this.masks);
+    }
+    this.finish(null);
+  }
+
+  /**
+   * Response headers or trailers as they may go on: a line holding the
+   * injected credential removed (in its name too, `x-<token>: 1`, and in any
+   * spelling the body is searched for: percent-encoded, spaced, …), values
+   * under the `$` detector rules masked (scannedHeaders). Returns the lines
+   * as they go on, the mutation that makes them so (undefined when nothing
+   * changes), the names removed for the credential, and the first name that
+   * must change but that Envoy does not let ext_proc change (by default
+   * silently ignoring the mutation: HeaderMutationRules), if any; both name
+   * lists fit for a log (a name holding the credential is printed redacted).
+   */
+  private screenedFields(received: HeaderList): { fields: HeaderList; mutation: object | undefined; echoing: string[]; stuck: string | undefined } {
+    const echoing = received.filter((h) => holdsSecret(`${h.name}\n${h.value}`, this.secrets)).map((h) => h.name);
+    const { headers: fields, rewritten } = this.scannedHeaders(received.filter((h) => !echoing.includes(h.name)));
+    const stuck = [...echoing, ...rewritten].find(unchangeableByProcessor);
+    const removed = [...echoing, ...rewritten.filter((name) => !fields.some((h) => h.name === name))];
+    const set = Object.fromEntries(rewritten.filter((name) => !removed.includes(name)).map((name) => [name, fields.filter((h) => h.name === name).map((h) => h.value)]));
+    const changed = removed.length > 0 || rewritten.length > 0;
+    // The names go to the log, and a refusal's reason to the recording too: a name can be the credential itself.
+    const printable = (name: string) => (holdsSecret(name, this.secrets) ? CREDENTIAL_REPLACEMENT : name);
+    return { fields, mutation: changed ? headerMutation(set, removed) : undefined, echoing: echoing.map(printable), stuck: stuck === undefined ? undefined : printable(stuck) };
+  }
+
+  /**
+   * Response header (or trailer) values under the plan's `$` detector
+   * rules: an API can put what it puts in a body in a header too
+   * (`X-User-Email`, a Location with an email in its query). Headers that
+   * describe the body's framing or caching are not scanned. Returns the
+   * headers as they go on (a value masked to null drops its line) and the
+   * names with a line changed.
    */
   private scannedHeaders(received: HeaderList): { headers: HeaderList; rewritten: string[] } {
     const masks = this.masks;
@@ -302,8 +355,10 @@ class Exchange {
     const masking = (this.masks !== null && !this.masks.empty) || this.secrets.length > 0;
     this.responseBuffer.add(message.body);
     if (!message.end_of_stream) {
+      // A chunk of a streamed body, or a buffered one with trailers to follow (Envoy then leaves end_of_stream off):
+      // which, nothing here says, and a chunk is not the whole body.
       if (masking) {
-        return this.refuse(500, 'the gateway cannot mask this response', 'the response body arrived in chunks: masking needs response_body_mode BUFFERED');
+        return this.refuse(500, 'the gateway cannot mask this response', 'the response body came without end_of_stream (streamed, or with trailers after it): masking needs it whole, in response_body_mode BUFFERED and without trailers');
       }
       return this.send(continueWith('response_body'));
     }

@@ -1,10 +1,16 @@
 /**
  * Envoy's ext_proc HTTP filter in the processing mode envoy/envoy.yaml
  * configures: request headers SEND, request body NONE, response headers
- * SEND, response body BUFFERED, trailers SKIP; no mode_override (Envoy
- * ignores it unless allow_mode_override is set). Each message carries the
- * ext_authz namespace of the dynamic metadata (metadata_options
+ * SEND, response body BUFFERED, request trailers SKIP; no mode_override
+ * (Envoy ignores it unless allow_mode_override is set). Each message
+ * carries the ext_authz namespace of the dynamic metadata (metadata_options
  * forwarding_namespaces.untyped), which is how Check hands the mask plan on.
+ *
+ * Response trailers are SEND there, so that Process screens them. The
+ * stand-in has none to send: its router drops an upstream's trailers and
+ * the response goes out whole with a Content-Length (http-response.ts), so
+ * no trailer reaches the client unscreened, and the body always goes to
+ * Process with end_of_stream.
  */
 import { EXT_AUTHZ_NAMESPACE } from '../../ext-authz/exchange-metadata.js';
 import type { CommonResponse, ImmediateResponse, ProcessingPhase, ProcessingResponse, StructMessage } from './envoy-types.js';

@@ -2,6 +2,9 @@
  * Envoy's router for the stand-in: sends the (mutated) request to the
  * route's upstream and reads the whole response, as ext_proc's BUFFERED
  * response body mode makes Envoy do. Failures become Envoy's local replies.
+ * The upstream's trailers (HTTP/1.1 chunked) are not kept: Envoy has
+ * ext_proc screen them (response_trailer_mode SEND), the stand-in drops
+ * them, so none reaches the client unscreened.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';

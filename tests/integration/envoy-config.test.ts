@@ -263,7 +263,7 @@ describe('envoy/envoy.yaml has the properties Gatehouse relies on', () => {
     expect(new Set(ladder).size).toBe(ladder.length);
   });
 
-  it('sends ext_proc the response body buffered, and Check\'s metadata namespace', () => {
+  it('sends ext_proc the response body buffered, its trailers, and Check\'s metadata namespace', () => {
     expect(proc.grpc_service.envoy_grpc.cluster_name).toBe('gatehouse_ext_authz');
     expect(proc.processing_mode).toEqual({
       request_header_mode: 'SEND',
@@ -271,7 +271,8 @@ describe('envoy/envoy.yaml has the properties Gatehouse relies on', () => {
       request_trailer_mode: 'SKIP',
       response_header_mode: 'SEND',
       response_body_mode: 'BUFFERED',
-      response_trailer_mode: 'SKIP',
+      // Trailers can carry what headers can (the echoed credential, PII): Process screens them.
+      response_trailer_mode: 'SEND',
     });
     expect(proc.metadata_options.forwarding_namespaces.untyped).toContain(EXT_AUTHZ_NAMESPACE);
     expect(seconds(proc.message_timeout)).toBeGreaterThan(0);

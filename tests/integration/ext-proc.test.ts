@@ -141,6 +141,10 @@ function responseHeaders(meta: unknown, headers: Record<string, string>, endOfSt
 function responseBody(meta: unknown, body: Buffer | string, endOfStream = true) {
   return { response_body: { body: Buffer.isBuffer(body) ? body : Buffer.from(body), end_of_stream: endOfStream }, metadata_context: context(meta) };
 }
+/** Sent (response_trailer_mode SEND) after response headers or a body not marked as the end. */
+function responseTrailers(meta: unknown, trailers: Record<string, string>) {
+  return { response_trailers: { trailers: headerMap(trailers) }, metadata_context: context(meta) };
+}
 
 const CUSTOMERS = {
   customers: [
@@ -521,6 +525,33 @@ describe('ExternalProcessor: what must not come back', () => {
     }
   });
 
+  it('finds the credential with anything between its characters, split by markup, reversed or in rot13, in a body or a header', async () => {
+    const reversed = [...CREDENTIAL].reverse().join('');
+    const rot13 = CREDENTIAL.replace(/[a-z]/g, (c) => String.fromCharCode(97 + ((c.charCodeAt(0) - 97 + 13) % 26)));
+    const meta = metadata({ mask: [] });
+    for (const [type, body] of [
+      ['text/plain', `seen: ${[...CREDENTIAL].join('.')}`],
+      ['text/plain', `seen: ${[...CREDENTIAL].join('-')}`],
+      ['text/csv', `seen,${[...CREDENTIAL].join(',')}`],
+      ['text/plain', `seen: ${CREDENTIAL.replaceAll('-', '')}`],
+      ['text/html', `<p>seen: ${CREDENTIAL.slice(0, 9)}<b></b>${CREDENTIAL.slice(9)}</p>`],
+      ['text/plain', `seen: ${reversed}`],
+      ['text/plain', `seen: ${rot13}`],
+      ['application/json', JSON.stringify({ seen: [...CREDENTIAL].join('.') })],
+    ] as const) {
+      const replies = await exchange([requestHeaders(meta), responseHeaders(meta, { 'content-type': type }), responseBody(meta, body)]);
+      const last = replies.at(-1);
+      const sent = (last.response_body?.response?.body_mutation?.body as Buffer | undefined)?.toString();
+      // Either taken out where it stood (reversed, rot13: spellings like the others), or the body refused.
+      expect(last.immediate_response?.status.code ?? (sent === undefined ? 'passed' : 'rewritten'), body).not.toBe('passed');
+      if (sent !== undefined) expect(sent, body).toBe(body.replace(/\S+$/, '[REDACTED:credential]'));
+    }
+    const replies = await exchange([requestHeaders(meta), responseHeaders(meta, {
+      'content-type': 'text/plain', 'x-dotted': [...CREDENTIAL].join('.'), 'x-reversed': reversed, 'x-rot13': rot13, 'x-fine': 'upstream crm',
+    }), responseBody(meta, 'ok')]);
+    expect(replies[1].response_headers.response.header_mutation.remove_headers).toEqual(['x-dotted', 'x-reversed', 'x-rot13']);
+  });
+
   it('finds base64 of the echoed headers at any alignment, hex and changed case', async () => {
     // An echo of all request headers, base64-encoded: the caller moves the credential's offset with a header of its own.
     for (const pad of ['', 'a', 'aa']) {
@@ -590,6 +621,32 @@ describe('ExternalProcessor: what must not come back', () => {
       const replies = await exchange([requestHeaders(meta), responseHeaders(meta, { 'content-type': 'text/plain', [name]: value }), responseBody(meta, 'ok')]);
       expect(replies.at(-1).immediate_response?.status.code, name).toBe('BadGateway');
     }
+  });
+
+  it('screens response trailers as it screens response headers: the credential removed, "$" detector rules applied', async () => {
+    const meta = metadata({ mask: [{ field: '$', detectors: ['email'], strategy: 'redact' }] });
+    // A response without a body whose trailers come after its headers (HTTP/2, or HTTP/1.1 chunked with no data).
+    const replies = await exchange([requestHeaders(meta), responseHeaders(meta, { 'content-type': 'text/plain' }), responseTrailers(meta, {
+      'x-debug-auth': CREDENTIAL, [`x-${CREDENTIAL}`]: '1', 'x-spaced': [...CREDENTIAL].join(' '), 'x-user': 'ada@example.com', 'x-checksum': 'sha256-abc',
+    })]);
+    expect(replies.map((r) => r.response)).toEqual(['request_headers', 'response_headers', 'response_trailers']);
+    const mutation = replies[2].response_trailers.header_mutation;
+    expect(mutation.remove_headers).toEqual(['x-debug-auth', `x-${CREDENTIAL}`, 'x-spaced']);
+    expect(setHeaders(mutation)).toEqual({ 'x-user': '[REDACTED:email]' });
+    // Nothing to change: answered without a mutation.
+    const clean = await exchange([requestHeaders(meta), responseHeaders(meta, { 'content-type': 'text/plain' }), responseTrailers(meta, { 'grpc-status': '0' })]);
+    expect(clean[2].response_trailers).toEqual({});
+  });
+
+  it('screens the trailers after a body it does not read, and refuses a trailer Envoy would not let it change', async () => {
+    // No credential header on the request and nothing to mask: the body goes on unread, its trailers still screened.
+    const quiet = metadata({ mask: [], credential_header: 'x-absent' });
+    const unread = await exchange([requestHeaders(quiet), responseHeaders(quiet, { 'content-type': 'text/plain' }), responseBody(quiet, 'part', false),
+      responseTrailers(quiet, { 'x-user': 'ada@example.com' })]);
+    expect(unread.map((r) => r.response)).toEqual(['request_headers', 'response_headers', 'response_body', 'response_trailers']);
+    const meta = metadata();
+    const stuck = await exchange([requestHeaders(meta), responseHeaders(meta, { 'content-type': 'text/plain' }), responseTrailers(meta, { 'x-envoy-echo': `Bearer ${CREDENTIAL}` })]);
+    expect(stuck.at(-1).immediate_response?.status.code).toBe('BadGateway');
   });
 
   it('scans response header values under a "$" detector rule, as the body', async () => {
@@ -797,6 +854,37 @@ describe('ExternalProcessor: evidence', () => {
     await exchange([requestHeaders(quiet), responseHeaders(quiet, { 'content-type': 'application/json' }), responseBody(quiet, JSON.stringify(CUSTOMERS))]);
     expect(await gateway.recorder.flush()).toBe(true);
     expect(await gateway.store.getSession(quiet.session_id)).toBeNull();
+  });
+
+  it('records an exchange whose response ended with its trailers as complete', async () => {
+    const withTrailers = metadata({ record: true });
+    await exchange([requestHeaders(withTrailers), responseHeaders(withTrailers, { 'content-type': 'application/json' }), responseTrailers(withTrailers, { 'x-checksum': 'abc' })]);
+    expect(await gateway.recorder.flush()).toBe(true);
+    const [stored] = await waitFor(async () => {
+      const found = await gateway.store.sessionEntries(withTrailers.session_id);
+      return found.length > 0 && found;
+    }, 'the exchange to be recorded');
+    const e = JSON.parse(stored!.entry) as HttpExchangeEntry;
+    expect(e.error).toBeNull();
+    expect(e.har.response.status).toBe(200);
+  });
+
+  it('never records the credential in why it refused, when a header or trailer it could not change is named with it', async () => {
+    for (const stage of ['header', 'trailer'] as const) {
+      const refused = metadata({ record: true });
+      const named = { [`x-envoy-${CREDENTIAL}`]: '1' };
+      await exchange([requestHeaders(refused), responseHeaders(refused, { 'content-type': 'text/plain', ...(stage === 'header' ? named : {}) }),
+        ...(stage === 'trailer' ? [responseTrailers(refused, named)] : [])]);
+      expect(await gateway.recorder.flush()).toBe(true);
+      const [stored] = await waitFor(async () => {
+        const found = await gateway.store.sessionEntries(refused.session_id);
+        return found.length > 0 && found;
+      }, 'the refused exchange to be recorded');
+      const e = JSON.parse(stored!.entry) as HttpExchangeEntry;
+      expect(e.har.response.status, stage).toBe(502);
+      expect(e.error, stage).toBe(`the gateway answered 502: response ${stage} [REDACTED:credential] holds what must not reach the client, and Envoy does not let ext_proc change it`);
+      expect(stored!.entry, stage).not.toContain(CREDENTIAL);
+    }
   });
 
   it('records a refused exchange with the gateway\'s answer and why', async () => {

@@ -26,4 +26,20 @@ describe('Router (the stand-in\'s upstream side)', () => {
     });
     expect([response.status, response.details]).toEqual([502, 'upstream_upgrade_refused']);
   });
+
+  it('drops the upstream\'s trailers: the response it hands on holds none, for ext_proc or the client', async () => {
+    // Envoy (response_trailer_mode SEND) has ext_proc screen them; the stand-in's response goes out with a
+    // Content-Length and no trailers, so it drops them instead of passing them on unscreened.
+    const upstream = await rawUpstream('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nTrailer: x-echo\r\n\r\n'
+      + '2\r\nok\r\n0\r\nx-echo: crm-upstream-secret-5d1e\r\n\r\n');
+    server = upstream.server;
+    const response = await new Router(1 << 20).forward({
+      upstream: upstream.url,
+      headers: new HeaderMap([[':method', 'GET'], [':path', '/']]),
+      body: { replaced: Buffer.alloc(0) },
+    });
+    expect([response.status, response.body.toString()]).toEqual([200, 'ok']);
+    expect(response.headers.has('x-echo')).toBe(false);
+    expect(JSON.stringify(response)).not.toContain('crm-upstream-secret');
+  });
 });

@@ -192,6 +192,21 @@ deny contains msg if {
 	)
 }
 
+# Trailers can hold what headers can (an echoed credential, a value under a "$" rule); Envoy skips
+# them unless told to send them (SEND, or its number, 1).
+deny contains msg if {
+	some [location, i, filter] in _ext_proc_filters
+	mode := object.get(filter, ["typed_config", "processing_mode", "response_trailer_mode"], "DEFAULT")
+	not mode in {"SEND", 1}
+	msg := sprintf(
+		"%s.http_filters[%d]: %s response_trailer_mode is %s; %s",
+		[
+			location, i, _ext_proc_name, json.marshal(mode),
+			"set processing_mode.response_trailer_mode: SEND so Gatehouse screens trailers as headers",
+		],
+	)
+}
+
 # Process learns Check's decision (mask plan, session) from the ext_authz metadata namespace.
 deny contains msg if {
 	some [location, i, filter] in _ext_proc_filters

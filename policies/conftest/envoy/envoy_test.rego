@@ -22,7 +22,11 @@ _ext_proc := {
 		"grpc_service": {"envoy_grpc": {"cluster_name": "gatehouse_ext_authz"}},
 		"failure_mode_allow": false,
 		"message_timeout": "1s",
-		"processing_mode": {"response_header_mode": "SEND", "response_body_mode": "BUFFERED"},
+		"processing_mode": {
+			"response_header_mode": "SEND",
+			"response_body_mode": "BUFFERED",
+			"response_trailer_mode": "SEND",
+		},
 		"metadata_options": {"forwarding_namespaces": {"untyped": ["envoy.filters.http.ext_authz"]}},
 	},
 }
@@ -359,6 +363,30 @@ test_ext_proc_without_processing_mode_denied if {
 	doc := _with_ext_proc([{"op": "remove", "path": "/typed_config/processing_mode"}])
 	denials := envoy.deny with input as doc
 	_one(denials, "envoy.filters.http.ext_proc response_body_mode is \"NONE\"")
+	_one(denials, "envoy.filters.http.ext_proc response_trailer_mode is \"DEFAULT\"")
+}
+
+# --- ext_proc response trailers --------------------------------------------
+
+test_ext_proc_skipped_trailers_denied if {
+	doc := _with_ext_proc([{
+		"op": "replace", "path": "/typed_config/processing_mode/response_trailer_mode",
+		"value": "SKIP",
+	}])
+	denials := envoy.deny with input as doc
+	denials == {sprintf(
+		"%s.http_filters[1]: envoy.filters.http.ext_proc response_trailer_mode is \"SKIP\"; %s",
+		[_hcm_location, "set processing_mode.response_trailer_mode: SEND so Gatehouse screens trailers as headers"],
+	)}
+}
+
+test_ext_proc_trailers_sent_by_number_allowed if {
+	doc := _with_ext_proc([{
+		"op": "replace", "path": "/typed_config/processing_mode/response_trailer_mode",
+		"value": 1,
+	}])
+	denials := envoy.deny with input as doc
+	count(denials) == 0
 }
 
 test_ext_proc_buffered_by_number_allowed if {
