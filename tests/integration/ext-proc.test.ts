@@ -193,6 +193,15 @@ async function exchange(messages: object[], via: any = client): Promise<Reply[]>
 const setHeaders = (mutation: Reply): Record<string, string> =>
   Object.fromEntries((mutation?.set_headers ?? []).map((h: Reply) => [h.header.key, Buffer.from(h.header.raw_value ?? []).toString()]));
 
+/** The recorder flushed, the entries of a session once it has any (recording is asynchronous). */
+async function recordedEntries(sessionId: string, what: string) {
+  expect(await gateway.recorder.flush()).toBe(true);
+  return waitFor(async () => {
+    const found = await gateway.store.sessionEntries(sessionId);
+    return found.length > 0 && found;
+  }, what);
+}
+
 async function maskedBody(meta: ExchangeMetadata, body: Buffer | string, headers: Record<string, string>) {
   const replies = await exchange([requestHeaders(meta), responseHeaders(meta, headers), responseBody(meta, body)]);
   expect(replies.map((r) => r.response)).toEqual(['request_headers', 'response_headers', 'response_body']);
@@ -785,11 +794,7 @@ describe('ExternalProcessor: evidence', () => {
       responseHeaders(meta, { 'content-type': 'application/json', 'content-length': String(json.length), 'set-cookie': 'upstream-session=1' }),
       responseBody(meta, json),
     ]);
-    expect(await gateway.recorder.flush()).toBe(true);
-    const entries = await waitFor(async () => {
-      const found = await gateway.store.sessionEntries(sessionId);
-      return found.length > 0 && found;
-    }, 'the exchange to be recorded');
+    const entries = await recordedEntries(sessionId, 'the exchange to be recorded');
     expect(entries).toHaveLength(1);
     entry = JSON.parse(entries[0]!.entry) as HttpExchangeEntry;
   });
@@ -859,11 +864,7 @@ describe('ExternalProcessor: evidence', () => {
   it('records an exchange whose response ended with its trailers as complete', async () => {
     const withTrailers = metadata({ record: true });
     await exchange([requestHeaders(withTrailers), responseHeaders(withTrailers, { 'content-type': 'application/json' }), responseTrailers(withTrailers, { 'x-checksum': 'abc' })]);
-    expect(await gateway.recorder.flush()).toBe(true);
-    const [stored] = await waitFor(async () => {
-      const found = await gateway.store.sessionEntries(withTrailers.session_id);
-      return found.length > 0 && found;
-    }, 'the exchange to be recorded');
+    const [stored] = await recordedEntries(withTrailers.session_id, 'the exchange to be recorded');
     const e = JSON.parse(stored!.entry) as HttpExchangeEntry;
     expect(e.error).toBeNull();
     expect(e.har.response.status).toBe(200);
@@ -875,11 +876,7 @@ describe('ExternalProcessor: evidence', () => {
       const named = { [`x-envoy-${CREDENTIAL}`]: '1' };
       await exchange([requestHeaders(refused), responseHeaders(refused, { 'content-type': 'text/plain', ...(stage === 'header' ? named : {}) }),
         ...(stage === 'trailer' ? [responseTrailers(refused, named)] : [])]);
-      expect(await gateway.recorder.flush()).toBe(true);
-      const [stored] = await waitFor(async () => {
-        const found = await gateway.store.sessionEntries(refused.session_id);
-        return found.length > 0 && found;
-      }, 'the refused exchange to be recorded');
+      const [stored] = await recordedEntries(refused.session_id, 'the refused exchange to be recorded');
       const e = JSON.parse(stored!.entry) as HttpExchangeEntry;
       expect(e.har.response.status, stage).toBe(502);
       expect(e.error, stage).toBe(`the gateway answered 502: response ${stage} [REDACTED:credential] holds what must not reach the client, and Envoy does not let ext_proc change it`);
@@ -890,11 +887,7 @@ describe('ExternalProcessor: evidence', () => {
   it('records a refused exchange with the gateway\'s answer and why', async () => {
     const refused = metadata({ record: true });
     await exchange([requestHeaders(refused), responseHeaders(refused, { 'content-type': 'application/json' }), responseBody(refused, '{"email": "jane.doe@example.com",')]);
-    expect(await gateway.recorder.flush()).toBe(true);
-    const [stored] = await waitFor(async () => {
-      const found = await gateway.store.sessionEntries(refused.session_id);
-      return found.length > 0 && found;
-    }, 'the refused exchange to be recorded');
+    const [stored] = await recordedEntries(refused.session_id, 'the refused exchange to be recorded');
     const e = JSON.parse(stored!.entry) as HttpExchangeEntry;
     expect(e.har.response.status).toBe(502);
     expect(e.error).toBe('the gateway answered 502: the body is declared as JSON but is not valid JSON');
