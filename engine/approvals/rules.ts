@@ -1,6 +1,7 @@
 import type { Identity } from '../identity/identity.js';
 import type { ApprovalRequirement } from '../policy/decision.js';
 import type { ApprovalRecord } from '../store/store.js';
+import { normalizeStreamSafe } from '../unicode.js';
 
 /**
  * Why `approver` may not vote on `approval`, or null when they may. The
@@ -36,7 +37,7 @@ function samePerson(sub: string): (other: string) => boolean {
 }
 
 function personKey(sub: string): string {
-  return sub.normalize('NFKC').toLowerCase();
+  return normalizeStreamSafe(sub, 'NFKC').toLowerCase();
 }
 
 /**

@@ -149,6 +149,15 @@ export class Authorizer {
     }
   }
 
+  /**
+   * The revision of the bundle deciding now (null when none is loaded, or
+   * the engine does not say): a decision kept for later (a prepared
+   * statement's) stands only while it is the one it was made under.
+   */
+  policyRevision(): string | null {
+    return this.options.policy.revision?.() ?? null;
+  }
+
   /** Ends held requests and waits until every decision in flight is audited. */
   async close(): Promise<void> {
     this.closing.abort();

@@ -100,9 +100,17 @@ class CompiledMasker implements ColumnMasker {
           : (_text, detector) => markers[detector];
     const isNull = this.strategy === 'null';
     const spans = this.spans;
-    return (value) => {
-      const found = scanSpans(value, detectors);
-      if (found.length === 0) return value;
+    return (text) => {
+      let value = text;
+      let found = scanSpans(value, detectors);
+      if (found.length === 0) {
+        // Characters written as escapes a client reads back (NDJSON or JSON5 inside a string, markup): "\u0034111…".
+        const read = value.includes('\\') || value.includes('&#') ? withPlainEscapesRead(value) : value;
+        if (read === value) return value;
+        found = scanSpans(read, detectors);
+        if (found.length === 0) return value;
+        value = read;
+      }
       for (const s of found) spans[slot[s.detector]]!++;
       if (isNull) return null; // any match nulls the whole value: its remains would still identify it
       let out = '';
@@ -133,3 +141,23 @@ class CompiledMasker implements ColumnMasker {
     this.spans.fill(0);
   }
 }
+
+/**
+ * The value with escapes of letters, digits and the punctuation values
+ * are written with (`@ . - + _ ( ) :` and space) read: JSON's and
+ * JavaScript's `\u0034`, `\u{34}` and `\x34`, and HTML's `&#52;` and
+ * `&#x34;`. A client reads them when it parses what the value holds (a
+ * JSON document in a string, an HTML fragment); detectors must see what
+ * it sees. Other escapes (quotes, backslashes, line breaks) stay, so the
+ * value keeps its shape.
+ */
+function withPlainEscapesRead(value: string): string {
+  return value.replace(PLAIN_ESCAPE, (escape: string, braced?: string, u?: string, x?: string, hexRef?: string, decRef?: string) => {
+    const code = decRef !== undefined ? Number(decRef) : parseInt(braced ?? u ?? x ?? hexRef!, 16);
+    const c = code < 0x80 ? String.fromCharCode(code) : '';
+    return PLAIN.test(c) ? c : escape;
+  });
+}
+
+const PLAIN_ESCAPE = /\\u\{0*([0-9a-fA-F]{1,6})\}|\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})|&#[xX]0*([0-9a-fA-F]{1,6});?|&#0*(\d{1,7});?/g;
+const PLAIN = /^[0-9A-Za-z@.+\-_():\x20]$/;

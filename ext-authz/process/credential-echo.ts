@@ -23,6 +23,7 @@
  * different places.
  */
 import type { JsonValue } from '../../engine/masking/json-fields.js';
+import { normalizeStreamSafe } from '../../engine/unicode.js';
 import { BodyRefused } from './body-refused.js';
 import { parseLeniently } from './json-body.js';
 
@@ -165,7 +166,7 @@ function needles(secrets: readonly string[]): Needles {
  * fullwidth letters count as the ASCII ones they stand for.
  */
 function lettersAndDigits(lower: string): string {
-  return (NOT_ASCII.test(lower) ? lower.normalize('NFKD') : lower).replace(/[^0-9a-z]+/g, '');
+  return (NOT_ASCII.test(lower) ? normalizeStreamSafe(lower, 'NFKD') : lower).replace(/[^0-9a-z]+/g, '');
 }
 
 /**
@@ -202,25 +203,39 @@ interface View {
  * (`crm-upstre<b></b>am`, `&shy;`); every byte percent-encoded (also %u
  * and four hex digits; and encoded twice or three times); quoted-printable;
  * HTML character references; decimal byte arrays (Node's Buffer.toJSON, or
- * codes with any separator); and one character per array element. Hex
- * bytes with separators, and the credential with anything between its
- * characters, are found by the separator-free comparison of these views.
+ * codes with any separator); hex byte literals (`0x63, 0x72`); and one
+ * character per array element. Hex bytes with separators, and the
+ * credential with anything between its characters, are found by the
+ * separator-free comparison of these views. Markup is taken out of each
+ * decoded view too (`\u003cem\u003e`, `&lt;em&gt;`, `%3Cb%3E` are tags once
+ * read).
  */
 function* views(text: string): Generator<View> {
+  for (const decoded of decodedViews(text)) {
+    yield decoded;
+    if (decoded.separators && (decoded.view.includes('<') || decoded.view.includes('&'))) {
+      const bare = decoded.view.replace(MARKUP, '');
+      if (bare !== decoded.view) yield { view: bare, separators: true };
+    }
+  }
+}
+
+function* decodedViews(text: string): Generator<View> {
   yield { view: text, separators: true };
   const unescapedText = unescaped(text);
   if (unescapedText !== text) yield { view: unescapedText, separators: true };
   // Both found by the separator-free comparison of the text too, but only with MIN_SECRET_LENGTH letters and digits.
   yield { view: text.replace(INVISIBLE, ''), separators: false };
   // Fullwidth and other compatibility forms of ASCII letters and digits (ｃｒｍ, 𝐜𝐫𝐦) read as ASCII.
-  if (NOT_ASCII.test(text)) yield { view: text.normalize('NFKC').replace(INVISIBLE, ''), separators: false };
-  if (text.includes('<') || text.includes('&')) yield { view: text.replace(MARKUP, ''), separators: true };
+  if (NOT_ASCII.test(text)) yield { view: normalizeStreamSafe(text, 'NFKC').replace(INVISIBLE, ''), separators: false };
   if (text.includes('%')) yield { view: percentDecoded(text), separators: true };
   if (text.includes('=')) yield { view: text.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, byte), separators: true };
-  if (text.includes('&#')) {
-    const view = text.replace(/&#x([0-9a-fA-F]{1,6});?/g, byte).replace(/&#(\d{1,7});?/g, (_, n: string) => String.fromCodePoint(Number(n) % 0x110000));
-    yield { view, separators: true };
+  if (text.includes('&')) {
+    const view = text.replace(/&#[xX]0*([0-9a-fA-F]{1,6});?/g, byte).replace(/&#0*(\d{1,7});?/g, (_, n: string) => String.fromCodePoint(Number(n) % 0x110000))
+      .replace(/&(lt|gt|amp|quot|apos);/g, (_, name: string) => NAMED_REFERENCES[name]!);
+    if (view !== text) yield { view, separators: true };
   }
+  if (text.includes('0x') || text.includes('0X')) yield { view: text.replace(/0[xX]([0-9a-fA-F]{2})(?![0-9a-fA-F])/g, byte), separators: true };
   if (text.includes(',')) {
     yield { view: text.replace(/\d{1,3}(?:\s*,\s*\d{1,3}){7,}/g, (run) => fromCodes(run.split(','))), separators: true };
     yield { view: text.replace(/(["'])\s*,\s*\1/g, ''), separators: false };
@@ -228,6 +243,9 @@ function* views(text: string): Generator<View> {
   // Character codes separated by anything but letters and digits ("99 114 109 …", one per line, "99;114;…").
   if (BYTE_RUN.test(text)) yield { view: text.replace(BYTE_RUNS, (run) => fromCodes(run.split(/[^\dA-Za-z]+/).filter(Boolean))), separators: true };
 }
+
+/** The named references that spell markup itself. */
+const NAMED_REFERENCES: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
 
 /**
  * Markup a reader of the rendered text does not see: tags and comments

@@ -45,6 +45,13 @@ describe('the credential spelled with something between its characters, or turne
     'fullwidth, dotted': [...TOKEN].map((c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0)).join('.'),
     'character references between': [...TOKEN].join('&shy;'),
     'numeric references between': [...TOKEN].join('&#8203;'),
+    // Round 19: references as HTML also reads them, byte literals, markup behind another escaping.
+    'upper-case hex references': [...TOKEN].map((c) => `&#X${c.charCodeAt(0).toString(16)};`).join(''),
+    'hex references with leading zeros': [...TOKEN].map((c) => `&#x0000000${c.charCodeAt(0).toString(16)};`).join(''),
+    'hex byte literals': `[]byte{${[...TOKEN].map((c) => `0x${c.charCodeAt(0).toString(16)}`).join(', ')}}`,
+    'markup in JSON escapes': 'crm-upstre\\u003cem\\u003eam\\u003c/em\\u003e-secret-5d1e',
+    'markup as references': 'crm-upstre&lt;em&gt;am&lt;/em&gt;-secret-5d1e',
+    'markup percent-encoded': 'crm-upstre%3Cb%3Eam%3C/b%3E-secret-5d1e',
   };
 
   for (const [name, spelling] of Object.entries(spellings)) {
@@ -98,6 +105,12 @@ describe('the credential spelled with something between its characters, or turne
       const text = filler.repeat(Math.ceil(size / filler.length)).slice(0, size);
       expect(holdsSecret(text, secrets), filler).toBe(false);
     }
+  });
+
+  it('reads long runs of combining marks without going back over them (normalising sorts each run)', () => {
+    // Two marks of different classes, alternating: V8 puts a run in order in time quadratic in it (a MiB: minutes).
+    expect(holdsSecret(`{"echo":"a${'\u0301\u0316'.repeat(512 * 1024)}"}`, secrets)).toBe(false);
+    expect(holdsSecret(`${'\u0301\u0316'.repeat(64 * 1024)}${TOKEN}`, secrets)).toBe(true);
   });
 
   it('reads runs of numbers whose ends could be read several ways without going back over them', () => {

@@ -134,6 +134,18 @@ describe('compileMasker, detectors', () => {
       .toBe(`Reach ${hash('jane@example.com')} or ${hash('415-555-2671')}; card ${hash('4111 1111 1111 1111')}.`);
   });
 
+  it('reads escaped letters, digits and "@" as a client parsing the value would, keeping the value\'s shape', () => {
+    const masker = compileMasker({ strategy: 'redact', detectors: ['email', 'payment_card', 'us_ssn'] });
+    // NDJSON, or JSON5, inside a string: a client that parses it reads the escapes.
+    expect(masker.mask('{"a":1}\n{"card":"\\u0034111111111111111"}')).toBe('{"a":1}\n{"card":"[REDACTED:payment_card]"}');
+    expect(masker.mask("{'c': '\\x34111111111111111',}")).toBe("{'c': '[REDACTED:payment_card]',}");
+    expect(masker.mask('ssn \\u0030\\u0037\\u0038-05-1120 "quoted\\" \\n"')).toBe('ssn [REDACTED:us_ssn] "quoted\\" \\n"');
+    expect(masker.mask('ada\\u0040example\\u002ecom')).toBe('[REDACTED:email]');
+    expect(masker.mask('<td>&#52;111 1111 1111 1111</td>')).toBe('<td>[REDACTED:payment_card]</td>');
+    // Nothing found once read: the value as it came, escapes and all.
+    expect(masker.mask('path C:\\x41\\u0042 and &#65;')).toBe('path C:\\x41\\u0042 and &#65;');
+  });
+
   it('masks only what the rule names', () => {
     expect(compileMasker({ strategy: 'redact', detectors: ['phone'] }).mask(text))
       .toBe('Reach jane@example.com or [REDACTED:phone]; card 4111 1111 1111 1111.');

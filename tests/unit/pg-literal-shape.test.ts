@@ -240,6 +240,7 @@ function fakeAuthorizer() {
       requests.push(req);
       return result;
     },
+    policyRevision: () => 'r1',
   };
   return { authorizer, requests };
 }

@@ -5,7 +5,7 @@ import { PreparedStatements } from '../../proxies/postgres/session/prepared-stat
 import type { PreparedStatement } from '../../proxies/postgres/session/statement-state.js';
 
 function statement(name: string, sql: string): PreparedStatement {
-  return { name, sql, paramTypes: [], preparedUnder: null, columns: null, columnsIn: -1, decision: {} as never, decisionId: 'd', audit: null, approvalId: null, statements: [], masking: null };
+  return { name, sql, paramTypes: [], preparedUnder: null, decidedUnder: null, columns: null, columnsIn: -1, decision: {} as never, decisionId: 'd', audit: null, approvalId: null, statements: [], masking: null };
 }
 
 function held(statements: PreparedStatements, name: string, sql: string): void {

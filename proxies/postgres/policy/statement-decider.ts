@@ -77,12 +77,17 @@ export class StatementDecider {
   private readonly groupsKey: string;
 
   constructor(
-    private readonly authorizer: Pick<Authorizer, 'authorize' | 'refuseInvalid'>,
+    private readonly authorizer: Pick<Authorizer, 'authorize' | 'refuseInvalid' | 'policyRevision'>,
     private readonly session: SessionContext,
   ) {
     // The policy names the subject only when the caller has no groups (in its reasons): then the subject is part of the key.
     const { groups, sub } = session.identity;
     this.groupsKey = groups.length > 0 ? JSON.stringify([...groups].sort()) : JSON.stringify({ sub });
+  }
+
+  /** The revision of the bundle deciding now (Authorizer.policyRevision). */
+  policyRevision(): string | null {
+    return this.authorizer.policyRevision();
   }
 
   /**

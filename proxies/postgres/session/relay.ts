@@ -216,8 +216,11 @@ export class Relay {
         // Before approval is asked: no one is asked about a Bind that would not run.
         const overCap = this.portals.overCap({ name: message.portal });
         if (overCap) return this.refuseOverCap(`Bind of portal "${message.portal}"`, overCap);
-        // Approval was left for the Bind: only now are the values known that the approver must see.
-        if (statement.decision.action === 'approve') return this.bindWithApproval(message, statement, raw);
+        // Approval was left for the Bind: only now are the values known that the approver must see. And a
+        // decision made under a bundle since replaced (new masks, a grant taken away) no longer stands.
+        if (statement.decision.action === 'approve' || statement.decidedUnder !== this.options.decider.policyRevision()) {
+          return this.bindDecidedAgain(message, statement, raw);
+        }
         if (statement.masking?.expired()) return this.bindRemasked(message, statement, raw);
         this.bind(message.portal, statement, message.resultFormats, raw);
         return;
@@ -359,6 +362,7 @@ export class Relay {
 
   private async parse(name: string, sql: string, paramTypes: number[], raw: Buffer): Promise<void> {
     // Preparing runs nothing: a statement that needs approval is asked about at each Bind, with its values.
+    const decidedUnder = this.options.decider.policyRevision();
     const decided = await this.decide(sql, 'extended', { approvalLater: true });
     this.extendedOpen = true;
     if (!decided) return;
@@ -373,7 +377,7 @@ export class Relay {
     const previous = this.statements.get(name);
     // The server reads the statement's constants now, under the settings of now (if the relay knows them).
     const preparedUnder = this.settingsKnown() ? this.options.settings.key : null;
-    if (!this.serverSkipping) this.statements.set(name, { ...decided, name, paramTypes, preparedUnder, columns: null, columnsIn: -1 });
+    if (!this.serverSkipping) this.statements.set(name, { ...decided, name, paramTypes, preparedUnder, decidedUnder, columns: null, columnsIn: -1 });
     this.forward(raw, { kind: 'parseComplete', name, previous });
   }
 
@@ -406,8 +410,13 @@ export class Relay {
     this.readOnlyOnServer = true;
   }
 
-  /** A statement policy wants approved: this Bind, with its values, is what a human approves and what runs once. */
-  private async bindWithApproval(bind: Bind, statement: PreparedStatement, raw: Buffer): Promise<void> {
+  /**
+   * A Bind decided again, with its values: a statement policy wants
+   * approved (this Bind is what a human approves and what runs once), or
+   * one prepared under a policy bundle that has since been replaced.
+   */
+  private async bindDecidedAgain(bind: Bind, statement: PreparedStatement, raw: Buffer): Promise<void> {
+    const decidedUnder = this.options.decider.policyRevision();
     const decided = await this.decide(statement.sql, 'extended', {
       facts: statement.statements,
       parameters: boundValues(bind.params, bind.paramFormats, statement.paramTypes),
@@ -416,7 +425,10 @@ export class Relay {
     if (!decided) return;
     if (decided.decision.action !== 'allow') return this.refuseBind(decided);
     // The portal runs under this decision (its approval, its mask plan), not the Parse's.
-    this.bind(bind.portal, { ...statement, ...decided, columns: null, columnsIn: -1 }, bind.resultFormats, raw);
+    const now: PreparedStatement = { ...statement, ...decided, columns: null, columnsIn: -1 };
+    // Kept for the next Binds unless it was an approval, which is spent once.
+    if (decided.approvalId === null && this.statements.get(statement.name) === statement) this.statements.set(statement.name, { ...now, decidedUnder });
+    this.bind(bind.portal, now, bind.resultFormats, raw);
   }
 
   /**

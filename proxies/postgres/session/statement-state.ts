@@ -30,6 +30,8 @@ export interface PreparedStatement extends DecidedSql {
   paramTypes: readonly number[];
   /** LiteralSettings.key when it was parsed (its constants read then), or null when the relay did not know them. */
   preparedUnder: string | null;
+  /** The policy bundle revision its decision was made under: after a reload, its next Bind is decided again. */
+  decidedUnder: string | null;
   /**
    * Its result columns, from the answer to a Describe of the statement (in
    * text format): a Bind in the same epoch then knows its portal's row

@@ -1,0 +1,62 @@
+/**
+ * A policy bundle replaced while sessions are open (hot reload): what a
+ * session prepared before is decided again under the new policy at its
+ * next Bind, so a mask added or a grant taken away applies to statements
+ * drivers keep for the life of a connection too. Real PostgreSQL,
+ * node-postgres and `gatehouse serve` watching its bundle file.
+ */
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeBundle, policiesWithData } from '../helpers/gateway-bundle.js';
+import { outcome } from '../helpers/pg-outcome.js';
+import { startProxyStack, type ProxyStack } from '../helpers/pg-proxy.js';
+import { waitFor } from '../helpers/wait.js';
+
+let stack: ProxyStack;
+
+beforeAll(async () => {
+  stack = await startProxyStack();
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+/** Rebuilds the gateway's bundle with data.yaml edited, and waits until a fresh session decides under it. */
+async function reload(revision: string, edit: (data: string) => string, loaded: (client: pg.Client) => Promise<boolean>): Promise<void> {
+  const policies = policiesWithData(join(stack.dir, revision), edit);
+  makeBundle({ out: join(stack.dir, 'bundle.tar.gz'), revision, policySrc: policies });
+  await waitFor(async () => {
+    const { client } = await stack.connectAgent('probe', ['analysts']).catch(() => ({ client: null }));
+    if (!client) return false;
+    try {
+      return await loaded(client);
+    } finally {
+      await client.end();
+    }
+  }, `bundle ${revision} to be loaded`);
+}
+
+const NAMES = { name: 'names', text: 'SELECT id, name FROM customers WHERE id = 1' };
+
+describe('a statement prepared before the policy changed', () => {
+  it('is masked by a mask the new policy adds, and refused when the grant is taken away', async () => {
+    const { client } = await stack.connectAgent('rae', ['analysts']);
+    try {
+      expect((await outcome(client, NAMES)).rows).toEqual([{ id: 1, name: 'Ada Lovelace' }]);
+
+      const masksName = (data: string) => data.replace(/^masks:\n {2}orders-db:\n/m, 'masks:\n  orders-db:\n    - column: public.customers.name\n      strategy: redact\n');
+      await reload('names-masked', masksName, async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
+      expect((await outcome(client, NAMES)).rows).toEqual([{ id: 1, name: '[REDACTED]' }]);
+
+      const noGrant = (data: string) => masksName(data).replace(/(- name: analysts-read-orders\n(?:.*\n)*? {4}targets: \[)orders-db, /, '$1');
+      await reload('no-grant', noGrant, async (probe) => (await outcome(probe, 'SELECT 1')).error?.code === '42501');
+      const refused = await outcome(client, NAMES);
+      expect(refused.error?.code).toBe('42501');
+      expect(JSON.stringify(refused)).not.toContain('Ada');
+    } finally {
+      await client.end();
+    }
+  });
+});
