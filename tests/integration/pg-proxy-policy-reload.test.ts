@@ -38,9 +38,40 @@ async function reload(revision: string, edit: (data: string) => string, loaded: 
   }, `bundle ${revision} to be loaded`);
 }
 
+/** Back to the project's policy as it is. */
+const restore = (revision: string) => reload(revision, (data) => data, async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === 'Ada Lovelace');
+
 const NAMES = { name: 'names', text: 'SELECT id, name FROM customers WHERE id = 1' };
 
 describe('a statement prepared before the policy changed', () => {
+  it('a cursor declared in SQL is refused to a masked caller after a reload, and is decided under the new policy made again', async () => {
+    const { client } = await stack.connectAgent('sol', ['analysts']);
+    try {
+      await client.query('BEGIN');
+      await client.query('DECLARE k CURSOR WITH HOLD FOR SELECT id, upper(name) AS n FROM customers ORDER BY id');
+      await client.query('COMMIT');
+      expect((await client.query('FETCH 1 FROM k')).rows).toEqual([{ id: 1, n: 'ADA LOVELACE' }]);
+
+      await reload('names-masked-2', (data) => data.replace(/^masks:\n {2}orders-db:\n/m, 'masks:\n  orders-db:\n    - column: public.customers.name\n      strategy: redact\n'),
+        async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
+      for (const sql of ['FETCH 1 FROM k', 'MOVE 1 IN k']) {
+        const result = await outcome(client, sql);
+        expect(result.error?.code, sql).toBe('42501');
+        expect(result.error?.message, sql).toContain('cursor "k" was declared under a policy that has since been replaced');
+        expect(JSON.stringify(result), sql).not.toMatch(/LOVELACE|TURING/);
+      }
+      // Made again, it is decided under the policy of now: the expression over a masked column is refused.
+      await client.query('CLOSE k');
+      const again = await outcome(client, 'DECLARE k CURSOR WITH HOLD FOR SELECT id, upper(name) AS n FROM customers');
+      expect(again.error?.code).toBe('42501');
+      expect(again.error?.message).toContain('name');
+    } finally {
+      await client.end();
+      await restore('base-1');
+    }
+  });
+
+
   it('is masked by a mask the new policy adds, and refused when the grant is taken away', async () => {
     const { client } = await stack.connectAgent('rae', ['analysts']);
     try {

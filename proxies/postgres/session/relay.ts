@@ -26,6 +26,7 @@ import { PendingResponses, type Pending } from './pending-responses.js';
 import type { CountedMapLimits } from './counted-map.js';
 import { Portals } from './portals.js';
 import { PreparedStatements } from './prepared-statements.js';
+import { SqlNames } from './sql-names.js';
 import { serverName } from './server-name.js';
 import type { DecidedSql, Portal, PreparedStatement, RunningStatement } from './statement-state.js';
 import type { LiteralSettings } from './literal-settings.js';
@@ -148,6 +149,8 @@ export class Relay {
    * wait, and a controller per statement is a measurable cost.
    */
   private stopDeciding = new AbortController();
+  /** Cursors and prepared statements made with SQL DECLARE and PREPARE, and the policy revision they were decided under. */
+  private readonly sqlNames = new SqlNames();
   /** A statement the proxy waits on before the next client message (settledIfNeeded). */
   private awaiting: { entry: Pending; copiesIn: boolean; settle(): void } | null = null;
   /** The server is taking COPY … FROM data: the client's Sync and Flush are ignored, and owed nothing. */
@@ -347,6 +350,7 @@ export class Relay {
         if (name === '*') map.clear();
         else if (name !== undefined) map.delete(name);
       }
+      this.sqlNames.replaces(statement, this.options.decider.policyRevision());
     }
   }
 
@@ -617,6 +621,8 @@ export class Relay {
             return 'a cursor over a statement that needs approval could run it again on every rewind; send the statement itself (or read it through an extended-protocol portal)';
           }
           if (decision.mask.length === 0) return null;
+          const stale = this.sqlNames.decidedUnderOtherPolicy(statements, this.options.decider.policyRevision());
+          if (stale) return stale;
           const prepared = await this.maskPlans.prepare(decision.mask, statements, this.uncommittedChange(statements));
           if ('refusal' in prepared) return prepared.refusal;
           masking = prepared.masking;

@@ -154,6 +154,7 @@ function analyseStatement(type: string, body: Json): StatementFacts {
   if (names) facts.session_names = names;
   const executes = executedName(type, body);
   if (executes !== undefined) facts.executes = executes;
+  if (type === 'FetchStmt' && typeof body.portalname === 'string') facts.cursor = body.portalname;
   const renames = renamedNames(type, body);
   if (renames.length > 0) facts.renames = renames;
   return facts;

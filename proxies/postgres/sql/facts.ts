@@ -171,6 +171,8 @@ export interface StatementFacts {
    * any mask plan's reach), and for policy.
    */
   executes?: string;
+  /** FETCH and MOVE: the cursor they read. For the proxy. */
+  cursor?: string;
 }
 
 /** Where an unqualified table name is reported (PostgreSQL's default search_path). */
