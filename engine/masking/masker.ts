@@ -103,14 +103,17 @@ class CompiledMasker implements ColumnMasker {
     return (text) => {
       let value = text;
       let found = scanSpans(value, detectors);
-      if (found.length === 0) {
-        // Characters written as escapes a client reads back (NDJSON or JSON5 inside a string, markup): "\u0034111…".
-        const read = value.includes('\\') || value.includes('&#') ? withPlainEscapesRead(value) : value;
-        if (read === value) return value;
-        found = scanSpans(read, detectors);
-        if (found.length === 0) return value;
-        value = read;
+      // Characters written as escapes a client reads back (NDJSON or JSON5 inside a string, markup): "\u0034111…".
+      // Read whenever there are any: a match elsewhere in the value must not let them through.
+      const read = value.includes('\\') || value.includes('&') ? withPlainEscapesRead(value) : value;
+      if (read !== value) {
+        const inRead = scanSpans(read, detectors);
+        if (inRead.length > 0) {
+          value = read;
+          found = inRead;
+        }
       }
+      if (found.length === 0) return value;
       for (const s of found) spans[slot[s.detector]]!++;
       if (isNull) return null; // any match nulls the whole value: its remains would still identify it
       let out = '';
@@ -143,21 +146,32 @@ class CompiledMasker implements ColumnMasker {
 }
 
 /**
- * The value with escapes of letters, digits and the punctuation values
- * are written with (`@ . - + _ ( ) :` and space) read: JSON's and
- * JavaScript's `\u0034`, `\u{34}` and `\x34`, and HTML's `&#52;` and
- * `&#x34;`. A client reads them when it parses what the value holds (a
- * JSON document in a string, an HTML fragment); detectors must see what
- * it sees. Other escapes (quotes, backslashes, line breaks) stay, so the
- * value keeps its shape.
+ * The value with escapes read as a client reads them when it parses what
+ * the value holds (a JSON document in a string, an HTML fragment):
+ * JSON's and JavaScript's `\u0034`, `\u{34}` and `\x34`, HTML's `&#52;`,
+ * `&#x34;` and the named references values are spelled with (`&nbsp;`,
+ * `&shy;`, `&period;`, …). Detectors must see what the client sees; they
+ * read fullwidth, zero-width and Unicode-space characters themselves.
+ * Escapes of what gives the value its shape (quotes, backslashes, `<`,
+ * `>`, `&`, control characters) stay, and an escaped backslash is kept
+ * whole, so `\\u0034` stays a backslash and "u0034".
  */
 function withPlainEscapesRead(value: string): string {
-  return value.replace(PLAIN_ESCAPE, (escape: string, braced?: string, u?: string, x?: string, hexRef?: string, decRef?: string) => {
+  return value.replace(PLAIN_ESCAPE, (escape: string, braced?: string, u?: string, x?: string, hexRef?: string, decRef?: string, named?: string) => {
+    if (named !== undefined) return NAMED[named] ?? escape;
+    if (braced === undefined && u === undefined && x === undefined && hexRef === undefined && decRef === undefined) return escape;
     const code = decRef !== undefined ? Number(decRef) : parseInt(braced ?? u ?? x ?? hexRef!, 16);
-    const c = code < 0x80 ? String.fromCharCode(code) : '';
-    return PLAIN.test(c) ? c : escape;
+    if (code > 0x10ffff) return escape;
+    const c = String.fromCodePoint(code);
+    return SHAPING.test(c) ? escape : c;
   });
 }
 
-const PLAIN_ESCAPE = /\\u\{0*([0-9a-fA-F]{1,6})\}|\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})|&#[xX]0*([0-9a-fA-F]{1,6});?|&#0*(\d{1,7});?/g;
-const PLAIN = /^[0-9A-Za-z@.+\-_():\x20]$/;
+// An escaped backslash first, so that what follows it is not read as an escape.
+const PLAIN_ESCAPE = /\\\\|\\u\{0*([0-9a-fA-F]{1,6})\}|\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})|&#[xX]0*([0-9a-fA-F]{1,6});?|&#0*(\d{1,7});?|&([A-Za-z]{2,8});/g;
+const SHAPING = /^(?:\p{Cc}|["'\\<>&])$/u;
+const NAMED: Record<string, string> = {
+  nbsp: '\u00a0', shy: '\u00ad', ensp: '\u2002', emsp: '\u2003', thinsp: '\u2009', zwj: '\u200d', zwnj: '\u200c',
+  period: '.', commat: '@', hyphen: '\u2010', dash: '\u2010', ndash: '\u2013', mdash: '\u2014', minus: '\u2212',
+  lpar: '(', rpar: ')', plus: '+', colon: ':', lowbar: '_', sol: '/', num: '#',
+};

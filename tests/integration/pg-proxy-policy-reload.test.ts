@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 import pg from 'pg';
+import Cursor from 'pg-cursor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBundle, policiesWithData } from '../helpers/gateway-bundle.js';
 import { outcome } from '../helpers/pg-outcome.js';
@@ -41,6 +42,8 @@ async function reload(revision: string, edit: (data: string) => string, loaded: 
 /** Back to the project's policy as it is. */
 const restore = (revision: string) => reload(revision, (data) => data, async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === 'Ada Lovelace');
 
+const maskName = (data: string) => data.replace(/^masks:\n {2}orders-db:\n/m, 'masks:\n  orders-db:\n    - column: public.customers.name\n      strategy: redact\n');
+
 const NAMES = { name: 'names', text: 'SELECT id, name FROM customers WHERE id = 1' };
 
 describe('a statement prepared before the policy changed', () => {
@@ -52,7 +55,7 @@ describe('a statement prepared before the policy changed', () => {
       await client.query('COMMIT');
       expect((await client.query('FETCH 1 FROM k')).rows).toEqual([{ id: 1, n: 'ADA LOVELACE' }]);
 
-      await reload('names-masked-2', (data) => data.replace(/^masks:\n {2}orders-db:\n/m, 'masks:\n  orders-db:\n    - column: public.customers.name\n      strategy: redact\n'),
+      await reload('names-masked-2', maskName,
         async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
       for (const sql of ['FETCH 1 FROM k', 'MOVE 1 IN k']) {
         const result = await outcome(client, sql);
@@ -60,9 +63,11 @@ describe('a statement prepared before the policy changed', () => {
         expect(result.error?.message, sql).toContain('cursor "k" was declared under a policy that has since been replaced');
         expect(JSON.stringify(result), sql).not.toMatch(/LOVELACE|TURING/);
       }
-      // Made again, it is decided under the policy of now: the expression over a masked column is refused.
-      await client.query('CLOSE k');
-      const again = await outcome(client, 'DECLARE k CURSOR WITH HOLD FOR SELECT id, upper(name) AS n FROM customers');
+      // A DECLARE of the name that fails on the server (it is still open) does not make it readable.
+      await outcome(client, 'DECLARE k CURSOR WITH HOLD FOR SELECT 1');
+      expect((await outcome(client, 'FETCH ALL FROM k')).error?.code).toBe('42501');
+      // A new cursor is decided under the policy of now: the expression over a masked column is refused.
+      const again = await outcome(client, 'DECLARE k2 CURSOR WITH HOLD FOR SELECT id, upper(name) AS n FROM customers');
       expect(again.error?.code).toBe('42501');
       expect(again.error?.message).toContain('name');
     } finally {
@@ -72,16 +77,32 @@ describe('a statement prepared before the policy changed', () => {
   });
 
 
+  it('a portal bound before a reload is not executed after it', async () => {
+    const { client } = await stack.connectAgent('ty', ['analysts']);
+    try {
+      await client.query('BEGIN');
+      const cursor = client.query(new Cursor('SELECT id, name FROM customers ORDER BY id'));
+      expect(await cursor.read(1)).toEqual([{ id: 1, name: 'Ada Lovelace' }]);
+      await reload('names-masked-3', maskName, async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
+      const rest = await cursor.read(10).then((rows) => ({ rows, error: null }), (err: pg.DatabaseError) => ({ rows: null, error: err }));
+      expect(rest.error?.code).toBe('42501');
+      expect(rest.error?.message).toContain('bound under a policy that has since been replaced');
+      expect(JSON.stringify(rest.rows)).not.toContain('Turing');
+    } finally {
+      await client.end();
+      await restore('base-2');
+    }
+  });
+
   it('is masked by a mask the new policy adds, and refused when the grant is taken away', async () => {
     const { client } = await stack.connectAgent('rae', ['analysts']);
     try {
       expect((await outcome(client, NAMES)).rows).toEqual([{ id: 1, name: 'Ada Lovelace' }]);
 
-      const masksName = (data: string) => data.replace(/^masks:\n {2}orders-db:\n/m, 'masks:\n  orders-db:\n    - column: public.customers.name\n      strategy: redact\n');
-      await reload('names-masked', masksName, async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
+      await reload('names-masked', maskName, async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
       expect((await outcome(client, NAMES)).rows).toEqual([{ id: 1, name: '[REDACTED]' }]);
 
-      const noGrant = (data: string) => masksName(data).replace(/(- name: analysts-read-orders\n(?:.*\n)*? {4}targets: \[)orders-db, /, '$1');
+      const noGrant = (data: string) => maskName(data).replace(/(- name: analysts-read-orders\n(?:.*\n)*? {4}targets: \[)orders-db, /, '$1');
       await reload('no-grant', noGrant, async (probe) => (await outcome(probe, 'SELECT 1')).error?.code === '42501');
       const refused = await outcome(client, NAMES);
       expect(refused.error?.code).toBe('42501');

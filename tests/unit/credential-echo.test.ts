@@ -113,6 +113,16 @@ describe('the credential spelled with something between its characters, or turne
     expect(holdsSecret(`${'\u0301\u0316'.repeat(64 * 1024)}${TOKEN}`, secrets)).toBe(true);
   });
 
+  it('reads runs of several MiB of numbers or invisible characters without overflowing the stack', () => {
+    for (const body of ['1,'.repeat(2 * 1024 * 1024), '137, '.repeat(1024 * 1024), '\u200b'.repeat(4 * 1024 * 1024)]) {
+      expect(holdsSecret(body, secrets)).toBe(false);
+    }
+    // The credential as codes, in the middle of a long run, is still found across the pieces.
+    const codes = [...`Bearer ${TOKEN}`].map((c) => c.charCodeAt(0));
+    const run = [...Array.from({ length: 4090 }, () => 32), ...codes, ...Array.from({ length: 5000 }, () => 32)].join(',');
+    expect(holdsSecret(run, secrets)).toBe(true);
+  });
+
   it('reads runs of numbers whose ends could be read several ways without going back over them', () => {
     // " 99_ 99_ …": a run of character codes no end of which is a word boundary (quadratic before: 15 s for this).
     expect(holdsSecret(' 99_'.repeat(64 * 1024), secrets)).toBe(false);

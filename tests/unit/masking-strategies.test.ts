@@ -146,6 +146,17 @@ describe('compileMasker, detectors', () => {
     expect(masker.mask('path C:\\x41\\u0042 and &#65;')).toBe('path C:\\x41\\u0042 and &#65;');
   });
 
+  it('reads escapes beside a plain match too, HTML references and escaped Unicode the detectors know, but not past an escaped backslash', () => {
+    const masker = compileMasker({ strategy: 'redact', detectors: ['email', 'payment_card', 'us_ssn'] });
+    expect(masker.mask('mail a@b.com card \\u0034111111111111111')).toBe('mail [REDACTED:email] card [REDACTED:payment_card]');
+    expect(masker.mask('<p>ada@example.com</p><p>&#52;111111111111111</p>')).toBe('<p>[REDACTED:email]</p><p>[REDACTED:payment_card]</p>');
+    expect(masker.mask('<td>4111&nbsp;1111&nbsp;1111&nbsp;1111</td>')).not.toContain('1111&nbsp;');
+    expect(masker.mask('ada&commat;example&period;com')).toBe('[REDACTED:email]');
+    expect(masker.mask('x=\\uff14\\uff11\\uff11\\uff11111111111111')).not.toMatch(/uff14|1111/);
+    // "\\\\u0034" is a backslash and "u0034": read as such, it is kept, and so is what it would have spelled.
+    expect(masker.mask('{"p":"C:\\\\u0034"} {"c":"\\u0034111111111111111"}')).toBe('{"p":"C:\\\\u0034"} {"c":"[REDACTED:payment_card]"}');
+  });
+
   it('masks only what the rule names', () => {
     expect(compileMasker({ strategy: 'redact', detectors: ['phone'] }).mask(text))
       .toBe('Reach jane@example.com or [REDACTED:phone]; card 4111 1111 1111 1111.');

@@ -303,7 +303,7 @@ export class Relay {
       return;
     }
     const entry: Pending = { kind: 'ready', running: running(decided) };
-    this.replaces(decided.statements, entry);
+    this.replaces(decided.statements, entry, decided.decidedUnder);
     this.forward(raw, entry);
     return this.settledIfNeeded(decided.statements, entry);
   }
@@ -334,7 +334,7 @@ export class Relay {
    * of the name is refused as undecided. SQL that can change name
    * resolution starts a new epoch.
    */
-  private replaces(statements: readonly StatementFacts[], entry: Extract<Pending, { kind: 'ready' | 'execute' }>): void {
+  private replaces(statements: readonly StatementFacts[], entry: Extract<Pending, { kind: 'ready' | 'execute' }>, decidedUnder: string | null): void {
     // Not sent on when the server skips to Sync: it runs nothing, and nothing will answer it.
     if (!this.serverSkipping) entry.execution = ++this.executionsSent;
     for (const statement of statements) {
@@ -350,7 +350,7 @@ export class Relay {
         if (name === '*') map.clear();
         else if (name !== undefined) map.delete(name);
       }
-      this.sqlNames.replaces(statement, this.options.decider.policyRevision());
+      this.sqlNames.replaces(statement, decidedUnder);
     }
   }
 
@@ -366,7 +366,6 @@ export class Relay {
 
   private async parse(name: string, sql: string, paramTypes: number[], raw: Buffer): Promise<void> {
     // Preparing runs nothing: a statement that needs approval is asked about at each Bind, with its values.
-    const decidedUnder = this.options.decider.policyRevision();
     const decided = await this.decide(sql, 'extended', { approvalLater: true });
     this.extendedOpen = true;
     if (!decided) return;
@@ -381,7 +380,7 @@ export class Relay {
     const previous = this.statements.get(name);
     // The server reads the statement's constants now, under the settings of now (if the relay knows them).
     const preparedUnder = this.settingsKnown() ? this.options.settings.key : null;
-    if (!this.serverSkipping) this.statements.set(name, { ...decided, name, paramTypes, preparedUnder, decidedUnder, columns: null, columnsIn: -1 });
+    if (!this.serverSkipping) this.statements.set(name, { ...decided, name, paramTypes, preparedUnder, columns: null, columnsIn: -1 });
     this.forward(raw, { kind: 'parseComplete', name, previous });
   }
 
@@ -420,7 +419,6 @@ export class Relay {
    * one prepared under a policy bundle that has since been replaced.
    */
   private async bindDecidedAgain(bind: Bind, statement: PreparedStatement, raw: Buffer): Promise<void> {
-    const decidedUnder = this.options.decider.policyRevision();
     const decided = await this.decide(statement.sql, 'extended', {
       facts: statement.statements,
       parameters: boundValues(bind.params, bind.paramFormats, statement.paramTypes),
@@ -431,7 +429,7 @@ export class Relay {
     // The portal runs under this decision (its approval, its mask plan), not the Parse's.
     const now: PreparedStatement = { ...statement, ...decided, columns: null, columnsIn: -1 };
     // Kept for the next Binds unless it was an approval, which is spent once.
-    if (decided.approvalId === null && this.statements.get(statement.name) === statement) this.statements.set(statement.name, { ...now, decidedUnder });
+    if (decided.approvalId === null && this.statements.get(statement.name) === statement) this.statements.set(statement.name, now);
     this.bind(bind.portal, now, bind.resultFormats, raw);
   }
 
@@ -485,6 +483,10 @@ export class Relay {
     const portal = this.portals.get(portalName);
     // A cursor from SQL DECLARE is a portal too: the server would run it undecided and unmasked.
     if (!portal) return this.refuseUndecided(`portal "${portalName}" was not bound through the extended protocol in this session`, serialize.execute({ portal: NO_SUCH_STATEMENT }));
+    // Bound under a policy since replaced (a mask added, a grant taken away): its decision no longer stands.
+    if (portal.statement.decidedUnder !== this.options.decider.policyRevision()) {
+      return this.refuseUndecided(`portal "${portalName}" was bound under a policy that has since been replaced; bind it again`, serialize.execute({ portal: NO_SUCH_STATEMENT }));
+    }
     if (portal.statement.masking && portal.boundIn !== this.epoch && readsNamedResult(portal.statement)) {
       // Its columns were set at Bind from what the name stood for then; the rows would come from what it stands for now.
       return this.refuseUndecided(`portal "${portalName}" runs ${portal.statement.statements[0]?.kind.toUpperCase()} of a cursor or prepared statement that may have changed since it was bound; bind it again`,
@@ -499,7 +501,7 @@ export class Relay {
     // the Describe ahead of this Execute (the proxy's or the client's) may still be on its way.
     const entry: Pending = { kind: 'execute', running: running(portal.statement), portal };
     // What this Execute changes on the server applies to what follows it, not to itself.
-    this.replaces(portal.statement.statements, entry);
+    this.replaces(portal.statement.statements, entry, portal.statement.decidedUnder);
     this.forward(raw, entry);
     return this.settledIfNeeded(portal.statement.statements, entry);
   }
@@ -518,7 +520,7 @@ export class Relay {
       return;
     }
     const entry: Pending = { kind: 'ready', running: running(decided) };
-    this.replaces([fact], entry);
+    this.replaces([fact], entry, decided.decidedUnder);
     this.forward(raw, entry);
     // set_config by FunctionCall changes settings as a statement calling it does: waited for alike.
     return this.settledIfNeeded([fact], entry);
@@ -554,7 +556,7 @@ export class Relay {
   private async deniedByProxy(sql: string, protocol: Protocol, statements: StatementFacts[], reason: string): Promise<DecidedSql | null> {
     const result = await this.options.decider.refuse(sql, protocol, statements, reason);
     if (this.ended) return null;
-    return { sql, decision: result.decision, decisionId: result.decision_id, audit: auditRef(result), approvalId: null, statements, masking: null };
+    return { sql, decision: result.decision, decisionId: result.decision_id, audit: auditRef(result), approvalId: null, statements, masking: null, decidedUnder: this.options.decider.policyRevision() };
   }
 
   /**
@@ -584,6 +586,8 @@ export class Relay {
       return null;
     }
     if (this.stopDeciding.signal.aborted) this.stopDeciding = new AbortController();
+    // Before the decision: a reload while it is made leaves it under the older revision, which errs towards deciding again.
+    const decidedUnder = this.options.decider.policyRevision();
     this.deciding = true;
     let masking: ResultMasking | null = null;
     let outcome: StatementDecision;
@@ -657,6 +661,7 @@ export class Relay {
       approvalId: result.approval?.id ?? null,
       statements,
       masking: result.decision.action === 'allow' ? this.remember(masking) : null,
+      decidedUnder,
     };
   }
 

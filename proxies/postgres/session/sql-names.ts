@@ -4,8 +4,13 @@
  * one returns was chosen when it was made: a cursor declared over
  * `upper(name)` before a reload that masks `name` returns the values in
  * clear, with no origin a mask plan could follow. So a masked caller's
- * FETCH, MOVE or EXECUTE of one made under another revision is refused:
- * made again, it is decided under the policy of now.
+ * FETCH, MOVE or EXECUTE of one made under another revision is refused.
+ *
+ * The proxy sees what is sent, not what the server did with it: a DECLARE
+ * of a name still open fails, and a CLOSE after an error in its message or
+ * transaction never runs. So a name keeps the revision it was first made
+ * under for the whole session, whatever follows; after a reload, a cursor
+ * or statement of a new name is decided under the policy of now.
  */
 import type { StatementFacts } from '../sql/analyse.js';
 
@@ -13,20 +18,13 @@ export class SqlNames {
   /** "portal:name" or "statement:name" → the revision (null: no bundle said). */
   private readonly madeUnder = new Map<string, string | null>();
 
-  /** Follows a statement sent to run: DECLARE and PREPARE make a name, CLOSE, DEALLOCATE and DISCARD ALL drop it. */
+  /** Follows a statement sent to run, decided under `revision`: DECLARE and PREPARE make a name. */
   replaces(statement: StatementFacts, revision: string | null): void {
-    const names = statement.session_names;
-    if (!names) return;
-    for (const [kind, name] of [['statement', names.statement], ['portal', names.portal]] as const) {
-      if (name === undefined) continue;
-      if (name === '*') {
-        for (const key of this.madeUnder.keys()) if (key.startsWith(`${kind}:`)) this.madeUnder.delete(key);
-      } else if (statement.kind === 'declare' || statement.kind === 'prepare') {
-        this.madeUnder.set(`${kind}:${name}`, revision);
-      } else {
-        this.madeUnder.delete(`${kind}:${name}`);
-      }
-    }
+    if (statement.kind !== 'declare' && statement.kind !== 'prepare') return;
+    const name = statement.session_names?.portal ?? statement.session_names?.statement;
+    if (name === undefined || name === '*') return;
+    const key = `${statement.kind === 'declare' ? 'portal' : 'statement'}:${name}`;
+    if (!this.madeUnder.has(key)) this.madeUnder.set(key, revision);
   }
 
   /** Why the statements may not read what a name made under another revision returns, or null. */
@@ -37,7 +35,7 @@ export class SqlNames {
       const key = `${kind}:${name}`;
       if (this.madeUnder.has(key) && this.madeUnder.get(key) !== revision) {
         const what = kind === 'portal' ? `cursor "${name}" was declared` : `prepared statement "${name}" was prepared`;
-        return `${what} under a policy that has since been replaced, and returns what was decided then; ${kind === 'portal' ? 'close it and declare it' : 'deallocate it and prepare it'} again`;
+        return `${what} under a policy that has since been replaced, and returns what was decided then; make it again under another name, or in a new session`;
       }
     }
     return null;

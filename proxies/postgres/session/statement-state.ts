@@ -22,6 +22,8 @@ export interface DecidedSql {
   errorPosition?: number;
   /** Null when the decision masks nothing (the common case: rows pass through untouched). */
   masking: ResultMasking | null;
+  /** The policy bundle revision it was decided under: after a reload, what it made is decided again or refused. */
+  decidedUnder: string | null;
 }
 
 export interface PreparedStatement extends DecidedSql {
@@ -30,8 +32,6 @@ export interface PreparedStatement extends DecidedSql {
   paramTypes: readonly number[];
   /** LiteralSettings.key when it was parsed (its constants read then), or null when the relay did not know them. */
   preparedUnder: string | null;
-  /** The policy bundle revision its decision was made under: after a reload, its next Bind is decided again. */
-  decidedUnder: string | null;
   /**
    * Its result columns, from the answer to a Describe of the statement (in
    * text format): a Bind in the same epoch then knows its portal's row
