@@ -146,6 +146,16 @@ describe('compileMasker, detectors', () => {
     expect(masker.mask('path C:\\x41\\u0042 and &#65;')).toBe('path C:\\x41\\u0042 and &#65;');
   });
 
+  it('reads "@" as &commat; and as a \\u0040 escape, and leaves those that make no address alone', () => {
+    const masker = compileMasker({ strategy: 'redact', detectors: ['email'] });
+    for (const text of ['ada&commat;example.com', '<a href="mailto:ada&commat;example.com">', 'log: ada\\u0040example.com sent', 'const to = "ada\\u0040example.com";']) {
+      expect(masker.mask(text), text).toContain('[REDACTED:email]');
+    }
+    for (const text of ['&commat;handle', 'ada&commat;localhost', 'ada&COMMAT;example.com', 'ada&Commat;example.com', '\\u0040example.com', 'x\\u0040y', 'ada\\u0041example.com', 'ada\\u00400.1']) {
+      expect(masker.mask(text), text).toBe(text);
+    }
+  });
+
   it('reads escapes beside a plain match too, HTML references and escaped Unicode the detectors know, but not past an escaped backslash', () => {
     const masker = compileMasker({ strategy: 'redact', detectors: ['email', 'payment_card', 'us_ssn'] });
     expect(masker.mask('mail a@b.com card \\u0034111111111111111')).toBe('mail [REDACTED:email] card [REDACTED:payment_card]');
