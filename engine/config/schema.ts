@@ -275,6 +275,13 @@ export function configSchema(ctx: ReferenceContext) {
              */
             max_portals: z.int().min(1).max(10_000_000).default(10_000),
             /**
+             * Cursor and prepared-statement names a session made with SQL (DECLARE, PREPARE) whose
+             * policy revision it keeps, for the life of the session (the proxy cannot see which were
+             * closed). Past it the session goes on; after a policy reload, a masked caller's FETCH,
+             * MOVE or EXECUTE of a name it did not keep is refused (it may predate the reload).
+             */
+            max_sql_names: z.int().min(1).max(10_000_000).default(10_000),
+            /**
              * How long a session trusts the database catalog's answers that masking relies on (which
              * functions and views the database defines, what a view reads, what a table inherits), and
              * the mask plans built from them: another connection's DDL is seen at most this long after

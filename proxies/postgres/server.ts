@@ -65,6 +65,7 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
     maxServerMessageBytes: listener.max_server_message_bytes,
     preparedStatementLimits: { maxNamed: listener.max_prepared_statements, maxBytes: listener.max_prepared_statement_bytes },
     portalLimits: { maxNamed: listener.max_portals, maxBytes: listener.max_prepared_statement_bytes },
+    maxSqlNames: listener.max_sql_names,
     connectTimeoutMs: listener.connect_timeout_ms,
     loginTimeoutMs: listener.login_timeout_ms,
     hashKey: options.hashKey ?? randomBytes(32),

@@ -70,6 +70,7 @@ async function relayBetween(maxServerMessageBytes = 1024 * 1024) {
     maxServerMessageBytes,
     preparedStatementLimits: { maxNamed: 10_000, maxBytes: 64 * 1024 * 1024 },
     portalLimits: { maxNamed: 10_000, maxBytes: 64 * 1024 * 1024 },
+    maxSqlNames: 10_000,
   });
   const received: Buffer[] = [];
   agent.on('data', (chunk: Buffer) => received.push(chunk));

@@ -7,7 +7,7 @@ const facts = (sql: string) => analyseSqlSync(sql);
 
 describe('SqlNames', () => {
   it('refuses reading a cursor or prepared statement first made under another revision', () => {
-    const names = new SqlNames();
+    const names = new SqlNames(10);
     for (const sql of ['DECLARE k CURSOR WITH HOLD FOR SELECT 1', 'PREPARE p AS SELECT 1']) for (const s of facts(sql)) names.replaces(s, 'r1');
     expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM k'), 'r1')).toBeNull();
     expect(names.decidedUnderOtherPolicy(facts('EXECUTE p'), 'r1')).toBeNull();
@@ -24,5 +24,20 @@ describe('SqlNames', () => {
     // A new name is made under the policy of now.
     for (const s of facts('DECLARE k2 CURSOR FOR SELECT 2')) names.replaces(s, 'r2');
     expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM k2'), 'r2')).toBeNull();
+  });
+
+  it('keeps no more than max_sql_names names, and after a reload refuses a masked read of a name it did not keep', () => {
+    const names = new SqlNames(2);
+    for (const sql of ['DECLARE a CURSOR FOR SELECT 1', 'DECLARE b CURSOR FOR SELECT 1']) for (const s of facts(sql)) names.replaces(s, 'r1');
+    for (let i = 0; i < 1000; i++) for (const s of facts(`DECLARE c${i} CURSOR FOR SELECT 1`)) names.replaces(s, 'r1');
+    // Until the policy is replaced nothing changes, kept or not.
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM c999'), 'r1')).toBeNull();
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM a'), 'r1')).toBeNull();
+    // After it, a name not kept may be one made before: refused, with what to do.
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM c999'), 'r2')).toMatch(
+      /made more than 2 cursor and prepared-statement names.*max_sql_names.*cursor "c999".*open a new session/);
+    expect(names.decidedUnderOtherPolicy(facts('EXECUTE other'), 'r2')).toMatch(/prepared statement "other"/);
+    // A kept name is judged by its own revision still.
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM a'), 'r2')).toMatch(/^cursor "a" was declared under a policy/);
   });
 });

@@ -46,6 +46,7 @@ export interface SessionDeps {
   maxServerMessageBytes: number;
   preparedStatementLimits: CountedMapLimits;
   portalLimits: CountedMapLimits;
+  maxSqlNames: number;
   hashKey: HashKey;
   connectTimeoutMs: number;
   /** From accepting the connection to AuthenticationOk, TLS handshake and the database's own login included. */
@@ -305,6 +306,7 @@ export class ClientSession {
       maxServerMessageBytes: this.deps.maxServerMessageBytes,
       preparedStatementLimits: this.deps.preparedStatementLimits,
       portalLimits: this.deps.portalLimits,
+      maxSqlNames: this.deps.maxSqlNames,
       catalog: shared.catalogs.session(),
       columnHistory: shared.columnHistory,
       hashKey: this.deps.hashKey,

@@ -73,6 +73,8 @@ export interface RelayOptions {
   preparedStatementLimits: CountedMapLimits;
   /** listeners.postgres.max_portals and max_prepared_statement_bytes: a Bind past them is refused. */
   portalLimits: CountedMapLimits;
+  /** listeners.postgres.max_sql_names: SQL cursor and statement names whose policy revision the session keeps. */
+  maxSqlNames: number;
 }
 
 const INSUFFICIENT_PRIVILEGE = '42501';
@@ -150,7 +152,7 @@ export class Relay {
    */
   private stopDeciding = new AbortController();
   /** Cursors and prepared statements made with SQL DECLARE and PREPARE, and the policy revision they were decided under. */
-  private readonly sqlNames = new SqlNames();
+  private readonly sqlNames: SqlNames;
   /** A statement the proxy waits on before the next client message (settledIfNeeded). */
   private awaiting: { entry: Pending; copiesIn: boolean; settle(): void } | null = null;
   /** The server is taking COPY … FROM data: the client's Sync and Flush are ignored, and owed nothing. */
@@ -167,6 +169,7 @@ export class Relay {
     this.maskPlans = new MaskPlans(options.catalog, options.hashKey, options.columnHistory);
     this.statements = new PreparedStatements(options.preparedStatementLimits);
     this.portals = new Portals(options.portalLimits);
+    this.sqlNames = new SqlNames(options.maxSqlNames);
     this.framer = new BackendFramer(options.maxServerMessageBytes);
     upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
     upstream.on('close', () => this.end('the database closed the connection'));

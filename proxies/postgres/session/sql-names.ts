@@ -11,12 +11,24 @@
  * transaction never runs. So a name keeps the revision it was first made
  * under for the whole session, whatever follows; after a reload, a cursor
  * or statement of a new name is decided under the policy of now.
+ *
+ * Names are never let go, so a session that makes a new one per query
+ * (ORMs number their server-side cursors) would grow this without end.
+ * Past `maxTracked` names, only the revisions later names were made under
+ * are kept: nothing changes until the policy is replaced, and after that a
+ * masked caller's FETCH, MOVE or EXECUTE of a name the session does not
+ * track is refused, since it may be one of them.
  */
 import type { StatementFacts } from '../sql/analyse.js';
 
 export class SqlNames {
   /** "portal:name" or "statement:name" → the revision (null: no bundle said). */
   private readonly madeUnder = new Map<string, string | null>();
+  /** The revisions names past `maxTracked` were made under. */
+  private readonly untrackedUnder = new Set<string | null>();
+
+  /** `maxTracked`: listeners.postgres.max_sql_names. */
+  constructor(private readonly maxTracked: number) {}
 
   /** Follows a statement sent to run, decided under `revision`: DECLARE and PREPARE make a name. */
   replaces(statement: StatementFacts, revision: string | null): void {
@@ -24,7 +36,9 @@ export class SqlNames {
     const name = statement.session_names?.portal ?? statement.session_names?.statement;
     if (name === undefined || name === '*') return;
     const key = `${statement.kind === 'declare' ? 'portal' : 'statement'}:${name}`;
-    if (!this.madeUnder.has(key)) this.madeUnder.set(key, revision);
+    if (this.madeUnder.has(key)) return;
+    if (this.madeUnder.size < this.maxTracked) this.madeUnder.set(key, revision);
+    else this.untrackedUnder.add(revision);
   }
 
   /** Why the statements may not read what a name made under another revision returns, or null. */
@@ -33,9 +47,15 @@ export class SqlNames {
       const [kind, name] = statement.cursor !== undefined ? ['portal', statement.cursor] : ['statement', statement.executes];
       if (name === undefined) continue;
       const key = `${kind}:${name}`;
-      if (this.madeUnder.has(key) && this.madeUnder.get(key) !== revision) {
-        const what = kind === 'portal' ? `cursor "${name}" was declared` : `prepared statement "${name}" was prepared`;
-        return `${what} under a policy that has since been replaced, and returns what was decided then; make it again under another name, or in a new session`;
+      const what = kind === 'portal' ? `cursor "${name}"` : `prepared statement "${name}"`;
+      if (this.madeUnder.has(key)) {
+        if (this.madeUnder.get(key) === revision) continue;
+        return `${what} was ${kind === 'portal' ? 'declared' : 'prepared'} under a policy that has since been replaced, and returns what was decided then; `
+          + 'make it again under another name, or in a new session';
+      }
+      if ([...this.untrackedUnder].some((made) => made !== revision)) {
+        return `this session made more than ${this.maxTracked} cursor and prepared-statement names with SQL (listeners.postgres.max_sql_names), `
+          + `and the policy has been replaced since: the gateway cannot tell whether ${what} was made under the old one; open a new session`;
       }
     }
     return null;
