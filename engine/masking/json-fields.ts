@@ -40,6 +40,7 @@
  * vary, and the rule still applies to the next one that has the field.
  */
 import type { MaskCount } from '../audit/events.js';
+import { hasDuplicateKeys, MAX_JSON_DEPTH, nestsDeeperThan } from './json-text.js';
 import { parseJsonExactly, stringifyJson, taggedNumber } from './json-numbers.js';
 import { ANY, DESCENDANTS, parseFieldPath, type PathSegment } from './json-path.js';
 import { compileMasker, type ColumnMasker, type MaskerOptions, type MaskRuleSpec } from './masker.js';
@@ -107,6 +108,12 @@ class CompiledFieldMasks implements FieldMasks {
   private readonly rootRules: readonly CompiledRule[];
   /** Set by maskValue when something changed inside a container it rewrote in place. */
   private changedInPlace = false;
+  /**
+   * Containers scanContainer is inside, across the JSON strings it parsed
+   * on the way: each is read only as deep as MAX_JSON_DEPTH leaves room
+   * for, and deeper is scanned as text (the recursion would overflow).
+   */
+  private nesting = 0;
 
   constructor(private readonly rules: readonly CompiledRule[]) {
     this.empty = rules.length === 0;
@@ -197,10 +204,10 @@ class CompiledFieldMasks implements FieldMasks {
    * (`"{\"contact\": \"ada\\u0040example.com\"}"`, common in event and
    * log APIs) is scanned as the document a client gets when it parses it,
    * escapes read, as deep as it is encoded (up to MAX_EMBEDDED), and written
-   * back compact when something in it was masked.
+   * back compact when something in it was masked or a key in it repeats.
    */
   private scanString(masker: ColumnMasker, value: string, depth: number): JsonValue {
-    if (depth < MAX_EMBEDDED && EMBEDDED_JSON.test(value)) {
+    if (depth < MAX_EMBEDDED && EMBEDDED_JSON.test(value) && !nestsDeeperThan(value, MAX_JSON_DEPTH - this.nesting)) {
       let inner: unknown;
       try {
         inner = parseJsonExactly(value);
@@ -217,7 +224,8 @@ class CompiledFieldMasks implements FieldMasks {
         this.scanContainer(masker, inner as Container);
         const changed = this.changedInPlace;
         this.changedInPlace = outer;
-        return changed ? stringifyJson(inner) : value;
+        // The parse kept the last of a repeated key: the raw text would still show the others.
+        return changed || hasDuplicateKeys(value) ? stringifyJson(inner) : value;
       }
     }
     return maskString(masker, value, true);
@@ -225,6 +233,15 @@ class CompiledFieldMasks implements FieldMasks {
 
   /** Scans every string, number and member name under `container` (a detector rule), rewriting it in place. */
   private scanContainer(masker: ColumnMasker, container: Container): void {
+    this.nesting++;
+    try {
+      this.scanMembers(masker, container);
+    } finally {
+      this.nesting--;
+    }
+  }
+
+  private scanMembers(masker: ColumnMasker, container: Container): void {
     let renamed: Map<string, string> | null = null;
     for (const key of memberKeys(container)) {
       const value = getMember(container, key);

@@ -9,6 +9,7 @@
  * the number it was, byte for byte.
  */
 import { randomBytes } from 'node:crypto';
+import { JsonTooDeep, MAX_JSON_DEPTH, nestsDeeperThan } from './json-text.js';
 
 /**
  * Starts a tagged number. JSON text spells a NUL only as an escape, and the
@@ -30,10 +31,12 @@ const TAGGED_IN_JSON = new RegExp(`"${TAG_IN_JSON.replaceAll('\\', '\\\\')}(-?(?
 /**
  * Parses JSON text as JSON.parse does (and throws as it does), except that
  * numbers of more than 15 significant digits, and those past a double's
- * range, come back as tagged strings.
+ * range, come back as tagged strings, and that text nested deeper than
+ * MAX_JSON_DEPTH throws JsonTooDeep.
  */
 export function parseJsonExactly(text: string): unknown {
   const parsed: unknown = JSON.parse(text);
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw new JsonTooDeep();
   if (!LONG_DIGITS.test(text)) return parsed;
   let tagged = false;
   const wrapped = text.replace(TOKENS, (token) => {

@@ -23,6 +23,7 @@
  * different places.
  */
 import type { JsonValue } from '../../engine/masking/json-fields.js';
+import { stringifyJson, taggedNumber } from '../../engine/masking/json-numbers.js';
 import { normalizeStreamSafe } from '../../engine/unicode.js';
 import { BodyRefused } from './body-refused.js';
 import { parseLeniently } from './json-body.js';
@@ -112,7 +113,7 @@ export function withoutSecrets(text: string, secrets: readonly string[]): string
     const document = /^\s*[[{"]/.test(out) ? parseLeniently(out) : undefined;
     if (document === undefined) throw new BodyRefused('the body holds the target\'s credential written with escapes the gateway cannot take out');
     const { value, changed } = scrubStrings(document as JsonValue, secrets);
-    if (changed) out = JSON.stringify(value);
+    if (changed) out = stringifyJson(value);
   }
   // Still there behind escapes, or written so that no spelling matches the text as it is: wrapped or spaced, byte by
   // byte encoded, re-cased.
@@ -296,7 +297,8 @@ const INVISIBLE = /[\s\0\p{Cf}\p{Mn}\p{Me}]{1,4096}/gu;
 const NOT_ASCII = /[^\0-\x7f]/;
 
 function scrubStrings(value: JsonValue, secrets: readonly string[]): { value: JsonValue; changed: boolean } {
-  if (typeof value === 'string') {
+  // A tagged number (parseJsonExactly) is written back as it came; a credential in one is refused after.
+  if (typeof value === 'string' && taggedNumber(value) === null) {
     const clean = replaceLiterals(value, secrets);
     return { value: clean, changed: clean !== value };
   }

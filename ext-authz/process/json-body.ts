@@ -26,7 +26,7 @@ import type { JsonValue } from '../../engine/masking/json-fields.js';
 import { parseJsonExactly, stringifyJson } from '../../engine/masking/json-numbers.js';
 import { declaredCharsets, isJsonType } from '../media-type.js';
 import { BodyRefused } from './body-refused.js';
-import { hasDuplicateKeys } from './duplicate-keys.js';
+import { hasDuplicateKeys, JsonTooDeep, MAX_JSON_DEPTH, nestsDeeperThan } from '../../engine/masking/json-text.js';
 
 export interface JsonBody {
   documents: JsonValue[];
@@ -96,7 +96,7 @@ export function readJsonBody(text: string | null, contentType: string, fieldRule
   if (strict.ok) return single(strict.value, false);
   // Never pass a parser's message on: it quotes the body.
   if (declared) throw new BodyRefused('the body is declared as JSON but is not valid JSON');
-  const lenient = tryParse(() => JSON5.parse<unknown>(body));
+  const lenient = tryParse(() => parseJson5(body));
   if (lenient.ok && typeof lenient.value === 'object' && lenient.value !== null) return single(lenient.value, true);
   const sequence = readSequence(body, prefix);
   if (sequence) return sequence;
@@ -164,18 +164,27 @@ function decodeAs(window: Buffer, encoding: string): string | null {
   }
 }
 
-/** What a lenient reader (JSON5, Python's json) takes for JSON: the body parsed, or undefined. */
+/** What a lenient reader (JSON5, Python's json) takes for JSON: the body parsed (long numbers tagged, as parseJsonExactly), or undefined. */
 export function parseLeniently(text: string): unknown {
-  const strict = tryParse(() => JSON.parse(text));
+  const strict = tryParse(() => parseJsonExactly(text));
   if (strict.ok) return strict.value;
-  const lenient = tryParse(() => JSON5.parse<unknown>(text));
+  const lenient = tryParse(() => parseJson5(text));
   return lenient.ok ? lenient.value : undefined;
 }
 
+/** JSON5.parse, and JsonTooDeep as parseJsonExactly throws it. */
+function parseJson5(text: string): unknown {
+  const parsed = JSON5.parse<unknown>(text);
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw new JsonTooDeep();
+  return parsed;
+}
+
+/** What `parse` read, or not ok when it is not JSON; JSON too deep to read is refused. */
 function tryParse(parse: () => unknown): { ok: true; value: unknown } | { ok: false } {
   try {
     return { ok: true, value: parse() };
-  } catch {
+  } catch (err) {
+    if (err instanceof JsonTooDeep) throw new BodyRefused(`the body holds ${err.message}`);
     return { ok: false };
   }
 }
@@ -309,26 +318,31 @@ function refuseMember(key: string, memberNames: ReadonlySet<string>): void {
  * the body is refused. So is JSON in base64 or base64url (Pub/Sub's
  * `message.data`, a JWT's claims), and each encoding inside another, up to
  * four deep. Run on the masked documents: a masked value is no longer JSON.
+ * `nesting` counts the containers a value is in, across the encodings: the
+ * walk goes no deeper than MAX_JSON_DEPTH in all, and refuses what would.
  */
 export function refuseMaskedMembersInStrings(documents: readonly JsonValue[], memberNames: ReadonlySet<string>): void {
   if (memberNames.size === 0) return;
-  const visit = (value: JsonValue, depth: number): void => {
+  const visit = (value: JsonValue, depth: number, nesting: number): void => {
     if (typeof value === 'string') {
       if (NESTED_JSON.test(value)) refuseMaskedMembersInText(value, memberNames);
       if (depth >= MAX_ENCODINGS) return;
       // Encoded again (a JSON string of JSON, an array of them): a client parses as often as it takes.
       if (MAY_BE_JSON.test(value)) {
-        const inner = tryParse(() => JSON.parse(value));
-        if (inner.ok) visit(inner.value as JsonValue, depth + 1);
+        const inner = tryParse(() => parseJsonExactly(value));
+        if (inner.ok) {
+          if (nestsDeeperThan(value, MAX_JSON_DEPTH - nesting)) throw new BodyRefused(`the body holds JSON in JSON strings nested more than ${MAX_JSON_DEPTH} levels deep in all`);
+          visit(inner.value as JsonValue, depth + 1, nesting);
+        }
       }
-      for (const decoded of base64Texts(value)) visit(decoded, depth + 1);
+      for (const decoded of base64Texts(value)) visit(decoded, depth + 1, nesting);
     } else if (Array.isArray(value)) {
-      for (const item of value) visit(item, depth);
+      for (const item of value) visit(item, depth, nesting + 1);
     } else if (value !== null && typeof value === 'object') {
-      for (const key in value) visit(value[key]!, depth);
+      for (const key in value) visit(value[key]!, depth, nesting + 1);
     }
   };
-  for (const document of documents) visit(document, 0);
+  for (const document of documents) visit(document, 0, 0);
 }
 
 /** Base64 or base64url, padded or not; a JWT is three of them joined by dots. */

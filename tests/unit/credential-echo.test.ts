@@ -128,3 +128,12 @@ describe('the credential spelled with something between its characters, or turne
     expect(holdsSecret(' 99_'.repeat(64 * 1024), secrets)).toBe(false);
   });
 });
+
+describe('a JSON body rewritten to take out an escaped echo', () => {
+  it('keeps every other value as it was, numbers past a double included', () => {
+    const escaped = [...TOKEN].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+    const body = `{"id": 12345678901234567890123, "amount": 1e400, "small": 0.1, "echo": "Bearer ${escaped}"}`;
+    const out = withoutSecrets(body, secrets);
+    expect(out).toBe(`{"id":12345678901234567890123,"amount":1e400,"small":0.1,"echo":"${CREDENTIAL_REPLACEMENT}"}`);
+  });
+});

@@ -173,6 +173,17 @@ describe('compileFieldMasks', () => {
     expect(counts).toContainEqual(expect.objectContaining({ detector: 'email', count: 3 }));
   });
 
+  it('JSON held in a string that repeats a key is written from the parsed copy: the earlier values never pass', () => {
+    // The parse keeps the last "contact"; a client that keeps the first (many do) would read the first.
+    const notes = ['{"contact": "ada@example.com", "contact": "n/a"}', JSON.stringify('{"a": {"contact": "bob@example.com", "contact": 1}}')];
+    const { value, changed } = mask([{ field: '$..notes', detectors: ['email'], strategy: 'redact' }], { rows: notes.map((n) => ({ notes: n })) });
+    expect(changed).toBe(true);
+    expect(JSON.stringify(value)).not.toMatch(/ada|bob/);
+    const rows = (value as { rows: Array<{ notes: string }> }).rows;
+    expect(rows[0]!.notes).toBe('{"contact":"n/a"}');
+    expect(JSON.parse(JSON.parse(rows[1]!.notes) as string)).toEqual({ a: { contact: 1 } });
+  });
+
   it('a string that only looks like JSON is scanned as text, and JSON with nothing to mask is kept byte for byte', () => {
     const notes = ['{ not json, mail ada@example.com', '[1, 2,\n 3]', '"quoted"'];
     const { value } = mask([{ field: '$..notes', detectors: ['email'], strategy: 'redact' }], { rows: notes.map((n) => ({ notes: n })) });
