@@ -111,4 +111,35 @@ describe('a statement prepared before the policy changed', () => {
       await client.end();
     }
   });
+
+  it('a statement made with SQL PREPARE is refused to a caller masked after a reload, at EXECUTE', async () => {
+    // orders-md5 has no masks and no grant in the sample policy: a writer there may PREPARE and EXECUTE (readers may not).
+    const writers = (data: string) => data.replace(/^grants:\n/m, 'grants:\n  - name: md5-writers\n    groups: [md5-writers]\n    targets: [orders-md5]\n    access: write\n');
+    const maskedToo = (data: string) => writers(data).replace(/^masks:\n/m, 'masks:\n  orders-md5:\n    - column: public.customers.name\n      strategy: redact\n');
+    const namesOnMd5 = async () => {
+      const { client } = await stack.connectAgent('probe', ['md5-writers'], 'orders-md5');
+      try {
+        return (await outcome(client, 'SELECT name FROM customers WHERE id = 1')).rows?.[0]?.name;
+      } finally {
+        await client.end();
+      }
+    };
+    await reload('md5-writers', writers, async () => (await namesOnMd5().catch(() => undefined)) === 'Ada Lovelace');
+    const { client } = await stack.connectAgent('wyn', ['md5-writers'], 'orders-md5');
+    try {
+      await client.query('PREPARE p AS SELECT id, upper(name) AS n FROM customers WHERE id = 1');
+      expect((await outcome(client, 'EXECUTE p')).rows).toEqual([{ id: 1, n: 'ADA LOVELACE' }]);
+
+      await reload('md5-masked', maskedToo, async () => (await namesOnMd5().catch(() => undefined)) === '[REDACTED]');
+      const refused = await outcome(client, 'EXECUTE p');
+      expect(refused.error?.code).toBe('42501');
+      expect(refused.error?.message).toContain('prepared statement "p" was prepared under a policy that has since been replaced');
+      expect(JSON.stringify(refused)).not.toContain('LOVELACE');
+      // Made again under the policy of now, the expression over the masked column is refused when it is prepared.
+      expect((await outcome(client, 'PREPARE p2 AS SELECT id, upper(name) AS n FROM customers WHERE id = 1')).error?.code).toBe('42501');
+    } finally {
+      await client.end();
+      await restore('base-3');
+    }
+  });
 });
