@@ -7,10 +7,12 @@
  */
 import { join } from 'node:path';
 import pg from 'pg';
+import { serialize } from 'pg-protocol';
 import Cursor from 'pg-cursor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBundle, policiesWithData } from '../helpers/gateway-bundle.js';
 import { outcome } from '../helpers/pg-outcome.js';
+import { errorFields, PipelineClient } from '../helpers/pg-pipeline.js';
 import { startProxyStack, type ProxyStack } from '../helpers/pg-proxy.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -94,6 +96,29 @@ describe('a statement prepared before the policy changed', () => {
     }
   });
 
+  it('a portal bound before a reload is not read by SQL FETCH after it either', async () => {
+    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: stack.proxyPort, user: 'orders-db', database: 'orders', password: stack.token('uma', ['analysts']) });
+    try {
+      wire.send(serialize.query('BEGIN'));
+      await wire.until('Z');
+      wire.send(serialize.parse({ name: 'ps', text: 'SELECT id, upper(name) AS n FROM customers ORDER BY id' }), serialize.bind({ statement: 'ps', portal: 'k' }),
+        serialize.execute({ portal: 'k', rows: 1 }), serialize.sync());
+      expect((await wire.until('Z')).filter((m) => m.type === 'D')).toHaveLength(1);
+      await reload('names-masked-4', maskName, async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
+      for (const sql of ['FETCH ALL FROM k', 'MOVE 1 IN k']) {
+        wire.send(serialize.query(sql));
+        const answer = await wire.until('Z');
+        const error = errorFields(answer.find((m) => m.type === 'E')!.body);
+        expect(error.C, sql).toBe('42501');
+        expect(error.M, sql).toContain('cursor "k" was bound under a policy that has since been replaced');
+        expect(answer.filter((m) => m.type === 'D'), sql).toEqual([]);
+      }
+    } finally {
+      await wire.end();
+      await restore('base-4');
+    }
+  });
+
   it('is masked by a mask the new policy adds, and refused when the grant is taken away', async () => {
     const { client } = await stack.connectAgent('rae', ['analysts']);
     try {
@@ -129,12 +154,23 @@ describe('a statement prepared before the policy changed', () => {
     try {
       await client.query('PREPARE p AS SELECT id, upper(name) AS n FROM customers WHERE id = 1');
       expect((await outcome(client, 'EXECUTE p')).rows).toEqual([{ id: 1, n: 'ADA LOVELACE' }]);
+      // Prepared through the protocol (a named Parse), it is reachable from SQL EXECUTE too.
+      await client.query({ name: 'ps', text: 'SELECT id, upper(name) AS n FROM customers WHERE id = 1' });
 
       await reload('md5-masked', maskedToo, async () => (await namesOnMd5().catch(() => undefined)) === '[REDACTED]');
       const refused = await outcome(client, 'EXECUTE p');
       expect(refused.error?.code).toBe('42501');
       expect(refused.error?.message).toContain('prepared statement "p" was prepared under a policy that has since been replaced');
       expect(JSON.stringify(refused)).not.toContain('LOVELACE');
+      const viaProtocol = await outcome(client, 'EXECUTE ps');
+      expect(viaProtocol.error?.code).toBe('42501');
+      expect(viaProtocol.error?.message).toContain('prepared statement "ps" was prepared under a policy that has since been replaced');
+      expect(JSON.stringify(viaProtocol)).not.toContain('LOVELACE');
+      // A PREPARE of the name fails on the server (it holds the Parse's), and leaves the name as old as that one.
+      expect((await outcome(client, 'PREPARE ps AS SELECT 1')).error?.code).toBe('42P05');
+      const afterPrepare = await outcome(client, 'EXECUTE ps');
+      expect(afterPrepare.error?.code).toBe('42501');
+      expect(JSON.stringify(afterPrepare)).not.toContain('LOVELACE');
       // Made again under the policy of now, the expression over the masked column is refused when it is prepared.
       expect((await outcome(client, 'PREPARE p2 AS SELECT id, upper(name) AS n FROM customers WHERE id = 1')).error?.code).toBe('42501');
     } finally {

@@ -4,26 +4,28 @@ import { SqlNames } from '../../proxies/postgres/session/sql-names.js';
 
 await loadSqlParser();
 const facts = (sql: string) => analyseSqlSync(sql);
+/** The relay holds no portal or statement of the name. */
+const noProtocolName = () => undefined;
 
 describe('SqlNames', () => {
   it('refuses reading a cursor or prepared statement first made under another revision', () => {
     const names = new SqlNames(10);
     for (const sql of ['DECLARE k CURSOR WITH HOLD FOR SELECT 1', 'PREPARE p AS SELECT 1']) for (const s of facts(sql)) names.replaces(s, 'r1');
-    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM k'), 'r1')).toBeNull();
-    expect(names.decidedUnderOtherPolicy(facts('EXECUTE p'), 'r1')).toBeNull();
-    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM k'), 'r2')).toMatch(/^cursor "k" was declared under a policy that has since been replaced/);
-    expect(names.decidedUnderOtherPolicy(facts('MOVE 1 IN k'), 'r2')).toMatch(/cursor "k"/);
-    expect(names.decidedUnderOtherPolicy(facts('CREATE TABLE t AS EXECUTE p'), 'r2')).toMatch(/^prepared statement "p" was prepared under a policy/);
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM k'), 'r1', noProtocolName)).toBeNull();
+    expect(names.decidedUnderOtherPolicy(facts('EXECUTE p'), 'r1', noProtocolName)).toBeNull();
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM k'), 'r2', noProtocolName)).toMatch(/^cursor "k" was declared under a policy that has since been replaced/);
+    expect(names.decidedUnderOtherPolicy(facts('MOVE 1 IN k'), 'r2', noProtocolName)).toMatch(/cursor "k"/);
+    expect(names.decidedUnderOtherPolicy(facts('CREATE TABLE t AS EXECUTE p'), 'r2', noProtocolName)).toMatch(/^prepared statement "p" was prepared under a policy/);
     // A name the session never made in SQL (a function's cursor) is not the gateway's to judge.
-    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM other'), 'r2')).toBeNull();
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM other'), 'r2', noProtocolName)).toBeNull();
     // What follows is sent, not known to have run (a DECLARE of a name still open fails; a CLOSE after an error never
     // runs): the name keeps the revision it was first made under.
     for (const sql of ['CLOSE k', 'DECLARE k CURSOR FOR SELECT 2', 'DISCARD ALL', 'DEALLOCATE p']) for (const s of facts(sql)) names.replaces(s, 'r2');
-    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM k'), 'r2')).toMatch(/make it again under another name/);
-    expect(names.decidedUnderOtherPolicy(facts('EXECUTE p'), 'r2')).toMatch(/prepared statement "p"/);
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM k'), 'r2', noProtocolName)).toMatch(/make it again under another name/);
+    expect(names.decidedUnderOtherPolicy(facts('EXECUTE p'), 'r2', noProtocolName)).toMatch(/prepared statement "p"/);
     // A new name is made under the policy of now.
     for (const s of facts('DECLARE k2 CURSOR FOR SELECT 2')) names.replaces(s, 'r2');
-    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM k2'), 'r2')).toBeNull();
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM k2'), 'r2', noProtocolName)).toBeNull();
   });
 
   it('keeps no more than max_sql_names names, and after a reload refuses a masked read of a name it did not keep', () => {
@@ -31,13 +33,26 @@ describe('SqlNames', () => {
     for (const sql of ['DECLARE a CURSOR FOR SELECT 1', 'DECLARE b CURSOR FOR SELECT 1']) for (const s of facts(sql)) names.replaces(s, 'r1');
     for (let i = 0; i < 1000; i++) for (const s of facts(`DECLARE c${i} CURSOR FOR SELECT 1`)) names.replaces(s, 'r1');
     // Until the policy is replaced nothing changes, kept or not.
-    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM c999'), 'r1')).toBeNull();
-    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM a'), 'r1')).toBeNull();
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM c999'), 'r1', noProtocolName)).toBeNull();
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM a'), 'r1', noProtocolName)).toBeNull();
     // After it, a name not kept may be one made before: refused, with what to do.
-    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM c999'), 'r2')).toMatch(
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM c999'), 'r2', noProtocolName)).toMatch(
       /made more than 2 cursor and prepared-statement names.*max_sql_names.*cursor "c999".*open a new session/);
-    expect(names.decidedUnderOtherPolicy(facts('EXECUTE other'), 'r2')).toMatch(/prepared statement "other"/);
+    expect(names.decidedUnderOtherPolicy(facts('EXECUTE other'), 'r2', noProtocolName)).toMatch(/prepared statement "other"/);
     // A kept name is judged by its own revision still.
-    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM a'), 'r2')).toMatch(/^cursor "a" was declared under a policy/);
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM a'), 'r2', noProtocolName)).toMatch(/^cursor "a" was declared under a policy/);
+  });
+
+  it('judges a portal or statement the protocol made by the revision the relay decided it under', () => {
+    const names = new SqlNames(10);
+    const relay = new Map([['portal:k', 'r1'], ['statement:ps', 'r1']]);
+    const viaProtocol = (kind: string, name: string) => relay.get(`${kind}:${name}`);
+    expect(names.decidedUnderOtherPolicy(facts('FETCH ALL FROM k'), 'r1', viaProtocol)).toBeNull();
+    expect(names.decidedUnderOtherPolicy(facts('FETCH ALL FROM k'), 'r2', viaProtocol)).toMatch(/^cursor "k" was bound under a policy that has since been replaced.*bind it again/);
+    expect(names.decidedUnderOtherPolicy(facts('MOVE 1 IN k'), 'r2', viaProtocol)).toMatch(/cursor "k" was bound/);
+    expect(names.decidedUnderOtherPolicy(facts('EXECUTE ps'), 'r2', viaProtocol)).toMatch(/^prepared statement "ps" was prepared under a policy.*prepare it again/);
+    // The relay's entry is the one the server holds now, whatever SQL once made under the name.
+    for (const s of facts('DECLARE k CURSOR WITH HOLD FOR SELECT 1')) names.replaces(s, 'r0');
+    expect(names.decidedUnderOtherPolicy(facts('FETCH ALL FROM k'), 'r1', viaProtocol)).toBeNull();
   });
 });

@@ -349,11 +349,14 @@ export class Relay {
       }
       const names = statement.session_names;
       if (!names) continue;
+      // A DECLARE or PREPARE of a name the protocol holds fails on the server, which keeps the protocol's: the name
+      // is kept under the revision that one was decided under.
+      const held = names.portal !== undefined ? this.portals.get(names.portal)?.statement : names.statement !== undefined ? this.statements.get(names.statement) : undefined;
+      this.sqlNames.replaces(statement, held ? held.decidedUnder : decidedUnder);
       for (const [map, name] of [[this.statements, names.statement], [this.portals, names.portal]] as const) {
         if (name === '*') map.clear();
         else if (name !== undefined) map.delete(name);
       }
-      this.sqlNames.replaces(statement, decidedUnder);
     }
   }
 
@@ -628,7 +631,8 @@ export class Relay {
             return 'a cursor over a statement that needs approval could run it again on every rewind; send the statement itself (or read it through an extended-protocol portal)';
           }
           if (decision.mask.length === 0) return null;
-          const stale = this.sqlNames.decidedUnderOtherPolicy(statements, this.options.decider.policyRevision());
+          const stale = this.sqlNames.decidedUnderOtherPolicy(statements, this.options.decider.policyRevision(),
+            (kind, name) => (kind === 'portal' ? this.portals.get(name)?.statement : this.statements.get(name))?.decidedUnder);
           if (stale) return stale;
           const prepared = await this.maskPlans.prepare(decision.mask, statements, this.uncommittedChange(statements));
           if ('refusal' in prepared) return prepared.refusal;

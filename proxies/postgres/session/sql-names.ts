@@ -41,13 +41,29 @@ export class SqlNames {
     else this.untrackedUnder.add(revision);
   }
 
-  /** Why the statements may not read what a name made under another revision returns, or null. */
-  decidedUnderOtherPolicy(statements: readonly StatementFacts[], revision: string | null): string | null {
+  /**
+   * Why the statements may not read what a name made under another revision
+   * returns, or null. SQL FETCH, MOVE and EXECUTE reach names the protocol
+   * made too (a Bind's portal, a Parse's statement): `viaProtocol` gives the
+   * revision the relay's own entry of that name was decided under, or
+   * undefined when it holds none (then the name is SQL's, or no one's).
+   */
+  decidedUnderOtherPolicy(
+    statements: readonly StatementFacts[],
+    revision: string | null,
+    viaProtocol: (kind: 'portal' | 'statement', name: string) => string | null | undefined,
+  ): string | null {
     for (const statement of statements) {
-      const [kind, name] = statement.cursor !== undefined ? ['portal', statement.cursor] : ['statement', statement.executes];
+      const [kind, name] = statement.cursor !== undefined ? ['portal' as const, statement.cursor] : ['statement' as const, statement.executes];
       if (name === undefined) continue;
       const key = `${kind}:${name}`;
       const what = kind === 'portal' ? `cursor "${name}"` : `prepared statement "${name}"`;
+      const protocolRevision = viaProtocol(kind, name);
+      if (protocolRevision !== undefined) {
+        if (protocolRevision === revision) continue;
+        return `${what} was ${kind === 'portal' ? 'bound' : 'prepared'} under a policy that has since been replaced, and returns what was decided then; `
+          + `${kind === 'portal' ? 'bind' : 'prepare'} it again`;
+      }
       if (this.madeUnder.has(key)) {
         if (this.madeUnder.get(key) === revision) continue;
         return `${what} was ${kind === 'portal' ? 'declared' : 'prepared'} under a policy that has since been replaced, and returns what was decided then; `
