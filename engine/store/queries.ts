@@ -223,14 +223,27 @@ export const NOTE_APPROVAL_EVENT_SQL = (placeholder: Placeholder): string =>
 export const APPROVAL_EVENT_REFS_SQL = (placeholder: Placeholder): string =>
   `SELECT stream, seq FROM approval_events WHERE approval_id = ${placeholder(1)} ORDER BY stream, seq`;
 
-export function noteMaskedColumnPlacesSql(placeholder: Placeholder, scope: string, places: readonly MaskedColumnPlace[]): Sql {
-  const p = new Params(placeholder);
-  const rows = places.map((place) => `(${p.add(scope)}, ${p.add(place.rule_column)}, ${p.add(place.table_oid)}, ${p.add(place.attnum)}, ${p.add(place.noted_at)})`);
-  return {
-    text: `INSERT INTO masked_column_places (scope, rule_column, table_oid, attnum, noted_at) VALUES ${rows.join(', ')} ON CONFLICT DO NOTHING`,
-    params: p.values,
-  };
+/**
+ * Places to note, PLACES_PER_INSERT at a time: a rule's column can have
+ * tens of thousands of places (a table per tenant, a partition per day),
+ * and one statement holds at most 32,766 parameters in SQLite (65,535 in
+ * PostgreSQL). Each insert stands alone: a place noted twice is kept once.
+ */
+export function noteMaskedColumnPlacesSql(placeholder: Placeholder, scope: string, places: readonly MaskedColumnPlace[]): Sql[] {
+  const inserts: Sql[] = [];
+  for (let start = 0; start < places.length; start += PLACES_PER_INSERT) {
+    const p = new Params(placeholder);
+    const rows = places.slice(start, start + PLACES_PER_INSERT)
+      .map((place) => `(${p.add(scope)}, ${p.add(place.rule_column)}, ${p.add(place.table_oid)}, ${p.add(place.attnum)}, ${p.add(place.noted_at)})`);
+    inserts.push({
+      text: `INSERT INTO masked_column_places (scope, rule_column, table_oid, attnum, noted_at) VALUES ${rows.join(', ')} ON CONFLICT DO NOTHING`,
+      params: p.values,
+    });
+  }
+  return inserts;
 }
+
+const PLACES_PER_INSERT = 1000;
 
 export const MASKED_COLUMN_PLACES_SQL = (placeholder: Placeholder): string =>
   `SELECT rule_column, table_oid, attnum, noted_at FROM masked_column_places WHERE scope = ${placeholder(1)} ORDER BY rule_column, table_oid, attnum`;

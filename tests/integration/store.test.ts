@@ -237,6 +237,10 @@ describe.each([sqliteBackend('gatehouse-store-'), postgresBackend('store_test')]
       await store.noteMaskedColumnPlaces(orders, []);
       expect(await store.maskedColumnPlaces(orders)).toEqual([place(16390, 4), place(16402, 4), place(4_000_000_000, 7)]);
       expect(await store.maskedColumnPlaces('orders-db:1/16384')).toEqual([place(16390, 5)]);
+      // A column in twenty thousand tables (a table per tenant): more places than one statement has parameters for.
+      const tenants = Array.from({ length: 20_000 }, (_, i) => place(100_000 + i, 2));
+      await store.noteMaskedColumnPlaces('tenants:1/16384', tenants);
+      expect(await store.maskedColumnPlaces('tenants:1/16384')).toEqual(tenants);
     });
   });
 

@@ -310,9 +310,7 @@ export class PostgresStore implements Store {
   // ---- masked columns -------------------------------------------------
 
   async noteMaskedColumnPlaces(scope: string, places: readonly MaskedColumnPlace[]): Promise<void> {
-    if (places.length === 0) return;
-    const { text, params } = noteMaskedColumnPlacesSql($, scope, places);
-    await this.#pool.query(text, params);
+    for (const { text, params } of noteMaskedColumnPlacesSql($, scope, places)) await this.#pool.query(text, params);
   }
 
   async maskedColumnPlaces(scope: string): Promise<MaskedColumnPlace[]> {

@@ -298,9 +298,7 @@ export class SqliteStore implements Store {
   // ---- masked columns -------------------------------------------------
 
   async noteMaskedColumnPlaces(scope: string, places: readonly MaskedColumnPlace[]): Promise<void> {
-    if (places.length === 0) return;
-    const { text, params } = noteMaskedColumnPlacesSql(q, scope, places);
-    await this.#writer.write({ op: 'run', text, params });
+    for (const { text, params } of noteMaskedColumnPlacesSql(q, scope, places)) await this.#writer.write({ op: 'run', text, params });
   }
 
   async maskedColumnPlaces(scope: string): Promise<MaskedColumnPlace[]> {
