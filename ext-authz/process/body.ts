@@ -13,17 +13,20 @@
  * Whatever the plan cannot be sure it masked is refused (BodyRefused), and
  * the caller answers in the upstream's place: a body that claims JSON and
  * does not parse, an encoding it cannot decode, a decoded body over the size
- * limit, binary data under a `$` rule. A JSON body with a key twice in one
- * object is re-serialised (JSON.parse kept the last; the raw text would
- * show the others unmasked).
+ * limit, binary data or UTF-16 or UTF-32 text under a `$` rule, a body
+ * declared in a charset but UTF-8 under any rule. A JSON body with a key
+ * twice in one object is re-serialised (JSON.parse kept the last; the raw
+ * text would show the others unmasked).
  *
  * The target's credential, which Check injected into the request, is taken
  * out of whatever the upstream sends back (an echo of the request headers,
  * an error quoting the token): a text body has it replaced, a binary body
  * holding it, or text holding it behind escapes that cannot be rewritten,
- * is refused. A body that nothing changed is left alone, byte for byte,
- * unless it came compressed: then it goes out decoded, since the decoder
- * skips parts of the compressed bytes that a client can still read.
+ * is refused, and so is a body declared in another charset that holds it
+ * when read in that charset, or in a charset the gateway cannot decode. A
+ * body that nothing changed is left alone, byte for byte, unless it came
+ * compressed: then it goes out decoded, since the decoder skips parts of
+ * the compressed bytes that a client can still read.
  *
  * A rewritten JSON body keeps its long numbers (64-bit ids, 19-digit cards)
  * as they came: they are read as their text (json-numbers.ts).
@@ -34,7 +37,7 @@ import type { FieldMasks } from '../../engine/masking/json-fields.js';
 import type { RecordedBody } from '../../engine/recording/types.js';
 import { BodyRefused } from './body-refused.js';
 import { holdsSecret, withoutSecrets } from './credential-echo.js';
-import { readJsonBody, refuseJsonInOtherEncodings, refuseMaskedMembersInStrings, refuseMaskedMembersInText } from './json-body.js';
+import { otherCharsets, readJsonBody, refuseJsonInOtherEncodings, refuseMaskedMembersInStrings, refuseMaskedMembersInText } from './json-body.js';
 import { isZlibHeader, packedFormat } from './packed.js';
 
 export { BodyRefused } from './body-refused.js';
@@ -92,13 +95,45 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
   // Compressed bytes hold more than the decoded body (a gzip header's file name and comment): what was read goes
   // out decoded, never as the bytes that came.
   const decodedOnly = decoded !== raw && (reads || secrets.length > 0);
-  if (sent === null) {
-    return { replacement: decodedOnly ? decoded : null, recorded: recordedAs(mime, decoded.length, null) };
-  }
+  const outcome = sentBody(sent, text, decoded, decodedOnly, mime, secrets);
+  // What was scanned is the UTF-8 reading; a client reads the bytes it gets in the charset the body declares.
+  if (secrets.length > 0) refuseSecretInDeclaredCharsets(outcome.replacement ?? decoded, otherCharsets(mime), secrets);
+  return outcome;
+}
+
+/** The outcome for the text to send (masked, or as read; null when not text): the credential taken out of it. */
+function sentBody(sent: string | null, text: string | null, decoded: Buffer, decodedOnly: boolean, mime: string, secrets: readonly string[]): BodyOutcome {
+  if (sent === null) return { replacement: decodedOnly ? decoded : null, recorded: recordedAs(mime, decoded.length, null) };
   const clean = withoutSecrets(sent, secrets);
   if (clean === text && !decodedOnly) return { replacement: null, recorded: recordedAs(mime, decoded.length, text) };
   const replacement = Buffer.from(clean, 'utf8');
   return { replacement, recorded: { mime_type: mime, size: replacement.length, text: clean } };
+}
+
+/**
+ * The bytes a client gets, decoded in each charset the body declares that
+ * is not read as UTF-8 (otherCharsets): refused if that text holds the
+ * credential in any spelling, since the gateway cannot re-encode a
+ * replacement in it. A charset TextDecoder does not know (UTF-7, EBCDIC,
+ * UTF-32, a misspelling) could hold it in any form the gateway cannot
+ * look for, so a body in it is refused whatever it holds; an empty one
+ * holds nothing in any charset.
+ */
+function refuseSecretInDeclaredCharsets(bytes: Buffer, charsets: readonly string[], secrets: readonly string[]): void {
+  if (bytes.length === 0) return;
+  for (const charset of charsets) {
+    const name = charset.slice(0, 40);
+    let encoding: string;
+    try {
+      encoding = new TextDecoder(charset).encoding;
+    } catch {
+      throw new BodyRefused(`the body is declared in charset ${name}, which the gateway cannot decode to look for the target's credential`);
+    }
+    // A UTF-16 body is read in the order its BOM gives, or without one big-endian (RFC 2781, Java), whatever the label.
+    for (const reading of encoding.startsWith('utf-16') ? ['utf-16le', 'utf-16be'] : [encoding]) {
+      if (holdsSecret(new TextDecoder(reading).decode(bytes), secrets)) throw new BodyRefused(`the body holds the target's credential when read in its declared charset ${name}`);
+    }
+  }
 }
 
 /** The body's text under the plan, or null when the plan leaves it as it is. */
@@ -117,7 +152,8 @@ function maskedText(text: string | null, mime: string, masks: FieldMasks): strin
   }
   if (text !== null && masks.hasFieldRules) refuseMaskedMembersInText(text, masks.memberNames);
   if (!masks.coversText) return null;
-  if (text === null) throw new BodyRefused('the body is binary and the policy masks the whole body');
+  // UTF-16 and UTF-32 of ASCII text are valid UTF-8 with NULs between the characters, where no detector finds anything.
+  if (text === null || text.includes('\0')) throw new BodyRefused('the body is binary (or UTF-16 or UTF-32 text) and the policy masks the whole body');
   const { value, changed } = masks.maskText(text);
   return changed ? (value ?? '') : null;
 }

@@ -60,14 +60,24 @@ export function credentialSecrets(value: string): string[] {
   const spellings = new Set<string>();
   for (const part of parts) {
     for (const spelling of [part, encodeURIComponent(part), part.replaceAll('/', '\\/'), part.toUpperCase(), part.toLowerCase(), reversed(part), rot13(part)]) spellings.add(spelling);
-    // Its bytes as UTF-8, and as UTF-16 (an echo of a Windows or Java string), in hex and base64.
-    for (const bytes of [Buffer.from(part), Buffer.from(part, 'utf16le')]) {
+    for (const bytes of ECHOED_BYTES.map((encode) => encode(part))) {
       for (const hex of [bytes.toString('hex'), bytes.toString('hex').toUpperCase()]) spellings.add(hex);
       for (const encoding of ['base64', 'base64url'] as const) for (const text of base64Inside(bytes, encoding)) spellings.add(text);
     }
   }
   return [...spellings].filter((p) => p.length >= MIN_SECRET_LENGTH);
 }
+
+/**
+ * The credential's bytes as an echo may hold them (before hex or base64):
+ * UTF-8, and UTF-16 in either order, since a .NET string is little-endian
+ * and Java's getBytes("UTF-16") big-endian.
+ */
+const ECHOED_BYTES: readonly ((text: string) => Buffer)[] = [
+  (text) => Buffer.from(text, 'utf8'),
+  (text) => Buffer.from(text, 'utf16le'),
+  (text) => Buffer.from(text, 'utf16le').swap16(),
+];
 
 const reversed = (text: string): string => [...text].reverse().join('');
 

@@ -16,10 +16,10 @@
  *     whatever the first one is, and text the gateway cannot read as JSON
  *     but that holds a member the rules name is refused
  *     (refuseMaskedMembersInText);
- *   - under field rules, a body declared in any charset but UTF-8 is
- *     refused (clients decode by it, whatever the type), and so is JSON in
- *     UTF-16, UTF-32 or a single-byte charset: the rules read UTF-8
- *     (refuseJsonInOtherEncodings).
+ *   - under any rule (field or `$`), a body declared in any charset but
+ *     UTF-8 is refused (clients decode by it, whatever the type); under
+ *     field rules, so is JSON in UTF-16, UTF-32 or a single-byte charset:
+ *     the rules read UTF-8 (refuseJsonInOtherEncodings).
  */
 import JSON5 from 'json5';
 import type { JsonValue } from '../../engine/masking/json-fields.js';
@@ -67,15 +67,28 @@ const WHITESPACE = /\s*/y;
 /** RFC 7464's record separator. */
 const RS = '\u001e';
 
-/** Charsets under which the text the rules read is the text a client decodes. */
-const UTF8_READABLE = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii']);
+/**
+ * Charsets under which the text the rules read is the text a client
+ * decodes. "binary" (PHP's finfo on downloads) names no text encoding:
+ * such a body is read as bytes, as one that declares none is.
+ */
+const UTF8_READABLE = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii', 'binary']);
 
-/** The body as JSON, or null when the plan reads it as text. Throws BodyRefused for JSON it cannot be sure it reads as a client would. */
+/** The charsets a Content-Type declares under which a client reads other text than the gateway's UTF-8 reading. */
+export function otherCharsets(contentType: string): string[] {
+  return declaredCharsets(contentType).filter((charset) => !UTF8_READABLE.has(charset));
+}
+
+/**
+ * The body as JSON, or null when the plan reads it as text. Throws BodyRefused for JSON it cannot be sure it reads
+ * as a client would, and for any body declared in a charset but UTF-8. Called only when some rule reads the body.
+ */
 export function readJsonBody(text: string | null, contentType: string, fieldRules: boolean): JsonBody | null {
-  // Text that is UTF-8 can still be declared as UTF-7 (`+AGU-mail` is "email" to the client), HZ, EBCDIC, …, and
-  // clients such as requests' r.json() decode a body in its declared charset whatever its type.
-  const unreadable = fieldRules ? declaredCharsets(contentType).find((charset) => !UTF8_READABLE.has(charset)) : undefined;
-  if (unreadable !== undefined) throw new BodyRefused(`the body is declared in charset ${unreadable.slice(0, 40)}: under field rules the gateway reads bodies only as UTF-8`);
+  // Text that is UTF-8 can still be declared as UTF-7 (`+AGU-mail` is "email", `ada+AEA-example.com` an address to the
+  // client), UTF-16, HZ, EBCDIC, …, and clients such as requests' r.json() decode a body in its declared charset
+  // whatever its type: neither field rules nor `$` detectors would see what the client reads.
+  const [unreadable] = otherCharsets(contentType);
+  if (unreadable !== undefined) throw new BodyRefused(`the body is declared in charset ${unreadable.slice(0, 40)}: the policy masks this response, and the gateway reads bodies only as UTF-8`);
   const declared = isJsonType(contentType);
   if (declared && text === null) throw new BodyRefused('the body is declared as JSON but is not UTF-8 text');
   if (text === null) return null;

@@ -137,3 +137,17 @@ describe('a JSON body rewritten to take out an escaped echo', () => {
     expect(out).toBe(`{"id":12345678901234567890123,"amount":1e400,"small":0.1,"echo":"${CREDENTIAL_REPLACEMENT}"}`);
   });
 });
+
+describe('the credential as the bytes of a UTF-16 string, in hex or base64', () => {
+  // Java's getBytes("UTF-16") is big-endian after a BOM; .NET's Encoding.Unicode is little-endian.
+  const bigEndian = Buffer.from(TOKEN, 'utf16le').swap16();
+  const java = Buffer.concat([Buffer.from([0xfe, 0xff]), bigEndian]);
+
+  for (const [name, bytes] of [['little-endian', Buffer.from(TOKEN, 'utf16le')], ['big-endian', bigEndian], ['big-endian after a BOM', java]] as const) {
+    for (const encoding of ['hex', 'base64', 'base64url'] as const) {
+      it(`is replaced: ${name}, ${encoding}`, () => {
+        expect(verdict(`dump: ${bytes.toString(encoding)} (end)`)).toBe('replaced');
+      });
+    }
+  }
+});

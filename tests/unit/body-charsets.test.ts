@@ -1,0 +1,151 @@
+/**
+ * Response bodies declared in a charset the gateway does not read as UTF-8,
+ * or written in UTF-16 or UTF-32 without saying so. A client decodes by the
+ * declared charset, so what the masks and the credential scan read as UTF-8
+ * is not what it gets: such a body is refused when a rule reads its text,
+ * and scanned for the credential in its declared charset (refused when that
+ * charset is one the gateway cannot decode). Ordinary UTF-8 and Latin-1
+ * bodies still pass as they came.
+ */
+import { describe, expect, it } from 'vitest';
+import { compileFieldMasks } from '../../engine/masking/json-fields.js';
+import { BodyRefused, credentialSecrets, processBody, type BodyOutcome } from '../../ext-authz/process/body.js';
+
+const PII = 'contact ada@example.com ssn 078-05-1120 card 4111 1111 1111 1111';
+const CREDENTIAL = 'upstream-crm-secret-value';
+const secrets = credentialSecrets(`Bearer ${CREDENTIAL}`);
+const detectors = () => compileFieldMasks([{ field: '$', detectors: ['email', 'payment_card', 'us_ssn', 'phone'], strategy: 'redact' }]);
+const fields = () => compileFieldMasks([{ field: 'customers[*].email', strategy: 'redact' }]);
+
+const utf16be = (text: string) => Buffer.from(text, 'utf16le').swap16();
+const utf32 = (text: string, order: 'le' | 'be') => Buffer.from([...Buffer.from(text, 'latin1')].flatMap((b) => (order === 'le' ? [b, 0, 0, 0] : [0, 0, 0, b])));
+const fullwidth = (text: string) => [...text].map((c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0)).join('');
+
+/** IBM037 (EBCDIC) of lower-case letters, digits, '-' and space. */
+const cp037 = (text: string) => Buffer.from([...text].map((c) => {
+  if (c === ' ') return 0x40;
+  if (c === '-') return 0x60;
+  if (c >= '0' && c <= '9') return 0xf0 + Number(c);
+  const i = c.charCodeAt(0) - 97;
+  return i < 9 ? 0x81 + i : i < 18 ? 0x91 + i - 9 : 0xa2 + i - 18;
+}));
+
+type Plan = ReturnType<typeof compileFieldMasks> | null;
+
+async function outcome(body: Buffer, contentType: string, masks: Plan, withSecrets = false): Promise<BodyOutcome | BodyRefused> {
+  try {
+    return await processBody(body, { contentType, contentEncoding: '' }, masks, { maxBytes: 1 << 20, record: false, secrets: withSecrets ? secrets : [] });
+  } catch (err) {
+    if (err instanceof BodyRefused) return err;
+    throw err;
+  }
+}
+
+async function passedAsItCame(body: Buffer, contentType: string, masks: Plan, withSecrets = false): Promise<boolean> {
+  const out = await outcome(body, contentType, masks, withSecrets);
+  return !(out instanceof BodyRefused) && out.replacement === null;
+}
+
+describe('a `$` detector rule on a body in UTF-16, UTF-32 or UTF-7', () => {
+  const cases: [string, string, Buffer][] = [
+    ['UTF-16LE declared', 'text/plain; charset=utf-16le', Buffer.from(PII, 'utf16le')],
+    ['UTF-16BE declared', 'text/plain; charset=utf-16be', utf16be(PII)],
+    ['UTF-32LE declared', 'text/plain; charset=utf-32le', utf32(PII, 'le')],
+    ['UTF-16LE JSON declared as text', 'text/plain;charset=utf-16le', Buffer.from(JSON.stringify({ contact: 'ada@example.com', ssn: '078-05-1120' }), 'utf16le')],
+    ['UTF-7 declared', 'text/plain; charset=utf-7', Buffer.from('contact ada+AEA-example.com')],
+    ['UTF-16LE undeclared', 'text/plain', Buffer.from(PII, 'utf16le')],
+    ['UTF-16BE undeclared', 'text/plain', utf16be(PII)],
+    ['UTF-32BE undeclared', 'text/plain', utf32(PII, 'be')],
+  ];
+
+  for (const [name, contentType, body] of cases) {
+    it(`refuses it: ${name}`, async () => {
+      expect(await outcome(body, contentType, detectors())).toBeInstanceOf(BodyRefused);
+    });
+  }
+
+  it('names the declared charset, never the body', async () => {
+    const refused = await outcome(Buffer.from('contact ada+AEA-example.com'), `text/plain; charset=utf-7${'x'.repeat(100)}`, detectors());
+    expect(refused).toBeInstanceOf(BodyRefused);
+    const message = (refused as BodyRefused).message;
+    expect(message).toContain('utf-7');
+    expect(message).not.toContain('x'.repeat(41));
+    expect(message).not.toContain('AEA');
+    expect(message).not.toContain('\n');
+  });
+
+  it('still masks UTF-8 text, declared or not, and passes text with nothing to mask as it came', async () => {
+    for (const contentType of ['text/plain', 'text/plain; charset=utf-8', 'text/plain; charset=US-ASCII']) {
+      const masked = await outcome(Buffer.from(PII), contentType, detectors()) as BodyOutcome;
+      expect(masked.replacement?.toString()).toContain('[REDACTED:email]');
+      expect(masked.replacement?.toString()).not.toContain('ada@example.com');
+      expect(await passedAsItCame(Buffer.from('nothing to see here'), contentType, detectors())).toBe(true);
+    }
+  });
+
+  it('keeps field rules as they were: a declared charset but UTF-8 refused, UTF-8 JSON masked', async () => {
+    expect(await outcome(Buffer.from('Grüße aus Köln', 'latin1'), 'text/plain; charset=iso-8859-1', fields())).toBeInstanceOf(BodyRefused);
+    const masked = await outcome(Buffer.from(JSON.stringify({ customers: [{ email: 'ada@example.com' }] })), 'application/json; charset=utf-8', fields()) as BodyOutcome;
+    expect(masked.replacement?.toString()).not.toContain('ada@example.com');
+  });
+});
+
+describe('the injected credential in a body declared in a charset the gateway does not read as UTF-8', () => {
+  const utf7 = Buffer.from('token +AHUAcABzAHQAcgBlAGEAbQAtAGMAcgBtAC0AcwBlAGMAcgBlAHQALQB2AGEAbAB1AGU-');
+
+  for (const masks of [null, detectors()]) {
+    const plan = masks ? '`$` rules' : 'no masks';
+    it(`refuses UTF-7, which it cannot decode (${plan})`, async () => {
+      expect(await outcome(utf7, 'text/plain; charset=utf-7', masks, true)).toBeInstanceOf(BodyRefused);
+    });
+    it(`refuses EBCDIC, which it cannot decode (${plan})`, async () => {
+      expect(await outcome(cp037(`token ${CREDENTIAL}`), 'text/plain; charset=cp037', masks, true)).toBeInstanceOf(BodyRefused);
+    });
+  }
+
+  it('refuses a charset it cannot decode whatever the body holds, naming the charset and not the body', async () => {
+    const refused = await outcome(Buffer.from('hello'), 'text/plain; charset=x-unknown-charset', null, true);
+    expect(refused).toBeInstanceOf(BodyRefused);
+    expect((refused as BodyRefused).message).toContain('x-unknown-charset');
+    expect((refused as BodyRefused).message).not.toContain('hello');
+  });
+
+  const decodable: [string, string, Buffer][] = [
+    // ISO-2022-JP drops its escape sequences: the client reads the credential whole.
+    ['ISO-2022-JP with an escape inside it', 'text/plain; charset=iso-2022-jp', Buffer.from('token upstream-crm-se\x1b(Bcret-value')],
+    // Fullwidth letters in UTF-16 are not UTF-8, and read as Latin-1 they are no letters the credential has.
+    ['UTF-16LE in fullwidth letters', 'text/plain; charset=utf-16le', Buffer.from(`token ${fullwidth(CREDENTIAL)}`, 'utf16le')],
+    // "utf-16" without a BOM is big-endian to Java (RFC 2781), whatever TextDecoder takes it for.
+    ['big-endian under "utf-16"', 'text/plain; charset=utf-16', utf16be(`token ${fullwidth(CREDENTIAL)}`)],
+  ];
+  for (const [name, contentType, body] of decodable) {
+    it(`finds it in the text the declared charset decodes to: ${name}`, async () => {
+      expect(await outcome(body, contentType, null, true)).toBeInstanceOf(BodyRefused);
+    });
+  }
+
+  it('passes an empty body whatever its charset: it holds nothing in any', async () => {
+    expect(await passedAsItCame(Buffer.alloc(0), 'text/plain; charset=utf-7', null, true)).toBe(true);
+  });
+
+  it('passes ordinary UTF-8 and Latin-1 bodies that hold nothing secret as they came', async () => {
+    for (const [contentType, body] of [
+      ['text/plain; charset=utf-8', Buffer.from('Grüße aus Köln')],
+      ['text/plain', Buffer.from('Grüße aus Köln')],
+      ['text/plain; charset=iso-8859-1', Buffer.from('Grüße aus Köln', 'latin1')],
+      ['text/html; charset=windows-1252', Buffer.from('<p>caf\xe9 \x80 5</p>', 'latin1')],
+      ['text/plain; charset=shift_jis', Buffer.from('plain ascii in shift_jis')],
+      // No text encoding (PHP's finfo on a download): read as bytes, as a body that declares none.
+      ['application/octet-stream; charset=binary', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0xff])],
+    ] as const) {
+      expect(await passedAsItCame(body, contentType, null, true), contentType).toBe(true);
+    }
+  });
+
+  it('still replaces the credential written plainly, in UTF-8 or in an ASCII-compatible charset', async () => {
+    for (const contentType of ['text/plain', 'text/plain; charset=utf-8', 'text/plain; charset=iso-8859-1', 'text/plain; charset=binary']) {
+      const replaced = await outcome(Buffer.from(`token ${CREDENTIAL}`), contentType, null, true) as BodyOutcome;
+      expect(replaced.replacement?.toString(), contentType).toBe('token [REDACTED:credential]');
+    }
+  });
+});
