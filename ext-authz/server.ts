@@ -13,6 +13,7 @@ import type { HashKey } from '../engine/masking/strategies.js';
 import type { SessionRecorder } from '../engine/recording/recorder.js';
 import { createCheckService } from './check/check-service.js';
 import { checkServiceDefinition, envoyServices } from './envoy-protos.js';
+import { BodyThreads } from './process/body-threads.js';
 import { createExternalProcessor } from './process/external-processor.js';
 
 export interface ExtAuthzServerOptions {
@@ -50,15 +51,20 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
     statusUrl: options.statusUrl,
     hashKey,
   }));
+  const bodies = new BodyThreads({ hashKey });
   server.addService(envoyServices().externalProcessor, { ...createExternalProcessor({
     recorder: options.recorder,
     authorizer: options.authorizer,
     hashKey,
     logger,
+    bodies,
   }) });
 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(options.listener.address, serverCredentials(options.listener), (err, bound) => (err ? reject(err) : resolve(bound)));
+  }).catch(async (err: unknown) => {
+    await bodies.close();
+    throw err;
   });
   const host = options.listener.address.slice(0, options.listener.address.lastIndexOf(':'));
   const address = `${host}:${port}`;
@@ -70,14 +76,17 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
 
   return {
     address,
-    close: () => new Promise<void>((resolve) => {
-      // Held Checks end when the authorizer closes; give in-flight calls a moment, then cut.
-      const force = setTimeout(() => server.forceShutdown(), 2000);
-      server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        // Held Checks end when the authorizer closes; give in-flight calls a moment, then cut.
+        const force = setTimeout(() => server.forceShutdown(), 2000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
       });
-    }),
+      await bodies.close();
+    },
   };
 }
 

@@ -9,7 +9,8 @@
  * the mask rules, the session to record in, whether to record.
  *
  * Per exchange: the mask rules are compiled once, at the first message; the
- * response body is masked (body.ts) and sent back identity-encoded with its
+ * response body is masked (body.ts, on a body thread: body-threads.ts) and
+ * sent back identity-encoded with its
  * Content-Length set; response headers and trailers alike lose a line that
  * holds the injected credential and have values under the `$` detector
  * rules masked (screenedFields); the masking counts go to the audit trail
@@ -34,13 +35,14 @@ import type { Logger } from 'pino';
 import type { Authorizer } from '../../engine/authorize/authorizer.js';
 import type { Identity } from '../../engine/identity/identity.js';
 import { MaskRuleError } from '../../engine/masking/errors.js';
-import { compileFieldMasks, type FieldMasks } from '../../engine/masking/json-fields.js';
+import { compileFieldMasks, type FieldMaskRule, type FieldMasks } from '../../engine/masking/json-fields.js';
 import { WHOLE_DOCUMENT } from '../../engine/masking/json-path.js';
 import type { HashKey } from '../../engine/masking/strategies.js';
 import type { SessionRecorder } from '../../engine/recording/recorder.js';
 import type { HttpExchangeRecord, MaskCount, RecordedBody } from '../../engine/recording/types.js';
 import type { ExchangeMetadata } from '../exchange-metadata.js';
-import { BodyRefused, credentialSecrets, processBody, type BodyHeaders, type BodyOutcome } from './body.js';
+import { BodyRefused, credentialSecrets, type BodyHeaders } from './body.js';
+import type { BodyRead, BodyThreads } from './body-threads.js';
 import { CREDENTIAL_REPLACEMENT, holdsSecret } from './credential-echo.js';
 import { header, headerList, headerMutation, mutatedHeaders, readHeaderMap, recordableHeaders, type HeaderList } from './headers.js';
 import { readExchangeMetadata } from './metadata.js';
@@ -55,6 +57,8 @@ export interface ExternalProcessorOptions {
   logger: Logger;
   /** The largest decoded body that is masked or recorded (default 16 MiB); bigger is refused when it must be masked. */
   maxBodyBytes?: number;
+  /** Where bodies are read, off the main thread; made with the same hashKey. */
+  bodies: BodyThreads;
 }
 
 /** ProcessingRequest in, ProcessingResponse out, as proto-loader (de)serialises them. */
@@ -81,6 +85,7 @@ export function createExternalProcessor(options: ExternalProcessorOptions): Exte
     hashKey: options.hashKey,
     logger: options.logger.child({ component: 'ext_proc' }),
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    bodies: options.bodies,
   };
   return { Process: (call) => new Exchange(call, settings).start() };
 }
@@ -91,6 +96,7 @@ interface Settings {
   hashKey: HashKey | undefined;
   logger: Logger;
   maxBodyBytes: number;
+  bodies: BodyThreads;
 }
 
 interface ProcessingRequest {
@@ -133,9 +139,12 @@ class BodyBuffer {
 /** One Process stream: one HTTP request and its response. */
 class Exchange {
   private metadata: ExchangeMetadata | null = null;
+  /** The plan, here for the headers and trailers; bodies are read under its rules on a body thread. */
   private masks: FieldMasks | null = null;
+  /** What the plan masked in the response's body. */
+  private bodyMasked: MaskCount[] = [];
   /** The `$` rules alone, for recording a request body (the agent's own input is never rewritten). */
-  private requestMasks: FieldMasks | null = null;
+  private requestRules: FieldMaskRule[] = [];
   private log: Logger;
 
   private startedAt = 0;
@@ -220,7 +229,7 @@ class Exchange {
     try {
       const options = { hashKey: this.settings.hashKey };
       this.masks = compileFieldMasks(metadata.mask, options);
-      this.requestMasks = compileFieldMasks(metadata.mask.filter((rule) => rule.field === WHOLE_DOCUMENT), options);
+      this.requestRules = metadata.mask.filter((rule) => rule.field === WHOLE_DOCUMENT);
     } catch (err) {
       if (!(err instanceof MaskRuleError)) throw err;
       this.log.error({ problem: err.message }, 'ext_proc refused an exchange: its mask rules cannot be enforced');
@@ -256,7 +265,7 @@ class Exchange {
     if (!this.metadata!.record) return this.send(continueWith('request_body'));
     this.requestBuffer.add(message.body);
     if (message.end_of_stream) {
-      this.requestBody = await this.recordedBody(this.requestBuffer, bodyHeaders(this.requestHeaders), this.requestMasks);
+      this.requestBody = (await this.recordedBody(this.requestBuffer, bodyHeaders(this.requestHeaders), this.requestRules)).recorded;
     }
     this.send(continueWith('request_body'));
   }
@@ -297,7 +306,9 @@ class Exchange {
     // scanned gets here with one): recorded now that it is whole.
     const response = this.response;
     if (response && response.body === null && this.responseBuffer.size > 0 && this.metadata!.record) {
-      response.body = await this.recordedBody(this.responseBuffer, bodyHeaders(response.headers), this.masks);
+      const { recorded, masked } = await this.recordedBody(this.responseBuffer, bodyHeaders(response.headers), this.metadata!.mask);
+      response.body = recorded;
+      this.bodyMasked = masked;
     }
     this.finish(null);
   }
@@ -369,13 +380,15 @@ class Exchange {
       this.send(continueWith('response_body'));
       return this.finish(null);
     }
-    let outcome: BodyOutcome;
+    let read: BodyRead;
     try {
-      outcome = await processBody(this.responseBuffer.bytes(), headers, this.masks, { maxBytes: this.settings.maxBodyBytes, record: this.metadata!.record, secrets: this.secrets });
+      read = await this.settings.bodies.read(this.responseBuffer.bytes(), headers, this.metadata!.mask, { maxBytes: this.settings.maxBodyBytes, record: this.metadata!.record, secrets: this.secrets });
     } catch (err) {
       if (!(err instanceof BodyRefused)) throw err;
       return this.refuse(502, 'the response could not be masked', err.message);
     }
+    const { outcome } = read;
+    this.bodyMasked = read.masked;
     response.body = outcome.recorded;
     if (outcome.replacement) {
       this.send(replaceBody('response_body', outcome.replacement, STALE_AFTER_REWRITE));
@@ -389,14 +402,15 @@ class Exchange {
   }
 
   /** A request body for the recording: masked by the `$` rules, or described without its text when that fails. */
-  private async recordedBody(buffer: BodyBuffer, headers: BodyHeaders, masks: FieldMasks | null): Promise<RecordedBody> {
-    if (buffer.overflowed) return { mime_type: headers.contentType, size: buffer.size };
+  private async recordedBody(buffer: BodyBuffer, headers: BodyHeaders, rules: readonly FieldMaskRule[]): Promise<{ recorded: RecordedBody; masked: MaskCount[] }> {
+    const described = { recorded: { mime_type: headers.contentType, size: buffer.size }, masked: [] };
+    if (buffer.overflowed) return described;
     try {
-      const outcome = await processBody(buffer.bytes(), headers, masks, { maxBytes: this.settings.maxBodyBytes, record: true });
-      return outcome.recorded ?? { mime_type: headers.contentType, size: buffer.size };
+      const { outcome, masked } = await this.settings.bodies.read(buffer.bytes(), headers, rules, { maxBytes: this.settings.maxBodyBytes, record: true });
+      return outcome.recorded ? { recorded: outcome.recorded, masked } : described;
     } catch (err) {
       if (!(err instanceof BodyRefused)) throw err;
-      return { mime_type: headers.contentType, size: buffer.size };
+      return described;
     }
   }
 
@@ -425,7 +439,7 @@ class Exchange {
     const metadata = this.metadata;
     if (!metadata) return;
     const endedAt = Date.now();
-    const masked = this.masks?.counts() ?? [];
+    const masked = addedCounts(this.masks?.counts() ?? [], this.bodyMasked);
     const status = this.response?.status ?? 0;
     const summary = `${header(this.requestHeaders, ':method') || 'request'} ${pathOnly(this.requestHeaders)} → ${status || 'no response'}`;
     if (masked.length > 0) {
@@ -507,4 +521,16 @@ function repeatedHeader(list: HeaderList): string | null {
     seen.add(name);
   }
   return null;
+}
+
+/** Counts of the same rule and detector added up. */
+function addedCounts(counts: readonly MaskCount[], more: readonly MaskCount[]): MaskCount[] {
+  const sum = new Map<string, MaskCount>();
+  for (const c of [...counts, ...more]) {
+    const key = JSON.stringify([c.column, c.detector]);
+    const held = sum.get(key);
+    if (held) held.count += c.count;
+    else sum.set(key, { ...c });
+  }
+  return [...sum.values()];
 }
