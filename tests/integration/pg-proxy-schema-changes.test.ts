@@ -18,7 +18,11 @@ let stack: ProxyStack;
 let direct: pg.Client;
 
 beforeAll(async () => {
-  stack = await startProxyStack();
+  // A writer (who may PREPARE and EXECUTE, as readers may not) whose reads of orders-md5 are masked.
+  stack = await startProxyStack({
+    extraGrants: '  - name: md5-writers\n    groups: [md5-writers]\n    targets: [orders-md5]\n    access: write',
+    extraMasks: '  orders-md5:\n    - column: public.customers.ssn\n      strategy: redact',
+  });
   direct = await stack.direct();
 }, 120_000);
 
@@ -173,6 +177,30 @@ describe('statements prepared before another connection changes the schema', () 
     expect(JSON.stringify(result)).not.toMatch(/\d{3}-\d{2}-\d{4}/);
     // It reads ssn now, which the next test drops.
     await direct.query('DROP VIEW directory');
+  });
+
+  it('a view replaced to read ssn is refused at SQL EXECUTE of a statement prepared over it, as at a Bind', async () => {
+    await direct.query('CREATE VIEW labels AS SELECT id, name AS label FROM customers; GRANT SELECT ON labels TO gatehouse_md5');
+    const { client: writer } = await stack.connectAgent('wes', ['md5-writers'], 'orders-md5');
+    try {
+      await writer.query('PREPARE by_sql AS SELECT id, label FROM labels WHERE id = 1');
+      await writer.query({ name: 'by_parse', text: 'SELECT id, label FROM labels WHERE id = 1' });
+      for (const name of ['by_sql', 'by_parse']) expect((await outcome(writer, `EXECUTE ${name}`)).rows, name).toEqual([{ id: 1, label: 'Ada Lovelace' }]);
+      await direct.query('CREATE OR REPLACE VIEW labels AS SELECT id, ssn AS label FROM customers');
+      await pastCatalogCache();
+      for (const name of ['by_sql', 'by_parse']) {
+        const result = await outcome(writer, `EXECUTE ${name}`);
+        expect(result.error?.code, name).toBe('42501');
+        expect(result.error?.message, name).toContain('view public.labels reads masked column');
+        expect(JSON.stringify(result), name).not.toMatch(/\d{3}-\d{2}-\d{4}/);
+      }
+      // Prepared and executed in one query, it is checked as it is sent.
+      const together = await outcome(writer, 'PREPARE again AS SELECT id, label FROM labels; EXECUTE again');
+      expect(together.error?.code).toBe('42501');
+    } finally {
+      await writer.end();
+      await direct.query('DROP VIEW labels');
+    }
   });
 
   it('a statement described before its masked column was replaced is masked by the column the server returns now', async () => {

@@ -27,6 +27,7 @@ import type { CountedMapLimits } from './counted-map.js';
 import { Portals } from './portals.js';
 import { PreparedStatements } from './prepared-statements.js';
 import { SqlNames } from './sql-names.js';
+import { SqlPrepared } from './sql-prepared.js';
 import { serverName } from './server-name.js';
 import type { DecidedSql, Portal, PreparedStatement, RunningStatement } from './statement-state.js';
 import type { LiteralSettings } from './literal-settings.js';
@@ -153,6 +154,7 @@ export class Relay {
   private stopDeciding = new AbortController();
   /** Cursors and prepared statements made with SQL DECLARE and PREPARE, and the policy revision they were decided under. */
   private readonly sqlNames: SqlNames;
+  private readonly sqlPrepared: SqlPrepared;
   /** A statement the proxy waits on before the next client message (settledIfNeeded). */
   private awaiting: { entry: Pending; copiesIn: boolean; settle(): void } | null = null;
   /** The server is taking COPY … FROM data: the client's Sync and Flush are ignored, and owed nothing. */
@@ -170,6 +172,7 @@ export class Relay {
     this.statements = new PreparedStatements(options.preparedStatementLimits);
     this.portals = new Portals(options.portalLimits);
     this.sqlNames = new SqlNames(options.maxSqlNames);
+    this.sqlPrepared = new SqlPrepared(options.preparedStatementLimits.maxBytes);
     this.framer = new BackendFramer(options.maxServerMessageBytes);
     upstream.on('data', (chunk: Buffer) => this.fromServer(chunk));
     upstream.on('close', () => this.end('the database closed the connection'));
@@ -353,6 +356,7 @@ export class Relay {
       // is kept under the revision that one was decided under.
       const held = names.portal !== undefined ? this.portals.get(names.portal)?.statement : names.statement !== undefined ? this.statements.get(names.statement) : undefined;
       this.sqlNames.replaces(statement, held ? held.decidedUnder : decidedUnder);
+      this.sqlPrepared.replaces(statement);
       for (const [map, name] of [[this.statements, names.statement], [this.portals, names.portal]] as const) {
         if (name === '*') map.clear();
         else if (name !== undefined) map.delete(name);
@@ -465,6 +469,26 @@ export class Relay {
     statement.columns = null;
     statement.columnsIn = -1;
     this.bind(bind.portal, statement, bind.resultFormats, raw);
+  }
+
+  /**
+   * What the statements' SQL EXECUTEs run, to be checked against the masks
+   * with them (as a Bind is, bindRemasked): the protocol's statement of the
+   * name, else every SQL PREPARE of it (one in the same query is checked
+   * with it already). Why not, when none is known.
+   */
+  private executedStatements(statements: readonly StatementFacts[]): readonly StatementFacts[] | string {
+    const executed: StatementFacts[] = [];
+    for (const { executes: name } of statements) {
+      if (name === undefined || statements.some((s) => s.kind === 'prepare' && s.session_names?.statement === name)) continue;
+      const runs = this.statements.get(name)?.statements ?? this.sqlPrepared.preparedAs(name);
+      if (runs === null) {
+        return `the gateway does not know what prepared statement "${name}" runs (it keeps what SQL PREPARE made up to `
+          + 'listeners.postgres.max_prepared_statement_bytes), so cannot check it against the masks; prepare it again under another name, or in a new session';
+      }
+      executed.push(...runs);
+    }
+    return executed;
   }
 
   /** Binding a statement that does not exist fails on the server with no side effect, like the Parse stand-in. */
@@ -634,7 +658,9 @@ export class Relay {
           const stale = this.sqlNames.decidedUnderOtherPolicy(statements, this.options.decider.policyRevision(),
             (kind, name) => (kind === 'portal' ? this.portals.get(name)?.statement : this.statements.get(name))?.decidedUnder);
           if (stale) return stale;
-          const prepared = await this.maskPlans.prepare(decision.mask, statements, this.uncommittedChange(statements));
+          const executed = this.executedStatements(statements);
+          if (typeof executed === 'string') return executed;
+          const prepared = await this.maskPlans.prepare(decision.mask, [...statements, ...executed], this.uncommittedChange(statements));
           if ('refusal' in prepared) return prepared.refusal;
           masking = prepared.masking;
           return null;
