@@ -12,7 +12,7 @@ describe('SqlPrepared', () => {
     send(prepared, 'DEALLOCATE p');
     send(prepared, 'PREPARE p AS SELECT ssn FROM people');
     expect(prepared.preparedAs('p')!.map((s) => s.tables.map((t) => t.name))).toEqual([['customers'], ['people']]);
-    expect(prepared.preparedAs('never')).toBeNull();
+    expect(prepared.preparedAs('never')).toBeUndefined();
   });
 
   it('keeps no more than its bytes, and then no longer knows what the name runs', () => {

@@ -12,6 +12,7 @@ import type { MaskCount } from '../../../engine/audit/events.js';
 import { UNENFORCEABLE, type AuthorizeResult } from '../../../engine/authorize/authorizer.js';
 import type { HashKey } from '../../../engine/masking/strategies.js';
 import type { ColumnHistory } from '../masking/column-history.js';
+import type { MaskRule } from '../../../engine/policy/decision.js';
 import { MaskPlans, type Catalog, type ResultMasking } from '../masking/result-masking.js';
 import { boundValues } from '../policy/bound-values.js';
 import type { DecideOptions, Protocol, StatementDecider, StatementDecision } from '../policy/statement-decider.js';
@@ -453,7 +454,7 @@ export class Relay {
     const { decision, statements } = statement;
     let prepared: Awaited<ReturnType<MaskPlans['prepare']>>;
     try {
-      prepared = await this.maskPlans.prepare(decision.mask, statements, this.uncommittedChange(statements));
+      prepared = await this.prepareMasking(decision.mask, statements);
     } catch (err) {
       // As the authorizer does when a decision's masking cannot be prepared: denied, and audited.
       this.options.logger.error({ err }, 'masking could not be checked again at a Bind; denying');
@@ -473,9 +474,12 @@ export class Relay {
 
   /**
    * What the statements' SQL EXECUTEs run, to be checked against the masks
-   * with them (as a Bind is, bindRemasked): the protocol's statement of the
-   * name, else every SQL PREPARE of it (one in the same query is checked
-   * with it already). Why not, when none is known.
+   * with them, and at a Bind checked again (bindRemasked): the protocol's
+   * statement of the name, else every SQL PREPARE of it (one in the same
+   * query is checked with it already). A name the session never prepared
+   * adds nothing: EXECUTE of it fails on the server, or runs a statement
+   * prepared later, checked when it was. Why not, when what a name runs
+   * was not kept.
    */
   private executedStatements(statements: readonly StatementFacts[]): readonly StatementFacts[] | string {
     const executed: StatementFacts[] = [];
@@ -486,9 +490,16 @@ export class Relay {
         return `the gateway does not know what prepared statement "${name}" runs (it keeps what SQL PREPARE made up to `
           + 'listeners.postgres.max_prepared_statement_bytes), so cannot check it against the masks; prepare it again under another name, or in a new session';
       }
-      executed.push(...runs);
+      if (runs) executed.push(...runs);
     }
     return executed;
+  }
+
+  /** MaskPlans.prepare for the statements and what their SQL EXECUTEs run. */
+  private prepareMasking(rules: readonly MaskRule[], statements: readonly StatementFacts[]): ReturnType<MaskPlans['prepare']> {
+    const executed = this.executedStatements(statements);
+    if (typeof executed === 'string') return Promise.resolve({ refusal: executed });
+    return this.maskPlans.prepare(rules, executed.length === 0 ? statements : [...statements, ...executed], this.uncommittedChange(statements));
   }
 
   /** Binding a statement that does not exist fails on the server with no side effect, like the Parse stand-in. */
@@ -658,9 +669,7 @@ export class Relay {
           const stale = this.sqlNames.decidedUnderOtherPolicy(statements, this.options.decider.policyRevision(),
             (kind, name) => (kind === 'portal' ? this.portals.get(name)?.statement : this.statements.get(name))?.decidedUnder);
           if (stale) return stale;
-          const executed = this.executedStatements(statements);
-          if (typeof executed === 'string') return executed;
-          const prepared = await this.maskPlans.prepare(decision.mask, [...statements, ...executed], this.uncommittedChange(statements));
+          const prepared = await this.prepareMasking(decision.mask, statements);
           if ('refusal' in prepared) return prepared.refusal;
           masking = prepared.masking;
           return null;

@@ -38,8 +38,8 @@ export class SqlPrepared {
     else this.runs.set(name, [statement]);
   }
 
-  /** The facts of every PREPARE of `name` sent, or null when the session sent none, or one was not kept. */
-  preparedAs(name: string): readonly StatementFacts[] | null {
-    return this.runs.get(name) ?? null;
+  /** The facts of every PREPARE of `name` sent; null when one was not kept, undefined when the session sent none. */
+  preparedAs(name: string): readonly StatementFacts[] | null | undefined {
+    return this.runs.get(name);
   }
 }
