@@ -7,6 +7,7 @@ import { registerApprovalRoutes } from './routes/approvals.js';
 import { registerAuthorizeRoutes } from './routes/authorize.js';
 import { registerEvalRoutes } from './routes/eval.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerMaskingRoutes } from './routes/masking.js';
 import { registerSessionRoutes } from './routes/sessions.js';
 
 export interface ApiServerOptions {
@@ -16,7 +17,7 @@ export interface ApiServerOptions {
   gateway?: Gateway;
 }
 
-/** The HTTP API: health, metrics, policy evaluation, authorize, approvals, and sessions. */
+/** The HTTP API: health, metrics, policy evaluation, authorize, approvals, sessions, and masked column places. */
 export function createApiServer({ engine, logger, gateway }: ApiServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger.child({ component: 'api' }) as FastifyBaseLogger,
@@ -31,6 +32,7 @@ export function createApiServer({ engine, logger, gateway }: ApiServerOptions): 
     registerAuthorizeRoutes(app, gateway);
     registerApprovalRoutes(app, gateway);
     registerSessionRoutes(app, { store: gateway.store, verifier: gateway.verifier, viewerGroups: gateway.recorder.settings.viewer_groups });
+    registerMaskingRoutes(app, { places: gateway.maskedColumnPlaces, verifier: gateway.verifier });
   }
   return app;
 }

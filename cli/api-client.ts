@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { UsageError } from './io.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8181';
@@ -34,6 +35,25 @@ export async function callApi(call: ApiCall): Promise<Response> {
   } catch (err) {
     throw new UsageError(`cannot reach ${url.origin}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message} (is gatehouse serve running? see --server)`);
   }
+}
+
+/** The options of a command that calls the API as the user: where it is, the user's token, and JSON output. */
+export interface ApiOptions {
+  server?: string;
+  token?: string;
+  json?: boolean;
+}
+
+export function withApiOptions(command: Command): Command {
+  return command
+    .option('-s, --server <url>', 'the gateway\'s API (default: $GATEHOUSE_SERVER or http://127.0.0.1:8181)')
+    .option('-t, --token <jwt>', 'your OIDC token (default: $GATEHOUSE_TOKEN)')
+    .option('--json', 'print JSON');
+}
+
+/** One API call with the user's token; the answer's JSON, or an ApiError with the gateway's message. */
+export async function requestApi(options: ApiOptions, method: ApiCall['method'], path: string, body?: unknown): Promise<unknown> {
+  return expectJson(await callApi({ server: serverOf(options.server), method, path, token: tokenOf(options.token), body }));
 }
 
 /** The JSON body of a successful answer; an error answer becomes one line with the gateway's own message. */

@@ -8,6 +8,7 @@ import { approvalsCommand } from './commands/approvals.js';
 import { auditCommand } from './commands/audit.js';
 import { authorizeCommand } from './commands/authorize.js';
 import { bundleCommand } from './commands/bundle.js';
+import { maskingCommand } from './commands/masking.js';
 import { policyCommand } from './commands/policy.js';
 import { serveCommand } from './commands/serve.js';
 import { sessionsCommand } from './commands/sessions.js';
@@ -26,7 +27,8 @@ const program = new Command('gatehouse')
   .addCommand(auditCommand())
   .addCommand(authorizeCommand())
   .addCommand(approvalsCommand())
-  .addCommand(sessionsCommand());
+  .addCommand(sessionsCommand())
+  .addCommand(maskingCommand());
 
 // Added commands do not inherit these settings; without them a subcommand's
 // usage mistake would exit 1 from inside commander, past reportError.

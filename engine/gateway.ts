@@ -10,6 +10,7 @@ import { Authorizer } from './authorize/authorizer.js';
 import type { GatehouseConfig } from './config/schema.js';
 import { Engine } from './engine.js';
 import { devIssuerWarning } from './identity/dev-issuer.js';
+import { MaskedColumnPlaceAdmin } from './masking/place-admin.js';
 import type { TokenVerifier } from './identity/identity.js';
 import { createTokenVerifier } from './identity/verifier.js';
 import { SessionRecorder } from './recording/recorder.js';
@@ -26,6 +27,8 @@ export interface Gateway {
   authorizer: Authorizer;
   /** Session recordings: proxies open() one per session and append() per statement. */
   recorder: SessionRecorder;
+  /** Listing and forgetting (audited) the places where masked Postgres columns were found. */
+  maskedColumnPlaces: MaskedColumnPlaceAdmin;
   statusUrl(approvalId: string): string;
   /**
    * Stops in dependency order: decisions in flight, session recordings
@@ -89,12 +92,14 @@ export async function startGateway(config: GatehouseConfig, logger: Logger): Pro
     });
     started.unshift(() => recorder.close());
 
+    const maskedColumnPlaces = new MaskedColumnPlaceAdmin({ store, audit, adminGroups: config.masking.admin_groups, logger });
+
     const authorizer = new Authorizer({ config, verifier, policy: engine, approvals, audit, statusUrl, logger, recordings: recorder });
     await engine.start();
     logger.info({ store: store.kind, audit_stream: audit.stream, checkpoints: checkpoint ? `every ${checkpoint.interval_seconds} s` : 'off' }, 'engine services started');
 
     return {
-      engine, verifier, store, audit, approvals, authorizer, recorder, statusUrl,
+      engine, verifier, store, audit, approvals, authorizer, recorder, maskedColumnPlaces, statusUrl,
       async stop() {
         await authorizer.close();
         await recorder.close();

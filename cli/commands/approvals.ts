@@ -1,13 +1,7 @@
 import { Command } from 'commander';
-import { callApi, expectJson, serverOf, tokenOf } from '../api-client.js';
+import { requestApi, withApiOptions, type ApiOptions } from '../api-client.js';
 import { printJson } from '../io.js';
 import { visibleText } from '../../engine/observability/visible-text.js';
-
-interface Common {
-  server?: string;
-  token?: string;
-  json?: boolean;
-}
 
 interface ApprovalView {
   id: string;
@@ -30,10 +24,10 @@ export function approvalsCommand(): Command {
   const approvals = new Command('approvals')
     .description('List and decide approval requests on a running gateway. Authenticates with your OIDC token.');
 
-  withCommon(approvals.command('list').description('Requests you may see (default: pending).'))
+  withApiOptions(approvals.command('list').description('Requests you may see (default: pending).'))
     .option('--status <status>', 'pending, approved, denied, expired, revoked, consumed or all', 'pending')
-    .action(async (options: Common & { status: string }) => {
-      const body = (await request(options, 'GET', `/v1/approvals?status=${encodeURIComponent(options.status)}`)) as { approvals: ApprovalView[] };
+    .action(async (options: ApiOptions & { status: string }) => {
+      const body = (await requestApi(options, 'GET', `/v1/approvals?status=${encodeURIComponent(options.status)}`)) as { approvals: ApprovalView[] };
       if (options.json) return printJson(body);
       if (body.approvals.length === 0) return void process.stdout.write(`no ${options.status === 'all' ? '' : `${options.status} `}approval requests\n`);
       for (const a of body.approvals) {
@@ -42,9 +36,9 @@ export function approvalsCommand(): Command {
       }
     });
 
-  withCommon(approvals.command('show').description('One request in full.').argument('<id>'))
-    .action(async (id: string, options: Common) => {
-      const a = (await request(options, 'GET', `/v1/approvals/${encodeURIComponent(id)}`)) as ApprovalView;
+  withApiOptions(approvals.command('show').description('One request in full.').argument('<id>'))
+    .action(async (id: string, options: ApiOptions) => {
+      const a = (await requestApi(options, 'GET', `/v1/approvals/${encodeURIComponent(id)}`)) as ApprovalView;
       if (options.json) return printJson(a);
       printApproval(a);
       // The action as the approver must read it: JSON leaves bidi overrides and zero-width characters as they are.
@@ -55,38 +49,27 @@ export function approvalsCommand(): Command {
           + (a.status === 'pending' ? `approve what you read: gatehouse approvals approve ${a.id} --action-hash ${a.action_hash}\n` : '')));
     });
 
-  withCommon(approvals.command('approve').description('Approve a request (you must be in one of its approver groups, and not its requester).').argument('<id>'))
+  withApiOptions(approvals.command('approve').description('Approve a request (you must be in one of its approver groups, and not its requester).').argument('<id>'))
     .option('--comment <text>', 'why, for the record')
     .option('--action-hash <sha256>', 'the action hash you read (approvals show, the webhook): refused if the request no longer holds it')
-    .action(async (id: string, options: Common & { comment?: string; actionHash?: string }) => {
+    .action(async (id: string, options: ApiOptions & { comment?: string; actionHash?: string }) => {
       const body = { ...(options.comment ? { comment: options.comment } : {}), ...(options.actionHash ? { action_hash: options.actionHash } : {}) };
-      printResult(options, await request(options, 'POST', `/v1/approvals/${encodeURIComponent(id)}/approve`, body));
+      printResult(options, await requestApi(options, 'POST', `/v1/approvals/${encodeURIComponent(id)}/approve`, body));
     });
 
-  withCommon(approvals.command('deny').description('Deny a request, with a reason the requester will see.').argument('<id>'))
+  withApiOptions(approvals.command('deny').description('Deny a request, with a reason the requester will see.').argument('<id>'))
     .requiredOption('--reason <text>', 'why')
-    .action(async (id: string, options: Common & { reason: string }) => {
-      printResult(options, await request(options, 'POST', `/v1/approvals/${encodeURIComponent(id)}/deny`, { reason: options.reason }));
+    .action(async (id: string, options: ApiOptions & { reason: string }) => {
+      printResult(options, await requestApi(options, 'POST', `/v1/approvals/${encodeURIComponent(id)}/deny`, { reason: options.reason }));
     });
 
-  withCommon(approvals.command('revoke').description('Withdraw a pending or approved, not yet used, request.').argument('<id>'))
+  withApiOptions(approvals.command('revoke').description('Withdraw a pending or approved, not yet used, request.').argument('<id>'))
     .option('--reason <text>', 'why')
-    .action(async (id: string, options: Common & { reason?: string }) => {
-      printResult(options, await request(options, 'POST', `/v1/approvals/${encodeURIComponent(id)}/revoke`, options.reason ? { reason: options.reason } : {}));
+    .action(async (id: string, options: ApiOptions & { reason?: string }) => {
+      printResult(options, await requestApi(options, 'POST', `/v1/approvals/${encodeURIComponent(id)}/revoke`, options.reason ? { reason: options.reason } : {}));
     });
 
   return approvals;
-}
-
-function withCommon(command: Command): Command {
-  return command
-    .option('-s, --server <url>', 'the gateway\'s API (default: $GATEHOUSE_SERVER or http://127.0.0.1:8181)')
-    .option('-t, --token <jwt>', 'your OIDC token (default: $GATEHOUSE_TOKEN)')
-    .option('--json', 'print JSON');
-}
-
-async function request(options: Common, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
-  return expectJson(await callApi({ server: serverOf(options.server), method, path, token: tokenOf(options.token), body }));
 }
 
 function requester(a: ApprovalView): string {
@@ -105,7 +88,7 @@ function printApproval(a: ApprovalView): void {
   process.stdout.write(visibleText(`${lines.join('\n')}\n`));
 }
 
-function printResult(options: Common, result: unknown): void {
+function printResult(options: ApiOptions, result: unknown): void {
   if (options.json) printJson(result);
   else printApproval(result as ApprovalView);
 }

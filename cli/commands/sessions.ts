@@ -7,7 +7,7 @@ import type { Entries, HttpExchangeEntry, RecordingProtocol } from '../../engine
 import { entryView, linkedEntries, sessionView, type LinkedEntry, type SessionView } from '../../engine/recording/views.js';
 import type { SessionSummary, Store } from '../../engine/store/store.js';
 import { readConfig } from '../config.js';
-import { printJson, UsageError } from '../io.js';
+import { isoToTheSecond, printJson, printTable, UsageError } from '../io.js';
 import { visibleText } from '../../engine/observability/visible-text.js';
 
 const CONFIG_OPTION = ['-c, --config <file>', 'gatehouse.yaml naming the store', 'gatehouse.yaml'] as const;
@@ -31,7 +31,7 @@ export function sessionsCommand(): Command {
         const found = (await store.listSessions({ target: options.target, who: options.who === undefined ? undefined : { sub: options.who }, limit })).map(sessionView);
         if (options.json) return printJson({ sessions: found });
         if (found.length === 0) return void process.stdout.write('no recorded sessions\n');
-        printTable(found);
+        printSessions(found);
       });
     });
 
@@ -72,10 +72,10 @@ function who(s: SessionView): string {
 }
 
 function shortTime(iso: string | null): string {
-  return iso === null ? 'open' : iso.replace(/\.\d{3}Z$/, 'Z');
+  return iso === null ? 'open' : isoToTheSecond(iso);
 }
 
-function printTable(sessions: SessionView[]): void {
+function printSessions(sessions: SessionView[]): void {
   const rows = sessions.map((s) => [
     s.id,
     s.target,
@@ -85,11 +85,7 @@ function printTable(sessions: SessionView[]): void {
     `${s.entries}${s.dropped_entries ? ` (+${s.dropped_entries} lost)` : ''}`,
     String(s.denies),
   ]);
-  const header = ['ID', 'TARGET', 'WHO', 'STARTED', 'ENDED', 'ENTRIES', 'DENIES'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const row of [header, ...rows]) {
-    process.stdout.write(visibleText(`${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`));
-  }
+  printTable(['ID', 'TARGET', 'WHO', 'STARTED', 'ENDED', 'ENTRIES', 'DENIES'], rows);
 }
 
 function describeSession(s: SessionView): string {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Identity } from '../identity/identity.js';
 import type { FailureKind } from '../policy/decision.js';
-import type { ApprovalRecord } from '../store/store.js';
+import type { ApprovalRecord, MaskedColumnPlace } from '../store/store.js';
 
 /**
  * OCSF-shaped audit events (https://schema.ocsf.io, 1.3.0). Standard
@@ -265,26 +265,12 @@ export function maskingEvent(facts: MaskingFacts, stream: string): AuditEvent {
 /** Entity Management (3004): the approval record is the managed entity. */
 export function approvalEvent(facts: ApprovalTransitionFacts, stream: string): AuditEvent {
   const a = facts.approval;
-  const created = facts.transition === 'requested';
-  const activity_id = created ? 1 : 3;
-  const activity_name = created ? 'Create' : 'Update';
-  return {
-    class_uid: 3004,
-    class_name: 'Entity Management',
-    category_uid: 3,
-    category_name: 'Identity & Access Management',
-    activity_id,
-    activity_name,
-    type_uid: 3004 * 100 + activity_id,
-    type_name: `Entity Management: ${activity_name}`,
-    time: facts.time ?? Date.now(),
-    metadata: metadata(facts.event_id, stream),
-    severity_id: 1,
-    severity: SEVERITIES[1],
-    status_id: 1,
-    status: 'Success',
+  return entityManagementEvent({
+    event_id: facts.event_id,
+    time: facts.time,
+    activity: facts.transition === 'requested' ? 'Create' : 'Update',
     message: `approval ${a.id} ${facts.transition}${facts.by ? ` by ${facts.by.sub}` : ''}`,
-    actor: facts.by ? { user: userOf(facts.by), idp: { name: facts.by.iss } } : { app_name: 'Gatehouse' },
+    by: facts.by,
     comment: facts.reason ?? null,
     entity: {
       uid: a.id,
@@ -308,12 +294,99 @@ export function approvalEvent(facts: ApprovalTransitionFacts, stream: string): A
     },
     unmapped: {
       transition: facts.transition,
-      agent: facts.by?.agent ?? false,
-      act: facts.by?.act ?? null,
       approval_id: a.id,
       session_id: a.session_id,
       action_hash: a.action_hash,
     },
+  }, stream);
+}
+
+export interface ForgottenPlaceFacts {
+  event_id?: string;
+  time?: number;
+  /** The database the place is in, as the store keys it. */
+  scope: string;
+  table_oid: number;
+  attnum: number;
+  /** The rows deleted, as they were stored: what it would take to put them back. */
+  forgotten: readonly MaskedColumnPlace[];
+  by: Identity;
+  /** Why the place no longer holds a masked column; required of the caller. */
+  reason: string;
+}
+
+/** The uid of a masked column place in events and messages; the scope holds slashes, so it is read from the right. */
+export function maskedColumnPlaceUid(place: { scope: string; table_oid: number; attnum: number }): string {
+  return `${place.scope}/${place.table_oid}/${place.attnum}`;
+}
+
+/**
+ * Entity Management (3004), Delete: a masked column place forgotten, after
+ * which what is at that place is no longer masked.
+ */
+export function forgottenPlaceEvent(facts: ForgottenPlaceFacts, stream: string): AuditEvent {
+  const uid = maskedColumnPlaceUid(facts);
+  return entityManagementEvent({
+    event_id: facts.event_id,
+    time: facts.time,
+    activity: 'Delete',
+    message: `masked column place ${uid} forgotten by ${facts.by.sub}`,
+    by: facts.by,
+    comment: facts.reason,
+    entity: {
+      uid,
+      type: 'masked_column_place',
+      name: `${facts.forgotten.map((p) => p.rule_column).join(', ')} at table ${facts.table_oid} column ${facts.attnum}`,
+      data: facts.forgotten,
+    },
+    // The uid's parts, for queries that should not have to split it.
+    unmapped: { masked_column_place: { scope: facts.scope, table_oid: facts.table_oid, attnum: facts.attnum } },
+  }, stream);
+}
+
+/** OCSF Entity Management activity ids. */
+const ENTITY_ACTIVITIES = { Create: 1, Update: 3, Delete: 4 } as const;
+
+/** What an Entity Management event says of one change to a record the gateway keeps. */
+interface EntityChange {
+  event_id: string | undefined;
+  time: number | undefined;
+  activity: keyof typeof ENTITY_ACTIVITIES;
+  message: string;
+  /** Who made the change; absent when the gateway did (expiry, consumption). */
+  by: Identity | undefined;
+  comment: string | null;
+  entity: Record<string, unknown>;
+  /** The entity's own facts; the caller's agent flag and the human it acts for are added. */
+  unmapped: Record<string, unknown>;
+}
+
+function entityManagementEvent(change: EntityChange, stream: string): AuditEvent {
+  const activity_id = ENTITY_ACTIVITIES[change.activity];
+  const by = change.by;
+  const unmapped = change.unmapped;
+  unmapped.agent = by?.agent ?? false;
+  unmapped.act = by?.act ?? null;
+  return {
+    class_uid: 3004,
+    class_name: 'Entity Management',
+    category_uid: 3,
+    category_name: 'Identity & Access Management',
+    activity_id,
+    activity_name: change.activity,
+    type_uid: 3004 * 100 + activity_id,
+    type_name: `Entity Management: ${change.activity}`,
+    time: change.time ?? Date.now(),
+    metadata: metadata(change.event_id, stream),
+    severity_id: 1,
+    severity: SEVERITIES[1],
+    status_id: 1,
+    status: 'Success',
+    message: change.message,
+    actor: by ? { user: userOf(by), idp: { name: by.iss } } : { app_name: 'Gatehouse' },
+    comment: change.comment,
+    entity: change.entity,
+    unmapped,
   };
 }
 

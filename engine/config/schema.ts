@@ -366,8 +366,14 @@ export function configSchema(ctx: ReferenceContext) {
          * hashed columns); without it each process draws a random key.
          */
         hash_key: key(16).optional(),
+        /**
+         * Members of these groups may list, on /v1/masking/places, the places where the Postgres proxy
+         * has found masked columns, and forget one (audited) that no longer holds a masked column
+         * (a column renamed to hold hashes, say): a place is masked until it is forgotten. Empty: no one may.
+         */
+        admin_groups: z.array(z.string().min(1)).default([]),
       })
-      .default({}),
+      .default({ admin_groups: [] }),
     store: z
       .union([
         z.strictObject({ sqlite: z.strictObject({ path }) }),

@@ -4,7 +4,7 @@
  * batch, and the approval listener set.
  */
 import type { Logger } from '../observability/logger.js';
-import type { ApprovalQuery, ApprovalRecord, AuditQuery, AuditRecord, CheckpointRecord, MaskedColumnPlace } from './store.js';
+import type { ApprovalQuery, ApprovalRecord, AuditQuery, AuditRecord, CheckpointRecord, MaskedColumnPlace, ScopedMaskedColumnPlace } from './store.js';
 
 /** `?` for SQLite, `$1, $2, …` for PostgreSQL. */
 export type Placeholder = (index: number) => string;
@@ -248,6 +248,15 @@ const PLACES_PER_INSERT = 1000;
 export const MASKED_COLUMN_PLACES_SQL = (placeholder: Placeholder): string =>
   `SELECT rule_column, table_oid, attnum, noted_at FROM masked_column_places WHERE scope = ${placeholder(1)} ORDER BY rule_column, table_oid, attnum`;
 
+/** Both backends compare these text columns byte by byte (PostgreSQL's are COLLATE "C"), so both list in one order. */
+export const LIST_MASKED_COLUMN_PLACES_SQL =
+  'SELECT scope, rule_column, table_oid, attnum, noted_at FROM masked_column_places ORDER BY scope, rule_column, table_oid, attnum';
+
+/** RETURNING gives no order: the backend sorts with {@link byRuleColumn}. */
+export const FORGET_MASKED_COLUMN_PLACE_SQL = (placeholder: Placeholder): string =>
+  `DELETE FROM masked_column_places WHERE scope = ${placeholder(1)} AND table_oid = ${placeholder(2)} AND attnum = ${placeholder(3)} ` +
+  'RETURNING rule_column, table_oid, attnum, noted_at';
+
 /** A stored place; PostgreSQL returns bigint columns as strings. */
 export function maskedColumnPlaceFromRow(row: Record<string, unknown>): MaskedColumnPlace {
   return {
@@ -256,6 +265,15 @@ export function maskedColumnPlaceFromRow(row: Record<string, unknown>): MaskedCo
     attnum: Number(row.attnum),
     noted_at: Number(row.noted_at),
   };
+}
+
+export function scopedMaskedColumnPlaceFromRow(row: Record<string, unknown>): ScopedMaskedColumnPlace {
+  return { scope: String(row.scope), ...maskedColumnPlaceFromRow(row) };
+}
+
+/** UTF-16 code-unit order: the stores' byte order, for any name without characters past U+D7FF. */
+export function byRuleColumn(a: MaskedColumnPlace, b: MaskedColumnPlace): number {
+  return a.rule_column < b.rule_column ? -1 : a.rule_column > b.rule_column ? 1 : 0;
 }
 
 export function listApprovalsSql(placeholder: Placeholder, query: ApprovalQuery): Sql {

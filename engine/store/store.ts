@@ -172,6 +172,11 @@ export interface MaskedColumnPlace {
   noted_at: number;
 }
 
+/** A place with the database it is in: OIDs mean something only within their scope. */
+export interface ScopedMaskedColumnPlace extends MaskedColumnPlace {
+  scope: string;
+}
+
 export interface SessionQuery {
   target?: string;
   /** Sessions of this caller: its sub, or the human it acted for; with `iss`, only as named by that issuer. */
@@ -248,6 +253,13 @@ export interface Store {
   noteMaskedColumnPlaces(scope: string, places: readonly MaskedColumnPlace[]): Promise<void>;
   /** Every place noted in a scope. */
   maskedColumnPlaces(scope: string): Promise<MaskedColumnPlace[]>;
+  /** Every place of every scope, in (scope, rule_column, table_oid, attnum) order. */
+  listMaskedColumnPlaces(): Promise<ScopedMaskedColumnPlace[]>;
+  /**
+   * Deletes a place, whatever rule columns were noted there, and returns
+   * the rows deleted in rule_column order (none when there was no such place).
+   */
+  forgetMaskedColumnPlace(scope: string, tableOid: number, attnum: number): Promise<MaskedColumnPlace[]>;
 
   // ---- session recordings ---------------------------------------------
   /**

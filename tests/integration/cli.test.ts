@@ -119,17 +119,25 @@ describe('gatehouse serve', () => {
 });
 
 it('has --help on every command', () => {
-  for (const args of [[], ['serve'], ['policy', 'eval'], ['bundle', 'inspect'], ['token'], ['authorize'], ['approvals', 'approve'], ['audit', 'verify'], ['audit', 'export']]) {
+  for (const args of [[], ['serve'], ['policy', 'eval'], ['bundle', 'inspect'], ['token'], ['authorize'], ['approvals', 'approve'], ['audit', 'verify'], ['audit', 'export'], ['masking', 'places'], ['masking', 'forget']]) {
     const res = runCli([...args, '--help']);
     expect(res.code, args.join(' ')).toBe(0);
-    expect(res.stdout).toMatch(/^Usage: gatehouse/);
+    // The command's own help: an unknown command would print the top level's.
+    expect(res.stdout.split('\n')[0]).toMatch(new RegExp(`^Usage: gatehouse${args.map((a) => ` ${a}`).join('')} `));
   }
 });
 
 it('exits 2 on a usage mistake in any subcommand', () => {
-  for (const args of [['audit', 'export', '-c', 'x.yaml', '--format', 'xml'], ['approvals', 'bogus'], ['authorize', '--input', 'a.json']]) {
+  const mistakes: Array<[string[], RegExp]> = [
+    [['audit', 'export', '-c', 'x.yaml', '--format', 'xml'], /^error: option '--format <format>' argument 'xml' is invalid/],
+    [['approvals', 'bogus'], /^error: unknown command 'bogus'/],
+    [['authorize', '--input', 'a.json'], /^error: required option '--target <name>' not specified/],
+    // A forget without a reason is never sent.
+    [['masking', 'forget', '--scope', 'orders-db:1/16384', '--table-oid', '16390', '--attnum', '4'], /^error: required option '--reason <text>' not specified/],
+  ];
+  for (const [args, error] of mistakes) {
     const res = runCli(args);
     expect(res.code, args.join(' ')).toBe(2);
-    expect(res.stderr).toMatch(/^error: /);
+    expect(res.stderr).toMatch(error);
   }
 });

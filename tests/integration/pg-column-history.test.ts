@@ -57,7 +57,18 @@ describe('column history', () => {
     expect(writes.map((w) => w.places.length)).toEqual([2, 2]);
     expect(places(await ours.all())).not.toContain('public.customers.ssn@16390:7');
     await new Promise((resolve) => setTimeout(resolve, 60));
-    expect(places(await ours.all())).toEqual(['public.customers.ssn@16390:4', 'public.customers.ssn@16402:4', 'public.customers.ssn@16390:7']);
+    expect(places(await ours.all())).toEqual(['public.customers.ssn@16390:4', 'public.customers.ssn@16390:7', 'public.customers.ssn@16402:4']);
+  });
+
+  it('lets go of a place forgotten in the store (gatehouse masking forget) after its refresh time', async () => {
+    const history = new ColumnHistories(counting, 50).of('orders-db', '7714/16384');
+    await history.note('public.customers.ssn', [origin('16390:4'), origin('16402:4')]);
+    expect(await store.forgetMaskedColumnPlace('7714/16384', 16402, 4)).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(places(await history.all())).toEqual(['public.customers.ssn@16390:4']);
+    // Found there again (the rule's column is there once more), it is noted again.
+    await history.note('public.customers.ssn', [origin('16402:4')]);
+    expect(places(await store.maskedColumnPlaces('7714/16384'))).toEqual(['public.customers.ssn@16390:4', 'public.customers.ssn@16402:4']);
   });
 
   it('keeps each database apart, shared by the targets that reach it; per target where the cluster is unknown', async () => {

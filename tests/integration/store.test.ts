@@ -242,6 +242,46 @@ describe.each([sqliteBackend('gatehouse-store-'), postgresBackend('store_test')]
       await store.noteMaskedColumnPlaces('tenants:1/16384', tenants);
       expect(await store.maskedColumnPlaces('tenants:1/16384')).toEqual(tenants);
     });
+
+    const noted = (rule_column: string, table_oid: number, attnum: number, noted_at = 1_700_000_000_000) =>
+      ({ rule_column, table_oid, attnum, noted_at });
+
+    it('lists every place of every scope, ordered by scope, rule column, table OID and attribute number', async () => {
+      const store = await openFresh();
+      expect(await store.listMaskedColumnPlaces()).toEqual([]);
+      await store.noteMaskedColumnPlaces('orders-db:2/16384', [noted('public.customers.ssn', 16390, 4), noted('public.customers.email', 4_000_000_000, 3)]);
+      await store.noteMaskedColumnPlaces('orders-db:1/16384', [noted('public.customers.ssn', 16402, 4, 1_800_000_000_000), noted('public.customers.ssn', 16390, 5)]);
+      // Text order is byte order in both backends: "Z" sorts before "a".
+      await store.noteMaskedColumnPlaces('Orders-db:9/1', [noted('public.customers.ssn', 1, 1)]);
+      expect(await store.listMaskedColumnPlaces()).toEqual([
+        { scope: 'Orders-db:9/1', ...noted('public.customers.ssn', 1, 1) },
+        { scope: 'orders-db:1/16384', ...noted('public.customers.ssn', 16390, 5) },
+        { scope: 'orders-db:1/16384', ...noted('public.customers.ssn', 16402, 4, 1_800_000_000_000) },
+        { scope: 'orders-db:2/16384', ...noted('public.customers.email', 4_000_000_000, 3) },
+        { scope: 'orders-db:2/16384', ...noted('public.customers.ssn', 16390, 4) },
+      ]);
+    });
+
+    it('forgets a place whole, every rule column noted there, and returns what it deleted', async () => {
+      const store = await openFresh();
+      const scope = 'orders-db:7714660835413381223/16384';
+      // Two rules' columns found at one place (a bare-name rule and a qualified one), one at another attnum of the same table.
+      const place = [noted('public.customers.ssn', 4_000_000_000, 4, 1_800_000_000_000), noted('ssn', 4_000_000_000, 4)];
+      const neighbour = noted('public.customers.ssn', 4_000_000_000, 5);
+      await store.noteMaskedColumnPlaces(scope, [...place, neighbour]);
+      await store.noteMaskedColumnPlaces('other-db:1/16384', [noted('ssn', 4_000_000_000, 4)]);
+
+      expect(await store.forgetMaskedColumnPlace(scope, 4_000_000_000, 4)).toEqual(place);
+      expect(await store.maskedColumnPlaces(scope)).toEqual([neighbour]);
+      // Other scopes keep the same numbers: OIDs mean something only in their own database.
+      expect(await store.maskedColumnPlaces('other-db:1/16384')).toEqual([noted('ssn', 4_000_000_000, 4)]);
+      expect(await store.forgetMaskedColumnPlace(scope, 4_000_000_000, 4)).toEqual([]);
+      expect(await store.forgetMaskedColumnPlace('no-such-scope', 4_000_000_000, 5)).toEqual([]);
+
+      // Put back as they were (how a forget whose audit event failed is undone), noted_at and all.
+      await store.noteMaskedColumnPlaces(scope, place);
+      expect(await store.maskedColumnPlaces(scope)).toEqual([place[0], neighbour, place[1]]);
+    });
   });
 
   describe('approvals', () => {

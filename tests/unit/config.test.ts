@@ -90,6 +90,14 @@ describe('config', () => {
     expect(() => parseConfig(text, '/etc/gatehouse/gatehouse.yaml', { ORDERS_PW: SECRET_VALUE, SEAL: 'x'.repeat(32), HASH: 'y'.repeat(16) })).not.toThrow();
   });
 
+  it('lets no one forget masked column places unless masking.admin_groups names a group', () => {
+    const env = { ORDERS_PW: SECRET_VALUE };
+    expect(parseConfig(minimal(), '/etc/gatehouse/gatehouse.yaml', env).masking.admin_groups).toEqual([]);
+    expect(parseConfig(`${minimal()}masking: {}\n`, '/etc/gatehouse/gatehouse.yaml', env).masking.admin_groups).toEqual([]);
+    expect(parseConfig(`${minimal()}masking:\n  admin_groups: [dba-leads]\n`, '/etc/gatehouse/gatehouse.yaml', env).masking.admin_groups).toEqual(['dba-leads']);
+    expect(problems(`${minimal()}masking:\n  admin_groups: dba-leads\n`)).toEqual([expect.stringMatching(/^masking\.admin_groups: /) as string]);
+  });
+
   it('rejects duplicate target names', () => {
     const text = minimal(`  - name: orders-db
     kind: http

@@ -28,8 +28,12 @@ import {
   NOTE_APPROVAL_EVENT_SQL,
   APPROVAL_EVENT_REFS_SQL,
   MASKED_COLUMN_PLACES_SQL,
+  LIST_MASKED_COLUMN_PLACES_SQL,
+  FORGET_MASKED_COLUMN_PLACE_SQL,
+  byRuleColumn,
   maskedColumnPlaceFromRow,
   noteMaskedColumnPlacesSql,
+  scopedMaskedColumnPlaceFromRow,
   listApprovalsSql,
   notContinuingHead,
   pagedAudit,
@@ -56,6 +60,7 @@ import type {
   CheckpointRecord,
   MaskedColumnPlace,
   RecordingBatch,
+  ScopedMaskedColumnPlace,
   SessionEntryRecord,
   SessionQuery,
   SessionSummary,
@@ -316,6 +321,15 @@ export class PostgresStore implements Store {
   async maskedColumnPlaces(scope: string): Promise<MaskedColumnPlace[]> {
     const { rows } = await this.#pool.query(MASKED_COLUMN_PLACES_SQL($), [scope]);
     return rows.map(maskedColumnPlaceFromRow);
+  }
+
+  async listMaskedColumnPlaces(): Promise<ScopedMaskedColumnPlace[]> {
+    return (await this.#pool.query(LIST_MASKED_COLUMN_PLACES_SQL)).rows.map(scopedMaskedColumnPlaceFromRow);
+  }
+
+  async forgetMaskedColumnPlace(scope: string, tableOid: number, attnum: number): Promise<MaskedColumnPlace[]> {
+    const { rows } = await this.#pool.query(FORGET_MASKED_COLUMN_PLACE_SQL($), [scope, tableOid, attnum]);
+    return rows.map(maskedColumnPlaceFromRow).sort(byRuleColumn);
   }
 
   // ---- session recordings ---------------------------------------------

@@ -53,8 +53,12 @@ import {
   NOTE_APPROVAL_EVENT_SQL,
   APPROVAL_EVENT_REFS_SQL,
   MASKED_COLUMN_PLACES_SQL,
+  LIST_MASKED_COLUMN_PLACES_SQL,
+  FORGET_MASKED_COLUMN_PLACE_SQL,
+  byRuleColumn,
   maskedColumnPlaceFromRow,
   noteMaskedColumnPlacesSql,
+  scopedMaskedColumnPlaceFromRow,
   listApprovalsSql,
   pagedAudit,
   updateApprovalSql,
@@ -77,6 +81,7 @@ import {
   type AuditRef,
   type CheckpointRecord,
   type MaskedColumnPlace,
+  type ScopedMaskedColumnPlace,
   type RecordingBatch,
   type SessionEntryRecord,
   type SessionQuery,
@@ -303,6 +308,15 @@ export class SqliteStore implements Store {
 
   async maskedColumnPlaces(scope: string): Promise<MaskedColumnPlace[]> {
     return (this.#db.prepare(MASKED_COLUMN_PLACES_SQL(q)).all(scope) as Record<string, unknown>[]).map(maskedColumnPlaceFromRow);
+  }
+
+  async listMaskedColumnPlaces(): Promise<ScopedMaskedColumnPlace[]> {
+    return (this.#db.prepare(LIST_MASKED_COLUMN_PLACES_SQL).all() as Record<string, unknown>[]).map(scopedMaskedColumnPlaceFromRow);
+  }
+
+  async forgetMaskedColumnPlace(scope: string, tableOid: number, attnum: number): Promise<MaskedColumnPlace[]> {
+    const rows = (await this.#writer.write({ op: 'all', text: FORGET_MASKED_COLUMN_PLACE_SQL(q), params: [scope, tableOid, attnum] })) as Record<string, unknown>[];
+    return rows.map(maskedColumnPlaceFromRow).sort(byRuleColumn);
   }
 
   // ---- session recordings ---------------------------------------------

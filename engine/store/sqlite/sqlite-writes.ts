@@ -34,7 +34,9 @@ export type WriteRequest =
   /** One statement, in its own (autocommit) transaction. */
   | { op: 'run'; text: string; params: unknown[] }
   /** One statement whose first row (RETURNING) is the result, or null. */
-  | { op: 'get'; text: string; params: unknown[] };
+  | { op: 'get'; text: string; params: unknown[] }
+  /** One statement whose rows (RETURNING) are the result. */
+  | { op: 'all'; text: string; params: unknown[] };
 
 type AppendAudit = Database.Transaction<(records: readonly AuditRecord[], links: readonly BatchLink[]) => void>;
 type AppendRecordings = Database.Transaction<(batch: RecordingBatch) => void>;
@@ -66,6 +68,8 @@ export class SqliteWrites {
         return undefined;
       case 'get':
         return this.#db.prepare(request.text).get(...request.params) ?? null;
+      case 'all':
+        return this.#db.prepare(request.text).all(...request.params);
     }
   }
 

@@ -45,7 +45,7 @@ export class ColumnHistories {
 export class ColumnHistory {
   private places: readonly MaskedColumnPlace[] = [];
   /** "rule column|tableOid:attnum" of every place known, noted or read. */
-  private readonly known = new Set<string>();
+  private known = new Set<string>();
   private readUntil = 0;
   private reading: Promise<void> | null = null;
 
@@ -81,15 +81,23 @@ export class ColumnHistory {
     this.remember(places);
   }
 
+  /**
+   * What the store holds replaces what was known: a place forgotten there
+   * (`gatehouse masking forget`) is let go here too. One noted while this
+   * read was on its way may be missed until the next; noting it again
+   * costs a write that changes nothing.
+   */
   private async read(): Promise<void> {
     const started = Date.now();
-    this.remember(await this.store.maskedColumnPlaces(this.scope));
+    const stored = await this.store.maskedColumnPlaces(this.scope);
+    this.places = stored;
+    this.known = new Set(stored.map(placeKey));
     this.readUntil = started + this.refreshMs;
   }
 
   private remember(places: readonly MaskedColumnPlace[]): void {
     const added = places.filter((place) => {
-      const key = `${place.rule_column}|${place.table_oid}:${place.attnum}`;
+      const key = placeKey(place);
       if (this.known.has(key)) return false;
       this.known.add(key);
       return true;
@@ -97,3 +105,5 @@ export class ColumnHistory {
     if (added.length > 0) this.places = [...this.places, ...added];
   }
 }
+
+const placeKey = (place: MaskedColumnPlace): string => `${place.rule_column}|${place.table_oid}:${place.attnum}`;
