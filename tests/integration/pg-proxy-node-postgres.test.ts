@@ -393,13 +393,20 @@ describe('binary results', () => {
 });
 
 describe('asynchronous messages reach the client', () => {
-  it('a NOTIFY from another session reaches a client LISTENing through the proxy', async () => {
-    await dba.query('LISTEN order_events');
-    const arrived = once(dba, 'notification') as Promise<[pg.Notification]>;
-    await direct.query("NOTIFY order_events, 'order 10 shipped'");
-    const [notification] = await arrived;
-    expect(notification).toMatchObject({ channel: 'order_events', payload: 'order 10 shipped' });
-    await dba.query('UNLISTEN order_events');
+  it('a NOTIFY from another session reaches a client LISTENing through the proxy; its payload only where nothing is masked', async () => {
+    const { client: reader } = await stack.connectAgent('lou', ['readers'], 'orders-md5');
+    try {
+      for (const client of [reader, dba]) await client.query('LISTEN order_events');
+      const arrived = [reader, dba].map((client) => once(client, 'notification') as Promise<[pg.Notification]>);
+      await direct.query("NOTIFY order_events, 'order 10 shipped'");
+      const [[toReader], [toDba]] = await Promise.all(arrived);
+      expect(toReader).toMatchObject({ channel: 'order_events', payload: 'order 10 shipped' });
+      // Columns are masked for the dba here: a payload can carry their values (a trigger's row_to_json(NEW)).
+      expect(toDba).toMatchObject({ channel: 'order_events', payload: '[withheld by gatehouse: a notification can carry a masked value]' });
+      await dba.query('UNLISTEN order_events');
+    } finally {
+      await reader.end();
+    }
   });
 
   it('NOTICEs reach the client: a dba\'s DROP … IF EXISTS of nothing, and a WARNING for an analyst', async () => {

@@ -119,6 +119,23 @@ describe('a statement prepared before the policy changed', () => {
     }
   });
 
+  it('a cursor declared before a reload is not made readable by a Bind of its name the server refuses', async () => {
+    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: stack.proxyPort, user: 'orders-db', database: 'orders', password: stack.token('ike', ['analysts']) });
+    try {
+      wire.send(serialize.query('DECLARE k CURSOR WITH HOLD FOR SELECT id, upper(name) AS u FROM customers ORDER BY id'));
+      await wire.until('Z');
+      await reload('names-masked-5', maskName, async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
+      // Until the server refuses the Bind (42P03: the cursor exists), the relay holds a portal k of the new policy.
+      wire.send(serialize.parse({ text: 'SELECT 1' }), serialize.bind({ portal: 'k' }), serialize.sync(), serialize.query('FETCH ALL FROM k'));
+      const answers = [...(await wire.until('Z')), ...(await wire.until('Z'))];
+      expect(answers.filter((m) => m.type === 'E').map((m) => errorFields(m.body).C)).toEqual(['42P03', '42501']);
+      expect(answers.filter((m) => m.type === 'D')).toEqual([]);
+    } finally {
+      await wire.end();
+      await restore('base-5');
+    }
+  });
+
   it('is masked by a mask the new policy adds, and refused when the grant is taken away', async () => {
     const { client } = await stack.connectAgent('rae', ['analysts']);
     try {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serialize } from 'pg-protocol';
 import { runCli } from '../helpers/cli.js';
 import { outcome } from '../helpers/pg-outcome.js';
-import { PipelineClient, dataRowFields } from '../helpers/pg-pipeline.js';
+import { PipelineClient, dataRowFields, errorFields } from '../helpers/pg-pipeline.js';
 import { startProxyStack, type ProxyStack } from '../helpers/pg-proxy.js';
 
 let stack: ProxyStack;
@@ -199,9 +199,59 @@ describe('statements prepared before another connection changes the schema', () 
       // Prepared and executed in one query, it is checked as it is sent.
       const together = await outcome(writer, 'PREPARE again AS SELECT id, label FROM labels; EXECUTE again');
       expect(together.error?.code).toBe('42501');
+      // A PREPARE of the name after the EXECUTE in the same query does not stand for what the EXECUTE runs (round 22).
+      const after = await outcome(writer, 'EXECUTE by_sql; DEALLOCATE by_sql; PREPARE by_sql AS SELECT 1');
+      expect(after.error?.code).toBe('42501');
+      expect(JSON.stringify(after)).not.toMatch(/\d{3}-\d{2}-\d{4}/);
     } finally {
       await writer.end();
       await direct.query('DROP VIEW labels');
+    }
+  });
+
+  // Round 22: the relay holds what was sent, the server what ran. SQL EXECUTE is checked against everything the
+  // name may stand for on the server.
+  it('a statement the relay let go of, or a Parse the server refuses, does not hide what EXECUTE runs', async () => {
+    await direct.query('CREATE VIEW labels2 AS SELECT id, name AS label FROM customers; GRANT SELECT ON labels2 TO gatehouse_md5');
+    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: stack.proxyPort, user: 'orders-md5', database: 'orders', password: stack.token('wyatt', ['md5-writers']) });
+    const ssns = (messages: { type: string; body: Buffer }[]) => messages.filter((m) => m.type === 'D').map((m) => dataRowFields(m.body).map((f) => f?.toString('utf8')).join(',')).filter((row) => /\d{3}-\d{2}-\d{4}/.test(row));
+    const query = async (sql: string) => {
+      wire.send(serialize.query(sql));
+      return wire.until('Z');
+    };
+    try {
+      // Prepared through the protocol, then a DEALLOCATE the server never runs (the query fails before it).
+      wire.send(serialize.parse({ name: 'pp', text: 'SELECT id, label FROM labels2 WHERE id = 1' }), serialize.sync());
+      await wire.until('Z');
+      await query('SELECT 1/0; DEALLOCATE pp');
+      // Prepared with SQL, then a pipelined Parse of its name, which the server refuses (42P05).
+      await query('PREPARE sq AS SELECT id, label FROM labels2 WHERE id = 1');
+      await direct.query('CREATE OR REPLACE VIEW labels2 AS SELECT id, ssn AS label FROM customers');
+      await pastCatalogCache();
+      const executedPp = await query('EXECUTE pp');
+      expect(executedPp.map((m) => m.type)).toContain('E');
+      expect(ssns(executedPp)).toEqual([]);
+      wire.send(serialize.parse({ name: 'sq', text: 'SELECT 1' }), serialize.sync(), serialize.query('EXECUTE sq'));
+      const answers = [...(await wire.until('Z')), ...(await wire.until('Z'))];
+      expect(answers.filter((m) => m.type === 'E').map((m) => errorFields(m.body).C)).toEqual(['42P05', '42501']);
+      expect(ssns(answers)).toEqual([]);
+    } finally {
+      await wire.end();
+      await direct.query('DROP VIEW labels2');
+    }
+  });
+
+  it('a notification\'s payload is withheld from a caller whose statements are masked', async () => {
+    const { client: analyst } = await stack.connectAgent('nia', ['analysts']);
+    try {
+      const received = new Promise<pg.Notification>((resolve) => analyst.on('notification', resolve));
+      await analyst.query('LISTEN customer_changes');
+      await direct.query("SELECT pg_notify('customer_changes', row_to_json(c)::text) FROM customers c WHERE id = 1");
+      const notification = await received;
+      expect(notification.channel).toBe('customer_changes');
+      expect(notification.payload).toBe('[withheld by gatehouse: a notification can carry a masked value]');
+    } finally {
+      await analyst.end();
     }
   });
 

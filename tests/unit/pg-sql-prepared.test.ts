@@ -13,6 +13,10 @@ describe('SqlPrepared', () => {
     send(prepared, 'PREPARE p AS SELECT ssn FROM people');
     expect(prepared.preparedAs('p')!.map((s) => s.tables.map((t) => t.name))).toEqual([['customers'], ['people']]);
     expect(prepared.preparedAs('never')).toBeUndefined();
+    // What a protocol statement the relay let go of runs is added to what the name may run.
+    const [parsed] = analyseSqlSync('SELECT email FROM contacts');
+    prepared.note('p', [parsed!]);
+    expect(prepared.preparedAs('p')!.map((s) => s.tables.map((t) => t.name))).toEqual([['customers'], ['people'], ['contacts']]);
   });
 
   it('keeps no more than its bytes, and then no longer knows what the name runs', () => {

@@ -25,6 +25,8 @@ export interface ResultMasking {
   forColumns(fields: readonly Field[]): RowMasking | null;
   /** An ErrorResponse or NoticeResponse with anything that could quote a value taken out. */
   scrubMessage(message: Buffer): Buffer;
+  /** A NotificationResponse with its payload withheld: NOTIFY can carry any value (`row_to_json(NEW)` in a trigger). */
+  scrubNotification(message: Buffer): Buffer;
   /** Counts since the last call, for the recording and the audit trail; never values. */
   takeCounts(): MaskCount[];
   /**
@@ -276,6 +278,10 @@ class StatementMasking implements ResultMasking {
     return scrubNoticeFields(message);
   }
 
+  scrubNotification(message: Buffer): Buffer {
+    return withheldPayload(message);
+  }
+
   expired(): boolean {
     return this.plan.stale || Date.now() >= this.plan.until;
   }
@@ -299,9 +305,31 @@ const ADDED_COLUMNS = 'columns added to a masked table since the session read th
 const NO_COLUMNS: ResultMasking = {
   forColumns: () => null,
   scrubMessage: (message) => message,
+  scrubNotification: (message) => message,
   takeCounts: () => [],
   expired: () => false,
 };
+
+/**
+ * A NotificationResponse (process id, channel, payload) with its payload
+ * replaced. No column says where a payload came from, and a trigger that
+ * sends `row_to_json(NEW)` (change data capture) sends every column; the
+ * channel, which the caller chose to LISTEN to, is kept.
+ */
+function withheldPayload(message: Buffer): Buffer {
+  const channelEnd = message.indexOf(0, 9);
+  // Malformed (no end to the channel): the process id alone, with an empty channel.
+  const head = channelEnd === -1 ? Buffer.concat([message.subarray(5, 9), Buffer.from([0])]) : message.subarray(5, channelEnd + 1);
+  const payload = Buffer.from(`${WITHHELD_PAYLOAD}\0`, 'utf8');
+  const out = Buffer.allocUnsafe(5 + head.length + payload.length);
+  out[0] = message[0]!;
+  out.writeInt32BE(4 + head.length + payload.length, 1);
+  head.copy(out, 5);
+  payload.copy(out, 5 + head.length);
+  return out;
+}
+
+const WITHHELD_PAYLOAD = '[withheld by gatehouse: a notification can carry a masked value]';
 
 /**
  * Rebuilds an ErrorResponse/NoticeResponse for a caller with masked

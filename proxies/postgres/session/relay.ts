@@ -259,7 +259,8 @@ export class Relay {
       case 'close':
         this.extendedOpen = true;
         if (this.discarding) return;
-        (message.target === 'S' ? this.statements : this.portals).delete(message.name);
+        // Skipped by the server after an error in the batch, the Close leaves the name as it was.
+        this.letGo(message.target === 'S' ? 'statement' : 'portal', message.name);
         // SQL reads named portals and statements too (FETCH … FROM p, EXECUTE s): one bound to read this name must
         // not run on what takes the name next.
         if (message.name !== '') this.epoch++;
@@ -353,16 +354,37 @@ export class Relay {
       }
       const names = statement.session_names;
       if (!names) continue;
-      // A DECLARE or PREPARE of a name the protocol holds fails on the server, which keeps the protocol's: the name
-      // is kept under the revision that one was decided under.
-      const held = names.portal !== undefined ? this.portals.get(names.portal)?.statement : names.statement !== undefined ? this.statements.get(names.statement) : undefined;
-      this.sqlNames.replaces(statement, held ? held.decidedUnder : decidedUnder);
-      this.sqlPrepared.replaces(statement);
-      for (const [map, name] of [[this.statements, names.statement], [this.portals, names.portal]] as const) {
-        if (name === '*') map.clear();
-        else if (name !== undefined) map.delete(name);
+      // What the protocol made under the name first: a DECLARE or PREPARE of it fails on the server, which keeps
+      // the protocol's, and a CLOSE or DEALLOCATE may never run.
+      for (const name of names.statement === '*' ? [...this.statements.keys()] : names.statement !== undefined ? [names.statement] : []) {
+        this.letGo('statement', name);
       }
+      for (const name of names.portal === '*' ? [...this.portals.keys()] : names.portal !== undefined ? [names.portal] : []) {
+        this.letGo('portal', name);
+      }
+      this.sqlNames.replaces(statement, decidedUnder);
+      this.sqlPrepared.replaces(statement);
     }
+  }
+
+  /**
+   * Drops the relay's entry of a named statement or portal before the server
+   * is known to have dropped or replaced it, keeping what it was in the
+   * session's SQL names: SQL FETCH, MOVE and EXECUTE reach it under its name
+   * still, if the server kept it (a DEALLOCATE after an error, a Parse of a
+   * name the server holds), and are judged by it too.
+   */
+  private letGo(kind: 'portal' | 'statement', name: string): void {
+    const statement = kind === 'portal' ? this.portals.get(name)?.statement : this.statements.get(name);
+    if (statement) this.keepForSql(kind, name, statement);
+    (kind === 'portal' ? this.portals : this.statements).delete(name);
+  }
+
+  /** What a named statement or portal the relay lets go of may still be on the server, for SQL that names it. */
+  private keepForSql(kind: 'portal' | 'statement', name: string, statement: PreparedStatement): void {
+    if (name === '') return; // SQL cannot name the unnamed statement or portal
+    this.sqlNames.note(kind, name, statement.decidedUnder);
+    if (kind === 'statement') this.sqlPrepared.note(name, statement.statements);
   }
 
   /**
@@ -389,6 +411,8 @@ export class Relay {
     // Entered before the server answers (a Bind may follow at once); undone if the server does not prepare it
     // (extendedError): a name it already holds (42P05) keeps what it stands for there, whatever this Parse said.
     const previous = this.statements.get(name);
+    // Until the server answers, SQL EXECUTE may run either.
+    if (previous) this.keepForSql('statement', name, previous);
     // The server reads the statement's constants now, under the settings of now (if the relay knows them).
     const preparedUnder = this.settingsKnown() ? this.options.settings.key : null;
     if (!this.serverSkipping) this.statements.set(name, { ...decided, name, paramTypes, preparedUnder, columns: null, columnsIn: -1 });
@@ -475,22 +499,22 @@ export class Relay {
   /**
    * What the statements' SQL EXECUTEs run, to be checked against the masks
    * with them, and at a Bind checked again (bindRemasked): the protocol's
-   * statement of the name, else every SQL PREPARE of it (one in the same
-   * query is checked with it already). A name the session never prepared
-   * adds nothing: EXECUTE of it fails on the server, or runs a statement
-   * prepared later, checked when it was. Why not, when what a name runs
-   * was not kept.
+   * statement of the name and everything else it may stand for on the
+   * server (sql-prepared.ts: each SQL PREPARE of it, each protocol
+   * statement of it let go). A name the session never prepared adds
+   * nothing: EXECUTE of it fails on the server. Why not, when what a name
+   * may run was not kept.
    */
   private executedStatements(statements: readonly StatementFacts[]): readonly StatementFacts[] | string {
     const executed: StatementFacts[] = [];
     for (const { executes: name } of statements) {
-      if (name === undefined || statements.some((s) => s.kind === 'prepare' && s.session_names?.statement === name)) continue;
-      const runs = this.statements.get(name)?.statements ?? this.sqlPrepared.preparedAs(name);
-      if (runs === null) {
+      if (name === undefined) continue;
+      const viaSql = this.sqlPrepared.preparedAs(name);
+      if (viaSql === null) {
         return `the gateway does not know what prepared statement "${name}" runs (it keeps what SQL PREPARE made up to `
           + 'listeners.postgres.max_prepared_statement_bytes), so cannot check it against the masks; prepare it again under another name, or in a new session';
       }
-      if (runs) executed.push(...runs);
+      executed.push(...(this.statements.get(name)?.statements ?? []), ...(viaSql ?? []));
     }
     return executed;
   }
@@ -516,6 +540,8 @@ export class Relay {
     }
     // As for a Parse: undone if the server does not create the portal (a cursor of that name exists, 42P03).
     const previous = this.portals.get(portalName);
+    // Until the server answers, SQL FETCH may read either.
+    if (previous) this.keepForSql('portal', portalName, previous.statement);
     if (!this.serverSkipping) this.portals.set(portalName, portal);
     this.forward(raw, { kind: 'bindComplete', name: portalName, previous });
   }
@@ -811,7 +837,10 @@ export class Relay {
     }
     // Asynchronous messages can come at any time and answer nothing.
     if (code === CODE.notice || code === CODE.parameterStatus || code === CODE.notification) {
-      this.client.write(code === CODE.notice ? this.scrub(head, message) : message);
+      if (code === CODE.notice) this.client.write(this.scrub(head, message));
+      // Sent by any session's NOTIFY, answering no statement: withheld from a caller any of whose statements were masked.
+      else if (code === CODE.notification) this.client.write(this.lastMasking?.scrubNotification(message) ?? message);
+      else this.client.write(message);
       return;
     }
     if (head === undefined || !canAnswer(head, code)) {

@@ -35,7 +35,16 @@ export class SqlNames {
     if (statement.kind !== 'declare' && statement.kind !== 'prepare') return;
     const name = statement.session_names?.portal ?? statement.session_names?.statement;
     if (name === undefined || name === '*') return;
-    const key = `${statement.kind === 'declare' ? 'portal' : 'statement'}:${name}`;
+    this.note(statement.kind === 'declare' ? 'portal' : 'statement', name, revision);
+  }
+
+  /**
+   * A portal or statement the protocol made, which the relay lets go of
+   * before the server is known to have (a Close, a DEALLOCATE, a Parse or
+   * Bind taking its name): SQL may still reach it under its name.
+   */
+  note(kind: 'portal' | 'statement', name: string, revision: string | null): void {
+    const key = `${kind}:${name}`;
     if (this.madeUnder.has(key)) return;
     if (this.madeUnder.size < this.maxTracked) this.madeUnder.set(key, revision);
     else this.untrackedUnder.add(revision);
@@ -46,7 +55,9 @@ export class SqlNames {
    * returns, or null. SQL FETCH, MOVE and EXECUTE reach names the protocol
    * made too (a Bind's portal, a Parse's statement): `viaProtocol` gives the
    * revision the relay's own entry of that name was decided under, or
-   * undefined when it holds none (then the name is SQL's, or no one's).
+   * undefined when it holds none. Either may be what the server holds (a
+   * pipelined Parse of a name SQL made is the relay's until the server
+   * refuses it), so both are judged.
    */
   decidedUnderOtherPolicy(
     statements: readonly StatementFacts[],
@@ -59,8 +70,7 @@ export class SqlNames {
       const key = `${kind}:${name}`;
       const what = kind === 'portal' ? `cursor "${name}"` : `prepared statement "${name}"`;
       const protocolRevision = viaProtocol(kind, name);
-      if (protocolRevision !== undefined) {
-        if (protocolRevision === revision) continue;
+      if (protocolRevision !== undefined && protocolRevision !== revision) {
         return `${what} was ${kind === 'portal' ? 'bound' : 'prepared'} under a policy that has since been replaced, and returns what was decided then; `
           + `${kind === 'portal' ? 'bind' : 'prepare'} it again`;
       }
@@ -69,7 +79,7 @@ export class SqlNames {
         return `${what} was ${kind === 'portal' ? 'declared' : 'prepared'} under a policy that has since been replaced, and returns what was decided then; `
           + 'make it again under another name, or in a new session';
       }
-      if ([...this.untrackedUnder].some((made) => made !== revision)) {
+      if (protocolRevision === undefined && [...this.untrackedUnder].some((made) => made !== revision)) {
         return `this session made more than ${this.maxTracked} cursor and prepared-statement names with SQL (listeners.postgres.max_sql_names), `
           + `and the policy has been replaced since: the gateway cannot tell whether ${what} was made under the old one; open a new session`;
       }

@@ -8,8 +8,9 @@
  *
  * As with SqlNames, the proxy sees what is sent, not what ran: a PREPARE
  * of a name already held fails, and a DEALLOCATE after an error never
- * runs. So every PREPARE of a name is kept, and EXECUTE is checked
- * against all of them. Kept to `maxBytes` (their facts as JSON); past it,
+ * runs. So every PREPARE of a name is kept, and every statement the
+ * protocol prepared under it that the relay let go of, and EXECUTE is
+ * checked against all of them. Kept to `maxBytes` (their facts as JSON); past it,
  * a name's later PREPAREs are not, and what it runs is no longer known.
  */
 import type { StatementFacts } from '../sql/analyse.js';
@@ -25,17 +26,25 @@ export class SqlPrepared {
   /** Follows a statement sent to run: a PREPARE adds what it runs under its name. */
   replaces(statement: StatementFacts): void {
     const name = statement.kind === 'prepare' ? statement.session_names?.statement : undefined;
-    if (name === undefined || name === '*') return;
+    if (name !== undefined && name !== '*') this.note(name, [statement]);
+  }
+
+  /**
+   * What `name` may run, besides: a statement the protocol prepared, which
+   * the relay lets go of before the server is known to have (Close,
+   * DEALLOCATE, a Parse of its name).
+   */
+  note(name: string, statements: readonly StatementFacts[]): void {
     const runs = this.runs.get(name);
     if (runs === null) return;
-    const bytes = JSON.stringify(statement).length;
+    const bytes = JSON.stringify(statements).length;
     if (this.bytes + bytes > this.maxBytes) {
       this.runs.set(name, null);
       return;
     }
     this.bytes += bytes;
-    if (runs) runs.push(statement);
-    else this.runs.set(name, [statement]);
+    if (runs) runs.push(...statements);
+    else this.runs.set(name, [...statements]);
   }
 
   /** The facts of every PREPARE of `name` sent; null when one was not kept, undefined when the session sent none. */
