@@ -3,7 +3,9 @@
  * sent twice reaches the gateway joined with ","; each value counts.
  * Parameters are read leniently, as `requests` or a browser would:
  * spaces around "=" and quotes around the value do not matter, case does
- * not, and every `charset` given is one a client may use.
+ * not, and every `charset` given is one a client may use. So is one
+ * written as RFC 2231 says (`charset*=''utf-7`, `charset*0=utf;
+ * charset*1=-7`), which Python's email.message (httpx, urllib) reads.
  */
 interface MediaType {
   /** type/subtype, lowercase. */
@@ -15,13 +17,35 @@ interface MediaType {
 function mediaTypes(contentType: string): MediaType[] {
   return contentType.split(',').map((value) => {
     const [type = '', ...parameters] = value.split(';');
-    const charsets = parameters.flatMap((parameter) => {
+    const charsets: string[] = [];
+    /** RFC 2231 continuations (`charset*0`, `charset*1*`, …) by their number. */
+    const pieces: Array<[number, string]> = [];
+    for (const parameter of parameters) {
       const eq = parameter.indexOf('=');
-      if (eq === -1 || parameter.slice(0, eq).trim().toLowerCase() !== 'charset') return [];
-      return [parameter.slice(eq + 1).trim().replace(/^"|"$/g, '').trim().toLowerCase()];
-    });
-    return { type: type.trim().toLowerCase(), charsets };
+      if (eq === -1) continue;
+      const name = parameter.slice(0, eq).trim().toLowerCase();
+      const raw = parameter.slice(eq + 1).trim().replace(/^"|"$/g, '');
+      const extended = RFC_2231_NAME.exec(name);
+      if (name === 'charset') charsets.push(raw);
+      else if (extended && extended[1] === undefined) charsets.push(extendedValue(raw, true));
+      else if (extended) pieces.push([Number(extended[1]), extendedValue(raw, extended[1] === '0')]);
+    }
+    if (pieces.length > 0) charsets.push(pieces.sort(([a], [b]) => a - b).map(([, piece]) => piece).join(''));
+    return { type: type.trim().toLowerCase(), charsets: charsets.map((charset) => charset.trim().toLowerCase()) };
   });
+}
+
+/** `charset*` (group 1 undefined), or a piece of one, `charset*N` or `charset*N*` (group 1 the number). */
+const RFC_2231_NAME = /^charset\*(?:(\d{1,3})\*?)?$/;
+
+/**
+ * A value as RFC 2231 writes it: percent-encoded, and, where it starts,
+ * after `charset'language'`, which says how to read it, not what it is.
+ * Read leniently: every piece is percent-decoded, encoded or not.
+ */
+function extendedValue(raw: string, first: boolean): string {
+  const value = first ? raw.replace(/^[^']*'[^']*'/, '') : raw;
+  return value.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
 /**

@@ -37,6 +37,7 @@ import type { FieldMasks } from '../../engine/masking/json-fields.js';
 import type { RecordedBody } from '../../engine/recording/types.js';
 import { BodyRefused } from './body-refused.js';
 import { holdsSecret, withoutSecrets } from './credential-echo.js';
+import { hasEscapes, withoutEscapeSequences } from './escape-sequences.js';
 import { otherCharsets, readJsonBody, refuseJsonInOtherEncodings, refuseMaskedMembersInStrings, refuseMaskedMembersInText } from './json-body.js';
 import { isZlibHeader, packedFormat } from './packed.js';
 
@@ -90,7 +91,7 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
   // One byte that is not UTF-8 makes the rest no less readable to a client that decodes Latin-1: it is read so too.
   const memberNames = reads && masks.hasFieldRules ? masks.memberNames : null;
   if (text === null && (memberNames !== null || secrets.length > 0)) refuseReadableAsLatin1(decoded, memberNames, secrets);
-  const masked = reads ? maskedText(text, mime, masks) : null;
+  const masked = reads ? maskedText(text, mime, masks, foreignCharsets(mime, decoded, text)) : null;
   const sent = masked ?? text;
   // Compressed bytes hold more than the decoded body (a gzip header's file name and comment): what was read goes
   // out decoded, never as the bytes that came.
@@ -136,9 +137,29 @@ function refuseSecretInDeclaredCharsets(bytes: Buffer, charsets: readonly string
   }
 }
 
+/**
+ * The charsets the body declares that read its bytes otherwise than UTF-8
+ * does, or that the gateway cannot decode. ASCII reads the same in most
+ * (Latin-1, windows-1252, Shift_JIS: a servlet container's default label on
+ * an all-ASCII JSON body), and is read as it is.
+ */
+function foreignCharsets(mime: string, bytes: Buffer, text: string | null): string[] {
+  const declared = otherCharsets(mime);
+  if (declared.length === 0) return declared;
+  return declared.filter((charset) => text === null || decodedIn(charset, bytes) !== text);
+}
+
+function decodedIn(charset: string, bytes: Buffer): string | null {
+  try {
+    return new TextDecoder(charset).decode(bytes);
+  } catch {
+    return null; // a charset TextDecoder does not know
+  }
+}
+
 /** The body's text under the plan, or null when the plan leaves it as it is. */
-function maskedText(text: string | null, mime: string, masks: FieldMasks): string | null {
-  const json = readJsonBody(text, mime, masks.hasFieldRules);
+function maskedText(text: string | null, mime: string, masks: FieldMasks, foreign: readonly string[]): string | null {
+  const json = readJsonBody(text, mime, masks.hasFieldRules, foreign);
   if (json) {
     let changed = false;
     const documents = json.documents.map((document) => {
@@ -155,6 +176,11 @@ function maskedText(text: string | null, mime: string, masks: FieldMasks): strin
   // UTF-16 and UTF-32 of ASCII text are valid UTF-8 with NULs between the characters, where no detector finds anything.
   if (text === null || text.includes('\0')) throw new BodyRefused('the body is binary (or UTF-16 or UTF-32 text) and the policy masks the whole body');
   const { value, changed } = masks.maskText(text);
+  if (!hasEscapes(text)) return changed ? (value ?? '') : null;
+  // `ada@exa\x1b(Bmple.com` is an address to an ISO-2022 decoder and on a terminal: read without the escape
+  // sequences, and sent so when that reading holds something to mask (its colours are lost with them).
+  const bare = masks.maskText(withoutEscapeSequences(text));
+  if (bare.changed) return bare.value ?? '';
   return changed ? (value ?? '') : null;
 }
 

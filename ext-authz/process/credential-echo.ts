@@ -26,6 +26,7 @@ import type { JsonValue } from '../../engine/masking/json-fields.js';
 import { stringifyJson, taggedNumber } from '../../engine/masking/json-numbers.js';
 import { normalizeStreamSafe } from '../../engine/unicode.js';
 import { BodyRefused } from './body-refused.js';
+import { hasEscapes, withoutEscapeSequences } from './escape-sequences.js';
 import { parseLeniently } from './json-body.js';
 
 export const CREDENTIAL_REPLACEMENT = '[REDACTED:credential]';
@@ -247,6 +248,8 @@ function* decodedViews(text: string): Generator<View> {
     if (view !== text) yield { view, separators: true };
   }
   if (text.includes('0x') || text.includes('0X')) yield { view: text.replace(/0[xX]([0-9a-fA-F]{2})(?![0-9a-fA-F])/g, byte), separators: true };
+  // `up\x1b(Bstream`: an ISO-2022 decoder or a terminal shows no escape sequence, and the `B` is not the token's.
+  if (hasEscapes(text)) yield { view: withoutEscapeSequences(text), separators: true };
   if (text.includes(',')) {
     yield { view: text.replace(/\d{1,3}(?:\s*,\s*\d{1,3}){7,4096}/g, (run) => fromCodes(run.split(','))), separators: true };
     yield { view: text.replace(/(["'])\s*,\s*\1/g, ''), separators: false };

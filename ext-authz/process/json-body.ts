@@ -81,14 +81,15 @@ export function otherCharsets(contentType: string): string[] {
 
 /**
  * The body as JSON, or null when the plan reads it as text. Throws BodyRefused for JSON it cannot be sure it reads
- * as a client would, and for any body declared in a charset but UTF-8. Called only when some rule reads the body.
+ * as a client would, and for any body declared in a charset that reads its bytes otherwise than UTF-8 does
+ * (`foreignCharsets`, from body.ts). Called only when some rule reads the body.
  */
-export function readJsonBody(text: string | null, contentType: string, fieldRules: boolean): JsonBody | null {
+export function readJsonBody(text: string | null, contentType: string, fieldRules: boolean, foreignCharsets: readonly string[]): JsonBody | null {
   // Text that is UTF-8 can still be declared as UTF-7 (`+AGU-mail` is "email", `ada+AEA-example.com` an address to the
   // client), UTF-16, HZ, EBCDIC, …, and clients such as requests' r.json() decode a body in its declared charset
   // whatever its type: neither field rules nor `$` detectors would see what the client reads.
-  const [unreadable] = otherCharsets(contentType);
-  if (unreadable !== undefined) throw new BodyRefused(`the body is declared in charset ${unreadable.slice(0, 40)}: the policy masks this response, and the gateway reads bodies only as UTF-8`);
+  const [unreadable] = foreignCharsets;
+  if (unreadable !== undefined) throw new BodyRefused(`the body is declared in charset ${unreadable.slice(0, 40)}, which does not read it as UTF-8 does (or which the gateway cannot decode): the policy masks this response, and the gateway reads bodies only as UTF-8`);
   const declared = isJsonType(contentType);
   if (declared && text === null) throw new BodyRefused('the body is declared as JSON but is not UTF-8 text');
   if (text === null) return null;

@@ -149,3 +149,49 @@ describe('the injected credential in a body declared in a charset the gateway do
     }
   });
 });
+
+// Red-team round 22.
+describe('a charset written as RFC 2231 says', () => {
+  const utf7 = Buffer.from('token +AHUAcABzAHQAcgBlAGEAbQAtAGMAcgBtAC0AcwBlAGMAcgBlAHQALQB2AGEAbAB1AGU-');
+  for (const contentType of ["text/plain; charset*=''utf-7", "text/plain; charset*=utf-8''utf-7", 'text/plain; charset*0=utf; charset*1=-7', "text/plain; charset*0*=''utf; charset*1*=%2D7"]) {
+    it(`is a charset a client may read by: ${contentType}`, async () => {
+      expect(await outcome(utf7, contentType, null, true)).toBeInstanceOf(BodyRefused);
+      expect(await outcome(Buffer.from('mail: ada+AEA-example.com'), contentType, detectors())).toBeInstanceOf(BodyRefused);
+    });
+  }
+});
+
+describe('escape sequences a decoder or a terminal does not show', () => {
+  const between = (text: string, escape: string) => [...text].join(escape);
+
+  it('do not hide the credential: ISO-2022 designations, terminal colours, shifts', async () => {
+    for (const body of [`echo: ${between(CREDENTIAL, '\x1b(B')}`, `echo: ups\x1b(Btream-crm-se\x1b$Bcret-value`, `echo: up\x1b[0mstream-crm-\x1b[31msecret-value`, `echo: upstream\x0e-crm-\x0fsecret-value`]) {
+      expect(await outcome(Buffer.from(body), 'application/xml', null, true), JSON.stringify(body)).toBeInstanceOf(BodyRefused);
+    }
+  });
+
+  it('do not hide PII from a `$` detector rule: the text is masked as read without them', async () => {
+    const masked = await outcome(Buffer.from('mail ada@exa\x1b(Bmple.com ssn 078-05-\x1b(B1120 card 4111 1111 \x1b(B1111 1111'), 'text/plain', detectors()) as BodyOutcome;
+    expect(masked.replacement?.toString()).toBe('mail [REDACTED:email] ssn [REDACTED:us_ssn] card [REDACTED:payment_card]');
+    // Text whose escapes hide nothing keeps them (a CI log's colours).
+    expect(await passedAsItCame(Buffer.from('\x1b[32mbuild ok\x1b[0m'), 'text/plain', detectors())).toBe(true);
+  });
+});
+
+describe('a charset that reads the body as UTF-8 does', () => {
+  const json = Buffer.from(JSON.stringify({ customers: [{ email: 'ada@example.com' }] }));
+
+  it('is no reason to refuse an ASCII body: it is masked as any', async () => {
+    for (const contentType of ['application/json; charset=ISO-8859-1', 'application/json; charset=windows-1252', 'application/json; charset=unicode-1-1-utf-8', 'application/json; charset=shift_jis']) {
+      const masked = await outcome(json, contentType, fields());
+      expect(masked, contentType).not.toBeInstanceOf(BodyRefused);
+      expect((masked as BodyOutcome).replacement?.toString(), contentType).not.toContain('ada@example.com');
+    }
+  });
+
+  it('but one that reads its bytes otherwise is', async () => {
+    const body = Buffer.from(JSON.stringify({ customers: [{ email: 'ada@example.com', city: 'Köln' }] }));
+    expect(await outcome(body, 'application/json; charset=ISO-8859-1', fields())).toBeInstanceOf(BodyRefused);
+    expect(await outcome(json, 'application/json; charset=utf-7', fields())).toBeInstanceOf(BodyRefused);
+  });
+});
