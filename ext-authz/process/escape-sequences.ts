@@ -11,6 +11,7 @@
  * designations and single shifts), and SO/SI. Each part is bounded by
  * characters the next cannot start with: linear.
  */
+// eslint-disable-next-line no-control-regex -- the control characters are what is looked for
 const ESCAPE_SEQUENCES = /\x1b(?:\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x20-\x2f]*[\x30-\x7e]?)|[\x0e\x0f]/g;
 
 /** Whether the text holds an escape or shift character. */
