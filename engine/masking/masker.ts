@@ -18,6 +18,7 @@
 import type { MaskCount } from '../audit/events.js';
 import { resolveDetectors, scanSpans, type DetectorName } from './detectors.js';
 import { MaskRuleError } from './errors.js';
+import { hasEscapes, withoutEscapeSequences } from './escape-sequences.js';
 import { createHasher, partial, REDACTED, redactMarker, type HashKey, type Hasher, type MaskStrategy } from './strategies.js';
 
 export interface MaskRuleSpec {
@@ -103,9 +104,11 @@ class CompiledMasker implements ColumnMasker {
     return (text) => {
       let value = text;
       let found = scanSpans(value, detectors);
-      // Characters written as escapes a client reads back (NDJSON or JSON5 inside a string, markup): "\u0034111…".
-      // Read whenever there are any: a match elsewhere in the value must not let them through.
-      const read = value.includes('\\') || value.includes('&') ? withPlainEscapesRead(value) : value;
+      // Characters written as escapes a client reads back (NDJSON or JSON5 inside a string, markup): "\u0034111…",
+      // and escape sequences a terminal or an ISO-2022 decoder shows nothing of ("ada@exa\x1b(Bmple.com"). Read
+      // whenever there are any: a match elsewhere in the value must not let them through.
+      let read = value.includes('\\') || value.includes('&') ? withPlainEscapesRead(value) : value;
+      if (hasEscapes(read)) read = withoutEscapeSequences(read);
       if (read !== value) {
         const inRead = scanSpans(read, detectors);
         if (inRead.length > 0) {

@@ -37,7 +37,6 @@ import type { FieldMasks } from '../../engine/masking/json-fields.js';
 import type { RecordedBody } from '../../engine/recording/types.js';
 import { BodyRefused } from './body-refused.js';
 import { holdsSecret, withoutSecrets } from './credential-echo.js';
-import { hasEscapes, withoutEscapeSequences } from './escape-sequences.js';
 import { otherCharsets, readJsonBody, refuseJsonInOtherEncodings, refuseMaskedMembersInStrings, refuseMaskedMembersInText } from './json-body.js';
 import { isZlibHeader, packedFormat } from './packed.js';
 
@@ -176,11 +175,6 @@ function maskedText(text: string | null, mime: string, masks: FieldMasks, foreig
   // UTF-16 and UTF-32 of ASCII text are valid UTF-8 with NULs between the characters, where no detector finds anything.
   if (text === null || text.includes('\0')) throw new BodyRefused('the body is binary (or UTF-16 or UTF-32 text) and the policy masks the whole body');
   const { value, changed } = masks.maskText(text);
-  if (!hasEscapes(text)) return changed ? (value ?? '') : null;
-  // `ada@exa\x1b(Bmple.com` is an address to an ISO-2022 decoder and on a terminal: read without the escape
-  // sequences, and sent so when that reading holds something to mask (its colours are lost with them).
-  const bare = masks.maskText(withoutEscapeSequences(text));
-  if (bare.changed) return bare.value ?? '';
   return changed ? (value ?? '') : null;
 }
 

@@ -26,7 +26,7 @@ import type { JsonValue } from '../../engine/masking/json-fields.js';
 import { stringifyJson, taggedNumber } from '../../engine/masking/json-numbers.js';
 import { normalizeStreamSafe } from '../../engine/unicode.js';
 import { BodyRefused } from './body-refused.js';
-import { hasEscapes, withoutEscapeSequences } from './escape-sequences.js';
+import { hasEscapes, withoutEscapeSequences } from '../../engine/masking/escape-sequences.js';
 import { parseLeniently } from './json-body.js';
 
 export const CREDENTIAL_REPLACEMENT = '[REDACTED:credential]';

@@ -399,7 +399,7 @@ describe('asynchronous messages reach the client', () => {
       for (const client of [reader, dba]) await client.query('LISTEN order_events');
       const arrived = [reader, dba].map((client) => once(client, 'notification') as Promise<[pg.Notification]>);
       await direct.query("NOTIFY order_events, 'order 10 shipped'");
-      const [[toReader], [toDba]] = await Promise.all(arrived);
+      const [toReader, toDba] = (await Promise.all(arrived)).map(([notification]) => notification);
       expect(toReader).toMatchObject({ channel: 'order_events', payload: 'order 10 shipped' });
       // Columns are masked for the dba here: a payload can carry their values (a trigger's row_to_json(NEW)).
       expect(toDba).toMatchObject({ channel: 'order_events', payload: '[withheld by gatehouse: a notification can carry a masked value]' });

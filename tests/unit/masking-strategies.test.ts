@@ -146,6 +146,14 @@ describe('compileMasker, detectors', () => {
     expect(masker.mask('path C:\\x41\\u0042 and &#65;')).toBe('path C:\\x41\\u0042 and &#65;');
   });
 
+  it('reads a value without the escape sequences a terminal or an ISO-2022 decoder shows nothing of', () => {
+    const masker = compileMasker({ strategy: 'redact', detectors: ['email', 'us_ssn'] });
+    expect(masker.mask('ada@exa\x1b(Bmple.com')).toBe('[REDACTED:email]');
+    expect(masker.mask('\x1b[1mssn\x1b[0m 078-05-\x1b[31m1120')).toBe('ssn [REDACTED:us_ssn]');
+    // Nothing hidden by them: the value keeps them (a log's colours).
+    expect(masker.mask('\x1b[32mok\x1b[0m')).toBe('\x1b[32mok\x1b[0m');
+  });
+
   it('reads "@" as &commat; and as a \\u0040 escape, and leaves those that make no address alone', () => {
     const masker = compileMasker({ strategy: 'redact', detectors: ['email'] });
     for (const text of ['ada&commat;example.com', '<a href="mailto:ada&commat;example.com">', 'log: ada\\u0040example.com sent', 'const to = "ada\\u0040example.com";']) {
