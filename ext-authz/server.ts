@@ -51,7 +51,7 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
     statusUrl: options.statusUrl,
     hashKey,
   }));
-  const bodies = new BodyThreads({ hashKey });
+  const bodies = new BodyThreads({ hashKey, threads: options.listener.body_threads });
   server.addService(envoyServices().externalProcessor, { ...createExternalProcessor({
     recorder: options.recorder,
     authorizer: options.authorizer,
@@ -69,7 +69,7 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
   const host = options.listener.address.slice(0, options.listener.address.lastIndexOf(':'));
   const address = `${host}:${port}`;
   const tls = options.listener.tls;
-  logger.info({ address, tls: tls ? (tls.client_ca_file ? 'mutual' : 'server') : 'off' }, 'ext_authz and ext_proc are serving');
+  logger.info({ address, tls: tls ? (tls.client_ca_file ? 'mutual' : 'server') : 'off', body_threads: bodies.threads, body_queue: bodies.maxQueue }, 'ext_authz and ext_proc are serving');
   if (!tls && !isLoopback(host)) {
     logger.warn({ address }, 'ext_authz listens in plaintext beyond loopback: allowed Checks carry target credentials; configure listeners.ext_authz.tls');
   }

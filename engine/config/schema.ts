@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { resolveReference, type ReferenceContext } from './references.js';
@@ -10,6 +11,17 @@ export const DEFAULT_ENTRYPOINTS = {
 } as const;
 
 const HOST_PORT = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
+/**
+ * listeners.ext_authz.body_threads when unset: one fewer than the cores (the
+ * main thread keeps one), at least one, at most four. Each thread may take
+ * up to a 2 GiB heap reading a body, so one per core made memory grow with
+ * the machine (red-team round 22: 8 threads reading 16 MiB bodies peaked at
+ * 5 GiB RSS); more than four is for an operator to choose.
+ */
+export function defaultBodyThreads(cores = availableParallelism()): number {
+  return Math.min(4, Math.max(1, cores - 1));
+}
 
 /**
  * The schema of gatehouse.yaml. It is built per load because some fields are
@@ -313,6 +325,14 @@ export function configSchema(ctx: ReferenceContext) {
                 client_ca_file: path.optional(),
               })
               .optional(),
+            /**
+             * Worker threads that read response bodies (decode, mask, scan for
+             * the credential), each with a 2 GiB heap cap: memory grows with
+             * them. Default: one fewer than the cores, at least 1, at most 4
+             * (defaultBodyThreads). Bodies beyond them wait, 16 per thread at
+             * most; more are refused (502) at once.
+             */
+            body_threads: z.int().min(1).max(64).default(() => defaultBodyThreads()),
           })
           .optional(),
         /**

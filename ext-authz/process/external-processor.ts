@@ -26,9 +26,15 @@
  *
  * Fail closed: no metadata (the request did not pass Check) is a 403;
  * malformed metadata, rules that cannot be enforced or an internal error is
- * a 500; a body that cannot be masked is a 502. Each is an ImmediateResponse
+ * a 500; a body that cannot be masked, or that finds the body threads busy
+ * with as many waiting as may wait, is a 502. Each is an ImmediateResponse
  * in the upstream's place, so an unmasked body never leaves. Logs carry ids
  * and reasons, never a header value or a body.
+ *
+ * A stream that goes (Envoy resets it at message_timeout, or it fails, or
+ * Envoy ends it) takes its body read with it at once: dropped if it waits
+ * for a body thread, the thread stopped if it is being read, and nothing
+ * more is sent for the exchange, which is recorded as cut short.
  */
 import type { handleBidiStreamingCall, ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -42,7 +48,7 @@ import type { SessionRecorder } from '../../engine/recording/recorder.js';
 import type { HttpExchangeRecord, MaskCount, RecordedBody } from '../../engine/recording/types.js';
 import type { ExchangeMetadata } from '../exchange-metadata.js';
 import { BodyRefused, credentialSecrets, type BodyHeaders } from './body.js';
-import type { BodyRead, BodyThreads } from './body-threads.js';
+import { BodyReadAborted, type BodyRead, type BodyThreads } from './body-threads.js';
 import { CREDENTIAL_REPLACEMENT, holdsSecret } from './credential-echo.js';
 import { header, headerList, headerMutation, mutatedHeaders, readHeaderMap, recordableHeaders, type HeaderList } from './headers.js';
 import { readExchangeMetadata } from './metadata.js';
@@ -159,10 +165,18 @@ class Exchange {
   private readonly requestBuffer: BodyBuffer;
   private readonly responseBuffer: BodyBuffer;
 
-  /** Messages are handled one at a time, in order, though body handling awaits zlib. */
+  /** Messages are handled one at a time, in order, though body handling awaits a body thread. */
   private queue: Promise<void> = Promise.resolve();
   private finished = false;
   private ended = false;
+  /**
+   * Aborted as soon as the stream is gone (cancelled: Envoy resets it at
+   * message_timeout; failed; or ended by Envoy, which does so only when it
+   * waits for nothing more): a body read for it is dropped, waiting or
+   * running, and nothing more is sent. Not queued behind the message being
+   * handled, which is the read itself.
+   */
+  private readonly gone = new AbortController();
 
   constructor(
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -179,20 +193,29 @@ class Exchange {
       this.queue = this.queue.then(work).catch((err: unknown) => this.crashed(err));
     };
     this.call.on('data', (message: ProcessingRequest) => after(() => this.handle(message)));
-    this.call.on('end', () => after(() => {
-      this.finish('the exchange ended before its response was complete');
-      this.end();
-    }));
+    this.call.on('end', () => {
+      this.gone.abort('the exchange ended');
+      after(() => {
+        this.finish('the exchange ended before its response was complete');
+        this.end();
+      });
+    });
     // A broken or cancelled stream: Envoy (failure_mode_allow: false) fails the request itself.
-    this.call.on('error', (err: Error) => after(() => {
-      this.log.warn({ err: { message: err.message } }, 'ext_proc stream failed');
-      this.finish('the ext_proc stream failed');
-    }));
-    this.call.on('cancelled', () => after(() => this.finish('the ext_proc stream was cancelled')));
+    this.call.on('error', (err: Error) => {
+      this.gone.abort('the ext_proc stream failed');
+      after(() => {
+        this.log.warn({ err: { message: err.message } }, 'ext_proc stream failed');
+        this.finish('the ext_proc stream failed');
+      });
+    });
+    this.call.on('cancelled', () => {
+      this.gone.abort('the ext_proc stream was cancelled');
+      after(() => this.finish('the ext_proc stream was cancelled'));
+    });
   }
 
   private async handle(message: ProcessingRequest): Promise<void> {
-    if (this.finished) return;
+    if (this.finished || this.gone.signal.aborted) return;
     if (!this.metadata && !this.establish(message)) return;
     const phase = message.request as Phase | undefined;
     switch (phase) {
@@ -382,7 +405,7 @@ class Exchange {
     }
     let read: BodyRead;
     try {
-      read = await this.settings.bodies.read(this.responseBuffer.bytes(), headers, this.metadata!.mask, { maxBytes: this.settings.maxBodyBytes, record: this.metadata!.record, secrets: this.secrets });
+      read = await this.settings.bodies.read(this.responseBuffer.bytes(), headers, this.metadata!.mask, { maxBytes: this.settings.maxBodyBytes, record: this.metadata!.record, secrets: this.secrets }, this.gone.signal);
     } catch (err) {
       if (!(err instanceof BodyRefused)) throw err;
       return this.refuse(502, 'the response could not be masked', err.message);
@@ -406,7 +429,7 @@ class Exchange {
     const described = { recorded: { mime_type: headers.contentType, size: buffer.size }, masked: [] };
     if (buffer.overflowed) return described;
     try {
-      const { outcome, masked } = await this.settings.bodies.read(buffer.bytes(), headers, rules, { maxBytes: this.settings.maxBodyBytes, record: true });
+      const { outcome, masked } = await this.settings.bodies.read(buffer.bytes(), headers, rules, { maxBytes: this.settings.maxBodyBytes, record: true }, this.gone.signal);
       return outcome.recorded ? { recorded: outcome.recorded, masked } : described;
     } catch (err) {
       if (!(err instanceof BodyRefused)) throw err;
@@ -428,8 +451,14 @@ class Exchange {
   }
 
   private crashed(err: unknown): void {
+    if (err instanceof BodyReadAborted) {
+      // The stream went while its body was read or waited for a thread: no one to answer. The stream's own handler,
+      // queued next, finishes the exchange with why.
+      this.log.debug({ why: String(this.gone.signal.reason) }, 'ext_proc body read dropped: the exchange is gone');
+      return;
+    }
     this.log.error({ err: { name: (err as Error)?.name, message: (err as Error)?.message, stack: (err as Error)?.stack } }, 'ext_proc failed while processing an exchange');
-    if (!this.finished) this.refuse(500, 'the gateway failed while processing this request', 'internal error');
+    if (!this.finished && !this.gone.signal.aborted) this.refuse(500, 'the gateway failed while processing this request', 'internal error');
   }
 
   /** Once per exchange: the masking counts to the audit trail, the exchange to the recording. */
@@ -489,7 +518,7 @@ class Exchange {
   }
 
   private send(message: object): void {
-    if (!this.ended) this.call.write(message);
+    if (!this.ended && !this.gone.signal.aborted) this.call.write(message);
   }
 
   private end(): void {

@@ -12,8 +12,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { credentials, Server, ServerCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino, type Logger } from 'pino';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../engine/config/load.js';
 import type { GatehouseConfig } from '../../engine/config/schema.js';
 import { startGateway, type Gateway } from '../../engine/gateway.js';
@@ -21,6 +21,7 @@ import { mintDevToken } from '../../engine/identity/dev-issuer.js';
 import type { HttpExchangeEntry } from '../../engine/recording/types.js';
 import { envoyServices } from '../../ext-authz/envoy-protos.js';
 import type { ExchangeMetadata } from '../../ext-authz/exchange-metadata.js';
+import { BodyReadAborted } from '../../ext-authz/process/body-threads.js';
 import { BodyThreads, createExternalProcessor } from '../../ext-authz/process/index.js';
 import { HeaderMap } from '../../proxies/http/header-map.js';
 import { applyHeaderMutation } from '../../proxies/http/header-mutation.js';
@@ -46,10 +47,10 @@ let client: any;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 let smallClient: any;
 
-async function serve(maxBodyBytes?: number): Promise<{ server: Server; address: string }> {
+async function serve(maxBodyBytes?: number, own: { bodies?: BodyThreads; logger?: Logger } = {}): Promise<{ server: Server; address: string }> {
   const s = new Server();
   s.addService(envoyServices().externalProcessor, createExternalProcessor({
-    recorder: gateway.recorder, authorizer: gateway.authorizer, hashKey: HASH_KEY, logger, bodies, ...(maxBodyBytes ? { maxBodyBytes } : {}),
+    recorder: gateway.recorder, authorizer: gateway.authorizer, hashKey: HASH_KEY, logger: own.logger ?? logger, bodies: own.bodies ?? bodies, ...(maxBodyBytes ? { maxBodyBytes } : {}),
   }));
   const port = await new Promise<number>((resolve, reject) => s.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
   return { server: s, address: `127.0.0.1:${port}` };
@@ -795,6 +796,110 @@ describe('ExternalProcessor: a body that takes long to read', () => {
     expect(replies.map((r) => r.response)).toEqual(['request_headers', 'response_headers', 'response_body']);
     expect(replies[2].response_body.response.body_mutation).toBeFalsy();
   }, 120_000);
+});
+
+describe('ExternalProcessor: a slow body whose exchange is gone, and bodies past the queue', () => {
+  // One body thread and one body that may wait, as on a two-core machine under load; a logger that keeps its lines.
+  const oneThread = new BodyThreads({ hashKey: HASH_KEY, threads: 1, maxQueue: 1 });
+  const lines: { level: number; msg: string; why?: string }[] = [];
+  const capturing = pino({ level: 'debug' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  let oneServer: Server;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let oneClient: any;
+  /** Round 22: `{}` lines under a field rule, cheap to send (12 MB in about 12 KB of gzip) and seconds to read. */
+  const slowBody = gzipSync(Buffer.from('{}\n'.repeat(4_000_000)));
+  const slowHeaders = { 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' };
+  const maskedExchange = (meta: ExchangeMetadata) => exchange([
+    requestHeaders(meta), responseHeaders(meta, { 'content-type': 'application/json' }), responseBody(meta, JSON.stringify(CUSTOMERS)),
+  ], oneClient);
+
+  /** A Process stream the test drives itself: each message answered before the next, and cancelled at will. */
+  function stream() {
+    const call: ClientDuplexStream<object, Reply> = oneClient.Process();
+    const inbox: Reply[] = [];
+    let waiting: ((r: Reply) => void) | null = null;
+    call.on('data', (r: Reply) => {
+      if (waiting) {
+        waiting(r);
+        waiting = null;
+      } else inbox.push(r);
+    });
+    call.on('error', () => undefined);
+    const answer = (message: object) => {
+      call.write(message);
+      return inbox.length ? Promise.resolve(inbox.shift()) : new Promise<Reply>((resolve) => (waiting = resolve));
+    };
+    return { call, answer };
+  }
+
+  /** A stream with its slow body handed to the body threads (read, or waiting for the thread). */
+  async function slowStream(reading: number) {
+    const meta = metadata();
+    const s = stream();
+    expect((await s.answer(requestHeaders(meta))).response).toBe('request_headers');
+    expect((await s.answer(responseHeaders(meta, slowHeaders))).response).toBe('response_headers');
+    s.call.write(responseBody(meta, slowBody));
+    await waitFor(() => oneThread.reading === reading, 'the slow body to be handed to the body threads');
+    return s;
+  }
+
+  beforeAll(async () => {
+    const one = await serve(undefined, { bodies: oneThread, logger: capturing });
+    oneServer = one.server;
+    oneClient = new (envoyServices().grpc.envoy.service.ext_proc.v3.ExternalProcessor)(one.address, credentials.createInsecure());
+    // The thread is up before a test counts on a body going to it at once.
+    expect((await maskedExchange(metadata())).map((r) => r.response)).toEqual(['request_headers', 'response_headers', 'response_body']);
+  });
+  afterAll(async () => {
+    oneClient?.close();
+    oneServer?.forceShutdown();
+    await oneThread.close();
+  });
+
+  it('stops reading a body whose stream the client cancelled, and reads the next exchange\'s body on a fresh thread before the slow one would have finished', async () => {
+    const reads = vi.spyOn(oneThread, 'read');
+    try {
+      const slow = await slowStream(1);
+      const slowRead = reads.mock.results[0]!.value as ReturnType<BodyThreads['read']>;
+      let slowFinished = false;
+      slowRead.then(() => { slowFinished = true; }, () => undefined);
+      const [reader] = oneThread.threadIds;
+      lines.length = 0;
+      // Envoy resets the stream at message_timeout.
+      slow.call.cancel();
+
+      const replies = await maskedExchange(metadata());
+      expect(replies.map((r) => r.response)).toEqual(['request_headers', 'response_headers', 'response_body']);
+      expect(replies[2].response_body.response.body_mutation.body.toString()).not.toMatch(RAW_VALUES);
+      // The next body was read while the slow one never finished: its thread was stopped (with one thread and the slow
+      // body read on, the next would have waited for it on that same thread), and the cancelled exchange got nothing.
+      expect(slowFinished).toBe(false);
+      await expect(slowRead).rejects.toBeInstanceOf(BodyReadAborted);
+      expect(oneThread.threadIds).not.toContain(reader);
+      expect(oneThread.reading).toBe(0);
+      // Dropped quietly: not an internal error, and nothing answered in the upstream's place.
+      expect(lines.filter((l) => l.level >= 40).map((l) => l.msg)).toEqual([]);
+      expect(lines.map((l) => l.msg)).toContain('ext_proc body read dropped: the exchange is gone');
+    } finally {
+      reads.mockRestore();
+    }
+  }, 60_000);
+
+  it('refuses a body at once (502) when the thread is busy and as many bodies wait as may: never passed unmasked', async () => {
+    const slow = await slowStream(1);
+    const waiting = await slowStream(2);
+    lines.length = 0;
+    const replies = await maskedExchange(metadata());
+    expect(replies.map((r) => r.response)).toEqual(['request_headers', 'response_headers', 'immediate_response']);
+    const refused = replies[2].immediate_response;
+    expect(refused.status.code).toBe('BadGateway');
+    expect(Buffer.from(refused.body).toString()).toContain('the response could not be masked');
+    expect(Buffer.from(refused.body).toString()).not.toMatch(RAW_VALUES);
+    expect(lines.find((l) => l.msg === 'ext_proc answered in the upstream\'s place')?.why).toBe('the body thread is busy and 1 body already waits, the most that may');
+    slow.call.cancel();
+    waiting.call.cancel();
+    await waitFor(() => oneThread.reading === 0, 'the cancelled exchanges to let go of the body thread');
+  }, 60_000);
 });
 
 // ── Evidence ──────────────────────────────────────────────────────────────

@@ -1,10 +1,11 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, findPlaintextSecrets, loadConfig, parseConfig } from '../../engine/config/load.js';
+import { defaultBodyThreads } from '../../engine/config/schema.js';
 import { Secret } from '../../engine/config/secret.js';
 
 const SECRET_VALUE = 'hunter2-do-not-print';
@@ -96,6 +97,20 @@ describe('config', () => {
     expect(parseConfig(`${minimal()}masking: {}\n`, '/etc/gatehouse/gatehouse.yaml', env).masking.admin_groups).toEqual([]);
     expect(parseConfig(`${minimal()}masking:\n  admin_groups: [dba-leads]\n`, '/etc/gatehouse/gatehouse.yaml', env).masking.admin_groups).toEqual(['dba-leads']);
     expect(problems(`${minimal()}masking:\n  admin_groups: dba-leads\n`)).toEqual([expect.stringMatching(/^masking\.admin_groups: /) as string]);
+  });
+
+  it('reads response bodies on at most four threads unless listeners.ext_authz.body_threads says otherwise', () => {
+    const env = { ORDERS_PW: SECRET_VALUE };
+    const withThreads = (line: string) => `${minimal()}listeners:\n  ext_authz:\n    address: 127.0.0.1:9191\n${line}`;
+    // One fewer than the cores (the main thread keeps one), at least one, at most four: each may take a 2 GiB heap.
+    expect([1, 2, 3, 4, 5, 8, 64].map((cores) => defaultBodyThreads(cores))).toEqual([1, 1, 2, 3, 4, 4, 4]);
+    expect(defaultBodyThreads()).toBe(Math.min(4, Math.max(1, availableParallelism() - 1)));
+    expect(parseConfig(withThreads(''), '/etc/gatehouse/gatehouse.yaml', env).listeners.ext_authz?.body_threads).toBe(defaultBodyThreads());
+    expect(parseConfig(withThreads('    body_threads: 6\n'), '/etc/gatehouse/gatehouse.yaml', env).listeners.ext_authz?.body_threads).toBe(6);
+    expect(parseConfig(withThreads('    body_threads: 1\n'), '/etc/gatehouse/gatehouse.yaml', env).listeners.ext_authz?.body_threads).toBe(1);
+    for (const bad of ['0', '-1', '1.5', '65', 'many']) {
+      expect(problems(withThreads(`    body_threads: ${bad}\n`))).toEqual([expect.stringMatching(/^listeners\.ext_authz\.body_threads: /) as string]);
+    }
   });
 
   it('rejects duplicate target names', () => {
