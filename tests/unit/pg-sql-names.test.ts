@@ -41,6 +41,8 @@ describe('SqlNames', () => {
     expect(names.decidedUnderOtherPolicy(facts('EXECUTE other'), 'r2', noProtocolName)).toMatch(/prepared statement "other"/);
     // A kept name is judged by its own revision still.
     expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM a'), 'r2', noProtocolName)).toMatch(/^cursor "a" was declared under a policy/);
+    // A protocol portal of the name decided now may be one the server refuses (it holds the old one): still refused.
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM c999'), 'r2', () => 'r2')).toMatch(/made more than 2 cursor/);
   });
 
   it('judges a portal or statement the protocol made by the revision the relay decided it under', () => {

@@ -1,6 +1,8 @@
 /**
  * The cursors and prepared statements a session made with SQL (DECLARE,
- * PREPARE), and the policy bundle revision each was decided under. What
+ * PREPARE), or through the protocol and let go of by the relay before the
+ * server was known to have (Relay.letGo), and the policy bundle revision
+ * each was decided under. What
  * one returns was chosen when it was made: a cursor declared over
  * `upper(name)` before a reload that masks `name` returns the values in
  * clear, with no origin a mask plan could follow. So a masked caller's
@@ -79,7 +81,8 @@ export class SqlNames {
         return `${what} was ${kind === 'portal' ? 'declared' : 'prepared'} under a policy that has since been replaced, and returns what was decided then; `
           + 'make it again under another name, or in a new session';
       }
-      if (protocolRevision === undefined && [...this.untrackedUnder].some((made) => made !== revision)) {
+      // Whatever the relay holds now, the server may hold one of those (the relay's may be a Parse it refuses).
+      if ([...this.untrackedUnder].some((made) => made !== revision)) {
         return `this session made more than ${this.maxTracked} cursor and prepared-statement names with SQL (listeners.postgres.max_sql_names), `
           + `and the policy has been replaced since: the gateway cannot tell whether ${what} was made under the old one; open a new session`;
       }
