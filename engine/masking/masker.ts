@@ -156,8 +156,9 @@ class CompiledMasker implements ColumnMasker {
  * `&shy;`, `&period;`, …). Detectors must see what the client sees; they
  * read fullwidth, zero-width and Unicode-space characters themselves.
  * Escapes of what gives the value its shape (quotes, backslashes, `<`,
- * `>`, `&`, control characters) stay, and an escaped backslash is kept
- * whole, so `\\u0034` stays a backslash and "u0034".
+ * `>`, `&`, control characters but ESC, SO and SI, whose sequences are
+ * then taken out) stay, and an escaped backslash is kept whole, so
+ * `\\u0034` stays a backslash and "u0034".
  */
 function withPlainEscapesRead(value: string): string {
   return value.replace(PLAIN_ESCAPE, (escape: string, braced?: string, u?: string, x?: string, hexRef?: string, decRef?: string, named?: string) => {
@@ -166,7 +167,8 @@ function withPlainEscapesRead(value: string): string {
     const code = decRef !== undefined ? Number(decRef) : parseInt(braced ?? u ?? x ?? hexRef!, 16);
     if (code > 0x10ffff) return escape;
     const c = String.fromCodePoint(code);
-    return SHAPING.test(c) ? escape : c;
+    // An escape or shift character is read too: the escape sequence it starts is taken out after (hasEscapes).
+    return SHAPING.test(c) && !hasEscapes(c) ? escape : c;
   });
 }
 

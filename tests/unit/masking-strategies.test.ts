@@ -150,8 +150,11 @@ describe('compileMasker, detectors', () => {
     const masker = compileMasker({ strategy: 'redact', detectors: ['email', 'us_ssn'] });
     expect(masker.mask('ada@exa\x1b(Bmple.com')).toBe('[REDACTED:email]');
     expect(masker.mask('\x1b[1mssn\x1b[0m 078-05-\x1b[31m1120')).toBe('ssn [REDACTED:us_ssn]');
+    // Written as JSON escapes (NDJSON in a text body, which a client parses): read as what they stand for.
+    expect(masker.mask('{"m":"ada@exa\\u001b(Bmple.com"}')).toBe('{"m":"[REDACTED:email]"}');
     // Nothing hidden by them: the value keeps them (a log's colours).
     expect(masker.mask('\x1b[32mok\x1b[0m')).toBe('\x1b[32mok\x1b[0m');
+    expect(masker.mask('{"m":"\\u001b[32mok"}')).toBe('{"m":"\\u001b[32mok"}');
   });
 
   it('reads "@" as &commat; and as a \\u0040 escape, and leaves those that make no address alone', () => {
