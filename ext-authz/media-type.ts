@@ -63,3 +63,18 @@ export function isJsonType(contentType: string): boolean {
 export function declaredCharsets(contentType: string): string[] {
   return mediaTypes(contentType).flatMap(({ charsets }) => charsets);
 }
+
+/** What of a TextDecoder the checks use: its canonical encoding name, and decoding. */
+export interface Decoder {
+  readonly encoding: string;
+  decode(bytes: Uint8Array): string;
+}
+
+/** A decoder for a declared charset, by the labels TextDecoder (WHATWG) knows; null for one it does not (UTF-7, EBCDIC, UTF-32). */
+export function decoderFor(charset: string): Decoder | null {
+  try {
+    return new TextDecoder(charset);
+  } catch {
+    return null;
+  }
+}

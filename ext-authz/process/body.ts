@@ -35,6 +35,7 @@ import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import type { FieldMasks } from '../../engine/masking/json-fields.js';
 import type { RecordedBody } from '../../engine/recording/types.js';
+import { decoderFor } from '../media-type.js';
 import { BodyRefused } from './body-refused.js';
 import { holdsSecret, withoutSecrets } from './credential-echo.js';
 import { otherCharsets, readJsonBody, refuseJsonInOtherEncodings, refuseMaskedMembersInStrings, refuseMaskedMembersInText } from './json-body.js';
@@ -97,7 +98,11 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
   const decodedOnly = decoded !== raw && (reads || secrets.length > 0);
   const outcome = sentBody(sent, text, decoded, decodedOnly, mime, secrets);
   // What was scanned is the UTF-8 reading; a client reads the bytes it gets in the charset the body declares.
-  if (secrets.length > 0) refuseSecretInDeclaredCharsets(outcome.replacement ?? decoded, otherCharsets(mime), secrets);
+  if (secrets.length > 0) {
+    // The UTF-8 reading of what is sent, which withoutSecrets (or, binary, the Latin-1 scan) has looked through already.
+    const scanned = outcome.replacement ? outcome.recorded?.text ?? null : text;
+    refuseSecretInDeclaredCharsets(outcome.replacement ?? decoded, otherCharsets(mime), scanned, secrets);
+  }
   return outcome;
 }
 
@@ -117,21 +122,20 @@ function sentBody(sent: string | null, text: string | null, decoded: Buffer, dec
  * replacement in it. A charset TextDecoder does not know (UTF-7, EBCDIC,
  * UTF-32, a misspelling) could hold it in any form the gateway cannot
  * look for, so a body in it is refused whatever it holds; an empty one
- * holds nothing in any charset.
+ * holds nothing in any charset. A reading that is the text already scanned
+ * (`scanned`: an all-ASCII body labelled ISO-8859-1) is not scanned again.
  */
-function refuseSecretInDeclaredCharsets(bytes: Buffer, charsets: readonly string[], secrets: readonly string[]): void {
+function refuseSecretInDeclaredCharsets(bytes: Buffer, charsets: readonly string[], scanned: string | null, secrets: readonly string[]): void {
   if (bytes.length === 0) return;
   for (const charset of charsets) {
     const name = charset.slice(0, 40);
-    let encoding: string;
-    try {
-      encoding = new TextDecoder(charset).encoding;
-    } catch {
-      throw new BodyRefused(`the body is declared in charset ${name}, which the gateway cannot decode to look for the target's credential`);
-    }
+    const decoder = decoderFor(charset);
+    if (!decoder) throw new BodyRefused(`the body is declared in charset ${name}, which the gateway cannot decode to look for the target's credential`);
     // A UTF-16 body is read in the order its BOM gives, or without one big-endian (RFC 2781, Java), whatever the label.
-    for (const reading of encoding.startsWith('utf-16') ? ['utf-16le', 'utf-16be'] : [encoding]) {
-      if (holdsSecret(new TextDecoder(reading).decode(bytes), secrets)) throw new BodyRefused(`the body holds the target's credential when read in its declared charset ${name}`);
+    const readings = decoder.encoding.startsWith('utf-16') ? [new TextDecoder('utf-16le'), new TextDecoder('utf-16be')] : [decoder];
+    for (const reading of readings) {
+      const read = reading.decode(bytes);
+      if (read !== scanned && holdsSecret(read, secrets)) throw new BodyRefused(`the body holds the target's credential when read in its declared charset ${name}`);
     }
   }
 }
@@ -145,15 +149,7 @@ function refuseSecretInDeclaredCharsets(bytes: Buffer, charsets: readonly string
 function foreignCharsets(mime: string, bytes: Buffer, text: string | null): string[] {
   const declared = otherCharsets(mime);
   if (declared.length === 0) return declared;
-  return declared.filter((charset) => text === null || decodedIn(charset, bytes) !== text);
-}
-
-function decodedIn(charset: string, bytes: Buffer): string | null {
-  try {
-    return new TextDecoder(charset).decode(bytes);
-  } catch {
-    return null; // a charset TextDecoder does not know
-  }
+  return declared.filter((charset) => text === null || decoderFor(charset)?.decode(bytes) !== text);
 }
 
 /** The body's text under the plan, or null when the plan leaves it as it is. */

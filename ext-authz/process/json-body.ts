@@ -24,7 +24,7 @@
 import JSON5 from 'json5';
 import type { JsonValue } from '../../engine/masking/json-fields.js';
 import { parseJsonExactly, stringifyJson } from '../../engine/masking/json-numbers.js';
-import { declaredCharsets, isJsonType } from '../media-type.js';
+import { declaredCharsets, decoderFor, isJsonType } from '../media-type.js';
 import { BodyRefused } from './body-refused.js';
 import { hasDuplicateKeys, JsonTooDeep, MAX_JSON_DEPTH, nestsDeeperThan } from '../../engine/masking/json-text.js';
 
@@ -171,11 +171,7 @@ function decodeAs(window: Buffer, encoding: string): string | null {
     const at = encoding === 'utf-32le' ? 0 : 3;
     return window.length % 4 === 0 || window.length === 64 ? String.fromCharCode(...window.filter((_, i) => i % 4 === at)) : null;
   }
-  try {
-    return new TextDecoder(encoding).decode(window);
-  } catch {
-    return null; // a charset TextDecoder does not know
-  }
+  return decoderFor(encoding)?.decode(window) ?? null;
 }
 
 /** What a lenient reader (JSON5, Python's json) takes for JSON: the body parsed (long numbers tagged, as parseJsonExactly), or undefined. */

@@ -46,6 +46,14 @@ const restore = (revision: string) => reload(revision, (data) => data, async (pr
 
 const maskName = (data: string) => data.replace(/^masks:\n {2}orders-db:\n/m, 'masks:\n  orders-db:\n    - column: public.customers.name\n      strategy: redact\n');
 
+/** Reloads with customers.name masked, and waits until a fresh session reads it so. */
+const maskNames = (revision: string) =>
+  reload(revision, maskName, async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
+
+/** An analyst on orders-db, speaking the protocol message by message (pipelining what node-postgres would not). */
+const analystOnTheWire = (sub: string) =>
+  PipelineClient.connect({ host: '127.0.0.1', port: stack.proxyPort, user: 'orders-db', database: 'orders', password: stack.token(sub, ['analysts']) });
+
 const NAMES = { name: 'names', text: 'SELECT id, name FROM customers WHERE id = 1' };
 
 describe('a statement prepared before the policy changed', () => {
@@ -57,8 +65,7 @@ describe('a statement prepared before the policy changed', () => {
       await client.query('COMMIT');
       expect((await client.query('FETCH 1 FROM k')).rows).toEqual([{ id: 1, n: 'ADA LOVELACE' }]);
 
-      await reload('names-masked-2', maskName,
-        async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
+      await maskNames('names-masked-2');
       for (const sql of ['FETCH 1 FROM k', 'MOVE 1 IN k']) {
         const result = await outcome(client, sql);
         expect(result.error?.code, sql).toBe('42501');
@@ -85,7 +92,7 @@ describe('a statement prepared before the policy changed', () => {
       await client.query('BEGIN');
       const cursor = client.query(new Cursor('SELECT id, name FROM customers ORDER BY id'));
       expect(await cursor.read(1)).toEqual([{ id: 1, name: 'Ada Lovelace' }]);
-      await reload('names-masked-3', maskName, async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
+      await maskNames('names-masked-3');
       const rest = await cursor.read(10).then((rows) => ({ rows, error: null }), (err: pg.DatabaseError) => ({ rows: null, error: err }));
       expect(rest.error?.code).toBe('42501');
       expect(rest.error?.message).toContain('bound under a policy that has since been replaced');
@@ -97,14 +104,14 @@ describe('a statement prepared before the policy changed', () => {
   });
 
   it('a portal bound before a reload is not read by SQL FETCH after it either', async () => {
-    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: stack.proxyPort, user: 'orders-db', database: 'orders', password: stack.token('uma', ['analysts']) });
+    const wire = await analystOnTheWire('uma');
     try {
       wire.send(serialize.query('BEGIN'));
       await wire.until('Z');
       wire.send(serialize.parse({ name: 'ps', text: 'SELECT id, upper(name) AS n FROM customers ORDER BY id' }), serialize.bind({ statement: 'ps', portal: 'k' }),
         serialize.execute({ portal: 'k', rows: 1 }), serialize.sync());
       expect((await wire.until('Z')).filter((m) => m.type === 'D')).toHaveLength(1);
-      await reload('names-masked-4', maskName, async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
+      await maskNames('names-masked-4');
       for (const sql of ['FETCH ALL FROM k', 'MOVE 1 IN k']) {
         wire.send(serialize.query(sql));
         const answer = await wire.until('Z');
@@ -120,11 +127,11 @@ describe('a statement prepared before the policy changed', () => {
   });
 
   it('a cursor declared before a reload is not made readable by a Bind of its name the server refuses', async () => {
-    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: stack.proxyPort, user: 'orders-db', database: 'orders', password: stack.token('ike', ['analysts']) });
+    const wire = await analystOnTheWire('ike');
     try {
       wire.send(serialize.query('DECLARE k CURSOR WITH HOLD FOR SELECT id, upper(name) AS u FROM customers ORDER BY id'));
       await wire.until('Z');
-      await reload('names-masked-5', maskName, async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
+      await maskNames('names-masked-5');
       // Until the server refuses the Bind (42P03: the cursor exists), the relay holds a portal k of the new policy.
       wire.send(serialize.parse({ text: 'SELECT 1' }), serialize.bind({ portal: 'k' }), serialize.sync(), serialize.query('FETCH ALL FROM k'));
       const answers = [...(await wire.until('Z')), ...(await wire.until('Z'))];
@@ -141,7 +148,7 @@ describe('a statement prepared before the policy changed', () => {
     try {
       expect((await outcome(client, NAMES)).rows).toEqual([{ id: 1, name: 'Ada Lovelace' }]);
 
-      await reload('names-masked', maskName, async (probe) => (await probe.query('SELECT name FROM customers WHERE id = 1')).rows[0]?.name === '[REDACTED]');
+      await maskNames('names-masked');
       expect((await outcome(client, NAMES)).rows).toEqual([{ id: 1, name: '[REDACTED]' }]);
 
       const noGrant = (data: string) => maskName(data).replace(/(- name: analysts-read-orders\n(?:.*\n)*? {4}targets: \[)orders-db, /, '$1');
