@@ -14,7 +14,8 @@
  * the caller answers in the upstream's place: a body that claims JSON and
  * does not parse, an encoding it cannot decode, a decoded body over the size
  * limit, binary data or UTF-16 or UTF-32 text under a `$` rule, a body
- * declared in a charset but UTF-8 under any rule. A JSON body with a key
+ * declared in a charset but UTF-8 under any rule (by Content-Type, or by
+ * the body itself: in-body-charsets.ts). A JSON body with a key
  * twice in one object is re-serialised (JSON.parse kept the last; the raw
  * text would show the others unmasked).
  *
@@ -35,9 +36,10 @@ import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import type { FieldMasks } from '../../engine/masking/json-fields.js';
 import type { RecordedBody } from '../../engine/recording/types.js';
-import { decoderFor } from '../media-type.js';
+import { declaredCharsets, decoderFor } from '../media-type.js';
 import { BodyRefused } from './body-refused.js';
 import { holdsSecret, withoutSecrets } from './credential-echo.js';
+import { charsetsDeclaredInBody } from './in-body-charsets.js';
 import { otherCharsets, readJsonBody, refuseJsonInOtherEncodings, refuseMaskedMembersInStrings, refuseMaskedMembersInText } from './json-body.js';
 import { isZlibHeader, packedFormat } from './packed.js';
 
@@ -82,16 +84,18 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
     if (reads || secrets.length > 0) throw err;
     return { replacement: null, recorded: { mime_type: mime, size: raw.length } }; // recorded as binary
   }
+  // What Content-Type says, and what the body says of itself (a UTF-7 signature, an XML or HTML declaration).
+  const declared = [...declaredCharsets(mime), ...charsetsDeclaredInBody(decoded)];
   if (await holdsSecretUnreadably(decoded, secrets)) throw new BodyRefused('the body holds the target\'s credential in a form the gateway cannot take out');
   const packed = reads ? await packedFormat(decoded) : null;
   if (packed !== null) throw new BodyRefused(`the body is ${packed}, which the gateway does not unpack, and the policy masks this response`);
   const text = utf8(decoded);
   // UTF-16 and UTF-32 of ASCII text are valid UTF-8, with NULs between the characters.
-  if (reads && masks.hasFieldRules && (text === null || text.includes('\0'))) refuseJsonInOtherEncodings(decoded, mime, masks.memberNames);
+  if (reads && masks.hasFieldRules && (text === null || text.includes('\0'))) refuseJsonInOtherEncodings(decoded, declared, masks.memberNames);
   // One byte that is not UTF-8 makes the rest no less readable to a client that decodes Latin-1: it is read so too.
   const memberNames = reads && masks.hasFieldRules ? masks.memberNames : null;
   if (text === null && (memberNames !== null || secrets.length > 0)) refuseReadableAsLatin1(decoded, memberNames, secrets);
-  const masked = reads ? maskedText(text, mime, masks, foreignCharsets(mime, decoded, text)) : null;
+  const masked = reads ? maskedText(text, mime, masks, foreignCharsets(declared, decoded, text)) : null;
   const sent = masked ?? text;
   // Compressed bytes hold more than the decoded body (a gzip header's file name and comment): what was read goes
   // out decoded, never as the bytes that came.
@@ -101,7 +105,7 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
   if (secrets.length > 0) {
     // The UTF-8 reading of what is sent, which withoutSecrets (or, binary, the Latin-1 scan) has looked through already.
     const scanned = outcome.replacement ? outcome.recorded?.text ?? null : text;
-    refuseSecretInDeclaredCharsets(outcome.replacement ?? decoded, otherCharsets(mime), scanned, secrets);
+    refuseSecretInDeclaredCharsets(outcome.replacement ?? decoded, otherCharsets(declared), scanned, secrets);
   }
   return outcome;
 }
@@ -146,10 +150,10 @@ function refuseSecretInDeclaredCharsets(bytes: Buffer, charsets: readonly string
  * (Latin-1, windows-1252, Shift_JIS: a servlet container's default label on
  * an all-ASCII JSON body), and is read as it is.
  */
-function foreignCharsets(mime: string, bytes: Buffer, text: string | null): string[] {
-  const declared = otherCharsets(mime);
-  if (declared.length === 0) return declared;
-  return declared.filter((charset) => text === null || decoderFor(charset)?.decode(bytes) !== text);
+function foreignCharsets(declared: readonly string[], bytes: Buffer, text: string | null): string[] {
+  const other = otherCharsets(declared);
+  if (other.length === 0) return other;
+  return other.filter((charset) => text === null || decoderFor(charset)?.decode(bytes) !== text);
 }
 
 /** The body's text under the plan, or null when the plan leaves it as it is. */

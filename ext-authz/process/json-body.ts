@@ -24,7 +24,7 @@
 import JSON5 from 'json5';
 import type { JsonValue } from '../../engine/masking/json-fields.js';
 import { parseJsonExactly, stringifyJson } from '../../engine/masking/json-numbers.js';
-import { declaredCharsets, decoderFor, isJsonType } from '../media-type.js';
+import { decoderFor, isJsonType } from '../media-type.js';
 import { BodyRefused } from './body-refused.js';
 import { hasDuplicateKeys, JsonTooDeep, MAX_JSON_DEPTH, nestsDeeperThan } from '../../engine/masking/json-text.js';
 
@@ -74,9 +74,9 @@ const RS = '\u001e';
  */
 const UTF8_READABLE = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii', 'binary']);
 
-/** The charsets a Content-Type declares under which a client reads other text than the gateway's UTF-8 reading. */
-export function otherCharsets(contentType: string): string[] {
-  return declaredCharsets(contentType).filter((charset) => !UTF8_READABLE.has(charset));
+/** The declared charsets under which a client reads other text than the gateway's UTF-8 reading. */
+export function otherCharsets(declared: readonly string[]): string[] {
+  return declared.filter((charset) => !UTF8_READABLE.has(charset));
 }
 
 /**
@@ -142,11 +142,11 @@ function readSequence(body: string, prefix: string): JsonBody | null {
  * So would a member the rules name in UTF-16 or UTF-32 text that is not
  * JSON (ASCII in them is the Latin-1 reading with the NULs taken out).
  */
-export function refuseJsonInOtherEncodings(bytes: Buffer, contentType: string, memberNames: ReadonlySet<string>): void {
+export function refuseJsonInOtherEncodings(bytes: Buffer, declared: readonly string[], memberNames: ReadonlySet<string>): void {
   // Whitespace before the value can be as long as it likes: the window starts where it ends, 4-byte aligned.
   const start = contentStart(bytes);
   const window = bytes.subarray(start, start + 64);
-  for (const encoding of [...declaredCharsets(contentType), 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be', 'latin1']) {
+  for (const encoding of [...declared, 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be', 'latin1']) {
     if (encoding === undefined) continue;
     const text = decodeAs(window, encoding);
     if (text !== null && looksLikeJson(text.replace(/^\0+/, ''))) {

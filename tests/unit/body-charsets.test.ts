@@ -195,3 +195,53 @@ describe('a charset that reads the body as UTF-8 does', () => {
     expect(await outcome(json, 'application/json; charset=utf-7', fields())).toBeInstanceOf(BodyRefused);
   });
 });
+
+// Red-team round 23: requests' r.text decodes a UTF-7 signature when the header names no charset;
+// BeautifulSoup and lxml decode by an XML declaration or a meta tag.
+describe('a charset the body names for itself', () => {
+  /** UTF-7 with every other character in a run of its own: no run is long enough to spell the credential. */
+  const utf7Alternating = (text: string) => [...text].map((c, i) => (i % 2 === 0 ? c : `+${Buffer.from(c, 'utf16le').swap16().toString('base64').replace(/=+$/, '')}-`)).join('');
+  const signed = (text: string) => Buffer.from(`+/v8-${text}`);
+  const undeclared = ['application/xml', 'application/octet-stream', 'application/x-yaml', ''];
+
+  for (const contentType of undeclared) {
+    it(`refuses a UTF-7 signature under ${contentType || 'no Content-Type'}: credential, \`$\` rule, field rule`, async () => {
+      expect(await outcome(signed(`echo: ${utf7Alternating(CREDENTIAL)}`), contentType, null, true)).toBeInstanceOf(BodyRefused);
+      expect(await outcome(signed('contact ada+AEA-example.com'), contentType, detectors())).toBeInstanceOf(BodyRefused);
+      const json = `+${Buffer.from(JSON.stringify({ customers: [{ email: 'ada@example.com' }] }), 'utf16le').swap16().toString('base64').replace(/=+$/, '')}-`;
+      expect(await outcome(signed(json), contentType, fields())).toBeInstanceOf(BodyRefused);
+    });
+  }
+
+  const declarations: [string, string, string][] = [
+    ['an XML declaration', 'application/xml', '<?xml version="1.0" encoding="UTF-7"?>\n<note>'],
+    ['an XML declaration after a BOM', 'application/xml', '\uFEFF<?xml version=\'1.0\' encoding=\'utf-7\' ?><note>'],
+    ['a meta charset', 'text/html', '<html><head><meta charset="utf-7"></head><body>'],
+    ['a meta http-equiv', 'text/html', '<html><head><META HTTP-EQUIV="Content-Type" CONTENT="text/html; charset=utf-7"></head><body>'],
+    ['a meta tag past the first KB', 'text/html', `<html><head>${'<link rel="x">'.repeat(200)}<meta charset=utf-7></head><body>`],
+  ];
+  for (const [name, contentType, head] of declarations) {
+    it(`reads ${name} as the charset the body is in`, async () => {
+      expect(await outcome(Buffer.from(`${head}echo: ${utf7Alternating(CREDENTIAL)}`), contentType, null, true)).toBeInstanceOf(BodyRefused);
+      expect(await outcome(Buffer.from(`${head}contact ada+AEA-example.com`), contentType, detectors())).toBeInstanceOf(BodyRefused);
+    });
+  }
+
+  it('masks and passes bodies that name UTF-8, or a charset that reads them as UTF-8 does, as before', async () => {
+    const page = (head: string) => Buffer.from(`${head}<p>contact ada@example.com</p>`);
+    for (const head of ['<?xml version="1.0" encoding="UTF-8"?>', '<meta charset="utf-8">', '<meta http-equiv="content-type" content="text/html; charset=ISO-8859-1">']) {
+      const masked = await outcome(page(head), 'text/html', detectors()) as BodyOutcome;
+      expect(masked.replacement?.toString(), head).toBe(`${head}<p>contact [REDACTED:email]</p>`);
+      expect(await passedAsItCame(Buffer.from(`${head}<p>hello</p>`), 'text/html', null, true), head).toBe(true);
+    }
+    // A plus sign, a slash and a v are no signature where a body does not start with them.
+    expect(await passedAsItCame(Buffer.from('a+/v8 b'), 'text/plain', detectors(), true)).toBe(true);
+  });
+
+  it('reads meta tags that never end, or nest, once', async () => {
+    const unended = Buffer.from(`<p>ok</p>${'<meta '.repeat(100_000)}`);
+    expect(await passedAsItCame(unended, 'text/html', detectors(), true)).toBe(true);
+    const nested = Buffer.from(`${'<meta x='.repeat(100_000)}charset=utf-7>contact ada+AEA-example.com`);
+    expect(await outcome(nested, 'text/html', detectors())).toBeInstanceOf(BodyRefused);
+  });
+});
