@@ -175,7 +175,15 @@ describe('a statement prepared before the policy changed', () => {
     };
     await reload('md5-writers', writers, async () => (await namesOnMd5().catch(() => undefined)) === 'Ada Lovelace');
     const { client } = await stack.connectAgent('wyn', ['md5-writers'], 'orders-md5');
+    const wire = await PipelineClient.connect({ host: '127.0.0.1', port: stack.proxyPort, user: 'orders-md5', database: 'orders', password: stack.token('wyn', ['md5-writers']) });
+    // Red-team round 23: a protocol name of 70 bytes is the statement SQL names by its first 63, and a Close the server
+    // skips after an error in its batch leaves it there.
+    const long = 'l'.repeat(70);
     try {
+      wire.send(serialize.parse({ name: long, text: 'SELECT id, upper(name) AS n FROM customers WHERE id = 1' }), serialize.sync());
+      await wire.until('Z');
+      wire.send(serialize.parse({ text: "SELECT 'boom'::int" }), serialize.bind({}), serialize.execute({}), serialize.close({ type: 'S', name: long }), serialize.sync());
+      expect((await wire.until('Z')).filter((m) => m.type === 'E').map((m) => errorFields(m.body).C)).toEqual(['22P02']);
       await client.query('PREPARE p AS SELECT id, upper(name) AS n FROM customers WHERE id = 1');
       expect((await outcome(client, 'EXECUTE p')).rows).toEqual([{ id: 1, n: 'ADA LOVELACE' }]);
       // Prepared through the protocol (a named Parse), it is reachable from SQL EXECUTE too.
@@ -197,7 +205,14 @@ describe('a statement prepared before the policy changed', () => {
       expect(JSON.stringify(afterPrepare)).not.toContain('LOVELACE');
       // Made again under the policy of now, the expression over the masked column is refused when it is prepared.
       expect((await outcome(client, 'PREPARE p2 AS SELECT id, upper(name) AS n FROM customers WHERE id = 1')).error?.code).toBe('42501');
+      wire.send(serialize.query(`EXECUTE ${long.slice(0, 63)}`));
+      const longOne = await wire.until('Z');
+      const error = errorFields(longOne.find((m) => m.type === 'E')!.body);
+      expect(error.C).toBe('42501');
+      expect(error.M).toContain(`prepared statement "${long.slice(0, 63)}" was prepared under a policy that has since been replaced`);
+      expect(longOne.filter((m) => m.type === 'D')).toEqual([]);
     } finally {
+      await wire.end();
       await client.end();
       await restore('base-3');
     }

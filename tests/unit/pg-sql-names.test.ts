@@ -19,7 +19,7 @@ describe('SqlNames', () => {
     // A name the session never made in SQL (a function's cursor) is not the gateway's to judge.
     expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM other'), 'r2', noProtocolName)).toBeNull();
     // What follows is sent, not known to have run (a DECLARE of a name still open fails; a CLOSE after an error never
-    // runs): the name keeps the revision it was first made under.
+    // runs): the name keeps every revision it was made under.
     for (const sql of ['CLOSE k', 'DECLARE k CURSOR FOR SELECT 2', 'DISCARD ALL', 'DEALLOCATE p']) for (const s of facts(sql)) names.replaces(s, 'r2');
     expect(names.decidedUnderOtherPolicy(facts('FETCH 1 FROM k'), 'r2', noProtocolName)).toMatch(/make it again under another name/);
     expect(names.decidedUnderOtherPolicy(facts('EXECUTE p'), 'r2', noProtocolName)).toMatch(/prepared statement "p"/);
@@ -59,5 +59,23 @@ describe('SqlNames', () => {
     // And a protocol name the relay let go of is judged as SQL's are.
     names.note('statement', 'gone', 'r0');
     expect(names.decidedUnderOtherPolicy(facts('EXECUTE gone'), 'r1', noProtocolName)).toMatch(/^prepared statement "gone" was prepared under a policy/);
+  });
+
+  // Red-team round 23.
+  it('refuses a name made under two revisions under either: a policy reverted has the first one\'s revision again', () => {
+    const names = new SqlNames(10);
+    for (const s of facts('DECLARE c CURSOR WITH HOLD FOR SELECT id FROM customers')) names.replaces(s, 'masked');
+    for (const sql of ['CLOSE c', 'DECLARE c CURSOR WITH HOLD FOR SELECT upper(name) FROM customers']) for (const s of facts(sql)) names.replaces(s, 'unmasked');
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 3 FROM c'), 'masked', noProtocolName)).toMatch(/^cursor "c" was declared under a policy that has since been replaced/);
+    expect(names.decidedUnderOtherPolicy(facts('FETCH 3 FROM c'), 'unmasked', noProtocolName)).toMatch(/^cursor "c"/);
+  });
+
+  it('keeps a protocol name as the server keys it: its first 63 bytes, which is what SQL names it by', () => {
+    const names = new SqlNames(10);
+    const long = 's'.repeat(70);
+    names.note('statement', long, 'r1');
+    names.note('portal', `${'p'.repeat(63)}${'x'.repeat(900_000)}`, 'r1');
+    expect(names.decidedUnderOtherPolicy(facts(`EXECUTE ${long}`), 'r2', noProtocolName)).toMatch(/^prepared statement "s{63}" was prepared under a policy/);
+    expect(names.decidedUnderOtherPolicy(facts(`FETCH 1 FROM ${'p'.repeat(63)}`), 'r2', noProtocolName)).toMatch(/^cursor "p{63}"/);
   });
 });

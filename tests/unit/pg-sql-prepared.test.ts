@@ -29,4 +29,24 @@ describe('SqlPrepared', () => {
     send(prepared, 'PREPARE big AS SELECT 1');
     expect(prepared.preparedAs('big')).toBeNull();
   });
+
+  // Red-team round 23: names of ~900 KB that the server keys by their first 63 bytes grew the gateway to its heap limit.
+  it('keeps names as the server keys them, and counts them in its bytes', () => {
+    const [parsed] = analyseSqlSync('SELECT upper(name) FROM customers');
+    const prepared = new SqlPrepared(4096);
+    prepared.note('s'.repeat(70), [parsed!]);
+    expect(prepared.preparedAs('s'.repeat(63))).toHaveLength(1);
+    // A thousand names of 100 KB that share their first 63 bytes are one name on the server, and here.
+    for (let i = 0; i < 1000; i++) prepared.note(`${'q'.repeat(63)}${'x'.repeat(100_000)}${i}`, []);
+    expect(prepared.preparedAs('q'.repeat(63))).toEqual([]);
+  });
+
+  it('past its bytes keeps no new name, and no longer knows what any name it has not kept runs', () => {
+    const [parsed] = analyseSqlSync('SELECT upper(name) FROM customers');
+    const prepared = new SqlPrepared(1024);
+    for (let i = 0; i < 100; i++) prepared.note(`n${i}`, [parsed!]);
+    expect(prepared.preparedAs('n0')).toHaveLength(1);
+    expect(prepared.preparedAs('n99')).toBeNull();
+    expect(prepared.preparedAs('never')).toBeNull();
+  });
 });

@@ -10,9 +10,15 @@
  *
  * The proxy sees what is sent, not what the server did with it: a DECLARE
  * of a name still open fails, and a CLOSE after an error in its message or
- * transaction never runs. So a name keeps the revision it was first made
- * under for the whole session, whatever follows; after a reload, a cursor
- * or statement of a new name is decided under the policy of now.
+ * transaction never runs. So a name keeps every revision it was made under
+ * for the whole session, whatever follows, and is refused while any of
+ * them is not the policy of now: a policy reverted to an earlier one has
+ * that one's revision again, and the name's first cursor may not be what
+ * the server holds. After a reload, a cursor or statement of a new name is
+ * decided under the policy of now.
+ *
+ * Names are kept as the server keys them (server-name.ts): a protocol
+ * statement's name of 70 bytes is the one SQL names with its first 63.
  *
  * Names are never let go, so a session that makes a new one per query
  * (ORMs number their server-side cursors) would grow this without end.
@@ -22,10 +28,11 @@
  * track is refused, since it may be one of them.
  */
 import type { StatementFacts } from '../sql/analyse.js';
+import { serverName } from './server-name.js';
 
 export class SqlNames {
-  /** "portal:name" or "statement:name" → the revision (null: no bundle said). */
-  private readonly madeUnder = new Map<string, string | null>();
+  /** "portal:name" or "statement:name" → every revision it was made under (null: no bundle said). */
+  private readonly madeUnder = new Map<string, Set<string | null>>();
   /** The revisions names past `maxTracked` were made under. */
   private readonly untrackedUnder = new Set<string | null>();
 
@@ -46,9 +53,10 @@ export class SqlNames {
    * Bind taking its name): SQL may still reach it under its name.
    */
   note(kind: 'portal' | 'statement', name: string, revision: string | null): void {
-    const key = `${kind}:${name}`;
-    if (this.madeUnder.has(key)) return;
-    if (this.madeUnder.size < this.maxTracked) this.madeUnder.set(key, revision);
+    const key = `${kind}:${serverName(name)}`;
+    const revisions = this.madeUnder.get(key);
+    if (revisions) revisions.add(revision);
+    else if (this.madeUnder.size < this.maxTracked) this.madeUnder.set(key, new Set([revision]));
     else this.untrackedUnder.add(revision);
   }
 
@@ -69,15 +77,16 @@ export class SqlNames {
     for (const statement of statements) {
       const [kind, name] = statement.cursor !== undefined ? ['portal' as const, statement.cursor] : ['statement' as const, statement.executes];
       if (name === undefined) continue;
-      const key = `${kind}:${name}`;
+      const key = `${kind}:${serverName(name)}`;
       const what = kind === 'portal' ? `cursor "${name}"` : `prepared statement "${name}"`;
       const protocolRevision = viaProtocol(kind, name);
       if (protocolRevision !== undefined && protocolRevision !== revision) {
         return `${what} was ${kind === 'portal' ? 'bound' : 'prepared'} under a policy that has since been replaced, and returns what was decided then; `
           + `${kind === 'portal' ? 'bind' : 'prepare'} it again`;
       }
-      if (this.madeUnder.has(key)) {
-        if (this.madeUnder.get(key) === revision) continue;
+      const madeUnder = this.madeUnder.get(key);
+      if (madeUnder) {
+        if ([...madeUnder].every((made) => made === revision)) continue;
         return `${what} was ${kind === 'portal' ? 'declared' : 'prepared'} under a policy that has since been replaced, and returns what was decided then; `
           + 'make it again under another name, or in a new session';
       }

@@ -10,15 +10,20 @@
  * of a name already held fails, and a DEALLOCATE after an error never
  * runs. So every PREPARE of a name is kept, and every statement the
  * protocol prepared under it that the relay let go of, and EXECUTE is
- * checked against all of them. Kept to `maxBytes` (their facts as JSON); past it,
- * a name's later PREPAREs are not, and what it runs is no longer known.
+ * checked against all of them. Kept to `maxBytes` (their facts as JSON, and
+ * the names); past it, a name's later PREPAREs are not, and what it runs is
+ * no longer known, nor what any name not kept by then runs. Names are kept
+ * as the server keys them (server-name.ts).
  */
 import type { StatementFacts } from '../sql/analyse.js';
+import { serverName } from './server-name.js';
 
 export class SqlPrepared {
   /** Name → the facts of each PREPARE of it, or null once one was not kept. */
   private readonly runs = new Map<string, StatementFacts[] | null>();
   private bytes = 0;
+  /** Set once a PREPARE of a name not kept was not kept either: a name not here may be one. */
+  private full = false;
 
   /** `maxBytes`: listeners.postgres.max_prepared_statement_bytes, counted apart from the protocol's statements. */
   constructor(private readonly maxBytes: number) {}
@@ -35,20 +40,24 @@ export class SqlPrepared {
    * DEALLOCATE, a Parse of its name).
    */
   note(name: string, statements: readonly StatementFacts[]): void {
-    const runs = this.runs.get(name);
-    if (runs === null) return;
-    const bytes = JSON.stringify(statements).length;
+    const key = serverName(name);
+    const runs = this.runs.get(key);
+    if (runs === null || (runs === undefined && this.full)) return;
+    const bytes = JSON.stringify(statements).length + (runs ? 0 : Buffer.byteLength(key));
     if (this.bytes + bytes > this.maxBytes) {
-      this.runs.set(name, null);
+      // A name kept already costs nothing more to mark; a new one would grow the map past the cap.
+      if (runs) this.runs.set(key, null);
+      else this.full = true;
       return;
     }
     this.bytes += bytes;
     if (runs) runs.push(...statements);
-    else this.runs.set(name, [...statements]);
+    else this.runs.set(key, [...statements]);
   }
 
   /** The facts of every PREPARE of `name` sent; null when one was not kept, undefined when the session sent none. */
   preparedAs(name: string): readonly StatementFacts[] | null | undefined {
-    return this.runs.get(name);
+    const runs = this.runs.get(serverName(name));
+    return runs === undefined && this.full ? null : runs;
   }
 }
