@@ -482,6 +482,26 @@ describe('values in error messages', () => {
     }
   });
 
+  // Red-team round 23: messages passed by their SQLSTATE alone let code the database holds choose one.
+  it('an error a trigger raises under a SQLSTATE whose messages hold no value is withheld unless PostgreSQL wrote it', async () => {
+    await direct.query(`CREATE FUNCTION blame() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.body = 'zero' THEN RETURN NEW; END IF;
+        RAISE EXCEPTION USING ERRCODE = '22012', MESSAGE = (SELECT ssn FROM customers WHERE id = 1);
+      END $$;
+      CREATE TRIGGER blame BEFORE INSERT ON scratch FOR EACH ROW EXECUTE FUNCTION blame()`);
+    try {
+      const raised = await outcome(dba, "INSERT INTO scratch (body) VALUES ('x')");
+      expect(raised.error?.code).toBe('22012');
+      expect(raised.error?.message).toBe("division by zero (the database's message is withheld: it could quote a masked value)");
+      expect(leakedSsns([raised])).toEqual([]);
+      // PostgreSQL's own message under that code passes as it is.
+      expect((await outcome(dba, "INSERT INTO scratch (body) SELECT 'zero' WHERE 1 / 0 = 1")).error?.message).toBe('division by zero');
+    } finally {
+      await direct.query('DROP TRIGGER blame ON scratch; DROP FUNCTION blame()');
+    }
+  });
+
   it('a dba\'s own DO block that would raise an SSN is refused: ssn is masked for the dba', async () => {
     const { result, notices } = await noticesOf(`DO $$ BEGIN RAISE NOTICE 'ssn %', (SELECT ssn FROM customers WHERE id = 1); END $$`);
     expect(result.error?.code).toBe('42501');

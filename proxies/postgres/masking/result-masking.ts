@@ -351,7 +351,7 @@ function scrubNoticeFields(message: Buffer): Buffer {
   const parts: Buffer[] = [];
   for (const [kind, value] of fields) {
     if (WITHHELD_FIELDS.has(kind)) continue;
-    const kept = kind === 'M' && !FIXED_MESSAGES.has(code) ? `${sqlStateCondition(code)} (the database's message is withheld: it could quote a masked value)` : value;
+    const kept = kind === 'M' && !FIXED_MESSAGES[code]?.test(value) ? `${sqlStateCondition(code)} (the database's message is withheld: it could quote a masked value)` : value;
     parts.push(Buffer.from(`${kind}${kept}\0`, 'utf8'));
   }
   parts.push(Buffer.from([0]));
@@ -373,9 +373,26 @@ function scrubNoticeFields(message: Buffer): Buffer {
 const WITHHELD_FIELDS = new Set(['D', 'H', 'W', 'q', 'p', 'P']);
 
 /**
- * SQLSTATEs whose messages PostgreSQL writes with no value in them
+ * Messages PostgreSQL writes with no value in them, by SQLSTATE
  * (`canceling statement due to user request`, `division by zero`,
  * `cannot execute INSERT in a read-only transaction`): passed as they are.
+ * By their words, not their code alone: code the database holds can raise
+ * any message under any code (`RAISE EXCEPTION USING ERRCODE = '22012',
+ * MESSAGE = NEW.ssn`). A message in another language (lc_messages) is
+ * withheld like any other.
  */
-const FIXED_MESSAGES = new Set(['57014', '25P02', '22012', '40001', '40P01', '25006', '25001', '25P01', '57P01', '57P02', '57P03']);
+const FIXED_MESSAGES: Readonly<Record<string, RegExp>> = {
+  '57014': /^canceling (?:statement due to (?:user request|statement timeout|lock timeout|conflict with recovery)|autovacuum task)$/,
+  '25P02': /^current transaction is aborted, commands ignored until end of transaction block$/,
+  '22012': /^division by zero$/,
+  '40001': /^(?:could not serialize access due to (?:concurrent update|concurrent delete|read\/write dependencies among transactions)|canceling statement due to conflict with recovery)$/,
+  '40P01': /^deadlock detected$/,
+  // The command's name, as CreateCommandName writes it: upper-case words.
+  '25006': /^(?:cannot execute [A-Z]+(?: [A-Z]+){0,3} in a read-only transaction|cannot set transaction read-write mode inside a read-only transaction)$/,
+  '25001': /^(?:[A-Z]+(?: [A-Z]+){0,3} cannot run inside a transaction block|there is already a transaction in progress|SET TRANSACTION ISOLATION LEVEL must be called before any query|transaction read-write mode must be set before any query)$/,
+  '25P01': /^there is no transaction in progress$/,
+  '57P01': /^terminating connection due to administrator command$/,
+  '57P02': /^terminating connection because of crash of another server process$/,
+  '57P03': /^the database system is (?:starting up|shutting down|in recovery mode|not yet accepting connections|not accepting connections)$/,
+};
 
