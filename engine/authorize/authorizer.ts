@@ -8,6 +8,7 @@ import { decisionEvent, maskingEvent, type DecisionFacts, type MaskCount } from 
 import { nowNs } from '../clock.js';
 import type { GatehouseConfig, TargetConfig } from '../config/schema.js';
 import { TokenError, type Identity, type TokenVerifier } from '../identity/identity.js';
+import { withoutJwts } from '../masking/url-credentials.js';
 import { failClosed, type Decision } from '../policy/decision.js';
 import type { Evaluation } from '../policy/evaluator.js';
 import type { ApprovalRecord } from '../store/store.js';
@@ -410,9 +411,17 @@ export class Authorizer {
     return evaluation;
   }
 
+  /**
+   * The policy's decision, with any JWT in its reasons redacted. A reason
+   * may quote what the caller sent (the HTTP policy's quote the path and
+   * method-override values), and from here reasons go into the audit
+   * event, an approval record, a recording and the answer, of every
+   * protocol: redacted once here, as the path is in the request facts
+   * (request-facts.ts), by the same function.
+   */
   private evaluate(request: Request, approval: ApprovalRecord | null): Evaluation {
     const { identity, target } = request;
-    return this.options.policy.evaluate(request.entrypoint, {
+    const evaluation = this.options.policy.evaluate(request.entrypoint, {
       ...request.action,
       identity,
       target: { name: target.name, kind: target.kind, labels: target.labels },
@@ -420,6 +429,9 @@ export class Authorizer {
       now_ns: nowNs(),
       approval: approval ? { id: approval.id, status: 'approved' } : null,
     });
+    const { reasons } = evaluation.decision;
+    const redacted = reasons.map(withoutJwts);
+    return redacted.every((reason, i) => reason === reasons[i]) ? evaluation : withDecision(evaluation, { ...evaluation.decision, reasons: redacted });
   }
 
   private failApproval(request: Request, first: Evaluation, err: unknown): Promise<AuthorizeResult> {

@@ -27,15 +27,29 @@ export function withoutUrlCredentials(url: string): string {
   return `${withoutJwts(url.slice(0, q))}?${redacted}`; // a fragment never reaches a server; drop what a client sent anyway
 }
 
-function withoutJwts(path: string): string {
-  if (!path.includes('eyJ')) return path;
+/**
+ * A base64url JSON object's start, as the jwt detector reads one: `{"`
+ * ("eyJ"), or `{` and whitespace ("eyA", "ewo", "ewk", "ew0").
+ */
+const JWT_START = /e(?:yJ|yA|w[ok0])/;
+
+/**
+ * The text with any JWT in it replaced, everything else byte for byte. The
+ * path's redaction, and the one for reasons: a policy's reason quotes what
+ * the caller sent (the path, an override header), and reasons go into the
+ * audit event, approval records and the answer (Authorizer.evaluate). A JWT
+ * cut short by a reason's clip ("eyJ….eyJzdWIi...") is still one to the
+ * detector once its payload has begun.
+ */
+export function withoutJwts(text: string): string {
+  if (!JWT_START.test(text)) return text;
   let out = '';
   let at = 0;
-  for (const span of findSpans(path, ['jwt'])) {
-    out += `${path.slice(at, span.start)}${REDACTED}`;
+  for (const span of findSpans(text, ['jwt'])) {
+    out += `${text.slice(at, span.start)}${REDACTED}`;
     at = span.end;
   }
-  return out + path.slice(at);
+  return out + text.slice(at);
 }
 
 function paramName(raw: string): string {
@@ -48,7 +62,7 @@ function paramName(raw: string): string {
 
 /** A JWT under any parameter name, as the jwt detector validates one (a JSON header with "alg"). */
 function isJwt(value: string): boolean {
-  if (!value.startsWith('eyJ')) return false;
+  if (!JWT_START.test(value.slice(0, 3))) return false;
   const [span] = findSpans(value, ['jwt']);
   return span !== undefined && span.start === 0 && span.end === value.length;
 }

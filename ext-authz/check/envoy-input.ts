@@ -53,8 +53,11 @@ export function envoyInput(attributes: CheckAttributes): EnvoyInput | { invalid:
   if ('invalid' in location) return location;
   const body = parseBody(http.headers ?? {}, http.body ?? '', http.rawBody ?? '');
   if ('invalid' in body) return body;
+  const time = attributes.request?.time;
+  const rfcTime = time === undefined || typeof time === 'string' ? time : rfc3339(time);
+  if (rfcTime === null) return { invalid: 'the request time (attributes.request.time) is not a Timestamp: seconds must fall in years 1 to 9999, nanos in 0 to 999,999,999' };
   return {
-    attributes: protojsonAttributes(attributes),
+    attributes: protojsonAttributes(attributes, rfcTime),
     parsed_path: location.path,
     parsed_query: location.query,
     parsed_body: body.parsed,
@@ -106,13 +109,10 @@ function parseBody(headers: Record<string, string>, body: string, rawBody: strin
   }
 }
 
-/** Timestamp and Struct in their protojson forms; everything else already is. */
-function protojsonAttributes(attributes: CheckAttributes): CheckAttributes {
-  const time = attributes.request?.time;
+/** Timestamp (already written: `time`) and Struct in their protojson forms; everything else already is. */
+function protojsonAttributes(attributes: CheckAttributes, time: string | undefined): CheckAttributes {
   const converted: CheckAttributes = { ...attributes };
-  if (time !== undefined && typeof time !== 'string') {
-    converted.request = { ...attributes.request, time: rfc3339(time) };
-  }
+  if (time !== attributes.request?.time) converted.request = { ...attributes.request, time };
   if (attributes.metadataContext) converted.metadataContext = metadataJson(attributes.metadataContext);
   if (attributes.routeMetadataContext) converted.routeMetadataContext = metadataJson(attributes.routeMetadataContext);
   return converted;
@@ -129,10 +129,22 @@ function metadataJson(metadata: MetadataJson): MetadataJson {
 let lastSecond = Number.NaN;
 let lastWhole = '';
 
-/** protojson's Timestamp: UTC, with 0, 3, 6 or 9 fractional digits. */
-function rfc3339(time: { seconds?: string; nanos?: number }): string {
+/** Timestamp's range (google/protobuf/timestamp.proto): 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z. */
+const MIN_SECONDS = -62_135_596_800;
+const MAX_SECONDS = 253_402_300_799;
+
+/**
+ * protojson's Timestamp: UTC, with 0, 3, 6 or 9 fractional digits; null
+ * for one outside Timestamp's range, which protojson (and so the OPA-Envoy
+ * plugin) refuses to write, and Date cannot (a RangeError) or writes as no
+ * RFC 3339 time ("+010000-…"). Envoy sends the time the request began; a
+ * CheckRequest from anyone else may send any int64.
+ */
+function rfc3339(time: { seconds?: string; nanos?: number }): string | null {
   const seconds = Number(time.seconds ?? 0);
   const nanos = time.nanos ?? 0;
+  if (!(seconds >= MIN_SECONDS && seconds <= MAX_SECONDS) || !Number.isInteger(seconds)) return null;
+  if (!(nanos >= 0 && nanos <= 999_999_999) || !Number.isInteger(nanos)) return null;
   if (seconds !== lastSecond) {
     lastWhole = new Date(seconds * 1000).toISOString().slice(0, 19);
     lastSecond = seconds;

@@ -3,7 +3,8 @@
 # description: |
 #   Decides each HTTP request Envoy's ext_authz filter checks. The input is
 #   the OPA-Envoy input document plus Gatehouse's common fields. GET, HEAD
-#   and OPTIONS need read access; every other method needs write access.
+#   and OPTIONS, spelled exactly so, need read access; every other method
+#   needs write access.
 #   A deny carries http_status 403, as the OPA-Envoy plugin expects.
 package gatehouse.http
 
@@ -30,13 +31,16 @@ else := result
 # METADATA
 # description: Why the request needs write access; lib.decision asks only to explain a denial.
 write_reason := concat("", [
-	trim_space(concat(" ", [method, text.clip(path, 200)])), override_note,
+	trim_space(concat(" ", [text.clip(method, 100), text.clip(path, 200)])), override_note,
 	" needs write access",
 ])
 
+# The method as the caller sent it. Methods are case-sensitive (RFC 9110,
+# 9.1): "get" is not GET, and servers differ on it (Go's ServeMux matches
+# it to no GET route, Werkzeug reads it as GET), so it is not taken for a read.
 default method := ""
 
-method := upper(name) if {
+method := name if {
 	name := input.attributes.request.http.method
 	is_string(name)
 }
@@ -73,14 +77,17 @@ override_headers := [
 	"x_http_method_override", "x-original-method",
 ]
 
-overrides contains concat(": ", [name, value]) if {
+# The values are the caller's: clipped, as every caller-supplied text in a reason.
+overrides contains concat(": ", [name, text.clip(value, 100)]) if {
 	some name in override_headers
 	value := input.attributes.request.http.headers[name]
 	overrides_method(value, method)
 }
 
-overrides contains concat("=", ["?_method", value]) if {
-	some value in object.get(input, ["parsed_query", "_method"], [])
+overrides contains concat("", ["?", text.clip(key, 100), "=", text.clip(value, 100)]) if {
+	some key, values in object.get(input, "parsed_query", {})
+	method_param(key)
+	some value in values
 	overrides_method(value, method)
 }
 
@@ -98,9 +105,15 @@ overridden(headers, method) if overrides_method(headers["x-original-method"], me
 
 # Form-style method spoofing (Rails, Laravel): ?_method=DELETE.
 query_overridden if {
-	some value in object.get(input, ["parsed_query", "_method"], [])
+	some key, values in object.get(input, "parsed_query", {})
+	method_param(key)
+	some value in values
 	overrides_method(value, method)
 }
+
+# _method in any case, and with any bracket suffix: qs (Express) and PHP
+# read _method[]=DELETE and _method[0]=DELETE as _method, a list holding DELETE.
+method_param(key) if regex.match(`^(?i)_method(\[[^\]]*\])*$`, key)
 
 overrides_method(value, method) if upper(trim_space(value)) != method
 

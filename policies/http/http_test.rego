@@ -51,9 +51,20 @@ test_support_get_is_allowed_with_field_masks if {
 }
 
 test_head_and_options_are_read if {
-	every method in ["HEAD", "OPTIONS", "get", "head"] {
+	every method in ["HEAD", "OPTIONS"] {
 		d := policy.decision with input as request(support, crm_api, method, "/api/customers")
 		d.action == "allow"
+	}
+}
+
+# Methods are case-sensitive (RFC 9110): only GET, HEAD and OPTIONS spelled so are reads.
+test_a_read_method_in_another_case_is_a_write if {
+	every method in ["get", "Get", "gET", "head", "Options"] {
+		d := policy.decision with input as request(support, crm_api, method, "/api/customers")
+		d.reasons == [concat("", [
+			"group support-agents has read-only access to crm-api; ",
+			method, " /api/customers needs write access",
+		])]
 	}
 }
 
@@ -111,6 +122,44 @@ test_method_spoofed_in_the_query_makes_a_write if {
 		{"parsed_query": {"_method": ["get"]}},
 	)
 	policy.decision.action == "allow" with input as same
+}
+
+test_method_spoofed_in_the_query_with_brackets_or_in_another_case_makes_a_write if {
+	# ?_method[]=DELETE, ?_method%5B0%5D=DELETE (decoded before policy), ?_METHOD=DELETE.
+	every key in ["_method[]", "_method[0]", "_METHOD", "_Method[a][]"] {
+		spoofed := object.union(
+			request(support, crm_api, "GET", "/api/customers/42"),
+			{"parsed_query": {key: ["DELETE"]}},
+		)
+		d := policy.decision with input as spoofed
+		d.reasons == [concat("", [
+			"group support-agents has read-only access to crm-api; ",
+			"GET /api/customers/42 with ?", key, "=DELETE needs write access",
+		])]
+	}
+}
+
+test_only_method_params_are_method_spoofing if {
+	every key in ["method", "_methods", "x_method", "_method[", "_method]"] {
+		other := object.union(
+			request(support, crm_api, "GET", "/api/customers/42"),
+			{"parsed_query": {key: ["DELETE"]}},
+		)
+		policy.decision.action == "allow" with input as other
+	}
+}
+
+# Header and query values are the caller's: a reason quotes at most 100 characters of each.
+test_override_values_are_clipped_in_the_reason if {
+	value := concat("", [part | some _ in numbers.range(1, 30); part := "DELETE-"])
+	base := request(support, crm_api, "GET", "/api/customers/42")
+	headers := {"attributes": {"request": {"http": {"headers": {"x-http-method-override": value}}}}}
+	d := policy.decision with input as object.union_n([base, headers, {"parsed_query": {"_method": [value]}}])
+	clipped := concat("", [substring(value, 0, 100), "..."])
+	d.reasons == [concat("", [
+		"group support-agents has read-only access to crm-api; GET /api/customers/42 with ",
+		"?_method=", clipped, ", x-http-method-override: ", clipped, " needs write access",
+	])]
 }
 
 test_method_override_to_the_same_method_is_still_read if {

@@ -4,6 +4,7 @@
  * Envoy's own protos) to `gatehouse serve`, which runs the project's policy
  * bundle. Each answer is checked the way Envoy would read it.
  */
+import { createHmac } from 'node:crypto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { structToJson } from '../../ext-authz/struct.js';
@@ -103,6 +104,28 @@ describe('Check denies', () => {
     expect(event).not.toContain('sk-live-93f1');
   });
 
+  it('keeps a JWT in the path, or in a method-override header, out of the reasons, as out of the request facts', async () => {
+    // A short HS256 JWT another service issued, e.g. a password-reset or magic-link token.
+    const b64 = (s: string) => Buffer.from(s).toString('base64url');
+    const head = `${b64('{"alg":"HS256"}')}.${b64('{"sub":"u1","exp":9999999999}')}`;
+    const jwt = `${head}.${createHmac('sha256', 'k').update(head).digest('base64url')}`;
+    const inPath = await stack.check(envoyCheckRequest({ method: 'POST', path: `/password-reset/${jwt}`, token: support }));
+    // The override header's value is clipped at 100 characters in the reason, inside the token's signature.
+    const inHeader = await stack.check(envoyCheckRequest({ method: 'GET', path: '/customers', token: support, headers: { 'x-http-method-override': jwt } }));
+    const events = auditExport().split('\n');
+    for (const [res, reason] of [
+      [inPath, 'group support-agents has read-only access to crm-api; POST /password-reset/[REDACTED] needs write access'],
+      [inHeader, 'group support-agents has read-only access to crm-api; GET /customers with x-http-method-override: [REDACTED]... needs write access'],
+    ] as const) {
+      const body = deniedBody(res);
+      expect(body.reasons).toEqual([reason]);
+      const line = events.find((l) => l.includes(body.decision_id as string));
+      expect(line).not.toContain(head);
+      const event = JSON.parse(line!) as { policy: { data: { reasons: string[] } } };
+      expect(event.policy.data.reasons).toEqual([reason]);
+    }
+  });
+
   it('answers a missing or bad token with 401 and a Bearer challenge', async () => {
     for (const token of [undefined, 'not-a-jwt']) {
       const res = await stack.check(envoyCheckRequest({ method: 'GET', path: '/customers', token }));
@@ -129,6 +152,17 @@ describe('Check denies', () => {
     const res = await stack.check(envoyCheckRequest({ method: 'GET', path: '/customers', token: support, headers: { 'content-type': 'application/json' }, body: '{"broken"' }));
     expect(res.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
     expect(String(deniedBody(res).reasons)).toMatch(/not valid JSON/);
+  });
+
+  it('denies, audited, a time protojson cannot write (past year 9999) rather than failing the call', async () => {
+    const request = envoyCheckRequest({ method: 'GET', path: '/customers', token: support }) as { attributes: { request: { time: unknown } } };
+    request.attributes.request.time = { seconds: '99999999999999', nanos: 0 };
+    const res = await stack.check(request);
+    expect(res.status?.code).toBe(GrpcStatus.PERMISSION_DENIED);
+    const body = deniedBody(res);
+    expect(String(body.reasons)).toMatch(/request time \(attributes\.request\.time\) is not a Timestamp/);
+    const event = JSON.parse(auditExport().split('\n').find((l) => l.includes(body.decision_id as string))!) as { policy: { data: { failure: string } }; message: string };
+    expect([event.policy.data.failure, event.message]).toEqual(['invalid_action', 'GET /customers']);
   });
 
   it('decides, and denies, a request with no method or path rather than failing on it', async () => {

@@ -49,4 +49,15 @@ describe('envoyInput (the OPA-Envoy input document)', () => {
     const nanos = (n: number) => (envoyInput({ request: { time: { seconds: '1700000000', nanos: n }, http: { path: '/' } } }) as EnvoyInput).attributes.request?.time;
     expect([nanos(0), nanos(123_456_000), nanos(123_456_789)]).toEqual(['2023-11-14T22:13:20Z', '2023-11-14T22:13:20.123456Z', '2023-11-14T22:13:20.123456789Z']);
   });
+
+  it('refuses, as input it cannot write, a time outside Timestamp\'s range (years 1 to 9999) rather than throw on it', () => {
+    const at = (seconds: string, nanos = 0) => envoyInput({ request: { time: { seconds, nanos }, http: { path: '/' } } });
+    const invalid = { invalid: 'the request time (attributes.request.time) is not a Timestamp: seconds must fall in years 1 to 9999, nanos in 0 to 999,999,999' };
+    // Date throws a RangeError past ±8.64e12 s, and writes years past 9999 as "+010000-…", which is no RFC 3339 time.
+    for (const seconds of ['99999999999999', '-99999999999999', '253402300800', '-62135596801', '9223372036854775807']) expect(at(seconds), seconds).toEqual(invalid);
+    expect(at('0', -1)).toEqual(invalid);
+    expect(at('0', 1_000_000_000)).toEqual(invalid);
+    expect((at('253402300799', 999_999_999) as EnvoyInput).attributes.request?.time).toBe('9999-12-31T23:59:59.999999999Z');
+    expect((at('-62135596800') as EnvoyInput).attributes.request?.time).toBe('0001-01-01T00:00:00Z');
+  });
 });

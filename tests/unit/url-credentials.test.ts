@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { withoutUrlCredentials } from '../../engine/masking/url-credentials.js';
+import { withoutJwts, withoutUrlCredentials } from '../../engine/masking/url-credentials.js';
 
 const JWT = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl';
 
@@ -25,8 +25,27 @@ describe('withoutUrlCredentials', () => {
     expect(withoutUrlCredentials('/page/eyJub3QiOiJhIGp3dCJ9.eyJ4IjoxfQ.c2ln')).toBe('/page/eyJub3QiOiJhIGp3dCJ9.eyJ4IjoxfQ.c2ln');
   });
 
+  it('redacts a JWT whose header has whitespace in its JSON (base64url "eyA…", "ewo…"), as the detector reads one', () => {
+    const spaced = `${Buffer.from('{ "alg": "ES256" }').toString('base64url')}.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl`;
+    expect(withoutUrlCredentials(`/customers/${spaced}?q=${spaced}`)).toBe('/customers/[REDACTED]?q=[REDACTED]');
+  });
+
   it('leaves a path without a query alone and drops a fragment', () => {
     expect(withoutUrlCredentials('/api/customers/42')).toBe('/api/customers/42');
     expect(withoutUrlCredentials('/api?a=1#token=x')).toBe('/api?a=1');
+  });
+});
+
+describe('withoutJwts (a policy reason, or any text)', () => {
+  it('redacts every JWT in the text and keeps the rest byte for byte', () => {
+    expect(withoutJwts(`group g has read-only access to api; POST /reset/${JWT}?x=1#y with x-http-method-override: ${JWT} needs write access`))
+      .toBe('group g has read-only access to api; POST /reset/[REDACTED]?x=1#y with x-http-method-override: [REDACTED] needs write access');
+    expect(withoutJwts('GET /page/eyJub3QiOiJhIGp3dCJ9.eyJ4IjoxfQ.c2ln needs write access')).toBe('GET /page/eyJub3QiOiJhIGp3dCJ9.eyJ4IjoxfQ.c2ln needs write access');
+  });
+
+  it('redacts a JWT a reason\'s clip cut short once its payload has begun (text.clip adds "...")', () => {
+    for (const cut of [JWT.indexOf('.') + 2, JWT.lastIndexOf('.') - 1, JWT.lastIndexOf('.') + 3]) {
+      expect(withoutJwts(`POST /reset/${JWT.slice(0, cut)}... needs write access`), String(cut)).toMatch(/^POST \/reset\/\[REDACTED\]\.* needs write access$/);
+    }
   });
 });
