@@ -252,6 +252,22 @@ describe('an approval binds the statement it shows', () => {
   });
 });
 
+describe('COPY … FROM a statement that needs approval', () => {
+  // Red-team round 24: the approval bound the statement alone, and the retry sent rows no one saw.
+  it('is refused, not sent for approval: an approver would see none of the rows', async () => {
+    const client = await agent(ticket);
+    try {
+      const error = await errorOf(client.query('COPY orders (id, customer_id, amount, status) FROM STDIN'));
+      expect(error.code).toBe('42501');
+      expect(error.message).toContain('an approver would see only the statement, not the rows it writes');
+      expect(error.message).not.toContain('approval required');
+      expect(error.hint ?? '').not.toContain('approval');
+    } finally {
+      await client.end();
+    }
+  });
+});
+
 describe('a cursor over a statement that needs approval', () => {
   it('is refused, not sent for approval: rewound, the cursor would run the approved query again', async () => {
     const client = await agent(ticket);

@@ -691,6 +691,10 @@ export class Relay {
           if (decision.action === 'approve' && statements.some((s) => s.kind === 'declare')) {
             return 'a cursor over a statement that needs approval could run it again on every rewind; send the statement itself (or read it through an extended-protocol portal)';
           }
+          // The rows of COPY … FROM come after the statement (or from a file or program): an approver would see none of them.
+          if (decision.action === 'approve' && statements.some(copiesFromClient)) {
+            return 'COPY … FROM needs approval, but an approver would see only the statement, not the rows it writes; write them with INSERT instead';
+          }
           if (decision.mask.length === 0) return null;
           const stale = this.sqlNames.decidedUnderOtherPolicy(statements, this.options.decider.policyRevision(),
             (kind, name) => (kind === 'portal' ? this.portals.get(name)?.statement : this.statements.get(name))?.decidedUnder);
