@@ -266,6 +266,12 @@ export function configSchema(ctx: ReferenceContext) {
             max_logins_per_source: z.int().min(1).max(100_000).default(64),
             max_logins: z.int().min(1).max(1_000_000).default(1024),
             /**
+             * Sessions one identity (issuer and subject) may hold at once: each holds a connection to
+             * its target's server, whose max_connections every caller shares. Past it a login is
+             * refused (FATAL 53300) and audited.
+             */
+            max_sessions_per_identity: z.int().min(1).max(1_000_000).default(32),
+            /**
              * A larger message from the database (a row, a notice) ends the session (SQLSTATE 54000):
              * rows are held whole to be masked, and the detectors read every byte of a masked value.
              */

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { Authorizer } from '../../engine/authorize/authorizer.js';
 import type { PostgresListenerConfig, PostgresTargetConfig, TargetConfig } from '../../engine/config/schema.js';
 import { CancelKeys } from './cancel-keys.js';
+import { IdentitySessions } from './identity-sessions.js';
 import { LoginSlots } from './login-slots.js';
 import { errorResponse } from './protocol/backend-writer.js';
 import { loadSqlParser } from './sql/analyse.js';
@@ -66,6 +67,7 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
     preparedStatementLimits: { maxNamed: listener.max_prepared_statements, maxBytes: listener.max_prepared_statement_bytes },
     portalLimits: { maxNamed: listener.max_portals, maxBytes: listener.max_prepared_statement_bytes },
     maxSqlNames: listener.max_sql_names,
+    identitySessions: new IdentitySessions(listener.max_sessions_per_identity),
     connectTimeoutMs: listener.connect_timeout_ms,
     loginTimeoutMs: listener.login_timeout_ms,
     hashKey: options.hashKey ?? randomBytes(32),

@@ -15,7 +15,7 @@ import {
   SSL_REQUEST_CODE, startupPacket, WireClient, wireLogin, wireQuery, type WireMessage, type WireSession,
 } from '../helpers/pg-wire.js';
 import { PipelineClient } from '../helpers/pg-pipeline.js';
-import { devToken } from '../helpers/cli.js';
+import { devToken, runCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 
 const MAX_MESSAGE_BYTES = 4096;
@@ -23,6 +23,8 @@ const MAX_MESSAGE_BYTES = 4096;
 const LOGIN_TIMEOUT_MS = 4000;
 /** Connections from one address that may be logging in at once on the plain gateway; no test here needs more. */
 const MAX_LOGINS_PER_SOURCE = 6;
+/** Sessions one identity may hold at once through the plain gateway. */
+const MAX_SESSIONS_PER_IDENTITY = 3;
 /** Named prepared statements a session of the plain gateway may hold, and the bytes of their SQL and names. */
 const MAX_PREPARED_STATEMENTS = 3;
 const MAX_PREPARED_STATEMENT_BYTES = 2048;
@@ -41,7 +43,7 @@ beforeAll(async () => {
     startProxyStack({
       listenerYaml: `    max_message_bytes: ${MAX_MESSAGE_BYTES}\n    login_timeout_ms: ${LOGIN_TIMEOUT_MS}\n    max_logins_per_source: ${MAX_LOGINS_PER_SOURCE}\n`
         + `    max_prepared_statements: ${MAX_PREPARED_STATEMENTS}\n    max_prepared_statement_bytes: ${MAX_PREPARED_STATEMENT_BYTES}\n`
-        + `    max_portals: ${MAX_PORTALS}\n`,
+        + `    max_portals: ${MAX_PORTALS}\n    max_sessions_per_identity: ${MAX_SESSIONS_PER_IDENTITY}\n`,
     }),
     startProxyStack({ tls: { required: true }, listenerYaml: `    login_timeout_ms: ${LOGIN_TIMEOUT_MS}\n` }),
   ]);
@@ -223,6 +225,35 @@ describe('connections logging in from one address', () => {
     } finally {
       for (const client of waiting) client.destroy();
     }
+  });
+});
+
+// Red-team round 24: one read-only agent held every connection its target's server had, and logins
+// refused after a valid token left no audit event.
+describe('sessions of one identity', () => {
+  it(`are capped by max_sessions_per_identity = ${MAX_SESSIONS_PER_IDENTITY}: one more is refused with 53300 and audited; others log in, and a freed slot lets it in`, async () => {
+    const token = plain.token('hog', ['analysts']);
+    const held = await Promise.all(Array.from({ length: MAX_SESSIONS_PER_IDENTITY }, () => wireLogin(plain.proxyPort, 'orders-db', token)));
+    try {
+      await expect(wireLogin(plain.proxyPort, 'orders-db', token)).rejects.toThrow(/hog already holds 3 sessions through this gateway \(listeners\.postgres\.max_sessions_per_identity\)/);
+      // Another identity is not held back by this one's sessions.
+      const other = await wireLogin(plain.proxyPort, 'orders-db', plain.token('someone-else', ['analysts']));
+      other.client.destroy();
+      held.pop()!.client.destroy();
+      const again = await waitFor(() => wireLogin(plain.proxyPort, 'orders-db', token).catch(() => false as const), 'a login once a session has ended');
+      held.push(again);
+    } finally {
+      for (const session of held) session.client.destroy();
+    }
+    expect(runCli(['audit', 'export', '-c', plain.config]).stdout).toMatch(/"failure":"invalid_action"[^\n]*max_sessions_per_identity|max_sessions_per_identity[^\n]*"failure":"invalid_action"/);
+  });
+
+  it('a login refused after its token was verified (a database the target does not serve, a role the database refuses) is audited', async () => {
+    await expect(wireLogin(plain.proxyPort, 'orders-db', analyst, 'template1')).rejects.toThrow(/serves database "orders", not "template1"/);
+    await expect(wireLogin(plain.proxyPort, 'postgres@orders-db', analyst)).rejects.toThrow(/cannot open orders-db/);
+    const exported = runCli(['audit', 'export', '-c', plain.config]).stdout.split('\n').filter((line) => line.includes('"invalid_action"'));
+    expect(exported.some((line) => line.includes('not \\"template1\\"'))).toBe(true);
+    expect(exported.some((line) => line.includes('cannot open orders-db'))).toBe(true);
   });
 });
 

@@ -27,6 +27,7 @@ import { unreadableSetting } from '../sql/reading-settings.js';
 import { defaultSchema } from '../sql/facts.js';
 import type { ColumnHistory } from '../masking/column-history.js';
 import type { CatalogPool } from '../upstream/catalog.js';
+import type { IdentitySessions } from '../identity-sessions.js';
 import { openUpstream, UpstreamError, type UpstreamSession } from '../upstream/upstream-connection.js';
 import type { CountedMapLimits } from './counted-map.js';
 import { Inbox } from './inbox.js';
@@ -39,6 +40,7 @@ export interface SessionDeps {
   upstreamCa: ReadonlyMap<string, Buffer>;
   authorizer: Authorizer;
   cancelKeys: CancelKeys;
+  identitySessions: IdentitySessions;
   /** What a target's sessions share: the catalog lookups' connections, and where its masked columns have been found. */
   shared(target: PostgresTargetConfig): { catalogs: CatalogPool; columnHistory(databaseId: string): ColumnHistory };
   tls: { context: SecureContext; required: boolean } | null;
@@ -89,6 +91,7 @@ export class ClientSession {
   private relay: Relay | null = null;
   private upstream: UpstreamSession | null = null;
   private releaseKey: (() => void) | null = null;
+  private releaseSession: (() => void) | null = null;
   private readonly sourceIp: string | null;
   /** The client is paused until the backlog is worked off (holdBack). */
   private heldBack = false;
@@ -238,17 +241,26 @@ export class ClientSession {
     const action = { postgres: { database: startup.parameters.get('database') ?? '', role: '', protocol: 'simple', text: '-- login', statements: [] } };
     const authenticated = await this.deps.authorizer.authenticate({ token, target: targetName, action, sessionId: this.sessionId, sourceIp: this.sourceIp });
     if (!authenticated.identity) throw fatal('28P01', `gatehouse refused the token: ${authenticated.result.decision.reasons.join('; ')}`);
-    if ('problem' in name) throw fatal('28000', name.problem);
+    const identity = authenticated.identity;
+    /** A login refused once its token is verified: audited as any refusal, then told to the client. */
+    const refused = async (code: string, reason: string): Promise<FatalError> => {
+      await this.deps.authorizer.refuseInvalid({ token: undefined, identity, target: targetName, action, sessionId: this.sessionId, sourceIp: this.sourceIp }, reason);
+      return fatal(code, reason);
+    };
+    if ('problem' in name) throw await refused('28000', name.problem);
 
     const target = this.deps.targets.get(name.target);
     if (!target) {
-      const refused = await this.deps.authorizer.authorize({ token: undefined, identity: authenticated.identity, target: name.target, action, sessionId: this.sessionId, sourceIp: this.sourceIp });
-      throw fatal('28000', refused.decision.reasons.join('; ') || `no postgres target named "${name.target}"`);
+      const refusal = await this.deps.authorizer.authorize({ token: undefined, identity, target: name.target, action, sessionId: this.sessionId, sourceIp: this.sourceIp });
+      throw fatal('28000', refusal.decision.reasons.join('; ') || `no postgres target named "${name.target}"`);
     }
     const database = startup.parameters.get('database');
     if (database !== undefined && database !== target.upstream.database && database !== target.name && database !== user) {
-      throw fatal('3D000', `target ${target.name} serves database "${target.upstream.database}", not "${database}"`);
+      throw await refused('3D000', `target ${target.name} serves database "${target.upstream.database}", not "${database}"`);
     }
+    const slot = this.deps.identitySessions.take(identity);
+    if ('refused' in slot) throw await refused('53300', slot.refused);
+    this.releaseSession = slot.release;
 
     const [host, port] = splitAddress(target.upstream.address);
     const parameters: Record<string, string> = {};
@@ -268,7 +280,7 @@ export class ClientSession {
     } catch (err) {
       if (!(err instanceof UpstreamError)) throw err;
       this.deps.logger.error({ target: target.name, err: err.message }, 'upstream login failed');
-      throw fatal(err.sqlState === '42704' || err.sqlState === '42501' ? '28000' : '08006', `gatehouse cannot open ${target.name}: ${err.message}`);
+      throw await refused(err.sqlState === '42704' || err.sqlState === '42501' ? '28000' : '08006', `gatehouse cannot open ${target.name}: ${err.message}`);
     }
     if (this.phase === 'closed') {
       // The client left while the database was logging us in.
@@ -280,9 +292,9 @@ export class ClientSession {
     if (unreadable) {
       this.upstream.socket.destroy();
       this.deps.logger.error({ target: target.name, problem: unreadable }, 'upstream session refused: the database reads SQL differently from the gateway');
-      throw fatal('0A000', `gatehouse cannot serve ${target.name}: ${unreadable} (a default of the database or of the gateway's role there; reset it)`);
+      throw await refused('0A000', `gatehouse cannot serve ${target.name}: ${unreadable} (a default of the database or of the gateway's role there; reset it)`);
     }
-    this.startRelay({ sessionId: this.sessionId, target, identity: authenticated.identity, sourceIp: this.sourceIp }, name.role ?? target.credentials.username, token);
+    this.startRelay({ sessionId: this.sessionId, target, identity, sourceIp: this.sourceIp }, name.role ?? target.credentials.username, token);
   }
 
   private startRelay(info: SessionInfo, role: string, token: string): void {
@@ -371,6 +383,7 @@ export class ClientSession {
     this.releaseLoginSlot();
     this.inbox.stop();
     this.releaseKey?.();
+    this.releaseSession?.();
     this.relay?.end(reason);
     this.upstream?.socket.destroy();
     if (!this.client.destroyed) this.client.end();
