@@ -1200,7 +1200,9 @@ describe('reads masking cannot follow are refused', () => {
 
   it('pg_stat_activity, which shows the SQL other sessions ran (every agent is the same database role)', async () => {
     await dba.query("SELECT id FROM customers WHERE ssn = '078-05-1120'");
-    for (const sql of ['SELECT query FROM pg_stat_activity', 'SELECT pg_catalog.pg_stat_get_activity(NULL)', 'SELECT pg_stat_get_backend_activity(s) FROM pg_stat_get_backend_idset() s']) {
+    for (const sql of ['SELECT query FROM pg_stat_activity', 'SELECT pg_catalog.pg_stat_get_activity(NULL)', 'SELECT pg_stat_get_backend_activity(s) FROM pg_stat_get_backend_idset() s',
+      // Red-team round 25: the database's name before the schema is the same function.
+      'SELECT query FROM orders.pg_catalog.pg_stat_get_activity(NULL)', 'SELECT orders.pg_catalog.pg_stat_get_backend_activity(s) FROM pg_stat_get_backend_idset() s']) {
       const result = await outcome(analyst, sql);
       expect(result.error?.code, sql).toBe('42501');
       expect(result.error?.message).toContain('shows the SQL other sessions ran');

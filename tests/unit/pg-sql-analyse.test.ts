@@ -31,6 +31,12 @@ describe('bypasses a read-only role must not get through', () => {
     expect(one("SELECT id FROM orders WHERE notes = (SELECT pg_catalog.pg_read_file('/etc/passwd'))").functions).toEqual(['pg_catalog.pg_read_file']);
   });
 
+  // Red-team round 25: the database's name before the schema slipped checks that read schema.name.
+  it('a function named with its database is listed as schema.name, as the server reads it', () => {
+    expect(one('SELECT query FROM orders.pg_catalog.pg_stat_get_activity(NULL)').functions).toEqual(['pg_catalog.pg_stat_get_activity']);
+    expect(one("SELECT orders.pg_catalog.set_config('search_path', 'evil', false)").functions).toEqual(['pg_catalog.set_config']);
+  });
+
   it('dblink_exec is listed, also as a table function', () => {
     expect(one("SELECT dblink_exec('host=x', 'DROP TABLE orders')").functions).toEqual(['dblink_exec']);
     expect(one("SELECT * FROM dblink('host=x', 'SELECT 1') AS t(a int)").functions).toEqual(['dblink']);

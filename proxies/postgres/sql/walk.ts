@@ -248,6 +248,16 @@ function nameParts(list: unknown, what: string): string[] {
   });
 }
 
+/**
+ * A name as schema and name: PostgreSQL takes `database.schema.name` too,
+ * when the database is the one connected to (any other is an error), and
+ * it means `schema.name`. Every check reads names in one form, so
+ * `orders.pg_catalog.pg_stat_get_activity` is pg_catalog's function to all.
+ */
+function withoutCatalog(parts: string[]): string[] {
+  return parts.length === 3 ? parts.slice(1) : parts;
+}
+
 export function walkTree(root: unknown): TreeFacts {
   const facts: TreeFacts = { tables: [], functions: [], modifies: false, into: false, locks: false };
   const seenTables = new Set<string>();
@@ -332,15 +342,15 @@ export function walkTree(root: unknown): TreeFacts {
       else if (val) stack.push({ value: val, access: 'read', ctes, flags: (flags & SOURCE) | DERIVED, inPlace: written });
       continue;
     }
-    if (type === 'FuncCall') addFunction(nameParts(body.funcname, 'a function call').join('.'));
+    if (type === 'FuncCall') addFunction(withoutCatalog(nameParts(body.funcname, 'a function call')).join('.'));
     if (type !== undefined && type in SYNTAX_CALLS) addFunction(SYNTAX_CALLS[type] ?? jsonFunctionName(body.op));
     // Operators and casts that may run a function the database defines (leaks.ts findDefinedCode).
     if (type === 'A_Expr' && Array.isArray(body.name)) {
-      const name = nameParts(body.name, 'an operator');
+      const name = withoutCatalog(nameParts(body.name, 'an operator'));
       if (name.length > 1 ? name[0] !== 'pg_catalog' : !BUILTIN_OPERATORS.has(name[0]!)) (operators ??= new Set()).add(name.join('.'));
     }
     if (type === 'TypeCast' && isObject(body.typeName) && Array.isArray(body.typeName.names)) {
-      const name = nameParts(body.typeName.names, 'a cast');
+      const name = withoutCatalog(nameParts(body.typeName.names, 'a cast'));
       if (name.length > 1 ? name[0] !== 'pg_catalog' : !BUILTIN_TYPES.has(name[0]!)) (casts ??= new Set()).add(name.join('.'));
     }
     // `(expr).name` is a field of a composite, or the call name(expr): list it as a call.
