@@ -37,7 +37,7 @@ export function sessionsCommand(): Command {
 
   sessions
     .command('replay')
-    .description('A session\'s transcript as text, each entry with the audit event of its decision; exit 1 if the session is unknown or an entry is not backed by its audit event.')
+    .description('A session\'s transcript as text, each entry with the audit event of its decision; exit 1 if the session is unknown, an entry is not backed by its audit event, or entries were lost while recording.')
     .argument('<id>', 'the session id (as in `sessions list`, and in audit events as actor.session.uid)')
     .option(...CONFIG_OPTION)
     .option('--json', 'print JSON: the session, and each entry with its audit event')
@@ -55,9 +55,15 @@ export function sessionsCommand(): Command {
         if (options.har && session.format !== HTTP_EXCHANGE) {
           throw new UsageError(`--har: session ${id} is a ${session.protocol} session (${session.format}); only HTTP sessions are recorded as HAR exchanges`);
         }
-        const broken = options.har ? await replayHar(store, session) : options.json ? await replayJson(store, session) : await replayText(store, session);
+        const { broken, missing } = options.har ? await replayHar(store, session) : options.json ? await replayJson(store, session) : await replayText(store, session);
         if (broken > 0) {
           console.error(`gatehouse: ${broken} transcript entr${broken === 1 ? 'y is' : 'ies are'} not backed by the audit trail (see AUDIT LINK BROKEN above); run gatehouse audit verify`);
+          process.exitCode = 1;
+        }
+        // An incomplete transcript is not a verified one, whichever the output (--har has no place to say so).
+        const lost = Math.max(session.dropped_entries, missing);
+        if (lost > 0) {
+          console.error(`gatehouse: ${lost} entr${lost === 1 ? 'y was' : 'ies were'} lost while recording session ${id}; the transcript is incomplete`);
           process.exitCode = 1;
         }
       });
@@ -102,19 +108,43 @@ function describeSession(s: SessionView): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Prints the transcript; returns how many entries are not backed by their audit event. */
-async function replayText(store: Store, session: SessionSummary): Promise<number> {
+/** What a replay found: entries not backed by their audit event, and entries missing (gaps in seq). */
+interface Replayed {
+  broken: number;
+  missing: number;
+}
+
+/** Counts the entries missing before each seq (entries lost while recording leave gaps). */
+class Gaps {
+  missing = 0;
+  #expected = 1;
+
+  /** How many are missing right before this seq. */
+  see(seq: number): number {
+    const gap = Math.max(0, seq - this.#expected);
+    this.missing += gap;
+    this.#expected = seq + 1;
+    return gap;
+  }
+
+  get none(): boolean {
+    return this.#expected === 1;
+  }
+}
+
+/** Prints the transcript; says how many entries are not backed by their audit event, and how many are missing. */
+async function replayText(store: Store, session: SessionSummary): Promise<Replayed> {
   const view = sessionView(session);
   const format = formatById(session.format) as RecordingFormat<RecordingProtocol> | undefined;
   const out = new Output();
   // What agents sent is shown, never acted on by the terminal.
   out.write(visibleText(`${describeSession(view)}\n`));
   let broken = 0;
-  let expected = 1;
+  const gaps = new Gaps();
   for await (const linked of linkedEntries(store, session.id)) {
     const { record } = linked;
-    if (record.seq > expected) out.write(`          … ${record.seq - expected === 1 ? `entry ${expected}` : `entries ${expected}–${record.seq - 1}`} missing (lost while recording)\n`);
-    expected = record.seq + 1;
+    const gap = gaps.see(record.seq);
+    if (gap > 0) out.write(`          … ${gap === 1 ? `entry ${record.seq - 1}` : `entries ${record.seq - gap}–${record.seq - 1}`} missing (lost while recording)\n`);
     const text = format
       ? format.render(linked.entry as unknown as Entries[RecordingProtocol], session.started_at)
       : `[+${((record.time - session.started_at) / 1000).toFixed(3)}s] ${record.entry}`;
@@ -122,9 +152,9 @@ async function replayText(store: Store, session: SessionSummary): Promise<number
     if (linked.audit?.problem) broken += 1;
     await out.drained();
   }
-  if (expected === 1) out.write('(no entries)\n');
+  if (gaps.none) out.write('(no entries)\n');
   await out.end();
-  return broken;
+  return { broken, missing: gaps.missing };
 }
 
 function auditLine({ entry, audit }: LinkedEntry): string {
@@ -137,12 +167,14 @@ function auditLine({ entry, audit }: LinkedEntry): string {
 }
 
 /** Writes JSON as it goes, so a long session is never held in memory whole. */
-async function replayJson(store: Store, session: SessionSummary): Promise<number> {
+async function replayJson(store: Store, session: SessionSummary): Promise<Replayed> {
   const out = new Output();
   out.write(`{"session": ${JSON.stringify(sessionView(session))},\n "entries": [`);
   let broken = 0;
+  const gaps = new Gaps();
   let first = true;
   for await (const linked of linkedEntries(store, session.id)) {
+    gaps.see(linked.record.seq);
     const audit = linked.audit ? { stream: linked.audit.stream, seq: linked.audit.seq, problem: linked.audit.problem, event: linked.audit.event } : null;
     out.write(`${first ? '\n' : ',\n'}${JSON.stringify({ ...entryView(linked.record, session.started_at), audit_event: audit })}`);
     first = false;
@@ -151,16 +183,18 @@ async function replayJson(store: Store, session: SessionSummary): Promise<number
   }
   out.write('\n]}\n');
   await out.end();
-  return broken;
+  return { broken, missing: gaps.missing };
 }
 
 /** An HTTP session as a HAR 1.2 log, written as it goes; each entry keeps its decision and audit link under `_gatehouse`. */
-async function replayHar(store: Store, session: SessionSummary): Promise<number> {
+async function replayHar(store: Store, session: SessionSummary): Promise<Replayed> {
   const out = new Output();
   out.write(`{"log": {"version": "1.2", "creator": ${JSON.stringify(HAR_CREATOR)},\n "entries": [`);
   let broken = 0;
+  const gaps = new Gaps();
   let first = true;
   for await (const linked of linkedEntries(store, session.id)) {
+    gaps.see(linked.record.seq);
     out.write(`${first ? '\n' : ',\n'}${JSON.stringify(harLogEntry(linked.entry as unknown as HttpExchangeEntry))}`);
     first = false;
     if (linked.audit?.problem) broken += 1;
@@ -168,7 +202,7 @@ async function replayHar(store: Store, session: SessionSummary): Promise<number>
   }
   out.write('\n]}}\n');
   await out.end();
-  return broken;
+  return { broken, missing: gaps.missing };
 }
 
 /** stdout with backpressure, and quiet when the reader goes away (`| head`). */

@@ -28,6 +28,15 @@ export function withoutUrlCredentials(url: string): string {
 }
 
 /**
+ * A URL's authority (`:authority`, Host) without credentials: any userinfo
+ * (`user:password@`, `<token>@`) dropped, and any JWT in the host and port
+ * that are left redacted. Evidence names the server, never who logged in to it.
+ */
+export function authorityWithoutCredentials(authority: string): string {
+  return withoutJwts(authority.slice(authority.lastIndexOf('@') + 1));
+}
+
+/**
  * A base64url JSON object's start, as the jwt detector reads one: `{"`
  * ("eyJ"), or `{` and whitespace ("eyA", "ewo", "ewk", "ew0").
  */

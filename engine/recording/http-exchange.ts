@@ -8,6 +8,16 @@
  * checks every field's type, keeps the first MAX_BODY_CHARS of a body (and
  * says so), and drops the well-known credential headers again whatever the
  * caller passed: a recording must never hold a secret.
+ *
+ * What the agent (or the upstream) chose is normalised, never a reason to
+ * refuse the entry: a refused entry is an exchange that ran unrecorded. The
+ * method is kept as sent, its characters outside printable ASCII written as
+ * \u{…} and cut at MAX_METHOD_CHARS; the first MAX_HEADERS headers of a
+ * request or response are kept. Each cut is marked on the entry
+ * (`*_truncated`, under `_gatehouse` in an exported HAR) and in the HAR
+ * request's or response's `comment`. What only a bug in the gateway could
+ * pass (a field of the wrong type, a header name that is not a token, which
+ * Envoy and Node refuse on the wire) still refuses the entry.
  */
 import { isCredentialHeader } from '../masking/credential-headers.js';
 import { STATUS_CODES } from 'node:http';
@@ -20,7 +30,9 @@ export const HTTP_EXCHANGE = 'gatehouse.http-exchange.v1';
 export const MAX_BODY_CHARS = 65_536;
 const MAX_URL_CHARS = 8192;
 const MAX_HEADER_CHARS = 8192;
-const MAX_HEADERS = 200;
+export const MAX_HEADERS = 200;
+/** A method is recorded up to here (after escaping): the longest registered one has 17 characters. */
+export const MAX_METHOD_CHARS = 32;
 const MAX_ERROR_CHARS = 500;
 const MAX_NAME_CHARS = 256;
 
@@ -49,7 +61,8 @@ export function httpExchangeEntry(input: HttpExchangeRecord, seq: number): HttpE
 
   const req = input.request;
   if (req === null || typeof req !== 'object') return { invalid: 'request is missing' };
-  if (typeof req.method !== 'string' || !/^[A-Z][A-Z-]{0,31}$/.test(req.method)) return { invalid: 'request.method is not an HTTP method' };
+  if (typeof req.method !== 'string' || req.method.length === 0) return { invalid: 'request.method is missing' };
+  const method = recordedMethod(req.method);
   if (typeof req.url !== 'string' || req.url.length === 0) return { invalid: 'request.url is missing' };
   if (typeof req.http_version !== 'string' || req.http_version.length > 16) return { invalid: 'request.http_version is not a version' };
   const requestHeaders = copyHeaders(req.headers);
@@ -62,7 +75,7 @@ export function httpExchangeEntry(input: HttpExchangeRecord, seq: number): HttpE
     return { invalid: 'response is not {status, …} or null' };
   }
   if (res !== null && (typeof res.http_version !== 'string' || res.http_version.length > 16)) return { invalid: 'response.http_version is not a version' };
-  const responseHeaders = res === null ? [] : copyHeaders(res.headers);
+  const responseHeaders = res === null ? { headers: [], omitted: 0 } : copyHeaders(res.headers);
   if (!responseHeaders) return { invalid: 'response.headers is not a list of {name, value}' };
   const responseBody = res === null ? null : copyBody(res.body);
   if (responseBody === undefined) return { invalid: 'response.body is not {mime_type, size, text?} or null' };
@@ -73,11 +86,11 @@ export function httpExchangeEntry(input: HttpExchangeRecord, seq: number): HttpE
     startedDateTime: new Date(input.started_at).toISOString(),
     time: input.duration_ms,
     request: {
-      method: req.method,
+      method: method.text,
       url,
       httpVersion: req.http_version,
       cookies: [],
-      headers: requestHeaders,
+      headers: requestHeaders.headers,
       queryString: queryString(url),
       headersSize: -1,
       bodySize: requestBody === null ? 0 : requestBody.size,
@@ -87,7 +100,7 @@ export function httpExchangeEntry(input: HttpExchangeRecord, seq: number): HttpE
       statusText: res ? (STATUS_CODES[res.status] ?? '') : '',
       httpVersion: res?.http_version ?? '',
       cookies: [],
-      headers: responseHeaders,
+      headers: responseHeaders.headers,
       content: { size: responseBody?.size ?? 0, mimeType: responseBody?.mime_type ?? '' },
       redirectURL: '',
       headersSize: -1,
@@ -98,6 +111,12 @@ export function httpExchangeEntry(input: HttpExchangeRecord, seq: number): HttpE
   };
   if (requestBody?.text !== undefined) har.request.postData = { mimeType: requestBody.mime_type, text: requestBody.text };
   if (responseBody?.text !== undefined) har.response.content.text = responseBody.text;
+  const requestCuts = [
+    ...(method.truncated ? [`the method is cut at ${MAX_METHOD_CHARS} characters`] : []),
+    ...(requestHeaders.omitted > 0 ? [omittedHeaders(requestHeaders.omitted)] : []),
+  ];
+  if (requestCuts.length > 0) har.request.comment = `gatehouse: ${requestCuts.join('; ')}`;
+  if (responseHeaders.omitted > 0) har.response.comment = `gatehouse: ${omittedHeaders(responseHeaders.omitted)}`;
 
   const entry: HttpExchangeEntry = {
     seq,
@@ -109,9 +128,44 @@ export function httpExchangeEntry(input: HttpExchangeRecord, seq: number): HttpE
     error: error === null ? null : error.slice(0, MAX_ERROR_CHARS),
     har,
   };
+  if (method.truncated) entry.request_method_truncated = true;
+  if (requestHeaders.omitted > 0) entry.request_headers_truncated = true;
+  if (responseHeaders.omitted > 0) entry.response_headers_truncated = true;
   if (requestBody?.truncated) entry.request_body_truncated = true;
   if (responseBody?.truncated) entry.response_body_truncated = true;
   return entry;
+}
+
+const omittedHeaders = (n: number) => `${n} header line${n === 1 ? '' : 's'} after the first ${MAX_HEADERS} ${n === 1 ? 'is' : 'are'} not recorded`;
+
+/** Printable ASCII but the backslash: a method's character kept as it is. */
+const METHOD_CHAR = /^[!-[\]-~]$/;
+
+/**
+ * A method as recorded: as sent (a token such as `get` or `FOO_BAR` is kept
+ * as it is), each character outside printable ASCII, and the backslash,
+ * written as \u{…} so the text shows what was sent and cannot act on a
+ * terminal; cut at MAX_METHOD_CHARS, never inside an escape.
+ */
+export function recordedMethod(sent: string, max = MAX_METHOD_CHARS): { text: string; truncated: boolean } {
+  let text = '';
+  for (const c of sent) {
+    const piece = METHOD_CHAR.test(c) ? c : `\\u{${c.codePointAt(0)!.toString(16)}}`;
+    if (text.length + piece.length > max) return { text, truncated: true };
+    text += piece;
+  }
+  return { text, truncated: false };
+}
+
+/**
+ * Whether a recorded method is the one a decision's audit event names (the
+ * audit event has the method upper-cased, unescaped and uncut): the same
+ * text whatever its case, or its start when the recording cut it.
+ */
+export function sameMethod(recorded: string, truncated: boolean, decided: string): boolean {
+  const kept = recorded.toLowerCase();
+  const expected = recordedMethod(decided, Infinity).text.toLowerCase();
+  return truncated ? expected.startsWith(kept) : expected === kept;
 }
 
 function copyMasked(list: readonly MaskCount[]): MaskCount[] | null {
@@ -124,19 +178,28 @@ function copyMasked(list: readonly MaskCount[]): MaskCount[] | null {
   return out;
 }
 
-/** Copies name/value pairs, lower-casing names and leaving out credential headers. */
-function copyHeaders(list: readonly HarHeader[]): HarHeader[] | null {
-  if (!Array.isArray(list) || list.length > MAX_HEADERS) return null;
-  const out: HarHeader[] = [];
+/**
+ * Copies name/value pairs, lower-casing names and leaving out credential
+ * headers; the first MAX_HEADERS are kept, and how many more were left out
+ * is counted.
+ */
+function copyHeaders(list: readonly HarHeader[]): { headers: HarHeader[]; omitted: number } | null {
+  if (!Array.isArray(list)) return null;
+  const headers: HarHeader[] = [];
+  let omitted = 0;
   for (const h of list) {
     if (h === null || typeof h !== 'object' || typeof h.name !== 'string' || typeof h.value !== 'string') return null;
     const name = h.name.toLowerCase();
     if (!HTTP_TOKEN.test(name)) return null;
     // The ExternalProcessor also drops the header Check injected the target's credential in, whatever its name.
     if (isCredentialHeader(name, h.value)) continue;
-    out.push({ name, value: h.value.length > MAX_HEADER_CHARS ? h.value.slice(0, MAX_HEADER_CHARS) : h.value });
+    if (headers.length === MAX_HEADERS) {
+      omitted += 1;
+      continue;
+    }
+    headers.push({ name, value: h.value.length > MAX_HEADER_CHARS ? h.value.slice(0, MAX_HEADER_CHARS) : h.value });
   }
-  return out;
+  return { headers, omitted };
 }
 
 /** The body, its text cut to MAX_BODY_CHARS; null for none; undefined when malformed. */
@@ -188,6 +251,12 @@ export function renderHttpExchange(entry: HttpExchangeEntry, startedAt: number):
   const masked = entry.masked.filter((m) => m.count > 0);
   if (masked.length) detail += `; masked ${masked.map((m) => `${m.column}${m.detector ? `[${m.detector}]` : ''}×${m.count}`).join(', ')}`;
   if (entry.response_body_truncated) detail += '; body recorded in part';
+  const cut = [
+    ...(entry.request_method_truncated ? ['method'] : []),
+    ...(entry.request_headers_truncated ? ['request headers'] : []),
+    ...(entry.response_headers_truncated ? ['response headers'] : []),
+  ];
+  if (cut.length > 0) detail += `; ${cut.join(', ')} recorded in part`;
   if (entry.error) detail += `; ${entry.error}`;
   return `${offset} ALLOW  ${request.method} ${request.url} → ${status}  (${detail})`;
 }
@@ -197,6 +266,10 @@ function formatSize(bytes: number): string {
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
+
+const TRUNCATION_MARKS = [
+  'request_method_truncated', 'request_headers_truncated', 'response_headers_truncated', 'request_body_truncated', 'response_body_truncated',
+] as const;
 
 /** HAR's `creator`, for an exported log. */
 export const HAR_CREATOR = { name: 'Gatehouse', version: '0.1.0' } as const;
@@ -216,7 +289,6 @@ export function harLogEntry(entry: HttpExchangeEntry): HarEntry & { _gatehouse: 
     masked: entry.masked,
     error: entry.error,
   };
-  if (entry.request_body_truncated) gatehouse['request_body_truncated'] = true;
-  if (entry.response_body_truncated) gatehouse['response_body_truncated'] = true;
+  for (const mark of TRUNCATION_MARKS) if (entry[mark]) gatehouse[mark] = true;
   return { ...entry.har, _gatehouse: gatehouse };
 }

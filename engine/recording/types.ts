@@ -190,6 +190,8 @@ export interface HarEntry {
     postData?: { mimeType: string; text: string };
     headersSize: -1;
     bodySize: number;
+    /** What the recorder cut (a long method, header lines past MAX_HEADERS). */
+    comment?: string;
   };
   response: {
     status: number;
@@ -201,6 +203,7 @@ export interface HarEntry {
     redirectURL: string;
     headersSize: -1;
     bodySize: number;
+    comment?: string;
   };
   cache: Record<string, never>;
   timings: { send: number; wait: number; receive: number };
@@ -221,6 +224,11 @@ export interface HttpExchangeEntry {
   audit: AuditRef | null;
   masked: MaskCount[];
   error: string | null;
+  /** Set when the method was longer than the recorder keeps (MAX_METHOD_CHARS, after escaping). */
+  request_method_truncated?: true;
+  /** Set when there were more header lines than the recorder keeps (MAX_HEADERS); the HAR comment says how many. */
+  request_headers_truncated?: true;
+  response_headers_truncated?: true;
   /** Set when a body was longer than the recorder keeps (MAX_BODY_CHARS). */
   request_body_truncated?: true;
   response_body_truncated?: true;

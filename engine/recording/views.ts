@@ -4,6 +4,7 @@
  */
 import type { AuditRef, SessionEntryRecord, SessionSummary, Store } from '../store/store.js';
 import { formatById } from './formats.js';
+import { sameMethod } from './http-exchange.js';
 
 export interface SessionView {
   id: string;
@@ -128,7 +129,8 @@ function linkProblem(event: Record<string, unknown> | null, entry: Record<string
  * What the entry says ran, against what the decision's audit record says
  * was asked: the statement (the transcript may keep only its start), or the
  * HTTP method and path (the query may differ: Check can set or drop
- * parameters, and credential ones are redacted).
+ * parameters, and credential ones are redacted; the method is recorded as
+ * sent, escaped and maybe cut, the audit event has it upper-cased).
  */
 function requestMismatch(event: Record<string, unknown>, entry: Record<string, unknown>): string | null {
   const query = (event['query_info'] as { query_string?: unknown } | undefined)?.query_string;
@@ -140,7 +142,10 @@ function requestMismatch(event: Record<string, unknown>, entry: Record<string, u
   const http = event['http_request'] as { http_method?: unknown; url?: { path?: unknown } } | undefined;
   const har = (entry['har'] as { request?: { method?: unknown; url?: unknown } } | undefined)?.request;
   if (http && har) {
-    if (har.method !== http.http_method) return `the transcript's request is ${String(har.method)}, the audit record's ${String(http.http_method)}`;
+    const methodsMatch = typeof har.method === 'string' && typeof http.http_method === 'string'
+      ? sameMethod(har.method, entry['request_method_truncated'] === true, http.http_method)
+      : har.method === http.http_method;
+    if (!methodsMatch) return `the transcript's request is ${String(har.method)}, the audit record's ${String(http.http_method)}`;
     const recordedPath = typeof har.url === 'string' ? pathOf(har.url) : null;
     const decidedPath = typeof http.url?.path === 'string' ? http.url.path.split('?')[0] : null;
     if (recordedPath !== decidedPath) return `the transcript's request is for ${String(recordedPath)}, the audit record's for ${String(decidedPath)}`;

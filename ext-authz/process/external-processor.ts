@@ -25,8 +25,9 @@
  * still screened for the credential.
  *
  * Fail closed: no metadata (the request did not pass Check) is a 403;
- * malformed metadata, rules that cannot be enforced or an internal error is
- * a 500; a body that cannot be masked, or that finds the body threads busy
+ * malformed metadata, rules that cannot be enforced, a message before the
+ * request headers or those headers twice (they say which credential must not
+ * come back), or an internal error is a 500; a body that cannot be masked, or that finds the body threads busy
  * with as many waiting as may wait, is a 502. Each is an ImmediateResponse
  * in the upstream's place, so an unmasked body never leaves. Logs carry ids
  * and reasons, never a header value or a body.
@@ -115,6 +116,9 @@ interface ProcessingRequest {
   metadata_context?: { filter_metadata?: Record<string, unknown> };
 }
 
+/** The phases a ProcessingRequest has; another is refused as unknown. */
+const KNOWN_PHASES: ReadonlySet<string> = new Set(['request_headers', 'response_headers', 'request_body', 'response_body', 'request_trailers', 'response_trailers']);
+
 /** Headers a rewritten body makes wrong: its encoding is now identity, and digests of the old bytes. */
 const STALE_AFTER_REWRITE = ['content-encoding', 'content-md5', 'digest', 'content-digest', 'repr-digest'];
 
@@ -149,12 +153,20 @@ class Exchange {
   private masks: FieldMasks | null = null;
   /** What the plan masked in the response's body. */
   private bodyMasked: MaskCount[] = [];
-  /** The `$` rules alone, for recording a request body (the agent's own input is never rewritten). */
+  /** The `$` rules alone, for recording a request's body, query and header values (the agent's own input is never rewritten). */
   private requestRules: FieldMaskRule[] = [];
+  /**
+   * The same rules compiled, when the exchange is recorded: their detector
+   * rules scan the request's query and header values for the recording as
+   * the body is scanned (recordedBody). Apart from the response's plan, so
+   * what they find is not counted as masked in the response.
+   */
+  private requestMasks: FieldMasks | null = null;
   private log: Logger;
 
   private startedAt = 0;
   private responseAt: number | null = null;
+  private sawRequestHeaders = false;
   private requestHeaders: HeaderList = [];
   /** What of the injected credential must not come back in the response. */
   private secrets: string[] = [];
@@ -218,6 +230,13 @@ class Exchange {
     if (this.finished || this.gone.signal.aborted) return;
     if (!this.metadata && !this.establish(message)) return;
     const phase = message.request as Phase | undefined;
+    // Envoy (request_header_mode SEND) sends the request's headers first, and once: they say what must not come back
+    // (the injected credential). A response read without them, or after a second set, would be screened for nothing.
+    if (phase === 'request_headers' ? this.sawRequestHeaders : !this.sawRequestHeaders && phase !== undefined && KNOWN_PHASES.has(phase)) {
+      this.log.error({ phase }, 'ext_proc message out of order');
+      const what = phase === 'request_headers' ? 'request headers came twice' : `${phase} came before the request headers`;
+      return this.refuse(500, 'the gateway received ext_proc messages out of order', `ext_proc messages out of order: ${what}`);
+    }
     switch (phase) {
       case 'request_headers':
         return this.onRequestHeaders(message.request_headers!);
@@ -253,6 +272,7 @@ class Exchange {
       const options = { hashKey: this.settings.hashKey };
       this.masks = compileFieldMasks(metadata.mask, options);
       this.requestRules = metadata.mask.filter((rule) => rule.field === WHOLE_DOCUMENT);
+      if (metadata.record && this.requestRules.length > 0) this.requestMasks = compileFieldMasks(this.requestRules, options);
     } catch (err) {
       if (!(err instanceof MaskRuleError)) throw err;
       this.log.error({ problem: err.message }, 'ext_proc refused an exchange: its mask rules cannot be enforced');
@@ -263,6 +283,7 @@ class Exchange {
   }
 
   private onRequestHeaders(message: NonNullable<ProcessingRequest['request_headers']>): void {
+    this.sawRequestHeaders = true;
     this.requestHeaders = readHeaderMap(message.headers as never);
     const repeated = this.metadata!.approval_id ? repeatedHeader(this.requestHeaders) : null;
     if (repeated !== null) {
@@ -365,10 +386,10 @@ class Exchange {
    * (`X-User-Email`, a Location with an email in its query). Headers that
    * describe the body's framing or caching are not scanned. Returns the
    * headers as they go on (a value masked to null drops its line) and the
-   * names with a line changed.
+   * names with a line changed. The request's header values are scanned
+   * for its recording with the request's masks (requestMasks).
    */
-  private scannedHeaders(received: HeaderList): { headers: HeaderList; rewritten: string[] } {
-    const masks = this.masks;
+  private scannedHeaders(received: HeaderList, masks: FieldMasks | null = this.masks): { headers: HeaderList; rewritten: string[] } {
     if (!masks?.scansText) return { headers: received, rewritten: [] };
     const rewritten = new Set<string>();
     const headers: HeaderList = [];
@@ -480,6 +501,8 @@ class Exchange {
   }
 
   private record(metadata: ExchangeMetadata, endedAt: number, masked: MaskCount[], error: string | null): void {
+    const requestMasks = this.requestMasks;
+    const scan = requestMasks?.scansText ? (text: string) => requestMasks.scanText(text).value : undefined;
     const entry: HttpExchangeRecord = {
       started_at: this.startedAt,
       duration_ms: Math.max(0, endedAt - this.startedAt),
@@ -488,9 +511,9 @@ class Exchange {
       audit: metadata.audit,
       request: {
         method: header(this.requestHeaders, ':method') || 'GET',
-        url: recordedUrl(this.requestHeaders),
+        url: recordedUrl(this.requestHeaders, scan),
         http_version: '',
-        headers: recordableHeaders(this.requestHeaders, metadata.credential_header),
+        headers: this.scannedHeaders(recordableHeaders(this.requestHeaders, metadata.credential_header), requestMasks).headers,
         body: this.requestBody,
       },
       response: this.response && this.response.status >= 100

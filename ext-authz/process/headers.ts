@@ -8,7 +8,7 @@
  * either, and written to `raw_value` only.
  */
 import { isCredentialHeader, URL_HEADERS } from '../../engine/masking/credential-headers.js';
-import { withoutUrlCredentials } from '../../engine/masking/url-credentials.js';
+import { authorityWithoutCredentials, withoutUrlCredentials } from '../../engine/masking/url-credentials.js';
 import type { HarHeader } from '../../engine/recording/types.js';
 
 /** Header names lower-cased, in the order Envoy sent them, repeated names kept. */
@@ -65,12 +65,12 @@ export function mutatedHeaders(list: HeaderList, set: Record<string, string>, re
 
 /**
  * Headers fit for a recording: no HTTP/2 pseudo-headers (the URL and status
- * say it), no credentials, and not the header Check injected the target's
- * credential in (`extraSecret`, whatever its name).
+ * say it), no credentials, not the header Check injected the target's
+ * credential in (`extraSecret`, whatever its name), and no userinfo in a Host.
  */
 export function recordableHeaders(list: HeaderList, extraSecret?: string): HeaderList {
   const secret = extraSecret?.toLowerCase();
   return list
     .filter((h) => !h.name.startsWith(':') && !isCredentialHeader(h.name, h.value) && h.name !== secret)
-    .map((h) => (URL_HEADERS.has(h.name) ? { ...h, value: withoutUrlCredentials(h.value) } : h));
+    .map((h) => (URL_HEADERS.has(h.name) ? { ...h, value: withoutUrlCredentials(h.value) } : h.name === 'host' ? { ...h, value: authorityWithoutCredentials(h.value) } : h));
 }

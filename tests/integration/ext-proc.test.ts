@@ -205,6 +205,16 @@ async function recordedEntries(sessionId: string, what: string) {
   }, what);
 }
 
+/** A session once the recorder has written it closed: its header (with dropped_entries) and its entries, whichever were kept. */
+async function endedSession(sessionId: string, what: string) {
+  expect(await gateway.recorder.flush()).toBe(true);
+  const session = await waitFor(async () => {
+    const found = await gateway.store.getSession(sessionId);
+    return found?.ended_at != null && found;
+  }, what);
+  return { session, entries: await gateway.store.sessionEntries(sessionId) };
+}
+
 async function maskedBody(meta: ExchangeMetadata, body: Buffer | string, headers: Record<string, string>) {
   const replies = await exchange([requestHeaders(meta), responseHeaders(meta, headers), responseBody(meta, body)]);
   expect(replies.map((r) => r.response)).toEqual(['request_headers', 'response_headers', 'response_body']);
@@ -760,6 +770,32 @@ describe('ExternalProcessor: failing closed', () => {
     expect(immediate(badField[0]).status).toBe('InternalServerError');
   });
 
+  it('refuses a response on a stream that never had the request headers, and request headers sent twice: what must not come back is not known', async () => {
+    const echo = `{"k":"${CREDENTIAL}"}`;
+    const refused = { status: 'InternalServerError', body: { error: 'gatehouse: the gateway received ext_proc messages out of order', decision_id: expect.any(String) } };
+    for (const first of ['response_headers', 'response_body', 'response_trailers'] as const) {
+      const meta = metadata({ mask: [], record: true });
+      const message = first === 'response_headers' ? responseHeaders(meta, { 'content-type': 'application/json', 'x-echo': CREDENTIAL })
+        : first === 'response_body' ? responseBody(meta, echo) : responseTrailers(meta, { 'x-echo': CREDENTIAL });
+      const replies = await exchange([message, responseBody(meta, echo)]);
+      expect(replies, first).toHaveLength(1);
+      expect(immediate(replies[0]), first).toEqual(refused);
+      const [stored] = await recordedEntries(meta.session_id, 'the refused exchange to be recorded');
+      expect(JSON.parse(stored!.entry).error, first).toBe(`the gateway answered 500: ext_proc messages out of order: ${first} came before the request headers`);
+      expect(stored!.entry).not.toContain(CREDENTIAL);
+    }
+    // A second set without the credential would have emptied what the response is screened for.
+    const meta = metadata({ mask: [] });
+    const twice = await exchange([
+      requestHeaders(meta),
+      { request_headers: { headers: headerMap({ ':method': 'GET', ':path': '/', ':authority': 'crm.internal' }), end_of_stream: true }, metadata_context: context(meta) },
+      responseHeaders(meta, { 'content-type': 'application/json' }),
+      responseBody(meta, echo),
+    ]);
+    expect(twice).toHaveLength(2);
+    expect(immediate(twice[1])).toEqual(refused);
+  });
+
   it('refuses a response body that arrives in chunks when it must be masked', async () => {
     const meta = metadata();
     const replies = await exchange([requestHeaders(meta), responseHeaders(meta, { 'content-type': 'application/json' }), responseBody(meta, '{"customers":', false)]);
@@ -990,6 +1026,74 @@ describe('ExternalProcessor: evidence', () => {
     expect(log.entries).toHaveLength(1);
     expect(log.entries[0]).toMatchObject({ request: { method: 'GET' }, response: { status: 200 }, _gatehouse: { decision_id: meta.decision_id } });
     expect(har.stdout).not.toMatch(RAW_VALUES);
+  });
+
+  it('records an exchange whatever method the agent sent (as sent, cut past 32 characters), linked to its decision\'s audit event', async () => {
+    const sre = await mintDevToken(config.identity.dev_issuer, { sub: 'agent:sre-bot', groups: ['sre-agents'], ttlSeconds: 300, agent: true });
+    for (const method of ['get', 'FOO_BAR', 'A'.repeat(40)]) {
+      const sessionId = randomUUID();
+      const http = { method, path: '/api/customers', host: 'crm.internal', scheme: 'https', headers: { ':method': method, ':path': '/api/customers', ':authority': 'crm.internal' }, body: '' };
+      const check = { token: sre, target: 'crm-api', action: { attributes: { request: { http } }, parsed_path: ['api', 'customers'], parsed_query: {}, parsed_body: null }, sessionId, sourceIp: '10.0.4.17' };
+      // Any method but GET, HEAD and OPTIONS is a write, and a write to crm-api (env: prod) needs an SRE lead's approval.
+      const pending = await gateway.authorizer.authorize(check);
+      await gateway.approvals.vote(pending.approval!.id, { sub: 'lead', iss: 'urn:test', groups: ['sre-leads'], agent: false, act: null, claims: {} }, 'approve', null);
+      const result = await gateway.authorizer.authorize(check);
+      expect(result.decision.action, `${method}: ${result.decision.reasons.join('; ')}`).toBe('allow');
+      const m = metadata({ decision_id: result.decision_id, session_id: sessionId, audit: { stream: result.audit!.stream, seq: result.audit!.seq }, mask: [], record: true, approval_id: result.approval!.id });
+      const replies = await exchange([requestHeaders(m, { ':method': method, ':path': '/api/customers' }), responseHeaders(m, { 'content-type': 'text/plain' }), responseBody(m, 'ok')]);
+      expect(replies.map((r) => r.response), method).toEqual(['request_headers', 'response_headers', 'response_body']);
+      const { session, entries } = await endedSession(sessionId, 'the session to be recorded');
+      expect(session.dropped_entries, method).toBe(0);
+      expect(entries, method).toHaveLength(1);
+      const e = JSON.parse(entries[0]!.entry) as HttpExchangeEntry;
+      expect(e.har.request.method, method).toBe(method.slice(0, 32));
+      expect(e.request_method_truncated, method).toBe(method.length > 32 ? true : undefined);
+      const replay = runCli(['sessions', 'replay', sessionId, '-c', configFile]);
+      expect(replay.stdout, method).not.toContain('AUDIT LINK BROKEN');
+      expect(replay.code, replay.stderr).toBe(0);
+    }
+  });
+
+  it('records an exchange with more header lines than it keeps: the first 200, marked as cut', async () => {
+    const lines = (prefix: string) => Object.fromEntries(Array.from({ length: 201 }, (_, i) => [`${prefix}-${i}`, 'v']));
+    for (const side of ['request', 'response'] as const) {
+      const m = metadata({ mask: [], record: true });
+      await exchange([
+        requestHeaders(m, side === 'request' ? lines('x-h') : {}),
+        responseHeaders(m, { 'content-type': 'text/plain', ...(side === 'response' ? lines('x-r') : {}) }),
+        responseBody(m, 'ok'),
+      ]);
+      const { session, entries } = await endedSession(m.session_id, 'the session to be recorded');
+      expect(session.dropped_entries, side).toBe(0);
+      expect(entries, side).toHaveLength(1);
+      const e = JSON.parse(entries[0]!.entry) as HttpExchangeEntry;
+      expect(e.har[side].headers, side).toHaveLength(200);
+      expect(e[`${side}_headers_truncated`], side).toBe(true);
+      expect(e.har[side].comment, side).toMatch(/header lines? after the first 200 (is|are) not recorded/);
+      expect(entries[0]!.entry, side).not.toContain(CREDENTIAL);
+    }
+  });
+
+  it('masks query and request header values in the recording under a "$" detector rule, as it masks the request body', async () => {
+    const m = metadata({ mask: [{ field: '$', detectors: ['email', 'payment_card'], strategy: 'redact' }], record: true });
+    await exchange([
+      requestHeaders(m, {
+        ':path': '/api/customers?email=jane.doe@example.com&card=4111111111111111&who=bob%40example.net&limit=2',
+        'x-user-email': 'jane.doe@example.com', 'x-card': '4111 1111 1111 1111', 'content-type': 'application/json',
+      }, false),
+      { request_body: { body: Buffer.from('{"search":"jd@example.org"}'), end_of_stream: true }, metadata_context: context(m) },
+      responseHeaders(m, { 'content-type': 'text/plain' }),
+      responseBody(m, 'ok'),
+    ]);
+    const [stored] = await recordedEntries(m.session_id, 'the exchange to be recorded');
+    expect(stored!.entry).not.toMatch(RAW_VALUES);
+    const e = JSON.parse(stored!.entry) as HttpExchangeEntry;
+    expect(e.har.request.url).toBe('https://crm.internal/api/customers?email=[REDACTED:email]&card=[REDACTED:payment_card]&who=[REDACTED:email]&limit=2');
+    expect(e.har.request.queryString).toContainEqual({ name: 'email', value: '[REDACTED:email]' });
+    expect(e.har.request.headers).toEqual(expect.arrayContaining([{ name: 'x-user-email', value: '[REDACTED:email]' }, { name: 'x-card', value: '[REDACTED:payment_card]' }]));
+    expect(e.har.request.postData?.text).toBe('{"search":"[REDACTED:email]"}');
+    // What the agent sent is masked for the recording only: not counted as masked in the response.
+    expect(e.masked).toEqual([]);
   });
 
   it('records nothing when the target does not record', async () => {

@@ -17,7 +17,7 @@ import { loadConfig } from '../../engine/config/load.js';
 import type { GatehouseConfig } from '../../engine/config/schema.js';
 import { startGateway, type Gateway } from '../../engine/gateway.js';
 import { mintDevToken } from '../../engine/identity/dev-issuer.js';
-import type { PostgresStatementRecord } from '../../engine/recording/types.js';
+import type { HttpExchangeRecord, PostgresStatementRecord } from '../../engine/recording/types.js';
 import { exampleAction } from '../helpers/actions.js';
 import { runCli } from '../helpers/cli.js';
 import { makeBundle } from '../helpers/gateway-bundle.js';
@@ -285,6 +285,31 @@ describe('gatehouse sessions', () => {
     const res = runCli(['sessions', 'replay', sessionId, '-c', configFile]);
     expect(res.code).toBe(1);
     expect(res.stdout).toMatch(/AUDIT LINK BROKEN: the transcript's statement is not the one the audit record decided/);
+  });
+
+  it('says so and exits 1 when entries were lost while recording, in every output (--har has no place to say it)', async () => {
+    const sessionId = randomUUID();
+    const recording = gateway.recorder.open({
+      session_id: sessionId, target: 'orders-db', target_kind: 'http', protocol: 'http', started_at: Date.now(), source_ip: null,
+      identity: { sub: 'agent-z', iss: config.identity.dev_issuer!.issuer, groups: ['analysts'], act: null },
+    });
+    const exchange = (decisionId: string): HttpExchangeRecord => ({
+      started_at: Date.now(), duration_ms: 1, wait_ms: 1, decision_id: decisionId, audit: null, masked: [], error: null,
+      request: { method: 'GET', url: 'https://crm.internal/', http_version: '', headers: [], body: null },
+      response: { status: 200, http_version: '', headers: [], body: null },
+    });
+    recording.append(exchange('d-1'));
+    // A proxy bug: a malformed entry is dropped and counted, and seq 2 is a gap.
+    recording.append({ ...exchange('d-2'), request: null } as unknown as HttpExchangeRecord);
+    recording.append(exchange('d-3'));
+    recording.close({ ended_at: Date.now(), reason: 'client closed' });
+    expect(await gateway.recorder.flush()).toBe(true);
+    for (const output of [[], ['--json'], ['--har']]) {
+      const res = runCli(['sessions', 'replay', sessionId, '-c', configFile, ...output]);
+      expect(res.code, output.join(' ')).toBe(1);
+      expect(res.stderr, output.join(' ')).toBe(`gatehouse: 1 entry was lost while recording session ${sessionId}; the transcript is incomplete\n`);
+    }
+    expect(runCli(['sessions', 'replay', sessionId, '-c', configFile]).stdout).toContain('entry 2 missing (lost while recording)');
   });
 
   it('has --help', () => {

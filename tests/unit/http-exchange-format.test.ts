@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatById, FORMATS } from '../../engine/recording/formats.js';
-import { harLogEntry, HTTP_EXCHANGE, httpExchange, MAX_BODY_CHARS, renderHttpExchange } from '../../engine/recording/http-exchange.js';
+import { harLogEntry, HTTP_EXCHANGE, httpExchange, MAX_BODY_CHARS, MAX_HEADERS, MAX_METHOD_CHARS, renderHttpExchange, sameMethod } from '../../engine/recording/http-exchange.js';
 import type { HttpExchangeEntry, HttpExchangeRecord } from '../../engine/recording/types.js';
 
 const T0 = Date.UTC(2025, 5, 1, 12, 0, 0);
@@ -120,7 +120,8 @@ describe('http exchange format', () => {
     ['no decision id', { decision_id: '' }, /decision_id/],
     ['a bad audit ref', { audit: { stream: 'gw', seq: 0 } }, /audit/],
     ['a negative duration', { duration_ms: -1 }, /duration_ms/],
-    ['a bad method', { request: { ...record().request, method: 'get me' } }, /method/],
+    ['no method', { request: { ...record().request, method: '' } }, /method/],
+    ['a method that is not a string', { request: { ...record().request, method: 7 } }, /method/],
     ['a bad header', { request: { ...record().request, headers: [{ name: 'a b', value: 'x' }] } }, /headers/],
     ['a bad status', { response: { ...record().response!, status: 42 } }, /response/],
     ['a bad body', { response: { ...record().response!, body: { mime_type: 'x', size: -1 } } }, /body/],
@@ -128,6 +129,62 @@ describe('http exchange format', () => {
   ])('refuses %s', (_what, overrides, problem) => {
     const out = httpExchange.entry(record(overrides as Partial<HttpExchangeRecord>), 1, T0);
     expect('invalid' in out && out.invalid).toMatch(problem);
+  });
+
+  it('records any method the agent sent, as sent but escaped and cut, and says when it was cut', () => {
+    const method = (sent: string) => entry(record({ request: { ...record().request, method: sent } }));
+    for (const sent of ['get', 'FOO_BAR', 'M-SEARCH', 'A'.repeat(MAX_METHOD_CHARS)]) {
+      const e = method(sent);
+      expect(e.har.request.method, sent).toBe(sent);
+      expect(e.request_method_truncated, sent).toBeUndefined();
+      expect(e.har.request.comment, sent).toBeUndefined();
+    }
+    const long = method('A'.repeat(40));
+    expect(long.har.request.method).toBe('A'.repeat(MAX_METHOD_CHARS));
+    expect(long.request_method_truncated).toBe(true);
+    expect(long.har.request.comment).toBe(`gatehouse: the method is cut at ${MAX_METHOD_CHARS} characters`);
+    expect(harLogEntry(long)._gatehouse).toMatchObject({ request_method_truncated: true });
+    expect(renderHttpExchange(long, T0)).toContain('; method recorded in part');
+    // What would act on a terminal, or hide, is written as an escape (never cut in half); so is a backslash, so the escape is unambiguous.
+    expect(method('G\x1b[2K\r\\ x').har.request.method).toBe('G\\u{1b}[2K\\u{d}\\u{5c}\\u{20}x');
+    expect(method('GET\u202e').har.request.method).toBe('GET\\u{202e}');
+    const escapes = method('\x1b'.repeat(10));
+    expect(escapes.har.request.method).toBe('\\u{1b}'.repeat(5));
+    expect(escapes.request_method_truncated).toBe(true);
+    // A huge method is cut, not read whole into the entry.
+    expect(method('X'.repeat(1_000_000)).har.request.method).toHaveLength(MAX_METHOD_CHARS);
+  });
+
+  it('matches a recorded method to the audit event\'s (upper-cased, unescaped, uncut)', () => {
+    expect(sameMethod('get', false, 'GET')).toBe(true);
+    expect(sameMethod('FOO_BAR', false, 'FOO_BAR')).toBe(true);
+    expect(sameMethod('A'.repeat(MAX_METHOD_CHARS), true, 'A'.repeat(40))).toBe(true);
+    expect(sameMethod('GET\\u{1b}', false, 'GET\x1b')).toBe(true);
+    expect(sameMethod('GET', false, 'POST')).toBe(false);
+    expect(sameMethod('GE', false, 'GET')).toBe(false);
+    expect(sameMethod('A'.repeat(MAX_METHOD_CHARS), true, 'B'.repeat(40))).toBe(false);
+  });
+
+  it('keeps the first MAX_HEADERS header lines of a request or response and says how many more there were', () => {
+    const lines = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => ({ name: `${prefix}-${i}`, value: 'v' }));
+    const e = entry(record({
+      // Credential headers are left out before the count: they are never recorded.
+      request: { ...record().request, headers: [{ name: 'authorization', value: 'Bearer upstream-secret' }, ...lines(MAX_HEADERS + 1, 'x-req')] },
+      response: { ...record().response!, headers: lines(MAX_HEADERS + 3, 'x-res') },
+    }));
+    expect(e.har.request.headers).toHaveLength(MAX_HEADERS);
+    expect(e.har.request.headers.at(-1)).toEqual({ name: `x-req-${MAX_HEADERS - 1}`, value: 'v' });
+    expect(e.har.response.headers).toHaveLength(MAX_HEADERS);
+    expect(e).toMatchObject({ request_headers_truncated: true, response_headers_truncated: true });
+    expect(e.har.request.comment).toBe(`gatehouse: 1 header line after the first ${MAX_HEADERS} is not recorded`);
+    expect(e.har.response.comment).toBe(`gatehouse: 3 header lines after the first ${MAX_HEADERS} are not recorded`);
+    expect(JSON.stringify(e)).not.toContain('upstream-secret');
+    expect(harLogEntry(e)._gatehouse).toMatchObject({ request_headers_truncated: true, response_headers_truncated: true });
+    expect(renderHttpExchange(e, T0)).toContain('; request headers, response headers recorded in part');
+    const exact = entry(record({ request: { ...record().request, headers: lines(MAX_HEADERS, 'x-req') } }));
+    expect(exact.har.request.headers).toHaveLength(MAX_HEADERS);
+    expect(exact.request_headers_truncated).toBeUndefined();
+    expect(exact.har.request.comment).toBeUndefined();
   });
 
   it('renders one line per exchange', () => {
