@@ -12,6 +12,7 @@ import type { Authorizer } from '../../engine/authorize/authorizer.js';
 import type { PostgresListenerConfig, PostgresTargetConfig, TargetConfig } from '../../engine/config/schema.js';
 import { CancelKeys } from './cancel-keys.js';
 import { IdentitySessions } from './identity-sessions.js';
+import { SqlAnalysisThreads } from './sql/analysis-threads.js';
 import { LoginSlots } from './login-slots.js';
 import { errorResponse } from './protocol/backend-writer.js';
 import { loadSqlParser } from './sql/analyse.js';
@@ -68,6 +69,7 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
     portalLimits: { maxNamed: listener.max_portals, maxBytes: listener.max_prepared_statement_bytes },
     maxSqlNames: listener.max_sql_names,
     identitySessions: new IdentitySessions(listener.max_sessions_per_identity),
+    analysisThreads: new SqlAnalysisThreads((err) => logger.error({ err }, 'an SQL analysis thread failed')),
     connectTimeoutMs: listener.connect_timeout_ms,
     loginTimeoutMs: listener.login_timeout_ms,
     hashKey: options.hashKey ?? randomBytes(32),
@@ -122,6 +124,7 @@ export async function startPostgresProxy(options: PostgresProxyOptions): Promise
       for (const socket of sessions) socket.destroy();
       await closed;
       await Promise.all([...shared.values()].map(({ catalogs }) => catalogs.end()));
+      await deps.analysisThreads.close();
     },
   };
 }

@@ -15,7 +15,8 @@ import type { AuthorizeResult, Authorizer } from '../../../engine/authorize/auth
 import type { Identity } from '../../../engine/identity/identity.js';
 import type { Decision } from '../../../engine/policy/decision.js';
 import type { BoundValue } from './bound-values.js';
-import { analyseSqlSyncWithShape, SqlAnalysisError, type StatementFacts } from '../sql/analyse.js';
+import { analyseSqlSyncWithShape, SqlAnalysisError, type ShapedAnalysis, type StatementFacts } from '../sql/analyse.js';
+import { INLINE_CHARS, type SqlAnalysisThreads } from '../sql/analysis-threads.js';
 import { literalShape } from '../sql/literal-shape.js';
 import type { LiteralSettings } from '../session/literal-settings.js';
 
@@ -28,6 +29,8 @@ export interface SessionContext {
   sourceIp: string | null;
   /** As the server last reported them: part of every action, and so of what an approval binds. */
   settings: LiteralSettings;
+  /** Where text longer than INLINE_CHARS is analysed (absent: on the calling thread, as tests may). */
+  analysisThreads?: SqlAnalysisThreads;
 }
 
 export type Protocol = 'simple' | 'extended';
@@ -95,7 +98,9 @@ export class StatementDecider {
    * `facts` stands in for parsing when the request is not SQL (a FunctionCall).
    */
   async decide(sql: string, protocol: Protocol, options: DecideOptions = {}): Promise<StatementDecision> {
-    const analysed = options.facts ? { facts: options.facts, key: undefined } : this.analyse(sql);
+    const pending = options.facts ? { facts: options.facts, key: undefined } : this.analyse(sql);
+    // Only long text is analysed on a thread: the common case costs no promise.
+    const analysed = pending instanceof Promise ? await pending : pending;
     const { session } = this;
     if (analysed instanceof SqlAnalysisError) {
       // Still a decision with an audit event; policy is not asked about text it could not read.
@@ -137,7 +142,7 @@ export class StatementDecider {
     return { postgres: parameters ? { database, role, protocol, text, statements, settings, parameters } : { database, role, protocol, text, statements, settings } };
   }
 
-  private analyse(sql: string): Analysed {
+  private analyse(sql: string): Analysed | Promise<Analysed> {
     const known = this.memo.get(sql);
     if (known) return known;
     const shape = literalShape(sql);
@@ -147,20 +152,32 @@ export class StatementDecider {
       const sameShape = this.memo.get(shapeKey);
       if (sameShape) return sameShape;
     }
-    let analysed: Analysed;
-    let shapeIndependent = false;
+    const threads = this.session.analysisThreads;
+    if (threads && sql.length > INLINE_CHARS) {
+      // The thread turns every failure into a SqlAnalysisError: what is not analysed is denied.
+      return threads.analyse(sql).then((result) => this.keep(sql, shapeKey, result), (error: SqlAnalysisError) => this.keep(sql, shapeKey, error));
+    }
+    let result: ShapedAnalysis | SqlAnalysisError;
     try {
-      const result = analyseSqlSyncWithShape(sql);
-      const { database, role } = this.session;
-      analysed = { facts: result.facts, key: `${database}\0${role}\0${this.groupsKey}\0${JSON.stringify(result.facts)}` };
-      shapeIndependent = result.shapeIndependent;
+      result = analyseSqlSyncWithShape(sql);
     } catch (error) {
       if (!(error instanceof SqlAnalysisError)) throw error;
-      // Never shared by shape: whether a text parses, and where it fails, is its own.
-      analysed = error;
+      result = error;
     }
+    return this.keep(sql, shapeKey, result);
+  }
+
+  /** Memoises an analysis (its facts, or why there are none) under its text, and its shape when the facts hold for it. */
+  private keep(sql: string, shapeKey: string | undefined, result: ShapedAnalysis | SqlAnalysisError): Analysed {
+    if (result instanceof SqlAnalysisError) {
+      // Never shared by shape: whether a text parses, and where it fails, is its own.
+      this.remember(sql, result);
+      return result;
+    }
+    const { database, role } = this.session;
+    const analysed = { facts: result.facts, key: `${database}\0${role}\0${this.groupsKey}\0${JSON.stringify(result.facts)}` };
     this.remember(sql, analysed);
-    if (shapeKey !== undefined && shapeIndependent) this.remember(shapeKey, analysed);
+    if (shapeKey !== undefined && result.shapeIndependent) this.remember(shapeKey, analysed);
     return analysed;
   }
 

@@ -28,6 +28,7 @@ import { defaultSchema } from '../sql/facts.js';
 import type { ColumnHistory } from '../masking/column-history.js';
 import type { CatalogPool } from '../upstream/catalog.js';
 import type { IdentitySessions } from '../identity-sessions.js';
+import type { SqlAnalysisThreads } from '../sql/analysis-threads.js';
 import { openUpstream, UpstreamError, type UpstreamSession } from '../upstream/upstream-connection.js';
 import type { CountedMapLimits } from './counted-map.js';
 import { Inbox } from './inbox.js';
@@ -41,6 +42,8 @@ export interface SessionDeps {
   authorizer: Authorizer;
   cancelKeys: CancelKeys;
   identitySessions: IdentitySessions;
+  /** Where long SQL is analysed (StatementDecider). */
+  analysisThreads: SqlAnalysisThreads;
   /** What a target's sessions share: the catalog lookups' connections, and where its masked columns have been found. */
   shared(target: PostgresTargetConfig): { catalogs: CatalogPool; columnHistory(databaseId: string): ColumnHistory };
   tls: { context: SecureContext; required: boolean } | null;
@@ -312,7 +315,7 @@ export class ClientSession {
     this.relay = new Relay(this.client, upstream.socket, {
       decider: new StatementDecider(this.deps.authorizer, {
         target: info.target.name, database: info.target.upstream.database, role,
-        identity: info.identity, sessionId: info.sessionId, sourceIp: info.sourceIp, settings,
+        identity: info.identity, sessionId: info.sessionId, sourceIp: info.sourceIp, settings, analysisThreads: this.deps.analysisThreads,
       }),
       settings,
       maxServerMessageBytes: this.deps.maxServerMessageBytes,

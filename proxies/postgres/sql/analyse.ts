@@ -57,6 +57,14 @@ export function analyseSqlSync(text: string): StatementFacts[] {
  */
 const SHAPE_INDEPENDENT_TYPES = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt']);
 
+/**
+ * Statements, tables and function calls one message may hold: each is
+ * policy input, and the policy reads them all on the main thread (800 KB
+ * of calls to distinct functions took it 150–250 ms). Real SQL, generated
+ * SQL included, holds far fewer.
+ */
+export const MAX_NAMES = 10_000;
+
 export interface ShapedAnalysis {
   facts: StatementFacts[];
   /** The facts hold for every text of the same literal-shape.ts shape: no statement's facts read a constant. */
@@ -84,6 +92,10 @@ export function analyseSqlSyncWithShape(text: string): ShapedAnalysis {
       if (!SHAPE_INDEPENDENT_TYPES.has(type)) shapeIndependent = false;
       return analyseStatement(type, body);
     });
+    const names = facts.reduce((sum, statement) => sum + 1 + statement.tables.length + statement.functions.length, 0);
+    if (names > MAX_NAMES) {
+      throw new SqlAnalysisError(`it holds ${names} statements, tables and function calls, over the ${MAX_NAMES} the gateway decides in one message; send it in parts`);
+    }
     return { facts, shapeIndependent };
   } catch (error) {
     if (error instanceof SqlAnalysisError) throw error;
