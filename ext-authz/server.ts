@@ -51,7 +51,7 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
     statusUrl: options.statusUrl,
     hashKey,
   }));
-  const bodies = new BodyThreads({ hashKey, threads: options.listener.body_threads });
+  const bodies = new BodyThreads({ hashKey, threads: options.listener.body_threads, onThreadError: (err) => logger.error({ err }, 'an ext_proc body thread failed') });
   server.addService(envoyServices().externalProcessor, { ...createExternalProcessor({
     recorder: options.recorder,
     authorizer: options.authorizer,

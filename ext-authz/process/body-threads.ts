@@ -41,6 +41,8 @@ export interface BodyThreadsOptions {
   maxHeapMb?: number;
   /** Bodies that may wait while every thread reads (default QUEUE_PER_THREAD per thread); more are refused. */
   maxQueue?: number;
+  /** A thread failed outside any body it was given (default: ignored; its reads are refused as it fails, and a new thread starts). */
+  onThreadError?: (err: Error) => void;
 }
 
 /**
@@ -102,6 +104,8 @@ export class BodyThreads {
       resourceLimits: { maxOldGenerationSizeMb: this.maxHeapMb },
       ...(execArgv ? { execArgv } : {}),
     });
+    // Unheard, Piscina's 'error' event would end the process, and every exchange with it.
+    this.pool.on('error', options.onThreadError ?? (() => undefined));
   }
 
   /** The threads' ids: a thread stopped with its read (its signal aborted) is replaced by a new one. */
