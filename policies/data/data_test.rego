@@ -134,3 +134,20 @@ test_state_changing_functions_are_bare_lowercase_names_a_reader_may_not_call if 
 		name in data.access.postgres.readonly_denied_functions
 	}
 }
+
+test_readonly_denied_views_are_bare_lowercase_names if {
+	views := data.access.postgres.readonly_denied_views
+	count(views) > 0
+	every name in views {
+		is_string(name)
+		name == lower(name)
+		not contains(name, ".")
+	}
+}
+
+test_postgres_name_lists_hold_no_duplicates if {
+	every list in ["readonly_denied_functions", "readonly_denied_views", "state_changing_functions", "readonly_settings"] {
+		names := data.access.postgres[list]
+		count(names) == count({name | some name in names})
+	}
+}

@@ -20,8 +20,11 @@
 #     - BEGIN (without READ WRITE), COMMIT, ROLLBACK, SAVEPOINT, RELEASE,
 #       LISTEN and UNLISTEN are read-only facts already.
 #   Callers with only read grants may not call the functions listed in
-#   data.access.postgres.readonly_denied_functions, and may not EXECUTE a
-#   prepared statement (the analyser cannot see what it runs).
+#   data.access.postgres.readonly_denied_functions, read PostgreSQL's own
+#   views listed in readonly_denied_views, nor EXECUTE a prepared statement
+#   (the analyser cannot see what it runs), nor EXPLAIN one that is not
+#   read-only (planning it takes its table locks until the transaction
+#   ends).
 #
 #   An allowed statement (or one sent for approval) of a caller without a
 #   write grant on the target carries "read_only": true, and the proxy
@@ -147,9 +150,16 @@ statement_write_reason(statement) := concat("", [
 	count(names) > 0
 } else := concat("", [verb(statement), setting_phrase(statement), " ", setting_reason(statement)]) if {
 	statement.kind in {"set", "reset"}
+} else := plain_explain_reason if {
+	plain_explain(statement)
 } else := concat("", [verb(statement), " ", kind_reasons[statement.kind]]) if {
 	is_string(statement.kind)
 } else := concat("", [verb(statement), " is not read-only"])
+
+plain_explain_reason := concat("", [
+	"EXPLAIN of a statement that is not read-only takes the table locks that statement would take ",
+	"(ROW EXCLUSIVE for a write), held until the transaction ends",
+])
 
 read_write_reason(statement) := "BEGIN ... READ WRITE starts a read-write transaction" if {
 	statement.kind == "begin"
@@ -190,15 +200,24 @@ setting_phrase(statement) := concat("", [" ", text.clip(statement.setting, 100)]
 	is_string(statement.setting)
 } else := ""
 
-# EXPLAIN is read-only unless it runs its statement: EXPLAIN ANALYZE.
+# EXPLAIN without ANALYZE runs nothing, but planning a write (or FOR
+# UPDATE) takes its locks: then it is not read-only either. Facts without
+# "analyze" (older inputs) name EXPLAIN ANALYZE, as before it was reported.
 # A statement whose kind is missing or malformed is still named.
-verb(statement) := "EXPLAIN ANALYZE" if {
+verb(statement) := "EXPLAIN" if {
+	plain_explain(statement)
+} else := "EXPLAIN ANALYZE" if {
 	statement.kind == "explain"
 	not statement.readonly == true
 } else := replace(upper(kind), "_", " ") if {
 	kind := object.get(statement, "kind", "statement")
 	is_string(kind)
 } else := "STATEMENT"
+
+plain_explain(statement) if {
+	statement.kind == "explain"
+	statement.analyze == false
+}
 
 table_name(table) := concat(".", [table.schema, table.name]) if {
 	is_string(table.schema)
@@ -219,6 +238,17 @@ denials contains reason if {
 	])
 }
 
+denials contains reason if {
+	read_grants_only
+	some statement in statements
+	some table in statement.tables
+	denied_view(table)
+	reason := concat("", [
+		"view ", lower(table.name), " is not allowed with read-only access to ",
+		access.target_name,
+	])
+}
+
 denials contains program_reason if {
 	program_requested
 	not program_granted
@@ -235,6 +265,14 @@ denials contains reason if {
 		text.clip(concat(", ", masked_columns), 200), "), and no grant on ", access.target_name,
 		" allows it (data.access.postgres.code_grants)",
 	])
+}
+
+# One of PostgreSQL's own views: in pg_catalog, or unqualified (the analyser
+# reports "public"; PostgreSQL looks in pg_catalog first).
+denied_view(table) if {
+	is_string(table.name)
+	lower(table.name) in readonly_denied_views
+	object.get(table, "schema", "") in {"pg_catalog", "public", ""}
 }
 
 callers_code contains code_verb(statement) if {
@@ -295,6 +333,11 @@ statements_given if is_array(input.postgres.statements)
 default readonly_denied_functions := []
 
 readonly_denied_functions := data.access.postgres.readonly_denied_functions
+
+# Bare lowercase names of PostgreSQL's own views (data tests check that).
+default readonly_denied_views := []
+
+readonly_denied_views := data.access.postgres.readonly_denied_views
 
 default state_changing_functions := []
 

@@ -68,6 +68,63 @@ test_file_remote_and_session_functions_are_denied_to_analysts if {
 }
 
 # Where no column is masked for the caller; see also test_callers_code_is_denied_where_columns_are_masked_for_them.
+# Aliases and siblings of the functions above, each with a side effect
+# read-only mode does not stop (pg_import_system_collations and
+# pg_replication_origin_create even write catalogs in a read-only
+# transaction; txid_current assigns a transaction id).
+test_aliases_and_siblings_of_denied_functions_are_denied_to_analysts if {
+	every function in [
+		"pg_read_file_old", "pg_rotate_logfile_old", "pg_stat_reset", "pg_stat_reset_shared",
+		"pg_stat_reset_single_table_counters", "pg_stat_reset_single_function_counters", "pg_stat_reset_slru",
+		"pg_stat_reset_replication_slot", "pg_stat_reset_subscription_stats", "pg_stat_statements_reset",
+		"pg_replication_origin_create", "pg_replication_origin_drop", "pg_replication_origin_advance",
+		"pg_replication_origin_session_setup", "pg_replication_origin_session_reset",
+		"pg_replication_origin_xact_setup", "pg_replication_origin_xact_reset", "pg_import_system_collations",
+		"pg_copy_physical_replication_slot", "pg_copy_logical_replication_slot", "pg_log_backend_memory_contexts",
+		"txid_current", "pg_catalog.pg_current_xact_id", "pg_nextoid", "pg_wal_replay_pause", "pg_wal_replay_resume",
+		"brin_summarize_range", "gin_clean_pending_list", "heap_force_kill", "pg_truncate_visibility_map",
+		"pg_hba_file_rules", "pg_ident_file_mappings", "pg_show_all_file_settings",
+	] {
+		postgres.decision == {
+			"action": "deny",
+			"reasons": [concat("", ["function ", function, " is not allowed with read-only access to orders-db"])],
+			"mask": [],
+		} with input as request(analyst, orders_db, [statement("select", true, [], [function])])
+	}
+
+	# Only read this transaction's id: NULL unless one is assigned, which a read-only caller cannot do.
+	every function in ["txid_current_if_assigned", "pg_current_xact_id_if_assigned", "txid_current_snapshot"] {
+		postgres.decision.action == "allow"
+			with input as request(analyst, orders_db, [statement("select", true, [], [function])])
+	}
+}
+
+denied_view(name) := {
+	"action": "deny",
+	"reasons": [concat("", ["view ", name, " is not allowed with read-only access to orders-db"])],
+	"mask": [],
+}
+
+test_configuration_file_views_are_denied_to_analysts if {
+	every schema in ["pg_catalog", "public", ""] {
+		every name in ["pg_hba_file_rules", "pg_ident_file_mappings", "pg_file_settings"] {
+			postgres.decision == denied_view(name)
+				with input as request(analyst, orders_db, [statement("select", true, [[schema, name, "read"]], [])])
+		}
+	}
+	no_schema := {"kind": "select", "readonly": true, "tables": [{"name": "PG_FILE_SETTINGS"}], "functions": []}
+	postgres.decision == denied_view("pg_file_settings") with input as request(analyst, orders_db, [no_schema])
+
+	# The DBA may; the analyst may read other catalog views, and a table of its own by that name in another schema.
+	hba := statement("select", true, [["pg_catalog", "pg_hba_file_rules", "read"]], [])
+	postgres.decision.action == "allow" with input as request(dba, orders_db, [hba])
+	postgres.decision.action == "allow"
+		with input as request(analyst, orders_db, [statement("select", true, [["pg_catalog", "pg_settings", "read"]], [])])
+	postgres.decision.action == "allow"
+		with input as request(analyst, orders_db, [statement("select", true, [["reports", "pg_file_settings", "read"]], [])])
+	postgres.decision.action == "allow" with input as request(analyst, orders_db, [hba]) with data.access.postgres as {}
+}
+
 test_do_block_is_denied if {
 	postgres.decision == analyst_denied("DO runs a code block the gateway cannot inspect")
 		with input as request(analyst, orders_db, [do_block])
@@ -96,6 +153,25 @@ test_explain_analyze_of_a_write_is_denied if {
 		with input as request(analyst, orders_db, [bare("explain", false, {})])
 	plain := statement("explain", true, [["public", "orders", "read"]], [])
 	postgres.decision.action == "allow" with input as request(analyst, orders_db, [plain])
+	analyzed := object.union(explain_delete, {"analyze": true})
+	postgres.decision == analyst_denied("EXPLAIN ANALYZE writes public.orders")
+		with input as request(analyst, orders_db, [analyzed])
+}
+
+plain_explain_denial := concat("", [
+	"EXPLAIN of a statement that is not read-only takes the table locks that statement would take ",
+	"(ROW EXCLUSIVE for a write), held until the transaction ends",
+])
+
+test_plain_explain_of_a_write_is_denied_for_its_locks if {
+	# EXPLAIN DELETE runs nothing, but planning takes ROW EXCLUSIVE on orders until the transaction ends.
+	explain_delete := object.union(statement("explain", false, [["public", "orders", "read"]], []), {"analyze": false})
+	postgres.decision == analyst_denied(plain_explain_denial) with input as request(analyst, orders_db, [explain_delete])
+	postgres.decision.action == "allow" with input as request(dba, orders_db, [explain_delete])
+
+	# Plain EXPLAIN of a read is a read.
+	explain_select := object.union(statement("explain", true, [["public", "orders", "read"]], []), {"analyze": false})
+	postgres.decision.action == "allow" with input as request(analyst, orders_db, [explain_select])
 }
 
 test_transaction_control_around_reads_is_allowed if {
@@ -263,6 +339,21 @@ test_unlisted_settings_are_denied if {
 	count(d.reasons[0]) < 250
 }
 
+test_idle_timeouts_are_not_read_only_settings if {
+	# Off (0) or raised, an idle session in a transaction keeps its locks (ACCESS SHARE blocks DDL) for good.
+	unlisted := "is not a setting read-only access may change (data.access.postgres.readonly_settings)"
+	every setting in ["idle_in_transaction_session_timeout", "idle_session_timeout"] {
+		every value in ["0", "1d", "100ms"] {
+			postgres.decision == analyst_denied(concat("", ["SET ", setting, " ", unlisted]))
+				with input as request(analyst, orders_db, [bare("set", false, {"setting": setting, "value": value})])
+		}
+		postgres.decision == analyst_denied(concat("", ["RESET ", setting, " ", unlisted]))
+			with input as request(analyst, orders_db, [bare("reset", false, {"setting": setting})])
+		postgres.decision.action == "allow"
+			with input as request(dba, orders_db, [bare("set", false, {"setting": setting, "value": "0"})])
+	}
+}
+
 test_other_statements_name_their_kind if {
 	postgres.decision == analyst_denied("PREPARE TRANSACTION leaves a prepared transaction holding its locks")
 		with input as request(analyst, orders_db, [bare("prepare_transaction", false, {})])
@@ -286,7 +377,10 @@ test_postgres_data_is_well_formed if {
 			value == lower(value)
 		}
 	}
-	every name in ["search_path", "role", "session_authorization", "all"] {
+	every name in [
+		"search_path", "role", "session_authorization", "all",
+		"idle_in_transaction_session_timeout", "idle_session_timeout",
+	] {
 		not name in pg.readonly_settings
 		not pg.readonly_setting_values[name]
 	}
@@ -358,7 +452,8 @@ test_a_call_that_changes_the_server_is_a_write_held_like_one if {
 	# sre-agents write to prod orders-db only with a dba's approval: so do their SELECT lo_unlink(…) and friends.
 	changing := [
 		"lo_unlink", "pg_catalog.lo_from_bytea", "pg_terminate_backend",
-		"setval", "pg_notify", "pg_advisory_lock",
+		"setval", "pg_notify", "pg_advisory_lock", "pg_stat_reset", "pg_import_system_collations",
+		"pg_replication_origin_create", "heap_force_kill", "pg_rotate_logfile_old",
 	]
 	every function in changing {
 		postgres.decision.action == "approve" with input as request(sre, orders_db, [call(function)])

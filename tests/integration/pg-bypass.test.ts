@@ -74,10 +74,52 @@ describe('server files, large objects, other databases, hidden SQL', () => {
     await deniedToAnalyst(sql, functionDenied(name));
   });
 
+  // Aliases and siblings of the above, each with an effect the server's read-only mode does not stop.
+  it.each([
+    ["SELECT pg_read_file_old('pg_hba.conf', 0, 100000)", 'pg_read_file_old'],
+    ['SELECT pg_rotate_logfile_old()', 'pg_rotate_logfile_old'],
+    ['SELECT pg_stat_reset()', 'pg_stat_reset'],
+    ["SELECT pg_catalog.pg_stat_reset_shared('bgwriter')", 'pg_catalog.pg_stat_reset_shared'],
+    ["SELECT pg_stat_reset_single_table_counters('orders'::regclass)", 'pg_stat_reset_single_table_counters'],
+    ["SELECT pg_stat_reset_slru('clog')", 'pg_stat_reset_slru'],
+    ["SELECT pg_replication_origin_create('o')", 'pg_replication_origin_create'],
+    ["SELECT pg_replication_origin_session_setup('o')", 'pg_replication_origin_session_setup'],
+    ["SELECT pg_import_system_collations('public')", 'pg_import_system_collations'],
+    ["SELECT * FROM pg_copy_logical_replication_slot('a', 'b')", 'pg_copy_logical_replication_slot'],
+    ['SELECT pg_log_backend_memory_contexts(pg_backend_pid())', 'pg_log_backend_memory_contexts'],
+    ['SELECT txid_current()', 'txid_current'],
+    ['SELECT id FROM orders WHERE pg_current_xact_id() IS NOT NULL', 'pg_current_xact_id'],
+    ["SELECT brin_summarize_range('orders_brin', 0)", 'brin_summarize_range'],
+    ["SELECT heap_force_kill('orders'::regclass, ARRAY['(0,1)']::tid[])", 'heap_force_kill'],
+  ])('denies the analyst %s', async (sql, name) => {
+    await deniedToAnalyst(sql, functionDenied(name));
+  });
+
   it('control: the DBA may; look-alike names are not these functions', async () => {
+    await allowed(dba, 'SELECT pg_stat_reset(), txid_current()');
+    await allowed(analyst, 'SELECT txid_current_if_assigned(), pg_current_xact_id_if_assigned()');
     await allowed(dba, "SELECT pg_read_file('postgresql.conf')");
     await allowed(dba, "SELECT dblink_exec('host=x', 'VACUUM')");
     await allowed(analyst, "SELECT my_pg_read_file('x'), lower(status) FROM orders");
+  });
+});
+
+describe("PostgreSQL's views of the server's configuration files", () => {
+  const viewDenied = (name: string) => `view ${name} is not allowed with read-only access to orders-db`;
+  it.each([
+    ['SELECT * FROM pg_hba_file_rules', viewDenied('pg_hba_file_rules')],
+    ['SELECT map_name, sys_name FROM pg_catalog.pg_ident_file_mappings', viewDenied('pg_ident_file_mappings')],
+    ["SELECT name, setting FROM orders.pg_catalog.pg_file_settings WHERE sourcefile LIKE '%auto%'", viewDenied('pg_file_settings')],
+    ['SELECT * FROM pg_catalog.pg_hba_file_rules()', functionDenied('pg_catalog.pg_hba_file_rules')],
+    ['SELECT * FROM pg_show_all_file_settings()', functionDenied('pg_show_all_file_settings')],
+  ])('denies the analyst %s', async (sql, reason) => {
+    await deniedToAnalyst(sql, reason);
+  });
+
+  it('control: the DBA may; other catalog views, and a table of that name in another schema, are reads', async () => {
+    await allowed(dba, 'SELECT * FROM pg_hba_file_rules');
+    await allowed(analyst, "SELECT name, setting FROM pg_settings WHERE name = 'work_mem'");
+    await allowed(analyst, 'SELECT * FROM reports.pg_file_settings');
   });
 });
 
@@ -147,10 +189,26 @@ describe('EXPLAIN ANALYZE runs its statement', () => {
     await deniedToAnalyst(sql, `${readOnly}${why}`);
   });
 
-  it('control: plain EXPLAIN, ANALYZE off and EXPLAIN ANALYZE of a read are reads; the DBA may', async () => {
-    await allowed(analyst, 'EXPLAIN DELETE FROM orders');
-    await allowed(analyst, 'EXPLAIN (ANALYZE off, COSTS on) DELETE FROM orders');
+  // Plain EXPLAIN runs nothing, but planning takes the statement's table locks (ROW EXCLUSIVE for a
+  // write), which the transaction keeps to its end, blocking DDL and LOCK on the table.
+  const planLocks = 'EXPLAIN of a statement that is not read-only takes the table locks that statement would take (ROW EXCLUSIVE for a write), held until the transaction ends';
+  it.each([
+    'EXPLAIN DELETE FROM orders',
+    'EXPLAIN (ANALYZE off, COSTS on) DELETE FROM orders',
+    'EXPLAIN UPDATE orders SET status = 1 WHERE id = 42',
+    'EXPLAIN INSERT INTO audit_log VALUES (1)',
+    'EXPLAIN MERGE INTO orders o USING flags f ON o.id = f.order_id WHEN MATCHED THEN DELETE',
+    'EXPLAIN SELECT * FROM orders FOR UPDATE',
+    'EXPLAIN EXECUTE p(1)',
+  ])('denies the analyst plain %s: planning takes its locks', async (sql) => {
+    await deniedToAnalyst(sql, `${readOnly}${planLocks}`);
+  });
+
+  it('control: plain EXPLAIN and EXPLAIN ANALYZE of a read are reads; the DBA may', async () => {
+    await allowed(analyst, 'EXPLAIN SELECT * FROM orders WHERE id = 42');
+    await allowed(analyst, 'EXPLAIN (ANALYZE off, COSTS on) SELECT count(*) FROM orders');
     await allowed(analyst, 'EXPLAIN ANALYZE SELECT * FROM orders WHERE id = 42');
+    await allowed(dba, 'EXPLAIN DELETE FROM orders');
     await allowed(dba, 'EXPLAIN ANALYZE DELETE FROM orders');
   });
 });
@@ -301,13 +359,19 @@ describe('session settings', () => {
     ['RESET client_encoding', `RESET client_encoding ${only}utf8, utf-8, utf_8, unicode`],
     ['SET standard_conforming_strings = off', `SET standard_conforming_strings ${only}on, true, yes, 1`],
     ["SET work_mem = '64GB'", 'SET work_mem is not a setting read-only access may change (data.access.postgres.readonly_settings)'],
+    // The server's limit on how long an idle session keeps its locks: off (0) or raised, they are kept for good.
+    ['SET idle_in_transaction_session_timeout = 0', 'SET idle_in_transaction_session_timeout is not a setting read-only access may change (data.access.postgres.readonly_settings)'],
+    ["SET SESSION idle_in_transaction_session_timeout TO '1d'", 'SET idle_in_transaction_session_timeout is not a setting read-only access may change (data.access.postgres.readonly_settings)'],
+    ["SET LOCAL idle_session_timeout = '10s'", 'SET idle_session_timeout is not a setting read-only access may change (data.access.postgres.readonly_settings)'],
+    ['RESET idle_session_timeout', 'RESET idle_session_timeout is not a setting read-only access may change (data.access.postgres.readonly_settings)'],
     ['SET TRANSACTION SNAPSHOT \'00000003-0000001B-1\'', 'SET transaction snapshot is not a setting read-only access may change (data.access.postgres.readonly_settings)'],
   ])('denies the analyst %s', async (sql, why) => {
     await deniedToAnalyst(sql, `${readOnly}${why}`);
   });
 
-  it('control: the DBA may set search_path', async () => {
+  it('control: the DBA may set search_path and the idle timeouts', async () => {
     await allowed(dba, 'SET search_path = reporting, public');
+    await allowed(dba, 'SET idle_in_transaction_session_timeout = 0');
   });
 });
 

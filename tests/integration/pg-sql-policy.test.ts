@@ -46,8 +46,11 @@ describe('analysed SQL through the compiled postgres policy', () => {
     expect(d.reasons).toEqual([`group analysts has read-only access to orders-db; ${why}`]);
   });
 
-  it('allows an analyst a plain EXPLAIN of a DELETE (it does not run)', async () => {
-    expect((await decide(analyst, 'EXPLAIN DELETE FROM orders')).action).toBe('allow');
+  it('allows an analyst a plain EXPLAIN of a SELECT, not of a DELETE (it does not run, but planning takes its locks)', async () => {
+    expect((await decide(analyst, 'EXPLAIN SELECT * FROM orders')).action).toBe('allow');
+    expect((await decide(analyst, 'EXPLAIN DELETE FROM orders')).reasons).toEqual([
+      'group analysts has read-only access to orders-db; EXPLAIN of a statement that is not read-only takes the table locks that statement would take (ROW EXCLUSIVE for a write), held until the transaction ends',
+    ]);
   });
 
   it('allows an analyst transaction control and harmless settings around reads', async () => {

@@ -198,9 +198,13 @@ function executedName(type: string, body: Json): string | undefined {
 }
 
 /**
- * Plain EXPLAIN plans its statement without running it: read-only, its
- * tables read. EXPLAIN ANALYZE runs it: the statement's own facts. The
- * functions are listed either way (the planner may evaluate some).
+ * Plain EXPLAIN plans its statement without running it: its tables read.
+ * Planning still takes the statement's table locks (ROW EXCLUSIVE for an
+ * INSERT, UPDATE, DELETE or MERGE, ROW SHARE for FOR UPDATE), held until
+ * the transaction ends, where they block DDL and LOCK: it is read-only
+ * only when its statement is. EXPLAIN ANALYZE runs it: the statement's own
+ * facts. `analyze` tells them apart. The functions are listed either way
+ * (the planner may evaluate some).
  */
 function analyseExplain(body: Json): StatementFacts {
   const query = body.query as Json | undefined;
@@ -211,9 +215,9 @@ function analyseExplain(body: Json): StatementFacts {
   // EXPLAIN returns a plan, not the statement's rows. EXPLAIN ANALYZE runs
   // the statement, though: its writes land in tables and its carriers
   // (pg_notify(…, ssn)) send values on, so it keeps every masking fact.
-  if (explainAnalyzes(body.options)) return { ...explained, kind: 'explain' };
+  if (explainAnalyzes(body.options)) return { ...explained, kind: 'explain', analyze: true };
   const tables = new Map(explained.tables.map((t) => [`${t.schema}\0${t.name}`, { ...t, access: 'read' as const }]));
-  return { kind: 'explain', readonly: true, tables: [...tables.values()], functions: explained.functions };
+  return { kind: 'explain', readonly: explained.readonly, analyze: false, tables: [...tables.values()], functions: explained.functions };
 }
 
 function parseError(error: unknown): SqlAnalysisError {

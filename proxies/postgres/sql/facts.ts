@@ -2,7 +2,7 @@
  * The statement facts the Postgres proxy puts in `input.postgres.statements`
  * (design brief, "Input"): what one statement does, as the real PostgreSQL
  * parser reads it. policies/postgres/postgres.rego reads `kind`, `readonly`,
- * `read_write`, `tables[].{schema,name,access}`, `functions`, `program`,
+ * `analyze`, `read_write`, `tables[].{schema,name,access}`, `functions`, `program`,
  * `setting`, `value` and `object_type`. `derived_columns`,
  * `qualified_columns` and `renames` are for the proxy's masking, not for
  * policy; `executes` is for both. Optional fields are left out when they do not apply, so the
@@ -34,8 +34,9 @@ export interface StatementFacts {
   kind: string;
   /**
    * True only for statements that can change nothing: a plain SELECT (no
-   * INTO, no FOR UPDATE/SHARE, no data-modifying WITH), SHOW, plain EXPLAIN,
-   * EXPLAIN ANALYZE of a read, FETCH, LISTEN, BEGIN / START TRANSACTION
+   * INTO, no FOR UPDATE/SHARE, no data-modifying WITH), SHOW, EXPLAIN of a
+   * read, with or without ANALYZE (plain EXPLAIN of a write takes the
+   * write's table locks), FETCH, LISTEN, BEGIN / START TRANSACTION
    * without READ WRITE, SAVEPOINT, RELEASE, ROLLBACK TO, COMMIT and ROLLBACK
    * (they end a transaction, but a read-only caller's transaction holds
    * nothing to commit, and a message is decided as a whole; see
@@ -53,6 +54,11 @@ export interface StatementFacts {
    * a schema-qualified call keeps its schema ("pg_catalog.set_config").
    */
   functions: string[];
+  /**
+   * EXPLAIN only: whether it runs its statement (ANALYZE). Plain EXPLAIN
+   * (false) lists the statement's tables as read, since it writes nothing.
+   */
+  analyze?: boolean;
   /** COPY … TO PROGRAM / FROM PROGRAM: the server runs a shell command. */
   program?: true;
   /**

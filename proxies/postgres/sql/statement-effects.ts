@@ -33,7 +33,8 @@ export function copiesFromClient(statement: StatementFacts): boolean {
 export function changesResolution(statement: StatementFacts): boolean {
   if (statement.kind === 'set') return ['search_path', 'role', 'session_authorization', 'all'].includes(statement.setting ?? '');
   // SELECT … INTO and EXPLAIN ANALYZE CREATE TABLE AS make a table: by kind they keep resolution, by what they do not.
-  if ((statement.kind === 'select' || statement.kind === 'explain') && !statement.readonly) return true;
+  // Plain EXPLAIN runs nothing, though a write under it is not read-only (it takes the write's locks).
+  if ((statement.kind === 'select' || (statement.kind === 'explain' && statement.analyze !== false)) && !statement.readonly) return true;
   return !RESOLUTION_KEEPING.has(statement.kind);
 }
 
