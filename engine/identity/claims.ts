@@ -10,6 +10,7 @@
  * identity.claims.act, which like every claim is passed through unchanged.
  */
 import type { JWTPayload } from 'jose';
+import { hasLoneSurrogate } from '../audit/canonical.js';
 import { TokenError, type Identity } from './identity.js';
 
 export interface ClaimRules {
@@ -18,6 +19,9 @@ export interface ClaimRules {
 }
 
 export function toIdentity(claims: JWTPayload, rules: ClaimRules): Identity {
+  // JSON's \ud800 escape decodes to a lone surrogate, which has no canonical JSON form: every audit event naming
+  // the caller would fail, and its decisions go unrecorded (or, under audit.fail_open, stand unaudited).
+  if (holdsLoneSurrogate(claims, 0)) throw new TokenError('invalid_claim', 'a claim holds a lone surrogate (text that is not valid Unicode), which the audit trail cannot record');
   const subject = claims.sub as unknown;
   if (typeof subject !== 'string' || subject === '') throw new TokenError('invalid_claim', 'sub must be a non-empty string');
   const groups = groupsOf(claims[rules.groupsClaim], rules.groupsClaim);
@@ -46,6 +50,14 @@ function actorChain(act: unknown): string {
     link = prior;
   }
   return current as string;
+}
+
+/** Whether a claim's text (a key or a string, at any depth jose parsed) holds a lone surrogate. */
+function holdsLoneSurrogate(value: unknown, depth: number): boolean {
+  if (typeof value === 'string') return hasLoneSurrogate(value);
+  if (typeof value !== 'object' || value === null || depth > 64) return false;
+  if (Array.isArray(value)) return value.some((item) => holdsLoneSurrogate(item, depth + 1));
+  return Object.entries(value).some(([key, item]) => hasLoneSurrogate(key) || holdsLoneSurrogate(item, depth + 1));
 }
 
 /** Groups as an array of strings, or one space-separated string (as OAuth's `scope`). */

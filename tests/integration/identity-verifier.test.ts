@@ -201,6 +201,11 @@ describe('refused tokens', () => {
     await expectRefused(tokenFrom(rsa, claims({ act })), 'invalid_claim');
   });
 
+  // Red-team round 26: canonical JSON has no form for a lone surrogate, so no audit event could name the caller.
+  it.each([{ sub: 'agent-\ud800' }, { groups: ['analysts', 'ops\udc00'] }, { act: { sub: 'agent-2', act: { sub: '\ud83d' } } }, { tenant: { 'k\ud800': 1 } }])('a lone surrogate in %j', async (extra) => {
+    await expectRefused(tokenFrom(rsa, claims(extra)), 'invalid_claim');
+  });
+
   it('a non-boolean agent claim', async () => {
     await expectRefused(tokenFrom(rsa, claims({ agent: 'yes' })), 'invalid_claim');
   });
