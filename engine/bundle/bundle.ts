@@ -3,7 +3,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { OPA_YAML_OPTIONS } from './file-hash.js';
-import { bundlePath, readBundleArchive, type BundleFiles } from './archive.js';
+import { bundlePath, DEFAULT_MAX_BUNDLE_BYTES, readBundleArchive, type BundleFiles } from './archive.js';
 import { BundleError } from './errors.js';
 import { verifyBundleSignature, type SignatureCheckOptions } from './signature.js';
 
@@ -52,6 +52,10 @@ export async function readBundleFiles(path: string): Promise<BundleFiles> {
     throw new BundleError('unreadable', `cannot read bundle ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   if (info.isDirectory()) return readBundleDirectory(path);
+  // Read whole before its signature is checked: bounded as the unpacked tarball is, and as a fetched one.
+  if (info.size > DEFAULT_MAX_BUNDLE_BYTES) {
+    throw new BundleError('unreadable', `bundle ${path} is ${info.size} bytes, over the ${DEFAULT_MAX_BUNDLE_BYTES} the gateway reads`);
+  }
   return readBundleArchive(await readFile(path));
 }
 

@@ -3,11 +3,12 @@
  * (`opa build --signing-key`, `opa sign`), read back with readBundleArchive.
  */
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { CompactSign } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readBundleArchive } from '../../engine/bundle/archive.js';
+import { DEFAULT_MAX_BUNDLE_BYTES, readBundleArchive } from '../../engine/bundle/archive.js';
+import { readBundleFiles } from '../../engine/bundle/bundle.js';
 import { BundleError, type BundleRejection } from '../../engine/bundle/errors.js';
 import { hashBundleFile } from '../../engine/bundle/file-hash.js';
 import {
@@ -315,5 +316,19 @@ describe('hashBundleFile agrees with opa sign on awkward data', () => {
 
     const res = await verifyBundleSignature(await roundTrip(signed), { keys: [{ id: 'k', algorithm: 'HS256', key: HMAC_SECRET }] });
     expect(res.files).toBe(files.size);
+  });
+});
+
+// Red-team round 26: a file source was read whole, unbounded, before its signature was checked.
+describe('a bundle file over the size the gateway reads', () => {
+  it('is refused from its size, before it is read', async () => {
+    const big = join(makeTempDir('gatehouse-big-bundle-'), 'bundle.tar.gz');
+    writeFileSync(big, '');
+    truncateSync(big, DEFAULT_MAX_BUNDLE_BYTES + 1); // sparse: nothing is written
+    try {
+      await expect(readBundleFiles(big)).rejects.toMatchObject({ kind: 'unreadable', message: expect.stringContaining(`over the ${DEFAULT_MAX_BUNDLE_BYTES} the gateway reads`) });
+    } finally {
+      removeDir(dirname(big));
+    }
   });
 });
