@@ -68,12 +68,16 @@ export async function startGateway(config: GatehouseConfig, logger: Logger): Pro
       logger.warn('audit.checkpoint is not configured: the audit chain is not signed, so truncation of its tail cannot be detected');
     }
 
+    if (!config.approvals.seal_key) {
+      logger.warn('approvals.seal_key is not set: an approval record rewritten in the store is spent as it stands; only gatehouse audit verify shows it, after the fact');
+    }
     const statusUrl = statusUrlOf(config);
     const webhook = config.approvals.webhook ? new ApprovalWebhook(config.approvals.webhook, logger) : null;
     const approvals = new ApprovalService({
       store,
       logger,
       sealKey: config.approvals.seal_key?.reveal(),
+      maxPendingPerRequester: config.approvals.max_pending_per_requester,
       recordTransition: async (event) => {
         const { stream, seq } = await audit.append(approvalEvent({ approval: event.approval, transition: event.transition, by: event.by ?? undefined, reason: event.reason }, audit.stream));
         return { stream, seq };

@@ -28,7 +28,7 @@ const approveBody = z.strictObject({
 const denyBody = z.strictObject({ reason: z.string().min(1, { message: 'say why' }).max(2000) });
 const revokeBody = z.strictObject({ reason: z.string().max(2000).optional() }).default({});
 
-const ERROR_STATUS: Record<ApprovalErrorCode, number> = { not_found: 404, forbidden: 403, conflict: 409, invalid: 400 };
+const ERROR_STATUS: Record<ApprovalErrorCode, number> = { not_found: 404, forbidden: 403, conflict: 409, invalid: 400, too_many: 429 };
 const approvalStatus = (err: unknown) => (err instanceof ApprovalError ? ERROR_STATUS[err.code] : undefined);
 
 type Params = { id: string };

@@ -50,7 +50,15 @@ export interface ApprovalServiceOptions {
   pollIntervalMs?: number;
   /** approvals.seal_key: votes are sealed with it, and a request is spent only on enough sealed votes. */
   sealKey?: SealKey | undefined;
+  /**
+   * approvals.max_pending_per_requester: pending requests (in their window) one requester may have; past it
+   * request() refuses a new one (ApprovalError 'too_many'), which the authorizer denies, fail-closed.
+   */
+  maxPendingPerRequester?: number | undefined;
 }
+
+/** approvals.max_pending_per_requester's default (engine/config/schema.ts). */
+export const DEFAULT_MAX_PENDING_PER_REQUESTER = 100;
 
 const OPEN: ReadonlySet<ApprovalStatus> = new Set(['pending', 'approved']);
 const MAX_UPDATE_ATTEMPTS = 8;
@@ -64,6 +72,8 @@ const MAX_UPDATE_ATTEMPTS = 8;
 export class ApprovalService {
   private readonly now: () => number;
   private sweeper: NodeJS.Timeout | null = null;
+  /** Per requester, the request() being made: one at a time, so concurrent ones cannot all pass the cap's count. */
+  private readonly requesting = new Map<string, Promise<void>>();
 
   constructor(private readonly options: ApprovalServiceOptions) {
     this.now = options.now ?? Date.now;
@@ -81,9 +91,37 @@ export class ApprovalService {
     this.sweeper = null;
   }
 
-  async request(spec: NewApproval): Promise<ApprovalRecord> {
+  /**
+   * Opens a request, unless the requester already has approvals.max_pending_per_requester pending: one agent
+   * must not bury the approvers' queue (and webhook) under requests. Requests by one requester are made one
+   * at a time in this process, so the count is exact here; gateways sharing a store may together overshoot
+   * it by the requests they make at the same moment.
+   */
+  request(spec: NewApproval): Promise<ApprovalRecord> {
+    const { requester } = spec;
+    const key = JSON.stringify([requester.iss, requester.sub]);
+    const before = this.requesting.get(key) ?? Promise.resolve();
+    const made = before.then(() => this.create(spec));
+    const done = made.then(() => undefined, () => undefined);
+    this.requesting.set(key, done);
+    void done.then(() => {
+      if (this.requesting.get(key) === done) this.requesting.delete(key);
+    });
+    return made;
+  }
+
+  private async create(spec: NewApproval): Promise<ApprovalRecord> {
     const created = this.now();
     const { requester } = spec;
+    const max = this.options.maxPendingPerRequester ?? DEFAULT_MAX_PENDING_PER_REQUESTER;
+    const pending = await this.options.store.countPendingApprovals({ sub: requester.sub, iss: requester.iss }, new Date(created).toISOString(), max);
+    if (pending >= max) {
+      throw new ApprovalError(
+        'too_many',
+        `${requester.sub} already has ${max} approval request${max === 1 ? '' : 's'} pending, the most approvals.max_pending_per_requester allows; ` +
+          'no new one is opened until one of them is decided or expires',
+      );
+    }
     const approval: ApprovalRecord = {
       id: randomUUID(),
       status: 'pending',

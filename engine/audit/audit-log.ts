@@ -56,6 +56,15 @@ export class AuditLog {
   private flushing: Promise<void> | null = null;
   /** The last durable record; null until start(), and after a failed write until re-read. */
   private durable: ChainHead | null = null;
+  /**
+   * The newest head this process knows to be durable (read at start(),
+   * written by it, or re-read ahead of it): a head re-read from the store
+   * may move ahead of it (another writer, or a write whose acknowledgement
+   * was lost) but never behind it, nor to another hash at its seq.
+   */
+  private known: ChainHead | null = null;
+  /** Why appends to this stream stopped (the store lost or changed what this process had made durable); null while writing. */
+  private stoppedBy: string | null = null;
   private state: 'new' | 'open' | 'closing' | 'closed' = 'new';
   /** Every decision waits for its event's write: its latency is the floor of every decision's. */
   private readonly writeSeconds: Histogram | null;
@@ -85,7 +94,7 @@ export class AuditLog {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('AuditLog.start() was already called');
     await this.store.claimAuditStream(this.stream);
-    this.durable = await this.readHead();
+    this.durable = this.known = await this.readHead();
     this.state = 'open';
     this.logger.info({ stream: this.stream, seq: this.durable.seq }, 'audit stream opened');
   }
@@ -93,10 +102,24 @@ export class AuditLog {
   /**
    * The last durable record (seq 0 and the genesis hash for an empty
    * stream): what checkpoints sign. Null before start() and while a failed
-   * write has left the head to be re-read from the store.
+   * write has left the head to be re-read from the store, and for good once
+   * the stream is stopped (see `stopped`): nothing may be signed over it.
    */
   get head(): ChainHead | null {
-    return this.durable;
+    return this.stoppedBy ? null : this.durable;
+  }
+
+  /**
+   * Why appends to this stream were stopped, or null: the store no longer
+   * holds what this process had made durable (its head went back, or its
+   * record at that seq has another hash), i.e. records were cut off or
+   * edited. Every later append fails as a failed write does (so decisions
+   * needing an event are denied unless the target's audit.fail_open), and
+   * the checkpointer signs nothing, until an operator has looked and
+   * restarted the gateway.
+   */
+  get stopped(): string | null {
+    return this.stoppedBy;
   }
 
   /**
@@ -108,6 +131,7 @@ export class AuditLog {
     if (this.state !== 'open') {
       return Promise.reject(new AuditWriteError(`audit stream "${this.stream}" is ${this.state === 'new' ? 'not started' : 'closed'}`));
     }
+    if (this.stoppedBy) return Promise.reject(new AuditWriteError(this.stoppedBy));
     let text: string;
     try {
       text = canonicalJson(event);
@@ -157,9 +181,14 @@ export class AuditLog {
   }
 
   private async write(batch: Pending[]): Promise<void> {
+    if (this.stoppedBy) {
+      const error = new AuditWriteError(this.stoppedBy);
+      for (const p of batch) p.reject(error);
+      return;
+    }
     let head: ChainHead;
     try {
-      head = this.durable ?? (this.durable = await this.readHead());
+      head = this.durable ?? (this.durable = await this.resync());
     } catch (err) {
       this.fail(batch, err);
       return;
@@ -181,12 +210,14 @@ export class AuditLog {
     } catch (err) {
       // The store is the truth: the write may or may not have landed (a lost
       // commit acknowledgement), so the head is re-read before the next write.
+      // A head behind the one this process made durable is no other writer's
+      // doing: resync() stops the stream rather than write over the gap.
       this.durable = null;
-      this.fail(batch, err);
-      this.durable = await this.readHead().catch(() => null);
+      this.durable = await this.resync().catch(() => null);
+      this.fail(batch, this.stoppedBy ? new AuditWriteError(this.stoppedBy, { cause: err }) : err);
       return;
     }
-    this.durable = { seq, hash };
+    this.durable = this.known = { seq, hash };
     this.writeSeconds?.observe((performance.now() - started) / 1000);
     this.batchEvents?.observe(batch.length);
     for (let i = 0; i < batch.length; i++) {
@@ -200,6 +231,48 @@ export class AuditLog {
     this.logger.error({ stream: this.stream, events: batch.length, err: message }, 'audit write failed');
     const error = new AuditWriteError(`audit write to stream "${this.stream}" failed: ${message}`, { cause: err });
     for (const p of batch) p.reject(error);
+  }
+
+  /**
+   * Re-reads the head after a failed write. Ahead of the head this process
+   * knows, with that record still in place: another writer's records or this
+   * process's own write whose acknowledgement was lost, so the chain carries
+   * on from it. Behind it, or another hash at its seq (or at its place in a
+   * head ahead): the store lost or changed records this process had made
+   * durable, so the stream is stopped and this throws.
+   */
+  private async resync(): Promise<ChainHead> {
+    const stored = await this.readHead();
+    const known = this.known;
+    if (!known || (stored.seq === known.seq && stored.hash === known.hash)) return stored;
+    let found: string;
+    if (stored.seq < known.seq) found = `the store now holds seq ${stored.seq} (hash ${stored.hash}) as its head`;
+    else if (stored.seq === known.seq) found = `the store now holds another record at seq ${stored.seq} (hash ${stored.hash})`;
+    else {
+      const then = known.seq === 0 ? EMPTY_HEAD.hash : await this.hashAt(known.seq);
+      if (then === known.hash) {
+        this.known = stored;
+        return stored;
+      }
+      found = `the store now holds seq ${stored.seq} (hash ${stored.hash}) as its head, but ${then === null ? 'no record' : `hash ${then}`} at seq ${known.seq}`;
+    }
+    this.stoppedBy =
+      `audit stream "${this.stream}" was cut off or edited in the store: this gateway had made seq ${known.seq} (hash ${known.hash}) durable, ` +
+      `but ${found}; that is not another writer appending. Appends to the stream are stopped and no checkpoint is signed over it: ` +
+      'keep the checkpoint export_file, run gatehouse audit verify --anchor <export_file>, and investigate before restarting';
+    this.logger.error(
+      { stream: this.stream, durable_seq: known.seq, durable_hash: known.hash, stored_seq: stored.seq, stored_hash: stored.hash },
+      this.stoppedBy,
+    );
+    throw new AuditWriteError(this.stoppedBy);
+  }
+
+  /** The stored hash of this stream's record at `seq`, or null when there is none. */
+  private async hashAt(seq: number): Promise<string | null> {
+    for await (const record of this.store.readAudit({ stream: this.stream, afterSeq: seq - 1 })) {
+      return record.seq === seq ? record.hash : null;
+    }
+    return null;
   }
 
   private async readHead(): Promise<ChainHead> {

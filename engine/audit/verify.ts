@@ -122,12 +122,130 @@ interface TrailPlace {
 const ENDING: ReadonlySet<string> = new Set(['revoked', 'expired', 'denied']);
 
 /**
+ * What an approval's events say of the request it is for. Every approval
+ * event snapshots the one record, whose request fields no transition
+ * changes (a transition changes its status, votes and resolution only), so
+ * all of one approval's events must say the same here. Fields are compared
+ * only where both events carry them.
+ */
+interface ApprovalBinding {
+  target?: unknown;
+  action_hash?: unknown;
+  requester_sub?: unknown;
+  requester_iss?: unknown;
+  requester_act?: unknown;
+  requester_groups?: unknown;
+  groups?: unknown;
+  min?: unknown;
+  mode?: unknown;
+  expires_at?: unknown;
+  decision_id?: unknown;
+  session_id?: unknown;
+  policy_revision?: unknown;
+}
+
+/** How the fields are named in a failure. */
+const BINDING_NAMES: Record<keyof ApprovalBinding, string> = {
+  target: 'target',
+  action_hash: 'action hash',
+  requester_sub: 'requester',
+  requester_iss: 'requester issuer',
+  requester_act: 'requester acting for',
+  requester_groups: 'requester groups',
+  groups: 'approver groups',
+  min: 'approvers required',
+  mode: 'mode',
+  expires_at: 'expiry',
+  decision_id: 'decision id',
+  session_id: 'session id',
+  policy_revision: 'policy revision',
+};
+
+interface ApprovalEventShape {
+  class_uid?: unknown;
+  actor?: { user?: { uid?: unknown }; idp?: { name?: unknown } };
+  dst_endpoint?: { name?: unknown };
+  unmapped?: { transition?: unknown; approval_id?: unknown; action_hash?: unknown; session_id?: unknown; decision?: unknown; act?: unknown };
+  entity?: { data?: Record<string, unknown> & { approvals?: unknown; min?: unknown; requester?: { sub?: unknown; iss?: unknown; act?: unknown; groups?: unknown } } };
+}
+
+/** What an approval event (Entity Management, one transition) binds. */
+function approvalBinding(e: ApprovalEventShape): ApprovalBinding {
+  const data = e.entity?.data ?? {};
+  const requester = data.requester;
+  return {
+    target: data.target,
+    action_hash: data.action_hash ?? e.unmapped?.action_hash,
+    requester_sub: requester?.sub,
+    requester_iss: requester?.iss,
+    requester_act: requester === undefined ? undefined : actSub(requester.act),
+    requester_groups: requester?.groups,
+    groups: data.groups,
+    min: data.min,
+    mode: data.mode,
+    expires_at: data.expires_at,
+    decision_id: data.decision_id,
+    session_id: e.unmapped?.session_id,
+    policy_revision: data.policy_revision,
+  };
+}
+
+/**
+ * What a decision event naming an approval binds: it is the requester's
+ * request for the approved action on the approved target (the gateway
+ * finds an approval by requester and action hash, and the hash covers the
+ * target). The caller's groups and session are its own, not the request's.
+ */
+function decisionBinding(e: ApprovalEventShape): ApprovalBinding {
+  return {
+    target: e.dst_endpoint?.name,
+    action_hash: e.unmapped?.action_hash,
+    requester_sub: e.actor?.user?.uid,
+    requester_iss: e.actor?.idp?.name,
+    requester_act: e.unmapped && 'act' in e.unmapped ? actSub(e.unmapped.act) : undefined,
+  };
+}
+
+function actSub(act: unknown): unknown {
+  if (act === null) return null;
+  if (typeof act === 'object') return (act as { sub?: unknown }).sub;
+  return undefined;
+}
+
+/** The fields two bindings both carry and disagree on, each as each says it; empty when they agree. */
+function differences(a: ApprovalBinding, b: ApprovalBinding): { first: string; second: string }[] {
+  const out: { first: string; second: string }[] = [];
+  for (const key of Object.keys(BINDING_NAMES) as (keyof ApprovalBinding)[]) {
+    const x = a[key];
+    const y = b[key];
+    if (x === undefined || y === undefined || canonicalJson(x) === canonicalJson(y)) continue;
+    out.push({ first: `${BINDING_NAMES[key]} ${shown(x)}`, second: `${BINDING_NAMES[key]} ${shown(y)}` });
+  }
+  return out;
+}
+
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+}
+
+/** One event's account of an approval: where it is, what it is, what it binds. */
+interface BoundPlace extends TrailPlace {
+  /** "the requested event", "the decision event", … */
+  what: string;
+  binding: ApprovalBinding;
+}
+
+/**
  * Approvals as the trail tells them, across every stream (a request is
  * approved by one process and used by another): each one used must have
  * been approved, by as many approvers as it asked for, in the trail; used
  * once; and not after it was revoked, expired or denied. An approval record
  * flipped in the store, with no vote behind it, or set back to approved
- * once spent or ended, shows here.
+ * once spent or ended, shows here. So does one rewritten to cover another
+ * action, target or requester than the one asked for and approved: every
+ * event of a request (and every decision event naming it) must say the
+ * same of what it is for.
  */
 class ApprovalLedger {
   private readonly approved = new Set<string>();
@@ -136,13 +254,28 @@ class ApprovalLedger {
   private readonly ended = new Map<string, TrailPlace>();
   /** The first request seen used twice, with both places. */
   private reused: { id: string; first: TrailPlace; second: TrailPlace } | null = null;
+  /**
+   * Per request, the first of its approval events read, and the first
+   * decision event naming it read before any: the others are compared with
+   * them as they are read (agreeing with one, they agree with each other).
+   */
+  private readonly bound = new Map<string, { approval?: BoundPlace; decision?: BoundPlace }>();
+  /** The first two events found to disagree on what a request is for, in trail order. */
+  private mismatched: { id: string; first: BoundPlace; second: BoundPlace; differ: { first: string; second: string }[] } | null = null;
 
   note(event: unknown, stream: string, seq: number, time: number): void {
-    const e = event as { class_uid?: unknown; unmapped?: { transition?: unknown; approval_id?: unknown }; entity?: { data?: { approvals?: unknown; min?: unknown } } };
+    const e = event as ApprovalEventShape;
     const id = e.unmapped?.approval_id;
+    if (typeof id !== 'string') return;
+    if (e.class_uid !== 3004) {
+      // A decision event naming the request it was decided with.
+      if (typeof e.unmapped?.decision === 'string') this.bind(id, { stream, seq, time, transition: 'decision', what: 'the decision event', binding: decisionBinding(e) }, false);
+      return;
+    }
     const transition = e.unmapped?.transition;
-    if (typeof id !== 'string' || e.class_uid !== 3004 || typeof transition !== 'string') return;
+    if (typeof transition !== 'string') return;
     const place = { stream, seq, time, transition };
+    this.bind(id, { ...place, what: `the ${transition} event`, binding: approvalBinding(e) }, true);
     if (transition === 'approved') {
       const { approvals, min } = e.entity?.data ?? {};
       if (Array.isArray(approvals) && typeof min === 'number' && new Set(approvals).size >= min) this.approved.add(id);
@@ -156,8 +289,40 @@ class ApprovalLedger {
     }
   }
 
-  /** The first use the trail does not back: unapproved, repeated, or after the request ended. */
+  /** Compares what one event says a request is for with what the request's events read before say. */
+  private bind(id: string, place: BoundPlace, approvalEvent: boolean): void {
+    const seen = this.bound.get(id);
+    if (!seen) {
+      this.bound.set(id, approvalEvent ? { approval: place } : { decision: place });
+      return;
+    }
+    if (seen.approval) this.compare(id, seen.approval, place);
+    else if (seen.decision) this.compare(id, seen.decision, place);
+    if (approvalEvent && !seen.approval) seen.approval = place;
+  }
+
+  private compare(id: string, a: BoundPlace, b: BoundPlace): void {
+    const { first, second } = inOrder(a, b);
+    const differ = differences(first.binding, second.binding);
+    if (differ.length === 0) return;
+    if (!this.mismatched || before(second, this.mismatched.second)) this.mismatched = { id, first, second, differ };
+  }
+
+  /** The first event that says something else than another event of its request of what the request is for. */
+  private mismatch(): VerifyFailure | null {
+    if (!this.mismatched) return null;
+    const { id, first, second, differ } = this.mismatched;
+    return {
+      stream: second.stream,
+      seq: second.seq,
+      reason: `approval ${id}: ${second.what} (at ${where(second)}) says ${differ.map((d) => d.second).join(', ')}, where ${first.what} (at ${where(first)}) says ${differ.map((d) => d.first).join(', ')}: the request was changed after it was made (rewritten in the store), and what was approved is not what was done`,
+    };
+  }
+
+  /** The first use the trail does not back: unapproved, repeated, after the request ended, or of another request than the one approved. */
   failure(): VerifyFailure | null {
+    const mismatch = this.mismatch();
+    if (mismatch) return mismatch;
     for (const [id, at] of this.used) {
       if (!this.approved.has(id)) {
         return { stream: at.stream, seq: at.seq, reason: `approval ${id} was used, but no event in the trail approves it with the approvers it asked for (approved outside the gateway)` };
@@ -186,7 +351,7 @@ function before(a: TrailPlace, b: TrailPlace): boolean {
   return a.stream === b.stream ? a.seq < b.seq : a.time < b.time;
 }
 
-function inOrder(a: TrailPlace, b: TrailPlace): { first: TrailPlace; second: TrailPlace } {
+function inOrder<T extends TrailPlace>(a: T, b: T): { first: T; second: T } {
   return before(b, a) ? { first: b, second: a } : { first: a, second: b };
 }
 
@@ -256,6 +421,7 @@ async function verifyStream(
   if (next < claims.length) {
     const claim = claims[next]!;
     const what = 'anchor' in claim ? 'the anchor checkpoint' : 'a stored checkpoint';
+    if (seq === 0) throw new Broken(1, `the stream has no records, but ${what} vouches for seq ${claim.seq}: all its records were removed (deleted)`);
     throw new Broken(seq + 1, `the chain ends at seq ${seq}, but ${what} vouches for seq ${claim.seq}: records from seq ${seq + 1} on were removed (truncated)`);
   }
 

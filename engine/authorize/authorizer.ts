@@ -9,6 +9,7 @@ import { nowNs } from '../clock.js';
 import type { GatehouseConfig, TargetConfig } from '../config/schema.js';
 import { TokenError, type Identity, type TokenVerifier } from '../identity/identity.js';
 import { withoutJwts } from '../masking/url-credentials.js';
+import { ApprovalError } from '../approvals/errors.js';
 import { failClosed, type Decision } from '../policy/decision.js';
 import type { Evaluation } from '../policy/evaluator.js';
 import type { ApprovalRecord } from '../store/store.js';
@@ -435,6 +436,11 @@ export class Authorizer {
   }
 
   private failApproval(request: Request, first: Evaluation, err: unknown): Promise<AuthorizeResult> {
+    if (err instanceof ApprovalError && err.code === 'too_many') {
+      // Not a failure: the requester has as many requests pending as approvals.max_pending_per_requester allows.
+      this.options.logger.warn({ requester: request.identity.sub, target: request.target.name }, err.message);
+      return this.record(request, withDecision(first, failClosed(err.message)), null);
+    }
     this.options.logger.error({ err, target: request.target.name }, 'approval handling failed; denying');
     return this.record(request, withDecision(first, failClosed('the approval service failed; the request is denied')), null);
   }

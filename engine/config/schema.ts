@@ -221,8 +221,13 @@ export function configSchema(ctx: ReferenceContext) {
           timeout_ms: z.int().min(100).max(30_000).default(5000),
         })
         .optional(),
+      /**
+       * Pending requests one requester (sub and issuer) may have open at once; past it a new request is
+       * denied until one is decided or expires, so one agent cannot bury the approvers' queue and webhook.
+       */
+      max_pending_per_requester: z.int().min(1).max(100_000).default(100),
     })
-    .default({});
+    .default({ max_pending_per_requester: 100 });
 
   /** Session recordings (engine/recording): how they are written, and who may read them on the API. */
   const recordings = z

@@ -77,16 +77,26 @@ export const AUDIT_HEAD_SQL = (placeholder: Placeholder): string =>
   `SELECT seq, hash FROM audit_records WHERE stream = ${placeholder(1)} ORDER BY seq DESC LIMIT 1`;
 
 /**
- * Distinct streams by a loose index scan (one index probe per stream), since
- * neither backend skips through an index for DISTINCT on millions of rows.
+ * Distinct streams, of the records and of the checkpoints (a stream whose
+ * records were all deleted still has the checkpoints that vouch for them,
+ * which verify must see), each by a loose index scan (one index probe per
+ * stream), since neither backend skips through an index for DISTINCT on
+ * millions of rows.
  */
 export const AUDIT_STREAMS_SQL = `
-  WITH RECURSIVE s(stream) AS (
+  WITH RECURSIVE r(stream) AS (
     SELECT min(stream) FROM audit_records
     UNION ALL
-    SELECT (SELECT min(stream) FROM audit_records WHERE stream > s.stream) FROM s WHERE s.stream IS NOT NULL
+    SELECT (SELECT min(stream) FROM audit_records WHERE stream > r.stream) FROM r WHERE r.stream IS NOT NULL
+  ), c(stream) AS (
+    SELECT min(stream) FROM audit_checkpoints
+    UNION ALL
+    SELECT (SELECT min(stream) FROM audit_checkpoints WHERE stream > c.stream) FROM c WHERE c.stream IS NOT NULL
   )
-  SELECT stream FROM s WHERE stream IS NOT NULL`;
+  SELECT stream FROM r WHERE stream IS NOT NULL
+  UNION
+  SELECT stream FROM c WHERE stream IS NOT NULL
+  ORDER BY stream`;
 
 export const CHECKPOINTS_SQL = (placeholder: Placeholder): string =>
   `SELECT stream, seq, hash, time, jws FROM audit_checkpoints WHERE stream = ${placeholder(1)} ORDER BY seq, time, id`;
@@ -285,13 +295,35 @@ export function listApprovalsSql(placeholder: Placeholder, query: ApprovalQuery)
   if (query.expires_before !== undefined) where.push(`expires_at <= ${p.add(isoUtc(query.expires_before, 'expires_before'))}`);
   if (query.after !== undefined) {
     const at = isoUtc(query.after.created_at, 'after.created_at');
-    where.push(`(created_at < ${p.add(at)} OR (created_at = ${p.add(at)} AND id < ${p.add(query.after.id)}))`);
+    // A row value, not (created_at < … OR (created_at = … AND id < …)): both backends then seek to the
+    // page's start in (status, created_at, id) or (created_at, id) instead of walking every newer entry.
+    where.push(`(created_at, id) < (${p.add(at)}, ${p.add(query.after.id)})`);
   }
   let text = 'SELECT doc, version FROM approvals' + (where.length ? ` WHERE ${where.join(' AND ')}` : '') + ' ORDER BY created_at DESC, id DESC';
   if (query.limit !== undefined) {
     if (!Number.isSafeInteger(query.limit) || query.limit < 0) throw new Error(`listApprovals: limit must be a non-negative integer, got ${query.limit}`);
     text += ` LIMIT ${p.add(query.limit)}`;
   }
+  return { text, params: p.values };
+}
+
+/**
+ * The requester's pending requests still in their window, counted up to `atMost` (the cap's check needs to
+ * know no more, and a store filled before the cap existed is not read to its end). A subject is unique only
+ * within its issuer: `issuer` is the dialect's expression for the document's requester.iss.
+ */
+export function countPendingApprovalsSql(
+  placeholder: Placeholder,
+  issuer: string,
+  requester: { sub: string; iss: string },
+  now: string,
+  atMost: number,
+): Sql {
+  if (!Number.isSafeInteger(atMost) || atMost < 0) throw new Error(`countPendingApprovals: atMost must be a non-negative integer, got ${atMost}`);
+  const p = new Params(placeholder);
+  const text = 'SELECT count(*) AS n FROM (SELECT 1 FROM approvals WHERE ' +
+    `requester_sub = ${p.add(requester.sub)} AND status = 'pending' AND expires_at > ${p.add(isoUtc(now, 'now'))} AND ${issuer} = ${p.add(requester.iss)} ` +
+    `LIMIT ${p.add(atMost)}) AS pending`;
   return { text, params: p.values };
 }
 

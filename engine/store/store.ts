@@ -229,6 +229,11 @@ export interface Store {
   /** Newest first. */
   listApprovals(query?: ApprovalQuery): Promise<ApprovalRecord[]>;
   /**
+   * How many pending requests by this requester (sub and issuer) are still in their window at `now`,
+   * counted up to `atMost`: approvals.max_pending_per_requester's check.
+   */
+  countPendingApprovals(requester: { sub: string; iss: string }, now: string, atMost: number): Promise<number>;
+  /**
    * Replaces the record if its version is still `expectedVersion`, storing
    * it with version + 1, and wakes every process's approval listeners.
    * Returns the stored record, or null if someone else updated it first.

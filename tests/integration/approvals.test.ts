@@ -349,3 +349,51 @@ describe('the webhook', () => {
     }
   });
 });
+
+describe('pending requests per requester (approvals.max_pending_per_requester)', () => {
+  const nth = (i: number) => canonicalAction('orders-db', { postgres: { text: `UPDATE orders SET status = 1 WHERE id = ${i}` } });
+  let capped: ApprovalService;
+  beforeEach(() => {
+    capped = new ApprovalService({ store, logger, now: () => clock, maxPendingPerRequester: 3, recordTransition: async (event) => void transitions.push(event) });
+  });
+
+  it('refuses a requester past the cap, and only that requester (sub and issuer)', async () => {
+    for (let i = 1; i <= 3; i++) await capped.request(newApproval({ action: nth(i) }));
+    const err = await refusal(capped.request(newApproval({ action: nth(4) })));
+    expect(err.code).toBe('too_many');
+    expect(err.message).toMatch(/agent-sre-2 already has 3 approval requests pending, the most approvals\.max_pending_per_requester allows/);
+    // Refused before anything is stored or audited: no request, no webhook, no event.
+    expect((await store.listApprovals({ status: 'pending' })).length).toBe(3);
+    expect(transitions.map((t) => t.transition)).toEqual(['requested', 'requested', 'requested']);
+    // Another requester, and the same subject named by another issuer, have their own room.
+    await capped.request(newApproval({ requester: person('agent-other', ['sre-agents'], { agent: true }), action: nth(4) }));
+    await capped.request(newApproval({ requester: { ...agent, iss: 'urn:other-issuer' }, action: nth(4) }));
+  });
+
+  it('counts concurrent requests exactly', async () => {
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => capped.request(newApproval({ action: nth(i) }))));
+    expect(results.filter((r) => r.status === 'fulfilled').length).toBe(3);
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(refused.map((r) => (r.reason as ApprovalError).code)).toEqual(Array(7).fill('too_many'));
+    expect((await store.listApprovals({ status: 'pending' })).length).toBe(3);
+  });
+
+  it('frees room when a request is decided, revoked or its window ends', async () => {
+    const [a, b, c] = [await capped.request(newApproval({ action: nth(1) })), await capped.request(newApproval({ action: nth(2) })), await capped.request(newApproval({ action: nth(3) }))];
+    await refusal(capped.request(newApproval({ action: nth(4) })));
+    await capped.vote(a!.id, bob, 'deny', 'no');
+    await capped.request(newApproval({ action: nth(4) }));
+    await refusal(capped.request(newApproval({ action: nth(5) })));
+    // Approved: no longer waiting on the approvers, so no longer counted.
+    await capped.vote(b!.id, bob, 'approve', null);
+    await capped.request(newApproval({ action: nth(5) }));
+    await capped.revoke(c!.id, agent, null);
+    await capped.request(newApproval({ action: nth(6) }));
+    await refusal(capped.request(newApproval({ action: nth(7) })));
+    // Past their window the pending ones count no more, swept or not.
+    clock += 901_000;
+    expect((await store.listApprovals({ status: 'pending' })).length).toBe(3);
+    for (let i = 7; i <= 9; i++) await capped.request(newApproval({ action: nth(i) }));
+    await refusal(capped.request(newApproval({ action: nth(10) })));
+  });
+});

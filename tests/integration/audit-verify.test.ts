@@ -6,12 +6,12 @@ import { canonicalJson } from '../../engine/audit/canonical.js';
 import { GENESIS, recordHash } from '../../engine/audit/chain.js';
 import { checkpointPayload } from '../../engine/audit/checkpoint.js';
 import { AuditLog } from '../../engine/audit/audit-log.js';
-import { approvalEvent, type ApprovalTransition } from '../../engine/audit/events.js';
+import { approvalEvent, decisionEvent, type ApprovalTransition } from '../../engine/audit/events.js';
 import type { ApprovalRecord } from '../../engine/store/store.js';
 import { FileCheckpointKey, generateCheckpointKey, publicKeyFromPem } from '../../engine/audit/key-source.js';
 import { verifyAudit } from '../../engine/audit/verify.js';
 import { runCli, startCli } from '../helpers/cli.js';
-import { openSqlite, quietLogger, writeTrail, type WrittenTrail } from '../helpers/audit.js';
+import { openSqlite, quietLogger, sampleFacts, writeTrail, type WrittenTrail } from '../helpers/audit.js';
 import { makeTempDir, removeDir } from '../helpers/opa.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -90,6 +90,16 @@ function step(transition: ApprovalTransition, changes: Partial<ApprovalRecord> =
   const votes = transition === 'requested' ? [] : [vote('bob'), vote('carol')];
   const by = transition === 'approved' ? { sub: 'bob', iss: 'urn:test', groups: ['dba'], agent: false, act: null, claims: {} } : undefined;
   return approvalEvent({ approval: { ...approvalRecord, status: STATUS_AFTER[transition], votes, ...changes }, transition, by, ...(time === undefined ? {} : { time }) }, 's1');
+}
+
+/** The decision event of ap-1's requester on ap-1's action (as the gateway writes when it uses it), with `changes`. */
+function decided(changes: { sub?: string; target?: string; action_hash?: string; act?: { sub: string } | null } = {}, time?: number): object {
+  const facts = sampleFacts(1, 'allow');
+  const identity = { sub: changes.sub ?? 'agent-sre', iss: 'urn:test', groups: ['sre-agents'], agent: true, act: changes.act === undefined ? null : changes.act, claims: {} };
+  return decisionEvent({
+    ...facts, identity, target: { ...facts.target, name: changes.target ?? approvalRecord.target }, approval_id: approvalRecord.id,
+    action_hash: changes.action_hash ?? approvalRecord.action_hash, ...(time === undefined ? {} : { time }),
+  }, 's1');
 }
 
 /** A trail of two decisions then `events`, verified by the CLI. */
@@ -303,6 +313,77 @@ describe('gatehouse audit verify', () => {
       const after = await checkApprovals([step('requested'), step('approved'), step(ending), step('consumed')]);
       expectFailureAt(after.result, 6, new RegExp(`approval ap-1 was used \\(consumed at stream "s1" seq 6\\) after it was ${ending} \\(at stream "s1" seq 5\\)`));
       after.done();
+    }
+  });
+
+  it('catches an approval used for another action, target or requester than the one requested and approved (a record rewritten in the store)', async () => {
+    const evil = { sub: 'agent-evil', iss: 'urn:test', act: null, groups: ['sre-agents'] };
+    const swapped = await checkApprovals([
+      step('requested'), step('approved'),
+      step('consumed', { target: 'staging-db', action_hash: 'b'.repeat(64), requester: evil }), decided({ sub: 'agent-evil', target: 'staging-db', action_hash: 'b'.repeat(64) }),
+    ]);
+    expectFailureAt(swapped.result, 5, /approval ap-1: the consumed event \(at stream "s1" seq 5\) says target "staging-db", action hash "b{64}", requester "agent-evil", where the requested event \(at stream "s1" seq 3\) says target "orders-db", action hash "h", requester "agent-sre": the request was changed after it was made/);
+    swapped.done();
+    // The approvers asked for lowered before the vote: one approval where two were asked for.
+    const lowered = await checkApprovals([step('requested'), step('approved', { votes: [vote('bob')], min: 1 }), step('consumed', { votes: [vote('bob')], min: 1 })]);
+    expectFailureAt(lowered.result, 4, /approval ap-1: the approved event .* says approvers required 1, where the requested event .* says approvers required 2/);
+    lowered.done();
+    // The consumed event agrees, but the decision that used it is another requester's, for another action.
+    for (const [changes, says] of [
+      [{ action_hash: 'c'.repeat(64) }, /action hash "c{64}", where the requested event \(at stream "s1" seq 3\) says action hash "h"/],
+      [{ sub: 'agent-evil' }, /requester "agent-evil", where .* says requester "agent-sre"/],
+      [{ act: { sub: 'mallory' } }, /requester acting for "mallory", where .* says requester acting for null/],
+      [{ target: 'staging-db' }, /target "staging-db", where .* says target "orders-db"/],
+    ] as const) {
+      const used = await checkApprovals([step('requested'), step('approved'), step('consumed'), decided(changes)]);
+      expectFailureAt(used.result, 6, new RegExp(`approval ap-1: the decision event \\(at stream "s1" seq 6\\) says ${says.source}`));
+      used.done();
+    }
+    // As the gateway writes them: the ticket's decision, the vote, the use and its decision all agree.
+    const backed = await checkApprovals([step('requested'), decided(), step('approved'), step('consumed'), decided()]);
+    expect(backed.result.code, backed.result.stderr).toBe(0);
+    backed.done();
+  });
+
+  it('compares an approval\'s events across streams, whichever stream is read first', async () => {
+    const trailDir = makeTempDir('gatehouse-audit-approval-binding-');
+    try {
+      // "a", read first, has the use; "b" has the request and the approval.
+      const agree = await approvalStreams(join(trailDir, 'agree.db'), {
+        a: [decided({}, 3000), step('consumed', {}, 3000), decided({}, 3001)],
+        b: [step('requested', {}, 1000), step('approved', {}, 2000)],
+      });
+      expect(agree.failure).toBeNull();
+      const swapped = await approvalStreams(join(trailDir, 'swapped.db'), {
+        a: [step('consumed', { action_hash: 'b'.repeat(64) }, 3000), decided({ action_hash: 'b'.repeat(64) }, 3001)],
+        b: [step('requested', {}, 1000), step('approved', {}, 2000)],
+      });
+      expect(swapped.failure).toMatchObject({ stream: 'a', seq: 1, reason: expect.stringMatching(/^approval ap-1: the consumed event \(at stream "a" seq 1\) says action hash "b{64}", where the requested event \(at stream "b" seq 1\) says action hash "h"/) as string });
+      // Only decisions in "a": the decision read first is compared with the approval events read later.
+      const decisionOnly = await approvalStreams(join(trailDir, 'decision.db'), {
+        a: [decided({ target: 'staging-db' }, 3001)],
+        b: [step('requested', {}, 1000), step('approved', {}, 2000)],
+      });
+      expect(decisionOnly.failure).toMatchObject({ stream: 'a', seq: 1, reason: expect.stringMatching(/the decision event \(at stream "a" seq 1\) says target "staging-db", where the requested event \(at stream "b" seq 1\) says target "orders-db"/) as string });
+    } finally {
+      removeDir(trailDir);
+    }
+  });
+
+  it('catches a stream whose records were all deleted, its checkpoints left behind; an empty stream a gateway only signed is sound', async () => {
+    const config = tampered((db) => db.prepare('DELETE FROM audit_records').run());
+    expectFailureAt(verify(config), 1, /the stream has no records, but a stored checkpoint vouches for seq 10: all its records were removed/);
+    // A gateway started and stopped on an empty stream signs seq 0 (the genesis), which vouches for no record.
+    const emptyDir = makeTempDir('gatehouse-audit-empty-');
+    try {
+      const empty = await writeTrail(emptyDir, { events: 0 });
+      const res = verify(empty.configPath);
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toMatch(/audit trail verified: 1 stream\(s\), 0 record\(s\)/);
+      const anchored = verify(empty.configPath, '--anchor', empty.exportPath);
+      expect(anchored.code, anchored.stderr).toBe(0);
+    } finally {
+      removeDir(emptyDir);
     }
   });
 

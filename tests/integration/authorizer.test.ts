@@ -268,6 +268,56 @@ describe('holding for approval', () => {
   });
 });
 
+describe('pending requests per requester', () => {
+  it('denies, audited and fail-closed, a new approval request past the cap; identical and repeated requests still share theirs', async () => {
+    const capped = new Authorizer({
+      config,
+      verifier: createTokenVerifier(config.identity),
+      policy: engine,
+      approvals: new ApprovalService({ store, logger, pollIntervalMs: 50, maxPendingPerRequester: 1, recordTransition: async () => undefined }),
+      audit,
+      statusUrl: (id) => `http://gw/v1/approvals/${id}`,
+      logger,
+    });
+    try {
+      const sre = await token('agent-sre-2', ['sre-agents'], 'alice');
+      const update = action('orders-update.json');
+      const other = structuredClone(update) as { postgres: { text: string } };
+      other.postgres.text = "UPDATE orders SET status = 'refunded' WHERE id = 1002";
+      const ticket = { holdDeadline: Date.now() };
+      // Identical requests arriving together share one approval request, at the cap as below it.
+      const [one, two] = await Promise.all([
+        capped.authorize({ token: sre, target: 'orders-db', action: update }, ticket),
+        capped.authorize({ token: sre, target: 'orders-db', action: update }, ticket),
+      ]);
+      expect(one.approval).toMatchObject({ status: 'pending' });
+      expect(two.approval?.id).toBe(one.approval!.id);
+      // A retry is answered with the open request, not refused by the cap.
+      const retry = await capped.authorize({ token: sre, target: 'orders-db', action: update }, { holdDeadline: Date.now() });
+      expect(retry.approval?.id).toBe(one.approval!.id);
+      expect(retry.decision.reasons.at(-1)).toMatch(/^approval required: request .* is pending/);
+
+      const refused = await capped.authorize({ token: sre, target: 'orders-db', action: other }, { holdDeadline: Date.now() });
+      expect(refused.decision.action).toBe('deny');
+      expect(refused.approval).toBeNull();
+      expect(refused.audit).not.toBeNull();
+      expect(await store.listApprovals({ status: 'pending' })).toHaveLength(1);
+      const event = (await storedEvents()).at(-1)!;
+      expect(event).toMatchObject({ disposition: 'Blocked', unmapped: { approval_id: null } });
+      expect(JSON.stringify(event)).toMatch(/agent-sre-2 already has 1 approval request pending/);
+      expect(refused.decision.reasons.at(-1)).toMatch(/already has 1 approval request pending/);
+
+      // Decided, the request frees its room.
+      const dora = { sub: 'dora', iss: 'urn:test', groups: ['dba'], agent: false, act: null, claims: {} };
+      await approvals.vote(one.approval!.id, dora, 'deny', 'not now');
+      const after = await capped.authorize({ token: sre, target: 'orders-db', action: other }, { holdDeadline: Date.now() });
+      expect(after.approval).toMatchObject({ status: 'pending' });
+    } finally {
+      await capped.close();
+    }
+  });
+});
+
 describe('fail closed on the audit trail', () => {
   it('denies an allowed request whose audit event cannot be written', async () => {
     const analyst = await token('agent-a', ['analysts']);

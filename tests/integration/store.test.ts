@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../engine/store/migrations.js';
+import { listApprovalsSql } from '../../engine/store/queries.js';
 import { openStore } from '../../engine/store/open-store.js';
 import { StreamBusyError, type ApprovalRecord, type AuditRecord, type Store } from '../../engine/store/store.js';
 import { repoRoot } from '../helpers/opa.js';
@@ -208,6 +209,15 @@ describe.each([sqliteBackend('gatehouse-store-'), postgresBackend('store_test')]
       expect(await store.checkpoints('none')).toEqual([]);
     });
 
+    it('lists the streams of checkpoints as well as of records (a stream whose records were all deleted)', async () => {
+      const store = await openFresh();
+      await store.appendAudit(chain('b', 3));
+      await store.appendCheckpoint({ stream: 'c', seq: 30, hash: 'h-c-30', time: 1, jws: 'jws.c' });
+      await store.appendCheckpoint({ stream: 'a', seq: 0, hash: 'h-a-0', time: 1, jws: 'jws.a' });
+      await store.appendCheckpoint({ stream: 'b', seq: 3, hash: 'h-b-3', time: 1, jws: 'jws.b' });
+      expect(await store.auditStreams()).toEqual(['a', 'b', 'c']);
+    });
+
     it('lets one writer claim a stream until it closes', async () => {
       const config = await backend.fresh();
       const first = await openFresh(config);
@@ -307,6 +317,57 @@ describe.each([sqliteBackend('gatehouse-store-'), postgresBackend('store_test')]
       // The next page starts after the last record of the one before.
       expect(await ids({ limit: 2, after: { created_at: '2030-01-01T00:00:02.000Z', id: 'a2' } })).toEqual(['a1']);
       expect(await ids({ after: { created_at: '2030-01-01T00:00:03.000Z', id: 'a3' } })).toEqual(['a2', 'a1']);
+    });
+
+    it('pages through one status newest first, ties broken by id, from the (status, created_at, id) index', async () => {
+      const config = await backend.fresh();
+      const store = await openFresh(config);
+      await store.migrate();
+      // Three requests a millisecond, interleaved with decided ones: pages must cut through ties.
+      const all: ApprovalRecord[] = [];
+      for (let i = 0; i < 60; i++) {
+        const at = new Date(Date.parse('2030-01-01T00:00:00.000Z') + Math.floor(i / 3)).toISOString();
+        all.push(approval(`p${String(i).padStart(2, '0')}`, { created_at: at, status: i % 4 === 0 ? 'expired' : 'pending' }));
+      }
+      for (const r of all) await store.createApproval(r);
+      const expected = all.filter((r) => r.status === 'pending').map((r) => r.id).reverse();
+      const seen: string[] = [];
+      let after: { created_at: string; id: string } | undefined;
+      for (;;) {
+        const page = await store.listApprovals({ status: 'pending', limit: 7, ...(after ? { after } : {}) });
+        seen.push(...page.map((r) => r.id));
+        if (page.length < 7) break;
+        after = { created_at: page.at(-1)!.created_at, id: page.at(-1)!.id };
+      }
+      expect(seen).toEqual(expected);
+      if (backend.name === 'sqlite') {
+        // Without the index, SQLite found the status by (status, expires_at) and sorted all of it for every page.
+        const { text, params } = listApprovalsSql(() => '?', { status: 'pending', limit: 7, after: { created_at: '2030-01-01T00:00:00.010Z', id: 'p30' } });
+        const inline = params.reduce<string>((sql, v) => sql.replace('?', typeof v === 'number' ? String(v) : `'${String(v)}'`), text);
+        const plan = (await backend.sql(config, `EXPLAIN QUERY PLAN ${inline}`)).map((r) => String(r['detail'])).join('\n');
+        expect(plan).toMatch(/USING INDEX approvals_status_created \(status=\? AND \(created_at,id\)<\(\?,\?\)\)/);
+        expect(plan).not.toMatch(/TEMP B-TREE/);
+      }
+    });
+
+    it('counts a requester\'s pending requests in their window, up to a bound', async () => {
+      const store = await openFresh();
+      const agent = { sub: 'agent-1', iss: 'https://idp.example' };
+      const now = '2030-01-01T00:10:00.000Z';
+      await store.createApproval(approval('c1'));
+      await store.createApproval(approval('c2', { action_hash: 'ah-2' }));
+      await store.createApproval(approval('c3', { action_hash: 'ah-3' }));
+      await store.createApproval(approval('c4', { status: 'approved' }));
+      await store.createApproval(approval('c5', { status: 'denied' }));
+      await store.createApproval(approval('c6', { expires_at: '2030-01-01T00:10:00.000Z' })); // its window has ended
+      await store.createApproval(approval('c7', { requester: { ...approval('x').requester, iss: 'https://other.example' } }));
+      await store.createApproval(approval('c8', { requester: { ...approval('x').requester, sub: 'agent-2' } }));
+      expect(await store.countPendingApprovals(agent, now, 100)).toBe(3);
+      expect(await store.countPendingApprovals(agent, '2030-01-01T01:10:00+01:00', 100)).toBe(3);
+      expect(await store.countPendingApprovals(agent, now, 2)).toBe(2);
+      expect(await store.countPendingApprovals({ ...agent, iss: 'https://other.example' }, now, 100)).toBe(1);
+      expect(await store.countPendingApprovals({ sub: 'nobody', iss: agent.iss }, now, 100)).toBe(0);
+      expect(await store.countPendingApprovals(agent, '2030-01-01T00:15:00.000Z', 100)).toBe(0);
     });
 
     it('updates by compare-and-set on the version', async () => {

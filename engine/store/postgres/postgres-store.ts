@@ -35,6 +35,7 @@ import {
   noteMaskedColumnPlacesSql,
   scopedMaskedColumnPlaceFromRow,
   listApprovalsSql,
+  countPendingApprovalsSql,
   notContinuingHead,
   pagedAudit,
   updateApprovalSql,
@@ -70,6 +71,8 @@ import { PgListener } from './listener.js';
 import { PgStreamClaims } from './stream-claims.js';
 
 const $ = (n: number) => `$${n}`;
+/** The requester's issuer in an approval's document (countPendingApprovals). */
+const POSTGRES_REQUESTER_ISS = "(doc -> 'requester' ->> 'iss')";
 
 export const APPROVALS_CHANNEL = 'gatehouse_approvals';
 
@@ -285,6 +288,11 @@ export class PostgresStore implements Store {
   async listApprovals(query: ApprovalQuery = {}): Promise<ApprovalRecord[]> {
     const { text, params } = listApprovalsSql($, query);
     return (await this.#pool.query(text, params)).rows.map(approvalFromRow);
+  }
+
+  async countPendingApprovals(requester: { sub: string; iss: string }, now: string, atMost: number): Promise<number> {
+    const { text, params } = countPendingApprovalsSql($, POSTGRES_REQUESTER_ISS, requester, now, atMost);
+    return Number((await this.#pool.query(text, params)).rows[0].n);
   }
 
   /**

@@ -60,6 +60,7 @@ import {
   noteMaskedColumnPlacesSql,
   scopedMaskedColumnPlaceFromRow,
   listApprovalsSql,
+  countPendingApprovalsSql,
   pagedAudit,
   updateApprovalSql,
   type AuditCursor,
@@ -92,6 +93,8 @@ import { configureConnection } from './sqlite-writes.js';
 import { InlineWriter, ThreadWriter, type Writer } from './writer.js';
 
 const q = () => '?';
+/** The requester's issuer in an approval's document (countPendingApprovals). */
+const SQLITE_REQUESTER_ISS = "json_extract(doc, '$.requester.iss')";
 
 /** The stores of this process open on one file. */
 interface SharedFile {
@@ -276,6 +279,11 @@ export class SqliteStore implements Store {
   async listApprovals(query: ApprovalQuery = {}): Promise<ApprovalRecord[]> {
     const { text, params } = listApprovalsSql(q, query);
     return (this.#db.prepare(text).all(...params) as Record<string, unknown>[]).map(approvalFromRow);
+  }
+
+  async countPendingApprovals(requester: { sub: string; iss: string }, now: string, atMost: number): Promise<number> {
+    const { text, params } = countPendingApprovalsSql(q, SQLITE_REQUESTER_ISS, requester, now, atMost);
+    return Number((this.#db.prepare(text).get(...params) as { n: number }).n);
   }
 
   async updateApproval(next: ApprovalRecord, expectedVersion: number): Promise<ApprovalRecord | null> {
