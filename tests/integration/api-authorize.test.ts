@@ -56,6 +56,7 @@ audit:
   checkpoint: {key_file: checkpoint.pem, algorithm: EdDSA}
 approvals:
   public_url: https://gatehouse.example.com
+  max_pending_per_requester: 200   # a listing test opens 121 for one agent
   webhook:
     url: http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook
     secret: \${env:HOOK_SECRET}
