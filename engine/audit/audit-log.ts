@@ -249,7 +249,7 @@ export class AuditLog {
     if (stored.seq < known.seq) found = `the store now holds seq ${stored.seq} (hash ${stored.hash}) as its head`;
     else if (stored.seq === known.seq) found = `the store now holds another record at seq ${stored.seq} (hash ${stored.hash})`;
     else {
-      const then = known.seq === 0 ? EMPTY_HEAD.hash : await this.hashAt(known.seq);
+      const then = known.seq === 0 ? EMPTY_HEAD.hash : await storedHashAt(this.store, this.stream, known.seq);
       if (then === known.hash) {
         this.known = stored;
         return stored;
@@ -267,15 +267,13 @@ export class AuditLog {
     throw new AuditWriteError(this.stoppedBy);
   }
 
-  /** The stored hash of this stream's record at `seq`, or null when there is none. */
-  private async hashAt(seq: number): Promise<string | null> {
-    for await (const record of this.store.readAudit({ stream: this.stream, afterSeq: seq - 1 })) {
-      return record.seq === seq ? record.hash : null;
-    }
-    return null;
-  }
-
   private async readHead(): Promise<ChainHead> {
     return (await this.store.auditHead(this.stream)) ?? EMPTY_HEAD;
   }
+}
+
+/** The stored hash of a stream's record at `seq`, or null when there is none. */
+export async function storedHashAt(store: Pick<Store, 'readAudit'>, stream: string, seq: number): Promise<string | null> {
+  for await (const record of store.readAudit({ stream, afterSeq: seq - 1 })) return record.seq === seq ? record.hash : null;
+  return null;
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { CheckpointRecord, Store } from '../store/store.js';
-import type { AuditLog } from './audit-log.js';
+import { storedHashAt, type AuditLog } from './audit-log.js';
 import { EMPTY_HEAD, type ChainHead } from './chain.js';
 import { CheckpointInvalid, checkpointPayload, verifyCheckpoint, type CheckpointClaim } from './checkpoint.js';
 import type { CheckpointKeySource } from './key-source.js';
@@ -145,11 +145,6 @@ export async function checkAnchor(file: string, store: Store, publicKey: Checkpo
   if (stored !== claim.hash) {
     throw new AnchorMismatchError(`${vouched}, but the store holds ${stored === null ? 'no record' : `hash ${stored}`} at that seq (head seq ${head.seq}): records were edited or replaced${recover}`);
   }
-}
-
-async function storedHashAt(store: Store, stream: string, seq: number): Promise<string | null> {
-  for await (const record of store.readAudit({ stream, afterSeq: seq - 1 })) return record.seq === seq ? record.hash : null;
-  return null;
 }
 
 /** Write to a sibling temporary file, then rename: a reader sees the old checkpoint or the new one, never half of one. */
