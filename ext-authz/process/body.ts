@@ -84,8 +84,9 @@ export async function processBody(raw: Buffer, headers: BodyHeaders, masks: Fiel
     if (reads || secrets.length > 0) throw err;
     return { replacement: null, recorded: { mime_type: mime, size: raw.length } }; // recorded as binary
   }
-  // What Content-Type says, and what the body says of itself (a UTF-7 signature, an XML or HTML declaration).
-  const declared = [...declaredCharsets(mime), ...charsetsDeclaredInBody(decoded)];
+  // What Content-Type says, and what the body says of itself (a UTF-7 signature, an XML or HTML declaration): read
+  // by the rules and the credential scan only, so a body decoded just to be recorded is not scanned for it.
+  const declared = reads || secrets.length > 0 ? [...declaredCharsets(mime), ...charsetsDeclaredInBody(decoded)] : [];
   if (await holdsSecretUnreadably(decoded, secrets)) throw new BodyRefused('the body holds the target\'s credential in a form the gateway cannot take out');
   const packed = reads ? await packedFormat(decoded) : null;
   if (packed !== null) throw new BodyRefused(`the body is ${packed}, which the gateway does not unpack, and the policy masks this response`);

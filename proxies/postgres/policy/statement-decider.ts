@@ -154,8 +154,9 @@ export class StatementDecider {
     }
     const threads = this.session.analysisThreads;
     if (threads && sql.length > INLINE_CHARS) {
-      // The thread turns every failure into a SqlAnalysisError: what is not analysed is denied.
-      return threads.analyse(sql).then((result) => this.keep(sql, shapeKey, result), (error: SqlAnalysisError) => this.keep(sql, shapeKey, error));
+      // Whatever fails there, the text was not analysed: it is denied, as text the parser refuses.
+      return threads.analyse(sql).then((result) => this.keep(sql, shapeKey, result), (error: unknown) => this.keep(sql, shapeKey,
+        error instanceof SqlAnalysisError ? error : new SqlAnalysisError(`the gateway could not analyse it: ${(error as Error)?.message ?? String(error)}`, undefined, { cause: error })));
     }
     let result: ShapedAnalysis | SqlAnalysisError;
     try {
