@@ -6,8 +6,9 @@ import { normalizeStreamSafe } from '../unicode.js';
 /**
  * Why `approver` may not vote on `approval`, or null when they may. The
  * two-person rule: a human in one of the policy's approver groups, who is
- * neither the requester nor the human the requesting agent acts for, and
- * who has not voted on it already.
+ * neither the requester, nor the human the requesting agent acts for, nor
+ * an earlier actor in its delegation chain, and who has not voted on it
+ * already.
  */
 export function approverRefusal(approval: ApprovalRecord, approver: Identity): string | null {
   if (approver.agent || approver.act) {
@@ -18,6 +19,9 @@ export function approverRefusal(approval: ApprovalRecord, approver: Identity): s
   if (who(requester.sub)) return `${approver.sub} requested this action and cannot approve it`;
   if (requester.act && who(requester.act.sub)) {
     return `${approver.sub} is the human ${requester.sub} acts for and cannot approve their own agent's request`;
+  }
+  if (requester.prior_actors?.some(who)) {
+    return `${approver.sub} acted earlier in the delegation chain of this request and cannot approve it`;
   }
   if (!approver.groups.some((g) => approval.groups.includes(g))) {
     return `${approver.sub} is not in an approver group of this request (${approval.groups.join(', ')})`;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { priorActors } from '../identity/claims.js';
 import type { Identity } from '../identity/identity.js';
 import type { ApprovalRequirement } from '../policy/decision.js';
 import type { ApprovalQuery, ApprovalRecord, ApprovalStatus, AuditRef, Store } from '../store/store.js';
@@ -126,7 +127,7 @@ export class ApprovalService {
       id: randomUUID(),
       status: 'pending',
       version: 1,
-      requester: { sub: requester.sub, iss: requester.iss, act: requester.act, groups: requester.groups },
+      requester: requesterOf(requester),
       target: spec.target,
       action: spec.action.text,
       action_hash: spec.action.hash,
@@ -353,6 +354,13 @@ export class ApprovalService {
       throw err;
     }
   }
+}
+
+/** The requester as the record keeps it: prior actors only when the act chain had any, so older records read the same. */
+function requesterOf(identity: Identity): ApprovalRecord['requester'] {
+  const prior = priorActors(identity);
+  const requester = { sub: identity.sub, iss: identity.iss, act: identity.act, groups: identity.groups };
+  return prior.length > 0 ? { ...requester, prior_actors: prior } : requester;
 }
 
 function notTheOneSeen(current: ApprovalRecord, seenHash: string | undefined): ApprovalError | null {

@@ -45,7 +45,11 @@ function sealedText(approval: ApprovalRecord, vote: Omit<ApprovalVote, 'seal'>):
     approval: approval.id,
     target: approval.target,
     action_hash: approval.action_hash,
-    requester: { sub: requester.sub, iss: requester.iss, act: requester.act ? { sub: requester.act.sub } : null },
+    requester: {
+      sub: requester.sub, iss: requester.iss, act: requester.act ? { sub: requester.act.sub } : null,
+      // Only when kept, so seals on records from before prior actors were kept still hold.
+      ...(requester.prior_actors ? { prior_actors: requester.prior_actors } : {}),
+    },
     groups: approval.groups,
     min: approval.min,
     created_at: approval.created_at,

@@ -27,17 +27,26 @@ export function toIdentity(claims: JWTPayload, rules: ClaimRules): Identity {
   const groups = groupsOf(claims[rules.groupsClaim], rules.groupsClaim);
 
   if (claims['act'] !== undefined) {
-    const actor = actorChain(claims['act']);
-    return { sub: actor, iss: rules.iss, groups, agent: true, act: { sub: subject }, claims };
+    const [actor] = actorChain(claims['act']);
+    return { sub: actor!, iss: rules.iss, groups, agent: true, act: { sub: subject }, claims };
   }
   const agent = claims['agent'];
   if (agent !== undefined && typeof agent !== 'boolean') throw new TokenError('invalid_claim', 'agent must be true or false');
   return { sub: subject, iss: rules.iss, groups, agent: agent === true, act: null, claims };
 }
 
-/** Validates every link of the act chain and returns the current (outermost) actor. */
-function actorChain(act: unknown): string {
-  let current: string | undefined;
+/**
+ * The earlier actors of a verified identity's act chain (nested act claims, outermost first), whom
+ * identity.sub and identity.act do not name: they had a hand in what the caller does now.
+ */
+export function priorActors(identity: Pick<Identity, 'claims'>): string[] {
+  const act = identity.claims['act'];
+  return act === undefined ? [] : actorChain(act).slice(1);
+}
+
+/** Validates every link of the act chain and returns its actors, the current (outermost) one first. */
+function actorChain(act: unknown): string[] {
+  const actors: string[] = [];
   for (let link = act, depth = 0; link !== undefined; depth++) {
     if (typeof link !== 'object' || link === null || Array.isArray(link)) {
       throw new TokenError('invalid_claim', `act${'.act'.repeat(depth)} must be an object with a sub`);
@@ -46,10 +55,10 @@ function actorChain(act: unknown): string {
     if (typeof sub !== 'string' || sub === '') {
       throw new TokenError('invalid_claim', `act${'.act'.repeat(depth)}.sub must be a non-empty string`);
     }
-    current ??= sub;
+    actors.push(sub);
     link = prior;
   }
-  return current as string;
+  return actors;
 }
 
 /** Whether a claim's text (a key or a string, at any depth jose parsed) holds a lone surrogate. */

@@ -63,8 +63,12 @@ export interface ApprovalRecord {
   status: ApprovalStatus;
   /** Bumped on every update; updates compare-and-set on it. */
   version: number;
-  /** Who asked: sub of the caller, and the human it acts for. */
-  requester: { sub: string; iss: string; act: { sub: string } | null; groups: string[] };
+  /**
+   * Who asked: sub of the caller, and the human it acts for; prior_actors, when the token's act chain was
+   * nested, names the earlier actors (RFC 8693 §4.1), who had a hand in the request too. Absent on requests
+   * made before it was kept.
+   */
+  requester: { sub: string; iss: string; act: { sub: string } | null; groups: string[]; prior_actors?: string[] };
   target: string;
   /** The action in canonical JSON, and its SHA-256 (hex). */
   action: string;

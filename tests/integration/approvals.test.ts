@@ -120,6 +120,18 @@ describe('the two-person rule', () => {
     expect((await service.get(id)).status).toBe('pending');
   });
 
+  it('refuses an earlier actor of a nested delegation chain (RFC 8693 act in act), under any spelling', async () => {
+    // bob's agent handed the job to agent-sre-2, which now acts for alice: bob had a hand in the request.
+    const delegated = { ...agent, claims: { sub: 'alice', act: { sub: 'agent-sre-2', act: { sub: 'agent-bob', act: { sub: 'bob' } } } } };
+    const { id } = await service.request(newApproval({ requester: delegated }));
+    expect((await service.get(id)).requester.prior_actors).toEqual(['agent-bob', 'bob']);
+    expect((await refusal(service.vote(id, bob, 'approve', null))).message).toMatch(/bob acted earlier in the delegation chain/);
+    expect((await refusal(service.vote(id, person('BOB', ['dba']), 'approve', null))).message).toMatch(/acted earlier in the delegation chain/);
+    expect((await service.vote(id, carol, 'approve', null)).status).toBe('approved');
+    // The record is kept without prior actors when the chain had none, as before.
+    expect((await service.request(newApproval({ action: canonicalAction('orders-db', { other: 1 }) }))).requester).not.toHaveProperty('prior_actors');
+  });
+
   it('needs min distinct approvers (N of M), and one voter counts once', async () => {
     const { id } = await service.request(newApproval({ requirement: { groups: ['dba'], min: 2, ttl_seconds: 900 } }));
     expect((await service.vote(id, bob, 'approve', 'looks right')).status).toBe('pending');
