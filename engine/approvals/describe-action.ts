@@ -29,7 +29,8 @@ export function describeAction(action: unknown, maxChars: number): string {
       text = httpLines(request, (action as { attributes?: { request?: { http?: unknown } } }).attributes?.request?.http).join('\n');
       break;
     case 'ssh':
-      text = request.command ? `${request.request}: ${request.command}` : request.request;
+      // On one line: a command of many lines must not push what it does out of the approver's view.
+      text = request.command ? `${request.request}: ${oneLine(request.command)}` : request.request;
       break;
   }
   return text.length > maxChars ? `${cut(text, maxChars)}… (${text.length - maxChars} more characters: gatehouse approvals show)` : text;

@@ -57,108 +57,80 @@ read_patterns := data.access.read_commands[access.target_name]
 # The helpers below take the command as an argument rather than reading the
 # rule: in WASM, every reference to a rule is a lookup, and they run often.
 
-# Globs are matched against the whole command line with no delimiters (null),
-# so `*` matches any run of characters, spaces and dots included. A pattern
-# equal to the command matches it as well.
+# A read pattern is matched argument by argument: the command line split on
+# spaces has as many arguments as the pattern, each equal to the pattern's
+# word or matched by its glob (`*`, `?`, `[...]`, `{a,b}`; a glob does not
+# cross "/"). What a glob matches must not be an option (an extra
+# `--vacuum-time=1s` or `-H host` slipped into "journalctl -u *" would make
+# a read delete or reach elsewhere) unless the pattern's word starts with
+# "-" itself, and must not climb a directory (".."). A command line with
+# shell syntax, quotes or control characters is never a read command: the
+# shell would not split it as the pattern is split. When the caller sends
+# argv too, it must be that split: an argv run in place of the command
+# must be the one decided.
 read_command(cmd, patterns) if {
-	matches_a_pattern(cmd, patterns)
-	not has_shell_metacharacter(cmd)
-}
-
-matches_a_pattern(cmd, patterns) if cmd in patterns
-
-matches_a_pattern(cmd, patterns) if {
-	not cmd in patterns
+	not has_shell_syntax(cmd)
+	args := arguments(cmd)
+	argv_is(args)
 	some pattern in patterns
-	may_match(pattern, cmd)
-	glob_matches(pattern, cmd)
+	matches_pattern(arguments(pattern), args)
 }
 
-# A cheap necessary condition for glob_matches: a glob that starts with a
-# literal character only matches commands that start with that character.
-may_match(pattern, cmd) if startswith(cmd, substring(pattern, 0, 1))
+arguments(line) := [arg | some arg in split(line, " "); arg != ""]
 
-may_match(pattern, _) if contains("*?[]{}\\", substring(pattern, 0, 1))
+argv_is(_) if not input.ssh.argv
+
+argv_is(args) if input.ssh.argv == args
+
+matches_pattern(words, args) if {
+	count(words) == count(args)
+	every i, word in words {
+		word_matches(word, args[i])
+	}
+}
+
+word_matches(word, arg) if word == arg
+
+word_matches(word, arg) if {
+	word != arg
+	may_stand_for(word, arg)
+	glob_matches(word, arg)
+}
+
+may_stand_for(_, arg) if {
+	not startswith(arg, "-")
+	not climbs(arg)
+}
+
+may_stand_for(word, arg) if {
+	startswith(word, "-")
+	not climbs(arg)
+}
+
+climbs("..")
+
+climbs(arg) if startswith(arg, "../")
+
+climbs(arg) if endswith(arg, "/..")
+
+climbs(arg) if contains(arg, "/../")
 
 # glob.match compiles its pattern on every call, which costs more in WASM
-# than the rest of the decision. Patterns whose only wildcard is `*` are
-# matched by star_match instead; other glob syntax goes to glob.match.
-glob_matches(pattern, cmd) := glob.match(pattern, null, cmd) if {
-	contains_glob_syntax(pattern)
-} else := star_match(split(pattern, "*"), cmd)
+# than the rest of the decision: a word that is just `*` matches any one
+# argument without it.
+glob_matches("*", _)
 
-# One body per character: cheaper in WASM than iterating over a set.
-contains_glob_syntax(pattern) if contains(pattern, "?")
-
-contains_glob_syntax(pattern) if contains(pattern, "[")
-
-contains_glob_syntax(pattern) if contains(pattern, "]")
-
-contains_glob_syntax(pattern) if contains(pattern, "{")
-
-contains_glob_syntax(pattern) if contains(pattern, "}")
-
-contains_glob_syntax(pattern) if contains(pattern, "\\")
-
-# Whether s matches the glob whose literal text between `*`s is parts: s
-# starts with the first part, ends with the last, and the parts between them
-# occur in order in what is left. Done here for up to two `*`s.
-star_match(parts, s) if {
-	count(parts) == 1
-	parts[0] == s
+glob_matches(word, arg) if {
+	word != "*"
+	glob.match(word, ["/"], arg)
 }
 
-star_match(parts, s) if {
-	count(parts) == 2
-	ends_match(parts[0], parts[1], s)
-}
+# Shell syntax that could chain, substitute, redirect, expand, quote or
+# comment out (`#`) part of a command line, and control characters (NUL
+# ends the line a server runs, tabs split it where spaces do not).
+has_shell_syntax(cmd) if regex.match(`[;&|$<>()\\'"#~*?\[\]{}!\x00-\x1f\x7f]`, cmd)
 
-star_match(parts, s) if {
-	count(parts) == 3
-	ends_match(parts[0], parts[2], s)
-	start := count(parts[0])
-	contains(substring(s, start, (count(s) - start) - count(parts[2])), parts[1])
-}
-
-star_match(parts, s) if {
-	count(parts) > 3
-	glob.match(concat("*", parts), null, s)
-}
-
-# s starts with first and ends with last, and they do not overlap.
-ends_match(first, last, s) if {
-	startswith(s, first)
-	endswith(s, last)
-	count(s) >= count(first) + count(last)
-}
-
-# Shell syntax that could chain, substitute or redirect commands: a command
-# line containing any of these is never a read command, whatever the globs
-# say. Only checked once a pattern matches, as each contains() scans the
-# whole command line; one body per character is cheaper than a set in WASM.
-has_shell_metacharacter(cmd) if contains(cmd, ";")
-
-has_shell_metacharacter(cmd) if contains(cmd, "&")
-
-has_shell_metacharacter(cmd) if contains(cmd, "|")
-
-has_shell_metacharacter(cmd) if contains(cmd, "`")
-
-has_shell_metacharacter(cmd) if contains(cmd, "$")
-
-has_shell_metacharacter(cmd) if contains(cmd, ">")
-
-has_shell_metacharacter(cmd) if contains(cmd, "<")
-
-has_shell_metacharacter(cmd) if contains(cmd, "(")
-
-has_shell_metacharacter(cmd) if contains(cmd, ")")
-
-has_shell_metacharacter(cmd) if contains(cmd, "\\")
-
-has_shell_metacharacter(cmd) if contains(cmd, "\n")
-
-has_shell_metacharacter(cmd) if contains(cmd, "\r")
+has_shell_syntax(cmd) if contains(cmd, "`")
 
 write_reason := concat("", ["exec ", text.quote(text.clip(command, 200)), " is not a read command"]) if {
 	request_type == "exec"

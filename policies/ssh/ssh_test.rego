@@ -19,8 +19,10 @@ request(who, type, command) := {
 	"session": {"id": "sess-3"},
 	"now_ns": 1767225600000000000,
 	"approval": null,
-	"ssh": {"user": "deploy", "request": type, "command": command, "argv": split(command, " ")},
+	"ssh": {"user": "deploy", "request": type, "command": command, "argv": words(command)},
 }
+
+words(command) := [arg | some arg in split(command, " "); arg != ""]
 
 exec(who, command) := request(who, "exec", command)
 
@@ -36,12 +38,12 @@ test_read_command_is_allowed_without_approval if {
 	} with input as exec(sre, "uptime")
 }
 
-test_read_globs_match_whole_command_lines if {
+test_read_globs_match_argument_by_argument if {
 	every command in [
-		"uptime", "df -h", "  df -h  ",
+		"uptime", "df -h", "  df -h  ", "df  -h",
 		"systemctl status nginx.service",
-		"systemctl status nginx.service --no-pager -n 50",
-		"journalctl -u nginx.service --since 2026-01-01 10:00",
+		"systemctl status user@1000.service",
+		"journalctl -u nginx.service --since 2026-01-01",
 		"journalctl -u app.worker --since yesterday",
 	] {
 		d := ssh.decision with input as exec(sre, command)
@@ -56,6 +58,16 @@ test_other_commands_are_writes if {
 		"systemctl status x > /etc/passwd", "systemctl status x\nreboot",
 		"df -hx", "systemctl restart nginx", "journalctl -u nginx",
 		"sudo uptime", "",
+		# A glob stands for one argument, never an option or more than one.
+		"systemctl status nginx.service --no-pager -n 50",
+		"journalctl -u nginx.service --since 2026-01-01 10:00",
+		"journalctl -u nginx --vacuum-time=1s --since today",
+		"journalctl -u nginx --since today --cursor-file=/home/deploy/.bashrc",
+		"journalctl -u --rotate --since now", "systemctl status -H root@10.0.0.9",
+		# Shell syntax the pattern's split would not see.
+		"journalctl -u x --since now # --vacuum-files=1", "systemctl status 'a b'",
+		"systemctl status \"x\"", "systemctl status ~root", "systemctl status n*",
+		"systemctl status {a,b}", "systemctl status x\u0000", "df\t-h", "systemctl status !x",
 	] {
 		d := ssh.decision with input as exec(sre, command)
 		d.reasons == ["allowed by grant sre-agents-operate: write access to web-prod", prod_shell_reason]
@@ -191,16 +203,33 @@ test_read_commands_support_other_glob_syntax if {
 	}
 }
 
-test_star_globs_match_like_glob_match if {
-	commands := {"web-prod": ["ab*ba", "tail -n * /var/log/*.log", "a*b*c*d", "x**y"]}
-	every command in ["abba", "ab-ba", "tail -n 5 /var/log/app.log", "a1b2c3d", "abcd", "xy", "x-y"] {
+test_globs_match_within_one_argument if {
+	commands := {"web-prod": ["ab*ba", "tail -n * /var/log/*.log", "a*b*c*d", "x**y", "ls /srv/*", "journalctl --since=*"]}
+	every command in [
+		"abba", "ab-ba", "tail -n 5 /var/log/app.log", "a1b2c3d", "abcd", "xy", "x-y", "ls /srv/app",
+		"journalctl --since=today",
+	] {
 		d := ssh.decision with input as exec(sre, command) with data.access.read_commands as commands
 		d.action == "allow"
 	}
-	every command in ["aba", "tail -n 5 /var/log/app.txt", "a1c2b3d", "abc", "x"] {
+	every command in [
+		"aba", "tail -n 5 /var/log/app.txt", "a1c2b3d", "abc", "x",
+		# "*" does not cross "/", climb, or stand for an option the pattern did not start.
+		"tail -n 5 /var/log/nginx/app.log", "ls /srv/..", "ls ../srv/x", "tail -n 5 /var/log/../..log",
+		"tail -n -f /var/log/app.log", "ab ba",
+	] {
 		d := ssh.decision with input as exec(sre, command) with data.access.read_commands as commands
 		d.action == "approve"
 	}
+}
+
+test_argv_must_be_the_command_split if {
+	allowed := ssh.decision with input as object.union(exec(sre, "uptime"), {"ssh": {"argv": ["uptime"]}})
+	allowed.action == "allow"
+	without := ssh.decision with input as object.remove(exec(sre, "uptime"), ["argv"])
+	without.action == "allow"
+	other := ssh.decision with input as object.union(exec(sre, "uptime"), {"ssh": {"argv": ["sh", "-c", "reboot"]}})
+	other.action == "approve"
 }
 
 test_unknown_group_is_denied if {
