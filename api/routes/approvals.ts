@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ApprovalError, type ApprovalErrorCode } from '../../engine/approvals/errors.js';
 import { isRequester, isRequestersHuman } from '../../engine/approvals/rules.js';
 import type { ApprovalService } from '../../engine/approvals/service.js';
-import type { Identity, TokenVerifier } from '../../engine/identity/identity.js';
+import { isHuman, type Identity, type TokenVerifier } from '../../engine/identity/identity.js';
 import type { ApprovalRecord, ApprovalStatus } from '../../engine/store/store.js';
 import { authenticate } from '../auth.js';
 import { approvalView } from '../views.js';
@@ -90,5 +90,5 @@ const MAX_PAGES = 50;
 function mayView(approval: ApprovalRecord, caller: Identity): boolean {
   return isRequester(approval, caller)
     || isRequestersHuman(approval, caller)
-    || caller.groups.some((g) => approval.groups.includes(g));
+    || (isHuman(caller) && caller.groups.some((g) => approval.groups.includes(g)));
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { Identity, TokenVerifier } from '../../engine/identity/identity.js';
+import { isHuman, type Identity, type TokenVerifier } from '../../engine/identity/identity.js';
 import { entryView, sessionView } from '../../engine/recording/views.js';
 import { MAX_SESSION_PAGE } from '../../engine/store/recordings.js';
 import type { SessionSummary, Store } from '../../engine/store/store.js';
@@ -33,7 +33,7 @@ const entriesQuery = z.strictObject({
  * GET /v1/sessions/:id[?after_seq=&limit=]    the session and a page of its transcript
  */
 export function registerSessionRoutes(app: FastifyInstance, { store, verifier, viewerGroups }: SessionRouteOptions): void {
-  const isViewer = (caller: Identity): boolean => caller.groups.some((g) => viewerGroups.includes(g));
+  const isViewer = (caller: Identity): boolean => isHuman(caller) && caller.groups.some((g) => viewerGroups.includes(g));
 
   app.get('/v1/sessions', async (request, reply) => guarded(reply, 'session request', async () => {
     const caller = await authenticate(request, verifier);

@@ -1,4 +1,4 @@
-import type { Identity } from '../identity/identity.js';
+import { isHuman, type Identity } from '../identity/identity.js';
 import type { ApprovalRequirement } from '../policy/decision.js';
 import type { ApprovalRecord } from '../store/store.js';
 import { normalizeStreamSafe } from '../unicode.js';
@@ -11,7 +11,7 @@ import { normalizeStreamSafe } from '../unicode.js';
  * already.
  */
 export function approverRefusal(approval: ApprovalRecord, approver: Identity): string | null {
-  if (approver.agent || approver.act) {
+  if (!isHuman(approver)) {
     return `${approver.sub} is an agent; approvals are for humans`;
   }
   const requester = approval.requester;
@@ -74,5 +74,5 @@ export function isRequestersHuman(approval: ApprovalRecord, identity: Identity):
 export function mayRevoke(approval: ApprovalRecord, identity: Identity): boolean {
   if (isRequester(approval, identity)) return true;
   if (!identity.agent && isRequestersHuman(approval, identity)) return true;
-  return !identity.agent && identity.groups.some((g) => approval.groups.includes(g));
+  return isHuman(identity) && identity.groups.some((g) => approval.groups.includes(g));
 }

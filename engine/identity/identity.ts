@@ -16,6 +16,15 @@ export interface Identity {
   claims: Record<string, unknown>;
 }
 
+/**
+ * Whether the caller is a person, not an agent (agent: true) or a token acting for someone (act). Groups that
+ * grant oversight (approving, reading every session or request, administering masks) count only for a person:
+ * a delegated token often carries its human's groups, and oversight of agents must not pass to them.
+ */
+export function isHuman(identity: Pick<Identity, 'agent' | 'act'>): boolean {
+  return !identity.agent && identity.act === null;
+}
+
 /** Why a token was refused: one short reason a caller can act on, never a stack. */
 export type TokenRejection =
   | 'malformed'

@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/audit-log.js';
 import { forgottenPlaceEvent, maskedColumnPlaceUid } from '../audit/events.js';
-import type { Identity } from '../identity/identity.js';
+import { isHuman, type Identity } from '../identity/identity.js';
 import type { AuditRef, MaskedColumnPlace, ScopedMaskedColumnPlace, Store } from '../store/store.js';
 
 /** Why a request was refused; the API maps `code` to an HTTP status. */
@@ -92,6 +92,9 @@ export class MaskedColumnPlaceAdmin {
   }
 
   #mustAdminister(caller: Identity): void {
+    if (!isHuman(caller)) {
+      throw new PlaceAdminError('forbidden', `${caller.sub} is an agent (or acts for someone); only people in masking.admin_groups may list and forget masked column places`);
+    }
     if (!caller.groups.some((g) => this.options.adminGroups.includes(g))) {
       throw new PlaceAdminError('forbidden', `${caller.sub} is not in masking.admin_groups, whose members alone may list and forget masked column places`);
     }

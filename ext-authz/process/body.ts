@@ -172,7 +172,14 @@ function maskedText(text: string | null, mime: string, masks: FieldMasks, foreig
     return changed || json.mustRewrite() ? json.write(documents) : null;
   }
   if (text !== null && masks.hasFieldRules) refuseMaskedMembersInText(text, masks.memberNames);
-  if (!masks.coversText) return null;
+  if (!masks.coversText) {
+    // Field rules read JSON only, and the caller picks the representation (Accept: text/csv, ?format=xml): the same
+    // records in any other shape would carry what the rules mask, unread. Only a `$` rule reads such a body.
+    if (masks.hasFieldRules && (text === null || text.trim() !== '')) {
+      throw new BodyRefused(`the policy masks fields of JSON responses and this body is not JSON (${mime.slice(0, 60) || 'no content-type'}), so it could hold them unmasked; a "$" rule would scan its text`);
+    }
+    return null;
+  }
   // UTF-16 and UTF-32 of ASCII text are valid UTF-8 with NULs between the characters, where no detector finds anything.
   if (text === null || text.includes('\0')) throw new BodyRefused('the body is binary (or UTF-16 or UTF-32 text) and the policy masks the whole body');
   const { value, changed } = masks.maskText(text);

@@ -148,6 +148,12 @@ describe('/v1/approvals', () => {
     expect(again.statusCode).toBe(409);
     const list = await app.inject({ method: 'GET', url: '/v1/approvals?status=all', headers: { authorization: bob } });
     expect((list.json() as { approvals: Array<{ id: string }> }).approvals.map((a) => a.id)).toContain(request!.id);
+    // An approver group carried by an agent, or by a token acting for a dba, shows it nothing (it cannot vote either).
+    for (const agent of [await bearer('agent-dba', ['dba'], { agent: true }), await bearer('agent-dba', ['dba'], { act: 'bob' })]) {
+      expect((await app.inject({ method: 'GET', url: `/v1/approvals/${request!.id}`, headers: { authorization: agent } })).statusCode).toBe(403);
+      const listed = await app.inject({ method: 'GET', url: '/v1/approvals?status=all', headers: { authorization: agent } });
+      expect((listed.json() as { approvals: Array<{ id: string }> }).approvals.map((a) => a.id)).not.toContain(request!.id);
+    }
   });
 
   it('refuses text with no canonical JSON before it changes anything: no vote goes unaudited', async () => {

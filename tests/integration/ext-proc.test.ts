@@ -349,7 +349,8 @@ describe('ExternalProcessor: masking JSON responses', () => {
     }
   });
 
-  it('passes prose that names a masked member, and JSON strings that hold other JSON', async () => {
+  it('passes prose that names a masked member (under a "$" rule, which reads text), and JSON strings that hold other JSON', async () => {
+    const textRule = metadata({ mask: [...CRM_RULES, { field: '$', detectors: ['email'], strategy: 'redact' }] });
     for (const [type, body] of [
       ['text/plain', 'Contact email: write to the support desk'],
       ['application/json', JSON.stringify({ customers: [], data: JSON.stringify({ status: 'ok' }) })],
@@ -357,7 +358,7 @@ describe('ExternalProcessor: masking JSON responses', () => {
       ['application/json', JSON.stringify({ customers: [], etag: 'ZGVhZGJlZWZkZWFkYmVlZg==', id: 'abcdef0123456789', data: Buffer.from('{"status":"ok"}').toString('base64') })],
       ['text/event-stream', 'data: {"status":"ok"}\n\nevent: ping\ndata: keep-alive\n\n'],
     ] as const) {
-      const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': type }), responseBody(metadata(), body)]);
+      const replies = await exchange([requestHeaders(textRule), responseHeaders(textRule, { 'content-type': type }), responseBody(textRule, body)]);
       expect(replies.at(-1).immediate_response, `${type}: ${body}`).toBeUndefined();
     }
   });
@@ -381,12 +382,9 @@ describe('ExternalProcessor: masking JSON responses', () => {
       const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': type }), responseBody(metadata(), body)]);
       expect(replies.at(-1).immediate_response?.status.code, `${type} ${body.subarray(0, 4).toString('hex')}`).toBe('BadGateway');
     }
-    // Under field rules a declared charset other than UTF-8 is refused, whatever the body (clients decode by it);
-    // text that is not JSON in any encoding, and declares none, still passes.
+    // Under field rules a declared charset other than UTF-8 is refused, whatever the body (clients decode by it).
     const declared = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': 'text/plain; charset=iso-8859-1' }), responseBody(metadata(), Buffer.from('Grüße aus Köln', 'latin1'))]);
     expect(declared.at(-1).immediate_response?.status.code).toBe('BadGateway');
-    const latin = await maskedBody(metadata(), Buffer.from('Grüße aus Köln', 'latin1'), { 'content-type': 'text/plain' });
-    expect(latin.common.body_mutation).toBeUndefined();
   });
 
   it('refuses an approved request that repeats a header line (Check saw the lines joined with ",")', async () => {
@@ -421,15 +419,28 @@ describe('ExternalProcessor: masking JSON responses', () => {
       const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), headers), responseBody(metadata(), body)]);
       expect(replies.at(-1).immediate_response?.status.code, `gzip inside ${encoding || 'gzip, no header'}`).toBe('BadGateway');
     }
-    // Text that happens to start with a zlib header's two bytes is text.
-    const text = await maskedBody(metadata(), 'x^2 + y^2 = r^2', { 'content-type': 'text/plain' });
+    // Text that happens to start with a zlib header's two bytes is text (read under a "$" rule: only it reads text).
+    const text = await maskedBody(metadata({ mask: [...CRM_RULES, { field: '$', detectors: ['email'], strategy: 'redact' }] }), 'x^2 + y^2 = r^2', { 'content-type': 'text/plain' });
     expect(text.common.body_mutation).toBeUndefined();
   });
 
-  it('passes a text body through when the policy has only field rules, and scans it under a "$" detector rule', async () => {
+  it('refuses a body that is not JSON when the policy has only field rules (the caller picks the format), and scans it under a "$" detector rule', async () => {
     const text = 'Jane Doe <jane.doe@example.com>, card 4111 1111 1111 1111';
-    const plain = await maskedBody(metadata(), text, { 'content-type': 'text/plain' });
-    expect(plain.common.body_mutation).toBeUndefined();
+    // The records an API answers as JSON, asked for as CSV, XML or HTML (Accept, ?format=): no field rule reads them.
+    for (const [type, body] of [
+      ['text/plain', text],
+      ['text/csv', 'id,name,email\n1,Ada,ada@example.com\n'],
+      ['application/xml', '<customers><customer><email>ada@example.com</email></customer></customers>'],
+      ['text/html', '<table><tr><td>ada@example.com</td></tr></table>'],
+      ['application/yaml', 'customers:\n  - email: ada@example.com\n'],
+      ['application/octet-stream', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0xff, 0x00])],
+    ] as const) {
+      const replies = await exchange([requestHeaders(metadata()), responseHeaders(metadata(), { 'content-type': type }), responseBody(metadata(), body)]);
+      expect(replies.at(-1).immediate_response?.status.code, type).toBe('BadGateway');
+      expect(replies.at(-1).immediate_response?.body.toString(), type).not.toContain('ada@example.com');
+    }
+    // Nothing to read: an empty or blank body passes.
+    for (const body of ['', ' \r\n']) expect((await maskedBody(metadata(), body, { 'content-type': 'text/html' })).common.body_mutation).toBeUndefined();
 
     const scanned = await maskedBody(metadata({ mask: [...CRM_RULES, { field: '$', detectors: ['email', 'payment_card'], strategy: 'redact' }] }), text, { 'content-type': 'text/plain' });
     expect((scanned.common.body_mutation.body as Buffer).toString()).toBe('Jane Doe <[REDACTED:email]>, card [REDACTED:payment_card]');

@@ -99,6 +99,17 @@ describe('GET /v1/masking/places', () => {
     expect(res.json().error).toBe('agent-analyst is not in masking.admin_groups, whose members alone may list and forget masked column places');
   });
 
+  it('is refused to an agent, or a token acting for an admin, even with the admin group', async () => {
+    // A delegated (RFC 8693) token carries its human's groups; forgetting a place can unmask a renamed PII column.
+    const forAdmin = { authorization: `Bearer ${await mintDevToken(config.identity.dev_issuer, { sub: 'agent-sre-2', act: ADMIN, groups: ['masking-admins'], ttlSeconds: 300 })}` };
+    const agent = { authorization: `Bearer ${await mintDevToken(config.identity.dev_issuer, { sub: 'agent-sre-2', groups: ['masking-admins'], ttlSeconds: 300, agent: true })}` };
+    for (const headers of [forAdmin, agent]) {
+      const res = await app.inject({ method: 'GET', url: '/v1/masking/places', headers });
+      expect(res.statusCode).toBe(403);
+      expect(res.json().error).toMatch(/^agent-sre-2 is an agent \(or acts for someone\); only people in masking.admin_groups/);
+    }
+  });
+
   it('lists every place, with its scope, to an admin', async () => {
     const res = await app.inject({ method: 'GET', url: '/v1/masking/places', headers: await asAdmin() });
     expect(res.statusCode, res.body).toBe(200);
